@@ -1,0 +1,42 @@
+//! Layout of the per-CPU counter array [`crate::MAP_COUNTERS`].
+//!
+//! Verdict counters are indexed by (verdict, direction, family, unit); userspace
+//! sums each index over CPUs at scrape time.
+
+/// No entry matched: passed.
+pub const VERDICT_PASS: u32 = 0;
+/// Matched a drop entry in enforce mode: dropped.
+pub const VERDICT_DROP: u32 = 1;
+/// Matched a monitor entry, or a drop entry in monitor mode: passed and counted.
+pub const VERDICT_WOULD_DROP: u32 = 2;
+/// Matched an entry but an address was on the protected allowlist: passed.
+pub const VERDICT_ALLOWLISTED: u32 = 3;
+pub const VERDICTS: u32 = 4;
+
+/// Destination matched (subscriber to C&C). Also used for [`VERDICT_PASS`].
+pub const DIR_TO_CC: u32 = 0;
+/// Source matched (C&C to subscriber).
+pub const DIR_FROM_CC: u32 = 1;
+
+pub const FAM_IDX_V4: u32 = 0;
+pub const FAM_IDX_V6: u32 = 1;
+
+pub const UNIT_PACKETS: u32 = 0;
+pub const UNIT_BYTES: u32 = 1;
+
+/// Index of a verdict counter.
+#[inline(always)]
+pub const fn verdict_counter(verdict: u32, dir: u32, fam: u32, unit: u32) -> u32 {
+    ((verdict * 2 + dir) * 2 + fam) * 2 + unit
+}
+
+pub const VERDICT_COUNTERS: u32 = VERDICTS * 2 * 2 * 2;
+/// Truncated or malformed headers: passed untouched.
+pub const CNT_PARSE_ERROR: u32 = VERDICT_COUNTERS;
+/// Not IPv4/IPv6 (ARP, LLDP, ...): passed untouched.
+pub const CNT_NON_IP: u32 = VERDICT_COUNTERS + 1;
+/// Passed without lookup because the global mode is off.
+pub const CNT_MODE_OFF: u32 = VERDICT_COUNTERS + 2;
+/// Non-first fragments (only address entries can match them).
+pub const CNT_FRAGMENT: u32 = VERDICT_COUNTERS + 3;
+pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 4;

@@ -1,0 +1,102 @@
+//! Kernel ABI of c2wall: everything the XDP program and userspace must agree on.
+//!
+//! Every struct here is `#[repr(C)]` with explicit padding so that its layout is
+//! identical on both sides and padding bytes are always written as zero (the kernel
+//! hashes whole keys, so stray padding would make equal keys differ).
+//! Any change to a layout or a constant must bump [`ABI_VERSION`]: userspace pins
+//! maps under a directory named after it, so an upgraded agent never reuses maps
+//! of an incompatible layout.
+#![no_std]
+
+mod counters;
+mod keys;
+
+pub use counters::*;
+pub use keys::*;
+
+/// Layout version of every map below. Part of the pinned-maps directory name.
+pub const ABI_VERSION: u32 = 1;
+
+// Map names: must match the `#[map]` statics in ebpf/xdp/src/maps.rs.
+pub const MAP_CONFIG: &str = "C2W_CONFIG";
+pub const MAP_NODES_V4: &str = "C2W_NODES_V4";
+pub const MAP_NODES_V6: &str = "C2W_NODES_V6";
+pub const MAP_PORTS: &str = "C2W_PORTS";
+pub const MAP_ALLOW_V4: &str = "C2W_ALLOW_V4";
+pub const MAP_ALLOW_V6: &str = "C2W_ALLOW_V6";
+pub const MAP_COUNTERS: &str = "C2W_COUNTERS";
+pub const MAP_HITS: &str = "C2W_HITS";
+/// Every map the program uses, in the order userspace pins them.
+pub const ALL_MAPS: [&str; 8] = [
+    MAP_CONFIG,
+    MAP_NODES_V4,
+    MAP_NODES_V6,
+    MAP_PORTS,
+    MAP_ALLOW_V4,
+    MAP_ALLOW_V6,
+    MAP_COUNTERS,
+    MAP_HITS,
+];
+
+/// Name of the XDP program in the object file (the `#[xdp]` function).
+pub const PROGRAM_NAME: &str = "c2wall";
+
+/// Maps of the naive comparison program (benchmark only, never deployed).
+pub const MAP_NAIVE_V4: &str = "NAIVE_V4";
+pub const MAP_NAIVE_V6: &str = "NAIVE_V6";
+pub const NAIVE_PROGRAM_NAME: &str = "c2wall_naive";
+
+/// Default capacities; userspace may override them before the maps are created.
+pub const DEFAULT_NODES_V4_CAPACITY: u32 = 4 * 1024 * 1024;
+pub const DEFAULT_NODES_V6_CAPACITY: u32 = 2 * 1024 * 1024;
+pub const DEFAULT_PORTS_CAPACITY: u32 = 1024 * 1024;
+pub const ALLOW_CAPACITY: u32 = 65_536;
+/// Capacity of [`MAP_HITS`] (keyed by entry id; id 0 is never assigned).
+pub const DEFAULT_MAX_ENTRY_IDS: u32 = 2 * 1024 * 1024;
+
+// Prefix expansion levels. A prefix of length L is stored at the smallest level
+// >= L, expanded into 2^(level-L) slots; a lookup probes one hash slot per level
+// that is in use, longest first. The stride bounds expansion (at most 8x for IPv4,
+// 128x for IPv6) while keeping the number of probes per address small and, above
+// all, independent of how many entries are loaded.
+pub const V4_STRIDE: u32 = 4;
+pub const V4_LEVELS: u32 = 32 / V4_STRIDE + 1;
+pub const V6_STRIDE: u32 = 8;
+pub const V6_LEVELS: u32 = 128 / V6_STRIDE + 1;
+
+/// Global mode, [`Config::mode`]. Zero is `off` on purpose: a map that was never
+/// configured must not drop anything.
+pub const MODE_OFF: u32 = 0;
+pub const MODE_ENFORCE: u32 = 1;
+pub const MODE_MONITOR: u32 = 2;
+
+/// The one element of [`MAP_CONFIG`].
+///
+/// Userspace changes one field per map update, so a reader racing an update sees
+/// either the old or the new value of that field and never a mix of two changes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// [`MODE_OFF`], [`MODE_ENFORCE`] or [`MODE_MONITOR`].
+    pub mode: u32,
+    /// Which of the two rule sets (0 or 1) packets are matched against. Flipping it
+    /// is the atomic commit of a full reload.
+    pub active_set: u32,
+    /// Per set: bit i set means IPv4 level i*V4_STRIDE has slots.
+    pub v4_levels: [u32; 2],
+    /// Per set: bit i set means IPv6 level i*V6_STRIDE has slots.
+    pub v6_levels: [u32; 2],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C), Copy, contain no pointers, and have every
+    // padding byte spelled out as a named field.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::V4Key {}
+    unsafe impl aya::Pod for super::V6Key {}
+    unsafe impl aya::Pod for super::Rule {}
+    unsafe impl aya::Pod for super::NodeValue {}
+    unsafe impl aya::Pod for super::PortKey {}
+    unsafe impl aya::Pod for super::PortValue {}
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs everything c2wall's build, demo and tests need, idempotently: each
+# step checks first and skips what is already present. Safe to run on every
+# invocation of the demo or test command.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    log "must run as root (installs Debian packages, mounts bpffs)"; exit 1
+  fi
+}
+
+# Debian packages: the eBPF compiler route (see README "Build route"),
+# plus the tools the tests drive (ip, ping, nc, tcpdump-free).
+debs=(rustc-web cargo-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping netcat-openbsd procps ca-certificates pkg-config libzstd-dev zlib1g-dev libpolly-22-dev)
+
+install_debs() {
+  local missing=()
+  for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_bpf_linker() {
+  if command -v bpf-linker >/dev/null 2>&1 && bpf-linker --version 2>/dev/null | grep -q '0\.13\.0'; then
+    return
+  fi
+  log "building bpf-linker 0.13.0 against LLVM 22 (about 2 minutes)"
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --version 0.13.0 --locked \
+    --no-default-features --features llvm-22
+}
+
+# aya-build drives the eBPF build through `rustup run <toolchain>`; rustup
+# accepts a directory there, so this one holds links to Debian's compiler.
+link_bpf_toolchain() {
+  local dir="$here/.toolchain-bpf/bin"
+  mkdir -p "$dir"
+  for t in cargo rustc rustdoc; do
+    ln -sfn "/usr/bin/$t" "$dir/$t"
+  done
+}
+
+mount_bpffs() {
+  if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
+    log "mounting bpffs on /sys/fs/bpf"
+    mkdir -p /sys/fs/bpf
+    mount -t bpf bpf /sys/fs/bpf
+  fi
+}
+
+need_root
+install_debs
+install_bpf_linker
+link_bpf_toolchain
+mount_bpffs
+log "ready"
