@@ -18,7 +18,9 @@ fn main() -> anyhow::Result<()> {
         let _ = fs::remove_file(&dst);
         symlink(&src, &dst)?;
     }
-    if env::var_os("AYA_BUILD_SKIP").is_none() && !PathBuf::from("/usr/lib/rustlib/bpfel-unknown-none").exists() {
+    if env::var_os("AYA_BUILD_SKIP").is_none()
+        && !PathBuf::from("/usr/lib/rustlib/bpfel-unknown-none").exists()
+    {
         anyhow::bail!(
             "the BPF target's core library is missing (/usr/lib/rustlib/bpfel-unknown-none): \
              run `sudo scripts/setup.sh` first, or set AYA_BUILD_SKIP=1 to build without the XDP object"

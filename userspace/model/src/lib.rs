@@ -1,1 +1,13 @@
+//! Domain types shared by the agent, the coordinator and the CLI.
+//!
+//! Nothing here touches the kernel: the kernel layout lives in `c2wall-common`
+//! and the translation in the agent's compiler.
 
+mod entry;
+mod error;
+pub mod matcher;
+mod prefix;
+
+pub use entry::{Action, Direction, Entry, Identity, PortScope, Protocol};
+pub use error::ModelError;
+pub use prefix::{Family, Prefix};

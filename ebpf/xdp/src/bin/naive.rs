@@ -45,13 +45,25 @@ pub fn c2wall_naive(ctx: XdpContext) -> u32 {
     let hit = to.or(from);
     match hit {
         Some(r) if r.action == ACTION_DROP => {
-            count(verdict_counter(VERDICT_DROP, DIR_TO_CC, fam, UNIT_PACKETS), 1);
-            count(verdict_counter(VERDICT_DROP, DIR_TO_CC, fam, UNIT_BYTES), len);
+            count(
+                verdict_counter(VERDICT_DROP, DIR_TO_CC, fam, UNIT_PACKETS),
+                1,
+            );
+            count(
+                verdict_counter(VERDICT_DROP, DIR_TO_CC, fam, UNIT_BYTES),
+                len,
+            );
             xdp_action::XDP_DROP
         }
         _ => {
-            count(verdict_counter(VERDICT_PASS, DIR_TO_CC, fam, UNIT_PACKETS), 1);
-            count(verdict_counter(VERDICT_PASS, DIR_TO_CC, fam, UNIT_BYTES), len);
+            count(
+                verdict_counter(VERDICT_PASS, DIR_TO_CC, fam, UNIT_PACKETS),
+                1,
+            );
+            count(
+                verdict_counter(VERDICT_PASS, DIR_TO_CC, fam, UNIT_BYTES),
+                len,
+            );
             xdp_action::XDP_PASS
         }
     }

@@ -1,0 +1,288 @@
+//! Keeps the kernel's active rule set equal to a compiled table.
+//!
+//! Two ways to get there:
+//! - reload: write the whole table into the inactive set, then flip
+//!   `Config::active_set`. Packets see the old set or the new one, never a mix.
+//! - in place: write only the slots that differ into the active set, ordered so
+//!   that a slot never points at port rules that are not there yet. Used for small
+//!   changes (a single entry touches a handful of slots), so they need no reload.
+//!
+//! If writing fails half-way, the applier restores what packets were seeing
+//! before, so a failed apply leaves the previous list enforced.
+
+use std::time::{Duration, Instant};
+
+use c2wall_common::*;
+use c2wall_model::Family;
+
+use crate::compile::Compiled;
+use crate::dataplane::Dataplane;
+use crate::error::AgentError;
+
+/// Changes up to this many slot writes go in place; more use a full reload.
+pub const IN_PLACE_LIMIT: usize = 4096;
+
+/// After a flip, packets that read the old `active_set` may still be in the
+/// program for a few microseconds; wait well past that before clearing the old
+/// set.
+const FLIP_GRACE: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub reload: bool,
+    pub writes: usize,
+    pub deletes: usize,
+    pub elapsed: Duration,
+}
+
+pub struct Applier<D: Dataplane> {
+    dp: D,
+    cfg: Config,
+    /// What the active set holds.
+    shadow: Compiled,
+}
+
+impl<D: Dataplane> Applier<D> {
+    /// Takes over maps that may already hold state (pinned by an earlier agent):
+    /// reads the active set as the shadow and clears leftovers of an interrupted
+    /// reload from the inactive set.
+    pub fn adopt(mut dp: D) -> Result<Self, AgentError> {
+        let cfg = dp.read_config()?;
+        let active = (cfg.active_set & 1) as u8;
+        let dump = dp.dump()?;
+        let mut shadow = Compiled {
+            v4_levels: cfg.v4_levels[active as usize],
+            v6_levels: cfg.v6_levels[active as usize],
+            ..Default::default()
+        };
+        for (set, slot, v) in dump.nodes {
+            if set == active {
+                shadow.nodes.insert(slot, v);
+            } else {
+                dp.del_node(set, &slot)?;
+            }
+        }
+        for (set, slot, v) in dump.ports {
+            if set == active {
+                shadow.ports.insert(slot, v);
+            } else {
+                dp.del_port(set, &slot)?;
+            }
+        }
+        Ok(Applier { dp, cfg, shadow })
+    }
+
+    pub fn dataplane(&self) -> &D {
+        &self.dp
+    }
+    pub fn dataplane_mut(&mut self) -> &mut D {
+        &mut self.dp
+    }
+    pub fn active(&self) -> &Compiled {
+        &self.shadow
+    }
+    pub fn mode(&self) -> u32 {
+        self.cfg.mode
+    }
+
+    pub fn set_mode(&mut self, mode: u32) -> Result<(), AgentError> {
+        if self.cfg.mode != mode {
+            let mut c = self.cfg;
+            c.mode = mode;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
+    /// Makes the active set equal to `new`, in place when the change is small.
+    pub fn apply(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
+        let start = Instant::now();
+        let ops = self.diff_size(&new);
+        if ops == 0 && self.levels_match(&new) {
+            return Ok(ApplyStats {
+                elapsed: start.elapsed(),
+                ..Default::default()
+            });
+        }
+        if ops > IN_PLACE_LIMIT {
+            return self.reload(new);
+        }
+        match self.in_place(&new) {
+            Ok((writes, deletes)) => {
+                self.shadow = new;
+                Ok(ApplyStats {
+                    reload: false,
+                    writes,
+                    deletes,
+                    elapsed: start.elapsed(),
+                })
+            }
+            Err(e) => {
+                // Part of the diff is in the active set. A reload of the previous
+                // table (into the other set) restores exactly what was enforced.
+                tracing::error!(error = %e, "in-place update failed; restoring the previous list");
+                let previous = self.shadow.clone();
+                self.reload(previous)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Full reload into the inactive set and an atomic flip.
+    pub fn reload(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
+        let start = Instant::now();
+        self.check_capacity(&new)?;
+        let active = (self.cfg.active_set & 1) as u8;
+        let next = 1 - active;
+        let mut writes = 0;
+        let written = (|| -> Result<(), AgentError> {
+            for (slot, v) in &new.ports {
+                self.dp.put_port(next, slot, v)?;
+                writes += 1;
+            }
+            for (slot, v) in &new.nodes {
+                self.dp.put_node(next, slot, v)?;
+                writes += 1;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // The active set was never touched; drop what we wrote.
+            self.clear_set(next, &new);
+            return Err(e);
+        }
+        let mut c = self.cfg;
+        c.v4_levels[next as usize] = new.v4_levels;
+        c.v6_levels[next as usize] = new.v6_levels;
+        self.dp.write_config(&c)?;
+        c.active_set = next as u32;
+        self.dp.write_config(&c)?;
+        self.cfg = c;
+        std::thread::sleep(FLIP_GRACE);
+        let old = std::mem::replace(&mut self.shadow, new);
+        let deletes = old.nodes.len() + old.ports.len();
+        self.clear_set(active, &old);
+        Ok(ApplyStats {
+            reload: true,
+            writes,
+            deletes,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn clear_set(&mut self, set: u8, content: &Compiled) {
+        for slot in content.nodes.keys() {
+            if let Err(e) = self.dp.del_node(set, slot) {
+                tracing::warn!(error = %e, "clearing inactive set");
+            }
+        }
+        for slot in content.ports.keys() {
+            if let Err(e) = self.dp.del_port(set, slot) {
+                tracing::warn!(error = %e, "clearing inactive set");
+            }
+        }
+    }
+
+    fn levels_match(&self, new: &Compiled) -> bool {
+        new.v4_levels == self.shadow.v4_levels && new.v6_levels == self.shadow.v6_levels
+    }
+
+    fn diff_size(&self, new: &Compiled) -> usize {
+        let old = &self.shadow;
+        let changed_nodes = new
+            .nodes
+            .iter()
+            .filter(|(k, v)| old.nodes.get(k) != Some(v))
+            .count();
+        let changed_ports = new
+            .ports
+            .iter()
+            .filter(|(k, v)| old.ports.get(k) != Some(v))
+            .count();
+        let gone_nodes = old
+            .nodes
+            .keys()
+            .filter(|k| !new.nodes.contains_key(k))
+            .count();
+        let gone_ports = old
+            .ports
+            .keys()
+            .filter(|k| !new.ports.contains_key(k))
+            .count();
+        changed_nodes + changed_ports + gone_nodes + gone_ports
+    }
+
+    fn in_place(&mut self, new: &Compiled) -> Result<(usize, usize), AgentError> {
+        let set = (self.cfg.active_set & 1) as u8;
+        let (mut writes, mut deletes) = (0, 0);
+        // Port rules before the nodes that point at them.
+        for (k, v) in &new.ports {
+            if self.shadow.ports.get(k) != Some(v) {
+                self.dp.put_port(set, k, v)?;
+                writes += 1;
+            }
+        }
+        for (k, v) in &new.nodes {
+            if self.shadow.nodes.get(k) != Some(v) {
+                self.dp.put_node(set, k, v)?;
+                writes += 1;
+            }
+        }
+        // New levels become visible once their slots exist; levels that are
+        // going away stay probed until their slots are gone (a probe that misses
+        // costs time, never correctness).
+        let mut c = self.cfg;
+        c.v4_levels[set as usize] |= new.v4_levels;
+        c.v6_levels[set as usize] |= new.v6_levels;
+        if c != self.cfg {
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        for k in self.shadow.nodes.keys() {
+            if !new.nodes.contains_key(k) {
+                self.dp.del_node(set, k)?;
+                deletes += 1;
+            }
+        }
+        for k in self.shadow.ports.keys() {
+            if !new.ports.contains_key(k) {
+                self.dp.del_port(set, k)?;
+                deletes += 1;
+            }
+        }
+        c.v4_levels[set as usize] = new.v4_levels;
+        c.v6_levels[set as usize] = new.v6_levels;
+        if c != self.cfg {
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok((writes, deletes))
+    }
+
+    fn check_capacity(&self, new: &Compiled) -> Result<(), AgentError> {
+        let (cap4, cap6, capp) = self.dp.capacity();
+        let (new4, new6, newp) = new.slot_counts();
+        let (old4, old6, oldp) = self.shadow.slot_counts();
+        for (what, needed, capacity, setting) in [
+            ("IPv4", new4 + old4, cap4, "capacity.nodes_v4"),
+            ("IPv6", new6 + old6, cap6, "capacity.nodes_v6"),
+            ("port", newp + oldp, capp, "capacity.ports"),
+        ] {
+            if needed > capacity {
+                return Err(AgentError::Capacity {
+                    what,
+                    needed,
+                    capacity,
+                    setting,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Slots per family in a table: for metrics.
+pub fn family_slots(c: &Compiled, f: Family) -> usize {
+    c.nodes.keys().filter(|s| s.family == f).count()
+}

@@ -1,0 +1,265 @@
+//! Settings: command-line flags over a TOML file over defaults.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::error::AgentError;
+use crate::paths::{Paths, DEFAULT_CONFIG, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeArg {
+    /// Driver mode; fails on interfaces whose driver lacks XDP support.
+    Native,
+    /// Generic (skb) mode: works everywhere, slower.
+    Generic,
+    /// Native where the driver supports it, generic otherwise.
+    #[default]
+    Auto,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeArg {
+    /// Drop packets that match drop entries.
+    #[default]
+    Enforce,
+    /// Drop nothing; count what would have been dropped.
+    Monitor,
+    /// Pass everything without lookups (kill switch).
+    Off,
+}
+
+impl ModeArg {
+    pub fn code(self) -> u32 {
+        match self {
+            ModeArg::Enforce => c2wall_common::MODE_ENFORCE,
+            ModeArg::Monitor => c2wall_common::MODE_MONITOR,
+            ModeArg::Off => c2wall_common::MODE_OFF,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ModeArg::Enforce => "enforce",
+            ModeArg::Monitor => "monitor",
+            ModeArg::Off => "off",
+        }
+    }
+}
+
+/// Flags of the main (enforcing) command. Every flag can also be set in the
+/// config file; a flag wins over the file.
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Config file (TOML). Missing is fine for the default path, an error for an
+    /// explicit one.
+    #[arg(long, short = 'c', env = "C2WALL_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Interface to enforce on; repeat for several. XDP sees received packets, so
+    /// list both the subscriber-facing and the upstream-facing interfaces.
+    #[arg(long = "interface", short = 'i', value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// How to attach the XDP program.
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeArg>,
+    /// Blocklist file; repeat for several. Syntax, one entry per line:
+    /// `PREFIX [tcp|udp PORT] [drop|monitor] [to|from|both] [# comment]`.
+    #[arg(long = "blocklist", short = 'b', value_name = "FILE")]
+    pub blocklists: Vec<PathBuf>,
+    /// Protected prefixes that are never dropped (one per line), checked before
+    /// the blocklist.
+    #[arg(long, value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+    /// Global mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Where /metrics, /healthz and /readyz are served [default: 127.0.0.1:9469].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Agent state (entry ids) [default: /var/lib/c2wall].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// bpffs directory for the pinned program, maps and links
+    /// [default: /sys/fs/bpf/c2wall].
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// Detach and unpin on exit instead of leaving enforcement in place.
+    #[arg(long)]
+    pub detach_on_exit: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    interfaces: Vec<String>,
+    xdp_mode: Option<XdpModeArg>,
+    #[serde(default)]
+    blocklists: Vec<PathBuf>,
+    allowlist: Option<PathBuf>,
+    mode: Option<ModeArg>,
+    metrics_addr: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    pin_dir: Option<PathBuf>,
+    detach_on_exit: Option<bool>,
+    #[serde(default)]
+    capacity: Capacity,
+}
+
+/// Map capacities (slots). Read when the maps are first created; changing them
+/// later needs `c2wall-agent detach` first.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capacity {
+    pub nodes_v4: u32,
+    pub nodes_v6: u32,
+    pub ports: u32,
+    pub hits: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            nodes_v4: c2wall_common::DEFAULT_NODES_V4_CAPACITY,
+            nodes_v6: c2wall_common::DEFAULT_NODES_V6_CAPACITY,
+            ports: c2wall_common::DEFAULT_PORTS_CAPACITY,
+            hits: c2wall_common::DEFAULT_MAX_ENTRY_IDS,
+        }
+    }
+}
+
+/// The merged, validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub interfaces: Vec<String>,
+    pub xdp_mode: XdpModeArg,
+    pub blocklists: Vec<PathBuf>,
+    pub allowlist: Option<PathBuf>,
+    pub mode: ModeArg,
+    pub metrics_addr: SocketAddr,
+    pub paths: Paths,
+    pub detach_on_exit: bool,
+    pub capacity: Capacity,
+    /// The file the settings came from, re-read on SIGHUP.
+    pub source: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn resolve(args: &RunArgs) -> Result<Self, AgentError> {
+        let (file, source) = match &args.config {
+            Some(p) => (load_file(p)?, Some(p.clone())),
+            None if Path::new(DEFAULT_CONFIG).exists() => (
+                load_file(Path::new(DEFAULT_CONFIG))?,
+                Some(DEFAULT_CONFIG.into()),
+            ),
+            None => (FileConfig::default(), None),
+        };
+        let pick =
+            |cli: &Vec<PathBuf>, f: Vec<PathBuf>| if cli.is_empty() { f } else { cli.clone() };
+        let s = Settings {
+            interfaces: if args.interfaces.is_empty() {
+                file.interfaces
+            } else {
+                args.interfaces.clone()
+            },
+            xdp_mode: args.xdp_mode.or(file.xdp_mode).unwrap_or_default(),
+            blocklists: pick(&args.blocklists, file.blocklists),
+            allowlist: args.allowlist.clone().or(file.allowlist),
+            mode: args.mode.or(file.mode).unwrap_or_default(),
+            metrics_addr: args
+                .metrics_addr
+                .or(file.metrics_addr)
+                .unwrap_or_else(|| "127.0.0.1:9469".parse().expect("literal")),
+            paths: Paths {
+                pin_dir: args
+                    .pin_dir
+                    .clone()
+                    .or(file.pin_dir)
+                    .unwrap_or_else(|| DEFAULT_PIN_DIR.into()),
+                state_dir: args
+                    .state_dir
+                    .clone()
+                    .or(file.state_dir)
+                    .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            },
+            detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
+            capacity: file.capacity,
+            source,
+        };
+        if s.interfaces.is_empty() {
+            return Err(AgentError::Setting(
+                "no interface given: use --interface IFACE (repeatable) or `interfaces` in the config file".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for i in &s.interfaces {
+            if !seen.insert(i) {
+                return Err(AgentError::Setting(format!(
+                    "interface {i} is listed twice"
+                )));
+            }
+        }
+        if s.blocklists.is_empty() {
+            tracing::warn!("no blocklist given: enforcing an empty list");
+        }
+        Ok(s)
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, AgentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AgentError::ReadFile {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| AgentError::Config {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("c2wall-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("agent.toml");
+        std::fs::write(
+            &f,
+            "interfaces = [\"eth0\"]\nmode = \"monitor\"\nblocklists = [\"/a\"]\n[capacity]\nports = 10\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            config: Some(f.clone()),
+            mode: Some(ModeArg::Off),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.interfaces, vec!["eth0"]);
+        assert_eq!(s.mode, ModeArg::Off);
+        assert_eq!(s.blocklists, vec![PathBuf::from("/a")]);
+        assert_eq!(s.capacity.ports, 10);
+        assert_eq!(
+            s.capacity.nodes_v4,
+            c2wall_common::DEFAULT_NODES_V4_CAPACITY
+        );
+
+        std::fs::write(&f, "interfaces = [\"eth0\"]\nmetrcs_addr = \"x\"\n").unwrap();
+        let e = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(e.contains("metrcs_addr") && e.contains("agent.toml"), "{e}");
+
+        let none = RunArgs::default();
+        assert!(Settings::resolve(&none)
+            .unwrap_err()
+            .to_string()
+            .contains("--interface"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,171 @@
+//! The one interface through which the agent writes kernel state.
+//!
+//! Everything upstream (sources, compiler, applier, metrics) talks to this trait,
+//! so it runs in tests against [`MemDataplane`] without root; the real
+//! implementation is [`crate::kernel::KernelMaps`].
+
+use std::collections::HashMap;
+
+use c2wall_common::*;
+use c2wall_model::Prefix;
+
+use crate::compile::{NodeSlot, PortSlot};
+use crate::error::AgentError;
+
+pub trait Dataplane {
+    fn read_config(&self) -> Result<Config, AgentError>;
+    fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError>;
+    fn put_node(&mut self, set: u8, slot: &NodeSlot, v: &NodeValue) -> Result<(), AgentError>;
+    fn del_node(&mut self, set: u8, slot: &NodeSlot) -> Result<(), AgentError>;
+    fn put_port(&mut self, set: u8, slot: &PortSlot, v: &PortValue) -> Result<(), AgentError>;
+    fn del_port(&mut self, set: u8, slot: &PortSlot) -> Result<(), AgentError>;
+    /// Everything in the rule maps, both sets (used once, to adopt pinned maps).
+    fn dump(&self) -> Result<Dump, AgentError>;
+    fn allowlist(&self) -> Result<Vec<Prefix>, AgentError>;
+    fn put_allow(&mut self, p: &Prefix) -> Result<(), AgentError>;
+    fn del_allow(&mut self, p: &Prefix) -> Result<(), AgentError>;
+    /// Counter values summed over CPUs, indexed as in c2wall_common::counters.
+    fn counters(&self) -> Result<Vec<u64>, AgentError>;
+    /// Per-entry hits summed over CPUs.
+    fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
+    fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
+    /// Slot capacities (v4 nodes, v6 nodes, ports).
+    fn capacity(&self) -> (usize, usize, usize);
+}
+
+#[derive(Default, Debug)]
+pub struct Dump {
+    pub nodes: Vec<(u8, NodeSlot, NodeValue)>,
+    pub ports: Vec<(u8, PortSlot, PortValue)>,
+}
+
+/// In-memory maps with the same semantics, for tests and dry runs.
+#[derive(Default, Debug, Clone)]
+pub struct MemDataplane {
+    pub config: Config,
+    pub nodes: HashMap<(u8, NodeSlot), NodeValue>,
+    pub ports: HashMap<(u8, PortSlot), PortValue>,
+    pub allow: Vec<Prefix>,
+    pub counters: Vec<u64>,
+    pub hits: HashMap<u32, u64>,
+    /// Fail the n-th write from now (0 = next), to test error paths.
+    pub fail_after: Option<usize>,
+    pub caps: (usize, usize, usize),
+}
+
+impl MemDataplane {
+    pub fn new() -> Self {
+        MemDataplane {
+            counters: vec![0; COUNTER_SLOTS as usize],
+            caps: (
+                DEFAULT_NODES_V4_CAPACITY as usize,
+                DEFAULT_NODES_V6_CAPACITY as usize,
+                DEFAULT_PORTS_CAPACITY as usize,
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// The active set as a compiled table, to compare against the compiler.
+    pub fn active(&self) -> crate::compile::Compiled {
+        let set = self.config.active_set as u8;
+        crate::compile::Compiled {
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|((s, _), _)| *s == set)
+                .map(|((_, k), v)| (*k, *v))
+                .collect(),
+            ports: self
+                .ports
+                .iter()
+                .filter(|((s, _), _)| *s == set)
+                .map(|((_, k), v)| (*k, *v))
+                .collect(),
+            v4_levels: self.config.v4_levels[set as usize],
+            v6_levels: self.config.v6_levels[set as usize],
+        }
+    }
+
+    fn write(&mut self) -> Result<(), AgentError> {
+        match self.fail_after {
+            Some(0) => {
+                self.fail_after = None;
+                Err(AgentError::MapWrite {
+                    map: "mem",
+                    source: std::io::Error::from_raw_os_error(libc::E2BIG),
+                })
+            }
+            Some(n) => {
+                self.fail_after = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Dataplane for MemDataplane {
+    fn read_config(&self) -> Result<Config, AgentError> {
+        Ok(self.config)
+    }
+    fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {
+        self.write()?;
+        self.config = *cfg;
+        Ok(())
+    }
+    fn put_node(&mut self, set: u8, slot: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
+        self.write()?;
+        self.nodes.insert((set, *slot), *v);
+        Ok(())
+    }
+    fn del_node(&mut self, set: u8, slot: &NodeSlot) -> Result<(), AgentError> {
+        self.write()?;
+        self.nodes.remove(&(set, *slot));
+        Ok(())
+    }
+    fn put_port(&mut self, set: u8, slot: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
+        self.write()?;
+        self.ports.insert((set, *slot), *v);
+        Ok(())
+    }
+    fn del_port(&mut self, set: u8, slot: &PortSlot) -> Result<(), AgentError> {
+        self.write()?;
+        self.ports.remove(&(set, *slot));
+        Ok(())
+    }
+    fn dump(&self) -> Result<Dump, AgentError> {
+        Ok(Dump {
+            nodes: self.nodes.iter().map(|((s, k), v)| (*s, *k, *v)).collect(),
+            ports: self.ports.iter().map(|((s, k), v)| (*s, *k, *v)).collect(),
+        })
+    }
+    fn allowlist(&self) -> Result<Vec<Prefix>, AgentError> {
+        Ok(self.allow.clone())
+    }
+    fn put_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
+        self.write()?;
+        if !self.allow.contains(p) {
+            self.allow.push(*p);
+        }
+        Ok(())
+    }
+    fn del_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
+        self.write()?;
+        self.allow.retain(|a| a != p);
+        Ok(())
+    }
+    fn counters(&self) -> Result<Vec<u64>, AgentError> {
+        Ok(self.counters.clone())
+    }
+    fn hits(&self) -> Result<HashMap<u32, u64>, AgentError> {
+        Ok(self.hits.clone())
+    }
+    fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
+        self.hits.remove(&id);
+        Ok(())
+    }
+    fn capacity(&self) -> (usize, usize, usize) {
+        self.caps
+    }
+}

@@ -1,0 +1,64 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Every way the agent can fail, each naming what it failed on.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("invalid setting: {0}")]
+    Setting(String),
+    #[error("map {map}: write failed: {source}")]
+    MapWrite {
+        map: &'static str,
+        source: std::io::Error,
+    },
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("map {0} is missing from the eBPF object")]
+    MissingMap(&'static str),
+    #[error(
+        "the blocklist needs {needed} {what} slots (while reloading, both rule sets are in \
+         the map) but the capacity is {capacity}; raise `{setting}` in the config"
+    )]
+    Capacity {
+        what: &'static str,
+        needed: usize,
+        capacity: usize,
+        setting: &'static str,
+    },
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("pinning {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        source: aya::pin::PinError,
+    },
+    #[error("pinned link {path}: {source}")]
+    Link {
+        path: PathBuf,
+        source: aya::programs::links::LinkError,
+    },
+    #[error("interface {name}: {message}")]
+    Interface { name: String, message: String },
+    #[error("bpffs: {0}")]
+    Bpffs(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}

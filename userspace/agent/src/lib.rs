@@ -1,0 +1,17 @@
+//! c2wall edge agent library: everything but the process edge (main.rs).
+
+pub mod apply;
+pub mod compile;
+pub mod config;
+pub mod dataplane;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod kernel;
+pub mod loader;
+pub mod metrics;
+pub mod paths;
+pub mod sim;
+pub mod source;
+
+pub use error::AgentError;

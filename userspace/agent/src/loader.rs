@@ -1,0 +1,224 @@
+//! Loading, pinning, attaching and adopting the XDP program.
+//!
+//! Pins under the pin dir: `maps-v<ABI>/<MAP>` (the state), `links/<iface>` (one
+//! XDP link per interface, which keeps the program attached with no process
+//! holding it), `prog` (for inspection with bpftool).
+//!
+//! A new agent adopts existing pins: maps are reused as they are, and each pinned
+//! link is switched to the freshly loaded program with BPF_LINK_UPDATE, which is
+//! atomic, so enforcement never stops across a restart or an upgrade.
+
+use std::{fs, path::Path};
+
+use aya::{
+    programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use c2wall_common::*;
+
+use crate::config::{Capacity, XdpModeArg};
+use crate::error::AgentError;
+use crate::kernel::KernelMaps;
+use crate::paths::{is_bpffs, Paths, BPFFS_ROOT};
+
+/// The XDP object built by build.rs.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/c2wall-xdp"));
+/// The naive two-LPM baseline, for the benchmark only.
+pub static NAIVE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/c2wall-naive"));
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub interface: String,
+    /// "native" or "generic" (or "kept" when an existing link was adopted).
+    pub mode: &'static str,
+    pub adopted: bool,
+}
+
+/// Mounts bpffs on /sys/fs/bpf if nothing is mounted there.
+pub fn ensure_bpffs(pin_dir: &Path) -> Result<(), AgentError> {
+    let root = Path::new(BPFFS_ROOT);
+    if !is_bpffs(root) {
+        tracing::info!("mounting bpffs on {BPFFS_ROOT}");
+        fs::create_dir_all(root).map_err(|e| AgentError::Bpffs(format!("{BPFFS_ROOT}: {e}")))?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf", BPFFS_ROOT])
+            .status()
+            .map_err(|e| AgentError::Bpffs(format!("running mount: {e}")))?;
+        if !status.success() {
+            return Err(AgentError::Bpffs(format!(
+                "`mount -t bpf bpf {BPFFS_ROOT}` failed ({status})"
+            )));
+        }
+    }
+    let parent = pin_dir.parent().unwrap_or(pin_dir);
+    if !is_bpffs(parent) && !is_bpffs(pin_dir) {
+        return Err(AgentError::Bpffs(format!(
+            "pin dir {} is not on a bpf filesystem",
+            pin_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the object, reusing or creating pinned maps, and loads the program
+/// into the kernel (not yet attached).
+pub fn load(paths: &Paths, cap: &Capacity) -> Result<(Ebpf, KernelMaps), AgentError> {
+    ensure_bpffs(&paths.pin_dir)?;
+    for d in [paths.pin_dir.clone(), paths.maps_dir(), paths.links_dir()] {
+        fs::create_dir_all(&d).map_err(|source| AgentError::WriteFile { path: d, source })?;
+    }
+    let map_paths: Vec<_> = ALL_MAPS.iter().map(|m| (*m, paths.map(m))).collect();
+    let mut loader = EbpfLoader::new();
+    for (name, path) in &map_paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader
+        .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
+        .map_max_entries(MAP_NODES_V6, cap.nodes_v6)
+        .map_max_entries(MAP_PORTS, cap.ports)
+        .map_max_entries(MAP_HITS, cap.hits);
+    let mut ebpf = loader.load(OBJECT)?;
+    program(&mut ebpf)?.load()?;
+    let caps = (
+        cap.nodes_v4 as usize,
+        cap.nodes_v6 as usize,
+        cap.ports as usize,
+    );
+    let maps = KernelMaps::new(|n| ebpf.take_map(n), caps)?;
+    Ok((ebpf, maps))
+}
+
+pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {
+    let p = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(AgentError::MissingMap(PROGRAM_NAME))?;
+    Ok(p.try_into()?)
+}
+
+/// Attaches to `interface`, or adopts its pinned link, and pins the result.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    paths: &Paths,
+    interface: &str,
+    mode: XdpModeArg,
+) -> Result<Attachment, AgentError> {
+    let link_path = paths.link(interface);
+    let prog = program(ebpf)?;
+    if link_path.exists() {
+        let link = PinnedLink::from_pin(&link_path).map_err(|source| AgentError::Link {
+            path: link_path.clone(),
+            source,
+        })?;
+        let xdp_link =
+            aya::programs::xdp::XdpLink::try_from(FdLink::from(link)).map_err(|source| {
+                AgentError::Link {
+                    path: link_path.clone(),
+                    source,
+                }
+            })?;
+        prog.attach_to_link(xdp_link)?;
+        return Ok(Attachment {
+            interface: interface.to_string(),
+            mode: "kept",
+            adopted: true,
+        });
+    }
+    let iface_err = |message: String| AgentError::Interface {
+        name: interface.to_string(),
+        message,
+    };
+    let tries: &[(XdpMode, &'static str)] = match mode {
+        XdpModeArg::Native => &[(XdpMode::Driver, "native")],
+        XdpModeArg::Generic => &[(XdpMode::Skb, "generic")],
+        XdpModeArg::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "generic")],
+    };
+    let mut last = String::new();
+    for (m, name) in tries {
+        match prog.attach(interface, *m) {
+            Ok(id) => {
+                let link = prog.take_link(id)?;
+                let fd: FdLink = link.try_into().map_err(|e| {
+                    iface_err(format!(
+                        "kernel attached without a BPF link ({e}); kernel too old"
+                    ))
+                })?;
+                fd.pin(&link_path).map_err(|source| AgentError::Pin {
+                    path: link_path.clone(),
+                    source,
+                })?;
+                return Ok(Attachment {
+                    interface: interface.to_string(),
+                    mode: name,
+                    adopted: false,
+                });
+            }
+            Err(e) => {
+                tracing::debug!(interface, mode = name, error = %e, "attach failed");
+                last = format!("{name} mode: {e}");
+            }
+        }
+    }
+    Err(iface_err(format!("cannot attach XDP ({last})")))
+}
+
+/// Pins the loaded program (replacing an older pin) so `bpftool` can find it.
+pub fn pin_program(ebpf: &mut Ebpf, paths: &Paths) -> Result<(), AgentError> {
+    let path = paths.program();
+    let _ = fs::remove_file(&path);
+    program(ebpf)?
+        .pin(&path)
+        .map_err(|source| AgentError::Pin { path, source })
+}
+
+/// Detaches links of interfaces that are no longer configured.
+pub fn detach_stale(paths: &Paths, keep: &[String]) -> Vec<String> {
+    let mut gone = Vec::new();
+    if let Ok(dir) = fs::read_dir(paths.links_dir()) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) && unpin_link(&e.path()) {
+                gone.push(name);
+            }
+        }
+    }
+    gone
+}
+
+fn unpin_link(path: &Path) -> bool {
+    match PinnedLink::from_pin(path) {
+        // Dropping the last reference (fd, no pin) detaches.
+        Ok(l) => l.unpin().is_ok(),
+        // Not a link (or already gone): remove the file so it stops confusing us.
+        Err(_) => fs::remove_file(path).is_ok(),
+    }
+}
+
+/// Removes every pin: links (detaching the program), program and maps.
+pub fn detach_all(paths: &Paths) -> Result<Vec<String>, AgentError> {
+    if !paths.pin_dir.exists() {
+        return Ok(Vec::new());
+    }
+    let detached = detach_stale(paths, &[]);
+    let _ = fs::remove_file(paths.program());
+    if let Ok(dir) = fs::read_dir(&paths.pin_dir) {
+        for e in dir.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if let Ok(inner) = fs::read_dir(&p) {
+                    for f in inner.flatten() {
+                        let _ = fs::remove_file(f.path());
+                    }
+                }
+                let _ = fs::remove_dir(&p);
+            } else {
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+    fs::remove_dir(&paths.pin_dir).map_err(|source| AgentError::WriteFile {
+        path: paths.pin_dir.clone(),
+        source,
+    })?;
+    Ok(detached)
+}

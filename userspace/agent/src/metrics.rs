@@ -1,0 +1,295 @@
+//! Prometheus metrics. Kernel counters are read and summed over CPUs at scrape
+//! time (nothing is polled in between); labels are low-cardinality only.
+
+use std::sync::Arc;
+
+use c2wall_common::*;
+use prometheus::{
+    core::{Collector, Desc},
+    proto::MetricFamily,
+    Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::error::AgentError;
+
+pub type CounterReader = Arc<dyn Fn() -> Result<Vec<u64>, AgentError> + Send + Sync>;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub entries: IntGaugeVec,
+    pub slots: IntGaugeVec,
+    pub slot_capacity: IntGaugeVec,
+    pub allowlist_prefixes: IntGauge,
+    pub rejected_lines: IntGauge,
+    pub applies: IntCounterVec,
+    pub apply_errors: IntCounter,
+    pub source_errors: IntCounter,
+    pub last_apply_duration: Gauge,
+    pub last_apply_timestamp: Gauge,
+    pub mode: IntGaugeVec,
+    pub attached: IntGaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    pub fn new(counters: CounterReader) -> Result<Self, AgentError> {
+        let registry = Registry::new();
+        let m = Metrics {
+            entries: IntGaugeVec::new(
+                opts("c2wall_entries", "Blocklist entries loaded, by family and action."),
+                &["family", "action"],
+            )?,
+            slots: IntGaugeVec::new(
+                opts(
+                    "c2wall_map_slots",
+                    "Slots the active rule set occupies in the kernel, by map.",
+                ),
+                &["map"],
+            )?,
+            slot_capacity: IntGaugeVec::new(
+                opts(
+                    "c2wall_map_slot_capacity",
+                    "Slot capacity of each rule map (a reload needs room for two sets).",
+                ),
+                &["map"],
+            )?,
+            allowlist_prefixes: IntGauge::with_opts(opts(
+                "c2wall_allowlist_prefixes",
+                "Protected prefixes loaded.",
+            ))?,
+            rejected_lines: IntGauge::with_opts(opts(
+                "c2wall_source_rejected_lines",
+                "Lines the last read of the sources rejected (see the log for file:line).",
+            ))?,
+            applies: IntCounterVec::new(
+                opts(
+                    "c2wall_applies_total",
+                    "Blocklist applications, by kind (reload = atomic set swap, in_place = diff).",
+                ),
+                &["kind"],
+            )?,
+            apply_errors: IntCounter::with_opts(opts(
+                "c2wall_apply_errors_total",
+                "Applications that failed; the previous list stayed enforced.",
+            ))?,
+            source_errors: IntCounter::with_opts(opts(
+                "c2wall_source_errors_total",
+                "Source reads that failed entirely (unreadable file); the previous list stayed enforced.",
+            ))?,
+            last_apply_duration: Gauge::with_opts(opts(
+                "c2wall_last_apply_duration_seconds",
+                "Wall time of the last successful application.",
+            ))?,
+            last_apply_timestamp: Gauge::with_opts(opts(
+                "c2wall_last_apply_timestamp_seconds",
+                "Unix time of the last successful application.",
+            ))?,
+            mode: IntGaugeVec::new(
+                opts("c2wall_mode", "1 for the global mode in force."),
+                &["mode"],
+            )?,
+            attached: IntGaugeVec::new(
+                opts(
+                    "c2wall_xdp_attached",
+                    "1 per interface the program is attached to, with the XDP mode.",
+                ),
+                &["interface", "xdp_mode"],
+            )?,
+            registry,
+        };
+        let build = IntGaugeVec::new(
+            opts("c2wall_build_info", "Build information; always 1."),
+            &["version", "abi"],
+        )?;
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), &ABI_VERSION.to_string()])
+            .set(1);
+        let r = &m.registry;
+        r.register(Box::new(build))?;
+        r.register(Box::new(m.entries.clone()))?;
+        r.register(Box::new(m.slots.clone()))?;
+        r.register(Box::new(m.slot_capacity.clone()))?;
+        r.register(Box::new(m.allowlist_prefixes.clone()))?;
+        r.register(Box::new(m.rejected_lines.clone()))?;
+        r.register(Box::new(m.applies.clone()))?;
+        r.register(Box::new(m.apply_errors.clone()))?;
+        r.register(Box::new(m.source_errors.clone()))?;
+        r.register(Box::new(m.last_apply_duration.clone()))?;
+        r.register(Box::new(m.last_apply_timestamp.clone()))?;
+        r.register(Box::new(m.mode.clone()))?;
+        r.register(Box::new(m.attached.clone()))?;
+        r.register(Box::new(KernelCollector::new(counters)?))?;
+        Ok(m)
+    }
+
+    pub fn set_mode(&self, mode: &str) {
+        for m in ["enforce", "monitor", "off"] {
+            self.mode.with_label_values(&[m]).set((m == mode) as i64);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        let enc = prometheus::TextEncoder::new();
+        if let Err(e) = enc.encode_utf8(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        buf
+    }
+}
+
+const VERDICT_NAMES: [(u32, &str); 4] = [
+    (VERDICT_PASS, "pass"),
+    (VERDICT_DROP, "drop"),
+    (VERDICT_WOULD_DROP, "would_drop"),
+    (VERDICT_ALLOWLISTED, "allowlisted"),
+];
+
+/// Reads the per-CPU counter map on every scrape.
+struct KernelCollector {
+    read: CounterReader,
+    packets: Opts,
+    bytes: Opts,
+    other: Opts,
+    descs: Vec<Desc>,
+}
+
+impl KernelCollector {
+    fn new(read: CounterReader) -> Result<Self, AgentError> {
+        let packets = opts(
+            "c2wall_packets_total",
+            "IP packets seen by the XDP program, by verdict, the side that matched \
+             (to_cc = destination listed, from_cc = source listed; none for pass) and family.",
+        );
+        let bytes = opts(
+            "c2wall_bytes_total",
+            "Bytes of the packets in c2wall_packets_total (frame length at XDP).",
+        );
+        let other = opts(
+            "c2wall_unmatched_packets_total",
+            "Packets passed without a lookup, by reason: non_ip, parse_error \
+             (truncated or malformed headers), mode_off; and non-first fragments seen (fragment).",
+        );
+        let mut descs = Vec::new();
+        for (o, labels) in [
+            (&packets, vec!["verdict", "direction", "family"]),
+            (&bytes, vec!["verdict", "direction", "family"]),
+            (&other, vec!["reason"]),
+        ] {
+            descs.push(Desc::new(
+                o.name.clone(),
+                o.help.clone(),
+                labels.into_iter().map(String::from).collect(),
+                Default::default(),
+            )?);
+        }
+        Ok(KernelCollector {
+            read,
+            packets,
+            bytes,
+            other,
+            descs,
+        })
+    }
+}
+
+impl Collector for KernelCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let values = match (self.read)() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading kernel counters");
+                return Vec::new();
+            }
+        };
+        let get = |i: u32| values.get(i as usize).copied().unwrap_or(0);
+        let lbl = ["verdict", "direction", "family"];
+        let (Ok(pk), Ok(by), Ok(ot)) = (
+            IntCounterVec::new(self.packets.clone(), &lbl),
+            IntCounterVec::new(self.bytes.clone(), &lbl),
+            IntCounterVec::new(self.other.clone(), &["reason"]),
+        ) else {
+            return Vec::new();
+        };
+        for (v, vname) in VERDICT_NAMES {
+            for (d, dname) in [(DIR_TO_CC, "to_cc"), (DIR_FROM_CC, "from_cc")] {
+                if v == VERDICT_PASS && d == DIR_FROM_CC {
+                    continue;
+                }
+                let dname = if v == VERDICT_PASS { "none" } else { dname };
+                for (f, fname) in [(FAM_IDX_V4, "ipv4"), (FAM_IDX_V6, "ipv6")] {
+                    pk.with_label_values(&[vname, dname, fname])
+                        .inc_by(get(verdict_counter(v, d, f, UNIT_PACKETS)));
+                    by.with_label_values(&[vname, dname, fname])
+                        .inc_by(get(verdict_counter(v, d, f, UNIT_BYTES)));
+                }
+            }
+        }
+        for (i, reason) in [
+            (CNT_NON_IP, "non_ip"),
+            (CNT_PARSE_ERROR, "parse_error"),
+            (CNT_MODE_OFF, "mode_off"),
+            (CNT_FRAGMENT, "fragment"),
+        ] {
+            ot.with_label_values(&[reason]).inc_by(get(i));
+        }
+        let mut out = pk.collect();
+        out.extend(by.collect());
+        out.extend(ot.collect());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_conventions_and_kernel_values_are_exposed() {
+        let reader: CounterReader = Arc::new(|| {
+            let mut v = vec![0u64; COUNTER_SLOTS as usize];
+            v[verdict_counter(VERDICT_DROP, DIR_FROM_CC, FAM_IDX_V6, UNIT_PACKETS) as usize] = 7;
+            v[CNT_PARSE_ERROR as usize] = 3;
+            Ok(v)
+        });
+        let m = Metrics::new(reader).unwrap();
+        m.set_mode("monitor");
+        let text = m.render();
+        assert!(
+            text.contains(
+                "c2wall_packets_total{direction=\"from_cc\",family=\"ipv6\",verdict=\"drop\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("c2wall_unmatched_packets_total{reason=\"parse_error\"} 3"));
+        assert!(text.contains("c2wall_mode{mode=\"monitor\"} 1"));
+        assert!(text.contains("c2wall_build_info{"));
+        for fam in m.registry.gather() {
+            let name = fam.name();
+            assert!(name.starts_with("c2wall_"), "{name}");
+            assert!(!fam.help().is_empty(), "{name} has no help");
+            if fam.get_field_type() == prometheus::proto::MetricType::COUNTER {
+                assert!(
+                    name.ends_with("_total"),
+                    "counter {name} must end in _total"
+                );
+            }
+            for metric in fam.get_metric() {
+                for l in metric.get_label() {
+                    assert!(
+                        !l.value().contains('.') && !l.value().contains("::"),
+                        "{name} has an address-like label value {}",
+                        l.value()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! A blocklist entry: a C&C prefix, optionally scoped to the C&C-side protocol
+//! and port, with the direction it applies to and what to do on a match.
+
+use std::{fmt, str::FromStr};
+
+use crate::{ModelError, Prefix};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// IANA protocol number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            _ => Err(ModelError::BadProtocol(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// The C&C-side protocol and port an entry is restricted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortScope {
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+impl PortScope {
+    pub fn parse(protocol: &str, port: &str) -> Result<Self, ModelError> {
+        let protocol = protocol.parse()?;
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0 && !port.starts_with('+'))
+            .ok_or_else(|| ModelError::BadPort(port.to_string()))?;
+        Ok(PortScope { protocol, port })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// Drop matching packets (in enforce mode).
+    #[default]
+    Drop,
+    /// Count matching packets as would-drop, pass them.
+    Monitor,
+}
+
+impl FromStr for Action {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "drop" => Ok(Action::Drop),
+            "monitor" => Ok(Action::Monitor),
+            _ => Err(ModelError::BadAction(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Drop => "drop",
+            Action::Monitor => "monitor",
+        })
+    }
+}
+
+/// Which packets an entry matches: those going to the listed prefix (subscriber to
+/// C&C, the prefix is the destination), those coming from it, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    #[default]
+    Both,
+    To,
+    From,
+}
+
+impl Direction {
+    pub fn includes_to(self) -> bool {
+        matches!(self, Direction::Both | Direction::To)
+    }
+    pub fn includes_from(self) -> bool {
+        matches!(self, Direction::Both | Direction::From)
+    }
+}
+
+impl FromStr for Direction {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "both" => Ok(Direction::Both),
+            "to" => Ok(Direction::To),
+            "from" => Ok(Direction::From),
+            _ => Err(ModelError::BadDirection(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Both => "both",
+            Direction::To => "to",
+            Direction::From => "from",
+        })
+    }
+}
+
+/// What makes two entries the same entry: the prefix and the port scope.
+/// Direction and action are attributes of the entry, not part of its identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identity {
+    pub prefix: Prefix,
+    pub scope: Option<PortScope>,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        if let Some(s) = self.scope {
+            write!(f, " {} {}", s.protocol, s.port)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub prefix: Prefix,
+    pub scope: Option<PortScope>,
+    pub action: Action,
+    pub direction: Direction,
+}
+
+impl Entry {
+    pub fn identity(&self) -> Identity {
+        Identity {
+            prefix: self.prefix,
+            scope: self.scope,
+        }
+    }
+}
+
+impl fmt::Display for Entry {
+    /// The blocklist file syntax, so a printed entry can be pasted back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.identity(), self.action)?;
+        if self.direction != Direction::Both {
+            write!(f, " {}", self.direction)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+use thiserror::Error;
+
+/// Why a prefix, port, protocol or entry was refused. Messages name the input.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("`{0}` is not an IPv4 or IPv6 address")]
+    BadAddress(String),
+    #[error("`{input}`: prefix length {len} is out of range (max {max})")]
+    BadPrefixLength { input: String, len: String, max: u8 },
+    #[error("`{input}` has host bits set; did you mean {canonical}?")]
+    HostBitsSet { input: String, canonical: String },
+    #[error("`{0}` is not a port number (1-65535)")]
+    BadPort(String),
+    #[error("`{0}` is not a protocol (tcp or udp)")]
+    BadProtocol(String),
+    #[error("`{0}` is not an action (drop or monitor)")]
+    BadAction(String),
+    #[error("`{0}` is not a direction (to, from or both)")]
+    BadDirection(String),
+}
