@@ -222,3 +222,33 @@ pub fn detach_all(paths: &Paths) -> Result<Vec<String>, AgentError> {
     })?;
     Ok(detached)
 }
+
+/// Loads an object with fresh, unpinned maps (gone when dropped) and loads its
+/// XDP program `prog`: for BPF_PROG_TEST_RUN tests and the benchmark.
+pub fn load_unpinned(object: &[u8], prog: &str, cap: &Capacity) -> Result<Ebpf, AgentError> {
+    let mut loader = EbpfLoader::new();
+    if prog == PROGRAM_NAME {
+        loader
+            .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
+            .map_max_entries(MAP_NODES_V6, cap.nodes_v6)
+            .map_max_entries(MAP_PORTS, cap.ports)
+            .map_max_entries(MAP_HITS, cap.hits);
+    }
+    let mut ebpf = loader.load(object)?;
+    let p: &mut Xdp = ebpf
+        .program_mut(prog)
+        .ok_or(AgentError::MissingMap(PROGRAM_NAME))?
+        .try_into()?;
+    p.load()?;
+    Ok(ebpf)
+}
+
+/// The kernel maps of an object loaded with [`load_unpinned`].
+pub fn take_maps(ebpf: &mut Ebpf, cap: &Capacity) -> Result<KernelMaps, AgentError> {
+    let caps = (
+        cap.nodes_v4 as usize,
+        cap.nodes_v6 as usize,
+        cap.ports as usize,
+    );
+    KernelMaps::new(|n| ebpf.take_map(n), caps)
+}

@@ -1,0 +1,30 @@
+//! Helpers for c2wall's root-only tests: crafted packets, throwaway network
+//! namespaces, processes that are always cleaned up.
+
+pub mod netns;
+pub mod packet;
+pub mod process;
+
+/// True when the tests may touch the kernel. Outside CI a non-root run skips
+/// them with a message; in CI (CI=true) not being root is a failure, so a
+/// misconfigured runner cannot turn every kernel test into a silent pass.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("{test}: kernel tests must run as root in CI");
+        }
+        eprintln!("SKIP {test}: needs root (BPF, XDP, network namespaces)");
+    }
+    root
+}
+
+/// A short suffix unique to this process and call, for namespace and pin names.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("c2w{tag}{}x{n}", std::process::id())
+}
+pub mod rig;

@@ -1,0 +1,415 @@
+//! Verdicts of the real XDP program on crafted packets (BPF_PROG_TEST_RUN).
+
+use c2wall_common::*;
+use c2wall_e2e::{
+    packet::{arp_frame, Frame, V6Ext, L4, TPID_8021AD, TPID_8021Q},
+    require_root,
+    rig::{Rig, XDP_DROP, XDP_PASS},
+};
+
+const SUB4: &str = "198.51.100.10";
+const SUB6: &str = "2001:db8:a::10";
+
+fn counters(rig: &Rig) -> Vec<u64> {
+    use c2wall_agent::dataplane::Dataplane;
+    rig.engine.applier.dataplane().counters().unwrap()
+}
+
+macro_rules! root {
+    ($name:expr) => {
+        if !require_root($name) {
+            return;
+        }
+    };
+}
+
+#[test]
+fn both_directions_and_prefix_edges_ipv4() {
+    root!("both_directions_and_prefix_edges_ipv4");
+    let rig = Rig::new("203.0.113.64/27\n", "", MODE_ENFORCE);
+    let to = |dst: &str| rig.run(&Frame::new(SUB4, dst, L4::Udp(40000, 53)).build());
+    let from = |src: &str| rig.run(&Frame::new(src, SUB4, L4::Udp(53, 40000)).build());
+    for inside in ["203.0.113.64", "203.0.113.95", "203.0.113.77"] {
+        assert_eq!(to(inside), XDP_DROP, "to {inside}");
+        assert_eq!(from(inside), XDP_DROP, "from {inside}");
+    }
+    for outside in ["203.0.113.63", "203.0.113.96", "198.51.100.1"] {
+        assert_eq!(to(outside), XDP_PASS, "to {outside}");
+        assert_eq!(from(outside), XDP_PASS, "from {outside}");
+    }
+    let c = counters(&rig);
+    let n = |v, d| c[verdict_counter(v, d, FAM_IDX_V4, UNIT_PACKETS) as usize];
+    assert_eq!(n(VERDICT_DROP, DIR_TO_CC), 3);
+    assert_eq!(n(VERDICT_DROP, DIR_FROM_CC), 3);
+    assert_eq!(n(VERDICT_PASS, DIR_TO_CC), 6);
+}
+
+#[test]
+fn both_directions_and_prefix_edges_ipv6() {
+    root!("both_directions_and_prefix_edges_ipv6");
+    let rig = Rig::new("2001:db8:b::/61\n2001:db8:c::7\n", "", MODE_ENFORCE);
+    let to = |dst: &str| rig.run(&Frame::new(SUB6, dst, L4::Tcp(40000, 443)).build());
+    let from = |src: &str| rig.run(&Frame::new(src, SUB6, L4::Tcp(443, 40000)).build());
+    for inside in [
+        "2001:db8:b::",
+        "2001:db8:b:7:ffff:ffff:ffff:ffff",
+        "2001:db8:c::7",
+    ] {
+        assert_eq!(to(inside), XDP_DROP, "to {inside}");
+        assert_eq!(from(inside), XDP_DROP, "from {inside}");
+    }
+    for outside in [
+        "2001:db8:a:ffff:ffff:ffff:ffff:ffff",
+        "2001:db8:b:8::",
+        "2001:db8:c::6",
+        "2001:db8:c::8",
+    ] {
+        assert_eq!(to(outside), XDP_PASS, "to {outside}");
+        assert_eq!(from(outside), XDP_PASS, "from {outside}");
+    }
+    let c = counters(&rig);
+    assert_eq!(
+        c[verdict_counter(VERDICT_DROP, DIR_FROM_CC, FAM_IDX_V6, UNIT_PACKETS) as usize],
+        3
+    );
+}
+
+#[test]
+fn longest_prefix_wins_in_both_senses() {
+    root!("longest_prefix_wins_in_both_senses");
+    let list = "203.0.113.0/24 monitor\n203.0.113.128/25 drop\n203.0.113.200 monitor\n\
+                10.0.0.0/8\n10.1.0.0/16 monitor\n10.1.2.0/23\n10.1.2.3 monitor\n";
+    let rig = Rig::new(list, "", MODE_ENFORCE);
+    let to = |dst: &str| rig.run(&Frame::new(SUB4, dst, L4::Icmp).build());
+    assert_eq!(to("203.0.113.1"), XDP_PASS, "/24 monitor");
+    assert_eq!(to("203.0.113.129"), XDP_DROP, "/25 drop");
+    assert_eq!(to("203.0.113.200"), XDP_PASS, "/32 monitor inside /25 drop");
+    assert_eq!(to("10.200.0.1"), XDP_DROP, "/8");
+    assert_eq!(to("10.1.9.9"), XDP_PASS, "/16 monitor in /8");
+    assert_eq!(to("10.1.3.255"), XDP_DROP, "/23 in /16");
+    assert_eq!(to("10.1.2.3"), XDP_PASS, "/32 monitor in /23");
+    let c = counters(&rig);
+    assert_eq!(
+        c[verdict_counter(VERDICT_WOULD_DROP, DIR_TO_CC, FAM_IDX_V4, UNIT_PACKETS) as usize],
+        4
+    );
+}
+
+#[test]
+fn port_scoped_entries() {
+    root!("port_scoped_entries");
+    let list = "203.0.113.5 tcp 443\n203.0.113.0/24 udp 53 monitor\n2001:db8:b::5 udp 8080\n";
+    let rig = Rig::new(list, "", MODE_ENFORCE);
+    let run = |f: Frame| rig.run(&f.build());
+    assert_eq!(
+        run(Frame::new(SUB4, "203.0.113.5", L4::Tcp(40000, 443))),
+        XDP_DROP,
+        "right port"
+    );
+    assert_eq!(
+        run(Frame::new(SUB4, "203.0.113.5", L4::Tcp(40000, 444))),
+        XDP_PASS,
+        "wrong port"
+    );
+    assert_eq!(
+        run(Frame::new(SUB4, "203.0.113.5", L4::Udp(40000, 443))),
+        XDP_PASS,
+        "wrong proto"
+    );
+    assert_eq!(
+        run(Frame::new(SUB4, "203.0.113.5", L4::Icmp)),
+        XDP_PASS,
+        "no ports"
+    );
+    // From C&C: the C&C side's port is the source port.
+    assert_eq!(
+        run(Frame::new("203.0.113.5", SUB4, L4::Tcp(443, 40000))),
+        XDP_DROP
+    );
+    assert_eq!(
+        run(Frame::new("203.0.113.5", SUB4, L4::Tcp(40000, 443))),
+        XDP_PASS
+    );
+    // The /32 tcp/443 entry does not hide the /24 udp/53 one for other ports.
+    assert_eq!(
+        run(Frame::new(SUB4, "203.0.113.5", L4::Udp(40000, 53))),
+        XDP_PASS
+    );
+    let c = counters(&rig);
+    assert_eq!(
+        c[verdict_counter(VERDICT_WOULD_DROP, DIR_TO_CC, FAM_IDX_V4, UNIT_PACKETS) as usize],
+        1,
+        "udp/53 to the /24 is a would-drop"
+    );
+    assert_eq!(
+        run(Frame::new(SUB6, "2001:db8:b::5", L4::Udp(1, 8080))),
+        XDP_DROP
+    );
+    assert_eq!(
+        run(Frame::new(SUB6, "2001:db8:b::5", L4::Tcp(1, 8080))),
+        XDP_PASS
+    );
+}
+
+#[test]
+fn direction_restricted_entries() {
+    root!("direction_restricted_entries");
+    let rig = Rig::new("203.0.113.5 to\n203.0.113.6 from\n", "", MODE_ENFORCE);
+    let run = |s: &str, d: &str| rig.run(&Frame::new(s, d, L4::Udp(1, 2)).build());
+    assert_eq!(run(SUB4, "203.0.113.5"), XDP_DROP);
+    assert_eq!(run("203.0.113.5", SUB4), XDP_PASS);
+    assert_eq!(run("203.0.113.6", SUB4), XDP_DROP);
+    assert_eq!(run(SUB4, "203.0.113.6"), XDP_PASS);
+}
+
+#[test]
+fn vlan_tags() {
+    root!("vlan_tags");
+    let rig = Rig::new("203.0.113.5\n2001:db8:b::5\n", "", MODE_ENFORCE);
+    for tags in [
+        vec![TPID_8021Q],
+        vec![TPID_8021AD, TPID_8021Q],
+        vec![TPID_8021Q, TPID_8021Q],
+    ] {
+        let mut f = Frame::new(SUB4, "203.0.113.5", L4::Tcp(1, 2));
+        let mut g = Frame::new(SUB6, "2001:db8:b::5", L4::Udp(1, 2));
+        for t in &tags {
+            f = f.vlan(*t);
+            g = g.vlan(*t);
+        }
+        assert_eq!(rig.run(&f.build()), XDP_DROP, "{tags:x?}");
+        assert_eq!(rig.run(&g.build()), XDP_DROP, "{tags:x?}");
+        let ok = Frame::new(SUB4, "203.0.113.6", L4::Tcp(1, 2));
+        let ok = tags.iter().fold(ok, |f, t| f.vlan(*t));
+        assert_eq!(rig.run(&ok.build()), XDP_PASS);
+    }
+    // A third tag is beyond what is walked: passed as non-IP, never dropped.
+    let three = Frame::new(SUB4, "203.0.113.5", L4::Tcp(1, 2))
+        .vlan(TPID_8021AD)
+        .vlan(TPID_8021Q)
+        .vlan(TPID_8021Q);
+    let before = counters(&rig)[CNT_NON_IP as usize];
+    assert_eq!(rig.run(&three.build()), XDP_PASS);
+    assert_eq!(counters(&rig)[CNT_NON_IP as usize], before + 1);
+}
+
+#[test]
+fn ipv6_extension_chains() {
+    root!("ipv6_extension_chains");
+    let rig = Rig::new("2001:db8:b::5 tcp 443\n", "", MODE_ENFORCE);
+    let chains: Vec<Vec<V6Ext>> = vec![
+        vec![V6Ext::HopByHop],
+        vec![V6Ext::HopByHop, V6Ext::Routing, V6Ext::DestOpts],
+        vec![V6Ext::DestOpts, V6Ext::Fragment(0, true)],
+        vec![
+            V6Ext::HopByHop,
+            V6Ext::DestOpts,
+            V6Ext::Routing,
+            V6Ext::Fragment(0, false),
+            V6Ext::DestOpts,
+        ],
+    ];
+    for chain in chains {
+        let mk = |port| {
+            chain
+                .iter()
+                .fold(
+                    Frame::new(SUB6, "2001:db8:b::5", L4::Tcp(1, port)),
+                    |f, e| f.ext(*e),
+                )
+                .build()
+        };
+        assert_eq!(rig.run(&mk(443)), XDP_DROP, "{chain:?}");
+        assert_eq!(rig.run(&mk(444)), XDP_PASS, "{chain:?}");
+    }
+}
+
+#[test]
+fn fragments_match_address_entries_only() {
+    root!("fragments_match_address_entries_only");
+    let rig = Rig::new(
+        "203.0.113.5 tcp 443\n203.0.113.6\n2001:db8:b::5 tcp 443\n2001:db8:b::6\n",
+        "",
+        MODE_ENFORCE,
+    );
+    // Non-first fragments: the bytes where ports would be are payload.
+    let v4 = |dst| {
+        Frame::new(SUB4, dst, L4::Tcp(1, 443))
+            .v4_fragment(100, false)
+            .build()
+    };
+    let v6 = |dst| {
+        Frame::new(SUB6, dst, L4::Tcp(1, 443))
+            .ext(V6Ext::Fragment(100, false))
+            .build()
+    };
+    assert_eq!(
+        rig.run(&v4("203.0.113.5")),
+        XDP_PASS,
+        "port entry, v4 fragment"
+    );
+    assert_eq!(
+        rig.run(&v4("203.0.113.6")),
+        XDP_DROP,
+        "address entry, v4 fragment"
+    );
+    assert_eq!(
+        rig.run(&v6("2001:db8:b::5")),
+        XDP_PASS,
+        "port entry, v6 fragment"
+    );
+    assert_eq!(
+        rig.run(&v6("2001:db8:b::6")),
+        XDP_DROP,
+        "address entry, v6 fragment"
+    );
+    // First fragments carry the transport header.
+    let first = Frame::new(SUB4, "203.0.113.5", L4::Tcp(1, 443))
+        .v4_fragment(0, true)
+        .build();
+    assert_eq!(rig.run(&first), XDP_DROP);
+    assert_eq!(counters(&rig)[CNT_FRAGMENT as usize], 4);
+}
+
+#[test]
+fn ipv4_options_are_skipped() {
+    root!("ipv4_options_are_skipped");
+    let rig = Rig::new("203.0.113.5 udp 53\n", "", MODE_ENFORCE);
+    for words in [1, 4, 10] {
+        let f = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 53)).v4_options(words);
+        assert_eq!(rig.run(&f.build()), XDP_DROP, "{words} option words");
+    }
+}
+
+#[test]
+fn truncated_headers_pass_at_every_offset() {
+    root!("truncated_headers_pass_at_every_offset");
+    let rig = Rig::new("203.0.113.5\n2001:db8:b::5\n", "", MODE_ENFORCE);
+    let frames = vec![
+        Frame::new(SUB4, "203.0.113.5", L4::Tcp(1, 2)),
+        Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2))
+            .vlan(TPID_8021AD)
+            .vlan(TPID_8021Q),
+        Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2)).v4_options(3),
+        Frame::new(SUB6, "2001:db8:b::5", L4::Tcp(1, 2))
+            .ext(V6Ext::HopByHop)
+            .ext(V6Ext::Fragment(0, true)),
+        Frame::new(SUB6, "2001:db8:b::5", L4::Udp(1, 2))
+            .vlan(TPID_8021Q)
+            .ext(V6Ext::Routing),
+    ];
+    let mut truncated = 0;
+    for f in frames {
+        let (full, hlen) = f.build_with_header_len();
+        assert_eq!(rig.run(&full), XDP_DROP, "complete frame {f:?}");
+        // The kernel's test harness refuses frames shorter than an Ethernet header.
+        for cut in 14..hlen {
+            assert_eq!(rig.run(&full[..cut]), XDP_PASS, "{f:?} cut at {cut}");
+            truncated += 1;
+        }
+    }
+    assert_eq!(counters(&rig)[CNT_PARSE_ERROR as usize], truncated);
+}
+
+#[test]
+fn malformed_and_non_ip_pass() {
+    root!("malformed_and_non_ip_pass");
+    let rig = Rig::new("203.0.113.5\n", "", MODE_ENFORCE);
+    assert_eq!(rig.run(&arp_frame()), XDP_PASS);
+    let mut bad_version = Frame::new(SUB4, "203.0.113.5", L4::Icmp).build();
+    bad_version[14] = 0x55;
+    assert_eq!(rig.run(&bad_version), XDP_PASS);
+    let mut bad_ihl = Frame::new(SUB4, "203.0.113.5", L4::Icmp).build();
+    bad_ihl[14] = 0x44;
+    assert_eq!(rig.run(&bad_ihl), XDP_PASS);
+    let c = counters(&rig);
+    assert_eq!(c[CNT_NON_IP as usize], 1);
+    assert_eq!(c[CNT_PARSE_ERROR as usize], 2);
+    // Other transports still match address entries.
+    assert_eq!(
+        rig.run(&Frame::new(SUB4, "203.0.113.5", L4::Raw(47)).build()),
+        XDP_DROP
+    );
+}
+
+#[test]
+fn allowlist_wins_over_blocklist() {
+    root!("allowlist_wins_over_blocklist");
+    let rig = Rig::new(
+        "203.0.113.0/24\n2001:db8:b::/48\n",
+        "203.0.113.53\n198.51.100.0/30\n2001:db8:b:1::/64\n",
+        MODE_ENFORCE,
+    );
+    let run = |s: &str, d: &str| rig.run(&Frame::new(s, d, L4::Udp(1, 53)).build());
+    assert_eq!(
+        run(SUB4, "203.0.113.53"),
+        XDP_PASS,
+        "allowlisted destination"
+    );
+    assert_eq!(run(SUB4, "203.0.113.54"), XDP_DROP);
+    assert_eq!(
+        run("198.51.100.3", "203.0.113.54"),
+        XDP_PASS,
+        "allowlisted source"
+    );
+    assert_eq!(run("2001:db8:b:1::9", SUB6), XDP_PASS);
+    assert_eq!(run("2001:db8:b:2::9", SUB6), XDP_DROP);
+    let c = counters(&rig);
+    let allowed: u64 = [FAM_IDX_V4, FAM_IDX_V6]
+        .iter()
+        .flat_map(|f| [DIR_TO_CC, DIR_FROM_CC].map(|d| (d, *f)))
+        .map(|(d, f)| c[verdict_counter(VERDICT_ALLOWLISTED, d, f, UNIT_PACKETS) as usize])
+        .sum();
+    assert_eq!(allowed, 3);
+}
+
+#[test]
+fn global_modes() {
+    root!("global_modes");
+    let mut rig = Rig::new("203.0.113.5\n203.0.113.6 monitor\n", "", MODE_ENFORCE);
+    let drop_pkt = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2)).build();
+    let mon_pkt = Frame::new(SUB4, "203.0.113.6", L4::Udp(1, 2)).build();
+    assert_eq!(rig.run(&drop_pkt), XDP_DROP);
+    assert_eq!(rig.run(&mon_pkt), XDP_PASS);
+    rig.engine.applier.set_mode(MODE_MONITOR).unwrap();
+    assert_eq!(rig.run(&drop_pkt), XDP_PASS, "monitor mode drops nothing");
+    rig.engine.applier.set_mode(MODE_OFF).unwrap();
+    assert_eq!(rig.run(&drop_pkt), XDP_PASS);
+    rig.engine.applier.set_mode(MODE_ENFORCE).unwrap();
+    assert_eq!(
+        rig.run(&drop_pkt),
+        XDP_DROP,
+        "back to enforce without reload"
+    );
+    let c = counters(&rig);
+    let wd = c[verdict_counter(VERDICT_WOULD_DROP, DIR_TO_CC, FAM_IDX_V4, UNIT_PACKETS) as usize];
+    assert_eq!(wd, 2, "monitor entry once, drop entry in monitor mode once");
+    assert_eq!(c[CNT_MODE_OFF as usize], 1);
+    let bytes = c[verdict_counter(VERDICT_DROP, DIR_TO_CC, FAM_IDX_V4, UNIT_BYTES) as usize];
+    assert_eq!(bytes, 2 * drop_pkt.len() as u64);
+}
+
+#[test]
+fn per_entry_hits_and_updates_without_reload() {
+    root!("per_entry_hits_and_updates_without_reload");
+    use c2wall_agent::dataplane::Dataplane;
+    let mut rig = Rig::new("203.0.113.5\n", "", MODE_ENFORCE);
+    let p5 = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2)).build();
+    let p7 = Frame::new(SUB4, "203.0.113.7", L4::Udp(1, 2)).build();
+    for _ in 0..3 {
+        assert_eq!(rig.run(&p5), XDP_DROP);
+    }
+    let hits = rig.engine.applier.dataplane().hits().unwrap();
+    assert_eq!(hits.values().copied().collect::<Vec<_>>(), vec![3]);
+    rig.load("203.0.113.5\n203.0.113.7\n", "");
+    assert_eq!(rig.run(&p7), XDP_DROP, "added entry applies");
+    let hits = rig.engine.applier.dataplane().hits().unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(
+        hits.values().any(|h| *h == 3),
+        "hits of the kept entry survive: {hits:?}"
+    );
+    rig.load("203.0.113.7\n", "");
+    assert_eq!(rig.run(&p5), XDP_PASS, "withdrawn entry stops matching");
+    assert_eq!(rig.engine.applier.dataplane().hits().unwrap().len(), 1);
+}
