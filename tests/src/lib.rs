@@ -27,4 +27,5 @@ pub fn unique(tag: &str) -> String {
     let n = N.fetch_add(1, Ordering::Relaxed);
     format!("c2w{tag}{}x{n}", std::process::id())
 }
+pub mod gen;
 pub mod rig;
