@@ -108,6 +108,7 @@ impl<D: Dataplane> Applier<D> {
         if ops > IN_PLACE_LIMIT {
             return self.reload(new);
         }
+        self.check_capacity(&new, false)?;
         match self.in_place(&new) {
             Ok((writes, deletes)) => {
                 self.shadow = new;
@@ -132,7 +133,7 @@ impl<D: Dataplane> Applier<D> {
     /// Full reload into the inactive set and an atomic flip.
     pub fn reload(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
         let start = Instant::now();
-        self.check_capacity(&new)?;
+        self.check_capacity(&new, true)?;
         let active = (self.cfg.active_set & 1) as u8;
         let next = 1 - active;
         let mut writes = 0;
@@ -260,10 +261,33 @@ impl<D: Dataplane> Applier<D> {
         Ok((writes, deletes))
     }
 
-    fn check_capacity(&self, new: &Compiled) -> Result<(), AgentError> {
+    /// A reload holds both sets at once; an in-place update peaks at the union
+    /// of old and new slots (it adds before it deletes).
+    fn check_capacity(&self, new: &Compiled, reload: bool) -> Result<(), AgentError> {
         let (cap4, cap6, capp) = self.dp.capacity();
         let (new4, new6, newp) = new.slot_counts();
-        let (old4, old6, oldp) = self.shadow.slot_counts();
+        let (old4, old6, oldp) = if reload {
+            self.shadow.slot_counts()
+        } else {
+            let gone = Compiled {
+                nodes: self
+                    .shadow
+                    .nodes
+                    .iter()
+                    .filter(|(k, _)| !new.nodes.contains_key(k))
+                    .map(|(k, v)| (*k, *v))
+                    .collect(),
+                ports: self
+                    .shadow
+                    .ports
+                    .iter()
+                    .filter(|(k, _)| !new.ports.contains_key(k))
+                    .map(|(k, v)| (*k, *v))
+                    .collect(),
+                ..Default::default()
+            };
+            gone.slot_counts()
+        };
         for (what, needed, capacity, setting) in [
             ("IPv4", new4 + old4, cap4, "capacity.nodes_v4"),
             ("IPv6", new6 + old6, cap6, "capacity.nodes_v6"),

@@ -116,6 +116,22 @@ impl Dataplane for MemDataplane {
     }
     fn put_node(&mut self, set: u8, slot: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
         self.write()?;
+        // Like the kernel: a new key in a full map is E2BIG.
+        let cap = match slot.family {
+            c2wall_model::Family::V4 => self.caps.0,
+            c2wall_model::Family::V6 => self.caps.1,
+        };
+        let used = self
+            .nodes
+            .keys()
+            .filter(|(_, k)| k.family == slot.family)
+            .count();
+        if used >= cap && !self.nodes.contains_key(&(set, *slot)) {
+            return Err(AgentError::MapWrite {
+                map: "mem",
+                source: std::io::Error::from_raw_os_error(libc::E2BIG),
+            });
+        }
         self.nodes.insert((set, *slot), *v);
         Ok(())
     }

@@ -32,8 +32,9 @@ pub enum AgentError {
     #[error("map {0} is missing from the eBPF object")]
     MissingMap(&'static str),
     #[error(
-        "the blocklist needs {needed} {what} slots (while reloading, both rule sets are in \
-         the map) but the capacity is {capacity}; raise `{setting}` in the config"
+        "the blocklist needs {needed} {what} slots (while it is applied, old and new slots \
+         are both in the map) but the capacity is {capacity}; raise `{setting}` in the config \
+         (then `c2wall-agent detach` and restart: capacities apply when maps are created)"
     )]
     Capacity {
         what: &'static str,

@@ -1,0 +1,174 @@
+//! The applier and engine against in-memory maps: no root needed.
+
+use c2wall_agent::{
+    apply::{Applier, IN_PLACE_LIMIT},
+    compile::compile,
+    dataplane::{Dataplane, MemDataplane},
+    engine::Engine,
+    ids::Ids,
+    source::{file::parse_blocklist, Snapshot},
+    AgentError,
+};
+use c2wall_common::MODE_ENFORCE;
+use c2wall_model::Entry;
+
+fn entries(text: &str) -> Vec<Entry> {
+    let (e, r) = parse_blocklist("t", text);
+    assert!(r.is_empty());
+    e.into_iter().map(|(_, e)| e).collect()
+}
+
+fn snap(text: &str) -> Snapshot {
+    Snapshot {
+        entries: entries(text),
+        ..Default::default()
+    }
+}
+
+fn hosts(n: usize, offset: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let i = i + offset;
+            format!("10.{}.{}.{}\n", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+        })
+        .collect()
+}
+
+#[test]
+fn small_changes_go_in_place_large_ones_reload_and_both_converge() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    let r = eng.sync(&snap("203.0.113.0/24\n")).unwrap();
+    assert!(!r.stats.reload);
+    let set_before = eng.applier.dataplane().config.active_set;
+    let r = eng.sync(&snap(&hosts(IN_PLACE_LIMIT + 10, 0))).unwrap();
+    assert!(r.stats.reload, "a big change is a reload");
+    assert_ne!(
+        eng.applier.dataplane().config.active_set,
+        set_before,
+        "reload flips the set"
+    );
+    // Only the active set remains after a reload.
+    let dp = eng.applier.dataplane();
+    let active = dp.config.active_set as u8;
+    assert!(dp.nodes.keys().all(|(s, _)| *s == active));
+    let r = eng.sync(&snap(&hosts(IN_PLACE_LIMIT + 11, 0))).unwrap();
+    assert!(!r.stats.reload, "one more entry is in place");
+    assert_eq!(r.stats.writes, 1);
+    // Converged: the active set equals a fresh compile of the same list.
+    let mut ids = Ids::new();
+    let (with_ids, _) = ids.assign(&entries(&hosts(IN_PLACE_LIMIT + 11, 0)));
+    let want = compile(&with_ids);
+    let got = eng.applier.dataplane().active();
+    assert_eq!(
+        got.nodes.keys().collect::<std::collections::HashSet<_>>(),
+        want.nodes.keys().collect()
+    );
+    assert_eq!(got.v4_levels, want.v4_levels);
+}
+
+#[test]
+fn a_failed_reload_leaves_the_previous_list_enforced() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    eng.sync(&snap("203.0.113.5\n")).unwrap();
+    let before = eng.applier.dataplane().active();
+    eng.applier.dataplane_mut().fail_after = Some(100);
+    let err = eng.sync(&snap(&hosts(IN_PLACE_LIMIT * 2, 0))).unwrap_err();
+    assert!(matches!(err, AgentError::MapWrite { .. }), "{err}");
+    let dp = eng.applier.dataplane();
+    assert_eq!(dp.active(), before, "active set untouched");
+    let inactive = 1 - dp.config.active_set as u8;
+    assert!(
+        dp.nodes.keys().all(|(s, _)| *s != inactive),
+        "partial writes to the inactive set were cleaned up"
+    );
+}
+
+#[test]
+fn a_failed_in_place_update_is_rolled_back() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    eng.sync(&snap("203.0.113.5\n203.0.113.6\n")).unwrap();
+    let before = eng.applier.dataplane().active();
+    // Fails after the first slot write of a 3-slot change.
+    eng.applier.dataplane_mut().fail_after = Some(1);
+    assert!(eng
+        .sync(&snap("203.0.113.7\n203.0.113.8\n203.0.113.9\n"))
+        .is_err());
+    let after = eng.applier.dataplane().active();
+    assert_eq!(
+        after.nodes, before.nodes,
+        "restored what was enforced before"
+    );
+}
+
+#[test]
+fn capacity_is_checked_before_writing() {
+    let mut dp = MemDataplane::new();
+    dp.caps = (100, 100, 100);
+    let mut eng = Engine::new(Applier::adopt(dp).unwrap(), Ids::new(), None);
+    // A /21 expands into eight /24 slots at level 24.
+    let e = eng.sync(&snap(&hosts(95, 0))).map(|_| ());
+    assert!(e.is_ok());
+    let err = eng.sync(&snap(&hosts(IN_PLACE_LIMIT + 1, 0))).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("IPv4") && msg.contains("capacity.nodes_v4"),
+        "{msg}"
+    );
+    assert_eq!(eng.applier.dataplane().active().nodes.len(), 95);
+}
+
+#[test]
+fn adoption_keeps_the_active_set_and_clears_leftovers() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    eng.applier.set_mode(MODE_ENFORCE).unwrap();
+    eng.sync(&snap("203.0.113.5\n2001:db8::/32 tcp 443\n"))
+        .unwrap();
+    let mut dp = eng.applier.dataplane().clone();
+    // Leftovers of a reload that a killed agent never finished.
+    let active = dp.active();
+    let inactive = 1 - dp.config.active_set as u8;
+    for (k, v) in &active.nodes {
+        let mut k = *k;
+        k.level = 32;
+        dp.put_node(inactive, &k, v).unwrap();
+    }
+    let adopted = Applier::adopt(dp).unwrap();
+    assert_eq!(adopted.active(), &active);
+    assert_eq!(adopted.mode(), MODE_ENFORCE);
+    assert!(adopted
+        .dataplane()
+        .nodes
+        .keys()
+        .all(|(s, _)| *s != inactive));
+}
+
+#[test]
+fn allowlist_changes_apply_add_first() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    let mut s = snap("203.0.113.0/24\n");
+    s.allow = vec!["203.0.113.53/32".parse().unwrap()];
+    eng.sync(&s).unwrap();
+    s.allow = vec!["203.0.113.54/32".parse().unwrap()];
+    eng.sync(&s).unwrap();
+    assert_eq!(eng.applier.dataplane().allow, s.allow);
+}
