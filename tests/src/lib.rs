@@ -29,3 +29,4 @@ pub fn unique(tag: &str) -> String {
 }
 pub mod gen;
 pub mod rig;
+pub mod topo;

@@ -1,0 +1,211 @@
+//! A subscriber, an edge router running the agent, and a network side holding a
+//! "C&C" host and a benign host, each in its own namespace:
+//!
+//! ```text
+//! sub [s0 198.51.100.10 2001:db8:a::10] -- [e0] edge [e1] -- [n0 203.0.113.66/.77 2001:db8:b::66/::77] net
+//! ```
+//! Documentation ranges only; everything is deleted when the value is dropped.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream, UdpSocket},
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    netns::{veth, Netns},
+    process::{workspace_bin, Guarded, PinDir},
+    unique,
+};
+
+pub const SUB4: &str = "198.51.100.10";
+pub const SUB6: &str = "2001:db8:a::10";
+pub const CC4: &str = "203.0.113.66";
+pub const CC6: &str = "2001:db8:b::66";
+pub const OK4: &str = "203.0.113.77";
+pub const OK6: &str = "2001:db8:b::77";
+pub const METRICS: &str = "127.0.0.1:9469";
+
+pub struct Topo {
+    // Dropped in this order: pins (detach), then namespaces.
+    pub pins: PinDir,
+    pub state: PathBuf,
+    pub sub: Netns,
+    pub edge: Netns,
+    pub net: Netns,
+}
+
+impl Topo {
+    pub fn new(tag: &str) -> Topo {
+        let id = unique(tag);
+        let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/{id}")));
+        let state = std::env::temp_dir().join(format!("{id}-state"));
+        let sub = Netns::new(format!("{id}s"));
+        let edge = Netns::new(format!("{id}e"));
+        let net = Netns::new(format!("{id}n"));
+        veth(&sub, "s0", &edge, "e0");
+        veth(&edge, "e1", &net, "n0");
+        sub.ip(&["addr", "add", "198.51.100.10/24", "dev", "s0"]);
+        sub.ip(&["addr", "add", "2001:db8:a::10/64", "dev", "s0", "nodad"]);
+        sub.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+        sub.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+        edge.ip(&["addr", "add", "198.51.100.1/24", "dev", "e0"]);
+        edge.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "e0", "nodad"]);
+        edge.ip(&["addr", "add", "203.0.113.1/24", "dev", "e1"]);
+        edge.ip(&["addr", "add", "2001:db8:b::1/64", "dev", "e1", "nodad"]);
+        edge.sysctl("net.ipv4.ip_forward", "1");
+        edge.sysctl("net.ipv6.conf.all.forwarding", "1");
+        for a in ["203.0.113.66/24", "203.0.113.77/24"] {
+            net.ip(&["addr", "add", a, "dev", "n0"]);
+        }
+        for a in ["2001:db8:b::66/64", "2001:db8:b::77/64"] {
+            net.ip(&["addr", "add", a, "dev", "n0", "nodad"]);
+        }
+        net.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+        net.ip(&["-6", "route", "add", "default", "via", "2001:db8:b::1"]);
+        Topo {
+            pins,
+            state,
+            sub,
+            edge,
+            net,
+        }
+    }
+
+    /// Starts the agent in the edge namespace on e0 and e1 and waits until it is
+    /// ready. `extra` are further flags (blocklist, mode, ...).
+    pub fn agent(&self, extra: &[&str]) -> Guarded {
+        let mut c = self
+            .edge
+            .command(workspace_bin("c2wall-agent").to_str().unwrap());
+        c.args(["-i", "e0", "-i", "e1", "--metrics-addr", METRICS])
+            .arg("--pin-dir")
+            .arg(&self.pins.0)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(extra)
+            .stdin(Stdio::null());
+        if std::env::var_os("C2WALL_TEST_VERBOSE").is_none() {
+            c.stderr(Stdio::null());
+        }
+        let agent = Guarded::spawn(c);
+        self.wait_ready(Duration::from_secs(20));
+        agent
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(body) = self.http_get("/readyz") {
+                if body.contains("ready") && !body.contains("not ready") {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "agent not ready after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET from the agent's HTTP server (inside the edge namespace).
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        let path = path.to_string();
+        self.edge
+            .run(move || {
+                let mut s =
+                    TcpStream::connect_timeout(&METRICS.parse().unwrap(), Duration::from_secs(1))
+                        .ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out)
+            })
+            .join()
+            .ok()
+            .flatten()
+    }
+
+    /// Sends `n` UDP datagrams from `src` (in `from`) to `dst`:`port` (in `to`)
+    /// and returns how many arrived.
+    pub fn udp(
+        &self,
+        from: &Netns,
+        src: &str,
+        to: &Netns,
+        dst: &str,
+        port: u16,
+        n: usize,
+    ) -> usize {
+        let dst_addr: SocketAddr = sockaddr(dst, port);
+        let src_addr: SocketAddr = sockaddr(src, 0);
+        let rx = to.run(move || {
+            let s = UdpSocket::bind(dst_addr).expect("bind receiver");
+            s.set_read_timeout(Some(Duration::from_millis(1500)))
+                .unwrap();
+            let mut got = 0;
+            let mut buf = [0u8; 64];
+            while s.recv(&mut buf).is_ok() {
+                got += 1;
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        from.run(move || {
+            let s = UdpSocket::bind(src_addr).expect("bind sender");
+            for i in 0..n {
+                // A send may fail while the neighbour is resolved; count it as sent.
+                let _ = s.send_to(&(i as u32).to_be_bytes(), dst_addr);
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        })
+        .join()
+        .unwrap();
+        rx.join().unwrap()
+    }
+
+    /// Kernel counters read from the pins.
+    pub fn counters(&self) -> Vec<u64> {
+        use c2wall_agent::dataplane::Dataplane;
+        let maps = c2wall_agent::kernel::KernelMaps::from_pins(
+            &self
+                .pins
+                .0
+                .join(format!("maps-v{}", c2wall_common::ABI_VERSION)),
+        )
+        .expect("pinned maps");
+        maps.counters().expect("counters")
+    }
+
+    pub fn write_list(&self, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(&self.state).unwrap();
+        let p = self.state.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Runs the agent binary's `status` against these pins.
+    pub fn status(&self) -> String {
+        let out = Command::new(workspace_bin("c2wall-agent"))
+            .arg("status")
+            .arg("--pin-dir")
+            .arg(&self.pins.0)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn sockaddr(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().expect("ip"), port)
+}

@@ -1,0 +1,220 @@
+//! Agent restarts, reloads and exits while real traffic flows.
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use c2wall_e2e::{require_root, topo::*};
+
+/// Sends to `dsts` in turn from the subscriber until stopped; counts, per
+/// destination, what the network side receives.
+struct Flow {
+    stop: Arc<AtomicBool>,
+    sent: std::thread::JoinHandle<usize>,
+    received: Vec<std::thread::JoinHandle<usize>>,
+}
+
+impl Flow {
+    fn start(topo: &Topo, dsts: &[&str]) -> Flow {
+        let stop = Arc::new(AtomicBool::new(false));
+        let addrs: Vec<SocketAddr> = dsts
+            .iter()
+            .map(|d| SocketAddr::new(d.parse().unwrap(), 7000))
+            .collect();
+        let received = addrs
+            .iter()
+            .map(|a| {
+                let (a, stop) = (*a, stop.clone());
+                topo.net.run(move || {
+                    let s = UdpSocket::bind(a).unwrap();
+                    s.set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
+                    let mut n = 0;
+                    let mut buf = [0u8; 16];
+                    loop {
+                        match s.recv(&mut buf) {
+                            Ok(_) => n += 1,
+                            Err(_) if stop.load(Ordering::Relaxed) => return n,
+                            Err(_) => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let s2 = stop.clone();
+        let sent = topo.sub.run(move || {
+            let s = UdpSocket::bind("198.51.100.10:0").unwrap();
+            let mut n = 0;
+            while !s2.load(Ordering::Relaxed) {
+                for a in &addrs {
+                    let _ = s.send_to(b"x", a);
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            n
+        });
+        Flow {
+            stop,
+            sent,
+            received,
+        }
+    }
+
+    fn finish(self) -> (usize, Vec<usize>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.sent.join().unwrap();
+        // Let in-flight packets land before the receivers give up.
+        std::thread::sleep(Duration::from_millis(300));
+        (
+            sent,
+            self.received
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect(),
+        )
+    }
+}
+
+fn xdp_prog_id(topo: &Topo, iface: &str) -> Option<String> {
+    let out = topo.edge.ip(&["-d", "link", "show", iface]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "prog/xdp")
+        .nth(2)
+        .map(String::from)
+}
+
+#[test]
+fn kill_9_during_traffic_leaves_no_gap_and_a_new_agent_converges() {
+    if !require_root("kill_9_during_traffic_leaves_no_gap_and_a_new_agent_converges") {
+        return;
+    }
+    let topo = Topo::new("r");
+    topo.net
+        .ip(&["addr", "add", "203.0.113.99/24", "dev", "n0"]);
+    let list = topo.write_list("blocklist.txt", &format!("{CC4}\n"));
+    let list_s = list.to_str().unwrap().to_string();
+    let agent = topo.agent(&["-b", &list_s]);
+    // Warm neighbours so the flow starts clean.
+    assert!(topo.udp(&topo.sub, SUB4, &topo.net, OK4, 9000, 20) > 0);
+    let first_prog = xdp_prog_id(&topo, "e0").expect("attached");
+
+    let flow = Flow::start(&topo, &[CC4, OK4]);
+    std::thread::sleep(Duration::from_millis(500));
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        xdp_prog_id(&topo, "e0").as_deref(),
+        Some(first_prog.as_str()),
+        "still attached with no agent"
+    );
+    // The new agent's list adds an entry: it must adopt and converge.
+    std::fs::write(&list, format!("{CC4}\n{OK4} monitor\n203.0.113.99\n")).unwrap();
+    let agent = topo.agent(&["-b", &list_s]);
+    std::thread::sleep(Duration::from_millis(300));
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    let agent = topo.agent(&["-b", &list_s]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got) = flow.finish();
+
+    assert!(sent > 500, "flow too short: {sent}");
+    assert_eq!(
+        got[0], 0,
+        "no listed packet delivered across two kill -9 restarts ({sent} sent)"
+    );
+    assert!(
+        got[1] as f64 > sent as f64 * 0.95,
+        "benign flow kept going: {} of {sent}",
+        got[1]
+    );
+    let second_prog = xdp_prog_id(&topo, "e0").expect("attached");
+    assert_ne!(
+        first_prog, second_prog,
+        "the new agent's program replaced the old one on the link"
+    );
+    assert_eq!(
+        topo.udp(&topo.sub, SUB4, &topo.net, "203.0.113.99", 9000, 20),
+        0,
+        "an entry added while the agent was down is enforced after restart"
+    );
+    let metrics = topo.http_get("/metrics").unwrap();
+    assert!(
+        metrics.contains("c2wall_entries{action=\"monitor\",family=\"ipv4\"} 1"),
+        "{metrics}"
+    );
+    drop(agent);
+}
+
+#[test]
+fn sighup_applies_the_difference_sigterm_keeps_enforcing_detach_removes() {
+    if !require_root("sighup_applies_the_difference_sigterm_keeps_enforcing_detach_removes") {
+        return;
+    }
+    let topo = Topo::new("h");
+    let list = topo.write_list("blocklist.txt", &format!("{CC4}\n"));
+    let agent = topo.agent(&["-b", list.to_str().unwrap()]);
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(topo.udp(s, SUB4, n, OK4, 9000, 20), 20);
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 20), 0);
+
+    // Swap the entry; one bad line must not stop the good ones.
+    std::fs::write(&list, format!("{OK4}\nnot-an-address\n")).unwrap();
+    agent.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 20),
+        20,
+        "withdrawn entry passes again"
+    );
+    assert_eq!(topo.udp(s, SUB4, n, OK4, 9000, 20), 0, "added entry drops");
+    let m = topo.http_get("/metrics").unwrap();
+    assert!(m.contains("c2wall_source_rejected_lines 1"), "{m}");
+    assert!(
+        m.contains("c2wall_applies_total{kind=\"in_place\"} 2"),
+        "{m}"
+    );
+
+    // An unreadable file keeps the previous list.
+    std::fs::remove_file(&list).unwrap();
+    agent.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        topo.udp(s, SUB4, n, OK4, 9000, 20),
+        0,
+        "still enforced after a failed read"
+    );
+
+    agent.signal(libc::SIGTERM);
+    let mut agent = agent;
+    let status = agent.0.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert_eq!(
+        topo.udp(s, SUB4, n, OK4, 9000, 20),
+        0,
+        "enforcing after the agent exited"
+    );
+
+    let out = std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-agent"))
+        .args(["detach", "--pin-dir"])
+        .arg(&topo.pins.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("detached from 2 interface(s)"));
+    assert!(!topo.pins.0.exists());
+    assert_eq!(xdp_prog_id(&topo, "e0"), None);
+    assert_eq!(
+        topo.udp(s, SUB4, n, OK4, 9000, 20),
+        20,
+        "traffic flows after detach"
+    );
+}
