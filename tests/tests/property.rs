@@ -33,9 +33,10 @@ proptest! {
         let table = compile(&with_ids);
         let by_id: std::collections::HashMap<u32, &Entry> =
             with_ids.iter().map(|(e, id)| (*id, e)).collect();
+        let sim = sim::Sim::new(&table);
         for p in gen::probes(seed, &entries, 40) {
             let want = decide(&entries, &p);
-            let got = sim::decide(&table, &p);
+            let got = sim.decide(&p);
             let want = want.map(|m| (m.side == Side::ToCc, *m.entry));
             let got = got.map(|(to, r)| (to, *by_id[&r.entry_id]));
             prop_assert_eq!(got, want, "packet {:?}", p);

@@ -9,9 +9,11 @@
 #![no_std]
 
 mod counters;
+mod filter;
 mod keys;
 
 pub use counters::*;
+pub use filter::*;
 pub use keys::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
@@ -26,8 +28,9 @@ pub const MAP_ALLOW_V4: &str = "C2W_ALLOW_V4";
 pub const MAP_ALLOW_V6: &str = "C2W_ALLOW_V6";
 pub const MAP_COUNTERS: &str = "C2W_COUNTERS";
 pub const MAP_HITS: &str = "C2W_HITS";
+pub const MAP_FILTER: &str = "C2W_FILTER";
 /// Every map the program uses, in the order userspace pins them.
-pub const ALL_MAPS: [&str; 8] = [
+pub const ALL_MAPS: [&str; 9] = [
     MAP_CONFIG,
     MAP_NODES_V4,
     MAP_NODES_V6,
@@ -36,6 +39,7 @@ pub const ALL_MAPS: [&str; 8] = [
     MAP_ALLOW_V6,
     MAP_COUNTERS,
     MAP_HITS,
+    MAP_FILTER,
 ];
 
 /// Name of the XDP program in the object file (the `#[xdp]` function).
@@ -99,4 +103,5 @@ mod pod {
     unsafe impl aya::Pod for super::NodeValue {}
     unsafe impl aya::Pod for super::PortKey {}
     unsafe impl aya::Pod for super::PortValue {}
+    unsafe impl aya::Pod for super::FilterBlock {}
 }

@@ -4,7 +4,7 @@ use aya_ebpf::maps::lpm_trie::Key;
 use c2wall_common::*;
 use c2wall_xdp::parse::Packet;
 
-use crate::maps::{ALLOW_V4, ALLOW_V6, NODES_V4, NODES_V6, PORTS};
+use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, NODES_V4, NODES_V6, PORTS};
 
 /// The rule that decides for one side: the destination (`to_cc`) or the source.
 #[inline(always)]
@@ -48,6 +48,7 @@ pub fn side_rule(pkt: &Packet, set: u32, levels: u32, to_cc: bool) -> Rule {
 #[inline(always)]
 fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16], u8)> {
     let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+    let block = FILTER.get(filter_block_v4(set, a));
     let mut i = V4_LEVELS;
     while i > 0 {
         i -= 1;
@@ -60,6 +61,13 @@ fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
         } else {
             a & (u32::MAX << (32 - level))
         };
+        if level >= V4_FILTER_MIN_LEVEL {
+            if let Some(b) = block {
+                if !b.has(filter_bit_v4(level, masked)) {
+                    continue;
+                }
+            }
+        }
         let key = V4Key {
             addr: masked.to_be_bytes(),
             level: level as u8,
@@ -78,26 +86,47 @@ fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
 
 #[inline(always)]
 fn find_v6(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16], u8)> {
+    let hi = u64::from_be_bytes([
+        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+    ]);
+    let lo = u64::from_be_bytes([
+        addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
+    ]);
+    let block = FILTER.get(filter_block_v6(set, hi));
     let mut i = V6_LEVELS;
     while i > 0 {
         i -= 1;
         if levels & (1 << i) == 0 {
             continue;
         }
-        // The IPv6 stride is one byte: masking keeps the first i bytes.
-        let mut key = V6Key {
-            addr: [0; 16],
-            level: (i * V6_STRIDE) as u8,
+        let level = i * V6_STRIDE;
+        // Mask as two u64 halves: BPF has no 128-bit shifts.
+        let (mh, ml) = if level == 0 {
+            (0, 0)
+        } else if level <= 64 {
+            (u64::MAX << (64 - level), 0)
+        } else if level == 128 {
+            (u64::MAX, u64::MAX)
+        } else {
+            (u64::MAX, u64::MAX << (128 - level))
+        };
+        let (h, l) = (hi & mh, lo & ml);
+        if level >= V6_FILTER_MIN_LEVEL {
+            if let Some(b) = block {
+                if !b.has(filter_bit_v6(level, h, l)) {
+                    continue;
+                }
+            }
+        }
+        let mut a = [0u8; 16];
+        a[..8].copy_from_slice(&h.to_be_bytes());
+        a[8..].copy_from_slice(&l.to_be_bytes());
+        let key = V6Key {
+            addr: a,
+            level: level as u8,
             set: set as u8,
             _pad: [0; 2],
         };
-        let mut b = 0;
-        while b < 16 {
-            if b < i as usize {
-                key.addr[b] = addr[b];
-            }
-            b += 1;
-        }
         // SAFETY: NO_PREALLOC map, value copied out immediately.
         if let Some(v) = unsafe { NODES_V6.get(&key) } {
             return Some((*v, key.addr, key.level));

@@ -40,3 +40,8 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 #[map(name = "C2W_HITS")]
 pub static HITS: PerCpuHashMap<u32, u64> =
     PerCpuHashMap::with_max_entries(DEFAULT_MAX_ENTRY_IDS, BPF_F_NO_PREALLOC);
+
+// Two sets of FILTER_BLOCKS_PER_SET 64-byte blocks (16 MiB, preallocated: an
+// array lookup is a bounds check and an add, cheaper than any hash probe).
+#[map(name = "C2W_FILTER")]
+pub static FILTER: Array<FilterBlock> = Array::with_max_entries(2 * FILTER_BLOCKS_PER_SET, 0);

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use c2wall_common::*;
 use c2wall_model::Family;
 
-use crate::compile::Compiled;
+use std::collections::HashMap;
+
+use crate::compile::{filter_blocks, Compiled};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
 
@@ -35,11 +37,16 @@ pub struct ApplyStats {
     pub elapsed: Duration,
 }
 
+type Filter = HashMap<u32, FilterBlock>;
+
 pub struct Applier<D: Dataplane> {
     dp: D,
     cfg: Config,
     /// What the active set holds.
     shadow: Compiled,
+    /// Per set: the filter blocks in the kernel (non-empty ones), or None when
+    /// unknown (maps adopted from an earlier agent), which forces a full rewrite.
+    filters: [Option<Filter>; 2],
 }
 
 impl<D: Dataplane> Applier<D> {
@@ -69,7 +76,20 @@ impl<D: Dataplane> Applier<D> {
                 dp.del_port(set, &slot)?;
             }
         }
-        Ok(Applier { dp, cfg, shadow })
+        // Make sure the active set's filter covers every active slot; extra bits
+        // left by an earlier agent only cost a probe.
+        let filter = filter_blocks(&shadow, active);
+        for (idx, b) in &filter {
+            dp.put_filter(*idx, b)?;
+        }
+        let mut filters = [None, None];
+        filters[active as usize] = Some(filter);
+        Ok(Applier {
+            dp,
+            cfg,
+            shadow,
+            filters,
+        })
     }
 
     pub fn dataplane(&self) -> &D {
@@ -137,7 +157,10 @@ impl<D: Dataplane> Applier<D> {
         let active = (self.cfg.active_set & 1) as u8;
         let next = 1 - active;
         let mut writes = 0;
+        let filter = filter_blocks(&new, next);
+        let old_filter = self.filters[next as usize].take();
         let written = (|| -> Result<(), AgentError> {
+            writes += write_filter(&mut self.dp, next, old_filter.as_ref(), &filter)?;
             for (slot, v) in &new.ports {
                 self.dp.put_port(next, slot, v)?;
                 writes += 1;
@@ -149,10 +172,12 @@ impl<D: Dataplane> Applier<D> {
             Ok(())
         })();
         if let Err(e) = written {
-            // The active set was never touched; drop what we wrote.
+            // The active set was never touched; drop what we wrote. The inactive
+            // filter is now partly written: unknown, so the next reload rewrites it.
             self.clear_set(next, &new);
             return Err(e);
         }
+        self.filters[next as usize] = Some(filter);
         let mut c = self.cfg;
         c.v4_levels[next as usize] = new.v4_levels;
         c.v6_levels[next as usize] = new.v6_levels;
@@ -217,6 +242,25 @@ impl<D: Dataplane> Applier<D> {
     fn in_place(&mut self, new: &Compiled) -> Result<(usize, usize), AgentError> {
         let set = (self.cfg.active_set & 1) as u8;
         let (mut writes, mut deletes) = (0, 0);
+        // Filter bits before the slots they admit (never cleared in place).
+        let mut filter = self.filters[set as usize].take().unwrap_or_default();
+        let mut grown = Vec::new();
+        for (idx, b) in filter_blocks(new, set) {
+            let cur = filter.entry(idx).or_default();
+            let mut merged = *cur;
+            for (w, nw) in merged.words.iter_mut().zip(b.words) {
+                *w |= nw;
+            }
+            if merged != *cur {
+                *cur = merged;
+                grown.push((idx, merged));
+            }
+        }
+        self.filters[set as usize] = Some(filter);
+        for (idx, b) in &grown {
+            self.dp.put_filter(*idx, b)?;
+            writes += 1;
+        }
         // Port rules before the nodes that point at them.
         for (k, v) in &new.ports {
             if self.shadow.ports.get(k) != Some(v) {
@@ -304,6 +348,42 @@ impl<D: Dataplane> Applier<D> {
         }
         Ok(())
     }
+}
+
+/// Writes the filter of `set` so that it equals `new`: only the blocks that
+/// differ from `old`, or every block of the set when `old` is unknown.
+fn write_filter<D: Dataplane>(
+    dp: &mut D,
+    set: u8,
+    old: Option<&Filter>,
+    new: &Filter,
+) -> Result<usize, AgentError> {
+    let zero = FilterBlock::default();
+    let mut n = 0;
+    match old {
+        None => {
+            let base = set as u32 * FILTER_BLOCKS_PER_SET;
+            for idx in base..base + FILTER_BLOCKS_PER_SET {
+                dp.put_filter(idx, new.get(&idx).unwrap_or(&zero))?;
+                n += 1;
+            }
+        }
+        Some(old) => {
+            for (idx, b) in new {
+                if old.get(idx) != Some(b) {
+                    dp.put_filter(*idx, b)?;
+                    n += 1;
+                }
+            }
+            for idx in old.keys() {
+                if !new.contains_key(idx) {
+                    dp.put_filter(*idx, &zero)?;
+                    n += 1;
+                }
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Slots per family in a table: for metrics.

@@ -212,3 +212,37 @@ pub fn compile(entries: &[(Entry, u32)]) -> Compiled {
     }
     out
 }
+
+/// The filter blocks (see c2wall_common::filter) that `c` needs in rule set
+/// `set`: every filtered slot's bit set, nothing else.
+pub fn filter_blocks(c: &Compiled, set: u8) -> HashMap<u32, FilterBlock> {
+    let mut out: HashMap<u32, FilterBlock> = HashMap::new();
+    for slot in c.nodes.keys() {
+        let level = slot.level as u32;
+        let (idx, bit) = match slot.family {
+            Family::V4 if level >= V4_FILTER_MIN_LEVEL => {
+                let a =
+                    u32::from_be_bytes([slot.addr[0], slot.addr[1], slot.addr[2], slot.addr[3]]);
+                (filter_block_v4(set as u32, a), filter_bit_v4(level, a))
+            }
+            Family::V6 if level >= V6_FILTER_MIN_LEVEL => {
+                let (hi, lo) = halves(&slot.addr);
+                (
+                    filter_block_v6(set as u32, hi),
+                    filter_bit_v6(level, hi, lo),
+                )
+            }
+            _ => continue,
+        };
+        out.entry(idx).or_default().set(bit);
+    }
+    out
+}
+
+pub fn halves(a: &[u8; 16]) -> (u64, u64) {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&a[..8]);
+    lo.copy_from_slice(&a[8..]);
+    (u64::from_be_bytes(hi), u64::from_be_bytes(lo))
+}

@@ -29,6 +29,8 @@ pub trait Dataplane {
     /// Per-entry hits summed over CPUs.
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
+    /// Writes one slot-filter block (index covers both sets).
+    fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
     /// Slot capacities (v4 nodes, v6 nodes, ports).
     fn capacity(&self) -> (usize, usize, usize);
 }
@@ -48,6 +50,9 @@ pub struct MemDataplane {
     pub allow: Vec<Prefix>,
     pub counters: Vec<u64>,
     pub hits: HashMap<u32, u64>,
+    pub filter: HashMap<u32, FilterBlock>,
+    /// Filter block writes so far, to check that unchanged blocks are skipped.
+    pub filter_writes: usize,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
     pub caps: (usize, usize, usize),
@@ -179,6 +184,16 @@ impl Dataplane for MemDataplane {
     }
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
         self.hits.remove(&id);
+        Ok(())
+    }
+    fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
+        self.write()?;
+        self.filter_writes += 1;
+        if *block == FilterBlock::default() {
+            self.filter.remove(&index);
+        } else {
+            self.filter.insert(index, *block);
+        }
         Ok(())
     }
     fn capacity(&self) -> (usize, usize, usize) {

@@ -22,6 +22,7 @@ pub struct KernelMaps {
     allow_v6: LpmTrie<MapData, [u8; 16], u32>,
     counters: PerCpuArray<MapData, u64>,
     hits: PerCpuHashMap<MapData, u32, u64>,
+    filter: Array<MapData, FilterBlock>,
     caps: (usize, usize, usize),
 }
 
@@ -48,6 +49,7 @@ impl KernelMaps {
             allow_v6: typed(&mut take, MAP_ALLOW_V6)?,
             counters: typed(&mut take, MAP_COUNTERS)?,
             hits: typed(&mut take, MAP_HITS)?,
+            filter: typed(&mut take, MAP_FILTER)?,
             caps,
         })
     }
@@ -280,6 +282,11 @@ impl Dataplane for KernelMaps {
     }
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
         del_ok(MAP_HITS, self.hits.remove(&id))
+    }
+    fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
+        self.filter
+            .set(index, block, 0)
+            .map_err(put_err(MAP_FILTER))
     }
     fn capacity(&self) -> (usize, usize, usize) {
         self.caps

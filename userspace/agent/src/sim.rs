@@ -9,12 +9,40 @@ use std::net::IpAddr;
 use c2wall_common::*;
 use c2wall_model::{matcher::PacketView, Family, Prefix};
 
-use crate::compile::{slot_of, stride, Compiled, PortSlot};
+use crate::compile::{filter_blocks, halves, slot_of, stride, Compiled, PortSlot};
 
-/// Which side decided and with what rule; `None` if nothing matched.
+/// A compiled set with its filter, ready to answer lookups.
+pub struct Sim<'a> {
+    set: &'a Compiled,
+    filter: std::collections::HashMap<u32, FilterBlock>,
+}
+
+impl<'a> Sim<'a> {
+    pub fn new(set: &'a Compiled) -> Self {
+        Sim {
+            set,
+            filter: filter_blocks(set, 0),
+        }
+    }
+
+    /// Which side decided and with what rule; `None` if nothing matched.
+    pub fn decide(&self, pkt: &PacketView) -> Option<(bool, Rule)> {
+        decide_with(self.set, &self.filter, pkt)
+    }
+}
+
+/// One-off lookup (builds the filter each call: use [`Sim`] for many).
 pub fn decide(set: &Compiled, pkt: &PacketView) -> Option<(bool, Rule)> {
-    let to = side(set, pkt, true);
-    let from = side(set, pkt, false);
+    Sim::new(set).decide(pkt)
+}
+
+fn decide_with(
+    set: &Compiled,
+    filter: &std::collections::HashMap<u32, FilterBlock>,
+    pkt: &PacketView,
+) -> Option<(bool, Rule)> {
+    let to = side(set, filter, pkt, true);
+    let from = side(set, filter, pkt, false);
     let (rule, to_cc) = if to.action >= from.action {
         (to, true)
     } else {
@@ -23,7 +51,12 @@ pub fn decide(set: &Compiled, pkt: &PacketView) -> Option<(bool, Rule)> {
     (rule.action != ACTION_NONE).then_some((to_cc, rule))
 }
 
-fn side(set: &Compiled, pkt: &PacketView, to_cc: bool) -> Rule {
+fn side(
+    set: &Compiled,
+    filter: &std::collections::HashMap<u32, FilterBlock>,
+    pkt: &PacketView,
+    to_cc: bool,
+) -> Rule {
     let (addr, port) = if to_cc {
         (pkt.dst, pkt.ports.map(|(p, _, d)| (p, d)))
     } else {
@@ -43,6 +76,31 @@ fn side(set: &Compiled, pkt: &PacketView, to_cc: bool) -> Rule {
         let level = i * s;
         let masked = Prefix::new(truncate(addr, level), level).expect("masked");
         let slot = slot_of(&masked);
+        // The filter is consulted from the packet's address, as in the kernel.
+        let pass_filter = match family {
+            Family::V4 if level as u32 >= V4_FILTER_MIN_LEVEL => {
+                let a = (host.bits() >> 96) as u32;
+                let m = (masked.bits() >> 96) as u32;
+                let b = filter
+                    .get(&filter_block_v4(0, a))
+                    .copied()
+                    .unwrap_or_default();
+                b.has(filter_bit_v4(level as u32, m))
+            }
+            Family::V6 if level as u32 >= V6_FILTER_MIN_LEVEL => {
+                let (hi, _) = halves(&(host.bits().to_be_bytes()));
+                let (mh, ml) = halves(&slot.addr);
+                let b = filter
+                    .get(&filter_block_v6(0, hi))
+                    .copied()
+                    .unwrap_or_default();
+                b.has(filter_bit_v6(level as u32, mh, ml))
+            }
+            _ => true,
+        };
+        if !pass_filter {
+            continue;
+        }
         let Some(node) = set.nodes.get(&slot) else {
             continue;
         };

@@ -28,23 +28,23 @@ pub fn c2wall_naive(ctx: XdpContext) -> u32 {
         count(CNT_PARSE_ERROR, 1);
         return xdp_action::XDP_PASS;
     };
+    let action = |r: Option<&Rule>| r.map(|r| r.action).unwrap_or(ACTION_NONE);
     let (to, from) = if pkt.family == FAMILY_V4 {
         let d = [pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]];
         let s = [pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]];
         (
-            NAIVE_V4.get(Key::new(32, d)).copied(),
-            NAIVE_V4.get(Key::new(32, s)).copied(),
+            action(NAIVE_V4.get(Key::new(32, d))),
+            action(NAIVE_V4.get(Key::new(32, s))),
         )
     } else {
         (
-            NAIVE_V6.get(Key::new(128, pkt.dst)).copied(),
-            NAIVE_V6.get(Key::new(128, pkt.src)).copied(),
+            action(NAIVE_V6.get(Key::new(128, pkt.dst))),
+            action(NAIVE_V6.get(Key::new(128, pkt.src))),
         )
     };
     let fam = if pkt.family == FAMILY_V4 { 0 } else { 1 };
-    let hit = to.or(from);
-    match hit {
-        Some(r) if r.action == ACTION_DROP => {
+    match to.max(from) {
+        ACTION_DROP => {
             count(
                 verdict_counter(VERDICT_DROP, DIR_TO_CC, fam, UNIT_PACKETS),
                 1,

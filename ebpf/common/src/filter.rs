@@ -1,0 +1,73 @@
+//! The slot filter: a blocked Bloom filter (one hash function) in front of the
+//! node maps, so that most levels of most lookups skip the hash probe.
+//!
+//! Each 64-byte block serves one IPv4 /16 (or IPv6 /32) of one rule set: every
+//! slot at a level at or below that boundary sets one bit in the block of its
+//! address. A lookup fetches the block once per side (one cache line) and then
+//! probes only the levels whose bit is set. Levels above the boundary (shorter
+//! prefixes) are rare and are always probed.
+//!
+//! Bits are only ever added in place, never cleared, so the filter has no false
+//! negatives; a reload rebuilds it exactly. These functions are the single
+//! definition used by the kernel and by userspace.
+
+/// Blocks per rule set (power of two); the map holds two sets.
+pub const FILTER_BLOCKS_PER_SET: u32 = 1 << 17;
+const BLOCK_INDEX_BITS: u32 = 17;
+pub const FILTER_BLOCK_WORDS: usize = 8;
+/// IPv4 levels >= this are filtered (the block is chosen by the /16).
+pub const V4_FILTER_MIN_LEVEL: u32 = 16;
+/// IPv6 levels >= this are filtered (the block is chosen by the /32).
+pub const V6_FILTER_MIN_LEVEL: u32 = 32;
+
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+const K3: u64 = 0x1656_67b1_9e37_79f9;
+const K4: u64 = 0x85eb_ca77_c2b2_ae63;
+
+/// One block: 512 bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterBlock {
+    pub words: [u64; FILTER_BLOCK_WORDS],
+}
+
+impl FilterBlock {
+    #[inline(always)]
+    pub fn has(&self, bit: u32) -> bool {
+        self.words[(bit >> 6) as usize & (FILTER_BLOCK_WORDS - 1)] & (1u64 << (bit & 63)) != 0
+    }
+    #[inline(always)]
+    pub fn set(&mut self, bit: u32) {
+        self.words[(bit >> 6) as usize & (FILTER_BLOCK_WORDS - 1)] |= 1u64 << (bit & 63);
+    }
+}
+
+#[inline(always)]
+fn block_index(set: u32, x: u64) -> u32 {
+    ((x.wrapping_mul(K1) >> (64 - BLOCK_INDEX_BITS)) as u32) + (set & 1) * FILTER_BLOCKS_PER_SET
+}
+
+/// Block of an IPv4 address (host byte order) in rule set `set`.
+#[inline(always)]
+pub fn filter_block_v4(set: u32, addr: u32) -> u32 {
+    block_index(set, (addr >> 16) as u64 | (4u64 << 32))
+}
+
+/// Block of an IPv6 address given as its high 64 bits (host byte order).
+#[inline(always)]
+pub fn filter_block_v6(set: u32, hi: u64) -> u32 {
+    block_index(set, (hi >> 32) | (6u64 << 32))
+}
+
+/// Bit (0..512) of an IPv4 slot: `masked` is the slot address, host order.
+#[inline(always)]
+pub fn filter_bit_v4(level: u32, masked: u32) -> u32 {
+    ((((masked as u64) << 8) | level as u64).wrapping_mul(K2) >> 55) as u32
+}
+
+/// Bit (0..512) of an IPv6 slot given as masked high and low halves.
+#[inline(always)]
+pub fn filter_bit_v6(level: u32, hi: u64, lo: u64) -> u32 {
+    ((hi.wrapping_mul(K2) ^ lo.wrapping_mul(K3) ^ (level as u64).wrapping_mul(K4)) >> 55) as u32
+}
