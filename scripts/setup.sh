@@ -15,7 +15,7 @@ need_root() {
 
 # Debian packages: the eBPF compiler route (see README "Build route"),
 # plus the tools the tests drive (ip, ping, nc, tcpdump-free).
-debs=(rustc-web cargo-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping netcat-openbsd procps ca-certificates pkg-config libzstd-dev zlib1g-dev libpolly-22-dev)
+debs=(rustc-web cargo-web rust-web-clippy libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping netcat-openbsd procps ca-certificates pkg-config libzstd-dev zlib1g-dev libpolly-22-dev)
 
 install_debs() {
   local missing=()

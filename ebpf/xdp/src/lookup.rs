@@ -34,7 +34,7 @@ pub fn side_rule(pkt: &Packet, set: u32, levels: u32, to_cc: bool) -> Rule {
             _pad: [0; 2],
         };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(pv) = unsafe { PORTS.get(&key) } {
+        if let Some(pv) = unsafe { PORTS.get(key) } {
             let r = if to_cc { pv.to_cc } else { pv.from_cc };
             if r.action != ACTION_NONE {
                 rule = r;
@@ -75,7 +75,7 @@ fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
             _pad: [0; 2],
         };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { NODES_V4.get(&key) } {
+        if let Some(v) = unsafe { NODES_V4.get(key) } {
             let mut slot = [0u8; 16];
             slot[..4].copy_from_slice(&key.addr);
             return Some((*v, slot, level as u8));
@@ -128,7 +128,7 @@ fn find_v6(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
             _pad: [0; 2],
         };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { NODES_V6.get(&key) } {
+        if let Some(v) = unsafe { NODES_V6.get(key) } {
             return Some((*v, key.addr, key.level));
         }
     }

@@ -100,12 +100,12 @@ fn count_verdict(verdict: u32, dir: u32, fam: u32, len: u64) {
 
 #[inline(always)]
 fn hit(entry_id: u32) {
-    if let Some(p) = HITS.get_ptr_mut(&entry_id) {
+    if let Some(p) = HITS.get_ptr_mut(entry_id) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe { *p += 1 };
-    } else if HITS.insert(&entry_id, &1, BPF_NOEXIST as u64).is_err() {
+    } else if HITS.insert(entry_id, 1, BPF_NOEXIST as u64).is_err() {
         // Another CPU created the element between our lookup and insert.
-        if let Some(p) = HITS.get_ptr_mut(&entry_id) {
+        if let Some(p) = HITS.get_ptr_mut(entry_id) {
             // SAFETY: as above.
             unsafe { *p += 1 };
         }

@@ -206,7 +206,7 @@ fn status(pin_dir: PathBuf) -> Result<std::process::ExitCode> {
     );
     let hits = maps.hits()?;
     let mut top: Vec<_> = hits.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     if !top.is_empty() {
         let ids = Ids::load(&paths.ids_file())
             .unwrap_or_default()

@@ -84,10 +84,13 @@ impl Prefix {
     pub fn family(&self) -> Family {
         self.family
     }
+    /// Prefix length in bits (0..=32 or 0..=128): not a container length,
+    /// hence no `is_empty`.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         self.len
     }
-    /// Length relative to the family's address width (0..=32 or 0..=128).
+    /// A /32 or /128.
     pub fn is_host(&self) -> bool {
         self.len == self.family.max_len()
     }
