@@ -13,9 +13,11 @@ need_root() {
   fi
 }
 
-# Debian packages: the eBPF compiler route (see README "Build route"),
-# plus the tools the tests drive (ip, ping, nc, tcpdump-free).
-debs=(rustc-web cargo-web rust-web-clippy libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping netcat-openbsd procps ca-certificates pkg-config libzstd-dev zlib1g-dev libpolly-22-dev)
+# Debian packages: the eBPF compiler route (see README "Build route": rustc 1.96
+# with LLVM 22 and a prebuilt `core` for bpfel-unknown-none, clippy and rustfmt
+# for it, LLVM 22 for bpf-linker) and the tools the demo and tests drive
+# (ip, nsenter, ping, curl).
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates)
 
 install_debs() {
   local missing=()
@@ -38,16 +40,6 @@ install_bpf_linker() {
     --no-default-features --features llvm-22
 }
 
-# aya-build drives the eBPF build through `rustup run <toolchain>`; rustup
-# accepts a directory there, so this one holds links to Debian's compiler.
-link_bpf_toolchain() {
-  local dir="$here/.toolchain-bpf/bin"
-  mkdir -p "$dir"
-  for t in cargo rustc rustdoc; do
-    ln -sfn "/usr/bin/$t" "$dir/$t"
-  done
-}
-
 mount_bpffs() {
   if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
     log "mounting bpffs on /sys/fs/bpf"
@@ -59,6 +51,5 @@ mount_bpffs() {
 need_root
 install_debs
 install_bpf_linker
-link_bpf_toolchain
 mount_bpffs
 log "ready"

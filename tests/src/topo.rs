@@ -194,6 +194,8 @@ impl Topo {
             .arg("status")
             .arg("--pin-dir")
             .arg(&self.pins.0)
+            .arg("--state-dir")
+            .arg(&self.state)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()

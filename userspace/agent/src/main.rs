@@ -65,10 +65,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         allowlist: Option<PathBuf>,
     },
-    /// Print mode, loaded slots and counters of the pinned program.
+    /// Print mode, interfaces, counters and the entries with the most hits.
     Status {
         #[arg(long, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
+        /// Where the agent keeps its entry ids (to name the top entries).
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
     },
 }
 
@@ -86,7 +89,7 @@ fn main() -> std::process::ExitCode {
             blocklists,
             allowlist,
         }) => check(blocklists, allowlist),
-        Some(Command::Status { pin_dir }) => status(pin_dir),
+        Some(Command::Status { pin_dir, state_dir }) => status(pin_dir, state_dir),
         None => run(cli.run),
     };
     match result {
@@ -145,11 +148,8 @@ fn check(blocklists: Vec<PathBuf>, allowlist: Option<PathBuf>) -> Result<std::pr
     })
 }
 
-fn status(pin_dir: PathBuf) -> Result<std::process::ExitCode> {
-    let paths = Paths {
-        pin_dir,
-        state_dir: DEFAULT_STATE_DIR.into(),
-    };
+fn status(pin_dir: PathBuf, state_dir: PathBuf) -> Result<std::process::ExitCode> {
+    let paths = Paths { pin_dir, state_dir };
     let maps = KernelMaps::from_pins(&paths.maps_dir()).with_context(|| {
         format!(
             "no c2wall maps pinned under {} (is the agent running?)",

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# c2wall end to end on this machine: a subscriber, an edge router and a network
+# holding a "C&C" host, each in its own network namespace; the agent enforces a
+# blocklist with XDP on the edge router; real packets are dropped; metrics shown.
+# Everything it creates is removed when it exits. Usage: sudo scripts/demo.sh
+# (add --keep to leave it running until Enter is pressed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+keep=${1:-}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+bash scripts/setup.sh
+say "building (first build takes about 2 minutes)"
+cargo build --release -p c2wall-agent --bin c2wall-agent
+agent_bin=$PWD/target/release/c2wall-agent
+
+id=c2wdemo$$
+work=$(mktemp -d)
+pins=/sys/fs/bpf/$id
+agent_pid=
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  [ -d "$pins" ] && "$agent_bin" detach --pin-dir "$pins" >/dev/null 2>&1 || true
+  for ns in sub edge net; do ip netns del "$id-$ns" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$id-$ns" "$@"; }
+
+say "topology: sub [198.51.100.10] -- e0 [edge] e1 -- [203.0.113.66 C&C, .77 benign, .88 suspicious] net"
+for ns in sub edge net; do
+  ip netns add "$id-$ns"
+  ip -n "$id-$ns" link set lo up
+  in_ns "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+done
+ip -n "$id-sub" link add s0 type veth peer name e0 netns "$id-edge"
+ip -n "$id-edge" link add e1 type veth peer name n0 netns "$id-net"
+ip -n "$id-sub" addr add 198.51.100.10/24 dev s0
+ip -n "$id-sub" addr add 2001:db8:a::10/64 dev s0 nodad
+ip -n "$id-edge" addr add 198.51.100.1/24 dev e0
+ip -n "$id-edge" addr add 2001:db8:a::1/64 dev e0 nodad
+ip -n "$id-edge" addr add 203.0.113.1/24 dev e1
+ip -n "$id-edge" addr add 2001:db8:b::1/64 dev e1 nodad
+for a in 203.0.113.66/24 203.0.113.77/24 203.0.113.88/24; do ip -n "$id-net" addr add $a dev n0; done
+for a in 2001:db8:b::66/64 2001:db8:b::77/64; do ip -n "$id-net" addr add $a dev n0 nodad; done
+for l in "sub s0" "edge e0" "edge e1" "net n0"; do set -- $l; ip -n "$id-$1" link set "$2" up; done
+ip -n "$id-sub" route add default via 198.51.100.1
+ip -n "$id-sub" -6 route add default via 2001:db8:a::1
+ip -n "$id-net" route add default via 203.0.113.1
+ip -n "$id-net" -6 route add default via 2001:db8:b::1
+in_ns edge sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+
+cat >"$work/blocklist.txt" <<'LIST'
+# C&C servers (documentation addresses)
+203.0.113.66                # both directions, drop
+2001:db8:b::66
+203.0.113.88 monitor        # count as would-drop, let through
+192.0.2.0/24 tcp 443        # port-scoped
+LIST
+echo "203.0.113.53   # the ISP's resolver: never dropped" >"$work/allowlist.txt"
+say "blocklist"; cat "$work/blocklist.txt"
+
+say "starting c2wall-agent on the edge router (e0, e1)"
+# nsenter --net (not `ip netns exec`): only the network namespace changes, so
+# the pins land on the host's bpffs.
+nsenter --net="/run/netns/$id-edge" "$agent_bin" -i e0 -i e1 -b "$work/blocklist.txt" \
+  --allowlist "$work/allowlist.txt" --pin-dir "$pins" --state-dir "$work/state" \
+  --metrics-addr 127.0.0.1:9469 2>"$work/agent.log" &
+agent_pid=$!
+for _ in $(seq 100); do
+  in_ns edge curl -sf http://127.0.0.1:9469/readyz >/dev/null 2>&1 && break
+  sleep 0.1
+done
+in_ns edge curl -sf http://127.0.0.1:9469/readyz
+
+try() { # label, command...
+  local label=$1; shift
+  if "$@" >/dev/null 2>&1; then echo "  $label: delivered"; else echo "  $label: no reply (dropped)"; fi
+}
+say "traffic from the subscriber"
+try "ping 203.0.113.77 (benign)        " in_ns sub ping -c 2 -W 1 203.0.113.77
+try "ping 203.0.113.66 (C&C)           " in_ns sub ping -c 2 -W 1 203.0.113.66
+try "ping 2001:db8:b::77 (benign)      " in_ns sub ping -6 -c 2 -W 1 2001:db8:b::77
+try "ping 2001:db8:b::66 (C&C)         " in_ns sub ping -6 -c 2 -W 1 2001:db8:b::66
+try "ping 203.0.113.88 (monitor entry) " in_ns sub ping -c 2 -W 1 203.0.113.88
+say "traffic from the C&C host towards the subscriber"
+try "ping from 203.0.113.66            " in_ns net ping -c 2 -W 1 -I 203.0.113.66 198.51.100.10
+
+say "agent log"
+sed -e 's/\x1b\[[0-9;]*m//g' "$work/agent.log"
+say "c2wall-agent status"
+"$agent_bin" status --pin-dir "$pins" --state-dir "$work/state"
+say "metrics (curl http://127.0.0.1:9469/metrics in the edge namespace, non-zero packet counters)"
+in_ns edge curl -s http://127.0.0.1:9469/metrics | grep -E '^c2wall_(packets_total|entries|xdp_attached|mode)' | grep -v ' 0$'
+
+if [ "$keep" = "--keep" ]; then
+  say "running; metrics: nsenter --net=/run/netns/$id-edge curl -s 127.0.0.1:9469/metrics; press Enter to stop"
+  read -r _
+fi
+say "cleaning up (agent stopped, program detached, namespaces removed)"
