@@ -262,4 +262,18 @@ mod tests {
             .contains("--interface"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_documented_example_config_is_valid() {
+        let args = RunArgs {
+            config: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/agent.toml").into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.interfaces, vec!["eth0", "eth1"]);
+        assert_eq!(s.capacity, Capacity::default());
+        assert_eq!(s.paths.pin_dir, PathBuf::from(DEFAULT_PIN_DIR));
+        assert_eq!(s.paths.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9469");
+    }
 }
