@@ -122,9 +122,14 @@ fn kill_9_during_traffic_leaves_no_gap_and_a_new_agent_converges() {
     std::thread::sleep(Duration::from_millis(300));
     agent.signal(libc::SIGKILL);
     drop(agent);
-    let agent = topo.agent(&["-b", &list_s]);
+    // Leftovers of an older map layout, and a config asking for other sizes.
+    let stale = topo.pins.0.join("maps-v0");
+    std::fs::create_dir(&stale).unwrap();
+    let cfg = topo.write_list("agent.toml", "[capacity]\nnodes_v4 = 1000\n");
+    let agent = topo.agent(&["-b", &list_s, "--config", cfg.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(300));
     let (sent, got) = flow.finish();
+    assert!(!stale.exists(), "maps of an older layout are unpinned");
 
     assert!(sent > 500, "flow too short: {sent}");
     assert_eq!(
@@ -150,6 +155,17 @@ fn kill_9_during_traffic_leaves_no_gap_and_a_new_agent_converges() {
     assert!(
         metrics.contains("c2wall_entries{action=\"monitor\",family=\"ipv4\"} 1"),
         "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "c2wall_map_slot_capacity{{map=\"C2W_NODES_V4\"}} {}",
+            c2wall_common::DEFAULT_NODES_V4_CAPACITY
+        )),
+        "capacity checks use the pinned map's real size: {metrics}"
+    );
+    eprintln!(
+        "restart flow: {sent} rounds sent, listed delivered {}, benign delivered {}",
+        got[0], got[1]
     );
     drop(agent);
 }

@@ -8,9 +8,13 @@
 //! link is switched to the freshly loaded program with BPF_LINK_UPDATE, which is
 //! atomic, so enforcement never stops across a restart or an upgrade.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
 use aya::{
+    maps::MapInfo,
     programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
@@ -80,13 +84,54 @@ pub fn load(paths: &Paths, cap: &Capacity) -> Result<(Ebpf, KernelMaps), AgentEr
         .map_max_entries(MAP_HITS, cap.hits);
     let mut ebpf = loader.load(OBJECT)?;
     program(&mut ebpf)?.load()?;
+    // Pinned maps keep the size they were created with: check against that.
+    let actual = |name: &'static str, configured: u32| -> u32 {
+        match MapInfo::from_pin(paths.map(name)) {
+            Ok(info) if info.max_entries() != configured => {
+                tracing::warn!(
+                    map = name,
+                    pinned = info.max_entries(),
+                    configured,
+                    "the pinned map keeps its size; run `c2wall-agent detach` and restart to apply the configured capacity"
+                );
+                info.max_entries()
+            }
+            Ok(info) => info.max_entries(),
+            Err(_) => configured,
+        }
+    };
     let caps = (
-        cap.nodes_v4 as usize,
-        cap.nodes_v6 as usize,
-        cap.ports as usize,
+        actual(MAP_NODES_V4, cap.nodes_v4) as usize,
+        actual(MAP_NODES_V6, cap.nodes_v6) as usize,
+        actual(MAP_PORTS, cap.ports) as usize,
     );
     let maps = KernelMaps::new(|n| ebpf.take_map(n), caps)?;
     Ok((ebpf, maps))
+}
+
+/// Unpins maps of other ABI versions once every link runs the current program
+/// (nothing references them any more).
+pub fn remove_stale_maps(paths: &Paths) -> Vec<PathBuf> {
+    let current = paths.maps_dir();
+    let mut removed = Vec::new();
+    let Ok(dir) = fs::read_dir(&paths.pin_dir) else {
+        return removed;
+    };
+    for e in dir.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if p != current && name.starts_with("maps-v") && p.is_dir() {
+            if let Ok(inner) = fs::read_dir(&p) {
+                for f in inner.flatten() {
+                    let _ = fs::remove_file(f.path());
+                }
+            }
+            if fs::remove_dir(&p).is_ok() {
+                removed.push(p);
+            }
+        }
+    }
+    removed
 }
 
 pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {

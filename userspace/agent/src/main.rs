@@ -277,6 +277,9 @@ fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         tracing::warn!(interface = %gone, "detached from an interface that is no longer configured");
     }
     loader::pin_program(&mut ebpf, &paths)?;
+    for old in loader::remove_stale_maps(&paths) {
+        tracing::info!(path = %old.display(), "removed maps of an older map layout");
+    }
 
     let shared = Arc::new(Mutex::new(Shared {
         engine,
