@@ -36,10 +36,12 @@ fn typed<T: TryFrom<Map, Error = MapError>>(
 
 impl KernelMaps {
     /// Takes the maps out of a loaded object (or from pins, via `take`).
+    /// `caps`: slot capacities of the v4 node, v6 node and port maps.
     pub fn new(
         mut take: impl FnMut(&'static str) -> Option<Map>,
-        caps: (usize, usize, usize),
+        caps: (u32, u32, u32),
     ) -> Result<Self, AgentError> {
+        let caps = (caps.0 as usize, caps.1 as usize, caps.2 as usize);
         Ok(KernelMaps {
             config: typed(&mut take, MAP_CONFIG)?,
             nodes_v4: typed(&mut take, MAP_NODES_V4)?,
@@ -61,7 +63,7 @@ impl KernelMaps {
                 .ok()
                 .and_then(|d| Map::from_map_data(d).ok())
         };
-        Self::new(&mut open, (usize::MAX, usize::MAX, usize::MAX))
+        Self::new(&mut open, (u32::MAX, u32::MAX, u32::MAX))
     }
 }
 

@@ -77,11 +77,7 @@ pub fn load(paths: &Paths, cap: &Capacity) -> Result<(Ebpf, KernelMaps), AgentEr
     for (name, path) in &map_paths {
         loader.map_pin_path(name, path.as_path());
     }
-    loader
-        .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
-        .map_max_entries(MAP_NODES_V6, cap.nodes_v6)
-        .map_max_entries(MAP_PORTS, cap.ports)
-        .map_max_entries(MAP_HITS, cap.hits);
+    set_capacities(&mut loader, cap);
     let mut ebpf = loader.load(OBJECT)?;
     program(&mut ebpf)?.load()?;
     // Pinned maps keep the size they were created with: check against that.
@@ -101,9 +97,9 @@ pub fn load(paths: &Paths, cap: &Capacity) -> Result<(Ebpf, KernelMaps), AgentEr
         }
     };
     let caps = (
-        actual(MAP_NODES_V4, cap.nodes_v4) as usize,
-        actual(MAP_NODES_V6, cap.nodes_v6) as usize,
-        actual(MAP_PORTS, cap.ports) as usize,
+        actual(MAP_NODES_V4, cap.nodes_v4),
+        actual(MAP_NODES_V6, cap.nodes_v6),
+        actual(MAP_PORTS, cap.ports),
     );
     let maps = KernelMaps::new(|n| ebpf.take_map(n), caps)?;
     Ok((ebpf, maps))
@@ -132,6 +128,14 @@ pub fn remove_stale_maps(paths: &Paths) -> Vec<PathBuf> {
         }
     }
     removed
+}
+
+fn set_capacities(loader: &mut EbpfLoader<'_>, cap: &Capacity) {
+    loader
+        .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
+        .map_max_entries(MAP_NODES_V6, cap.nodes_v6)
+        .map_max_entries(MAP_PORTS, cap.ports)
+        .map_max_entries(MAP_HITS, cap.hits);
 }
 
 pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {
@@ -273,11 +277,7 @@ pub fn detach_all(paths: &Paths) -> Result<Vec<String>, AgentError> {
 pub fn load_unpinned(object: &[u8], prog: &str, cap: &Capacity) -> Result<Ebpf, AgentError> {
     let mut loader = EbpfLoader::new();
     if prog == PROGRAM_NAME {
-        loader
-            .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
-            .map_max_entries(MAP_NODES_V6, cap.nodes_v6)
-            .map_max_entries(MAP_PORTS, cap.ports)
-            .map_max_entries(MAP_HITS, cap.hits);
+        set_capacities(&mut loader, cap);
     }
     let mut ebpf = loader.load(object)?;
     let p: &mut Xdp = ebpf
@@ -290,10 +290,6 @@ pub fn load_unpinned(object: &[u8], prog: &str, cap: &Capacity) -> Result<Ebpf, 
 
 /// The kernel maps of an object loaded with [`load_unpinned`].
 pub fn take_maps(ebpf: &mut Ebpf, cap: &Capacity) -> Result<KernelMaps, AgentError> {
-    let caps = (
-        cap.nodes_v4 as usize,
-        cap.nodes_v6 as usize,
-        cap.ports as usize,
-    );
+    let caps = (cap.nodes_v4, cap.nodes_v6, cap.ports);
     KernelMaps::new(|n| ebpf.take_map(n), caps)
 }

@@ -222,6 +222,26 @@ fn ns_per_packet(prog: &Xdp, frames: &[Vec<u8>], repeat: u32, expect: u32) -> Re
     Ok(total / frames.len() as f64)
 }
 
+/// One table row: hot miss/hit for both families, then cold misses.
+fn measure(prog: &Xdp, p: &Probes, args: &Args) -> Result<[f64; 6]> {
+    let (h, c, r) = (args.hot_packets, args.cold_packets, args.repeat);
+    Ok([
+        ns_per_packet(prog, &p.miss4[..h], r, XDP_PASS)?,
+        ns_per_packet(prog, &p.miss6[..h], r, XDP_PASS)?,
+        ns_per_packet(prog, &p.hit4[..h], r, XDP_DROP)?,
+        ns_per_packet(prog, &p.hit6[..h], r, XDP_DROP)?,
+        ns_per_packet(prog, &p.miss4[..c], 1, XDP_PASS)?,
+        ns_per_packet(prog, &p.miss6[..c], 1, XDP_PASS)?,
+    ])
+}
+
+fn print_row(n: usize, name: &str, r: &[f64; 6]) {
+    println!(
+        "{n:>9} {name:<8} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+        r[0], r[1], r[2], r[3], r[4], r[5]
+    );
+}
+
 fn program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
     ebpf.program(name).unwrap().try_into().unwrap()
 }
@@ -297,7 +317,6 @@ fn main() -> Result<()> {
     for &n in &args.sizes {
         let list = make_list(n, 42);
         let p = probes(&list, args.hot_packets.max(args.cold_packets), 7);
-        let hot = |v: &Vec<Vec<u8>>| v[..args.hot_packets].to_vec();
 
         let cap = Capacity::default();
         let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME, &cap)?;
@@ -319,37 +338,15 @@ fn main() -> Result<()> {
         };
         engine.sync(&snap)?;
         let load_s = t.elapsed().as_secs_f64();
-        let prog = program(&ebpf, PROGRAM_NAME);
-        let row = [
-            ns_per_packet(prog, &hot(&p.miss4), args.repeat, XDP_PASS)?,
-            ns_per_packet(prog, &hot(&p.miss6), args.repeat, XDP_PASS)?,
-            ns_per_packet(prog, &hot(&p.hit4), args.repeat, XDP_DROP)?,
-            ns_per_packet(prog, &hot(&p.hit6), args.repeat, XDP_DROP)?,
-            ns_per_packet(prog, &p.miss4[..args.cold_packets], 1, XDP_PASS)?,
-            ns_per_packet(prog, &p.miss6[..args.cold_packets], 1, XDP_PASS)?,
-        ];
-        println!(
-            "{n:>9} {:<8} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
-            "c2wall", row[0], row[1], row[2], row[3], row[4], row[5]
-        );
+        let row = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
+        print_row(n, "c2wall", &row);
         miss_hot.push((n, row[0], row[1]));
         drop(engine);
         drop(ebpf);
 
         let (naive, naive_load) = load_naive(&list)?;
-        let prog = program(&naive, NAIVE_PROGRAM_NAME);
-        let row = [
-            ns_per_packet(prog, &hot(&p.miss4), args.repeat, XDP_PASS)?,
-            ns_per_packet(prog, &hot(&p.miss6), args.repeat, XDP_PASS)?,
-            ns_per_packet(prog, &hot(&p.hit4), args.repeat, XDP_DROP)?,
-            ns_per_packet(prog, &hot(&p.hit6), args.repeat, XDP_DROP)?,
-            ns_per_packet(prog, &p.miss4[..args.cold_packets], 1, XDP_PASS)?,
-            ns_per_packet(prog, &p.miss6[..args.cold_packets], 1, XDP_PASS)?,
-        ];
-        println!(
-            "{n:>9} {:<8} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
-            "naive", row[0], row[1], row[2], row[3], row[4], row[5]
-        );
+        let row = measure(program(&naive, NAIVE_PROGRAM_NAME), &p, &args)?;
+        print_row(n, "naive", &row);
         loads.push((n, compile_s, load_s, slots, naive_load));
     }
     println!();
