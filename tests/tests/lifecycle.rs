@@ -234,3 +234,31 @@ fn sighup_applies_the_difference_sigterm_keeps_enforcing_detach_removes() {
         "traffic flows after detach"
     );
 }
+
+#[test]
+fn a_misspelled_interface_is_refused_before_anything_is_attached() {
+    if !require_root("a_misspelled_interface_is_refused_before_anything_is_attached") {
+        return;
+    }
+    let topo = Topo::new("m");
+    let list = topo.write_list("blocklist.txt", &format!("{CC4}\n"));
+    let out = topo
+        .edge
+        .command(
+            c2wall_e2e::process::workspace_bin("c2wall-agent")
+                .to_str()
+                .unwrap(),
+        )
+        .args(["-i", "e0", "-i", "e2", "-b", list.to_str().unwrap()])
+        .arg("--pin-dir")
+        .arg(&topo.pins.0)
+        .arg("--state-dir")
+        .arg(&topo.state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interface e2: no such interface"), "{err}");
+    assert_eq!(xdp_prog_id(&topo, "e0"), None, "e0 was not attached");
+    assert!(!topo.pins.0.exists(), "nothing pinned");
+}

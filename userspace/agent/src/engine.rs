@@ -48,8 +48,11 @@ impl<D: Dataplane> Engine<D> {
                 dp.put_allow(p)?;
             }
         }
-        let (with_ids, gone) = self.ids.assign(&snap.entries);
+        // Ids change only if the apply succeeds, so a failed apply forgets nothing.
+        let mut ids = self.ids.clone();
+        let (with_ids, gone) = ids.assign(&snap.entries);
         let stats = self.applier.apply(compile(&with_ids))?;
+        self.ids = ids;
         let dp = self.applier.dataplane_mut();
         for p in &current {
             if !snap.allow.contains(p) {

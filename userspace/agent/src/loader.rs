@@ -145,6 +145,23 @@ pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {
     Ok(p.try_into()?)
 }
 
+/// The index of a network interface in this network namespace, or an error
+/// naming it.
+pub fn interface_index(name: &str) -> Result<u32, AgentError> {
+    let err = |message: &str| AgentError::Interface {
+        name: name.to_string(),
+        message: message.to_string(),
+    };
+    let c = std::ffi::CString::new(name).map_err(|_| err("contains a NUL byte"))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(err(
+            "no such interface in this network namespace (see `ip link`)",
+        )),
+        i => Ok(i),
+    }
+}
+
 /// Attaches to `interface`, or adopts its pinned link, and pins the result.
 pub fn attach(
     ebpf: &mut Ebpf,

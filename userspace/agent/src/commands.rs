@@ -1,0 +1,139 @@
+//! The one-shot subcommands: detach, check, status.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use c2wall_agent::{
+    dataplane::Dataplane,
+    ids::Ids,
+    kernel::KernelMaps,
+    loader,
+    paths::{Paths, DEFAULT_STATE_DIR},
+    source::{file::FileSource, BlocklistSource},
+};
+use c2wall_common::*;
+
+pub fn detach(pin_dir: PathBuf) -> Result<std::process::ExitCode> {
+    let paths = Paths {
+        pin_dir,
+        state_dir: DEFAULT_STATE_DIR.into(),
+    };
+    let gone = loader::detach_all(&paths)?;
+    println!(
+        "detached from {} interface(s){}{}; pins removed from {}",
+        gone.len(),
+        if gone.is_empty() { "" } else { ": " },
+        gone.join(", "),
+        paths.pin_dir.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+pub fn check(
+    blocklists: Vec<PathBuf>,
+    allowlist: Option<PathBuf>,
+) -> Result<std::process::ExitCode> {
+    let snap = FileSource {
+        blocklists,
+        allowlist,
+    }
+    .snapshot()?;
+    for r in &snap.rejected {
+        println!("rejected {r}");
+    }
+    let v4 = snap
+        .entries
+        .iter()
+        .filter(|e| e.prefix.family() == c2wall_model::Family::V4)
+        .count();
+    let scoped = snap.entries.iter().filter(|e| e.scope.is_some()).count();
+    println!(
+        "{} entries ({} IPv4, {} IPv6, {} port-scoped), {} protected prefixes, {} rejected lines",
+        snap.entries.len(),
+        v4,
+        snap.entries.len() - v4,
+        scoped,
+        snap.allow.len(),
+        snap.rejected.len()
+    );
+    Ok(if snap.rejected.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+pub fn status(pin_dir: PathBuf, state_dir: PathBuf) -> Result<std::process::ExitCode> {
+    let paths = Paths { pin_dir, state_dir };
+    let maps = KernelMaps::from_pins(&paths.maps_dir()).with_context(|| {
+        format!(
+            "no c2wall maps pinned under {} (is the agent running?)",
+            paths.maps_dir().display()
+        )
+    })?;
+    let cfg = maps.read_config()?;
+    let mode = match cfg.mode {
+        MODE_ENFORCE => "enforce",
+        MODE_MONITOR => "monitor",
+        _ => "off",
+    };
+    let links: Vec<String> = std::fs::read_dir(paths.links_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("mode: {mode}");
+    println!("interfaces: {}", links.join(", "));
+    println!("active rule set: {}", cfg.active_set);
+    let c = maps.counters()?;
+    let sum = |v: u32, d: u32, unit: u32| -> u64 {
+        (0..2)
+            .map(|f| c[verdict_counter(v, d, f, unit) as usize])
+            .sum()
+    };
+    println!("{:<14} {:>14} {:>16}", "verdict", "packets", "bytes");
+    for (name, v, dirs) in [
+        ("pass", VERDICT_PASS, &[DIR_TO_CC][..]),
+        ("drop", VERDICT_DROP, &[DIR_TO_CC, DIR_FROM_CC][..]),
+        (
+            "would_drop",
+            VERDICT_WOULD_DROP,
+            &[DIR_TO_CC, DIR_FROM_CC][..],
+        ),
+        (
+            "allowlisted",
+            VERDICT_ALLOWLISTED,
+            &[DIR_TO_CC, DIR_FROM_CC][..],
+        ),
+    ] {
+        let p: u64 = dirs.iter().map(|d| sum(v, *d, UNIT_PACKETS)).sum();
+        let b: u64 = dirs.iter().map(|d| sum(v, *d, UNIT_BYTES)).sum();
+        println!("{name:<14} {p:>14} {b:>16}");
+    }
+    println!(
+        "non-IP {}, parse errors {}, passed while off {}, non-first fragments {}",
+        c[CNT_NON_IP as usize],
+        c[CNT_PARSE_ERROR as usize],
+        c[CNT_MODE_OFF as usize],
+        c[CNT_FRAGMENT as usize]
+    );
+    let hits = maps.hits()?;
+    let mut top: Vec<_> = hits.into_iter().collect();
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    if !top.is_empty() {
+        let ids = Ids::load(&paths.ids_file())
+            .unwrap_or_default()
+            .identity_of();
+        println!("top entries by hits:");
+        for (id, n) in top.into_iter().take(10) {
+            let name = ids
+                .get(&id)
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("entry #{id}"));
+            println!("  {n:>12}  {name}");
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

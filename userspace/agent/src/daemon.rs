@@ -1,0 +1,258 @@
+//! The enforcing daemon: load, converge, attach, serve metrics, handle signals.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result};
+use axum::{routing::get, Router};
+use c2wall_agent::{
+    apply::Applier,
+    config::{RunArgs, Settings},
+    dataplane::Dataplane,
+    engine::Engine,
+    ids::Ids,
+    kernel::KernelMaps,
+    loader,
+    metrics::{CounterReader, Metrics},
+    paths::Paths,
+    source::{file::FileSource, BlocklistSource},
+};
+use c2wall_common::*;
+use tokio::signal::unix::{signal, SignalKind};
+
+struct Shared {
+    engine: Engine<KernelMaps>,
+    settings: Settings,
+    /// The command line, re-resolved against the config file on SIGHUP.
+    args: RunArgs,
+}
+
+pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
+    let settings = Settings::resolve(&args)?;
+    let args = args.clone();
+    let paths = settings.paths.clone();
+    std::fs::create_dir_all(&paths.state_dir)
+        .with_context(|| format!("creating state dir {}", paths.state_dir.display()))?;
+
+    // Every interface must exist before anything is attached: no half-attached
+    // start because of a typo in the second name.
+    for iface in &settings.interfaces {
+        loader::interface_index(iface)?;
+    }
+    let (mut ebpf, maps) = loader::load(&paths, &settings.capacity)?;
+    let mut applier = Applier::adopt(maps)?;
+    applier.set_mode(settings.mode.code())?;
+    let ids = Ids::load(&paths.ids_file())?;
+    let mut engine = Engine::new(applier, ids, Some(paths.ids_file()));
+
+    // Converge the maps before touching any link: an adopted link keeps enforcing
+    // the previous list until the new one is complete.
+    let counters = counter_reader(&paths)?;
+    let metrics = Arc::new(Metrics::new(counters)?);
+    metrics.set_mode(settings.mode.name());
+    let mut source = FileSource {
+        blocklists: settings.blocklists.clone(),
+        allowlist: settings.allowlist.clone(),
+    };
+    match source.snapshot() {
+        Ok(snap) => {
+            report_rejected(&snap.rejected);
+            apply(&mut engine, &snap, &metrics)?;
+        }
+        Err(e) => {
+            metrics.source_errors.inc();
+            // Nothing readable: keep whatever the pinned maps enforce.
+            tracing::error!(error = %e, "cannot read the blocklist; keeping the list already in the kernel");
+        }
+    }
+
+    for iface in &settings.interfaces {
+        let a = loader::attach(&mut ebpf, &paths, iface, settings.xdp_mode)?;
+        tracing::info!(interface = %a.interface, xdp_mode = a.mode, adopted = a.adopted, "attached");
+        metrics
+            .attached
+            .with_label_values(&[&a.interface, a.mode])
+            .set(1);
+    }
+    for gone in loader::detach_stale(&paths, &settings.interfaces) {
+        tracing::warn!(interface = %gone, "detached from an interface that is no longer configured");
+    }
+    loader::pin_program(&mut ebpf, &paths)?;
+    for old in loader::remove_stale_maps(&paths) {
+        tracing::info!(path = %old.display(), "removed maps of an older map layout");
+    }
+
+    let shared = Arc::new(Mutex::new(Shared {
+        engine,
+        settings,
+        args,
+    }));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let code = rt.block_on(serve(shared.clone(), metrics))?;
+    let s = shared.lock().expect("lock");
+    if s.settings.detach_on_exit {
+        let gone = loader::detach_all(&s.settings.paths)?;
+        tracing::info!(interfaces = ?gone, "detached on exit as configured");
+    } else {
+        tracing::info!("exiting; the XDP program stays attached and enforcing");
+    }
+    drop(ebpf);
+    Ok(code)
+}
+
+fn counter_reader(paths: &Paths) -> Result<CounterReader> {
+    let maps = Mutex::new(KernelMaps::from_pins(&paths.maps_dir())?);
+    Ok(Arc::new(move || maps.lock().expect("lock").counters()))
+}
+
+fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {
+    for r in rejected {
+        tracing::warn!("rejected {r}");
+    }
+}
+
+fn apply(
+    engine: &mut Engine<KernelMaps>,
+    snap: &c2wall_agent::source::Snapshot,
+    metrics: &Metrics,
+) -> Result<()> {
+    metrics.rejected_lines.set(snap.rejected.len() as i64);
+    match engine.sync(snap) {
+        Ok(r) => {
+            let kind = if r.stats.reload { "reload" } else { "in_place" };
+            metrics.applies.with_label_values(&[kind]).inc();
+            metrics
+                .last_apply_duration
+                .set(r.stats.elapsed.as_secs_f64());
+            metrics.last_apply_timestamp.set(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
+            );
+            metrics.entries.reset();
+            for ((f, a), n) in &r.by_kind {
+                metrics
+                    .entries
+                    .with_label_values(&[f.name(), &a.to_string()])
+                    .set(*n as i64);
+            }
+            metrics.allowlist_prefixes.set(r.allow as i64);
+            let active = engine.applier.active();
+            let (v4, v6, ports) = active.slot_counts();
+            let (c4, c6, cp) = engine.applier.dataplane().capacity();
+            for (name, used, cap) in [
+                (MAP_NODES_V4, v4, c4),
+                (MAP_NODES_V6, v6, c6),
+                (MAP_PORTS, ports, cp),
+            ] {
+                metrics.slots.with_label_values(&[name]).set(used as i64);
+                metrics
+                    .slot_capacity
+                    .with_label_values(&[name])
+                    .set(cap as i64);
+            }
+            tracing::info!(
+                entries = r.entries,
+                allowlist = r.allow,
+                rejected = r.rejected,
+                kind,
+                writes = r.stats.writes,
+                deletes = r.stats.deletes,
+                ms = r.stats.elapsed.as_millis() as u64,
+                "blocklist applied"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            metrics.apply_errors.inc();
+            Err(e).context("applying the blocklist (the previous list stays enforced)")
+        }
+    }
+}
+
+async fn serve(
+    shared: Arc<Mutex<Shared>>,
+    metrics: Arc<Metrics>,
+) -> Result<std::process::ExitCode> {
+    let addr = shared.lock().expect("lock").settings.metrics_addr;
+    let m = metrics.clone();
+    // Only reached once the program is attached and a list applied; kept
+    // lock-free so probes never wait behind a long reload.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let app = Router::new()
+        .route("/metrics", get(move || async move { m.render() }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if ready.load(std::sync::atomic::Ordering::Relaxed) {
+                    (axum::http::StatusCode::OK, "ready\n")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics address {addr}"))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let shared = shared.clone();
+                let metrics = metrics.clone();
+                // Applying does blocking syscalls; keep it off the async workers.
+                let r = tokio::task::spawn_blocking(move || reload(&shared, &metrics)).await;
+                if let Ok(Err(e)) = r {
+                    tracing::error!("reload failed: {e:#}");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    server.abort();
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// SIGHUP: re-read the config file (mode, files) and the lists; apply the difference.
+fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
+    let mut s = shared.lock().expect("lock");
+    if s.settings.source.is_some() {
+        match Settings::resolve(&s.args) {
+            Ok(new) => {
+                s.settings.mode = new.mode;
+                s.settings.blocklists = new.blocklists;
+                s.settings.allowlist = new.allowlist;
+            }
+            Err(e) => tracing::error!("keeping the previous settings: {e}"),
+        }
+    }
+    let mode = s.settings.mode;
+    s.engine.applier.set_mode(mode.code())?;
+    metrics.set_mode(mode.name());
+    let mut source = FileSource {
+        blocklists: s.settings.blocklists.clone(),
+        allowlist: s.settings.allowlist.clone(),
+    };
+    let snap = match source.snapshot() {
+        Ok(snap) => snap,
+        Err(e) => {
+            metrics.source_errors.inc();
+            return Err(e).context("re-reading the lists (the previous list stays enforced)");
+        }
+    };
+    report_rejected(&snap.rejected);
+    apply(&mut s.engine, &snap, metrics)
+}
