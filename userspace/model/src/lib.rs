@@ -7,7 +7,10 @@ mod entry;
 mod error;
 pub mod matcher;
 mod prefix;
+mod record;
+pub mod wire;
 
 pub use entry::{Action, Direction, Entry, Identity, PortScope, Protocol};
 pub use error::ModelError;
 pub use prefix::{Family, Prefix};
+pub use record::{effective, effective_set, Record, SetDigest};

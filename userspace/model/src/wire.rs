@@ -1,0 +1,275 @@
+//! c2wall.v1 wire types <-> domain types. Invalid input is refused with the
+//! path of the offending field, including its index inside a batch
+//! (`upserts[3].key.prefix: ...`), and maps to INVALID_ARGUMENT.
+
+use c2wall_proto::v1 as pb;
+
+use crate::{Action, Direction, Entry, Identity, PortScope, Prefix, Protocol, Record};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct WireError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl WireError {
+    fn new(field: &str, reason: impl Into<String>) -> Self {
+        WireError {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+    /// Prefixes the field path with its container (`upserts[3]`).
+    pub fn within(mut self, container: &str) -> Self {
+        self.field = format!("{container}.{}", self.field);
+        self
+    }
+}
+
+impl From<WireError> for tonic::Status {
+    fn from(e: WireError) -> Self {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+pub fn identity_from_wire(k: &pb::EntryKey) -> Result<Identity, WireError> {
+    let prefix: Prefix = k
+        .prefix
+        .trim()
+        .parse()
+        .map_err(|e: crate::ModelError| WireError::new("prefix", e.to_string()))?;
+    let scope = match pb::Protocol::try_from(k.protocol) {
+        Ok(pb::Protocol::Unspecified) if k.port == 0 => None,
+        Ok(pb::Protocol::Unspecified) => {
+            return Err(WireError::new(
+                "port",
+                format!("port {} given without a protocol (tcp or udp)", k.port),
+            ))
+        }
+        Ok(p) => {
+            let protocol = if p == pb::Protocol::Tcp {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            let port = u16::try_from(k.port)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    WireError::new(
+                        "port",
+                        format!("`{}` is not a port number (1-65535)", k.port),
+                    )
+                })?;
+            Some(PortScope { protocol, port })
+        }
+        Err(_) => {
+            return Err(WireError::new(
+                "protocol",
+                format!("unknown protocol {}", k.protocol),
+            ))
+        }
+    };
+    Ok(Identity { prefix, scope })
+}
+
+pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
+    let (protocol, port) = match i.scope {
+        None => (pb::Protocol::Unspecified, 0),
+        Some(PortScope {
+            protocol: Protocol::Tcp,
+            port,
+        }) => (pb::Protocol::Tcp, port),
+        Some(PortScope {
+            protocol: Protocol::Udp,
+            port,
+        }) => (pb::Protocol::Udp, port),
+    };
+    pb::EntryKey {
+        prefix: i.prefix.to_string(),
+        protocol: protocol as i32,
+        port: port as u32,
+    }
+}
+
+impl TryFrom<&pb::Entry> for Record {
+    type Error = WireError;
+
+    fn try_from(e: &pb::Entry) -> Result<Self, Self::Error> {
+        let key = e
+            .key
+            .as_ref()
+            .ok_or_else(|| WireError::new("key", "missing"))?;
+        let ident = identity_from_wire(key).map_err(|err| err.within("key"))?;
+        let action = match pb::Action::try_from(e.action) {
+            Ok(pb::Action::Unspecified | pb::Action::Drop) => Action::Drop,
+            Ok(pb::Action::Monitor) => Action::Monitor,
+            Err(_) => {
+                return Err(WireError::new(
+                    "action",
+                    format!("unknown action {}", e.action),
+                ))
+            }
+        };
+        let direction = match pb::Direction::try_from(e.direction) {
+            Ok(pb::Direction::Unspecified | pb::Direction::Both) => Direction::Both,
+            Ok(pb::Direction::To) => Direction::To,
+            Ok(pb::Direction::From) => Direction::From,
+            Err(_) => {
+                return Err(WireError::new(
+                    "direction",
+                    format!("unknown direction {}", e.direction),
+                ))
+            }
+        };
+        let confidence = u8::try_from(e.confidence)
+            .ok()
+            .filter(|c| *c <= 100)
+            .ok_or_else(|| {
+                WireError::new(
+                    "confidence",
+                    format!("{} is not within 0-100", e.confidence),
+                )
+            })?;
+        let valid_until = (e.valid_until != 0).then_some(e.valid_until);
+        if let Some(u) = valid_until {
+            if u <= e.valid_from {
+                return Err(WireError::new(
+                    "valid_until",
+                    format!("{u} is not after valid_from {}", e.valid_from),
+                ));
+            }
+        }
+        Ok(Record {
+            entry: Entry {
+                prefix: ident.prefix,
+                scope: ident.scope,
+                action,
+                direction,
+            },
+            source: e.source.clone(),
+            category: e.category.clone(),
+            reference: e.reference.clone(),
+            confidence,
+            valid_from: e.valid_from,
+            valid_until,
+            created_by: e.created_by.clone(),
+            created_at: e.created_at,
+        })
+    }
+}
+
+impl From<&Record> for pb::Entry {
+    fn from(r: &Record) -> Self {
+        pb::Entry {
+            key: Some(identity_to_wire(&r.identity())),
+            direction: match r.entry.direction {
+                Direction::Both => pb::Direction::Both,
+                Direction::To => pb::Direction::To,
+                Direction::From => pb::Direction::From,
+            } as i32,
+            action: match r.entry.action {
+                Action::Drop => pb::Action::Drop,
+                Action::Monitor => pb::Action::Monitor,
+            } as i32,
+            source: r.source.clone(),
+            category: r.category.clone(),
+            reference: r.reference.clone(),
+            confidence: r.confidence as u32,
+            valid_from: r.valid_from,
+            valid_until: r.valid_until.unwrap_or(0),
+            created_by: r.created_by.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Converts a batch, naming the first bad element as `field[i]`.
+pub fn records_from_wire(list: &[pb::Entry], field: &str) -> Result<Vec<Record>, WireError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| Record::try_from(e).map_err(|err| err.within(&format!("{field}[{i}]"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(prefix: &str, protocol: pb::Protocol, port: u32) -> pb::Entry {
+        pb::Entry {
+            key: Some(pb::EntryKey {
+                prefix: prefix.into(),
+                protocol: protocol as i32,
+                port,
+            }),
+            source: "feed".into(),
+            confidence: 80,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = pb::Entry {
+            action: pb::Action::Monitor as i32,
+            direction: pb::Direction::To as i32,
+            valid_until: 5,
+            ..entry("203.0.113.0/24", pb::Protocol::Tcp, 443)
+        };
+        let r = Record::try_from(&e).unwrap();
+        assert_eq!(r.entry.to_string(), "203.0.113.0/24 tcp 443 monitor to");
+        assert_eq!(pb::Entry::from(&r), e);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_index() {
+        let batch = vec![
+            entry("192.0.2.1", pb::Protocol::Unspecified, 0),
+            entry("192.0.2.1", pb::Protocol::Unspecified, 0),
+            entry("192.0.2.9/24", pb::Protocol::Unspecified, 0),
+        ];
+        let e = records_from_wire(&batch, "upserts").unwrap_err();
+        assert_eq!(e.field, "upserts[2].key.prefix");
+        assert!(e.reason.contains("192.0.2.0/24"), "{e}");
+        let status: tonic::Status = e.into();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().starts_with("upserts[2].key.prefix:"));
+
+        let bad = [
+            (entry("192.0.2.1", pb::Protocol::Tcp, 0), "key.port"),
+            (entry("192.0.2.1", pb::Protocol::Tcp, 70000), "key.port"),
+            (
+                entry("192.0.2.1", pb::Protocol::Unspecified, 80),
+                "key.port",
+            ),
+            (
+                pb::Entry {
+                    confidence: 101,
+                    ..entry("192.0.2.1", pb::Protocol::Unspecified, 0)
+                },
+                "confidence",
+            ),
+            (
+                pb::Entry {
+                    action: 9,
+                    ..entry("192.0.2.1", pb::Protocol::Unspecified, 0)
+                },
+                "action",
+            ),
+            (
+                pb::Entry {
+                    valid_from: 10,
+                    valid_until: 10,
+                    ..entry("192.0.2.1", pb::Protocol::Unspecified, 0)
+                },
+                "valid_until",
+            ),
+            (pb::Entry::default(), "key"),
+        ];
+        for (e, field) in bad {
+            assert_eq!(Record::try_from(&e).unwrap_err().field, field, "{e:?}");
+        }
+    }
+}
