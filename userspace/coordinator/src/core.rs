@@ -1,0 +1,422 @@
+//! The coordinator's operations, independent of gRPC: publish, rollback,
+//! expiry, compaction, subscription plans, agent status.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use c2wall_model::{Identity, Record, SetDigest};
+use c2wall_proto::v1 as pb;
+use prost::Message;
+use tokio::sync::broadcast;
+
+use crate::error::CoordError;
+use crate::state::{Prepared, State};
+use crate::store::{AgentRow, Commit, RecordChange, Store, VersionInfo};
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A withdrawal: one source's record of an identity, or every source's.
+#[derive(Clone, Debug)]
+pub struct Withdrawal {
+    pub identity: Identity,
+    pub source: Option<String>,
+}
+
+/// What a subscriber is sent before live deltas.
+pub enum Plan {
+    Snapshot {
+        version: u64,
+        digest: Vec<u8>,
+        entries: Vec<pb::Entry>,
+    },
+    /// Encoded deltas (possibly none: the agent is current).
+    Deltas(Vec<Arc<pb::Delta>>),
+}
+
+pub struct Coordinator {
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Arc<pb::Delta>>,
+    latest: AtomicU64,
+    connected: Mutex<HashMap<String, usize>>,
+}
+
+struct Inner {
+    state: State,
+    store: Box<dyn Store>,
+    last_tick: i64,
+}
+
+impl Coordinator {
+    /// `live_buffer`: deltas a subscriber may fall behind before its stream is
+    /// ended (it then resubscribes and catches up from the log).
+    pub fn open(mut store: Box<dyn Store>, live_buffer: usize) -> Result<Arc<Self>, CoordError> {
+        let (records, latest) = store.load()?;
+        let version = latest.as_ref().map_or(0, |v| v.version);
+        let t = now();
+        let state = State::load(records, version, t);
+        let (live, _) = broadcast::channel(live_buffer);
+        Ok(Arc::new(Coordinator {
+            latest: AtomicU64::new(version),
+            inner: Mutex::new(Inner {
+                state,
+                store,
+                last_tick: t,
+            }),
+            live,
+            connected: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn latest_version(&self) -> u64 {
+        self.latest.load(Ordering::Relaxed)
+    }
+
+    pub fn digest(&self) -> SetDigest {
+        self.inner.lock().expect("lock").state.digest
+    }
+
+    /// One batch of upserts and withdrawals as one version, all or nothing.
+    pub fn publish(
+        &self,
+        upserts: Vec<Record>,
+        withdrawals: Vec<Withdrawal>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<VersionInfo, CoordError> {
+        let t = now();
+        let mut inner = self.inner.lock().expect("lock");
+        let mut changes = Vec::new();
+        let mut seen: HashMap<(Identity, String), usize> = HashMap::new();
+        for (i, mut r) in upserts.into_iter().enumerate() {
+            if r.source.is_empty() {
+                r.source = format!("operator:{actor}");
+            }
+            if let Some(j) = seen.insert((r.identity(), r.source.clone()), i) {
+                return Err(CoordError::Invalid(c2wall_model::wire::WireError {
+                    field: format!("upserts[{i}]"),
+                    reason: format!("`{}` from {} is also upserts[{j}]", r.identity(), r.source),
+                }));
+            }
+            r.created_by = actor.to_string();
+            r.created_at = t;
+            if r.valid_from == 0 {
+                r.valid_from = t;
+            }
+            let before = inner
+                .state
+                .records
+                .get(&(r.identity(), r.source.clone()))
+                .cloned();
+            changes.push(RecordChange::Put { before, after: r });
+        }
+        for (i, w) in withdrawals.iter().enumerate() {
+            let matching: Vec<Record> = inner
+                .state
+                .records_of(&w.identity)
+                .into_iter()
+                .filter(|r| w.source.as_deref().is_none_or(|s| s == r.source))
+                .cloned()
+                .collect();
+            if matching.is_empty() {
+                return Err(CoordError::NotFound(format!(
+                    "withdrawals[{i}]: `{}` is not listed{}",
+                    w.identity,
+                    w.source
+                        .as_deref()
+                        .map(|s| format!(" by {s}"))
+                        .unwrap_or_default()
+                )));
+            }
+            for r in matching {
+                if seen.contains_key(&(r.identity(), r.source.clone())) {
+                    return Err(CoordError::Precondition(format!(
+                        "withdrawals[{i}]: `{}` from {} is also upserted in this batch",
+                        r.identity(),
+                        r.source
+                    )));
+                }
+                changes.push(RecordChange::Delete { before: r });
+            }
+        }
+        let prepared = inner.state.prepare(changes, [], t);
+        self.commit(&mut inner, prepared, actor, reason, t)
+    }
+
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        p: Prepared,
+        actor: &str,
+        reason: &str,
+        t: i64,
+    ) -> Result<VersionInfo, CoordError> {
+        let version = inner.state.version + 1;
+        let delta = inner.state.delta(&p, version);
+        let info = VersionInfo {
+            version,
+            digest: p.digest.to_bytes(),
+            created_at: t,
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+            upserts: p.upserts.len() as u32,
+            removals: p.removals.len() as u32,
+        };
+        inner.store.append(&Commit {
+            info: info.clone(),
+            changes: p.changes.clone(),
+            delta: delta.encode_to_vec(),
+        })?;
+        inner.state.apply(&p, version);
+        self.latest.store(version, Ordering::Relaxed);
+        // No receivers is fine: nobody is subscribed.
+        let _ = self.live.send(Arc::new(delta));
+        Ok(info)
+    }
+
+    /// Expired records leave, records whose window opened join: one version if
+    /// anything changed.
+    pub fn tick(&self) -> Result<Option<VersionInfo>, CoordError> {
+        let t = now();
+        let mut inner = self.inner.lock().expect("lock");
+        let (expired, opened) = inner.state.transitions(inner.last_tick, t);
+        inner.last_tick = t;
+        if expired.is_empty() && opened.is_empty() {
+            return Ok(None);
+        }
+        let changes = expired
+            .into_iter()
+            .map(|before| RecordChange::Delete { before })
+            .collect();
+        let p = inner.state.prepare(changes, opened, t);
+        if p.upserts.is_empty() && p.removals.is_empty() && p.changes.is_empty() {
+            return Ok(None);
+        }
+        self.commit(&mut inner, p, "expiry", "validity window", t)
+            .map(Some)
+    }
+
+    /// Makes the records equal to what they were at `version`, as a new version.
+    pub fn rollback(
+        &self,
+        version: u64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<VersionInfo, CoordError> {
+        let t = now();
+        let mut inner = self.inner.lock().expect("lock");
+        if version >= inner.state.version {
+            return Err(CoordError::Precondition(format!(
+                "version {version} is not before the latest version {}",
+                inner.state.version
+            )));
+        }
+        let log = inner.store.changes_after(version)?.ok_or_else(|| {
+            CoordError::Precondition(format!(
+                "version {version} is older than the kept log (compacted); choose a later version"
+            ))
+        })?;
+        // Undo newest first; the target record of each key is what it was before
+        // the oldest change after `version`.
+        let mut target: HashMap<(Identity, String), Option<Record>> = HashMap::new();
+        for (_, changes) in &log {
+            for ch in changes.iter().rev() {
+                let (key, before) = match ch {
+                    RecordChange::Put { before, after } => {
+                        ((after.identity(), after.source.clone()), before.clone())
+                    }
+                    RecordChange::Delete { before } => (
+                        (before.identity(), before.source.clone()),
+                        Some(before.clone()),
+                    ),
+                };
+                target.insert(key, before);
+            }
+        }
+        let mut changes = Vec::new();
+        for (key, want) in target {
+            let have = inner.state.records.get(&key).cloned();
+            match (have, want) {
+                (Some(h), None) => changes.push(RecordChange::Delete { before: h }),
+                (h, Some(w)) if h.as_ref() != Some(&w) => changes.push(RecordChange::Put {
+                    before: h,
+                    after: w,
+                }),
+                _ => {}
+            }
+        }
+        let p = inner.state.prepare(changes, [], t);
+        let reason = if reason.is_empty() {
+            format!("rollback to version {version}")
+        } else {
+            format!("rollback to version {version}: {reason}")
+        };
+        self.commit(&mut inner, p, actor, &reason, t)
+    }
+
+    /// Keeps the log of the last `keep` versions.
+    pub fn compact(&self, keep: u64) -> Result<(), CoordError> {
+        let mut inner = self.inner.lock().expect("lock");
+        let from = inner.state.version.saturating_sub(keep) + 1;
+        inner.store.compact(from)
+    }
+
+    /// What to send a subscriber that has `version` with `digest`, and the live
+    /// receiver to follow with (taken under the same lock, so nothing is missed).
+    pub fn subscribe(
+        &self,
+        version: u64,
+        digest: &[u8],
+        force_snapshot: bool,
+    ) -> Result<(Plan, u64, broadcast::Receiver<Arc<pb::Delta>>), CoordError> {
+        let inner = self.inner.lock().expect("lock");
+        let rx = self.live.subscribe();
+        let current = inner.state.version;
+        let digest_ok = version > 0
+            && version <= current
+            && inner
+                .store
+                .history(version + 1, 1)?
+                .first()
+                .is_some_and(|v| v.version == version && v.digest == digest);
+        if !force_snapshot && digest_ok {
+            if let Some(encoded) = inner.store.deltas_after(version)? {
+                let deltas = encoded
+                    .iter()
+                    .map(|b| pb::Delta::decode(b.as_slice()).map(Arc::new))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| CoordError::Corrupt(e.to_string()))?;
+                return Ok((Plan::Deltas(deltas), current, rx));
+            }
+        }
+        let entries = inner
+            .state
+            .effective
+            .values()
+            .map(pb::Entry::from)
+            .collect();
+        Ok((
+            Plan::Snapshot {
+                version: current,
+                digest: inner.state.digest.to_bytes(),
+                entries,
+            },
+            current,
+            rx,
+        ))
+    }
+
+    pub fn list(&self, within: Option<c2wall_model::Prefix>, source: &str) -> (Vec<Record>, u64) {
+        let inner = self.inner.lock().expect("lock");
+        let out = inner
+            .state
+            .records
+            .values()
+            .filter(|r| within.is_none_or(|w| w.contains(&r.entry.prefix)))
+            .filter(|r| source.is_empty() || r.source == source)
+            .cloned()
+            .collect();
+        (out, inner.state.version)
+    }
+
+    /// Records whose prefix contains `addr`, most specific first.
+    pub fn explain(&self, addr: std::net::IpAddr) -> (Vec<Record>, u64) {
+        let inner = self.inner.lock().expect("lock");
+        let mut out: Vec<Record> = inner
+            .state
+            .records
+            .values()
+            .filter(|r| r.entry.prefix.contains_addr(addr))
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| {
+            (
+                std::cmp::Reverse(r.entry.prefix.len()),
+                std::cmp::Reverse(r.entry.scope.is_some()),
+            )
+        });
+        (out, inner.state.version)
+    }
+
+    pub fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
+        self.inner
+            .lock()
+            .expect("lock")
+            .store
+            .history(before, limit)
+    }
+
+    pub fn report(&self, status: &pb::AgentStatus) -> Result<(), CoordError> {
+        let row = AgentRow {
+            agent_id: status.agent_id.clone(),
+            status: status.encode_to_vec(),
+            last_seen: now(),
+        };
+        self.inner.lock().expect("lock").store.put_agent(&row)
+    }
+
+    pub fn agents(&self) -> Result<Vec<pb::AgentInfo>, CoordError> {
+        let rows = self.inner.lock().expect("lock").store.agents()?;
+        let connected = self.connected.lock().expect("lock");
+        rows.into_iter()
+            .map(|r| {
+                let status = pb::AgentStatus::decode(r.status.as_slice())
+                    .map_err(|e| CoordError::Corrupt(e.to_string()))?;
+                Ok(pb::AgentInfo {
+                    connected: connected.get(&r.agent_id).is_some_and(|n| *n > 0),
+                    status: Some(status),
+                    last_seen: r.last_seen,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts an agent's open streams while the guard lives.
+    pub fn connect(self: &Arc<Self>, agent_id: &str) -> ConnectedGuard {
+        *self
+            .connected
+            .lock()
+            .expect("lock")
+            .entry(agent_id.to_string())
+            .or_default() += 1;
+        ConnectedGuard {
+            coord: self.clone(),
+            agent_id: agent_id.to_string(),
+        }
+    }
+
+    pub fn connected_agents(&self) -> HashSet<String> {
+        self.connected
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+pub struct ConnectedGuard {
+    coord: Arc<Coordinator>,
+    agent_id: String,
+}
+
+impl Drop for ConnectedGuard {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.coord.connected.lock() {
+            if let Some(n) = c.get_mut(&self.agent_id) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! c2wall coordinator: one versioned blocklist, durable, served to agents.
+
+pub mod core;
+pub mod error;
+pub mod service;
+pub mod state;
+pub mod store;
+
+pub use error::CoordError;

@@ -1,0 +1,332 @@
+//! gRPC services over [`Coordinator`].
+
+use std::{sync::Arc, time::Duration};
+
+use c2wall_model::{
+    wire::{identity_from_wire, records_from_wire, WireError},
+    Prefix,
+};
+use c2wall_proto::v1::{self as pb, agent_sync_server::AgentSync, publisher_server::Publisher};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::core::{now, Coordinator, Plan, Withdrawal};
+
+/// Header naming who publishes (until certificate identities exist).
+pub const ACTOR_HEADER: &str = "x-c2wall-actor";
+/// Entries per snapshot chunk: about 1 MiB encoded, well under gRPC's 4 MiB.
+pub const SNAPSHOT_CHUNK: usize = 8192;
+
+#[derive(Clone)]
+pub struct Service {
+    pub coord: Arc<Coordinator>,
+    pub heartbeat: Duration,
+    /// Messages queued per stream before sending waits.
+    pub stream_buffer: usize,
+    /// A subscriber that cannot take a message for this long is dropped.
+    pub send_timeout: Duration,
+}
+
+impl Service {
+    pub fn new(coord: Arc<Coordinator>) -> Self {
+        Service {
+            coord,
+            heartbeat: Duration::from_secs(5),
+            stream_buffer: 64,
+            send_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn actor<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get(ACTOR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("anonymous")
+        .to_string()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::CoordError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::from)
+}
+
+fn version_info(v: crate::store::VersionInfo) -> pb::VersionInfo {
+    pb::VersionInfo {
+        version: v.version,
+        digest: v.digest,
+        created_at: v.created_at,
+        actor: v.actor,
+        reason: v.reason,
+        upserts: v.upserts,
+        removals: v.removals,
+    }
+}
+
+#[tonic::async_trait]
+impl Publisher for Service {
+    async fn publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = actor(&req);
+        let r = req.into_inner();
+        let upserts = records_from_wire(&r.upserts, "upserts")?;
+        let withdrawals = r
+            .withdrawals
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let key = w.key.as_ref().ok_or_else(|| WireError {
+                    field: format!("withdrawals[{i}].key"),
+                    reason: "missing".into(),
+                })?;
+                Ok(Withdrawal {
+                    identity: identity_from_wire(key)
+                        .map_err(|e| e.within(&format!("withdrawals[{i}].key")))?,
+                    source: (!w.source.is_empty()).then(|| w.source.clone()),
+                })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        if upserts.is_empty() && withdrawals.is_empty() {
+            return Err(Status::invalid_argument(
+                "an empty batch: nothing to publish",
+            ));
+        }
+        let (n_up, n_wd) = (upserts.len() as u32, withdrawals.len() as u32);
+        let coord = self.coord.clone();
+        let reason = r.reason;
+        let v = blocking(move || coord.publish(upserts, withdrawals, &actor, &reason)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            version: v.version,
+            digest: v.digest,
+            upserted: n_up,
+            withdrawn: n_wd,
+        }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let r = req.into_inner();
+        let within = if r.within.is_empty() {
+            None
+        } else {
+            Some(
+                r.within
+                    .parse::<Prefix>()
+                    .map_err(|e| Status::invalid_argument(format!("within: {e}")))?,
+            )
+        };
+        let size = match r.page_size {
+            0 => 1000,
+            n => n.min(10_000),
+        } as usize;
+        let start: usize = if r.page_token.is_empty() {
+            0
+        } else {
+            r.page_token.parse().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "page_token: `{}` is not a token from a previous page",
+                    r.page_token
+                ))
+            })?
+        };
+        let (records, version) = self.coord.list(within, &r.source);
+        let page: Vec<pb::Entry> = records
+            .iter()
+            .skip(start)
+            .take(size)
+            .map(pb::Entry::from)
+            .collect();
+        let next = start + page.len();
+        Ok(Response::new(pb::ListResponse {
+            entries: page,
+            next_page_token: if next < records.len() {
+                next.to_string()
+            } else {
+                String::new()
+            },
+            version,
+        }))
+    }
+
+    async fn explain(
+        &self,
+        req: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let a = req.into_inner().address;
+        let addr = a.trim().parse().map_err(|_| {
+            Status::invalid_argument(format!("address: `{a}` is not an IP address"))
+        })?;
+        let (matches, version) = self.coord.explain(addr);
+        Ok(Response::new(pb::ExplainResponse {
+            matches: matches.iter().map(pb::Entry::from).collect(),
+            version,
+        }))
+    }
+
+    async fn history(
+        &self,
+        req: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        let limit = if r.limit == 0 {
+            50
+        } else {
+            r.limit.min(10_000)
+        };
+        let versions = blocking(move || coord.history(r.before, limit)).await?;
+        Ok(Response::new(pb::HistoryResponse {
+            versions: versions.into_iter().map(version_info).collect(),
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = actor(&req);
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        let v = blocking(move || coord.rollback(r.version, &actor, &r.reason)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            version: v.version,
+            digest: v.digest,
+            upserted: v.upserts,
+            withdrawn: v.removals,
+        }))
+    }
+
+    async fn agents(
+        &self,
+        _req: Request<pb::AgentsRequest>,
+    ) -> Result<Response<pb::AgentsResponse>, Status> {
+        let coord = self.coord.clone();
+        let agents = blocking(move || coord.agents()).await?;
+        Ok(Response::new(pb::AgentsResponse {
+            agents,
+            latest_version: self.coord.latest_version(),
+        }))
+    }
+}
+
+fn msg(kind: pb::sync_message::Kind) -> Result<pb::SyncMessage, Status> {
+    Ok(pb::SyncMessage { kind: Some(kind) })
+}
+
+#[tonic::async_trait]
+impl AgentSync for Service {
+    type SubscribeStream = ReceiverStream<Result<pb::SyncMessage, Status>>;
+
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let r = req.into_inner();
+        if r.agent_id.is_empty() {
+            return Err(Status::invalid_argument("agent_id: missing"));
+        }
+        let coord = self.coord.clone();
+        let (plan, plan_version, mut live) = {
+            let c = coord.clone();
+            let (v, d, s) = (r.version, r.digest.clone(), r.snapshot);
+            blocking(move || c.subscribe(v, &d, s)).await?
+        };
+        let (tx, rx) = mpsc::channel(self.stream_buffer);
+        let (heartbeat, send_timeout) = (self.heartbeat, self.send_timeout);
+        tokio::spawn(async move {
+            let _connected = coord.connect(&r.agent_id);
+            let send = |m: Result<pb::SyncMessage, Status>| {
+                let tx = tx.clone();
+                async move {
+                    matches!(
+                        tokio::time::timeout(send_timeout, tx.send(m)).await,
+                        Ok(Ok(()))
+                    )
+                }
+            };
+            let mut last = plan_version;
+            match plan {
+                Plan::Snapshot {
+                    version,
+                    digest,
+                    entries,
+                } => {
+                    let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
+                    let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
+                    for seq in 0..n {
+                        let part = chunks.next().unwrap_or(&[]).to_vec();
+                        let m = pb::SnapshotChunk {
+                            version,
+                            digest: digest.clone(),
+                            seq: seq as u32,
+                            last: seq + 1 == n,
+                            entries: part,
+                        };
+                        if !send(msg(pb::sync_message::Kind::Snapshot(m))).await {
+                            return;
+                        }
+                    }
+                }
+                Plan::Deltas(deltas) => {
+                    for d in deltas {
+                        if !send(msg(pb::sync_message::Kind::Delta((*d).clone()))).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            let mut tick = tokio::time::interval(heartbeat);
+            loop {
+                tokio::select! {
+                    d = live.recv() => match d {
+                        Ok(d) if d.version > last => {
+                            last = d.version;
+                            if !send(msg(pb::sync_message::Kind::Delta((*d).clone()))).await {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => {
+                            let _ = send(Err(Status::resource_exhausted(format!(
+                                "subscriber fell {n} versions behind; resubscribe from your version"
+                            )))).await;
+                            return;
+                        }
+                        Err(RecvError::Closed) => return,
+                    },
+                    _ = tick.tick() => {
+                        let hb = pb::Heartbeat { latest_version: coord.latest_version(), server_time: now() };
+                        if !send(msg(pb::sync_message::Kind::Heartbeat(hb))).await {
+                            return;
+                        }
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn report_status(
+        &self,
+        req: Request<pb::AgentStatus>,
+    ) -> Result<Response<pb::ReportStatusResponse>, Status> {
+        let s = req.into_inner();
+        if s.agent_id.is_empty() {
+            return Err(Status::invalid_argument("agent_id: missing"));
+        }
+        let coord = self.coord.clone();
+        blocking(move || coord.report(&s)).await?;
+        Ok(Response::new(pb::ReportStatusResponse {}))
+    }
+}

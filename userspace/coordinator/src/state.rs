@@ -1,0 +1,182 @@
+//! The working set in memory: every record, the effective set agents enforce,
+//! its digest and version. Changes are prepared against it, persisted, then
+//! applied, so memory never runs ahead of the disk.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use c2wall_model::{effective, Identity, Record, SetDigest};
+use c2wall_proto::v1 as pb;
+
+use crate::store::RecordChange;
+
+type RecordKey = (Identity, String);
+
+#[derive(Default)]
+pub struct State {
+    pub records: BTreeMap<RecordKey, Record>,
+    pub effective: BTreeMap<Identity, Record>,
+    pub digest: SetDigest,
+    pub version: u64,
+}
+
+/// A change ready to be persisted and applied.
+pub struct Prepared {
+    pub changes: Vec<RecordChange>,
+    pub upserts: Vec<Record>,
+    pub removals: Vec<Identity>,
+    pub digest: SetDigest,
+}
+
+impl State {
+    pub fn load(records: Vec<Record>, version: u64, now: i64) -> State {
+        let mut s = State {
+            version,
+            ..Default::default()
+        };
+        for r in records {
+            s.records.insert((r.identity(), r.source.clone()), r);
+        }
+        let ids: BTreeSet<Identity> = s.records.keys().map(|(i, _)| *i).collect();
+        for i in ids {
+            if let Some(e) = s.effective_of(&i, &HashMap::new(), now) {
+                s.digest.add(&e.entry);
+                s.effective.insert(i, e);
+            }
+        }
+        s
+    }
+
+    /// The effective record of `ident` with `overlay` applied on top of the
+    /// stored records (None in the overlay = deleted).
+    fn effective_of(
+        &self,
+        ident: &Identity,
+        overlay: &HashMap<RecordKey, Option<Record>>,
+        now: i64,
+    ) -> Option<Record> {
+        let base = self
+            .records
+            .range((*ident, String::new())..)
+            .take_while(|((i, _), _)| i == ident)
+            .filter(|(k, _)| !overlay.contains_key(*k))
+            .map(|(_, r)| r);
+        let extra = overlay
+            .iter()
+            .filter(|((i, _), _)| i == ident)
+            .filter_map(|(_, r)| r.as_ref());
+        effective(base.chain(extra).filter(|r| r.active_at(now)))
+    }
+
+    /// Records of one identity (any source).
+    pub fn records_of(&self, ident: &Identity) -> Vec<&Record> {
+        self.records
+            .range((*ident, String::new())..)
+            .take_while(|((i, _), _)| i == ident)
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// The effective consequences of record changes (plus identities whose
+    /// validity window opened or closed, `touched`).
+    pub fn prepare(
+        &self,
+        changes: Vec<RecordChange>,
+        touched: impl IntoIterator<Item = Identity>,
+        now: i64,
+    ) -> Prepared {
+        let mut overlay: HashMap<RecordKey, Option<Record>> = HashMap::new();
+        let mut affected: BTreeSet<Identity> = touched.into_iter().collect();
+        for ch in &changes {
+            match ch {
+                RecordChange::Put { after, .. } => {
+                    affected.insert(after.identity());
+                    overlay.insert(
+                        (after.identity(), after.source.clone()),
+                        Some(after.clone()),
+                    );
+                }
+                RecordChange::Delete { before } => {
+                    affected.insert(before.identity());
+                    overlay.insert((before.identity(), before.source.clone()), None);
+                }
+            }
+        }
+        let mut digest = self.digest;
+        let (mut upserts, mut removals) = (Vec::new(), Vec::new());
+        for ident in affected {
+            let old = self.effective.get(&ident);
+            let new = self.effective_of(&ident, &overlay, now);
+            if old.map(|r| r.entry) == new.as_ref().map(|r| r.entry) && old == new.as_ref() {
+                continue;
+            }
+            if let Some(o) = old {
+                digest.remove(&o.entry);
+            }
+            match new {
+                Some(n) => {
+                    digest.add(&n.entry);
+                    upserts.push(n);
+                }
+                None => removals.push(ident),
+            }
+        }
+        Prepared {
+            changes,
+            upserts,
+            removals,
+            digest,
+        }
+    }
+
+    /// Applies a prepared change that is now durable.
+    pub fn apply(&mut self, p: &Prepared, version: u64) {
+        for ch in &p.changes {
+            match ch {
+                RecordChange::Put { after, .. } => {
+                    self.records
+                        .insert((after.identity(), after.source.clone()), after.clone());
+                }
+                RecordChange::Delete { before } => {
+                    self.records
+                        .remove(&(before.identity(), before.source.clone()));
+                }
+            }
+        }
+        for r in &p.upserts {
+            self.effective.insert(r.identity(), r.clone());
+        }
+        for i in &p.removals {
+            self.effective.remove(i);
+        }
+        self.digest = p.digest;
+        self.version = version;
+    }
+
+    pub fn delta(&self, p: &Prepared, version: u64) -> pb::Delta {
+        pb::Delta {
+            previous_version: self.version,
+            version,
+            digest: p.digest.to_bytes(),
+            upserts: p.upserts.iter().map(pb::Entry::from).collect(),
+            removals: p
+                .removals
+                .iter()
+                .map(c2wall_model::wire::identity_to_wire)
+                .collect(),
+        }
+    }
+
+    /// Records whose validity window opens or closes in (after, upto].
+    pub fn transitions(&self, after: i64, upto: i64) -> (Vec<Record>, BTreeSet<Identity>) {
+        let mut expired = Vec::new();
+        let mut opened = BTreeSet::new();
+        for r in self.records.values() {
+            if r.valid_until.is_some_and(|u| u <= upto) {
+                expired.push(r.clone());
+            } else if r.valid_from > after && r.valid_from <= upto {
+                opened.insert(r.identity());
+            }
+        }
+        (expired, opened)
+    }
+}
