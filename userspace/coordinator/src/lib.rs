@@ -1,5 +1,6 @@
 //! c2wall coordinator: one versioned blocklist, durable, served to agents.
 
+pub mod config;
 pub mod core;
 pub mod error;
 pub mod service;

@@ -175,3 +175,53 @@ impl fmt::Display for Entry {
         Ok(())
     }
 }
+
+/// One entry in the blocklist line syntax (comment already removed):
+/// `PREFIX [tcp|udp PORT] [drop|monitor] [to|from|both]`.
+pub fn parse_entry(line: &str) -> Result<Entry, String> {
+    let mut tokens = line.split_whitespace();
+    let prefix: Prefix = tokens
+        .next()
+        .ok_or("empty entry")?
+        .parse()
+        .map_err(|e: ModelError| e.to_string())?;
+    let mut scope = None;
+    let mut action = None;
+    let mut direction = None;
+    while let Some(t) = tokens.next() {
+        match t.to_ascii_lowercase().as_str() {
+            "tcp" | "udp" => {
+                let port = tokens
+                    .next()
+                    .ok_or_else(|| format!("`{t}` must be followed by a port"))?;
+                if scope.is_some() {
+                    return Err("more than one protocol/port".into());
+                }
+                scope = Some(PortScope::parse(t, port).map_err(|e| e.to_string())?);
+            }
+            "drop" | "monitor" => {
+                if action.is_some() {
+                    return Err("more than one action".into());
+                }
+                action = Some(t.parse::<Action>().map_err(|e| e.to_string())?);
+            }
+            "to" | "from" | "both" => {
+                if direction.is_some() {
+                    return Err("more than one direction".into());
+                }
+                direction = Some(t.parse::<Direction>().map_err(|e| e.to_string())?);
+            }
+            _ => {
+                return Err(format!(
+                    "unexpected `{t}` (expected tcp|udp PORT, drop|monitor, to|from|both)"
+                ))
+            }
+        }
+    }
+    Ok(Entry {
+        prefix,
+        scope,
+        action: action.unwrap_or_default(),
+        direction: direction.unwrap_or_default(),
+    })
+}

@@ -10,7 +10,7 @@ mod prefix;
 mod record;
 pub mod wire;
 
-pub use entry::{Action, Direction, Entry, Identity, PortScope, Protocol};
+pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol};
 pub use error::ModelError;
 pub use prefix::{Family, Prefix};
 pub use record::{effective, effective_set, Record, SetDigest};

@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use c2wall_model::{Action, Direction, Entry, Identity, PortScope, Prefix};
+use c2wall_model::{Entry, Identity, Prefix};
 
 use super::{BlocklistSource, Rejected, Snapshot};
 use crate::error::AgentError;
@@ -80,7 +80,7 @@ pub fn parse_blocklist(origin: &str, text: &str) -> (Vec<(usize, Entry)>, Vec<Re
         if line.is_empty() {
             continue;
         }
-        match parse_entry(line) {
+        match c2wall_model::parse_entry(line) {
             Ok(e) => entries.push((i + 1, e)),
             Err(reason) => rejected.push(Rejected {
                 origin: origin.to_string(),
@@ -90,55 +90,6 @@ pub fn parse_blocklist(origin: &str, text: &str) -> (Vec<(usize, Entry)>, Vec<Re
         }
     }
     (entries, rejected)
-}
-
-/// One entry in the file syntax (comment already removed).
-pub fn parse_entry(line: &str) -> Result<Entry, String> {
-    let mut tokens = line.split_whitespace();
-    let prefix: Prefix = tokens
-        .next()
-        .ok_or("empty entry")?
-        .parse()
-        .map_err(|e: c2wall_model::ModelError| e.to_string())?;
-    let mut scope = None;
-    let mut action = None;
-    let mut direction = None;
-    while let Some(t) = tokens.next() {
-        match t.to_ascii_lowercase().as_str() {
-            "tcp" | "udp" => {
-                let port = tokens
-                    .next()
-                    .ok_or_else(|| format!("`{t}` must be followed by a port"))?;
-                if scope.is_some() {
-                    return Err("more than one protocol/port".into());
-                }
-                scope = Some(PortScope::parse(t, port).map_err(|e| e.to_string())?);
-            }
-            "drop" | "monitor" => {
-                if action.is_some() {
-                    return Err("more than one action".into());
-                }
-                action = Some(t.parse::<Action>().map_err(|e| e.to_string())?);
-            }
-            "to" | "from" | "both" => {
-                if direction.is_some() {
-                    return Err("more than one direction".into());
-                }
-                direction = Some(t.parse::<Direction>().map_err(|e| e.to_string())?);
-            }
-            _ => {
-                return Err(format!(
-                    "unexpected `{t}` (expected tcp|udp PORT, drop|monitor, to|from|both)"
-                ))
-            }
-        }
-    }
-    Ok(Entry {
-        prefix,
-        scope,
-        action: action.unwrap_or_default(),
-        direction: direction.unwrap_or_default(),
-    })
 }
 
 pub fn parse_allowlist(origin: &str, text: &str) -> (Vec<Prefix>, Vec<Rejected>) {
@@ -165,7 +116,7 @@ pub fn parse_allowlist(origin: &str, text: &str) -> (Vec<Prefix>, Vec<Rejected>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use c2wall_model::Protocol;
+    use c2wall_model::{Action, Direction, Protocol};
 
     #[test]
     fn full_syntax_and_defaults() {

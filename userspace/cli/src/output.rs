@@ -1,0 +1,191 @@
+//! Human tables and --json output.
+
+use c2wall_proto::v1 as pb;
+use serde_json::{json, Value};
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn ts(t: i64) -> String {
+    if t <= 0 {
+        return "-".into();
+    }
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64),
+    )
+    .to_string()
+}
+
+fn key(e: &pb::Entry) -> String {
+    let k = e.key.clone().unwrap_or_default();
+    match pb::Protocol::try_from(k.protocol) {
+        Ok(pb::Protocol::Tcp) => format!("{} tcp {}", k.prefix, k.port),
+        Ok(pb::Protocol::Udp) => format!("{} udp {}", k.prefix, k.port),
+        _ => k.prefix,
+    }
+}
+
+fn action(e: &pb::Entry) -> &'static str {
+    if e.action == pb::Action::Monitor as i32 {
+        "monitor"
+    } else {
+        "drop"
+    }
+}
+
+fn direction(e: &pb::Entry) -> &'static str {
+    match pb::Direction::try_from(e.direction) {
+        Ok(pb::Direction::To) => "to",
+        Ok(pb::Direction::From) => "from",
+        _ => "both",
+    }
+}
+
+fn entry_json(e: &pb::Entry) -> Value {
+    let k = e.key.clone().unwrap_or_default();
+    json!({
+        "prefix": k.prefix,
+        "protocol": match pb::Protocol::try_from(k.protocol) { Ok(pb::Protocol::Tcp) => Value::from("tcp"), Ok(pb::Protocol::Udp) => Value::from("udp"), _ => Value::Null },
+        "port": if k.port == 0 { Value::Null } else { Value::from(k.port) },
+        "action": action(e),
+        "direction": direction(e),
+        "source": e.source,
+        "category": e.category,
+        "reference": e.reference,
+        "confidence": e.confidence,
+        "valid_from": e.valid_from,
+        "valid_until": if e.valid_until == 0 { Value::Null } else { Value::from(e.valid_until) },
+        "created_by": e.created_by,
+        "created_at": e.created_at,
+    })
+}
+
+pub fn published(r: &pb::PublishResponse, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({"version": r.version, "digest": hex(&r.digest), "upserted": r.upserted, "withdrawn": r.withdrawn})
+        );
+    } else {
+        println!(
+            "version {} ({} upserted, {} withdrawn), digest {}",
+            r.version,
+            r.upserted,
+            r.withdrawn,
+            hex(&r.digest)
+        );
+    }
+}
+
+pub fn entries(es: &[pb::Entry], version: u64, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({"version": version, "entries": es.iter().map(entry_json).collect::<Vec<_>>()})
+        );
+        return;
+    }
+    println!(
+        "{:<40} {:<8} {:<5} {:<20} {:<12} {:<20}",
+        "ENTRY", "ACTION", "DIR", "SOURCE", "CATEGORY", "EXPIRES"
+    );
+    for e in es {
+        println!(
+            "{:<40} {:<8} {:<5} {:<20} {:<12} {:<20}",
+            key(e),
+            action(e),
+            direction(e),
+            e.source,
+            e.category,
+            ts(e.valid_until)
+        );
+    }
+    println!("{} records at version {version}", es.len());
+}
+
+pub fn explain(addr: &str, r: &pb::ExplainResponse, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({"address": addr, "version": r.version, "matches": r.matches.iter().map(entry_json).collect::<Vec<_>>()})
+        );
+        return;
+    }
+    if r.matches.is_empty() {
+        println!("{addr}: not listed (version {})", r.version);
+        return;
+    }
+    println!("{addr} is covered by (most specific first; the first whose port and direction fit the packet decides):");
+    for e in &r.matches {
+        println!(
+            "  {:<40} {:<8} {:<5} source {} {}",
+            key(e),
+            action(e),
+            direction(e),
+            e.source,
+            e.reference
+        );
+    }
+}
+
+pub fn history(vs: &[pb::VersionInfo], as_json: bool) {
+    if as_json {
+        let list: Vec<Value> = vs
+            .iter()
+            .map(|v| json!({"version": v.version, "digest": hex(&v.digest), "created_at": v.created_at, "actor": v.actor, "reason": v.reason, "upserts": v.upserts, "removals": v.removals}))
+            .collect();
+        println!("{}", json!({"versions": list}));
+        return;
+    }
+    println!(
+        "{:>8} {:<20} {:<16} {:>7} {:>7}  REASON",
+        "VERSION", "WHEN", "ACTOR", "UPSERTS", "REMOVED"
+    );
+    for v in vs {
+        println!(
+            "{:>8} {:<20} {:<16} {:>7} {:>7}  {}",
+            v.version,
+            ts(v.created_at),
+            v.actor,
+            v.upserts,
+            v.removals,
+            v.reason
+        );
+    }
+}
+
+pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
+    if as_json {
+        let list: Vec<Value> = r
+            .agents
+            .iter()
+            .map(|a| {
+                let s = a.status.clone().unwrap_or_default();
+                json!({"agent_id": s.agent_id, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"latest_version": r.latest_version, "agents": list})
+        );
+        return;
+    }
+    println!(
+        "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20}",
+        "AGENT", "VERSION", "BEHIND", "CONNECTED", "MODE", "LAST SEEN"
+    );
+    for a in &r.agents {
+        let s = a.status.clone().unwrap_or_default();
+        println!(
+            "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20}",
+            s.agent_id,
+            s.applied_version,
+            r.latest_version.saturating_sub(s.applied_version),
+            if a.connected { "yes" } else { "no" },
+            s.mode,
+            ts(a.last_seen)
+        );
+    }
+    println!("latest version {}", r.latest_version);
+}

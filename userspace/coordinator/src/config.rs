@@ -1,0 +1,90 @@
+//! Coordinator settings: flags over a TOML file over defaults.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::error::CoordError;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_STORE: &str = "/var/lib/c2wall/coordinator.db";
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct CoordArgs {
+    /// Config file (TOML); every flag can be set there too, flags win.
+    #[arg(long, short = 'c', env = "C2WALL_COORDINATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// SQLite database file (created if missing) [default: /var/lib/c2wall/coordinator.db].
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Versions whose deltas are kept; agents further behind get a snapshot
+    /// [default: 10000].
+    #[arg(long, value_name = "VERSIONS")]
+    pub retention: Option<u64>,
+    /// Seconds between heartbeats on agent streams [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat: Option<u64>,
+    /// Deltas an agent stream may fall behind before it is ended and the agent
+    /// resyncs [default: 1024].
+    #[arg(long, value_name = "DELTAS")]
+    pub live_buffer: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<SocketAddr>,
+    store: Option<PathBuf>,
+    retention: Option<u64>,
+    heartbeat: Option<u64>,
+    live_buffer: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub store: PathBuf,
+    pub retention: u64,
+    pub heartbeat: u64,
+    pub live_buffer: usize,
+}
+
+impl Settings {
+    pub fn resolve(a: &CoordArgs) -> Result<Self, CoordError> {
+        let f: File = match &a.config {
+            None => File::default(),
+            Some(p) => {
+                let err = |message: String| CoordError::Config {
+                    path: p.display().to_string(),
+                    message,
+                };
+                let text = std::fs::read_to_string(p).map_err(|e| err(e.to_string()))?;
+                toml::from_str(&text).map_err(|e| err(e.to_string()))?
+            }
+        };
+        let s = Settings {
+            listen: a
+                .listen
+                .or(f.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal")),
+            store: a
+                .store
+                .clone()
+                .or(f.store)
+                .unwrap_or_else(|| DEFAULT_STORE.into()),
+            retention: a.retention.or(f.retention).unwrap_or(10_000),
+            heartbeat: a.heartbeat.or(f.heartbeat).unwrap_or(5),
+            live_buffer: a.live_buffer.or(f.live_buffer).unwrap_or(1024),
+        };
+        if s.retention == 0 || s.heartbeat == 0 || s.live_buffer == 0 {
+            return Err(CoordError::Precondition(
+                "retention, heartbeat and live_buffer must be at least 1".into(),
+            ));
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,122 @@
+//! `c2wall-coordinator`: the coordination centre's service.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use c2wall_coordinator::{
+    config::{CoordArgs, Settings},
+    core::Coordinator,
+    service::Service,
+    store::sqlite::SqliteStore,
+};
+use c2wall_proto::v1::{agent_sync_server::AgentSyncServer, publisher_server::PublisherServer};
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Parser)]
+#[command(
+    name = "c2wall-coordinator",
+    version,
+    about = "Serve the centre's versioned C&C blocklist to edge agents over gRPC.",
+    long_about = "Serve the centre's versioned C&C blocklist to edge agents over gRPC.\n\n\
+        Operators and feed importers publish and withdraw entries (`c2wall publish ...`); every \
+        change is one durable version with a digest of the whole set. Agents subscribe, get a \
+        snapshot or the deltas they missed, then live deltas. Expired entries leave the set in a \
+        new version. SIGTERM stops accepting work and ends agent streams after a short drain.",
+    after_help = "Example:\n  c2wall-coordinator --listen 0.0.0.0:50051 --store /var/lib/c2wall/coordinator.db"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: CoordArgs,
+}
+
+/// How long open streams get to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(5);
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("c2wall-coordinator: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: CoordArgs) -> Result<()> {
+    let s = Settings::resolve(&args)?;
+    let store = SqliteStore::open(&s.store)?;
+    let coord = Coordinator::open(Box::new(store), s.live_buffer)?;
+    tracing::info!(
+        version = coord.latest_version(),
+        store = %s.store.display(),
+        "store open"
+    );
+    let mut svc = Service::new(coord.clone());
+    svc.heartbeat = Duration::from_secs(s.heartbeat);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        // Expiry and compaction run beside the server.
+        let c = coord.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                n += 1;
+                let c = c.clone();
+                let retention = s.retention;
+                let r = tokio::task::spawn_blocking(move || {
+                    if let Some(v) = c.tick()? {
+                        tracing::info!(
+                            version = v.version,
+                            removed = v.removals,
+                            added = v.upserts,
+                            "validity windows applied"
+                        );
+                    }
+                    if n.is_multiple_of(60) {
+                        c.compact(retention)?;
+                    }
+                    Ok::<_, c2wall_coordinator::CoordError>(())
+                })
+                .await;
+                if let Ok(Err(e)) = r {
+                    tracing::error!(error = %e, "expiry/compaction");
+                }
+            }
+        });
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(PublisherServer::new(svc.clone()))
+            .add_service(AgentSyncServer::new(svc))
+            .serve_with_shutdown(s.listen, async {
+                let _ = stop_rx.await;
+            });
+        tracing::info!(listen = %s.listen, "serving c2wall.v1");
+        let server = tokio::spawn(server);
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: draining for up to {DRAIN:?}");
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(DRAIN, server).await {
+            Ok(Ok(r)) => r.context("server")?,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::warn!("drain deadline passed; ending open agent streams"),
+        }
+        Ok(())
+    })
+}
