@@ -21,6 +21,9 @@ step "lint: XDP crate for bpfel-unknown-none (Debian toolchain)"
   /usr/bin/cargo clippy --release --target bpfel-unknown-none \
   --target-dir ../../target/bpf-clippy -- -D warnings)
 
+step "build every binary the end-to-end tests run"
+cargo build --workspace --bins
+
 step "tests (unit, in-process, kernel verdicts, properties, namespaces and real traffic)"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 if grep -qE '^test result: FAILED|^error: ' target/test-output.txt; then

@@ -91,6 +91,14 @@ pub struct RunArgs {
     /// Detach and unpin on exit instead of leaving enforcement in place.
     #[arg(long)]
     pub detach_on_exit: bool,
+    /// Coordinator URL (e.g. http://coordinator:50051): the blocklist then
+    /// follows the coordinator's; --blocklist files still apply on top (a local
+    /// line wins over the coordinator's entry for the same prefix and port).
+    #[arg(long, env = "C2WALL_COORDINATOR", value_name = "URL")]
+    pub coordinator: Option<String>,
+    /// This agent's name at the coordinator [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub agent_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +115,8 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
     detach_on_exit: Option<bool>,
+    coordinator: Option<String>,
+    agent_id: Option<String>,
     #[serde(default)]
     capacity: Capacity,
 }
@@ -145,6 +155,8 @@ pub struct Settings {
     pub paths: Paths,
     pub detach_on_exit: bool,
     pub capacity: Capacity,
+    pub coordinator: Option<String>,
+    pub agent_id: String,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -189,6 +201,12 @@ impl Settings {
             },
             detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
             capacity: file.capacity,
+            coordinator: args.coordinator.clone().or(file.coordinator),
+            agent_id: args
+                .agent_id
+                .clone()
+                .or(file.agent_id)
+                .unwrap_or_else(hostname),
             source,
         };
         if s.interfaces.is_empty() {
@@ -204,11 +222,19 @@ impl Settings {
                 )));
             }
         }
-        if s.blocklists.is_empty() {
+        if s.blocklists.is_empty() && s.coordinator.is_none() {
             tracing::warn!("no blocklist given: enforcing an empty list");
         }
         Ok(s)
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "c2wall-agent".into())
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, AgentError> {

@@ -2,7 +2,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result};
@@ -17,9 +17,12 @@ use c2wall_agent::{
     loader,
     metrics::{CounterReader, Metrics},
     paths::Paths,
-    source::{file::FileSource, BlocklistSource},
+    source::{file::FileSource, merge, BlocklistSource, Snapshot},
+    sync::{ApplyFn, SyncClient, SyncStatus, SyncedSet},
+    AgentError,
 };
 use c2wall_common::*;
+use c2wall_proto::v1 as pb;
 use tokio::signal::unix::{signal, SignalKind};
 
 struct Shared {
@@ -27,6 +30,62 @@ struct Shared {
     settings: Settings,
     /// The command line, re-resolved against the config file on SIGHUP.
     args: RunArgs,
+    /// The last good read of the local files.
+    files: Snapshot,
+    /// The coordinator's set as last applied (empty without a coordinator).
+    synced: SyncedSet,
+    sync: Arc<SyncStatus>,
+}
+
+impl Shared {
+    fn apply(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
+        let snap = merge(&self.files, &self.synced);
+        apply(&mut self.engine, &snap, metrics)
+    }
+
+    fn status(&self) -> pb::AgentStatus {
+        let c = self
+            .engine
+            .applier
+            .dataplane()
+            .counters()
+            .unwrap_or_default();
+        let sum = |v: u32| -> u64 {
+            [DIR_TO_CC, DIR_FROM_CC]
+                .iter()
+                .flat_map(|d| {
+                    [FAM_IDX_V4, FAM_IDX_V6].map(|f| verdict_counter(v, *d, f, UNIT_PACKETS))
+                })
+                .map(|i| c.get(i as usize).copied().unwrap_or(0))
+                .sum()
+        };
+        let contact = self
+            .sync
+            .last_contact
+            .load(std::sync::atomic::Ordering::Relaxed);
+        pb::AgentStatus {
+            agent_id: self.settings.agent_id.clone(),
+            applied_version: self.synced.version,
+            digest: self.synced.digest.to_bytes(),
+            interfaces: self.settings.interfaces.clone(),
+            mode: self.settings.mode.name().into(),
+            entries: self.engine.ids().len() as u64,
+            dropped_packets: sum(VERDICT_DROP),
+            would_drop_packets: sum(VERDICT_WOULD_DROP),
+            seconds_since_contact: if contact == 0 {
+                u64::MAX
+            } else {
+                (unix_now() - contact).max(0) as u64
+            },
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
@@ -56,17 +115,34 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         blocklists: settings.blocklists.clone(),
         allowlist: settings.allowlist.clone(),
     };
-    match source.snapshot() {
+    // Fail-static: the coordinator set persisted by the last run is enforced now,
+    // before any contact with the coordinator.
+    let synced = match &settings.coordinator {
+        Some(_) => SyncedSet::load(&paths.synced_file())?.unwrap_or_default(),
+        None => SyncedSet::default(),
+    };
+    if synced.version > 0 {
+        tracing::info!(
+            version = synced.version,
+            entries = synced.entries.len(),
+            "enforcing the persisted coordinator set"
+        );
+    }
+    let files = match source.snapshot() {
         Ok(snap) => {
             report_rejected(&snap.rejected);
-            apply(&mut engine, &snap, &metrics)?;
+            let merged = merge(&snap, &synced);
+            apply(&mut engine, &merged, &metrics)
+                .context("applying the blocklist (the previous list stays enforced)")?;
+            snap
         }
         Err(e) => {
             metrics.source_errors.inc();
             // Nothing readable: keep whatever the pinned maps enforce.
             tracing::error!(error = %e, "cannot read the blocklist; keeping the list already in the kernel");
+            Snapshot::default()
         }
-    }
+    };
 
     for iface in &settings.interfaces {
         let a = loader::attach(&mut ebpf, &paths, iface, settings.xdp_mode)?;
@@ -88,6 +164,9 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         engine,
         settings,
         args,
+        files,
+        synced,
+        sync: Arc::new(SyncStatus::default()),
     }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -120,7 +199,7 @@ fn apply(
     engine: &mut Engine<KernelMaps>,
     snap: &c2wall_agent::source::Snapshot,
     metrics: &Metrics,
-) -> Result<()> {
+) -> Result<(), AgentError> {
     metrics.rejected_lines.set(snap.rejected.len() as i64);
     match engine.sync(snap) {
         Ok(r) => {
@@ -171,7 +250,7 @@ fn apply(
         }
         Err(e) => {
             metrics.apply_errors.inc();
-            Err(e).context("applying the blocklist (the previous list stays enforced)")
+            Err(e)
         }
     }
 }
@@ -180,13 +259,22 @@ async fn serve(
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
 ) -> Result<std::process::ExitCode> {
-    let addr = shared.lock().expect("lock").settings.metrics_addr;
+    let (addr, sync) = {
+        let s = shared.lock().expect("lock");
+        (s.settings.metrics_addr, s.sync.clone())
+    };
     let m = metrics.clone();
     // Only reached once the program is attached and a list applied; kept
     // lock-free so probes never wait behind a long reload.
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let app = Router::new()
-        .route("/metrics", get(move || async move { m.render() }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                m.observe_sync(&sync);
+                m.render()
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
@@ -203,6 +291,34 @@ async fn serve(
         .with_context(|| format!("binding the metrics address {addr}"))?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let url = shared.lock().expect("lock").settings.coordinator.clone();
+    if let Some(url) = url {
+        let (sh, m) = (shared.clone(), metrics.clone());
+        let apply: ApplyFn = Arc::new(move |set: &SyncedSet| {
+            let mut s = sh.lock().expect("lock");
+            let previous = std::mem::replace(&mut s.synced, set.clone());
+            if let Err(e) = s.apply(&m) {
+                s.synced = previous;
+                return Err(e);
+            }
+            Ok(s.status())
+        });
+        let s = shared.lock().expect("lock");
+        s.sync
+            .applied_version
+            .store(s.synced.version, std::sync::atomic::Ordering::Relaxed);
+        let client = SyncClient {
+            url,
+            agent_id: s.settings.agent_id.clone(),
+            state_file: s.settings.paths.synced_file(),
+            apply,
+            status: s.sync.clone(),
+            set: s.synced.clone(),
+            backoff: (Duration::from_millis(200), Duration::from_secs(30)),
+        };
+        tokio::spawn(client.run());
+    }
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -254,5 +370,7 @@ fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
         }
     };
     report_rejected(&snap.rejected);
-    apply(&mut s.engine, &snap, metrics)
+    s.files = snap;
+    s.apply(metrics)
+        .context("applying the blocklist (the previous list stays enforced)")
 }

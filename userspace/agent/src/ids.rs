@@ -51,6 +51,15 @@ impl Ids {
         (out, gone)
     }
 
+    /// Entries currently listed.
+    pub fn len(&self) -> usize {
+        self.by_identity.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_identity.is_empty()
+    }
+
     pub fn identity_of(&self) -> HashMap<u32, Identity> {
         self.by_identity.iter().map(|(k, v)| (*v, *k)).collect()
     }

@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod paths;
 pub mod sim;
 pub mod source;
+pub mod sync;
 
 pub use error::AgentError;

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub last_apply_timestamp: Gauge,
     pub mode: IntGaugeVec,
     pub attached: IntGaugeVec,
+    pub sync_applied_version: IntGauge,
+    pub sync_latest_version: IntGauge,
+    pub sync_seconds_since_contact: IntGauge,
+    pub sync_reconnects: IntCounter,
+    pub sync_errors: IntCounter,
+    pub sync_messages: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -98,6 +104,33 @@ impl Metrics {
                 ),
                 &["interface", "xdp_mode"],
             )?,
+            sync_applied_version: IntGauge::with_opts(opts(
+                "c2wall_sync_applied_version",
+                "Coordinator version the kernel enforces (0 without a coordinator).",
+            ))?,
+            sync_latest_version: IntGauge::with_opts(opts(
+                "c2wall_sync_coordinator_version",
+                "Latest version the coordinator announced.",
+            ))?,
+            sync_seconds_since_contact: IntGauge::with_opts(opts(
+                "c2wall_sync_seconds_since_contact",
+                "Seconds since the last message from the coordinator (-1: never).",
+            ))?,
+            sync_reconnects: IntCounter::with_opts(opts(
+                "c2wall_sync_reconnects_total",
+                "Times the coordinator subscription was started again.",
+            ))?,
+            sync_errors: IntCounter::with_opts(opts(
+                "c2wall_sync_errors_total",
+                "Coordinator subscriptions that ended in an error (the list stayed enforced).",
+            ))?,
+            sync_messages: IntCounterVec::new(
+                opts(
+                    "c2wall_sync_messages_total",
+                    "Complete snapshots and deltas received from the coordinator.",
+                ),
+                &["kind"],
+            )?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -121,8 +154,40 @@ impl Metrics {
         r.register(Box::new(m.last_apply_timestamp.clone()))?;
         r.register(Box::new(m.mode.clone()))?;
         r.register(Box::new(m.attached.clone()))?;
+        r.register(Box::new(m.sync_applied_version.clone()))?;
+        r.register(Box::new(m.sync_latest_version.clone()))?;
+        r.register(Box::new(m.sync_seconds_since_contact.clone()))?;
+        r.register(Box::new(m.sync_reconnects.clone()))?;
+        r.register(Box::new(m.sync_errors.clone()))?;
+        r.register(Box::new(m.sync_messages.clone()))?;
         r.register(Box::new(KernelCollector::new(counters)?))?;
         Ok(m)
+    }
+
+    pub fn observe_sync(&self, s: &crate::sync::SyncStatus) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sync_applied_version
+            .set(s.applied_version.load(Relaxed) as i64);
+        self.sync_latest_version
+            .set(s.latest_version.load(Relaxed) as i64);
+        let contact = s.last_contact.load(Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.sync_seconds_since_contact
+            .set(if contact == 0 { -1 } else { now - contact });
+        let advance = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        advance(&self.sync_reconnects, s.reconnects.load(Relaxed));
+        advance(&self.sync_errors, s.errors.load(Relaxed));
+        advance(
+            &self.sync_messages.with_label_values(&["snapshot"]),
+            s.snapshots.load(Relaxed),
+        );
+        advance(
+            &self.sync_messages.with_label_values(&["delta"]),
+            s.deltas.load(Relaxed),
+        );
     }
 
     pub fn set_mode(&self, mode: &str) {

@@ -33,6 +33,10 @@ impl Paths {
     pub fn program(&self) -> PathBuf {
         self.pin_dir.join("prog")
     }
+    /// The last coordinator set applied (see sync.rs).
+    pub fn synced_file(&self) -> PathBuf {
+        self.state_dir.join("coordinator-set.pb")
+    }
     /// Entry id table (see ids.rs).
     pub fn ids_file(&self) -> PathBuf {
         self.state_dir.join("entry-ids")

@@ -32,3 +32,26 @@ pub trait BlocklistSource {
     /// caller then keeps enforcing what it has).
     fn snapshot(&mut self) -> Result<Snapshot, crate::error::AgentError>;
 }
+
+/// The local files' snapshot with the coordinator's entries added. A local
+/// line wins over the coordinator's entry of the same identity (an engineer's
+/// override), and the allowlist is local only.
+pub fn merge(files: &Snapshot, coordinator: &crate::sync::SyncedSet) -> Snapshot {
+    let local: std::collections::HashSet<_> = files.entries.iter().map(|e| e.identity()).collect();
+    let mut out = files.clone();
+    let mut overridden = 0;
+    for (id, e) in &coordinator.entries {
+        if local.contains(id) {
+            overridden += 1;
+        } else {
+            out.entries.push(*e);
+        }
+    }
+    if overridden > 0 {
+        tracing::info!(
+            overridden,
+            "local blocklist lines override coordinator entries"
+        );
+    }
+    out
+}
