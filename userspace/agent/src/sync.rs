@@ -274,10 +274,8 @@ impl SyncClient {
                 .store(unix_now(), Ordering::Relaxed);
             // Batch: take every message already waiting, apply once.
             let mut batch = vec![first];
-            while let Some(Ok(Some(m))) =
-                tokio::time::timeout(Duration::from_millis(0), stream.message())
-                    .await
-                    .ok()
+            while let Ok(Ok(Some(m))) =
+                tokio::time::timeout(Duration::from_millis(0), stream.message()).await
             {
                 batch.push(m);
                 if batch.len() >= 256 {
