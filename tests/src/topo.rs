@@ -211,3 +211,102 @@ impl Drop for Topo {
 fn sockaddr(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().expect("ip"), port)
 }
+
+pub const COORDINATOR: &str = "127.0.0.1:50051";
+
+impl Topo {
+    /// Starts the coordinator in the edge namespace with its store in the
+    /// test's state dir, and waits until it accepts connections.
+    pub fn coordinator(&self) -> Guarded {
+        std::fs::create_dir_all(&self.state).unwrap();
+        let mut c = self
+            .edge
+            .command(workspace_bin("c2wall-coordinator").to_str().unwrap());
+        c.args(["--listen", COORDINATOR, "--heartbeat", "1", "--store"])
+            .arg(self.state.join("coordinator.db"))
+            .stdin(Stdio::null());
+        if std::env::var_os("C2WALL_TEST_VERBOSE").is_none() {
+            c.stderr(Stdio::null());
+        }
+        let g = Guarded::spawn(c);
+        let start = Instant::now();
+        while self
+            .edge
+            .run(|| TcpStream::connect(COORDINATOR).is_ok())
+            .join()
+            .unwrap()
+            == false
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "coordinator did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g
+    }
+
+    /// Runs `c2wall ARGS` against the coordinator; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self
+            .edge
+            .command(workspace_bin("c2wall").to_str().unwrap())
+            .args([
+                "--coordinator",
+                &format!("http://{COORDINATOR}"),
+                "--actor",
+                "test",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Publishes and returns the version.
+    pub fn publish(&self, args: &[&str]) -> u64 {
+        let mut all = vec!["publish", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = self.cli(&all);
+        assert!(ok, "publish {args:?}: {err}");
+        json_u64(&out, "version").expect("version in the output")
+    }
+
+    /// The value of one metric line (`name{labels}` exactly as exposed).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let body = self.http_get("/metrics")?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Waits until the agent enforces coordinator `version`; returns how long it took.
+    pub fn wait_applied(&self, version: u64, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.metric("c2wall_sync_applied_version") == Some(version as f64) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "agent did not apply version {version} within {timeout:?} (at {:?})",
+                self.metric("c2wall_sync_applied_version")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A top-level unsigned number from a flat JSON object.
+pub fn json_u64(json: &str, key: &str) -> Option<u64> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    json[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,206 @@
+//! Coordinator and agent as real processes, the agent enforcing on veths
+//! between namespaces.
+
+use std::time::Duration;
+
+use c2wall_e2e::{require_root, topo::*};
+
+macro_rules! root {
+    ($name:expr) => {
+        if !require_root($name) {
+            return;
+        }
+    };
+}
+
+fn agent_args(topo: &Topo) -> Vec<String> {
+    let _ = topo;
+    vec![
+        "--coordinator".into(),
+        format!("http://{COORDINATOR}"),
+        "--agent-id".into(),
+        "edge-test".into(),
+    ]
+}
+
+fn start_agent(topo: &Topo) -> c2wall_e2e::process::Guarded {
+    let args = agent_args(topo);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    topo.agent(&refs)
+}
+
+#[test]
+fn publish_is_enforced_within_a_second_and_withdraw_restores() {
+    root!("publish_is_enforced_within_a_second_and_withdraw_restores");
+    let topo = Topo::new("p");
+    let _coord = topo.coordinator();
+    let _agent = start_agent(&topo);
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 20), 20, "not listed yet");
+    let v = topo.publish(&[CC4, CC6, "--reference", "SBL1"]);
+    let took = topo.wait_applied(v, Duration::from_secs(1));
+    eprintln!("publish -> enforced in {took:?}");
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 20),
+        0,
+        "dropped after publish"
+    );
+    assert_eq!(
+        topo.udp(n, CC6, s, SUB6, 9001, 20),
+        0,
+        "from C&C (v6) dropped too"
+    );
+    assert_eq!(
+        topo.udp(s, SUB4, n, OK4, 9000, 20),
+        20,
+        "benign still delivered"
+    );
+    let (ok, out, err) = topo.cli(&["withdraw", CC4, "--json"]);
+    assert!(ok, "{err}");
+    let v = json_u64(&out, "version").unwrap();
+    topo.wait_applied(v, Duration::from_secs(1));
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 20),
+        20,
+        "delivered again after withdraw"
+    );
+    let (ok, agents, _) = topo.cli(&["agents", "--json"]);
+    assert!(ok);
+    assert!(
+        agents.contains("\"agent_id\":\"edge-test\"")
+            && agents.contains(&format!("\"applied_version\":{v}")),
+        "{agents}"
+    );
+}
+
+#[test]
+fn kill_9_of_the_coordinator_loses_no_acknowledged_version() {
+    root!("kill_9_of_the_coordinator_loses_no_acknowledged_version");
+    let topo = Topo::new("k");
+    let coord = topo.coordinator();
+    // Publish two-entry batches until the coordinator dies under us.
+    let mut acked = Vec::new();
+    let killer = {
+        let pid = coord.pid();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: kill(2) on our child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        })
+    };
+    for i in 1..=2000u32 {
+        let (a, b) = (
+            format!("10.{}.{}.1", i / 256, i % 256),
+            format!("10.{}.{}.2", i / 256, i % 256),
+        );
+        let (ok, out, _) = topo.cli(&["publish", "--json", &a, &b]);
+        if !ok {
+            break;
+        }
+        acked.push((json_u64(&out, "version").unwrap(), i));
+    }
+    killer.join().unwrap();
+    drop(coord);
+    assert!(
+        acked.len() > 5,
+        "published only {} batches before the kill",
+        acked.len()
+    );
+    let _coord = topo.coordinator();
+    let (ok, hist, err) = topo.cli(&["history", "--json", "--limit", "10000"]);
+    assert!(ok, "{err}");
+    for (v, _) in &acked {
+        let present = [",", "}"]
+            .iter()
+            .any(|end| hist.contains(&format!("\"version\":{v}{end}")));
+        assert!(present, "acknowledged version {v} lost");
+    }
+    let (ok, list, _) = topo.cli(&["list", "--json"]);
+    assert!(ok);
+    let last = acked.last().unwrap().1;
+    for i in 1..=last + 1 {
+        let a = list.contains(&format!("\"10.{}.{}.1/32\"", i / 256, i % 256));
+        let b = list.contains(&format!("\"10.{}.{}.2/32\"", i / 256, i % 256));
+        assert_eq!(a, b, "batch {i} is half there");
+        if i <= last {
+            assert!(a, "acknowledged batch {i} lost");
+        }
+    }
+    eprintln!(
+        "{} acknowledged versions, all present after kill -9 and restart",
+        acked.len()
+    );
+}
+
+#[test]
+fn agents_catch_up_by_deltas_and_boot_from_the_persisted_list() {
+    root!("agents_catch_up_by_deltas_and_boot_from_the_persisted_list");
+    let topo = Topo::new("c");
+    let mut coord = topo.coordinator();
+    let mut agent = start_agent(&topo);
+    let v = topo.publish(&[CC4]);
+    topo.wait_applied(v, Duration::from_secs(1));
+
+    // 1. Coordinator down and back (same store), versions published after.
+    coord.signal(libc::SIGKILL);
+    drop(coord);
+    std::thread::sleep(Duration::from_millis(500));
+    coord = topo.coordinator();
+    let mut latest = 0;
+    for i in 0..3 {
+        latest = topo.publish(&[&format!("192.0.2.{}", 10 + i)]);
+    }
+    topo.wait_applied(latest, Duration::from_secs(20));
+    let snap = topo
+        .metric("c2wall_sync_messages_total{kind=\"snapshot\"}")
+        .unwrap_or(0.0);
+    assert_eq!(snap, 1.0, "only the first subscription needed a snapshot");
+
+    // 2. Agent offline across many versions.
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    for i in 0..30 {
+        latest = topo.publish(&[&format!("198.51.100.{}", 100 + i)]);
+    }
+    agent = start_agent(&topo);
+    topo.wait_applied(latest, Duration::from_secs(5));
+    assert_eq!(
+        topo.metric("c2wall_sync_messages_total{kind=\"snapshot\"}"),
+        Some(0.0),
+        "caught up without a snapshot"
+    );
+    assert_eq!(
+        topo.metric("c2wall_sync_messages_total{kind=\"delta\"}"),
+        Some(30.0)
+    );
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0);
+
+    // 3. Reboot (pins gone) while the coordinator is unreachable.
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    coord.signal(libc::SIGKILL);
+    drop(coord);
+    let out = std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-agent"))
+        .args(["detach", "--pin-dir"])
+        .arg(&topo.pins.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        10,
+        "nothing enforced after the reboot"
+    );
+    let _agent = start_agent(&topo);
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        0,
+        "persisted list enforced without the coordinator"
+    );
+    assert_eq!(
+        topo.metric("c2wall_sync_applied_version"),
+        Some(latest as f64)
+    );
+    assert_eq!(topo.metric("c2wall_sync_seconds_since_contact"), Some(-1.0));
+}
