@@ -230,13 +230,13 @@ impl Topo {
         }
         let g = Guarded::spawn(c);
         let start = Instant::now();
-        while self
-            .edge
-            .run(|| TcpStream::connect(COORDINATOR).is_ok())
-            .join()
-            .unwrap()
-            == false
-        {
+        let up = || {
+            self.edge
+                .run(|| TcpStream::connect(COORDINATOR).is_ok())
+                .join()
+                .unwrap_or(false)
+        };
+        while !up() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "coordinator did not start"
