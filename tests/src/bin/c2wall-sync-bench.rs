@@ -1,0 +1,218 @@
+//! `c2wall-sync-bench`: coordinator-to-kernel figures. Needs root (kernel maps).
+//!
+//! Starts `c2wall-coordinator` (next to this binary) on loopback with a fresh
+//! store, connects N idle subscriber streams, runs one agent sync client in
+//! process against real (unpinned) kernel maps, and measures:
+//! - publish -> applied in the kernel maps, one entry at a time (p50, p99);
+//! - a snapshot of M entries from the coordinator into the kernel maps.
+
+use std::{
+    process::{Command, Stdio},
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use c2wall_agent::{
+    apply::Applier,
+    config::Capacity,
+    engine::Engine,
+    ids::Ids,
+    loader,
+    source::{merge, Snapshot},
+    sync::{ApplyFn, SyncClient, SyncStatus, SyncedSet},
+};
+use c2wall_common::{MODE_ENFORCE, PROGRAM_NAME};
+use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient};
+use clap::Parser;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(about = "Publish-to-enforced latency with many subscribers, and the time of a large snapshot into the kernel.")]
+struct Args {
+    /// Idle subscriber streams connected besides the measured agent.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Single-entry publishes measured.
+    #[arg(long, default_value_t = 200)]
+    publishes: usize,
+    /// Entries in the snapshot measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    snapshot_entries: usize,
+    /// Small run for CI: 100 subscribers, 20 publishes, 20,000 entries.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn entry(i: usize) -> pb::Entry {
+    // Distinct host addresses in 10.0.0.0/8 and 100.64.0.0/10.
+    let a = if i < (1 << 24) { (10u32 << 24) | i as u32 } else { (100u32 << 24 | 64 << 16) + (i as u32 - (1 << 24)) };
+    pb::Entry {
+        key: Some(pb::EntryKey { prefix: std::net::Ipv4Addr::from(a).to_string(), ..Default::default() }),
+        source: "bench".into(),
+        ..Default::default()
+    }
+}
+
+async fn agent(url: &str, status: Arc<SyncStatus>, state_file: std::path::PathBuf) -> Result<tokio::task::JoinHandle<()>> {
+    let cap = Capacity::default();
+    let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME, &cap)?;
+    let maps = loader::take_maps(&mut ebpf, &cap)?;
+    let mut applier = Applier::adopt(maps)?;
+    applier.set_mode(MODE_ENFORCE)?;
+    let engine = Arc::new(Mutex::new((Engine::new(applier, Ids::new(), None), ebpf)));
+    let apply: ApplyFn = Arc::new(move |set: &SyncedSet| {
+        let mut g = engine.lock().expect("lock");
+        g.0.sync(&merge(&Snapshot::default(), set))?;
+        Ok(pb::AgentStatus::default())
+    });
+    let client = SyncClient {
+        url: url.to_string(),
+        agent_id: "bench-agent".into(),
+        state_file,
+        apply,
+        status,
+        set: SyncedSet::default(),
+        backoff: (Duration::from_millis(50), Duration::from_secs(1)),
+    };
+    Ok(tokio::spawn(client.run()))
+}
+
+async fn wait_applied(status: &SyncStatus, version: u64, timeout: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    while status.applied_version.load(Ordering::Relaxed) < version {
+        anyhow::ensure!(start.elapsed() < timeout, "version {version} not applied within {timeout:?}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    Ok(start.elapsed())
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut a = Args::parse();
+    if a.quick {
+        a.subscribers = 100;
+        a.publishes = 20;
+        a.snapshot_entries = 20_000;
+    }
+    anyhow::ensure!(unsafe { libc::geteuid() } == 0, "needs root (kernel maps)");
+    let dir = std::env::temp_dir().join(format!("c2wall-sync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let exe = std::env::current_exe()?;
+    let coord_bin = exe.parent().context("exe dir")?.join("c2wall-coordinator");
+    let mut coord = Command::new(&coord_bin)
+        .args(["--listen", &listen.to_string(), "--heartbeat", "5", "--live-buffer", "4096", "--store"])
+        .arg(dir.join("c.db"))
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", coord_bin.display()))?;
+    let url = format!("http://{listen}");
+    let result = run(&a, &url, &dir).await;
+    let _ = coord.kill();
+    let _ = coord.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
+    let mut publisher = None;
+    for _ in 0..100 {
+        if let Ok(c) = PublisherClient::connect(url.to_string()).await {
+            publisher = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut publisher = publisher.context("coordinator did not start")?;
+
+    // Idle subscribers: 100 streams per connection.
+    let mut channels: Vec<Channel> = Vec::new();
+    for _ in 0..a.subscribers.div_ceil(100) {
+        channels.push(Channel::from_shared(url.to_string())?.connect().await?);
+    }
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for i in 0..a.subscribers {
+        let mut c = AgentSyncClient::new(channels[i / 100].clone());
+        let received = received.clone();
+        tokio::spawn(async move {
+            let Ok(r) = c
+                .subscribe(pb::SubscribeRequest { agent_id: format!("idle-{i}"), ..Default::default() })
+                .await
+            else {
+                return;
+            };
+            let mut s = r.into_inner();
+            while let Ok(Some(_)) = s.message().await {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let status = Arc::new(SyncStatus::default());
+    let task = agent(url, status.clone(), dir.join("agent-set.pb")).await?;
+    let v0 = publisher
+        .publish(pb::PublishRequest { upserts: vec![entry(0)], ..Default::default() })
+        .await?
+        .into_inner()
+        .version;
+    wait_applied(&status, v0, Duration::from_secs(10)).await?;
+
+    let mut lat = Vec::new();
+    for i in 1..=a.publishes {
+        let t = Instant::now();
+        let v = publisher
+            .publish(pb::PublishRequest { upserts: vec![entry(i)], ..Default::default() })
+            .await?
+            .into_inner()
+            .version;
+        wait_applied(&status, v, Duration::from_secs(10)).await?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "publish -> applied in kernel maps, {} single-entry publishes, {} other subscriber streams connected:",
+        a.publishes, a.subscribers
+    );
+    println!("  p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99)), ms(*lat.last().unwrap()));
+    println!("  (includes the coordinator's durable SQLite commit and the agent's full recompile of its list)");
+    let idle_msgs = received.load(Ordering::Relaxed);
+    println!("  idle subscribers received {idle_msgs} messages (expected >= {})", a.subscribers * (a.publishes + 1));
+    task.abort();
+
+    // Snapshot: fill the coordinator, then a fresh agent subscribes from nothing.
+    let t = Instant::now();
+    let batch = 50_000;
+    let mut latest = 0;
+    let mut i = a.publishes + 1;
+    while i < a.snapshot_entries {
+        let n = batch.min(a.snapshot_entries - i);
+        latest = publisher
+            .publish(pb::PublishRequest { upserts: (i..i + n).map(entry).collect(), ..Default::default() })
+            .await?
+            .into_inner()
+            .version;
+        i += n;
+    }
+    let fill = t.elapsed();
+    let status = Arc::new(SyncStatus::default());
+    let t = Instant::now();
+    let task = agent(url, status.clone(), dir.join("agent-set-2.pb")).await?;
+    let setup = t.elapsed();
+    let took = wait_applied(&status, latest, Duration::from_secs(600)).await?;
+    task.abort();
+    println!(
+        "snapshot of {} entries, coordinator -> verified -> compiled -> kernel maps -> persisted: {:.2} s",
+        a.snapshot_entries,
+        took.as_secs_f64()
+    );
+    println!("  (agent program load {:.2} s not included; coordinator fill {:.1} s in batches of {batch})", setup.as_secs_f64(), fill.as_secs_f64());
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
