@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # c2wall end to end on this machine: a subscriber, an edge router and a network
-# holding a "C&C" host, each in its own network namespace; the agent enforces a
-# blocklist with XDP on the edge router; real packets are dropped; metrics shown.
+# holding a "C&C" host, each in its own network namespace. The coordinator (with
+# its embedded store) and the agent run on the edge router; entries are published
+# through the `c2wall` CLI; the agent enforces them with XDP; real packets are
+# dropped; metrics shown.
 # Everything it creates is removed when it exits. Usage: sudo scripts/demo.sh
 # (add --keep to leave it running until Enter is pressed).
 set -euo pipefail
@@ -12,15 +14,19 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 bash scripts/setup.sh
 say "building (first build takes about 2 minutes)"
-cargo build --release -p c2wall-agent --bin c2wall-agent
+cargo build --release -p c2wall-agent --bin c2wall-agent -p c2wall-coordinator -p c2wall-cli
 agent_bin=$PWD/target/release/c2wall-agent
+coord_bin=$PWD/target/release/c2wall-coordinator
+cli_bin=$PWD/target/release/c2wall
 
 id=c2wdemo$$
 work=$(mktemp -d)
 pins=/sys/fs/bpf/$id
 agent_pid=
+coord_pid=
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  [ -n "$coord_pid" ] && kill "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null || true
   [ -d "$pins" ] && "$agent_bin" detach --pin-dir "$pins" >/dev/null 2>&1 || true
   for ns in sub edge net; do ip netns del "$id-$ns" 2>/dev/null || true; done
   rm -rf "$work"
@@ -52,28 +58,36 @@ ip -n "$id-net" route add default via 203.0.113.1
 ip -n "$id-net" -6 route add default via 2001:db8:b::1
 in_ns edge sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
-cat >"$work/blocklist.txt" <<'LIST'
-# C&C servers (documentation addresses)
-203.0.113.66                # both directions, drop
-2001:db8:b::66
-203.0.113.88 monitor        # count as would-drop, let through
-192.0.2.0/24 tcp 443        # port-scoped
-LIST
 echo "203.0.113.53   # the ISP's resolver: never dropped" >"$work/allowlist.txt"
-say "blocklist"; cat "$work/blocklist.txt"
 
-say "starting c2wall-agent on the edge router (e0, e1)"
+say "starting c2wall-coordinator (store: $work/coordinator.db) on the edge router"
+nsenter --net="/run/netns/$id-edge" "$coord_bin" --listen 127.0.0.1:50051 \
+  --store "$work/coordinator.db" --heartbeat 2 2>"$work/coordinator.log" &
+coord_pid=$!
+c2wall() { nsenter --net="/run/netns/$id-edge" "$cli_bin" --coordinator http://127.0.0.1:50051 --actor demo "$@"; }
+for _ in $(seq 100); do c2wall history >/dev/null 2>&1 && break; sleep 0.1; done
+
+say "starting c2wall-agent on the edge router (e0, e1), following the coordinator"
 # nsenter --net (not `ip netns exec`): only the network namespace changes, so
 # the pins land on the host's bpffs.
-nsenter --net="/run/netns/$id-edge" "$agent_bin" -i e0 -i e1 -b "$work/blocklist.txt" \
-  --allowlist "$work/allowlist.txt" --pin-dir "$pins" --state-dir "$work/state" \
-  --metrics-addr 127.0.0.1:9469 2>"$work/agent.log" &
+nsenter --net="/run/netns/$id-edge" "$agent_bin" -i e0 -i e1 --coordinator http://127.0.0.1:50051 \
+  --agent-id edge-demo --allowlist "$work/allowlist.txt" --pin-dir "$pins" \
+  --state-dir "$work/state" --metrics-addr 127.0.0.1:9469 2>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do
   in_ns edge curl -sf http://127.0.0.1:9469/readyz >/dev/null 2>&1 && break
   sleep 0.1
 done
 in_ns edge curl -sf http://127.0.0.1:9469/readyz
+
+say "publishing through the CLI (documentation addresses)"
+set -x
+c2wall publish 203.0.113.66 2001:db8:b::66 --category mirai --reference SBL-DEMO-1 --reason "C&C seen by the centre"
+c2wall publish 203.0.113.88 --action monitor --reason "suspected, watch first"
+c2wall publish 192.0.2.0/24 --protocol tcp --port 443 --source feodo
+{ set +x; } 2>/dev/null
+sleep 0.5
+c2wall list
 
 try() { # label, command...
   local label=$1; shift
@@ -88,15 +102,23 @@ try "ping 203.0.113.88 (monitor entry) " in_ns sub ping -c 2 -W 1 203.0.113.88
 say "traffic from the C&C host towards the subscriber"
 try "ping from 203.0.113.66            " in_ns net ping -c 2 -W 1 -I 203.0.113.66 198.51.100.10
 
-say "agent log"
-sed -e 's/\x1b\[[0-9;]*m//g' "$work/agent.log"
+say "withdrawing 203.0.113.66 through the CLI"
+c2wall withdraw 203.0.113.66 --reason "taken down"
+sleep 0.5
+try "ping 203.0.113.66 (withdrawn)     " in_ns sub ping -c 2 -W 1 203.0.113.66
+
+say "c2wall history / agents / explain"
+c2wall history
+c2wall agents
+c2wall explain 2001:db8:b::66
+
 say "c2wall-agent status"
 "$agent_bin" status --pin-dir "$pins" --state-dir "$work/state"
-say "metrics (curl http://127.0.0.1:9469/metrics in the edge namespace, non-zero packet counters)"
-in_ns edge curl -s http://127.0.0.1:9469/metrics | grep -E '^c2wall_(packets_total|entries|xdp_attached|mode)' | grep -v ' 0$'
+say "metrics (curl http://127.0.0.1:9469/metrics in the edge namespace, non-zero counters)"
+in_ns edge curl -s http://127.0.0.1:9469/metrics | grep -E '^c2wall_(packets_total|entries|xdp_attached|mode|sync_applied_version|sync_coordinator_version)' | grep -v ' 0$'
 
 if [ "$keep" = "--keep" ]; then
-  say "running; metrics: nsenter --net=/run/netns/$id-edge curl -s 127.0.0.1:9469/metrics; press Enter to stop"
+  say "running; try: nsenter --net=/run/netns/$id-edge $cli_bin --coordinator http://127.0.0.1:50051 list; press Enter to stop"
   read -r _
 fi
-say "cleaning up (agent stopped, program detached, namespaces removed)"
+say "cleaning up (agent and coordinator stopped, program detached, namespaces removed)"

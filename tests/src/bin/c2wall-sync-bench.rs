@@ -23,12 +23,16 @@ use c2wall_agent::{
     sync::{ApplyFn, SyncClient, SyncStatus, SyncedSet},
 };
 use c2wall_common::{MODE_ENFORCE, PROGRAM_NAME};
-use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient};
+use c2wall_proto::v1::{
+    self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient,
+};
 use clap::Parser;
 use tonic::transport::Channel;
 
 #[derive(Parser)]
-#[command(about = "Publish-to-enforced latency with many subscribers, and the time of a large snapshot into the kernel.")]
+#[command(
+    about = "Publish-to-enforced latency with many subscribers, and the time of a large snapshot into the kernel."
+)]
 struct Args {
     /// Idle subscriber streams connected besides the measured agent.
     #[arg(long, default_value_t = 1000)]
@@ -46,15 +50,26 @@ struct Args {
 
 fn entry(i: usize) -> pb::Entry {
     // Distinct host addresses in 10.0.0.0/8 and 100.64.0.0/10.
-    let a = if i < (1 << 24) { (10u32 << 24) | i as u32 } else { (100u32 << 24 | 64 << 16) + (i as u32 - (1 << 24)) };
+    let a = if i < (1 << 24) {
+        (10u32 << 24) | i as u32
+    } else {
+        (100u32 << 24 | 64 << 16) + (i as u32 - (1 << 24))
+    };
     pb::Entry {
-        key: Some(pb::EntryKey { prefix: std::net::Ipv4Addr::from(a).to_string(), ..Default::default() }),
+        key: Some(pb::EntryKey {
+            prefix: std::net::Ipv4Addr::from(a).to_string(),
+            ..Default::default()
+        }),
         source: "bench".into(),
         ..Default::default()
     }
 }
 
-async fn agent(url: &str, status: Arc<SyncStatus>, state_file: std::path::PathBuf) -> Result<tokio::task::JoinHandle<()>> {
+async fn agent(
+    url: &str,
+    status: Arc<SyncStatus>,
+    state_file: std::path::PathBuf,
+) -> Result<tokio::task::JoinHandle<()>> {
     let cap = Capacity::default();
     let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME, &cap)?;
     let maps = loader::take_maps(&mut ebpf, &cap)?;
@@ -81,7 +96,10 @@ async fn agent(url: &str, status: Arc<SyncStatus>, state_file: std::path::PathBu
 async fn wait_applied(status: &SyncStatus, version: u64, timeout: Duration) -> Result<Duration> {
     let start = Instant::now();
     while status.applied_version.load(Ordering::Relaxed) < version {
-        anyhow::ensure!(start.elapsed() < timeout, "version {version} not applied within {timeout:?}");
+        anyhow::ensure!(
+            start.elapsed() < timeout,
+            "version {version} not applied within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     Ok(start.elapsed())
@@ -106,7 +124,15 @@ async fn main() -> Result<()> {
     let exe = std::env::current_exe()?;
     let coord_bin = exe.parent().context("exe dir")?.join("c2wall-coordinator");
     let mut coord = Command::new(&coord_bin)
-        .args(["--listen", &listen.to_string(), "--heartbeat", "5", "--live-buffer", "4096", "--store"])
+        .args([
+            "--listen",
+            &listen.to_string(),
+            "--heartbeat",
+            "5",
+            "--live-buffer",
+            "4096",
+            "--store",
+        ])
         .arg(dir.join("c.db"))
         .stderr(Stdio::null())
         .spawn()
@@ -141,7 +167,10 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         let received = received.clone();
         tokio::spawn(async move {
             let Ok(r) = c
-                .subscribe(pb::SubscribeRequest { agent_id: format!("idle-{i}"), ..Default::default() })
+                .subscribe(pb::SubscribeRequest {
+                    agent_id: format!("idle-{i}"),
+                    ..Default::default()
+                })
                 .await
             else {
                 return;
@@ -155,7 +184,10 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     let status = Arc::new(SyncStatus::default());
     let task = agent(url, status.clone(), dir.join("agent-set.pb")).await?;
     let v0 = publisher
-        .publish(pb::PublishRequest { upserts: vec![entry(0)], ..Default::default() })
+        .publish(pb::PublishRequest {
+            upserts: vec![entry(0)],
+            ..Default::default()
+        })
         .await?
         .into_inner()
         .version;
@@ -165,7 +197,10 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     for i in 1..=a.publishes {
         let t = Instant::now();
         let v = publisher
-            .publish(pb::PublishRequest { upserts: vec![entry(i)], ..Default::default() })
+            .publish(pb::PublishRequest {
+                upserts: vec![entry(i)],
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .version;
@@ -177,10 +212,18 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         "publish -> applied in kernel maps, {} single-entry publishes, {} other subscriber streams connected:",
         a.publishes, a.subscribers
     );
-    println!("  p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99)), ms(*lat.last().unwrap()));
+    println!(
+        "  p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        ms(pct(&lat, 0.5)),
+        ms(pct(&lat, 0.99)),
+        ms(*lat.last().unwrap())
+    );
     println!("  (includes the coordinator's durable SQLite commit and the agent's full recompile of its list)");
     let idle_msgs = received.load(Ordering::Relaxed);
-    println!("  idle subscribers received {idle_msgs} messages (expected >= {})", a.subscribers * (a.publishes + 1));
+    println!(
+        "  idle subscribers received {idle_msgs} messages (expected >= {})",
+        a.subscribers * (a.publishes + 1)
+    );
     task.abort();
 
     // Snapshot: fill the coordinator, then a fresh agent subscribes from nothing.
@@ -191,7 +234,10 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     while i < a.snapshot_entries {
         let n = batch.min(a.snapshot_entries - i);
         latest = publisher
-            .publish(pb::PublishRequest { upserts: (i..i + n).map(entry).collect(), ..Default::default() })
+            .publish(pb::PublishRequest {
+                upserts: (i..i + n).map(entry).collect(),
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .version;

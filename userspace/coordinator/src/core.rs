@@ -10,10 +10,13 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use bytes::Bytes;
 use c2wall_model::{Identity, Record, SetDigest};
 use c2wall_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::broadcast;
+
+use crate::fanout::{frame, DELTA, SNAPSHOT};
 
 use crate::error::CoordError;
 use crate::state::{Prepared, State};
@@ -33,20 +36,25 @@ pub struct Withdrawal {
     pub source: Option<String>,
 }
 
-/// What a subscriber is sent before live deltas.
+/// Entries per snapshot chunk: about 1 MiB encoded, well under gRPC's 4 MiB.
+pub const SNAPSHOT_CHUNK: usize = 8192;
+
+/// What a subscriber is sent before live deltas: framed SyncMessages.
 pub enum Plan {
-    Snapshot {
-        version: u64,
-        digest: Vec<u8>,
-        entries: Vec<pb::Entry>,
-    },
-    /// Encoded deltas (possibly none: the agent is current).
-    Deltas(Vec<Arc<pb::Delta>>),
+    /// The snapshot's chunks, shared by every subscriber at this version.
+    Snapshot(Arc<Vec<Bytes>>),
+    /// The deltas it missed (possibly none: it is current).
+    Deltas(Vec<Bytes>),
 }
+
+/// A live delta: its version and its framed SyncMessage.
+pub type Live = (u64, Bytes);
 
 pub struct Coordinator {
     inner: Mutex<Inner>,
-    live: broadcast::Sender<Arc<pb::Delta>>,
+    live: broadcast::Sender<Live>,
+    /// Encoded snapshot chunks of one version, built on first demand.
+    snapshot: Mutex<Option<(u64, Arc<Vec<Bytes>>)>>,
     latest: AtomicU64,
     connected: Mutex<HashMap<String, usize>>,
 }
@@ -74,6 +82,7 @@ impl Coordinator {
                 last_tick: t,
             }),
             live,
+            snapshot: Mutex::new(None),
             connected: Mutex::new(HashMap::new()),
         }))
     }
@@ -172,15 +181,33 @@ impl Coordinator {
             upserts: p.upserts.len() as u32,
             removals: p.removals.len() as u32,
         };
-        inner.store.append(&Commit {
+        let encoded = delta.encode_to_vec();
+        let framed = frame(DELTA, &encoded);
+        let Prepared {
+            changes,
+            upserts,
+            removals,
+            digest,
+        } = p;
+        let commit = Commit {
             info: info.clone(),
-            changes: p.changes.clone(),
-            delta: delta.encode_to_vec(),
-        })?;
-        inner.state.apply(&p, version);
+            changes,
+            delta: encoded,
+        };
+        // Durable first; memory follows only once the version is on disk.
+        inner.store.append(&commit)?;
+        inner.state.apply_records(&commit.changes);
+        let effective = Prepared {
+            changes: Vec::new(),
+            upserts,
+            removals,
+            digest,
+        };
+        inner.state.apply_effective(&effective, version);
         self.latest.store(version, Ordering::Relaxed);
-        // No receivers is fine: nobody is subscribed.
-        let _ = self.live.send(Arc::new(delta));
+        // Encoded once above; every stream shares these bytes. No receivers is
+        // fine: nobody is subscribed.
+        let _ = self.live.send((version, framed));
         Ok(info)
     }
 
@@ -278,7 +305,7 @@ impl Coordinator {
         version: u64,
         digest: &[u8],
         force_snapshot: bool,
-    ) -> Result<(Plan, u64, broadcast::Receiver<Arc<pb::Delta>>), CoordError> {
+    ) -> Result<(Plan, u64, broadcast::Receiver<Live>), CoordError> {
         let inner = self.inner.lock().expect("lock");
         let rx = self.live.subscribe();
         let current = inner.state.version;
@@ -291,29 +318,20 @@ impl Coordinator {
                 .is_some_and(|v| v.version == version && v.digest == digest);
         if !force_snapshot && digest_ok {
             if let Some(encoded) = inner.store.deltas_after(version)? {
-                let deltas = encoded
-                    .iter()
-                    .map(|b| pb::Delta::decode(b.as_slice()).map(Arc::new))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| CoordError::Corrupt(e.to_string()))?;
+                let deltas = encoded.iter().map(|b| frame(DELTA, b)).collect();
                 return Ok((Plan::Deltas(deltas), current, rx));
             }
         }
-        let entries = inner
-            .state
-            .effective
-            .values()
-            .map(pb::Entry::from)
-            .collect();
-        Ok((
-            Plan::Snapshot {
-                version: current,
-                digest: inner.state.digest.to_bytes(),
-                entries,
-            },
-            current,
-            rx,
-        ))
+        let mut cache = self.snapshot.lock().expect("lock");
+        let chunks = match cache.as_ref() {
+            Some((v, chunks)) if *v == current => chunks.clone(),
+            _ => {
+                let chunks = Arc::new(snapshot_chunks(&inner.state));
+                *cache = Some((current, chunks.clone()));
+                chunks
+            }
+        };
+        Ok((Plan::Snapshot(chunks), current, rx))
     }
 
     pub fn list(&self, within: Option<c2wall_model::Prefix>, source: &str) -> (Vec<Record>, u64) {
@@ -404,6 +422,24 @@ impl Coordinator {
             .map(|(k, _)| k.clone())
             .collect()
     }
+}
+
+fn snapshot_chunks(state: &State) -> Vec<Bytes> {
+    let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
+    let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
+    let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
+    (0..n)
+        .map(|seq| {
+            let c = pb::SnapshotChunk {
+                version: state.version,
+                digest: state.digest.to_bytes(),
+                seq: seq as u32,
+                last: seq + 1 == n,
+                entries: chunks.next().unwrap_or(&[]).to_vec(),
+            };
+            frame(SNAPSHOT, &c.encode_to_vec())
+        })
+        .collect()
 }
 
 pub struct ConnectedGuard {

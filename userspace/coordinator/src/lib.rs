@@ -3,6 +3,7 @@
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod fanout;
 pub mod service;
 pub mod state;
 pub mod store;

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use c2wall_coordinator::fanout::AgentSyncServer;
 use c2wall_coordinator::{
     config::{CoordArgs, Settings},
     core::Coordinator,
     service::Service,
     store::sqlite::SqliteStore,
 };
-use c2wall_proto::v1::{agent_sync_server::AgentSyncServer, publisher_server::PublisherServer};
+use c2wall_proto::v1::publisher_server::PublisherServer;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 

@@ -2,11 +2,13 @@
 
 use std::{sync::Arc, time::Duration};
 
+use bytes::Bytes;
 use c2wall_model::{
     wire::{identity_from_wire, records_from_wire, WireError},
     Prefix,
 };
-use c2wall_proto::v1::{self as pb, agent_sync_server::AgentSync, publisher_server::Publisher};
+use c2wall_proto::v1::{self as pb, publisher_server::Publisher};
+use prost::Message;
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -15,8 +17,6 @@ use crate::core::{now, Coordinator, Plan, Withdrawal};
 
 /// Header naming who publishes (until certificate identities exist).
 pub const ACTOR_HEADER: &str = "x-c2wall-actor";
-/// Entries per snapshot chunk: about 1 MiB encoded, well under gRPC's 4 MiB.
-pub const SNAPSHOT_CHUNK: usize = 8192;
 
 #[derive(Clone)]
 pub struct Service {
@@ -219,18 +219,22 @@ impl Publisher for Service {
     }
 }
 
-fn msg(kind: pb::sync_message::Kind) -> Result<pb::SyncMessage, Status> {
-    Ok(pb::SyncMessage { kind: Some(kind) })
+fn heartbeat_frame(latest_version: u64) -> Bytes {
+    let m = pb::SyncMessage {
+        kind: Some(pb::sync_message::Kind::Heartbeat(pb::Heartbeat {
+            latest_version,
+            server_time: now(),
+        })),
+    };
+    Bytes::from(m.encode_to_vec())
 }
 
-#[tonic::async_trait]
-impl AgentSync for Service {
-    type SubscribeStream = ReceiverStream<Result<pb::SyncMessage, Status>>;
-
-    async fn subscribe(
+/// The AgentSync methods, served by [`crate::fanout::AgentSyncServer`].
+impl Service {
+    pub async fn subscribe(
         &self,
         req: Request<pb::SubscribeRequest>,
-    ) -> Result<Response<Self::SubscribeStream>, Status> {
+    ) -> Result<Response<ReceiverStream<Result<Bytes, Status>>>, Status> {
         let r = req.into_inner();
         if r.agent_id.is_empty() {
             return Err(Status::invalid_argument("agent_id: missing"));
@@ -245,7 +249,7 @@ impl AgentSync for Service {
         let (heartbeat, send_timeout) = (self.heartbeat, self.send_timeout);
         tokio::spawn(async move {
             let _connected = coord.connect(&r.agent_id);
-            let send = |m: Result<pb::SyncMessage, Status>| {
+            let send = |m: Result<Bytes, Status>| {
                 let tx = tx.clone();
                 async move {
                     matches!(
@@ -255,43 +259,22 @@ impl AgentSync for Service {
                 }
             };
             let mut last = plan_version;
-            match plan {
-                Plan::Snapshot {
-                    version,
-                    digest,
-                    entries,
-                } => {
-                    let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
-                    let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
-                    for seq in 0..n {
-                        let part = chunks.next().unwrap_or(&[]).to_vec();
-                        let m = pb::SnapshotChunk {
-                            version,
-                            digest: digest.clone(),
-                            seq: seq as u32,
-                            last: seq + 1 == n,
-                            entries: part,
-                        };
-                        if !send(msg(pb::sync_message::Kind::Snapshot(m))).await {
-                            return;
-                        }
-                    }
-                }
-                Plan::Deltas(deltas) => {
-                    for d in deltas {
-                        if !send(msg(pb::sync_message::Kind::Delta((*d).clone()))).await {
-                            return;
-                        }
-                    }
+            let frames: Vec<Bytes> = match plan {
+                Plan::Snapshot(chunks) => chunks.iter().cloned().collect(),
+                Plan::Deltas(deltas) => deltas,
+            };
+            for f in frames {
+                if !send(Ok(f)).await {
+                    return;
                 }
             }
             let mut tick = tokio::time::interval(heartbeat);
             loop {
                 tokio::select! {
                     d = live.recv() => match d {
-                        Ok(d) if d.version > last => {
-                            last = d.version;
-                            if !send(msg(pb::sync_message::Kind::Delta((*d).clone()))).await {
+                        Ok((version, frame)) if version > last => {
+                            last = version;
+                            if !send(Ok(frame)).await {
                                 return;
                             }
                         }
@@ -305,8 +288,7 @@ impl AgentSync for Service {
                         Err(RecvError::Closed) => return,
                     },
                     _ = tick.tick() => {
-                        let hb = pb::Heartbeat { latest_version: coord.latest_version(), server_time: now() };
-                        if !send(msg(pb::sync_message::Kind::Heartbeat(hb))).await {
+                        if !send(Ok(heartbeat_frame(coord.latest_version()))).await {
                             return;
                         }
                     }
@@ -317,7 +299,7 @@ impl AgentSync for Service {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn report_status(
+    pub async fn report_status(
         &self,
         req: Request<pb::AgentStatus>,
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {

@@ -130,7 +130,12 @@ impl State {
 
     /// Applies a prepared change that is now durable.
     pub fn apply(&mut self, p: &Prepared, version: u64) {
-        for ch in &p.changes {
+        self.apply_records(&p.changes);
+        self.apply_effective(p, version);
+    }
+
+    pub fn apply_records(&mut self, changes: &[RecordChange]) {
+        for ch in changes {
             match ch {
                 RecordChange::Put { after, .. } => {
                     self.records
@@ -142,6 +147,10 @@ impl State {
                 }
             }
         }
+    }
+
+    /// The effective part of a prepared change (records applied separately).
+    pub fn apply_effective(&mut self, p: &Prepared, version: u64) {
         for r in &p.upserts {
             self.effective.insert(r.identity(), r.clone());
         }

@@ -4,12 +4,13 @@ use std::{sync::Arc, time::Duration};
 
 use c2wall_coordinator::{
     core::Coordinator,
+    fanout::AgentSyncServer,
     service::{Service, ACTOR_HEADER},
     store::sqlite::SqliteStore,
 };
 use c2wall_proto::v1::{
-    self as pb, agent_sync_client::AgentSyncClient, agent_sync_server::AgentSyncServer,
-    publisher_client::PublisherClient, publisher_server::PublisherServer, sync_message::Kind,
+    self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient,
+    publisher_server::PublisherServer, sync_message::Kind,
 };
 use hyper_util::rt::TokioIo;
 use tonic::{
