@@ -14,7 +14,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 bash scripts/setup.sh
 say "building (first build takes about 2 minutes)"
-cargo build --release -p c2wall-agent --bin c2wall-agent -p c2wall-coordinator -p c2wall-cli
+cargo build --release --bin c2wall-agent --bin c2wall-coordinator --bin c2wall
 agent_bin=$PWD/target/release/c2wall-agent
 coord_bin=$PWD/target/release/c2wall-coordinator
 cli_bin=$PWD/target/release/c2wall
