@@ -255,7 +255,10 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     for k in 0..10 {
         let t = Instant::now();
         let v = publisher
-            .publish(pb::PublishRequest { upserts: vec![entry(a.snapshot_entries + k)], ..Default::default() })
+            .publish(pb::PublishRequest {
+                upserts: vec![entry(a.snapshot_entries + k)],
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .version;
