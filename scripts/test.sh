@@ -30,9 +30,10 @@ if grep -qE '^test result: FAILED|^error: ' target/test-output.txt; then
   exit 1
 fi
 
-step "benchmark smoke run (full run: sudo target/release/c2wall-bench)"
-cargo build --release -p c2wall-agent --bin c2wall-bench
+step "benchmark smoke runs (full runs: sudo target/release/c2wall-bench, sudo target/release/c2wall-sync-bench)"
+cargo build --release --bin c2wall-bench --bin c2wall-sync-bench --bin c2wall-coordinator
 target/release/c2wall-bench --quick
+target/release/c2wall-sync-bench --quick
 
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
 printf '\nall checks passed: %s tests\n' "$passed"
