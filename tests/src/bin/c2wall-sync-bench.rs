@@ -86,6 +86,7 @@ async fn agent(
         agent_id: "bench-agent".into(),
         state_file,
         apply,
+        report: Arc::new(pb::AgentStatus::default),
         status,
         set: SyncedSet::default(),
         backoff: (Duration::from_millis(50), Duration::from_secs(1)),

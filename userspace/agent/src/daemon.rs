@@ -18,7 +18,7 @@ use c2wall_agent::{
     metrics::{CounterReader, Metrics},
     paths::Paths,
     source::{file::FileSource, merge, BlocklistSource, Snapshot},
-    sync::{ApplyFn, SyncClient, SyncStatus, SyncedSet},
+    sync::{ApplyFn, StatusFn, SyncClient, SyncStatus, SyncedSet},
     AgentError,
 };
 use c2wall_common::*;
@@ -308,11 +308,14 @@ async fn serve(
         s.sync
             .applied_version
             .store(s.synced.version, std::sync::atomic::Ordering::Relaxed);
+        let sh = shared.clone();
+        let report: StatusFn = Arc::new(move || sh.lock().expect("lock").status());
         let client = SyncClient {
             url,
             agent_id: s.settings.agent_id.clone(),
             state_file: s.settings.paths.synced_file(),
             apply,
+            report,
             status: s.sync.clone(),
             set: s.synced.clone(),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),

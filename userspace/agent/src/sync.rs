@@ -178,6 +178,9 @@ impl SyncedSet {
     }
 }
 
+/// Status is reported after every apply, and at least this often.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
 /// Shared counters the daemon exports.
 #[derive(Default)]
 pub struct SyncStatus {
@@ -194,11 +197,15 @@ pub struct SyncStatus {
 /// Applies a verified set to the kernel (blocking); returns what to report.
 pub type ApplyFn = Arc<dyn Fn(&SyncedSet) -> Result<pb::AgentStatus, AgentError> + Send + Sync>;
 
+/// The agent's current status, for periodic reports.
+pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
+
 pub struct SyncClient {
     pub url: String,
     pub agent_id: String,
     pub state_file: PathBuf,
     pub apply: ApplyFn,
+    pub report: StatusFn,
     pub status: Arc<SyncStatus>,
     pub set: SyncedSet,
     /// Backoff bounds for reconnecting.
@@ -265,6 +272,7 @@ impl SyncClient {
         tracing::info!(url = %self.url, version = self.set.version, "subscribed to the coordinator");
         let mut chunks: Vec<pb::Entry> = Vec::new();
         let mut chunk_version = None;
+        let mut last_report = std::time::Instant::now();
         loop {
             let Some(first) = stream.message().await? else {
                 return Ok(());
@@ -316,7 +324,22 @@ impl SyncClient {
                     None => {}
                 }
             }
+            if next.is_none() && last_report.elapsed() >= STATUS_EVERY {
+                // Keep `c2wall agents` fresh while nothing changes.
+                last_report = std::time::Instant::now();
+                let report = self.report.clone();
+                let mut status = tokio::task::spawn_blocking(move || report())
+                    .await
+                    .unwrap_or_default();
+                status.agent_id = self.agent_id.clone();
+                status.applied_version = self.set.version;
+                status.digest = self.set.digest.to_bytes();
+                if let Err(e) = client.report_status(status).await {
+                    tracing::warn!(error = %e, "reporting status");
+                }
+            }
             if let Some(set) = next {
+                last_report = std::time::Instant::now();
                 let apply = self.apply.clone();
                 let s = set.clone();
                 let report = tokio::task::spawn_blocking(move || apply(&s))
@@ -352,4 +375,80 @@ fn unix_nanos_fraction() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     n as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(prefix: &str) -> pb::Entry {
+        pb::Entry {
+            key: Some(pb::EntryKey {
+                prefix: prefix.into(),
+                ..Default::default()
+            }),
+            action: pb::Action::Drop as i32,
+            direction: pb::Direction::Both as i32,
+            ..Default::default()
+        }
+    }
+
+    fn digest_of(prefixes: &[&str]) -> Vec<u8> {
+        let es: Vec<Entry> = prefixes.iter().map(|p| entry_of(&e(p)).unwrap()).collect();
+        SetDigest::of(&es).to_bytes()
+    }
+
+    #[test]
+    fn snapshots_and_deltas_are_verified_and_a_bad_one_changes_nothing() {
+        let snap = [e("192.0.2.1"), e("192.0.2.2")];
+        let bad = SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1"]), &snap);
+        assert!(matches!(bad, Err(SyncError::Digest { version: 3, .. })));
+        let set =
+            SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1", "192.0.2.2"]), &snap).unwrap();
+
+        let delta = |prev, v, digest: Vec<u8>| pb::Delta {
+            previous_version: prev,
+            version: v,
+            digest,
+            upserts: vec![e("192.0.2.3")],
+            removals: vec![pb::EntryKey {
+                prefix: "192.0.2.1/32".into(),
+                ..Default::default()
+            }],
+        };
+        let good = digest_of(&["192.0.2.2", "192.0.2.3"]);
+        // A tampered delta (digest of another set) is refused.
+        let tampered = set.after(&delta(3, 4, digest_of(&["192.0.2.2", "192.0.2.9"])));
+        assert!(matches!(
+            tampered,
+            Err(SyncError::Digest { version: 4, .. })
+        ));
+        // A gap is refused.
+        assert!(matches!(
+            set.after(&delta(2, 4, good.clone())),
+            Err(SyncError::Gap { have: 3, .. })
+        ));
+        assert_eq!(set.version, 3, "unchanged by refused deltas");
+        let next = set.after(&delta(3, 4, good)).unwrap();
+        assert_eq!(next.version, 4);
+        let keys: Vec<String> = next.entries.keys().map(|k| k.to_string()).collect();
+        assert_eq!(keys, ["192.0.2.2/32", "192.0.2.3/32"]);
+    }
+
+    #[test]
+    fn the_persisted_set_round_trips_and_damage_is_reported() {
+        let dir = std::env::temp_dir().join(format!("c2wall-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("set.pb");
+        assert_eq!(SyncedSet::load(&path).unwrap(), None);
+        let set =
+            SyncedSet::from_snapshot(7, &digest_of(&["2001:db8::/32"]), &[e("2001:db8::/32")])
+                .unwrap();
+        set.save(&path).unwrap();
+        assert_eq!(SyncedSet::load(&path).unwrap(), Some(set));
+        std::fs::write(&path, b"\x0a\xff garbage").unwrap();
+        let err = SyncedSet::load(&path).unwrap_err().to_string();
+        assert!(err.contains("damaged persisted blocklist"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
