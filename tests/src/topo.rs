@@ -188,6 +188,21 @@ impl Topo {
         p
     }
 
+    /// Runs `c2wall-agent detach` on these pins; returns its stdout (panics if it fails).
+    pub fn detach(&self) -> String {
+        let out = Command::new(workspace_bin("c2wall-agent"))
+            .args(["detach", "--pin-dir"])
+            .arg(&self.pins.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "detach: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs the agent binary's `status` against these pins.
     pub fn status(&self) -> String {
         let out = Command::new(workspace_bin("c2wall-agent"))

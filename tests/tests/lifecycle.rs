@@ -219,13 +219,7 @@ fn sighup_applies_the_difference_sigterm_keeps_enforcing_detach_removes() {
         "enforcing after the agent exited"
     );
 
-    let out = std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-agent"))
-        .args(["detach", "--pin-dir"])
-        .arg(&topo.pins.0)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("detached from 2 interface(s)"));
+    assert!(topo.detach().contains("detached from 2 interface(s)"));
     assert!(!topo.pins.0.exists());
     assert_eq!(xdp_prog_id(&topo, "e0"), None);
     assert_eq!(

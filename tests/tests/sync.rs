@@ -181,12 +181,7 @@ fn agents_catch_up_by_deltas_and_boot_from_the_persisted_list() {
     drop(agent);
     coord.signal(libc::SIGKILL);
     drop(coord);
-    let out = std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-agent"))
-        .args(["detach", "--pin-dir"])
-        .arg(&topo.pins.0)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    topo.detach();
     assert_eq!(
         topo.udp(s, SUB4, n, CC4, 9000, 10),
         10,
