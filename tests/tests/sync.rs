@@ -13,8 +13,7 @@ macro_rules! root {
     };
 }
 
-fn agent_args(topo: &Topo) -> Vec<String> {
-    let _ = topo;
+fn agent_args() -> Vec<String> {
     vec![
         "--coordinator".into(),
         format!("http://{COORDINATOR}"),
@@ -24,7 +23,7 @@ fn agent_args(topo: &Topo) -> Vec<String> {
 }
 
 fn start_agent(topo: &Topo) -> c2wall_e2e::process::Guarded {
-    let args = agent_args(topo);
+    let args = agent_args();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     topo.agent(&refs)
 }

@@ -12,8 +12,7 @@ fn run(xdp_mode: &str) {
     let list = topo.write_list("blocklist.txt", &format!("{CC4}\n{CC6}/128\n"));
     let _agent = topo.agent(&["--xdp-mode", xdp_mode, "-b", list.to_str().unwrap()]);
     const N: usize = 200;
-    let (s, e, n) = (&topo.sub, &topo.edge, &topo.net);
-    let _ = e;
+    let (s, n) = (&topo.sub, &topo.net);
     // Benign traffic first: it also resolves neighbours on both sides.
     assert_eq!(
         topo.udp(s, SUB4, n, OK4, 9000, N),

@@ -13,7 +13,6 @@
 use std::time::{Duration, Instant};
 
 use c2wall_common::*;
-use c2wall_model::Family;
 
 use std::collections::HashMap;
 
@@ -384,9 +383,4 @@ fn write_filter<D: Dataplane>(
         }
     }
     Ok(n)
-}
-
-/// Slots per family in a table: for metrics.
-pub fn family_slots(c: &Compiled, f: Family) -> usize {
-    c.nodes.keys().filter(|s| s.family == f).count()
 }

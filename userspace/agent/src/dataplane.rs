@@ -51,8 +51,6 @@ pub struct MemDataplane {
     pub counters: Vec<u64>,
     pub hits: HashMap<u32, u64>,
     pub filter: HashMap<u32, FilterBlock>,
-    /// Filter block writes so far, to check that unchanged blocks are skipped.
-    pub filter_writes: usize,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
     pub caps: (usize, usize, usize),
@@ -188,7 +186,6 @@ impl Dataplane for MemDataplane {
     }
     fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
         self.write()?;
-        self.filter_writes += 1;
         if *block == FilterBlock::default() {
             self.filter.remove(&index);
         } else {

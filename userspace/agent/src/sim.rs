@@ -31,11 +31,6 @@ impl<'a> Sim<'a> {
     }
 }
 
-/// One-off lookup (builds the filter each call: use [`Sim`] for many).
-pub fn decide(set: &Compiled, pkt: &PacketView) -> Option<(bool, Rule)> {
-    Sim::new(set).decide(pkt)
-}
-
 fn decide_with(
     set: &Compiled,
     filter: &std::collections::HashMap<u32, FilterBlock>,

@@ -17,7 +17,10 @@ use std::{
     time::Duration,
 };
 
-use c2wall_model::{wire::identity_from_wire, Entry, Identity, Record, SetDigest};
+use c2wall_model::{
+    wire::{entry_to_wire, identity_from_wire},
+    Entry, Identity, Record, SetDigest,
+};
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient, sync_message::Kind};
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
@@ -156,23 +159,7 @@ impl SyncedSet {
             digest: self.digest.to_bytes(),
             seq: 0,
             last: true,
-            entries: self
-                .entries
-                .values()
-                .map(|e| pb::Entry {
-                    key: Some(c2wall_model::wire::identity_to_wire(&e.identity())),
-                    action: match e.action {
-                        c2wall_model::Action::Drop => pb::Action::Drop,
-                        c2wall_model::Action::Monitor => pb::Action::Monitor,
-                    } as i32,
-                    direction: match e.direction {
-                        c2wall_model::Direction::Both => pb::Direction::Both,
-                        c2wall_model::Direction::To => pb::Direction::To,
-                        c2wall_model::Direction::From => pb::Direction::From,
-                    } as i32,
-                    ..Default::default()
-                })
-                .collect(),
+            entries: self.entries.values().map(entry_to_wire).collect(),
         };
         crate::ids::write_atomic(path, &msg.encode_to_vec())
     }

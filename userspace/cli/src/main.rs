@@ -8,8 +8,8 @@ mod output;
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{anyhow, Context};
-use c2wall_model::wire::identity_to_wire;
-use c2wall_model::{Action, Direction, Identity, PortScope, Prefix};
+use c2wall_model::wire::{entry_to_wire, identity_to_wire};
+use c2wall_model::{Action, Direction, Entry, Identity, PortScope, Prefix};
 use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
 use clap::{Args, Parser, Subcommand};
 use tonic::transport::Channel;
@@ -268,22 +268,17 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
             let upserts = lines
                 .into_iter()
                 .map(|(id, action, direction)| pb::Entry {
-                    key: Some(identity_to_wire(&id)),
-                    action: match action {
-                        Action::Drop => pb::Action::Drop,
-                        Action::Monitor => pb::Action::Monitor,
-                    } as i32,
-                    direction: match direction {
-                        Direction::Both => pb::Direction::Both,
-                        Direction::To => pb::Direction::To,
-                        Direction::From => pb::Direction::From,
-                    } as i32,
                     source: source.clone().unwrap_or_default(),
                     category: category.clone(),
                     reference: reference.clone(),
                     confidence,
                     valid_until,
-                    ..Default::default()
+                    ..entry_to_wire(&Entry {
+                        prefix: id.prefix,
+                        scope: id.scope,
+                        action,
+                        direction,
+                    })
                 })
                 .collect();
             let r = client

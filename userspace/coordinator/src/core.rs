@@ -2,7 +2,7 @@
 //! expiry, compaction, subscription plans, agent status.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -411,16 +411,6 @@ impl Coordinator {
             coord: self.clone(),
             agent_id: agent_id.to_string(),
         }
-    }
-
-    pub fn connected_agents(&self) -> HashSet<String> {
-        self.connected
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, _)| k.clone())
-            .collect()
     }
 }
 

@@ -128,12 +128,7 @@ impl State {
         }
     }
 
-    /// Applies a prepared change that is now durable.
-    pub fn apply(&mut self, p: &Prepared, version: u64) {
-        self.apply_records(&p.changes);
-        self.apply_effective(p, version);
-    }
-
+    /// Applies record changes that are now durable.
     pub fn apply_records(&mut self, changes: &[RecordChange]) {
         for ch in changes {
             match ch {

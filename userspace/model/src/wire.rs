@@ -160,19 +160,26 @@ impl TryFrom<&pb::Entry> for Record {
     }
 }
 
+/// The wire form of an entry without provenance (key, direction, action).
+pub fn entry_to_wire(e: &Entry) -> pb::Entry {
+    pb::Entry {
+        key: Some(identity_to_wire(&e.identity())),
+        direction: match e.direction {
+            Direction::Both => pb::Direction::Both,
+            Direction::To => pb::Direction::To,
+            Direction::From => pb::Direction::From,
+        } as i32,
+        action: match e.action {
+            Action::Drop => pb::Action::Drop,
+            Action::Monitor => pb::Action::Monitor,
+        } as i32,
+        ..Default::default()
+    }
+}
+
 impl From<&Record> for pb::Entry {
     fn from(r: &Record) -> Self {
         pb::Entry {
-            key: Some(identity_to_wire(&r.identity())),
-            direction: match r.entry.direction {
-                Direction::Both => pb::Direction::Both,
-                Direction::To => pb::Direction::To,
-                Direction::From => pb::Direction::From,
-            } as i32,
-            action: match r.entry.action {
-                Action::Drop => pb::Action::Drop,
-                Action::Monitor => pb::Action::Monitor,
-            } as i32,
             source: r.source.clone(),
             category: r.category.clone(),
             reference: r.reference.clone(),
@@ -181,6 +188,7 @@ impl From<&Record> for pb::Entry {
             valid_until: r.valid_until.unwrap_or(0),
             created_by: r.created_by.clone(),
             created_at: r.created_at,
+            ..entry_to_wire(&r.entry)
         }
     }
 }
