@@ -4,7 +4,7 @@
 # its embedded store) and the agent run on the edge router; entries are published
 # through the `c2wall` CLI; the agent enforces them with XDP; real packets are
 # dropped; metrics shown.
-# Everything it creates is removed when it exits. Usage: sudo scripts/demo.sh
+# Everything it creates is removed when it exits. Usage (as root): scripts/demo.sh
 # (add --keep to leave it running until Enter is pressed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

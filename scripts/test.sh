@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: set-up, format and lint checks, every test
 # (unit, in-process, and the root-only kernel and namespace tests), and a short
-# benchmark smoke run. Usage: sudo scripts/test.sh
+# benchmark smoke run. Usage (as root): scripts/test.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,7 +30,7 @@ if grep -qE '^test result: FAILED|^error: ' target/test-output.txt; then
   exit 1
 fi
 
-step "benchmark smoke runs (full runs: sudo target/release/c2wall-bench, sudo target/release/c2wall-sync-bench)"
+step "benchmark smoke runs (full runs, as root: target/release/c2wall-bench, target/release/c2wall-sync-bench)"
 cargo build --release --bin c2wall-bench --bin c2wall-sync-bench --bin c2wall-coordinator
 target/release/c2wall-bench --quick
 target/release/c2wall-sync-bench --quick

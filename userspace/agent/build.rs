@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     {
         anyhow::bail!(
             "the BPF target's core library is missing (/usr/lib/rustlib/bpfel-unknown-none): \
-             run `sudo scripts/setup.sh` first, or set AYA_BUILD_SKIP=1 to build without the XDP object"
+             run `scripts/setup.sh` as root first, or set AYA_BUILD_SKIP=1 to build without the XDP object"
         );
     }
     let toolchain = toolchain
