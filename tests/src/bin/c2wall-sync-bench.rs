@@ -7,6 +7,7 @@
 //! - a snapshot of M entries from the coordinator into the kernel maps.
 
 use std::{
+    collections::HashSet,
     process::{Command, Stdio},
     sync::{atomic::Ordering, Arc, Mutex},
     time::{Duration, Instant},
@@ -19,7 +20,7 @@ use c2wall_agent::{
     engine::Engine,
     ids::Ids,
     loader,
-    source::{merge, Snapshot},
+    source::{enforce, Snapshot},
     sync::{ApplyFn, SyncClient, SyncStatus, SyncedSet},
 };
 use c2wall_common::{MODE_ENFORCE, PROGRAM_NAME};
@@ -75,10 +76,16 @@ async fn agent(
     let maps = loader::take_maps(&mut ebpf, &cap)?;
     let mut applier = Applier::adopt(maps)?;
     applier.set_mode(MODE_ENFORCE)?;
-    let engine = Arc::new(Mutex::new((Engine::new(applier, Ids::new(), None), ebpf)));
-    let apply: ApplyFn = Arc::new(move |set: &SyncedSet| {
+    // Entry ids persisted as the daemon does (a journal append per delta).
+    let ids_file = state_file.with_file_name("ids");
+    let engine = Arc::new(Mutex::new((
+        Engine::new(applier, Ids::new(), Some(ids_file)),
+        ebpf,
+    )));
+    let none = HashSet::new();
+    let apply: ApplyFn = Arc::new(move |set, changes| {
         let mut g = engine.lock().expect("lock");
-        g.0.sync(&merge(&Snapshot::default(), set))?;
+        enforce(&mut g.0, &Snapshot::default(), &none, set, changes)?;
         Ok(pb::AgentStatus::default())
     });
     let client = SyncClient {
@@ -90,6 +97,7 @@ async fn agent(
         status,
         set: SyncedSet::default(),
         backoff: (Duration::from_millis(50), Duration::from_secs(1)),
+        journal_bytes: 0,
     };
     Ok(tokio::spawn(client.run()))
 }

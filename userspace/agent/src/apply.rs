@@ -16,7 +16,9 @@ use c2wall_common::*;
 
 use std::collections::HashMap;
 
-use crate::compile::{filter_blocks, Compiled};
+use c2wall_model::Family;
+
+use crate::compile::{filter_bit, filter_blocks, stride, Compiled, NodeSlot, Patch, PortSlot};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
 
@@ -46,6 +48,9 @@ pub struct Applier<D: Dataplane> {
     /// Per set: the filter blocks in the kernel (non-empty ones), or None when
     /// unknown (maps adopted from an earlier agent), which forces a full rewrite.
     filters: [Option<Filter>; 2],
+    /// Slots per (family, level) in the active set, to keep the level bitmaps
+    /// right when a patch empties or fills a level.
+    level_counts: LevelCounts,
 }
 
 impl<D: Dataplane> Applier<D> {
@@ -86,6 +91,7 @@ impl<D: Dataplane> Applier<D> {
         Ok(Applier {
             dp,
             cfg,
+            level_counts: level_counts(&shadow),
             shadow,
             filters,
         })
@@ -117,42 +123,103 @@ impl<D: Dataplane> Applier<D> {
     /// Makes the active set equal to `new`, in place when the change is small.
     pub fn apply(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
         let start = Instant::now();
-        let ops = self.diff_size(&new);
-        if ops == 0 && self.levels_match(&new) {
+        let ops = self.diff(&new);
+        if ops.is_empty() && self.levels_match(&new) {
             return Ok(ApplyStats {
                 elapsed: start.elapsed(),
                 ..Default::default()
             });
         }
-        if ops > IN_PLACE_LIMIT {
+        if ops.len() > IN_PLACE_LIMIT {
             return self.reload(new);
         }
-        self.check_capacity(&new, false)?;
-        match self.in_place(&new) {
-            Ok((writes, deletes)) => {
-                self.shadow = new;
-                Ok(ApplyStats {
-                    reload: false,
-                    writes,
-                    deletes,
-                    elapsed: start.elapsed(),
-                })
-            }
-            Err(e) => {
-                // Part of the diff is in the active set. A reload of the previous
-                // table (into the other set) restores exactly what was enforced.
-                tracing::error!(error = %e, "in-place update failed; restoring the previous list");
-                let previous = self.shadow.clone();
-                self.reload(previous)?;
-                Err(e)
+        self.check_capacity(&ops)?;
+        let (writes, deletes) = self.in_place_or_restore(&ops, (new.v4_levels, new.v6_levels))?;
+        self.level_counts = level_counts(&new);
+        self.shadow = new;
+        Ok(ApplyStats {
+            reload: false,
+            writes,
+            deletes,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Applies a compiler patch: the slots it names that differ from the
+    /// active set are written in place (or, if there are many, the patched
+    /// table is reloaded). Cost follows the size of the patch, not of the list.
+    pub fn apply_patch(&mut self, patch: &Patch) -> Result<ApplyStats, AgentError> {
+        let start = Instant::now();
+        let mut ops = Ops::default();
+        for (k, v) in &patch.nodes {
+            if self.shadow.nodes.get(k) != v.as_ref() {
+                ops.nodes.push((*k, *v));
             }
         }
+        for (k, v) in &patch.ports {
+            if self.shadow.ports.get(k) != v.as_ref() {
+                ops.ports.push((*k, *v));
+            }
+        }
+        if ops.is_empty() {
+            return Ok(ApplyStats {
+                elapsed: start.elapsed(),
+                ..Default::default()
+            });
+        }
+        let mut counts = self.level_counts.clone();
+        for (k, v) in &ops.nodes {
+            let key = (k.family, k.level);
+            match (self.shadow.nodes.contains_key(k), v.is_some()) {
+                (false, true) => *counts.entry(key).or_default() += 1,
+                (true, false) => *counts.entry(key).or_default() -= 1,
+                _ => {}
+            }
+        }
+        let levels = levels_of(&counts);
+        if ops.len() > IN_PLACE_LIMIT {
+            let mut new = self.shadow.clone();
+            ops.apply_to(&mut new);
+            (new.v4_levels, new.v6_levels) = levels;
+            return self.reload(new);
+        }
+        self.check_capacity(&ops)?;
+        let (writes, deletes) = self.in_place_or_restore(&ops, levels)?;
+        ops.apply_to(&mut self.shadow);
+        (self.shadow.v4_levels, self.shadow.v6_levels) = levels;
+        counts.retain(|_, n| *n > 0);
+        self.level_counts = counts;
+        Ok(ApplyStats {
+            reload: false,
+            writes,
+            deletes,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn in_place_or_restore(
+        &mut self,
+        ops: &Ops,
+        levels: (u32, u32),
+    ) -> Result<(usize, usize), AgentError> {
+        self.in_place(ops, levels).inspect_err(|e| {
+            // Part of the change is in the active set. A reload of the previous
+            // table (into the other set) restores exactly what was enforced.
+            tracing::error!(error = %e, "in-place update failed; restoring the previous list");
+            let previous = self.shadow.clone();
+            if let Err(e) = self.reload(previous) {
+                tracing::error!(error = %e, "restoring the previous list failed");
+            }
+        })
     }
 
     /// Full reload into the inactive set and an atomic flip.
     pub fn reload(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
         let start = Instant::now();
-        self.check_capacity(&new, true)?;
+        // Both sets are full at once until the old one is cleared.
+        let (n4, n6, np) = new.slot_counts();
+        let (o4, o6, op) = self.shadow.slot_counts();
+        self.fits((n4 + o4, n6 + o6, np + op))?;
         let active = (self.cfg.active_set & 1) as u8;
         let next = 1 - active;
         let mut writes = 0;
@@ -185,6 +252,7 @@ impl<D: Dataplane> Applier<D> {
         self.dp.write_config(&c)?;
         self.cfg = c;
         std::thread::sleep(FLIP_GRACE);
+        self.level_counts = level_counts(&new);
         let old = std::mem::replace(&mut self.shadow, new);
         let deletes = old.nodes.len() + old.ports.len();
         self.clear_set(active, &old);
@@ -213,62 +281,66 @@ impl<D: Dataplane> Applier<D> {
         new.v4_levels == self.shadow.v4_levels && new.v6_levels == self.shadow.v6_levels
     }
 
-    fn diff_size(&self, new: &Compiled) -> usize {
+    /// The slot writes and deletes that take the active set to `new`.
+    fn diff(&self, new: &Compiled) -> Ops {
         let old = &self.shadow;
-        let changed_nodes = new
-            .nodes
-            .iter()
-            .filter(|(k, v)| old.nodes.get(k) != Some(v))
-            .count();
-        let changed_ports = new
-            .ports
-            .iter()
-            .filter(|(k, v)| old.ports.get(k) != Some(v))
-            .count();
-        let gone_nodes = old
-            .nodes
-            .keys()
-            .filter(|k| !new.nodes.contains_key(k))
-            .count();
-        let gone_ports = old
-            .ports
-            .keys()
-            .filter(|k| !new.ports.contains_key(k))
-            .count();
-        changed_nodes + changed_ports + gone_nodes + gone_ports
+        let mut ops = Ops::default();
+        for (k, v) in &new.nodes {
+            if old.nodes.get(k) != Some(v) {
+                ops.nodes.push((*k, Some(*v)));
+            }
+        }
+        for k in old.nodes.keys() {
+            if !new.nodes.contains_key(k) {
+                ops.nodes.push((*k, None));
+            }
+        }
+        for (k, v) in &new.ports {
+            if old.ports.get(k) != Some(v) {
+                ops.ports.push((*k, Some(*v)));
+            }
+        }
+        for k in old.ports.keys() {
+            if !new.ports.contains_key(k) {
+                ops.ports.push((*k, None));
+            }
+        }
+        ops
     }
 
-    fn in_place(&mut self, new: &Compiled) -> Result<(usize, usize), AgentError> {
+    /// Writes `ops` into the active set in an order that never exposes a
+    /// slot pointing at port rules that are not there yet.
+    fn in_place(&mut self, ops: &Ops, levels: (u32, u32)) -> Result<(usize, usize), AgentError> {
         let set = (self.cfg.active_set & 1) as u8;
         let (mut writes, mut deletes) = (0, 0);
         // Filter bits before the slots they admit (never cleared in place).
         let mut filter = self.filters[set as usize].take().unwrap_or_default();
         let mut grown = Vec::new();
-        for (idx, b) in filter_blocks(new, set) {
-            let cur = filter.entry(idx).or_default();
-            let mut merged = *cur;
-            for (w, nw) in merged.words.iter_mut().zip(b.words) {
-                *w |= nw;
-            }
-            if merged != *cur {
-                *cur = merged;
-                grown.push((idx, merged));
+        for (slot, _) in ops.nodes.iter().filter(|(_, v)| v.is_some()) {
+            if let Some((idx, bit)) = filter_bit(slot, set) {
+                let cur = filter.entry(idx).or_default();
+                if !cur.has(bit) {
+                    cur.set(bit);
+                    grown.push(idx);
+                }
             }
         }
-        self.filters[set as usize] = Some(filter);
-        for (idx, b) in &grown {
-            self.dp.put_filter(*idx, b)?;
+        grown.sort_unstable();
+        grown.dedup();
+        for idx in &grown {
+            self.dp.put_filter(*idx, &filter[idx])?;
             writes += 1;
         }
+        self.filters[set as usize] = Some(filter);
         // Port rules before the nodes that point at them.
-        for (k, v) in &new.ports {
-            if self.shadow.ports.get(k) != Some(v) {
+        for (k, v) in &ops.ports {
+            if let Some(v) = v {
                 self.dp.put_port(set, k, v)?;
                 writes += 1;
             }
         }
-        for (k, v) in &new.nodes {
-            if self.shadow.nodes.get(k) != Some(v) {
+        for (k, v) in &ops.nodes {
+            if let Some(v) = v {
                 self.dp.put_node(set, k, v)?;
                 writes += 1;
             }
@@ -277,26 +349,26 @@ impl<D: Dataplane> Applier<D> {
         // going away stay probed until their slots are gone (a probe that misses
         // costs time, never correctness).
         let mut c = self.cfg;
-        c.v4_levels[set as usize] |= new.v4_levels;
-        c.v6_levels[set as usize] |= new.v6_levels;
+        c.v4_levels[set as usize] |= levels.0;
+        c.v6_levels[set as usize] |= levels.1;
         if c != self.cfg {
             self.dp.write_config(&c)?;
             self.cfg = c;
         }
-        for k in self.shadow.nodes.keys() {
-            if !new.nodes.contains_key(k) {
+        for (k, v) in &ops.nodes {
+            if v.is_none() {
                 self.dp.del_node(set, k)?;
                 deletes += 1;
             }
         }
-        for k in self.shadow.ports.keys() {
-            if !new.ports.contains_key(k) {
+        for (k, v) in &ops.ports {
+            if v.is_none() {
                 self.dp.del_port(set, k)?;
                 deletes += 1;
             }
         }
-        c.v4_levels[set as usize] = new.v4_levels;
-        c.v6_levels[set as usize] = new.v6_levels;
+        c.v4_levels[set as usize] = levels.0;
+        c.v6_levels[set as usize] = levels.1;
         if c != self.cfg {
             self.dp.write_config(&c)?;
             self.cfg = c;
@@ -304,37 +376,33 @@ impl<D: Dataplane> Applier<D> {
         Ok((writes, deletes))
     }
 
-    /// A reload holds both sets at once; an in-place update peaks at the union
-    /// of old and new slots (it adds before it deletes).
-    fn check_capacity(&self, new: &Compiled, reload: bool) -> Result<(), AgentError> {
+    /// An in-place update peaks at the union of old and new slots (it adds
+    /// before it deletes).
+    fn check_capacity(&self, ops: &Ops) -> Result<(), AgentError> {
+        let (mut add4, mut add6, mut addp) = (0, 0, 0);
+        for (k, v) in &ops.nodes {
+            if v.is_some() && !self.shadow.nodes.contains_key(k) {
+                match k.family {
+                    Family::V4 => add4 += 1,
+                    Family::V6 => add6 += 1,
+                }
+            }
+        }
+        for (k, v) in &ops.ports {
+            if v.is_some() && !self.shadow.ports.contains_key(k) {
+                addp += 1;
+            }
+        }
+        let (old4, old6, oldp) = self.shadow.slot_counts();
+        self.fits((old4 + add4, old6 + add6, oldp + addp))
+    }
+
+    fn fits(&self, (n4, n6, np): (usize, usize, usize)) -> Result<(), AgentError> {
         let (cap4, cap6, capp) = self.dp.capacity();
-        let (new4, new6, newp) = new.slot_counts();
-        let (old4, old6, oldp) = if reload {
-            self.shadow.slot_counts()
-        } else {
-            let gone = Compiled {
-                nodes: self
-                    .shadow
-                    .nodes
-                    .iter()
-                    .filter(|(k, _)| !new.nodes.contains_key(k))
-                    .map(|(k, v)| (*k, *v))
-                    .collect(),
-                ports: self
-                    .shadow
-                    .ports
-                    .iter()
-                    .filter(|(k, _)| !new.ports.contains_key(k))
-                    .map(|(k, v)| (*k, *v))
-                    .collect(),
-                ..Default::default()
-            };
-            gone.slot_counts()
-        };
         for (what, needed, capacity, setting) in [
-            ("IPv4", new4 + old4, cap4, "capacity.nodes_v4"),
-            ("IPv6", new6 + old6, cap6, "capacity.nodes_v6"),
-            ("port", newp + oldp, capp, "capacity.ports"),
+            ("IPv4", n4, cap4, "capacity.nodes_v4"),
+            ("IPv6", n6, cap6, "capacity.nodes_v6"),
+            ("port", np, capp, "capacity.ports"),
         ] {
             if needed > capacity {
                 return Err(AgentError::Capacity {
@@ -347,6 +415,61 @@ impl<D: Dataplane> Applier<D> {
         }
         Ok(())
     }
+}
+
+/// Slot writes (Some) and deletes (None) for the active set.
+#[derive(Default)]
+struct Ops {
+    nodes: Vec<(NodeSlot, Option<NodeValue>)>,
+    ports: Vec<(PortSlot, Option<PortValue>)>,
+}
+
+impl Ops {
+    fn len(&self) -> usize {
+        self.nodes.len() + self.ports.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn apply_to(&self, c: &mut Compiled) {
+        for (k, v) in &self.nodes {
+            match v {
+                Some(v) => c.nodes.insert(*k, *v),
+                None => c.nodes.remove(k),
+            };
+        }
+        for (k, v) in &self.ports {
+            match v {
+                Some(v) => c.ports.insert(*k, *v),
+                None => c.ports.remove(k),
+            };
+        }
+    }
+}
+
+type LevelCounts = HashMap<(Family, u8), usize>;
+
+fn level_counts(c: &Compiled) -> LevelCounts {
+    let mut out = LevelCounts::new();
+    for k in c.nodes.keys() {
+        *out.entry((k.family, k.level)).or_default() += 1;
+    }
+    out
+}
+
+/// The level bitmaps (IPv4, IPv6) of the levels that have slots.
+fn levels_of(counts: &LevelCounts) -> (u32, u32) {
+    let (mut v4, mut v6) = (0, 0);
+    for (&(f, level), &n) in counts {
+        if n > 0 {
+            let bit = 1u32 << (level / stride(f));
+            match f {
+                Family::V4 => v4 |= bit,
+                Family::V6 => v6 |= bit,
+            }
+        }
+    }
+    (v4, v6)
 }
 
 /// Writes the filter of `set` so that it equals `new`: only the blocks that

@@ -17,8 +17,9 @@ use c2wall_agent::{
     loader,
     metrics::{CounterReader, Metrics},
     paths::Paths,
-    source::{file::FileSource, merge, BlocklistSource, Snapshot},
-    sync::{ApplyFn, StatusFn, SyncClient, SyncStatus, SyncedSet},
+    source::{enforce, file::FileSource, identities, merge, BlocklistSource, Snapshot},
+    sync::{ApplyFn, EntryChange, StatusFn, SyncClient, SyncStatus, SyncedSet},
+    synced::journal_len,
     AgentError,
 };
 use c2wall_common::*;
@@ -30,8 +31,9 @@ struct Shared {
     settings: Settings,
     /// The command line, re-resolved against the config file on SIGHUP.
     args: RunArgs,
-    /// The last good read of the local files.
+    /// The last good read of the local files, and the identities they list.
     files: Snapshot,
+    local: std::collections::HashSet<c2wall_model::Identity>,
     /// The coordinator's set as last applied (empty without a coordinator).
     synced: SyncedSet,
     sync: Arc<SyncStatus>,
@@ -40,7 +42,34 @@ struct Shared {
 impl Shared {
     fn apply(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
         let snap = merge(&self.files, &self.synced);
-        apply(&mut self.engine, &snap, metrics)
+        let r = self.engine.sync(&snap);
+        record(&self.engine, r, metrics)
+    }
+
+    /// A coordinator update: the whole set, or (after deltas) the entries that
+    /// changed. Our copy of the set follows only if the kernel took it.
+    fn apply_coordinator(
+        &mut self,
+        set: &SyncedSet,
+        changes: Option<&[EntryChange]>,
+        metrics: &Metrics,
+    ) -> Result<(), AgentError> {
+        let r = enforce(&mut self.engine, &self.files, &self.local, set, changes);
+        record(&self.engine, r, metrics)?;
+        match changes {
+            Some(changes) => {
+                for (id, e) in changes {
+                    match e {
+                        Some(e) => self.synced.entries.insert(*id, *e),
+                        None => self.synced.entries.remove(id),
+                    };
+                }
+                self.synced.version = set.version;
+                self.synced.digest = set.digest;
+            }
+            None => self.synced = set.clone(),
+        }
+        Ok(())
     }
 
     fn status(&self) -> pb::AgentStatus {
@@ -132,7 +161,8 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         Ok(snap) => {
             report_rejected(&snap.rejected);
             let merged = merge(&snap, &synced);
-            apply(&mut engine, &merged, &metrics)
+            let r = engine.sync(&merged);
+            record(&engine, r, &metrics)
                 .context("applying the blocklist (the previous list stays enforced)")?;
             snap
         }
@@ -164,6 +194,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         engine,
         settings,
         args,
+        local: identities(&files),
         files,
         synced,
         sync: Arc::new(SyncStatus::default()),
@@ -195,14 +226,15 @@ fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {
     }
 }
 
-fn apply(
-    engine: &mut Engine<KernelMaps>,
-    snap: &c2wall_agent::source::Snapshot,
+/// Exports the outcome of an apply and logs it.
+fn record(
+    engine: &Engine<KernelMaps>,
+    result: Result<c2wall_agent::engine::SyncReport, AgentError>,
     metrics: &Metrics,
 ) -> Result<(), AgentError> {
-    metrics.rejected_lines.set(snap.rejected.len() as i64);
-    match engine.sync(snap) {
+    match result {
         Ok(r) => {
+            metrics.rejected_lines.set(r.rejected as i64);
             let kind = if r.stats.reload { "reload" } else { "in_place" };
             metrics.applies.with_label_values(&[kind]).inc();
             metrics
@@ -295,13 +327,9 @@ async fn serve(
     let url = shared.lock().expect("lock").settings.coordinator.clone();
     if let Some(url) = url {
         let (sh, m) = (shared.clone(), metrics.clone());
-        let apply: ApplyFn = Arc::new(move |set: &SyncedSet| {
+        let apply: ApplyFn = Arc::new(move |set, changes| {
             let mut s = sh.lock().expect("lock");
-            let previous = std::mem::replace(&mut s.synced, set.clone());
-            if let Err(e) = s.apply(&m) {
-                s.synced = previous;
-                return Err(e);
-            }
+            s.apply_coordinator(set, changes, &m)?;
             Ok(s.status())
         });
         let s = shared.lock().expect("lock");
@@ -319,6 +347,7 @@ async fn serve(
             status: s.sync.clone(),
             set: s.synced.clone(),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),
+            journal_bytes: journal_len(&s.settings.paths.synced_file()),
         };
         tokio::spawn(client.run());
     }
@@ -373,6 +402,7 @@ fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
         }
     };
     report_rejected(&snap.rejected);
+    s.local = identities(&snap);
     s.files = snap;
     s.apply(metrics)
         .context("applying the blocklist (the previous list stays enforced)")

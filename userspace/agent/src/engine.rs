@@ -1,12 +1,18 @@
 //! Source snapshot -> entry ids -> compiled table -> kernel. Pure logic over a
 //! [`Dataplane`], so it runs the same against the kernel and in tests.
+//!
+//! Two ways in: [`Engine::sync`] takes a complete snapshot (start-up, SIGHUP,
+//! a coordinator snapshot) and compiles it in full; [`Engine::sync_changes`]
+//! takes the entries that changed (a coordinator delta) and writes only the
+//! slots under them, so its cost follows the change, not the list.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
-use c2wall_model::{Action, Family, Prefix};
+use c2wall_common::ACTION_MONITOR;
+use c2wall_model::{Action, Entry, Family, Identity, Prefix};
 
 use crate::apply::{Applier, ApplyStats};
-use crate::compile::compile;
+use crate::compile::{Change, Compiler};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
 use crate::ids::Ids;
@@ -22,10 +28,18 @@ pub struct SyncReport {
     pub rejected: usize,
 }
 
+type Kinds = BTreeMap<(Family, Action), usize>;
+
 pub struct Engine<D: Dataplane> {
     pub applier: Applier<D>,
     ids: Ids,
     ids_path: Option<PathBuf>,
+    /// The entries the kernel enforces, by prefix; None until the first full
+    /// sync (maps adopted from an earlier agent are not known entry by entry).
+    compiler: Option<Compiler>,
+    kinds: Kinds,
+    allow: usize,
+    rejected: usize,
 }
 
 impl<D: Dataplane> Engine<D> {
@@ -34,6 +48,10 @@ impl<D: Dataplane> Engine<D> {
             applier,
             ids,
             ids_path,
+            compiler: None,
+            kinds: Kinds::new(),
+            allow: 0,
+            rejected: 0,
         }
     }
 
@@ -51,8 +69,10 @@ impl<D: Dataplane> Engine<D> {
         // Ids change only if the apply succeeds, so a failed apply forgets nothing.
         let mut ids = self.ids.clone();
         let (with_ids, gone) = ids.assign(&snap.entries);
-        let stats = self.applier.apply(compile(&with_ids))?;
+        let compiler = Compiler::new(&with_ids);
+        let stats = self.applier.apply(compiler.compile())?;
         self.ids = ids;
+        self.compiler = Some(compiler);
         let dp = self.applier.dataplane_mut();
         for p in &current {
             if !snap.allow.contains(p) {
@@ -65,20 +85,92 @@ impl<D: Dataplane> Engine<D> {
         if let Some(path) = &self.ids_path {
             self.ids.save(path)?;
         }
-        let mut by_kind = std::collections::BTreeMap::new();
+        self.kinds.clear();
         for e in &snap.entries {
-            *by_kind.entry((e.prefix.family(), e.action)).or_insert(0) += 1;
+            *self.kinds.entry(kind(e)).or_insert(0) += 1;
         }
-        Ok(SyncReport {
+        self.allow = snap.allow.len();
+        self.rejected = snap.rejected.len();
+        Ok(self.report(stats))
+    }
+
+    /// Whether [`Engine::sync_changes`] can be used (a full sync happened).
+    pub fn has_full_state(&self) -> bool {
+        self.compiler.is_some()
+    }
+
+    /// Applies changed entries (new value, or None when withdrawn) on top of
+    /// the last sync. Local overrides must already be filtered out by the
+    /// caller. On error nothing changes: neither the kernel nor the ids.
+    pub fn sync_changes(
+        &mut self,
+        changes: &[(Identity, Option<Entry>)],
+    ) -> Result<SyncReport, AgentError> {
+        let Some(compiler) = self.compiler.as_mut() else {
+            return Err(AgentError::Internal(
+                "incremental sync before a full sync".into(),
+            ));
+        };
+        let listed = changes.iter().filter(|(_, e)| e.is_some()).map(|(i, _)| i);
+        let withdrawn = changes.iter().filter(|(_, e)| e.is_none()).map(|(i, _)| i);
+        let plan = self.ids.plan(listed, withdrawn);
+        let fresh: std::collections::HashMap<Identity, u32> = plan.added.iter().copied().collect();
+        let mut kinds = self.kinds.clone();
+        let mut with_ids: Vec<Change> = Vec::with_capacity(changes.len());
+        for (ident, entry) in changes {
+            if let Some(rules) = compiler.rules_of(ident) {
+                let action = match rules.iter().flatten().next().map(|r| r.action) {
+                    Some(ACTION_MONITOR) => Action::Monitor,
+                    _ => Action::Drop,
+                };
+                if let Some(n) = kinds.get_mut(&(ident.prefix.family(), action)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            let with_id = entry.map(|e| {
+                *kinds.entry(kind(&e)).or_insert(0) += 1;
+                let id = self.ids.get(ident).or(fresh.get(ident).copied());
+                (e, id.expect("planned"))
+            });
+            with_ids.push((*ident, with_id));
+        }
+        kinds.retain(|_, n| *n > 0);
+        let (patch, undo) = compiler.update(&with_ids);
+        let applied = match &patch {
+            Some(p) => self.applier.apply_patch(p),
+            None => self.applier.apply(compiler.compile()),
+        };
+        let stats = match applied {
+            Ok(s) => s,
+            Err(e) => {
+                compiler.revert(undo);
+                return Err(e);
+            }
+        };
+        self.kinds = kinds;
+        self.ids.commit(&plan, self.ids_path.as_deref())?;
+        let dp = self.applier.dataplane_mut();
+        for (_, id) in &plan.removed {
+            dp.forget_hits(*id)?;
+        }
+        Ok(self.report(stats))
+    }
+
+    fn report(&self, stats: ApplyStats) -> SyncReport {
+        SyncReport {
             stats,
-            entries: snap.entries.len(),
-            by_kind: by_kind.into_iter().collect(),
-            allow: snap.allow.len(),
-            rejected: snap.rejected.len(),
-        })
+            entries: self.ids.len(),
+            by_kind: self.kinds.iter().map(|(k, n)| (*k, *n)).collect(),
+            allow: self.allow,
+            rejected: self.rejected,
+        }
     }
 
     pub fn ids(&self) -> &Ids {
         &self.ids
     }
+}
+
+fn kind(e: &Entry) -> (Family, Action) {
+    (e.prefix.family(), e.action)
 }

@@ -5,13 +5,24 @@
 
 use std::{collections::HashMap, fs, io::Write, path::Path};
 
-use c2wall_model::{Entry, Identity, PortScope, Prefix};
+use c2wall_model::{Entry, Identity, PortScope};
 
 use crate::error::AgentError;
 
 #[derive(Debug, Default, Clone)]
 pub struct Ids {
     by_identity: HashMap<Identity, u32>,
+    next: u32,
+    /// Lines appended to the file since it was last written whole.
+    journal_lines: usize,
+}
+
+/// Ids for a change: new identities with their fresh ids, withdrawn ones
+/// with the ids they had.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IdPlan {
+    pub added: Vec<(Identity, u32)>,
+    pub removed: Vec<(Identity, u32)>,
     next: u32,
 }
 
@@ -20,6 +31,7 @@ impl Ids {
         Ids {
             by_identity: HashMap::new(),
             next: 1,
+            journal_lines: 0,
         }
     }
 
@@ -49,6 +61,69 @@ impl Ids {
             .collect();
         self.by_identity = keep;
         (out, gone)
+    }
+
+    pub fn get(&self, ident: &Identity) -> Option<u32> {
+        self.by_identity.get(ident).copied()
+    }
+
+    /// The ids `listed` and `withdrawn` identities would take, without
+    /// changing the table (see [`Ids::commit`]).
+    pub fn plan<'a>(
+        &self,
+        listed: impl IntoIterator<Item = &'a Identity>,
+        withdrawn: impl IntoIterator<Item = &'a Identity>,
+    ) -> IdPlan {
+        let mut plan = IdPlan {
+            next: self.next,
+            ..Default::default()
+        };
+        let mut fresh: HashMap<Identity, u32> = HashMap::new();
+        for ident in listed {
+            if !self.by_identity.contains_key(ident) && !fresh.contains_key(ident) {
+                fresh.insert(*ident, plan.next);
+                plan.added.push((*ident, plan.next));
+                plan.next += 1;
+            }
+        }
+        for ident in withdrawn {
+            if let Some(id) = self.by_identity.get(ident) {
+                plan.removed.push((*ident, *id));
+            }
+        }
+        plan
+    }
+
+    /// Makes a plan real; with `journal`, also appends it to that file (one
+    /// fsync) so a restart keeps the ids. The file is rewritten whole once the
+    /// journal outgrows the table.
+    pub fn commit(&mut self, plan: &IdPlan, journal: Option<&Path>) -> Result<(), AgentError> {
+        for (ident, id) in &plan.added {
+            self.by_identity.insert(*ident, *id);
+        }
+        for (ident, _) in &plan.removed {
+            self.by_identity.remove(ident);
+        }
+        self.next = self.next.max(plan.next);
+        let Some(path) = journal else {
+            return Ok(());
+        };
+        if plan.added.is_empty() && plan.removed.is_empty() {
+            return Ok(());
+        }
+        self.journal_lines += plan.added.len() + plan.removed.len() + 1;
+        if self.journal_lines > self.by_identity.len().max(4096) {
+            return self.save(path);
+        }
+        let mut text = String::new();
+        for (ident, id) in &plan.added {
+            text.push_str(&format!("{id} {ident}\n"));
+        }
+        for (ident, _) in &plan.removed {
+            text.push_str(&format!("- {ident}\n"));
+        }
+        text.push_str(&format!("next {}\n", self.next));
+        append_synced(path, text.as_bytes())
     }
 
     /// Entries currently listed.
@@ -83,34 +158,65 @@ impl Ids {
                 ids.next = n.parse().unwrap_or(1).max(ids.next);
                 continue;
             }
-            let parsed = match f.as_slice() {
-                [id, p] => p.parse::<Prefix>().ok().map(|p| (id, p, None)),
-                [id, p, proto, port] => p
-                    .parse::<Prefix>()
-                    .ok()
-                    .zip(PortScope::parse(proto, port).ok())
-                    .map(|(p, s)| (id, p, Some(s))),
-                _ => None,
-            };
-            // A damaged line only costs that entry its hit history.
-            if let Some((id, prefix, scope)) = parsed {
-                if let Ok(id) = id.parse::<u32>() {
-                    ids.by_identity.insert(Identity { prefix, scope }, id);
+            ids.journal_lines += 1;
+            if let ["-", rest @ ..] = f.as_slice() {
+                if let Some(ident) = parse_identity(rest) {
+                    ids.by_identity.remove(&ident);
+                }
+                continue;
+            }
+            // A damaged line (a torn append too) only costs that entry its
+            // hit history.
+            if let [id, rest @ ..] = f.as_slice() {
+                if let (Ok(id), Some(ident)) = (id.parse::<u32>(), parse_identity(rest)) {
+                    ids.by_identity.insert(ident, id);
                     ids.next = ids.next.max(id + 1);
                 }
             }
         }
+        // Lines beyond one per listed entry are journal to compact.
+        ids.journal_lines = ids.journal_lines.saturating_sub(ids.by_identity.len());
         Ok(ids)
     }
 
     /// Writes the table atomically (temp file, fsync, rename).
-    pub fn save(&self, path: &Path) -> Result<(), AgentError> {
+    pub fn save(&mut self, path: &Path) -> Result<(), AgentError> {
+        self.journal_lines = 0;
         let mut text = format!("next {}\n", self.next);
         for (ident, id) in &self.by_identity {
             text.push_str(&format!("{id} {ident}\n"));
         }
         write_atomic(path, text.as_bytes())
     }
+}
+
+fn parse_identity(f: &[&str]) -> Option<Identity> {
+    match f {
+        [p] => Some(Identity {
+            prefix: p.parse().ok()?,
+            scope: None,
+        }),
+        [p, proto, port] => Some(Identity {
+            prefix: p.parse().ok()?,
+            scope: Some(PortScope::parse(proto, port).ok()?),
+        }),
+        _ => None,
+    }
+}
+
+/// Appends to a file and fsyncs it (a journal record).
+pub fn append_synced(path: &Path, data: &[u8]) -> Result<(), AgentError> {
+    let err = |source| AgentError::WriteFile {
+        path: path.into(),
+        source,
+    };
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.sync_data().map_err(err)
 }
 
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), AgentError> {

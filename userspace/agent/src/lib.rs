@@ -14,5 +14,6 @@ pub mod paths;
 pub mod sim;
 pub mod source;
 pub mod sync;
+pub mod synced;
 
 pub use error::AgentError;

@@ -1,15 +1,14 @@
 //! The coordinator as blocklist source: subscribe, verify, apply, persist.
 //!
-//! The agent keeps the coordinator's effective set with its version and digest.
 //! Every snapshot and delta is checked against the digest the coordinator sent
-//! before it is applied; a gap or a mismatch leaves the set unchanged and asks
-//! for a snapshot. The last applied set is persisted (write, fsync, rename) so
-//! that an edge node that boots while the coordinator is unreachable enforces it
-//! at once.
+//! before it is enforced (see [`crate::synced`]); a gap or a mismatch leaves
+//! the set unchanged and asks for a snapshot. Deltas reach the kernel as the
+//! entries they change, snapshots as a full reload. What was applied is
+//! persisted so that an edge node that boots while the coordinator is
+//! unreachable enforces it at once.
 
 use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         atomic::{AtomicI64, AtomicU64, Ordering},
         Arc,
@@ -17,34 +16,16 @@ use std::{
     time::Duration,
 };
 
-use c2wall_model::{
-    wire::{entry_to_wire, identity_from_wire},
-    Entry, Identity, Record, SetDigest,
-};
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient, sync_message::Kind};
-use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::AgentError;
+pub use crate::synced::{EntryChange, Pending, SetError, SyncedSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("delta {got} follows version {expected_prev}, but we have version {have}")]
-    Gap {
-        have: u64,
-        got: u64,
-        expected_prev: u64,
-    },
-    #[error(
-        "version {version}: digest mismatch after applying (ours {ours}, coordinator's {theirs})"
-    )]
-    Digest {
-        version: u64,
-        ours: String,
-        theirs: String,
-    },
-    #[error("invalid entry from the coordinator: {0}")]
-    Invalid(#[from] c2wall_model::wire::WireError),
+    #[error(transparent)]
+    Set(#[from] SetError),
     #[error("coordinator: {0}")]
     Rpc(#[from] tonic::Status),
     #[error("connecting to the coordinator: {0}")]
@@ -55,113 +36,14 @@ pub enum SyncError {
     Chunk { version: u64, seq: u32 },
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SyncedSet {
-    pub version: u64,
-    pub digest: SetDigest,
-    pub entries: BTreeMap<Identity, Entry>,
-}
-
-fn entry_of(e: &pb::Entry) -> Result<Entry, SyncError> {
-    Ok(Record::try_from(e)?.entry)
-}
-
-fn check_digest(version: u64, ours: SetDigest, theirs: &[u8]) -> Result<(), SyncError> {
-    if ours.to_bytes() != theirs {
-        return Err(SyncError::Digest {
-            version,
-            ours: ours.to_string(),
-            theirs: SetDigest::from_bytes(theirs)
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| format!("{} bytes", theirs.len())),
-        });
-    }
-    Ok(())
-}
-
-impl SyncedSet {
-    /// A complete snapshot, verified against its digest.
-    pub fn from_snapshot(
-        version: u64,
-        digest: &[u8],
-        entries: &[pb::Entry],
-    ) -> Result<Self, SyncError> {
-        let mut map = BTreeMap::new();
-        for e in entries {
-            let e = entry_of(e)?;
-            map.insert(e.identity(), e);
-        }
-        let ours = SetDigest::of(map.values());
-        check_digest(version, ours, digest)?;
-        Ok(SyncedSet {
-            version,
-            digest: ours,
-            entries: map,
-        })
-    }
-
-    /// The set after `d`, verified; `self` is unchanged on error.
-    pub fn after(&self, d: &pb::Delta) -> Result<Self, SyncError> {
-        if d.previous_version != self.version {
-            return Err(SyncError::Gap {
-                have: self.version,
-                got: d.version,
-                expected_prev: d.previous_version,
-            });
-        }
-        let mut next = self.clone();
-        for k in &d.removals {
-            let id = identity_from_wire(k)?;
-            if let Some(old) = next.entries.remove(&id) {
-                next.digest.remove(&old);
-            }
-        }
-        for e in &d.upserts {
-            let e = entry_of(e)?;
-            if let Some(old) = next.entries.insert(e.identity(), e) {
-                next.digest.remove(&old);
-            }
-            next.digest.add(&e);
-        }
-        next.version = d.version;
-        check_digest(d.version, next.digest, &d.digest)?;
-        Ok(next)
-    }
-
-    /// Loads the persisted set; a missing file is `None`, a damaged one an error.
-    pub fn load(path: &Path) -> Result<Option<Self>, AgentError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(AgentError::ReadFile {
-                    path: path.into(),
-                    source,
-                })
-            }
-        };
-        let bad = |m: String| AgentError::Config {
-            path: path.into(),
-            message: format!(
-                "damaged persisted blocklist ({m}); delete it to start from a snapshot"
-            ),
-        };
-        let s = pb::SnapshotChunk::decode(bytes.as_slice()).map_err(|e| bad(e.to_string()))?;
-        SyncedSet::from_snapshot(s.version, &s.digest, &s.entries)
-            .map(Some)
-            .map_err(|e| bad(e.to_string()))
-    }
-
-    /// Persists atomically (temp file, fsync, rename).
-    pub fn save(&self, path: &Path) -> Result<(), AgentError> {
-        let msg = pb::SnapshotChunk {
-            version: self.version,
-            digest: self.digest.to_bytes(),
-            seq: 0,
-            last: true,
-            entries: self.entries.values().map(entry_to_wire).collect(),
-        };
-        crate::ids::write_atomic(path, &msg.encode_to_vec())
+impl SyncError {
+    /// Errors after which only a snapshot can bring the set back in line.
+    fn needs_snapshot(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Set(SetError::Gap { .. } | SetError::Digest { .. })
+                | SyncError::Chunk { .. }
+        )
     }
 }
 
@@ -181,8 +63,17 @@ pub struct SyncStatus {
     pub deltas: AtomicU64,
 }
 
-/// Applies a verified set to the kernel (blocking); returns what to report.
-pub type ApplyFn = Arc<dyn Fn(&SyncedSet) -> Result<pb::AgentStatus, AgentError> + Send + Sync>;
+/// Enforces a verified set (blocking): the whole set after a snapshot, or,
+/// after deltas, the set with the entries that changed since the last call.
+/// Returns what to report.
+pub type ApplyFn = Arc<
+    dyn Fn(&SyncedSet, Option<&[EntryChange]>) -> Result<pb::AgentStatus, AgentError> + Send + Sync,
+>;
+
+/// The journal is folded into a fresh snapshot file once it is larger than
+/// this many bytes per listed entry (and at least [`JOURNAL_MIN`]).
+const JOURNAL_PER_ENTRY: usize = 64;
+const JOURNAL_MIN: usize = 1 << 20;
 
 /// The agent's current status, for periodic reports.
 pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
@@ -197,6 +88,8 @@ pub struct SyncClient {
     pub set: SyncedSet,
     /// Backoff bounds for reconnecting.
     pub backoff: (Duration, Duration),
+    /// Bytes in the persisted journal (see [`SyncedSet::journal`]).
+    pub journal_bytes: usize,
 }
 
 fn unix_now() -> i64 {
@@ -218,10 +111,7 @@ impl SyncClient {
                 Ok(()) => delay = self.backoff.0,
                 Err(e) => {
                     self.status.errors.fetch_add(1, Ordering::Relaxed);
-                    if matches!(
-                        e,
-                        SyncError::Gap { .. } | SyncError::Digest { .. } | SyncError::Chunk { .. }
-                    ) {
+                    if e.needs_snapshot() {
                         want_snapshot = true;
                     }
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "coordinator sync");
@@ -277,41 +167,16 @@ impl SyncClient {
                     break;
                 }
             }
-            let mut next: Option<SyncedSet> = None;
+            let mut fresh: Option<SyncedSet> = None;
+            let mut pending = Pending::default();
             for m in batch {
-                match m.kind {
-                    Some(Kind::Heartbeat(h)) => {
-                        self.status
-                            .latest_version
-                            .store(h.latest_version, Ordering::Relaxed);
-                    }
-                    Some(Kind::Snapshot(c)) => {
-                        if chunk_version.is_some_and(|v| v != c.version)
-                            || (chunk_version.is_none() && c.seq != 0)
-                        {
-                            return Err(SyncError::Chunk {
-                                version: c.version,
-                                seq: c.seq,
-                            });
-                        }
-                        chunk_version = Some(c.version);
-                        chunks.extend(c.entries);
-                        if c.last {
-                            next = Some(SyncedSet::from_snapshot(c.version, &c.digest, &chunks)?);
-                            chunks.clear();
-                            chunk_version = None;
-                            self.status.snapshots.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Some(Kind::Delta(d)) => {
-                        let base = next.as_ref().unwrap_or(&self.set);
-                        next = Some(base.after(&d)?);
-                        self.status.deltas.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None => {}
+                let step = self.take(m, &mut chunks, &mut chunk_version, &mut fresh, &mut pending);
+                if let Err(e) = step {
+                    self.set.rollback(pending);
+                    return Err(e);
                 }
             }
-            if next.is_none() && last_report.elapsed() >= STATUS_EVERY {
+            if fresh.is_none() && pending.is_empty() && last_report.elapsed() >= STATUS_EVERY {
                 // Keep `c2wall agents` fresh while nothing changes.
                 last_report = std::time::Instant::now();
                 let report = self.report.clone();
@@ -325,15 +190,33 @@ impl SyncClient {
                     tracing::warn!(error = %e, "reporting status");
                 }
             }
-            if let Some(set) = next {
-                last_report = std::time::Instant::now();
-                let apply = self.apply.clone();
-                let s = set.clone();
-                let report = tokio::task::spawn_blocking(move || apply(&s))
-                    .await
-                    .map_err(|e| SyncError::Rpc(tonic::Status::internal(e.to_string())))??;
+            let report = if let Some(set) = fresh {
+                self.set.rollback(pending);
+                let (set, report) = self.enforce(set, None).await;
+                let report = report?;
                 set.save(&self.state_file)?;
+                self.journal_bytes = 0;
                 self.set = set;
+                Some(report)
+            } else if !pending.is_empty() {
+                let changes = self.set.changes(&pending);
+                let set = std::mem::take(&mut self.set);
+                let (set, report) = self.enforce(set, Some(changes)).await;
+                self.set = set;
+                let report = match report {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.set.rollback(pending);
+                        return Err(e);
+                    }
+                };
+                self.persist(&pending)?;
+                Some(report)
+            } else {
+                None
+            };
+            if let Some(mut report) = report {
+                last_report = std::time::Instant::now();
                 *want_snapshot = false;
                 self.status
                     .applied_version
@@ -344,7 +227,6 @@ impl SyncClient {
                     .load(Ordering::Relaxed)
                     .max(self.set.version);
                 self.status.latest_version.store(latest, Ordering::Relaxed);
-                let mut report = report;
                 report.agent_id = self.agent_id.clone();
                 report.applied_version = self.set.version;
                 report.digest = self.set.digest.to_bytes();
@@ -354,6 +236,87 @@ impl SyncClient {
             }
         }
     }
+
+    /// Takes one message: deltas go into the set in place (verified, undo in
+    /// `pending`), or into `fresh` if a snapshot arrived earlier in the batch.
+    fn take(
+        &mut self,
+        m: pb::SyncMessage,
+        chunks: &mut Vec<pb::Entry>,
+        chunk_version: &mut Option<u64>,
+        fresh: &mut Option<SyncedSet>,
+        pending: &mut Pending,
+    ) -> Result<(), SyncError> {
+        match m.kind {
+            Some(Kind::Heartbeat(h)) => {
+                self.status
+                    .latest_version
+                    .store(h.latest_version, Ordering::Relaxed);
+            }
+            Some(Kind::Snapshot(c)) => {
+                if chunk_version.is_some_and(|v| v != c.version)
+                    || (chunk_version.is_none() && c.seq != 0)
+                {
+                    return Err(SyncError::Chunk {
+                        version: c.version,
+                        seq: c.seq,
+                    });
+                }
+                *chunk_version = Some(c.version);
+                chunks.extend(c.entries);
+                if c.last {
+                    *fresh = Some(SyncedSet::from_snapshot(c.version, &c.digest, chunks)?);
+                    chunks.clear();
+                    *chunk_version = None;
+                    self.status.snapshots.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some(Kind::Delta(d)) => {
+                match fresh {
+                    Some(f) => f.apply_delta(&d, &mut Pending::default())?,
+                    None => self.set.apply_delta(&d, pending)?,
+                }
+                self.status.deltas.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Runs the apply function off the async workers; hands the set back.
+    async fn enforce(
+        &self,
+        set: SyncedSet,
+        changes: Option<Vec<EntryChange>>,
+    ) -> (SyncedSet, Result<pb::AgentStatus, SyncError>) {
+        let apply = self.apply.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let r = apply(&set, changes.as_deref());
+            let _ = tx.send((set, r));
+        });
+        match rx.await {
+            Ok((set, r)) => (set, r.map_err(SyncError::from)),
+            Err(_) => {
+                // The set went down with the task. The pinned maps keep
+                // enforcing; a restart (systemd) reloads the persisted set.
+                tracing::error!("the apply task panicked; exiting");
+                std::process::exit(70)
+            }
+        }
+    }
+
+    /// Journals the deltas just enforced; folds the journal into a snapshot
+    /// once it is large.
+    fn persist(&mut self, pending: &Pending) -> Result<(), AgentError> {
+        self.journal_bytes += SyncedSet::journal(&self.state_file, pending)?;
+        let limit = (self.set.entries.len() * JOURNAL_PER_ENTRY).max(JOURNAL_MIN);
+        if self.journal_bytes > limit {
+            self.set.save(&self.state_file)?;
+            self.journal_bytes = 0;
+        }
+        Ok(())
+    }
 }
 
 fn unix_nanos_fraction() -> f64 {
@@ -362,80 +325,4 @@ fn unix_nanos_fraction() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     n as f64 / 1e9
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn e(prefix: &str) -> pb::Entry {
-        pb::Entry {
-            key: Some(pb::EntryKey {
-                prefix: prefix.into(),
-                ..Default::default()
-            }),
-            action: pb::Action::Drop as i32,
-            direction: pb::Direction::Both as i32,
-            ..Default::default()
-        }
-    }
-
-    fn digest_of(prefixes: &[&str]) -> Vec<u8> {
-        let es: Vec<Entry> = prefixes.iter().map(|p| entry_of(&e(p)).unwrap()).collect();
-        SetDigest::of(&es).to_bytes()
-    }
-
-    #[test]
-    fn snapshots_and_deltas_are_verified_and_a_bad_one_changes_nothing() {
-        let snap = [e("192.0.2.1"), e("192.0.2.2")];
-        let bad = SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1"]), &snap);
-        assert!(matches!(bad, Err(SyncError::Digest { version: 3, .. })));
-        let set =
-            SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1", "192.0.2.2"]), &snap).unwrap();
-
-        let delta = |prev, v, digest: Vec<u8>| pb::Delta {
-            previous_version: prev,
-            version: v,
-            digest,
-            upserts: vec![e("192.0.2.3")],
-            removals: vec![pb::EntryKey {
-                prefix: "192.0.2.1/32".into(),
-                ..Default::default()
-            }],
-        };
-        let good = digest_of(&["192.0.2.2", "192.0.2.3"]);
-        // A tampered delta (digest of another set) is refused.
-        let tampered = set.after(&delta(3, 4, digest_of(&["192.0.2.2", "192.0.2.9"])));
-        assert!(matches!(
-            tampered,
-            Err(SyncError::Digest { version: 4, .. })
-        ));
-        // A gap is refused.
-        assert!(matches!(
-            set.after(&delta(2, 4, good.clone())),
-            Err(SyncError::Gap { have: 3, .. })
-        ));
-        assert_eq!(set.version, 3, "unchanged by refused deltas");
-        let next = set.after(&delta(3, 4, good)).unwrap();
-        assert_eq!(next.version, 4);
-        let keys: Vec<String> = next.entries.keys().map(|k| k.to_string()).collect();
-        assert_eq!(keys, ["192.0.2.2/32", "192.0.2.3/32"]);
-    }
-
-    #[test]
-    fn the_persisted_set_round_trips_and_damage_is_reported() {
-        let dir = std::env::temp_dir().join(format!("c2wall-sync-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("set.pb");
-        assert_eq!(SyncedSet::load(&path).unwrap(), None);
-        let set =
-            SyncedSet::from_snapshot(7, &digest_of(&["2001:db8::/32"]), &[e("2001:db8::/32")])
-                .unwrap();
-        set.save(&path).unwrap();
-        assert_eq!(SyncedSet::load(&path).unwrap(), Some(set));
-        std::fs::write(&path, b"\x0a\xff garbage").unwrap();
-        let err = SyncedSet::load(&path).unwrap_err().to_string();
-        assert!(err.contains("damaged persisted blocklist"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -172,3 +172,65 @@ fn allowlist_changes_apply_add_first() {
     eng.sync(&s).unwrap();
     assert_eq!(eng.applier.dataplane().allow, s.allow);
 }
+
+fn change(line: &str) -> (c2wall_model::Identity, Option<Entry>) {
+    let e = entries(line)[0];
+    (e.identity(), Some(e))
+}
+
+#[test]
+fn a_delta_costs_its_own_slots_not_the_list() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    eng.sync(&snap(&hosts(20_000, 0))).unwrap();
+    // One new host: one slot (+ its filter block), in place.
+    let r = eng.sync_changes(&[change("192.0.2.1")]).unwrap();
+    assert!(!r.stats.reload);
+    assert_eq!(r.entries, 20_001);
+    assert!(r.stats.writes <= 2, "{:?}", r.stats);
+    // A /22 over 1,024 listed hosts: its 4 slots at the /24 level (+ filter
+    // blocks); the hosts' own rules are longer, so they are looked at, not
+    // rewritten.
+    let r = eng.sync_changes(&[change("10.0.0.0/22 monitor")]).unwrap();
+    assert!(!r.stats.reload);
+    assert!((4..=8).contains(&r.stats.writes), "{:?}", r.stats);
+    let ident = entries("10.0.0.0/22")[0].identity();
+    let r = eng.sync_changes(&[(ident, None)]).unwrap();
+    assert_eq!((r.stats.writes, r.stats.deletes), (0, 4), "{:?}", r.stats);
+    assert_eq!(r.entries, 20_001);
+}
+
+#[test]
+fn a_failed_delta_changes_nothing() {
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    eng.sync(&snap("203.0.113.0/24\n198.51.100.7\n")).unwrap();
+    let before = eng.applier.dataplane().active();
+    let ids_before = eng.ids().len();
+    eng.applier.dataplane_mut().fail_after = Some(1);
+    let delta = [
+        change("203.0.113.64/26 monitor"),
+        change("192.0.2.1"),
+        (entries("198.51.100.7")[0].identity(), None),
+    ];
+    assert!(eng.sync_changes(&delta).is_err());
+    assert_eq!(eng.applier.dataplane().active(), before, "restored");
+    assert_eq!(eng.ids().len(), ids_before, "ids unchanged");
+    // The same delta applies cleanly afterwards and equals a full compile.
+    eng.applier.dataplane_mut().fail_after = None;
+    eng.sync_changes(&delta).unwrap();
+    let list = entries("203.0.113.0/24\n203.0.113.64/26 monitor\n192.0.2.1\n");
+    let with_ids: Vec<(Entry, u32)> = list
+        .iter()
+        .map(|e| (*e, eng.ids().get(&e.identity()).unwrap()))
+        .collect();
+    let want = compile(&with_ids);
+    let got = eng.applier.dataplane().active();
+    assert_eq!((got.nodes, got.ports), (want.nodes, want.ports));
+}

@@ -2,7 +2,7 @@
 //! its digest and version. Changes are prepared against it, persisted, then
 //! applied, so memory never runs ahead of the disk.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use c2wall_model::{effective, Identity, Record, SetDigest};
 use c2wall_proto::v1 as pb;
@@ -38,7 +38,7 @@ impl State {
         }
         let ids: BTreeSet<Identity> = s.records.keys().map(|(i, _)| *i).collect();
         for i in ids {
-            if let Some(e) = s.effective_of(&i, &HashMap::new(), now) {
+            if let Some(e) = s.effective_of(&i, &BTreeMap::new(), now) {
                 s.digest.add(&e.entry);
                 s.effective.insert(i, e);
             }
@@ -51,7 +51,7 @@ impl State {
     fn effective_of(
         &self,
         ident: &Identity,
-        overlay: &HashMap<RecordKey, Option<Record>>,
+        overlay: &BTreeMap<RecordKey, Option<Record>>,
         now: i64,
     ) -> Option<Record> {
         let base = self
@@ -61,8 +61,8 @@ impl State {
             .filter(|(k, _)| !overlay.contains_key(*k))
             .map(|(_, r)| r);
         let extra = overlay
-            .iter()
-            .filter(|((i, _), _)| i == ident)
+            .range((*ident, String::new())..)
+            .take_while(|((i, _), _)| i == ident)
             .filter_map(|(_, r)| r.as_ref());
         effective(base.chain(extra).filter(|r| r.active_at(now)))
     }
@@ -84,7 +84,9 @@ impl State {
         touched: impl IntoIterator<Item = Identity>,
         now: i64,
     ) -> Prepared {
-        let mut overlay: HashMap<RecordKey, Option<Record>> = HashMap::new();
+        // Ordered so an identity's changed records are one range: a large batch
+        // stays O(n log n).
+        let mut overlay: BTreeMap<RecordKey, Option<Record>> = BTreeMap::new();
         let mut affected: BTreeSet<Identity> = touched.into_iter().collect();
         for ch in &changes {
             match ch {

@@ -120,6 +120,27 @@ impl Prefix {
             && other.bits & mask(self.len) == self.bits
     }
 
+    /// The enclosing prefix of length `len` (<= self.len).
+    pub fn truncate(&self, len: u8) -> Prefix {
+        debug_assert!(len <= self.len);
+        Prefix {
+            family: self.family,
+            bits: self.bits & mask(len),
+            len,
+        }
+    }
+
+    /// The last host inside self: in (family, address, length) order, every
+    /// prefix self contains lies between self and this.
+    pub fn last_host(&self) -> Prefix {
+        let host_mask = !mask(self.len) & mask(self.family.max_len());
+        Prefix {
+            family: self.family,
+            bits: self.bits | host_mask,
+            len: self.family.max_len(),
+        }
+    }
+
     /// The prefix of length `len` (>= self.len) at index `i` inside self.
     pub fn subprefix(&self, len: u8, i: u128) -> Prefix {
         debug_assert!(len >= self.len && len <= self.family.max_len());
@@ -193,6 +214,21 @@ impl FromStr for Prefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncate_and_last_host_bound_the_contained_prefixes() {
+        let p: Prefix = "10.1.0.0/16".parse().unwrap();
+        assert_eq!(p.truncate(8).to_string(), "10.0.0.0/8");
+        assert_eq!(p.last_host().to_string(), "10.1.255.255/32");
+        let all: Prefix = "::/0".parse().unwrap();
+        assert_eq!(
+            all.last_host().to_string(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"
+        );
+        let inside: Prefix = "10.1.200.0/24".parse().unwrap();
+        let after: Prefix = "10.2.0.0/16".parse().unwrap();
+        assert!(p < inside && inside < p.last_host() && p.last_host() < after);
+    }
 
     #[test]
     fn parses_and_canonicalises() {

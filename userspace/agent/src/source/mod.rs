@@ -37,7 +37,7 @@ pub trait BlocklistSource {
 /// line wins over the coordinator's entry of the same identity (an engineer's
 /// override), and the allowlist is local only.
 pub fn merge(files: &Snapshot, coordinator: &crate::sync::SyncedSet) -> Snapshot {
-    let local: std::collections::HashSet<_> = files.entries.iter().map(|e| e.identity()).collect();
+    let local = identities(files);
     let mut out = files.clone();
     let mut overridden = 0;
     for (id, e) in &coordinator.entries {
@@ -54,4 +54,33 @@ pub fn merge(files: &Snapshot, coordinator: &crate::sync::SyncedSet) -> Snapshot
         );
     }
     out
+}
+
+/// Enforces the coordinator's set on top of the local files: the changed
+/// entries alone when `changes` is given and the engine has a full state,
+/// otherwise a full merge. `local` holds the identities the files list (they
+/// override the coordinator's).
+pub fn enforce<D: crate::dataplane::Dataplane>(
+    engine: &mut crate::engine::Engine<D>,
+    files: &Snapshot,
+    local: &std::collections::HashSet<c2wall_model::Identity>,
+    set: &crate::sync::SyncedSet,
+    changes: Option<&[crate::sync::EntryChange]>,
+) -> Result<crate::engine::SyncReport, crate::error::AgentError> {
+    match changes {
+        Some(changes) if engine.has_full_state() => {
+            let ours: Vec<_> = changes
+                .iter()
+                .filter(|(id, _)| !local.contains(id))
+                .copied()
+                .collect();
+            engine.sync_changes(&ours)
+        }
+        _ => engine.sync(&merge(files, set)),
+    }
+}
+
+/// The identities a snapshot lists.
+pub fn identities(s: &Snapshot) -> std::collections::HashSet<c2wall_model::Identity> {
+    s.entries.iter().map(|e| e.identity()).collect()
 }

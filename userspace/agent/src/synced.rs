@@ -1,0 +1,406 @@
+//! The coordinator's set as the agent holds it: entries, version, digest.
+//!
+//! Deltas are applied in place and verified against the coordinator's digest;
+//! a delta that does not verify is undone, so the set is always one the
+//! coordinator published. On disk the set is a snapshot file plus a journal of
+//! the deltas applied since (appended with one fsync per batch), rewritten as
+//! one snapshot once the journal outgrows it: persisting a delta costs the
+//! delta, not the list.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use c2wall_model::{
+    wire::{entry_to_wire, identity_from_wire, WireError},
+    Entry, Identity, Record, SetDigest,
+};
+use c2wall_proto::v1 as pb;
+use prost::Message;
+
+use crate::error::AgentError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("delta {got} follows version {expected_prev}, but we have version {have}")]
+    Gap {
+        have: u64,
+        got: u64,
+        expected_prev: u64,
+    },
+    #[error(
+        "version {version}: digest mismatch after applying (ours {ours}, coordinator's {theirs})"
+    )]
+    Digest {
+        version: u64,
+        ours: String,
+        theirs: String,
+    },
+    #[error("invalid entry from the coordinator: {0}")]
+    Invalid(#[from] WireError),
+}
+
+/// One entry's new value (None = withdrawn).
+pub type EntryChange = (Identity, Option<Entry>);
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncedSet {
+    pub version: u64,
+    pub digest: SetDigest,
+    pub entries: BTreeMap<Identity, Entry>,
+}
+
+/// Deltas applied to a set but not yet enforced: what to undo if enforcing
+/// fails, and what to journal if it succeeds.
+#[derive(Default)]
+pub struct Pending {
+    base: Option<(u64, SetDigest)>,
+    undo: Vec<EntryChange>,
+    touched: BTreeSet<Identity>,
+    journal: Vec<u8>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.base.is_none()
+    }
+}
+
+fn entry_of(e: &pb::Entry) -> Result<Entry, SetError> {
+    Ok(Record::try_from(e)?.entry)
+}
+
+fn check_digest(version: u64, ours: SetDigest, theirs: &[u8]) -> Result<(), SetError> {
+    if ours.to_bytes() != theirs {
+        return Err(SetError::Digest {
+            version,
+            ours: ours.to_string(),
+            theirs: SetDigest::from_bytes(theirs)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| format!("{} bytes", theirs.len())),
+        });
+    }
+    Ok(())
+}
+
+/// The journal next to a snapshot file.
+pub fn journal_path(snapshot: &Path) -> PathBuf {
+    let mut p = snapshot.as_os_str().to_owned();
+    p.push(".journal");
+    p.into()
+}
+
+/// Bytes in the journal of `snapshot` (0 if there is none).
+pub fn journal_len(snapshot: &Path) -> usize {
+    std::fs::metadata(journal_path(snapshot))
+        .map(|m| m.len() as usize)
+        .unwrap_or(0)
+}
+
+impl SyncedSet {
+    /// A complete snapshot, verified against its digest.
+    pub fn from_snapshot(
+        version: u64,
+        digest: &[u8],
+        entries: &[pb::Entry],
+    ) -> Result<Self, SetError> {
+        let mut map = BTreeMap::new();
+        for e in entries {
+            let e = entry_of(e)?;
+            map.insert(e.identity(), e);
+        }
+        let ours = SetDigest::of(map.values());
+        check_digest(version, ours, digest)?;
+        Ok(SyncedSet {
+            version,
+            digest: ours,
+            entries: map,
+        })
+    }
+
+    /// Applies `d` in place if it follows our version and the result verifies;
+    /// otherwise the set is left as it was. `p` collects what to undo.
+    pub fn apply_delta(&mut self, d: &pb::Delta, p: &mut Pending) -> Result<(), SetError> {
+        if d.previous_version != self.version {
+            return Err(SetError::Gap {
+                have: self.version,
+                got: d.version,
+                expected_prev: d.previous_version,
+            });
+        }
+        // Parse everything first: an invalid entry changes nothing.
+        let removals = d
+            .removals
+            .iter()
+            .map(identity_from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        let upserts = d
+            .upserts
+            .iter()
+            .map(entry_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (version, digest, mark) = (self.version, self.digest, p.undo.len());
+        for id in removals {
+            let old = self.entries.remove(&id);
+            if let Some(old) = &old {
+                self.digest.remove(old);
+            }
+            p.undo.push((id, old));
+            p.touched.insert(id);
+        }
+        for e in upserts {
+            let id = e.identity();
+            let old = self.entries.insert(id, e);
+            if let Some(old) = &old {
+                self.digest.remove(old);
+            }
+            self.digest.add(&e);
+            p.undo.push((id, old));
+            p.touched.insert(id);
+        }
+        if let Err(e) = check_digest(d.version, self.digest, &d.digest) {
+            self.undo_to(p, mark);
+            (self.version, self.digest) = (version, digest);
+            return Err(e);
+        }
+        p.base.get_or_insert((version, digest));
+        self.version = d.version;
+        d.encode_length_delimited(&mut p.journal)
+            .expect("a Vec grows as needed");
+        Ok(())
+    }
+
+    fn undo_to(&mut self, p: &mut Pending, mark: usize) {
+        for (id, old) in p.undo.drain(mark..).rev() {
+            match old {
+                Some(e) => self.entries.insert(id, e),
+                None => self.entries.remove(&id),
+            };
+        }
+    }
+
+    /// Undoes every delta collected in `p`.
+    pub fn rollback(&mut self, mut p: Pending) {
+        self.undo_to(&mut p, 0);
+        if let Some((v, d)) = p.base {
+            (self.version, self.digest) = (v, d);
+        }
+    }
+
+    /// The net change `p` made: each touched entry's current value.
+    pub fn changes(&self, p: &Pending) -> Vec<EntryChange> {
+        p.touched
+            .iter()
+            .map(|id| (*id, self.entries.get(id).copied()))
+            .collect()
+    }
+
+    /// Loads the persisted set (snapshot, then the journal's deltas); a missing
+    /// file is `None`, a damaged snapshot an error. A journal record that does
+    /// not decode or verify (a torn last append) ends the journal there: the
+    /// set is then an earlier version, and the coordinator sends the rest.
+    pub fn load(path: &Path) -> Result<Option<Self>, AgentError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(AgentError::ReadFile {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        let bad = |m: String| AgentError::Config {
+            path: path.into(),
+            message: format!(
+                "damaged persisted blocklist ({m}); delete it to start from a snapshot"
+            ),
+        };
+        let s = pb::SnapshotChunk::decode(bytes.as_slice()).map_err(|e| bad(e.to_string()))?;
+        let mut set = SyncedSet::from_snapshot(s.version, &s.digest, &s.entries)
+            .map_err(|e| bad(e.to_string()))?;
+        let journal = journal_path(path);
+        let data = match std::fs::read(&journal) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(AgentError::ReadFile {
+                    path: journal,
+                    source,
+                })
+            }
+        };
+        let mut buf = data.as_slice();
+        while !buf.is_empty() {
+            let applied = pb::Delta::decode_length_delimited(&mut buf)
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    set.apply_delta(&d, &mut Pending::default())
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = applied {
+                tracing::warn!(path = %journal.display(), version = set.version, error = %e,
+                    "persisted journal ends in a damaged record; using the version before it");
+                break;
+            }
+        }
+        Ok(Some(set))
+    }
+
+    /// Persists the whole set atomically (temp file, fsync, rename) and
+    /// empties the journal.
+    pub fn save(&self, path: &Path) -> Result<(), AgentError> {
+        let msg = pb::SnapshotChunk {
+            version: self.version,
+            digest: self.digest.to_bytes(),
+            seq: 0,
+            last: true,
+            entries: self.entries.values().map(entry_to_wire).collect(),
+        };
+        crate::ids::write_atomic(path, &msg.encode_to_vec())?;
+        match std::fs::remove_file(journal_path(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::WriteFile {
+                path: journal_path(path),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Persists the deltas of `p` by appending them to the journal (one
+    /// fsync); returns the bytes appended.
+    pub fn journal(path: &Path, p: &Pending) -> Result<usize, AgentError> {
+        if p.journal.is_empty() {
+            return Ok(0);
+        }
+        crate::ids::append_synced(&journal_path(path), &p.journal)?;
+        Ok(p.journal.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(prefix: &str) -> pb::Entry {
+        pb::Entry {
+            key: Some(pb::EntryKey {
+                prefix: prefix.into(),
+                ..Default::default()
+            }),
+            action: pb::Action::Drop as i32,
+            direction: pb::Direction::Both as i32,
+            ..Default::default()
+        }
+    }
+
+    fn digest_of(prefixes: &[&str]) -> Vec<u8> {
+        let es: Vec<Entry> = prefixes.iter().map(|p| entry_of(&e(p)).unwrap()).collect();
+        SetDigest::of(&es).to_bytes()
+    }
+
+    fn delta(prev: u64, v: u64, add: &str, remove: &str, digest: Vec<u8>) -> pb::Delta {
+        pb::Delta {
+            previous_version: prev,
+            version: v,
+            digest,
+            upserts: vec![e(add)],
+            removals: vec![pb::EntryKey {
+                prefix: remove.into(),
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn snapshots_and_deltas_are_verified_and_a_bad_one_changes_nothing() {
+        let snap = [e("192.0.2.1"), e("192.0.2.2")];
+        let bad = SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1"]), &snap);
+        assert!(matches!(bad, Err(SetError::Digest { version: 3, .. })));
+        let mut set =
+            SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1", "192.0.2.2"]), &snap).unwrap();
+        let original = set.clone();
+        let good = digest_of(&["192.0.2.2", "192.0.2.3"]);
+        let mut p = Pending::default();
+        // A tampered delta (digest of another set) is refused and undone.
+        let tampered = delta(
+            3,
+            4,
+            "192.0.2.3",
+            "192.0.2.1/32",
+            digest_of(&["192.0.2.2", "192.0.2.9"]),
+        );
+        assert!(matches!(
+            set.apply_delta(&tampered, &mut p),
+            Err(SetError::Digest { version: 4, .. })
+        ));
+        assert_eq!(set, original, "unchanged by a refused delta");
+        // A gap is refused.
+        let gap = delta(2, 4, "192.0.2.3", "192.0.2.1/32", good.clone());
+        assert!(matches!(
+            set.apply_delta(&gap, &mut p),
+            Err(SetError::Gap { have: 3, .. })
+        ));
+        assert!(p.is_empty());
+        set.apply_delta(&delta(3, 4, "192.0.2.3", "192.0.2.1/32", good), &mut p)
+            .unwrap();
+        assert_eq!(set.version, 4);
+        let keys: Vec<String> = set.entries.keys().map(|k| k.to_string()).collect();
+        assert_eq!(keys, ["192.0.2.2/32", "192.0.2.3/32"]);
+        let changes: Vec<(String, bool)> = set
+            .changes(&p)
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.is_some()))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("192.0.2.1/32".into(), false),
+                ("192.0.2.3/32".into(), true)
+            ]
+        );
+        // Enforcing failed: everything the batch did is undone.
+        set.rollback(p);
+        assert_eq!(set, original);
+    }
+
+    #[test]
+    fn the_persisted_set_is_snapshot_plus_journal_and_damage_is_handled() {
+        let dir = std::env::temp_dir().join(format!("c2wall-synced-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("set.pb");
+        assert_eq!(SyncedSet::load(&path).unwrap(), None);
+        let mut set =
+            SyncedSet::from_snapshot(7, &digest_of(&["2001:db8::/32"]), &[e("2001:db8::/32")])
+                .unwrap();
+        set.save(&path).unwrap();
+        assert_eq!(SyncedSet::load(&path).unwrap().as_ref(), Some(&set));
+        // Two journalled deltas come back on load.
+        for (v, add, digest) in [
+            (8, "192.0.2.1", digest_of(&["2001:db8::/32", "192.0.2.1"])),
+            (9, "192.0.2.2", digest_of(&["2001:db8::/32", "192.0.2.2"])),
+        ] {
+            let mut p = Pending::default();
+            let remove = if v == 8 { "198.51.100.1" } else { "192.0.2.1" };
+            set.apply_delta(&delta(v - 1, v, add, remove, digest), &mut p)
+                .unwrap();
+            assert!(SyncedSet::journal(&path, &p).unwrap() > 0);
+        }
+        assert_eq!(SyncedSet::load(&path).unwrap().as_ref(), Some(&set));
+        // A torn last record: the load stops at the version before it.
+        let j = journal_path(&path);
+        let len = std::fs::metadata(&j).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&j).unwrap();
+        f.set_len(len - 3).unwrap();
+        assert_eq!(SyncedSet::load(&path).unwrap().unwrap().version, 8);
+        // A full save empties the journal.
+        set.save(&path).unwrap();
+        assert!(!j.exists());
+        assert_eq!(SyncedSet::load(&path).unwrap(), Some(set));
+        std::fs::write(&path, b"\x0a\xff garbage").unwrap();
+        let err = SyncedSet::load(&path).unwrap_err().to_string();
+        assert!(err.contains("damaged persisted blocklist"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
