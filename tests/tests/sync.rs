@@ -54,6 +54,12 @@ fn publish_is_enforced_within_a_second_and_withdraw_restores() {
         20,
         "benign still delivered"
     );
+    let (ok, got, err) = topo.cli(&["get", CC4, "--json"]);
+    assert!(ok, "{err}");
+    assert!(
+        got.contains("\"effective\":{") && got.contains("\"action\":\"drop\""),
+        "{got}"
+    );
     let (ok, out, err) = topo.cli(&["withdraw", CC4, "--json"]);
     assert!(ok, "{err}");
     let v = json_u64(&out, "version").unwrap();
@@ -63,6 +69,8 @@ fn publish_is_enforced_within_a_second_and_withdraw_restores() {
         20,
         "delivered again after withdraw"
     );
+    let (ok, _, err) = topo.cli(&["get", CC4]);
+    assert!(!ok && err.contains("is not listed"), "{err}");
     let (ok, agents, _) = topo.cli(&["agents", "--json"]);
     assert!(ok);
     assert!(

@@ -179,6 +179,8 @@ pub struct ListRequest {
     /// Default 1000, at most 10000.
     #[prost(uint32, tag = "3")]
     pub page_size: u32,
+    /// Opaque: the next_page_token of the previous page. Pages follow key order,
+    /// so a publish between pages neither repeats nor skips unchanged records.
     #[prost(string, tag = "4")]
     pub page_token: ::prost::alloc::string::String,
 }
@@ -189,6 +191,22 @@ pub struct ListResponse {
     pub entries: ::prost::alloc::vec::Vec<Entry>,
     #[prost(string, tag = "2")]
     pub next_page_token: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub version: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetRequest {
+    #[prost(message, optional, tag = "1")]
+    pub key: ::core::option::Option<EntryKey>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetResponse {
+    /// One record per source, in source order.
+    #[prost(message, repeated, tag = "1")]
+    pub records: ::prost::alloc::vec::Vec<Entry>,
+    /// What agents enforce for this identity (absent when no record is active).
+    #[prost(message, optional, tag = "2")]
+    pub effective: ::core::option::Option<Entry>,
     #[prost(uint64, tag = "3")]
     pub version: u64,
 }
@@ -876,6 +894,25 @@ pub mod publisher_client {
             req.extensions_mut().insert(GrpcMethod::new("c2wall.v1.Publisher", "List"));
             self.inner.unary(req, path, codec).await
         }
+        /// One entry: every source's record and the effective entry agents enforce.
+        pub async fn get(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetRequest>,
+        ) -> std::result::Result<tonic::Response<super::GetResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/c2wall.v1.Publisher/Get");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("c2wall.v1.Publisher", "Get"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Which entries match an address, and which one decides.
         pub async fn explain(
             &mut self,
@@ -995,6 +1032,11 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::ListRequest>,
         ) -> std::result::Result<tonic::Response<super::ListResponse>, tonic::Status>;
+        /// One entry: every source's record and the effective entry agents enforce.
+        async fn get(
+            &self,
+            request: tonic::Request<super::GetRequest>,
+        ) -> std::result::Result<tonic::Response<super::GetResponse>, tonic::Status>;
         /// Which entries match an address, and which one decides.
         async fn explain(
             &self,
@@ -1161,6 +1203,49 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/Get" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetSvc<T: Publisher>(pub Arc<T>);
+                    impl<T: Publisher> tonic::server::UnaryService<super::GetRequest>
+                    for GetSvc<T> {
+                        type Response = super::GetResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::get(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

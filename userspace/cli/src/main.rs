@@ -27,6 +27,7 @@ use tonic::transport::Channel;
         c2wall publish --file feodo.txt --source feodo\n  \
         c2wall withdraw 203.0.113.66\n  \
         c2wall list --within 203.0.113.0/24 --json\n  \
+        c2wall get 192.0.2.10 --protocol tcp --port 443\n  \
         c2wall explain 203.0.113.66\n  \
         c2wall history\n  \
         c2wall rollback 41 --reason 'bad import'\n  \
@@ -109,6 +110,12 @@ enum Command {
         within: Option<String>,
         #[arg(long)]
         source: Option<String>,
+    },
+    /// One entry: every source's record and what agents enforce.
+    Get {
+        prefix: String,
+        #[command(flatten)]
+        scope: Scope,
     },
     /// Which entries match an address, most specific first.
     Explain { address: String },
@@ -345,6 +352,14 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 token = r.next_page_token;
             };
             output::entries(&all, version, cli.json);
+        }
+        Command::Get { prefix, scope } => {
+            let key = identity_to_wire(&identity(&prefix, &scope)?);
+            let r = client
+                .get(pb::GetRequest { key: Some(key) })
+                .await?
+                .into_inner();
+            output::get(&r, cli.json);
         }
         Command::Explain { address } => {
             let r = client

@@ -104,6 +104,47 @@ pub fn entries(es: &[pb::Entry], version: u64, as_json: bool) {
     println!("{} records at version {version}", es.len());
 }
 
+pub fn get(r: &pb::GetResponse, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "version": r.version,
+                "effective": r.effective.as_ref().map(entry_json),
+                "records": r.records.iter().map(entry_json).collect::<Vec<_>>(),
+            })
+        );
+        return;
+    }
+    match &r.effective {
+        Some(e) => println!(
+            "{}: agents enforce {} {} (version {})",
+            key(e),
+            action(e),
+            direction(e),
+            r.version
+        ),
+        None => println!("not enforced: no record is active (version {})", r.version),
+    }
+    println!(
+        "{:<20} {:<8} {:<5} {:<12} {:<10} {:<4} {:<20} {:<20}",
+        "SOURCE", "ACTION", "DIR", "CATEGORY", "REFERENCE", "CONF", "VALID UNTIL", "CREATED BY"
+    );
+    for e in &r.records {
+        println!(
+            "{:<20} {:<8} {:<5} {:<12} {:<10} {:<4} {:<20} {:<20}",
+            e.source,
+            action(e),
+            direction(e),
+            e.category,
+            e.reference,
+            e.confidence,
+            ts(e.valid_until),
+            format!("{} {}", e.created_by, ts(e.created_at))
+        );
+    }
+}
+
 pub fn explain(addr: &str, r: &pb::ExplainResponse, as_json: bool) {
     if as_json {
         println!(

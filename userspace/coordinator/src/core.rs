@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    ops::Bound,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -11,7 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use c2wall_model::{Identity, Record, SetDigest};
+use c2wall_model::{Identity, Prefix, Record, SetDigest};
 use c2wall_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::broadcast;
@@ -19,7 +20,7 @@ use tokio::sync::broadcast;
 use crate::fanout::{frame, DELTA, SNAPSHOT};
 
 use crate::error::CoordError;
-use crate::state::{Prepared, State};
+use crate::state::{Prepared, RecordKey, State};
 use crate::store::{AgentRow, Commit, RecordChange, Store, VersionInfo};
 
 pub fn now() -> i64 {
@@ -124,7 +125,7 @@ impl Coordinator {
             }
             let before = inner
                 .state
-                .records
+                .records()
                 .get(&(r.identity(), r.source.clone()))
                 .cloned();
             changes.push(RecordChange::Put { before, after: r });
@@ -272,7 +273,7 @@ impl Coordinator {
         }
         let mut changes = Vec::new();
         for (key, want) in target {
-            let have = inner.state.records.get(&key).cloned();
+            let have = inner.state.records().get(&key).cloned();
             match (have, want) {
                 (Some(h), None) => changes.push(RecordChange::Delete { before: h }),
                 (h, Some(w)) if h.as_ref() != Some(&w) => changes.push(RecordChange::Put {
@@ -334,35 +335,75 @@ impl Coordinator {
         Ok((Plan::Snapshot(chunks), current, rx))
     }
 
-    pub fn list(&self, within: Option<c2wall_model::Prefix>, source: &str) -> (Vec<Record>, u64) {
+    /// Up to `limit` records in key order after `after`, inside `within`, of
+    /// `source` (empty = any); and whether more follow.
+    pub fn list(
+        &self,
+        within: Option<Prefix>,
+        source: &str,
+        after: Option<RecordKey>,
+        limit: usize,
+    ) -> (Vec<Record>, bool, u64) {
         let inner = self.inner.lock().expect("lock");
-        let out = inner
-            .state
-            .records
-            .values()
-            .filter(|r| within.is_none_or(|w| w.contains(&r.entry.prefix)))
-            .filter(|r| source.is_empty() || r.source == source)
-            .cloned()
-            .collect();
-        (out, inner.state.version)
+        let records = inner.state.records();
+        let start = match (&after, within) {
+            (Some(k), _) => Bound::Excluded(k.clone()),
+            (None, Some(w)) => Bound::Included((
+                Identity {
+                    prefix: w,
+                    scope: None,
+                },
+                String::new(),
+            )),
+            (None, None) => Bound::Unbounded,
+        };
+        let end = within.map(|w| w.last_host());
+        let mut it = records
+            .range((start, Bound::Unbounded))
+            .take_while(|((i, _), _)| end.is_none_or(|e| i.prefix <= e))
+            .filter(|((i, _), _)| within.is_none_or(|w| w.contains(&i.prefix)))
+            .filter(|(_, r)| source.is_empty() || r.source == source)
+            .map(|(_, r)| r);
+        let out: Vec<Record> = it.by_ref().take(limit).cloned().collect();
+        let more = it.next().is_some();
+        (out, more, inner.state.version)
     }
 
-    /// Records whose prefix contains `addr`, most specific first.
+    /// Every source's record of `ident`, and the effective one.
+    pub fn get(&self, ident: &Identity) -> (Vec<Record>, Option<Record>, u64) {
+        let inner = self.inner.lock().expect("lock");
+        let records = inner.state.records_of(ident).into_iter().cloned().collect();
+        let effective = inner.state.effective.get(ident).cloned();
+        (records, effective, inner.state.version)
+    }
+
+    /// Records whose prefix contains `addr`, most specific first: one range
+    /// lookup per prefix length, not a scan.
     pub fn explain(&self, addr: std::net::IpAddr) -> (Vec<Record>, u64) {
         let inner = self.inner.lock().expect("lock");
-        let mut out: Vec<Record> = inner
-            .state
-            .records
-            .values()
-            .filter(|r| r.entry.prefix.contains_addr(addr))
-            .cloned()
-            .collect();
-        out.sort_by_key(|r| {
-            (
-                std::cmp::Reverse(r.entry.prefix.len()),
-                std::cmp::Reverse(r.entry.scope.is_some()),
-            )
-        });
+        let host = Prefix::host(addr);
+        let mut out = Vec::new();
+        for len in (0..=host.len()).rev() {
+            let p = host.truncate(len);
+            let mut at: Vec<Record> = inner
+                .state
+                .records()
+                .range(
+                    (
+                        Identity {
+                            prefix: p,
+                            scope: None,
+                        },
+                        String::new(),
+                    )..,
+                )
+                .take_while(|((i, _), _)| i.prefix == p)
+                .map(|(_, r)| r.clone())
+                .collect();
+            // At equal length a port-scoped entry is the more specific.
+            at.sort_by_key(|r| std::cmp::Reverse(r.entry.scope.is_some()));
+            out.extend(at);
+        }
         (out, inner.state.version)
     }
 

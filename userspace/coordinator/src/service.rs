@@ -129,31 +129,39 @@ impl Publisher for Service {
             0 => 1000,
             n => n.min(10_000),
         } as usize;
-        let start: usize = if r.page_token.is_empty() {
-            0
+        let after = if r.page_token.is_empty() {
+            None
         } else {
-            r.page_token.parse().map_err(|_| {
+            Some(parse_page_token(&r.page_token).ok_or_else(|| {
                 Status::invalid_argument(format!(
                     "page_token: `{}` is not a token from a previous page",
                     r.page_token
                 ))
-            })?
+            })?)
         };
-        let (records, version) = self.coord.list(within, &r.source);
-        let page: Vec<pb::Entry> = records
-            .iter()
-            .skip(start)
-            .take(size)
-            .map(pb::Entry::from)
-            .collect();
-        let next = start + page.len();
+        let (records, more, version) = self.coord.list(within, &r.source, after, size);
+        let next_page_token = match records.last() {
+            Some(last) if more => page_token(last),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::ListResponse {
-            entries: page,
-            next_page_token: if next < records.len() {
-                next.to_string()
-            } else {
-                String::new()
-            },
+            entries: records.iter().map(pb::Entry::from).collect(),
+            next_page_token,
+            version,
+        }))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let key = req.into_inner().key.unwrap_or_default();
+        let ident = identity_from_wire(&key)
+            .map_err(|e| Status::invalid_argument(format!("key.{}: {}", e.field, e.reason)))?;
+        let (records, effective, version) = self.coord.get(&ident);
+        if records.is_empty() {
+            return Err(Status::not_found(format!("`{ident}` is not listed")));
+        }
+        Ok(Response::new(pb::GetResponse {
+            records: records.iter().map(pb::Entry::from).collect(),
+            effective: effective.as_ref().map(pb::Entry::from),
             version,
         }))
     }
@@ -311,4 +319,35 @@ impl Service {
         blocking(move || coord.report(&s)).await?;
         Ok(Response::new(pb::ReportStatusResponse {}))
     }
+}
+
+/// A page token names the last record of the page: `prefix|protocol|port|source`.
+fn page_token(r: &c2wall_model::Record) -> String {
+    let (proto, port) = r
+        .entry
+        .scope
+        .map(|s| (s.protocol.number(), s.port))
+        .unwrap_or((0, 0));
+    format!("{}|{proto}|{port}|{}", r.entry.prefix, r.source)
+}
+
+fn parse_page_token(t: &str) -> Option<crate::state::RecordKey> {
+    let mut f = t.splitn(4, '|');
+    let prefix: Prefix = f.next()?.parse().ok()?;
+    let proto: u8 = f.next()?.parse().ok()?;
+    let port: u16 = f.next()?.parse().ok()?;
+    let source = f.next()?.to_string();
+    let scope = match proto {
+        0 => None,
+        6 => Some(c2wall_model::PortScope {
+            protocol: c2wall_model::Protocol::Tcp,
+            port,
+        }),
+        17 => Some(c2wall_model::PortScope {
+            protocol: c2wall_model::Protocol::Udp,
+            port,
+        }),
+        _ => return None,
+    };
+    Some((c2wall_model::Identity { prefix, scope }, source))
 }

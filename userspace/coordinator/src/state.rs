@@ -9,11 +9,15 @@ use c2wall_proto::v1 as pb;
 
 use crate::store::RecordChange;
 
-type RecordKey = (Identity, String);
+pub type RecordKey = (Identity, String);
 
 #[derive(Default)]
 pub struct State {
-    pub records: BTreeMap<RecordKey, Record>,
+    records: BTreeMap<RecordKey, Record>,
+    /// (valid_until, key) and (valid_from, key) of every record, so the expiry
+    /// worker finds what changes in a second without scanning the records.
+    until: BTreeSet<(i64, RecordKey)>,
+    from: BTreeSet<(i64, RecordKey)>,
     pub effective: BTreeMap<Identity, Record>,
     pub digest: SetDigest,
     pub version: u64,
@@ -34,7 +38,7 @@ impl State {
             ..Default::default()
         };
         for r in records {
-            s.records.insert((r.identity(), r.source.clone()), r);
+            s.put(r);
         }
         let ids: BTreeSet<Identity> = s.records.keys().map(|(i, _)| *i).collect();
         for i in ids {
@@ -130,17 +134,36 @@ impl State {
         }
     }
 
+    pub fn records(&self) -> &BTreeMap<RecordKey, Record> {
+        &self.records
+    }
+
+    fn put(&mut self, r: Record) {
+        let key = (r.identity(), r.source.clone());
+        self.del(&key);
+        if let Some(u) = r.valid_until {
+            self.until.insert((u, key.clone()));
+        }
+        self.from.insert((r.valid_from, key.clone()));
+        self.records.insert(key, r);
+    }
+
+    fn del(&mut self, key: &RecordKey) {
+        if let Some(old) = self.records.remove(key) {
+            if let Some(u) = old.valid_until {
+                self.until.remove(&(u, key.clone()));
+            }
+            self.from.remove(&(old.valid_from, key.clone()));
+        }
+    }
+
     /// Applies record changes that are now durable.
     pub fn apply_records(&mut self, changes: &[RecordChange]) {
         for ch in changes {
             match ch {
-                RecordChange::Put { after, .. } => {
-                    self.records
-                        .insert((after.identity(), after.source.clone()), after.clone());
-                }
+                RecordChange::Put { after, .. } => self.put(after.clone()),
                 RecordChange::Delete { before } => {
-                    self.records
-                        .remove(&(before.identity(), before.source.clone()));
+                    self.del(&(before.identity(), before.source.clone()))
                 }
             }
         }
@@ -174,15 +197,25 @@ impl State {
 
     /// Records whose validity window opens or closes in (after, upto].
     pub fn transitions(&self, after: i64, upto: i64) -> (Vec<Record>, BTreeSet<Identity>) {
-        let mut expired = Vec::new();
-        let mut opened = BTreeSet::new();
-        for r in self.records.values() {
-            if r.valid_until.is_some_and(|u| u <= upto) {
-                expired.push(r.clone());
-            } else if r.valid_from > after && r.valid_from <= upto {
-                opened.insert(r.identity());
-            }
-        }
+        let expired = self
+            .until
+            .iter()
+            .take_while(|(u, _)| *u <= upto)
+            .filter_map(|(_, k)| self.records.get(k).cloned())
+            .collect();
+        let opened = self
+            .from
+            .range((after + 1, (min_identity(), String::new()))..)
+            .take_while(|(f, _)| *f <= upto)
+            .map(|(_, (i, _))| *i)
+            .collect();
         (expired, opened)
+    }
+}
+
+fn min_identity() -> Identity {
+    Identity {
+        prefix: c2wall_model::Prefix::host(std::net::Ipv4Addr::UNSPECIFIED.into()).truncate(0),
+        scope: None,
     }
 }

@@ -265,9 +265,11 @@ async fn expired_entries_leave_in_a_new_version() {
     let r = rig("expiry").await;
     let mut e = entry("192.0.2.1");
     e.valid_until = c2wall_coordinator::core::now() + 1;
+    let mut later = entry("192.0.2.3");
+    later.valid_from = c2wall_coordinator::core::now() + 1;
     r.publisher()
         .publish(pb::PublishRequest {
-            upserts: vec![e, entry("192.0.2.2")],
+            upserts: vec![e, entry("192.0.2.2"), later],
             ..Default::default()
         })
         .await
@@ -279,11 +281,19 @@ async fn expired_entries_leave_in_a_new_version() {
     assert_eq!(snap.entries.len(), 2);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let v = r.coord.tick().unwrap().expect("an expiry version");
-    assert_eq!((v.version, v.actor.as_str(), v.removals), (2, "expiry", 1));
+    assert_eq!(
+        (v.version, v.actor.as_str(), v.removals, v.upserts),
+        (2, "expiry", 1, 1)
+    );
     let Kind::Delta(d) = next(&mut s).await else {
         panic!()
     };
     assert_eq!(d.removals[0].prefix, "192.0.2.1/32");
+    assert_eq!(
+        d.upserts[0].key.as_ref().unwrap().prefix,
+        "192.0.2.3/32",
+        "its window opened"
+    );
     assert!(r.coord.tick().unwrap().is_none(), "nothing more to expire");
 }
 
@@ -314,7 +324,7 @@ async fn two_sources_keep_both_records_and_list_explain_page() {
         .publisher()
         .list(pb::ListRequest {
             page_size: 2,
-            page_token: list.next_page_token,
+            page_token: list.next_page_token.clone(),
             ..Default::default()
         })
         .await
@@ -322,6 +332,67 @@ async fn two_sources_keep_both_records_and_list_explain_page() {
         .into_inner();
     assert_eq!(rest.entries.len(), 1);
     assert!(rest.next_page_token.is_empty());
+    // Pages follow keys: a record published before the first page's end does
+    // not shift the second page.
+    let mut early = entry("10.0.0.1");
+    early.source = "feed-z".into();
+    r.publisher()
+        .publish(pb::PublishRequest {
+            upserts: vec![early],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let again = r
+        .publisher()
+        .list(pb::ListRequest {
+            page_size: 2,
+            page_token: list.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.entries, rest.entries);
+    let inside = r
+        .publisher()
+        .list(pb::ListRequest {
+            within: "192.0.2.0/25".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(inside.entries.len(), 1, "only 192.0.2.7 is inside the /25");
+    // Get: both sources' records and the effective entry (drop beats monitor).
+    let got = r
+        .publisher()
+        .get(pb::GetRequest {
+            key: Some(key("192.0.2.0/24")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let sources: Vec<&str> = got.records.iter().map(|e| e.source.as_str()).collect();
+    assert_eq!(sources, ["feed-a", "feed-b"]);
+    assert_eq!(got.effective.unwrap().action, pb::Action::Drop as i32);
+    let missing = r
+        .publisher()
+        .get(pb::GetRequest {
+            key: Some(key("198.51.100.0/24")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let bad = r
+        .publisher()
+        .get(pb::GetRequest {
+            key: Some(key("192.0.2.1/24")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().starts_with("key.prefix"), "{}", bad.message());
     let ex = r
         .publisher()
         .explain(pb::ExplainRequest {
