@@ -13,14 +13,12 @@
 use std::time::{Duration, Instant};
 
 use c2wall_common::*;
-
-use std::collections::HashMap;
-
 use c2wall_model::Family;
 
-use crate::compile::{filter_bit, filter_blocks, stride, Compiled, NodeSlot, Patch, PortSlot};
+use crate::compile::{filter_bit, filter_blocks, Compiled, Patch};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
+use crate::ops::{level_counts, levels_of, write_filter, Filter, LevelCounts, Ops};
 
 /// Changes up to this many slot writes go in place; more use a full reload.
 pub const IN_PLACE_LIMIT: usize = 4096;
@@ -37,8 +35,6 @@ pub struct ApplyStats {
     pub deletes: usize,
     pub elapsed: Duration,
 }
-
-type Filter = HashMap<u32, FilterBlock>;
 
 pub struct Applier<D: Dataplane> {
     dp: D,
@@ -415,95 +411,4 @@ impl<D: Dataplane> Applier<D> {
         }
         Ok(())
     }
-}
-
-/// Slot writes (Some) and deletes (None) for the active set.
-#[derive(Default)]
-struct Ops {
-    nodes: Vec<(NodeSlot, Option<NodeValue>)>,
-    ports: Vec<(PortSlot, Option<PortValue>)>,
-}
-
-impl Ops {
-    fn len(&self) -> usize {
-        self.nodes.len() + self.ports.len()
-    }
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    fn apply_to(&self, c: &mut Compiled) {
-        for (k, v) in &self.nodes {
-            match v {
-                Some(v) => c.nodes.insert(*k, *v),
-                None => c.nodes.remove(k),
-            };
-        }
-        for (k, v) in &self.ports {
-            match v {
-                Some(v) => c.ports.insert(*k, *v),
-                None => c.ports.remove(k),
-            };
-        }
-    }
-}
-
-type LevelCounts = HashMap<(Family, u8), usize>;
-
-fn level_counts(c: &Compiled) -> LevelCounts {
-    let mut out = LevelCounts::new();
-    for k in c.nodes.keys() {
-        *out.entry((k.family, k.level)).or_default() += 1;
-    }
-    out
-}
-
-/// The level bitmaps (IPv4, IPv6) of the levels that have slots.
-fn levels_of(counts: &LevelCounts) -> (u32, u32) {
-    let (mut v4, mut v6) = (0, 0);
-    for (&(f, level), &n) in counts {
-        if n > 0 {
-            let bit = 1u32 << (level / stride(f));
-            match f {
-                Family::V4 => v4 |= bit,
-                Family::V6 => v6 |= bit,
-            }
-        }
-    }
-    (v4, v6)
-}
-
-/// Writes the filter of `set` so that it equals `new`: only the blocks that
-/// differ from `old`, or every block of the set when `old` is unknown.
-fn write_filter<D: Dataplane>(
-    dp: &mut D,
-    set: u8,
-    old: Option<&Filter>,
-    new: &Filter,
-) -> Result<usize, AgentError> {
-    let zero = FilterBlock::default();
-    let mut n = 0;
-    match old {
-        None => {
-            let base = set as u32 * FILTER_BLOCKS_PER_SET;
-            for idx in base..base + FILTER_BLOCKS_PER_SET {
-                dp.put_filter(idx, new.get(&idx).unwrap_or(&zero))?;
-                n += 1;
-            }
-        }
-        Some(old) => {
-            for (idx, b) in new {
-                if old.get(idx) != Some(b) {
-                    dp.put_filter(*idx, b)?;
-                    n += 1;
-                }
-            }
-            for idx in old.keys() {
-                if !new.contains_key(idx) {
-                    dp.put_filter(*idx, &zero)?;
-                    n += 1;
-                }
-            }
-        }
-    }
-    Ok(n)
 }

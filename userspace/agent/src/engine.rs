@@ -107,9 +107,7 @@ impl<D: Dataplane> Engine<D> {
         changes: &[(Identity, Option<Entry>)],
     ) -> Result<SyncReport, AgentError> {
         let Some(compiler) = self.compiler.as_mut() else {
-            return Err(AgentError::Internal(
-                "incremental sync before a full sync".into(),
-            ));
+            return Err(AgentError::DeltaBeforeFullSync);
         };
         let listed = changes.iter().filter(|(_, e)| e.is_some()).map(|(i, _)| i);
         let withdrawn = changes.iter().filter(|(_, e)| e.is_none()).map(|(i, _)| i);

@@ -60,8 +60,8 @@ pub enum AgentError {
     Interface { name: String, message: String },
     #[error("bpffs: {0}")]
     Bpffs(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("a delta cannot be applied before the first full sync")]
+    DeltaBeforeFullSync,
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod kernel;
 pub mod loader;
 pub mod metrics;
+mod ops;
 pub mod paths;
 pub mod sim;
 pub mod source;
