@@ -81,6 +81,37 @@ fn publish_is_enforced_within_a_second_and_withdraw_restores() {
 }
 
 #[test]
+fn a_large_batch_reaches_the_agent_in_parts_and_is_enforced() {
+    root!("a_large_batch_reaches_the_agent_in_parts_and_is_enforced");
+    let topo = Topo::new("b");
+    let _coord = topo.coordinator();
+    let _agent = start_agent(&topo);
+    let (s, n) = (&topo.sub, &topo.net);
+    topo.wait_applied(0, Duration::from_secs(5));
+    // 100,000 entries: a delta of about 4.5 MiB, over gRPC's 4 MiB message
+    // limit unless it is sent in parts.
+    let mut list: String = (0..100_000u32)
+        .map(|i| format!("{}\n", std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+        .collect();
+    list.push_str(&format!("{CC4}\n"));
+    let file = std::env::temp_dir().join(format!("c2wall-big-{}.txt", std::process::id()));
+    std::fs::write(&file, list).unwrap();
+    let v = topo.publish(&["--file", file.to_str().unwrap(), "--source", "bulk"]);
+    std::fs::remove_file(&file).unwrap();
+    topo.wait_applied(v, Duration::from_secs(20));
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        0,
+        "listed in the big batch"
+    );
+    assert_eq!(
+        topo.metric("c2wall_sync_messages_total{kind=\"snapshot\"}"),
+        Some(1.0),
+        "the parts were applied as one delta, no resync"
+    );
+}
+
+#[test]
 fn kill_9_of_the_coordinator_loses_no_acknowledged_version() {
     root!("kill_9_of_the_coordinator_loses_no_acknowledged_version");
     let topo = Topo::new("k");

@@ -106,6 +106,11 @@ pub struct Delta {
     pub upserts: ::prost::alloc::vec::Vec<Entry>,
     #[prost(message, repeated, tag = "5")]
     pub removals: ::prost::alloc::vec::Vec<EntryKey>,
+    /// A large delta is sent in parts, each well under 4 MiB and each carrying
+    /// the same versions and digest: more parts of this version follow. Apply the
+    /// parts together and check the digest after the last.
+    #[prost(bool, tag = "6")]
+    pub more: bool,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Heartbeat {

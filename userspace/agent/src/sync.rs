@@ -47,6 +47,14 @@ impl SyncError {
     }
 }
 
+/// Snapshot chunks and delta parts received so far, until their last one.
+#[derive(Default)]
+struct Parts {
+    chunks: Vec<pb::Entry>,
+    chunk_version: Option<u64>,
+    delta: Option<pb::Delta>,
+}
+
 /// Status is reported after every apply, and at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
@@ -147,8 +155,7 @@ impl SyncClient {
             .await?
             .into_inner();
         tracing::info!(url = %self.url, version = self.set.version, "subscribed to the coordinator");
-        let mut chunks: Vec<pb::Entry> = Vec::new();
-        let mut chunk_version = None;
+        let mut parts = Parts::default();
         let mut last_report = std::time::Instant::now();
         loop {
             let Some(first) = stream.message().await? else {
@@ -170,7 +177,7 @@ impl SyncClient {
             let mut fresh: Option<SyncedSet> = None;
             let mut pending = Pending::default();
             for m in batch {
-                let step = self.take(m, &mut chunks, &mut chunk_version, &mut fresh, &mut pending);
+                let step = self.take(m, &mut parts, &mut fresh, &mut pending);
                 if let Err(e) = step {
                     self.set.rollback(pending);
                     return Err(e);
@@ -239,11 +246,11 @@ impl SyncClient {
 
     /// Takes one message: deltas go into the set in place (verified, undo in
     /// `pending`), or into `fresh` if a snapshot arrived earlier in the batch.
+    /// Snapshot chunks and delta parts are gathered until their last one.
     fn take(
         &mut self,
         m: pb::SyncMessage,
-        chunks: &mut Vec<pb::Entry>,
-        chunk_version: &mut Option<u64>,
+        parts: &mut Parts,
         fresh: &mut Option<SyncedSet>,
         pending: &mut Pending,
     ) -> Result<(), SyncError> {
@@ -254,24 +261,47 @@ impl SyncClient {
                     .store(h.latest_version, Ordering::Relaxed);
             }
             Some(Kind::Snapshot(c)) => {
-                if chunk_version.is_some_and(|v| v != c.version)
-                    || (chunk_version.is_none() && c.seq != 0)
+                if parts.chunk_version.is_some_and(|v| v != c.version)
+                    || (parts.chunk_version.is_none() && c.seq != 0)
                 {
                     return Err(SyncError::Chunk {
                         version: c.version,
                         seq: c.seq,
                     });
                 }
-                *chunk_version = Some(c.version);
-                chunks.extend(c.entries);
+                parts.chunk_version = Some(c.version);
+                parts.chunks.extend(c.entries);
                 if c.last {
-                    *fresh = Some(SyncedSet::from_snapshot(c.version, &c.digest, chunks)?);
-                    chunks.clear();
-                    *chunk_version = None;
+                    *fresh = Some(SyncedSet::from_snapshot(
+                        c.version,
+                        &c.digest,
+                        &parts.chunks,
+                    )?);
+                    parts.chunks = Vec::new();
+                    parts.chunk_version = None;
                     self.status.snapshots.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Some(Kind::Delta(d)) => {
+                let d = match parts.delta.take() {
+                    None => d,
+                    Some(mut acc) => {
+                        if acc.version != d.version {
+                            return Err(SyncError::Chunk {
+                                version: d.version,
+                                seq: 0,
+                            });
+                        }
+                        acc.upserts.extend(d.upserts);
+                        acc.removals.extend(d.removals);
+                        acc.more = d.more;
+                        acc
+                    }
+                };
+                if d.more {
+                    parts.delta = Some(d);
+                    return Ok(());
+                }
                 match fresh {
                     Some(f) => f.apply_delta(&d, &mut Pending::default())?,
                     None => self.set.apply_delta(&d, pending)?,

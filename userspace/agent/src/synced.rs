@@ -310,6 +310,7 @@ mod tests {
                 prefix: remove.into(),
                 ..Default::default()
             }],
+            more: false,
         }
     }
 

@@ -48,8 +48,45 @@ pub enum Plan {
     Deltas(Vec<Bytes>),
 }
 
-/// A live delta: its version and its framed SyncMessage.
-pub type Live = (u64, Bytes);
+/// A live delta: its version and its framed SyncMessages (one, or the parts
+/// of a large delta).
+pub type Live = (u64, Arc<Vec<Bytes>>);
+
+/// A delta larger than this is sent in parts (see `Delta.more`).
+pub const DELTA_PART_BYTES: usize = 1 << 20;
+
+/// The framed messages of one encoded delta: itself, or parts of at most
+/// [`SNAPSHOT_CHUNK`] entries each when it is larger than [`DELTA_PART_BYTES`].
+pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
+    if encoded.len() <= DELTA_PART_BYTES {
+        return vec![frame(DELTA, encoded)];
+    }
+    let d = pb::Delta::decode(encoded).expect("encoded by us");
+    let mut parts = Vec::new();
+    let mut upserts = d.upserts.chunks(SNAPSHOT_CHUNK);
+    let mut removals = d.removals.chunks(SNAPSHOT_CHUNK);
+    loop {
+        let (u, r) = (upserts.next(), removals.next());
+        if u.is_none() && r.is_none() {
+            break;
+        }
+        parts.push(pb::Delta {
+            previous_version: d.previous_version,
+            version: d.version,
+            digest: d.digest.clone(),
+            upserts: u.unwrap_or_default().to_vec(),
+            removals: r.unwrap_or_default().to_vec(),
+            more: true,
+        });
+    }
+    if let Some(last) = parts.last_mut() {
+        last.more = false;
+    }
+    parts
+        .iter()
+        .map(|p| frame(DELTA, &p.encode_to_vec()))
+        .collect()
+}
 
 pub struct Coordinator {
     inner: Mutex<Inner>,
@@ -183,7 +220,7 @@ impl Coordinator {
             removals: p.removals.len() as u32,
         };
         let encoded = delta.encode_to_vec();
-        let framed = frame(DELTA, &encoded);
+        let framed = Arc::new(delta_frames(&encoded));
         let Prepared {
             changes,
             upserts,
@@ -319,7 +356,7 @@ impl Coordinator {
                 .is_some_and(|v| v.version == version && v.digest == digest);
         if !force_snapshot && digest_ok {
             if let Some(encoded) = inner.store.deltas_after(version)? {
-                let deltas = encoded.iter().map(|b| frame(DELTA, b)).collect();
+                let deltas = encoded.iter().flat_map(|b| delta_frames(b)).collect();
                 return Ok((Plan::Deltas(deltas), current, rx));
             }
         }

@@ -280,10 +280,12 @@ impl Service {
             loop {
                 tokio::select! {
                     d = live.recv() => match d {
-                        Ok((version, frame)) if version > last => {
+                        Ok((version, frames)) if version > last => {
                             last = version;
-                            if !send(Ok(frame)).await {
-                                return;
+                            for f in frames.iter() {
+                                if !send(Ok(f.clone())).await {
+                                    return;
+                                }
                             }
                         }
                         Ok(_) => {}

@@ -192,6 +192,7 @@ impl State {
                 .iter()
                 .map(c2wall_model::wire::identity_to_wire)
                 .collect(),
+            more: false,
         }
     }
 

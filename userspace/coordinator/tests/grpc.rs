@@ -432,3 +432,58 @@ async fn two_sources_keep_both_records_and_list_explain_page() {
         ("feed-b", pb::Action::Monitor as i32)
     );
 }
+
+#[tokio::test]
+async fn a_large_delta_is_sent_in_parts_under_the_message_limit() {
+    use prost::Message;
+    let r = rig("parts").await;
+    let first = r
+        .publisher()
+        .publish(pb::PublishRequest {
+            upserts: vec![entry("192.0.2.1")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut live = r
+        .subscribe(first.version, first.digest.clone(), false)
+        .await;
+    let n = 40_000u32;
+    let upserts: Vec<pb::Entry> = (0..n)
+        .map(|i| entry(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()))
+        .collect();
+    let v = r
+        .publisher()
+        .publish(pb::PublishRequest {
+            upserts,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+    // A subscriber catching up from the log gets the same parts.
+    let mut catch_up = r.subscribe(first.version, first.digest, false).await;
+    for (name, stream) in [("live", &mut live), ("catch-up", &mut catch_up)] {
+        let (mut got, mut parts) = (0, 0);
+        loop {
+            let Kind::Delta(d) = next(stream).await else {
+                panic!("{name}: a delta")
+            };
+            assert_eq!(d.version, v);
+            assert!(
+                d.encoded_len() < 2 << 20,
+                "{name}: part of {} bytes",
+                d.encoded_len()
+            );
+            got += d.upserts.len();
+            parts += 1;
+            if !d.more {
+                break;
+            }
+        }
+        assert_eq!(got, n as usize, "{name}");
+        assert!(parts >= 2, "{name}: {parts} parts");
+    }
+}
