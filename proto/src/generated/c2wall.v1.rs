@@ -145,6 +145,76 @@ pub struct AgentStatus {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
 #[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImportChunk {
+    /// The source whose records this set replaces (first chunk; later chunks
+    /// may repeat it or leave it empty).
+    #[prost(string, tag = "1")]
+    pub source: ::prost::alloc::string::String,
+    /// Why: recorded with the version (first chunk).
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "3")]
+    pub entries: ::prost::alloc::vec::Vec<Entry>,
+    /// Entries expire this many seconds after the import that lists them
+    /// (renewed by later imports); 0 = as each entry says.
+    #[prost(int64, tag = "4")]
+    pub ttl_seconds: i64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportResponse {
+    /// 0 when the import changed nothing (no version was made).
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub digest: ::prost::alloc::vec::Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    pub added: u32,
+    #[prost(uint32, tag = "4")]
+    pub updated: u32,
+    #[prost(uint32, tag = "5")]
+    pub withdrawn: u32,
+    #[prost(uint32, tag = "6")]
+    pub unchanged: u32,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FeedsRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FeedState {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub format: ::prost::alloc::string::String,
+    /// URL or file path.
+    #[prost(string, tag = "3")]
+    pub location: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "4")]
+    pub interval_seconds: u64,
+    /// Unix seconds; 0 = never.
+    #[prost(int64, tag = "5")]
+    pub last_attempt: i64,
+    #[prost(int64, tag = "6")]
+    pub last_success: i64,
+    /// Entries in the last accepted import, lines it rejected.
+    #[prost(uint64, tag = "7")]
+    pub entries: u64,
+    #[prost(uint64, tag = "8")]
+    pub rejected: u64,
+    /// Failed or refused pulls since the coordinator started.
+    #[prost(uint64, tag = "9")]
+    pub failures: u64,
+    /// Why the last pull failed or was refused (empty after a success).
+    #[prost(string, tag = "10")]
+    pub last_error: ::prost::alloc::string::String,
+    /// Version made by the last import that changed something.
+    #[prost(uint64, tag = "11")]
+    pub last_version: u64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FeedsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub feeds: ::prost::alloc::vec::Vec<FeedState>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct PublishRequest {
     #[prost(message, repeated, tag = "1")]
     pub upserts: ::prost::alloc::vec::Vec<Entry>,
@@ -1013,6 +1083,51 @@ pub mod publisher_client {
                 .insert(GrpcMethod::new("c2wall.v1.Publisher", "Agents"));
             self.inner.unary(req, path, codec).await
         }
+        /// A feed import: one source's complete new set, streamed in chunks. The
+        /// difference against that source's previous records becomes one version;
+        /// other sources' records are untouched.
+        pub async fn import(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::ImportChunk>,
+        ) -> std::result::Result<tonic::Response<super::ImportResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/Import",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "Import"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        /// The feeds the coordinator pulls, and how each is doing.
+        pub async fn feeds(
+            &mut self,
+            request: impl tonic::IntoRequest<super::FeedsRequest>,
+        ) -> std::result::Result<tonic::Response<super::FeedsResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/Feeds",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("c2wall.v1.Publisher", "Feeds"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1060,6 +1175,18 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::AgentsRequest>,
         ) -> std::result::Result<tonic::Response<super::AgentsResponse>, tonic::Status>;
+        /// A feed import: one source's complete new set, streamed in chunks. The
+        /// difference against that source's previous records becomes one version;
+        /// other sources' records are untouched.
+        async fn import(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::ImportChunk>>,
+        ) -> std::result::Result<tonic::Response<super::ImportResponse>, tonic::Status>;
+        /// The feeds the coordinator pulls, and how each is doing.
+        async fn feeds(
+            &self,
+            request: tonic::Request<super::FeedsRequest>,
+        ) -> std::result::Result<tonic::Response<super::FeedsResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct PublisherServer<T> {
@@ -1425,6 +1552,94 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = AgentsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/Import" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportSvc<T: Publisher>(pub Arc<T>);
+                    impl<
+                        T: Publisher,
+                    > tonic::server::ClientStreamingService<super::ImportChunk>
+                    for ImportSvc<T> {
+                        type Response = super::ImportResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::ImportChunk>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::import(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/Feeds" => {
+                    #[allow(non_camel_case_types)]
+                    struct FeedsSvc<T: Publisher>(pub Arc<T>);
+                    impl<T: Publisher> tonic::server::UnaryService<super::FeedsRequest>
+                    for FeedsSvc<T> {
+                        type Response = super::FeedsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::FeedsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::feeds(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = FeedsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

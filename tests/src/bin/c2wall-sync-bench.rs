@@ -144,6 +144,8 @@ async fn main() -> Result<()> {
             "5",
             "--live-buffer",
             "4096",
+            "--metrics-addr",
+            "127.0.0.1:0",
             "--store",
         ])
         .arg(dir.join("c.db"))

@@ -9,6 +9,7 @@ use crate::error::CoordError;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_STORE: &str = "/var/lib/c2wall/coordinator.db";
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9465";
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct CoordArgs {
@@ -32,6 +33,9 @@ pub struct CoordArgs {
     /// resyncs [default: 1024].
     #[arg(long, value_name = "DELTAS")]
     pub live_buffer: Option<usize>,
+    /// Address for /metrics and /healthz [default: 127.0.0.1:9465].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +46,10 @@ struct File {
     retention: Option<u64>,
     heartbeat: Option<u64>,
     live_buffer: Option<usize>,
+    metrics_addr: Option<SocketAddr>,
+    /// `[[feed]]` tables.
+    #[serde(default)]
+    feed: Vec<crate::feeds::FeedConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +59,8 @@ pub struct Settings {
     pub retention: u64,
     pub heartbeat: u64,
     pub live_buffer: usize,
+    pub metrics_addr: SocketAddr,
+    pub feeds: Vec<crate::feeds::config::Feed>,
 }
 
 impl Settings {
@@ -79,7 +89,31 @@ impl Settings {
             retention: a.retention.or(f.retention).unwrap_or(10_000),
             heartbeat: a.heartbeat.or(f.heartbeat).unwrap_or(5),
             live_buffer: a.live_buffer.or(f.live_buffer).unwrap_or(1024),
+            metrics_addr: a
+                .metrics_addr
+                .or(f.metrics_addr)
+                .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("literal")),
+            feeds: Vec::new(),
         };
+        let mut s = s;
+        let mut names = std::collections::HashSet::new();
+        for fc in &f.feed {
+            let feed = fc.check().map_err(|message| CoordError::Config {
+                path: a
+                    .config
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                message,
+            })?;
+            if !names.insert(feed.name.clone()) {
+                return Err(CoordError::Precondition(format!(
+                    "two feeds are named `{}`",
+                    feed.name
+                )));
+            }
+            s.feeds.push(feed);
+        }
         if s.retention == 0 || s.heartbeat == 0 || s.live_buffer == 0 {
             return Err(CoordError::Precondition(
                 "retention, heartbeat and live_buffer must be at least 1".into(),

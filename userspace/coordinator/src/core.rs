@@ -89,7 +89,7 @@ pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
 }
 
 pub struct Coordinator {
-    inner: Mutex<Inner>,
+    pub(crate) inner: Mutex<Inner>,
     live: broadcast::Sender<Live>,
     /// Encoded snapshot chunks of one version, built on first demand.
     snapshot: Mutex<Option<(u64, Arc<Vec<Bytes>>)>>,
@@ -97,8 +97,8 @@ pub struct Coordinator {
     connected: Mutex<HashMap<String, usize>>,
 }
 
-struct Inner {
-    state: State,
+pub(crate) struct Inner {
+    pub(crate) state: State,
     store: Box<dyn Store>,
     last_tick: i64,
 }
@@ -200,7 +200,7 @@ impl Coordinator {
         self.commit(&mut inner, prepared, actor, reason, t)
     }
 
-    fn commit(
+    pub(crate) fn commit(
         &self,
         inner: &mut Inner,
         p: Prepared,

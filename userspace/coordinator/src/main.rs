@@ -1,12 +1,16 @@
 //! `c2wall-coordinator`: the coordination centre's service.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use axum::{routing::get, Router};
 
 use anyhow::{Context, Result};
 use c2wall_coordinator::fanout::AgentSyncServer;
 use c2wall_coordinator::{
     config::{CoordArgs, Settings},
     core::Coordinator,
+    feeds::Runner,
+    metrics::Metrics,
     service::Service,
     store::sqlite::SqliteStore,
 };
@@ -60,12 +64,37 @@ fn run(args: CoordArgs) -> Result<()> {
         store = %s.store.display(),
         "store open"
     );
+    let metrics = Arc::new(Metrics::new()?);
+    metrics.version.set(coord.latest_version() as i64);
     let mut svc = Service::new(coord.clone());
     svc.heartbeat = Duration::from_secs(s.heartbeat);
+    let feeds = s.feeds.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        if !feeds.is_empty() {
+            let runner = Runner::new(coord.clone(), feeds, metrics.clone());
+            svc.feeds = Some(runner.board.clone());
+            runner.spawn();
+            tracing::info!(feeds = runner.feeds.len(), "pulling feeds");
+        }
+        let m = metrics.clone();
+        let c = coord.clone();
+        let app = Router::new()
+            .route(
+                "/metrics",
+                get(move || async move {
+                    m.version.set(c.latest_version() as i64);
+                    m.render()
+                }),
+            )
+            .route("/healthz", get(|| async { "ok\n" }));
+        let listener = tokio::net::TcpListener::bind(s.metrics_addr)
+            .await
+            .with_context(|| format!("binding the metrics address {}", s.metrics_addr))?;
+        tracing::info!(addr = %s.metrics_addr, "serving /metrics, /healthz");
+        tokio::spawn(async move { axum::serve(listener, app).await });
         // Expiry and compaction run beside the server.
         let c = coord.clone();
         tokio::spawn(async move {

@@ -26,6 +26,8 @@ pub struct Service {
     pub stream_buffer: usize,
     /// A subscriber that cannot take a message for this long is dropped.
     pub send_timeout: Duration,
+    /// The configured feeds' state (none configured: empty).
+    pub feeds: Option<Arc<crate::feeds::Board>>,
 }
 
 impl Service {
@@ -35,6 +37,7 @@ impl Service {
             heartbeat: Duration::from_secs(5),
             stream_buffer: 64,
             send_timeout: Duration::from_secs(10),
+            feeds: None,
         }
     }
 }
@@ -164,6 +167,64 @@ impl Publisher for Service {
             effective: effective.as_ref().map(pb::Entry::from),
             version,
         }))
+    }
+
+    async fn import(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportChunk>>,
+    ) -> Result<Response<pb::ImportResponse>, Status> {
+        let actor = actor(&req);
+        let mut stream = req.into_inner();
+        let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
+        let mut records = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            if source.is_empty() {
+                source = chunk.source;
+                reason = chunk.reason;
+                ttl = chunk.ttl_seconds;
+            } else if !chunk.source.is_empty() && chunk.source != source {
+                return Err(Status::invalid_argument(format!(
+                    "source: `{}` in a later chunk, but this import is for `{source}`",
+                    chunk.source
+                )));
+            }
+            // Indices count across chunks: entries[i] is the i-th of the import.
+            for e in &chunk.entries {
+                let i = records.len();
+                let r = c2wall_model::Record::try_from(e)
+                    .map_err(|err| err.within(&format!("entries[{i}]")))?;
+                records.push(r);
+            }
+        }
+        if ttl < 0 {
+            return Err(Status::invalid_argument("ttl_seconds: negative"));
+        }
+        let coord = self.coord.clone();
+        let opts = crate::import::ImportOptions {
+            ttl: (ttl > 0).then_some(ttl),
+        };
+        let o = blocking(move || coord.replace_source(&source, records, &opts, &actor, &reason))
+            .await?;
+        Ok(Response::new(pb::ImportResponse {
+            version: o.version.as_ref().map_or(0, |v| v.version),
+            digest: o.version.map(|v| v.digest).unwrap_or_default(),
+            added: o.added as u32,
+            updated: o.updated as u32,
+            withdrawn: o.withdrawn as u32,
+            unchanged: o.unchanged as u32,
+        }))
+    }
+
+    async fn feeds(
+        &self,
+        _req: Request<pb::FeedsRequest>,
+    ) -> Result<Response<pb::FeedsResponse>, Status> {
+        let feeds = self
+            .feeds
+            .as_ref()
+            .map(|b| b.states.lock().expect("lock").clone())
+            .unwrap_or_default();
+        Ok(Response::new(pb::FeedsResponse { feeds }))
     }
 
     async fn explain(

@@ -17,6 +17,7 @@ mod csv;
 pub mod format;
 pub mod misp;
 pub mod plain;
+pub mod policy;
 pub mod spamhaus;
 pub mod stix;
 pub mod suricata;

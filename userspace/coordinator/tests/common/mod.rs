@@ -1,4 +1,5 @@
 //! The coordinator's gRPC services in-process over a duplex pipe, and helpers.
+#![allow(dead_code)] // each test binary uses a different part of the helpers
 
 use std::{sync::Arc, time::Duration};
 

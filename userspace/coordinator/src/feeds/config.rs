@@ -1,0 +1,155 @@
+//! One `[[feed]]` table of the coordinator's config file.
+
+use std::path::PathBuf;
+
+use c2wall_feeds::{
+    policy::{Guard, Policy},
+    Format,
+};
+use c2wall_model::Action;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Also the source name of its records.
+    pub name: String,
+    /// Where to pull from: exactly one of `url` and `path`.
+    pub url: Option<String>,
+    pub path: Option<PathBuf>,
+    /// One of `c2wall feed formats`.
+    pub format: String,
+    /// Seconds between pulls; at least the format's minimum.
+    pub interval: Option<u64>,
+    /// `monitor` (default) or `drop`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Category for entries the feed does not categorise.
+    #[serde(default)]
+    pub category: String,
+    /// Seconds an entry stays valid after the last pull that listed it
+    /// (0 = until the feed drops it).
+    #[serde(default)]
+    pub ttl: u64,
+    pub min_prefix_v4: Option<u8>,
+    pub min_prefix_v6: Option<u8>,
+    /// Refuse a pull with more entries (0 = no limit).
+    #[serde(default)]
+    pub max_entries: usize,
+    /// Leave out entries the feed rates below this (0-100).
+    #[serde(default)]
+    pub min_confidence: u8,
+    /// Keep the ports a feed gives (default true); false blocks the address.
+    pub ports: Option<bool>,
+    /// Refuse a pull with a larger share of rejected lines (default 0.1).
+    pub max_reject_ratio: Option<f64>,
+    /// Refuse a pull that keeps less than this share of the previous entries
+    /// (default 0.5).
+    pub min_keep_ratio: Option<f64>,
+    /// HTTP timeout in seconds (default 60).
+    pub timeout: Option<u64>,
+    /// Largest download accepted, bytes (default 256 MiB).
+    pub max_bytes: Option<u64>,
+}
+
+/// A feed ready to run: its config checked and turned into parser settings.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub name: String,
+    pub location: Location,
+    pub format: Format,
+    pub interval: u64,
+    pub policy: Policy,
+    pub guard: Guard,
+    pub ttl: Option<i64>,
+    pub timeout: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Url(String),
+    Path(PathBuf),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Url(u) => f.write_str(u),
+            Location::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl FeedConfig {
+    /// Checks the table; errors name the feed and the key.
+    pub fn check(&self) -> Result<Feed, String> {
+        let n = &self.name;
+        if n.is_empty() || n.contains(char::is_whitespace) || n.starts_with("operator:") {
+            return Err(format!(
+                "feed name `{n}`: must be non-empty, without spaces, and not start with `operator:`"
+            ));
+        }
+        let format: Format = self.format.parse().map_err(|e| format!("feed {n}: {e}"))?;
+        let location = match (&self.url, &self.path) {
+            (Some(u), None) if u.starts_with("http://") || u.starts_with("https://") => {
+                Location::Url(u.clone())
+            }
+            (Some(u), None) => return Err(format!("feed {n}: url `{u}` is not http(s)")),
+            (None, Some(p)) => Location::Path(p.clone()),
+            _ => return Err(format!("feed {n}: give exactly one of `url` and `path`")),
+        };
+        let min = format.min_interval().as_secs();
+        let interval = self.interval.unwrap_or(min.max(3600));
+        if interval < min {
+            return Err(format!(
+                "feed {n}: interval {interval} s is below the {min} s the {format} source allows"
+            ));
+        }
+        let action = match self.action.as_deref() {
+            None | Some("monitor") => Action::Monitor,
+            Some("drop") => Action::Drop,
+            Some(a) => return Err(format!("feed {n}: action `{a}` (monitor or drop)")),
+        };
+        let ratio = |v: Option<f64>, d: f64, key: &str| match v.unwrap_or(d) {
+            r if (0.0..=1.0).contains(&r) => Ok(r),
+            r => Err(format!("feed {n}: {key} {r} is not between 0 and 1")),
+        };
+        if self.min_confidence > 100 {
+            return Err(format!("feed {n}: min_confidence is 0-100"));
+        }
+        let d = Policy::default();
+        let (v4, v6) = (
+            self.min_prefix_v4.unwrap_or(d.min_len_v4),
+            self.min_prefix_v6.unwrap_or(d.min_len_v6),
+        );
+        if v4 > 32 || v6 > 128 {
+            return Err(format!(
+                "feed {n}: min_prefix_v4 is 0-32, min_prefix_v6 0-128"
+            ));
+        }
+        Ok(Feed {
+            name: n.clone(),
+            location,
+            format,
+            interval,
+            policy: Policy {
+                action,
+                category: self.category.clone(),
+                min_len_v4: v4,
+                min_len_v6: v6,
+                min_confidence: self.min_confidence,
+                ports: self.ports.unwrap_or(true),
+                ..d
+            },
+            guard: Guard {
+                max_reject_ratio: ratio(self.max_reject_ratio, 0.1, "max_reject_ratio")?,
+                min_keep_ratio: ratio(self.min_keep_ratio, 0.5, "min_keep_ratio")?,
+                max_entries: self.max_entries,
+            },
+            ttl: (self.ttl > 0).then_some(self.ttl as i64),
+            timeout: self.timeout.unwrap_or(60),
+            max_bytes: self.max_bytes.unwrap_or(256 << 20),
+        })
+    }
+}
