@@ -168,6 +168,42 @@ impl Topo {
         rx.join().unwrap()
     }
 
+    /// Whether a TCP connection from `src` (in `from`) to `dst`:`port` (in
+    /// `to`) is established within a second.
+    pub fn tcp_connects(&self, from: &Netns, src: &str, to: &Netns, dst: &str, port: u16) -> bool {
+        let dst_addr: SocketAddr = sockaddr(dst, port);
+        let src_addr: SocketAddr = sockaddr(src, 0);
+        let listener = to.run(move || {
+            let l = std::net::TcpListener::bind(dst_addr).expect("bind listener");
+            l.set_nonblocking(true).unwrap();
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(2000) {
+                if l.accept().is_ok() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let connected = from
+            .run(move || {
+                let sock = socket2::Socket::new(
+                    socket2::Domain::for_address(dst_addr),
+                    socket2::Type::STREAM,
+                    None,
+                )
+                .unwrap();
+                sock.bind(&src_addr.into()).unwrap();
+                sock.connect_timeout(&dst_addr.into(), Duration::from_millis(1000))
+                    .is_ok()
+            })
+            .join()
+            .unwrap();
+        let accepted = listener.join().unwrap();
+        connected && accepted
+    }
+
     /// Kernel counters read from the pins.
     pub fn counters(&self) -> Vec<u64> {
         use c2wall_agent::dataplane::Dataplane;
@@ -233,12 +269,18 @@ impl Topo {
     /// Starts the coordinator in the edge namespace with its store in the
     /// test's state dir, and waits until it accepts connections.
     pub fn coordinator(&self) -> Guarded {
+        self.coordinator_with(&[])
+    }
+
+    /// The coordinator with extra flags (e.g. `--config FILE`).
+    pub fn coordinator_with(&self, extra: &[&str]) -> Guarded {
         std::fs::create_dir_all(&self.state).unwrap();
         let mut c = self
             .edge
             .command(workspace_bin("c2wall-coordinator").to_str().unwrap());
         c.args(["--listen", COORDINATOR, "--heartbeat", "1", "--store"])
             .arg(self.state.join("coordinator.db"))
+            .args(extra)
             .stdin(Stdio::null());
         if std::env::var_os("C2WALL_TEST_VERBOSE").is_none() {
             c.stderr(Stdio::null());

@@ -1,8 +1,10 @@
 //! `c2wall`: publish, withdraw and inspect the coordinator's blocklist.
 //!
 //! Exit codes: 0 done; 1 the coordinator refused the request (the message says
-//! why, naming the field); 2 bad usage; 3 the coordinator could not be reached.
+//! why, naming the field), or `feed check` found rejected lines or truncation;
+//! 2 bad usage; 3 the coordinator could not be reached.
 
+mod feed;
 mod output;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -31,7 +33,9 @@ use tonic::transport::Channel;
         c2wall explain 203.0.113.66\n  \
         c2wall history\n  \
         c2wall rollback 41 --reason 'bad import'\n  \
-        c2wall agents"
+        c2wall agents\n  \
+        c2wall feed check --format spamhaus-drop drop.txt\n  \
+        c2wall feed import --format feodo-csv --source feodo ipblocklist.csv --action drop"
 )]
 struct Cli {
     /// Coordinator URL, e.g. http://coordinator.example:50051.
@@ -132,6 +136,12 @@ enum Command {
     },
     /// Agents, the version each has applied, and when each was last seen.
     Agents,
+    /// Threat feeds: check a file, import it as a source's set, list the
+    /// coordinator's feeds.
+    Feed {
+        #[command(subcommand)]
+        cmd: feed::FeedCommand,
+    },
 }
 
 fn coordinator_url(flag: Option<String>) -> String {
@@ -167,6 +177,8 @@ fn identity(prefix: &str, scope: &Scope) -> anyhow::Result<Identity> {
 
 enum Failure {
     Usage(anyhow::Error),
+    /// `feed check` found rejected lines or truncation (it printed them).
+    Problems,
     Refused(tonic::Status),
     Unreachable(String),
 }
@@ -201,6 +213,7 @@ fn main() -> ExitCode {
             eprintln!("c2wall: refused ({:?}): {}", s.code(), s.message());
             ExitCode::from(1)
         }
+        Err(Failure::Problems) => ExitCode::from(1),
         Err(Failure::Usage(e)) => {
             eprintln!("c2wall: error: {e:#}");
             ExitCode::from(2)
@@ -218,6 +231,25 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
+    // Local feed commands need no coordinator.
+    let command = match cli.command {
+        Command::Feed {
+            cmd: feed::FeedCommand::Formats,
+        } => {
+            feed::formats(cli.json);
+            return Ok(());
+        }
+        Command::Feed {
+            cmd: feed::FeedCommand::Check { format, file },
+        } => {
+            return if feed::check(format, &file, cli.json)? {
+                Ok(())
+            } else {
+                Err(Failure::Problems)
+            };
+        }
+        other => other,
+    };
     let endpoint = Channel::from_shared(url.to_string())
         .map_err(|e| Failure::Usage(anyhow!("coordinator URL `{url}`: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(5));
@@ -226,7 +258,7 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
     let mut client = PublisherClient::new(channel);
-    match cli.command {
+    match command {
         Command::Publish {
             prefixes,
             scope,
@@ -388,12 +420,25 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
             let r = client.agents(pb::AgentsRequest {}).await?.into_inner();
             output::agents(&r, cli.json);
         }
+        Command::Feed { cmd } => match cmd {
+            feed::FeedCommand::Import(a) => {
+                let r = feed::import(&mut client, a, &actor, cli.json).await??;
+                feed::imported(&r, cli.json);
+            }
+            feed::FeedCommand::List => {
+                let r = client.feeds(pb::FeedsRequest {}).await?.into_inner();
+                feed::list(&r, cli.json);
+            }
+            feed::FeedCommand::Formats | feed::FeedCommand::Check { .. } => {
+                unreachable!("handled before connecting")
+            }
+        },
     }
     Ok(())
 }
 
 /// Names the caller in the request (recorded with the version it makes).
-fn with_actor<T>(actor: &str, msg: T) -> tonic::Request<T> {
+pub(crate) fn with_actor<T>(actor: &str, msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     if let Ok(v) = actor.parse() {
         r.metadata_mut().insert("x-c2wall-actor", v);

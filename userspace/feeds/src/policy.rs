@@ -185,9 +185,7 @@ mod tests {
     #[test]
     fn guard_refuses_truncated_broken_and_collapsed_pulls() {
         let g = Guard::default();
-        let mut p = Format::Plain
-            .parse(b"192.0.2.1\n192.0.2.2\n", 0)
-            .unwrap();
+        let mut p = Format::Plain.parse(b"192.0.2.1\n192.0.2.2\n", 0).unwrap();
         assert_eq!(g.refuse(&p, 2, 3), None);
         assert!(g
             .refuse(&p, 2, 10)
