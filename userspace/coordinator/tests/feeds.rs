@@ -239,7 +239,114 @@ fn feed_config_errors_name_the_feed_and_the_key() {
     let e = check("name = \"x\"\nurl = \"https://x\"\nformat = \"csv\"");
     assert!(e.contains("unknown feed format `csv`"), "{e}");
     let e = check("name = \"x\"\nformat = \"plain\"");
-    assert!(e.contains("exactly one of `url` and `path`"), "{e}");
+    assert!(
+        e.contains("exactly one of `url`, `path` and `taxii`"),
+        "{e}"
+    );
+    let e = check("name = \"x\"\ntaxii = \"https://t/objects/\"\nformat = \"plain\"");
+    assert!(e.contains("a taxii feed has format `stix`"), "{e}");
     let e = check("name = \"x\"\npath = \"/f\"\nformat = \"plain\"\naction = \"block\"");
     assert!(e.contains("action `block`"), "{e}");
+}
+
+/// A TAXII 2.1 collection: objects with the time they were added; pages of
+/// two with `more` / `next`.
+async fn taxii_server(objects: Arc<Mutex<Vec<(i64, String)>>>) -> String {
+    let app = Router::new().route(
+        "/api/collections/c2/objects/",
+        get(move |uri: axum::http::Uri| {
+            let all = objects.lock().unwrap().clone();
+            let q: std::collections::HashMap<String, String> = uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            async move {
+                let after: i64 = q.get("added_after").map_or(0, |a| a.parse().unwrap());
+                let from: usize = q.get("next").map_or(0, |n| n.parse().unwrap());
+                let new: Vec<&(i64, String)> = all.iter().filter(|(t, _)| *t > after).collect();
+                let page: Vec<&str> = new
+                    .iter()
+                    .skip(from)
+                    .take(2)
+                    .map(|(_, o)| o.as_str())
+                    .collect();
+                let more = from + 2 < new.len();
+                let mut h = HeaderMap::new();
+                if let Some((t, _)) = new.last() {
+                    h.insert("x-taxii-date-added-last", t.to_string().parse().unwrap());
+                }
+                let body = format!(
+                    r#"{{"more":{more},"next":"{}","objects":[{}]}}"#,
+                    from + 2,
+                    page.join(",")
+                );
+                (StatusCode::OK, h, body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/api/collections/c2/objects/")
+}
+
+fn indicator(id: u32, addr: &str, modified: &str, revoked: bool) -> String {
+    format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--{id}","created":"2026-01-01T00:00:00Z","modified":"{modified}","pattern":"[ipv4-addr:value = '{addr}']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z","revoked":{revoked}}}"#
+    )
+}
+
+#[tokio::test]
+async fn taxii_polls_follow_pages_and_apply_only_what_was_added() {
+    let objects = Arc::new(Mutex::new(vec![
+        (1, indicator(1, "192.0.2.1", "2026-01-01T00:00:00Z", false)),
+        (2, indicator(2, "192.0.2.2", "2026-01-01T00:00:00Z", false)),
+        (3, indicator(3, "192.0.2.3", "2026-01-01T00:00:00Z", false)),
+        (
+            4,
+            r#"{"type":"malware","id":"malware--1","name":"Mirai","is_family":true}"#.into(),
+        ),
+        (5, indicator(5, "192.0.2.5", "2026-01-01T00:00:00Z", false)),
+    ]));
+    let url = taxii_server(objects.clone()).await;
+    let r = rig("taxii").await;
+    let cfg: FeedConfig = toml::from_str(&format!(
+        "name = \"partner-taxii\"\ntaxii = \"{url}\"\nformat = \"stix\"\ninterval = 60"
+    ))
+    .unwrap();
+    let runner = Runner::new(
+        r.coord.clone(),
+        vec![cfg.check().unwrap()],
+        Arc::new(Metrics::new().unwrap()),
+    );
+    // Five objects in three pages: four indicators.
+    let Pull::Imported(o) = runner.pull(0).await else {
+        panic!("imported")
+    };
+    assert_eq!(o.added, 4);
+    // Nothing added since: not modified.
+    assert_eq!(runner.pull(0).await, Pull::NotModified);
+    // Added since: a new indicator, and a new version of #2 that revokes it.
+    objects.lock().unwrap().extend([
+        (6, indicator(6, "192.0.2.6", "2026-02-01T00:00:00Z", false)),
+        (7, indicator(2, "192.0.2.2", "2026-02-01T00:00:00Z", true)),
+    ]);
+    let Pull::Imported(o) = runner.pull(0).await else {
+        panic!("imported")
+    };
+    assert_eq!((o.added, o.withdrawn, o.unchanged), (1, 1, 3));
+    let l = listed(&r).await;
+    let got: Vec<&str> = l.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "192.0.2.1/32",
+            "192.0.2.3/32",
+            "192.0.2.5/32",
+            "192.0.2.6/32"
+        ]
+    );
 }

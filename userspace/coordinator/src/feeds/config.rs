@@ -14,9 +14,11 @@ use serde::Deserialize;
 pub struct FeedConfig {
     /// Also the source name of its records.
     pub name: String,
-    /// Where to pull from: exactly one of `url` and `path`.
+    /// Where to pull from: exactly one of `url`, `path` and `taxii` (a TAXII
+    /// 2.1 collection's objects URL, polled with `added_after`; format stix).
     pub url: Option<String>,
     pub path: Option<PathBuf>,
+    pub taxii: Option<String>,
     /// One of `c2wall feed formats`.
     pub format: String,
     /// Seconds between pulls; at least the format's minimum.
@@ -70,12 +72,14 @@ pub struct Feed {
 pub enum Location {
     Url(String),
     Path(PathBuf),
+    /// A TAXII 2.1 collection's `.../objects/` endpoint.
+    Taxii(String),
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Location::Url(u) => f.write_str(u),
+            Location::Url(u) | Location::Taxii(u) => f.write_str(u),
             Location::Path(p) => write!(f, "{}", p.display()),
         }
     }
@@ -91,13 +95,24 @@ impl FeedConfig {
             ));
         }
         let format: Format = self.format.parse().map_err(|e| format!("feed {n}: {e}"))?;
-        let location = match (&self.url, &self.path) {
-            (Some(u), None) if u.starts_with("http://") || u.starts_with("https://") => {
-                Location::Url(u.clone())
+        let http = |u: &String| u.starts_with("http://") || u.starts_with("https://");
+        let location = match (&self.url, &self.path, &self.taxii) {
+            (Some(u), None, None) if http(u) => Location::Url(u.clone()),
+            (None, None, Some(u)) if http(u) && format == Format::Stix => {
+                Location::Taxii(u.clone())
             }
-            (Some(u), None) => return Err(format!("feed {n}: url `{u}` is not http(s)")),
-            (None, Some(p)) => Location::Path(p.clone()),
-            _ => return Err(format!("feed {n}: give exactly one of `url` and `path`")),
+            (None, None, Some(_)) if format != Format::Stix => {
+                return Err(format!("feed {n}: a taxii feed has format `stix`"))
+            }
+            (Some(u), None, None) | (None, None, Some(u)) => {
+                return Err(format!("feed {n}: `{u}` is not an http(s) URL"))
+            }
+            (None, Some(p), None) => Location::Path(p.clone()),
+            _ => {
+                return Err(format!(
+                    "feed {n}: give exactly one of `url`, `path` and `taxii`"
+                ))
+            }
         };
         let min = format.min_interval().as_secs();
         let interval = self.interval.unwrap_or(min.max(3600));

@@ -2,16 +2,137 @@
 //! a size cap; files by path with the same cap (unchanged mtime = not
 //! modified).
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime},
+};
+
+use serde_json::{json, Value};
 
 use super::config::{Feed, Location};
 
 /// What a previous pull said about the content, for conditional requests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Validators {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub mtime: Option<SystemTime>,
+    pub taxii: Option<TaxiiState>,
+}
+
+/// A TAXII collection as polled so far: `added_after` for the next poll and
+/// the latest version of every object (TAXII sends only what was added since,
+/// but an import replaces the feed's whole set).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaxiiState {
+    pub added_after: Option<String>,
+    pub objects: BTreeMap<String, Value>,
+}
+
+/// Pages followed in one poll before giving up (a server looping on `next`).
+const MAX_PAGES: usize = 10_000;
+
+async fn body_capped(mut resp: reqwest::Response, max: u64, what: &str) -> Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(format!("{what}: larger than max_bytes {max}"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{what}: {e}"))? {
+        if body.len() as u64 + chunk.len() as u64 > max {
+            return Err(format!("{what}: larger than max_bytes {max}"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// One TAXII 2.1 poll: `added_after` the last poll, following `more` /
+/// `next` to the end; the collection's objects so far as one bundle.
+async fn taxii(
+    client: &reqwest::Client,
+    feed: &Feed,
+    url: &str,
+    prev: &Validators,
+) -> Result<Fetched, String> {
+    let mut st = prev.taxii.clone().unwrap_or_default();
+    let (mut next, mut fresh, mut last_added) = (None::<String>, 0usize, None);
+    for page in 0.. {
+        if page == MAX_PAGES {
+            return Err(format!("{url}: more than {MAX_PAGES} pages in one poll"));
+        }
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(a) = &st.added_after {
+            q.push(("added_after", a.clone()));
+        }
+        if let Some(n) = &next {
+            q.push(("next", n.clone()));
+        }
+        let resp = client
+            .get(url)
+            .query(&q)
+            .header(
+                reqwest::header::ACCEPT,
+                "application/taxii+json;version=2.1",
+            )
+            .timeout(Duration::from_secs(feed.timeout))
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        if let Some(v) = resp.headers().get("x-taxii-date-added-last") {
+            last_added = v.to_str().ok().map(String::from);
+        }
+        let body = body_capped(resp, feed.max_bytes, url).await?;
+        let env: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{url}: not a TAXII envelope: {e}"))?;
+        for o in env
+            .get("objects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = o.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let modified = |v: &Value| v.get("modified").and_then(Value::as_str).map(String::from);
+            // RFC 3339 in one format compares as text; the newest version wins.
+            if st
+                .objects
+                .get(id)
+                .is_none_or(|old| modified(old) <= modified(o))
+            {
+                st.objects.insert(id.to_string(), o.clone());
+                fresh += 1;
+            }
+        }
+        match (
+            env.get("more").and_then(Value::as_bool).unwrap_or(false),
+            env.get("next").and_then(Value::as_str),
+        ) {
+            (true, Some(n)) => next = Some(n.to_string()),
+            _ => break,
+        }
+    }
+    if fresh == 0 && prev.taxii.is_some() {
+        return Ok(Fetched::NotModified);
+    }
+    if last_added.is_some() {
+        st.added_after = last_added;
+    }
+    let objects: Vec<&Value> = st.objects.values().collect();
+    let bundle = serde_json::to_vec(
+        &json!({"type": "bundle", "id": "bundle--taxii-poll", "objects": objects}),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Fetched::Body(
+        bundle,
+        Validators {
+            taxii: Some(st),
+            ..Default::default()
+        },
+    ))
 }
 
 #[derive(Debug)]
@@ -53,6 +174,7 @@ pub async fn fetch(
                 },
             ))
         }
+        Location::Taxii(u) => taxii(client, feed, u, prev).await,
         Location::Url(u) => {
             let mut req = client.get(u).timeout(Duration::from_secs(feed.timeout));
             if let Some(e) = &prev.etag {
@@ -61,7 +183,7 @@ pub async fn fetch(
             if let Some(m) = &prev.last_modified {
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, m);
             }
-            let mut resp = req.send().await.map_err(|e| format!("{u}: {e}"))?;
+            let resp = req.send().await.map_err(|e| format!("{u}: {e}"))?;
             if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(Fetched::NotModified);
             }
@@ -77,18 +199,9 @@ pub async fn fetch(
             let validators = Validators {
                 etag: header(reqwest::header::ETAG),
                 last_modified: header(reqwest::header::LAST_MODIFIED),
-                mtime: None,
+                ..Default::default()
             };
-            if resp.content_length().is_some_and(|n| n > feed.max_bytes) {
-                return Err(format!("{u}: larger than max_bytes {}", feed.max_bytes));
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{u}: {e}"))? {
-                if body.len() as u64 + chunk.len() as u64 > feed.max_bytes {
-                    return Err(format!("{u}: larger than max_bytes {}", feed.max_bytes));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = body_capped(resp, feed.max_bytes, u).await?;
             Ok(Fetched::Body(body, validators))
         }
     }
