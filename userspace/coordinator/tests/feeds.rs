@@ -350,3 +350,78 @@ async fn taxii_polls_follow_pages_and_apply_only_what_was_added() {
         ]
     );
 }
+
+fn chunk(source: &str, prefixes: &[&str], ttl: i64) -> pb::ImportChunk {
+    pb::ImportChunk {
+        source: source.into(),
+        reason: "test".into(),
+        entries: prefixes.iter().map(|p| entry(p)).collect(),
+        ttl_seconds: ttl,
+    }
+}
+
+#[tokio::test]
+async fn the_import_rpc_replaces_one_source_across_chunks() {
+    let r = rig("import").await;
+    let import = |chunks: Vec<pb::ImportChunk>| {
+        let mut p = r.publisher();
+        async move {
+            p.import(tokio_stream::iter(chunks))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    // Two chunks, a TTL: entries expire an hour after the import.
+    let o = import(vec![
+        chunk("partner", &["192.0.2.1", "192.0.2.2"], 3600),
+        chunk("", &["192.0.2.3"], 3600),
+    ])
+    .await
+    .unwrap();
+    assert_eq!((o.added, o.withdrawn), (3, 0));
+    let l = r
+        .publisher()
+        .get(pb::GetRequest {
+            key: Some(key("192.0.2.3")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let until = l.records[0].valid_until;
+    assert!((until - c2wall_coordinator::core::now() - 3600).abs() <= 2);
+    // The same set again: nothing changes, the TTL is not renewed yet.
+    let o = import(vec![chunk(
+        "partner",
+        &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+        3600,
+    )])
+    .await
+    .unwrap();
+    assert_eq!((o.version, o.unchanged), (0, 3));
+    // Errors name the entry by its index across chunks, and nothing applies.
+    let e = import(vec![
+        chunk("partner", &["192.0.2.1"], 0),
+        chunk("", &["192.0.2.9/24"], 0),
+    ])
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("entries[1].key.prefix"),
+        "{}",
+        e.message()
+    );
+    let e = import(vec![chunk("", &["192.0.2.1"], 0)])
+        .await
+        .unwrap_err();
+    assert!(e.message().starts_with("source"), "{}", e.message());
+    let e = import(vec![chunk("partner", &["192.0.2.1", "192.0.2.1"], 0)])
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("is also entries[0]"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(listed(&r).await.len(), 3, "refused imports changed nothing");
+}

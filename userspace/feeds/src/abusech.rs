@@ -15,6 +15,8 @@ struct Columns {
     names: &'static [&'static str],
     at: Vec<usize>,
     width: usize,
+    /// Whether a header named the columns (else the default order is a guess).
+    named: bool,
 }
 
 impl Columns {
@@ -23,6 +25,7 @@ impl Columns {
             names,
             at: (0..names.len()).collect(),
             width: names.len(),
+            named: false,
         }
     }
 
@@ -46,6 +49,7 @@ impl Columns {
             Some(at) => {
                 self.at = at;
                 self.width = fields.len();
+                self.named = true;
                 true
             }
             None => false,
@@ -158,21 +162,33 @@ pub fn parse_feodo_csv(bytes: &[u8]) -> Result<Parsed, FeedError> {
 
 const SSLBL: &[&str] = &["firstseen", "dstip", "dstport"];
 
-/// SSLBL `sslipblacklist.csv` (`Firstseen,DstIP,DstPort`; other orders by header).
+/// SSLBL `sslipblacklist.csv` (`Firstseen,DstIP,DstPort`). Other column
+/// orders are read by their header, or without one by content: the field that
+/// is an address and the field that is a port.
 pub fn parse_sslbl_csv(bytes: &[u8]) -> Result<Parsed, FeedError> {
     let wanted = &["dstip", "dstport"];
-    rows(
-        bytes,
-        Columns::new(SSLBL),
-        wanted,
-        |cols, f, n, c| match ip_port(cols.get(f, "dstip"), cols.get(f, "dstport")) {
+    rows(bytes, Columns::new(SSLBL), wanted, |cols, f, n, c| {
+        let (mut ip, mut port) = (cols.get(f, "dstip"), cols.get(f, "dstport"));
+        if !cols.named && text::address(ip).is_err() {
+            if let Some(i) = f.iter().position(|x| text::address(x).is_ok()) {
+                ip = &f[i];
+                if let Some((_, p)) = f
+                    .iter()
+                    .enumerate()
+                    .find(|(j, x)| *j != i && text::port(x).is_ok())
+                {
+                    port = p;
+                }
+            }
+        }
+        match ip_port(ip, port) {
             Ok(mut e) => {
                 e.reference = "sslbl".into();
                 c.entry(e);
             }
             Err(e) => c.reject(Location::Line(n), e),
-        },
-    )
+        }
+    })
 }
 
 const THREATFOX: &[&str] = &[
@@ -285,6 +301,11 @@ mod tests {
         assert_eq!(
             keys(&parse_sslbl_csv(old.as_bytes()).unwrap()),
             ["192.0.2.11/32 tcp 447"]
+        );
+        let bare = "192.0.2.12,4443,2016-01-01 00:00:00\r\n2016-01-01 00:00:00,192.0.2.13,993";
+        assert_eq!(
+            keys(&parse_sslbl_csv(bare.as_bytes()).unwrap()),
+            ["192.0.2.12/32 tcp 4443", "192.0.2.13/32 tcp 993"]
         );
     }
 
