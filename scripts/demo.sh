@@ -107,6 +107,14 @@ c2wall withdraw 203.0.113.66 --reason "taken down"
 sleep 0.5
 try "ping 203.0.113.66 (withdrawn)     " in_ns sub ping -c 2 -W 1 203.0.113.66
 
+say "importing a threat feed file (Spamhaus DROP format) as source spamhaus-drop"
+printf '; Spamhaus DROP List (demo copy)\r\n203.0.113.64/29 ; SBL-DEMO-2\r\n198.18.0.1/15 ; SBL-BAD\r\n; EOF\r\n' >"$work/drop.txt"
+c2wall feed check --format spamhaus-drop "$work/drop.txt" || true
+c2wall feed import --format spamhaus-drop --source spamhaus-drop --action drop "$work/drop.txt" --force
+sleep 0.5
+try "ping 203.0.113.66 (in the feed's /29)" in_ns sub ping -c 2 -W 1 203.0.113.66
+try "ping 203.0.113.77 (outside it)     " in_ns sub ping -c 2 -W 1 203.0.113.77
+
 say "c2wall history / agents / explain"
 c2wall history
 c2wall agents

@@ -196,6 +196,26 @@ async fn pulls_import_replace_and_refuse_without_touching_the_list() {
         assert_eq!(listed(&r).await, before, "case {i}: the list is untouched");
     }
 
+    // A download over the feed's size cap is not read to the end.
+    *served.lock().unwrap() = Served {
+        body: ndjson(&next, Some(19)),
+        etag: "\"big\"".into(),
+        status: 200,
+    };
+    let mut small = feed(&url);
+    small.max_bytes = 256;
+    let capped = Runner::new(
+        r.coord.clone(),
+        vec![small],
+        Arc::new(Metrics::new().unwrap()),
+    );
+    let p = capped.pull(0).await;
+    assert!(
+        matches!(&p, Pull::Failed(m) if m.contains("larger than max_bytes 256")),
+        "{p:?}"
+    );
+    assert_eq!(listed(&r).await, before);
+
     // `c2wall feed list` and the metrics say so.
     let state = r
         .publisher()
@@ -424,4 +444,20 @@ async fn the_import_rpc_replaces_one_source_across_chunks() {
         e.message()
     );
     assert_eq!(listed(&r).await.len(), 3, "refused imports changed nothing");
+}
+
+#[test]
+fn the_example_config_in_deploy_is_valid() {
+    use c2wall_coordinator::config::{CoordArgs, Settings};
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/coordinator.toml");
+    let s = Settings::resolve(&CoordArgs {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    let names: Vec<&str> = s.feeds.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["spamhaus-drop", "feodo"]);
+    assert_eq!(s.feeds[0].policy.min_len_v4, 8);
+    assert_eq!(s.metrics_addr.port(), 9465);
 }
