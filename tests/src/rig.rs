@@ -63,9 +63,14 @@ impl Rig {
 
     /// The XDP action for one frame.
     pub fn run(&self, frame: &[u8]) -> u32 {
+        self.run_repeat(frame, 1)
+    }
+
+    /// The XDP action for one frame run `n` times in a row (one CPU, no gap).
+    pub fn run_repeat(&self, frame: &[u8], n: u32) -> u32 {
         let opts = TestRunOptions {
             data_in: Some(frame),
-            repeat: 1,
+            repeat: n,
             ..Default::default()
         };
         self.program()

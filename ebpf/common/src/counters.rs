@@ -39,4 +39,14 @@ pub const CNT_NON_IP: u32 = VERDICT_COUNTERS + 1;
 pub const CNT_MODE_OFF: u32 = VERDICT_COUNTERS + 2;
 /// Non-first fragments (only address entries can match them).
 pub const CNT_FRAGMENT: u32 = VERDICT_COUNTERS + 3;
-pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 4;
+/// Drop events written to the ring buffer.
+pub const CNT_SAMPLED: u32 = VERDICT_COUNTERS + 4;
+/// Drop events not written: the CPU's budget for this second was used up.
+pub const CNT_SAMPLE_SUPPRESSED: u32 = VERDICT_COUNTERS + 5;
+/// Drop events not written: the ring buffer was full (userspace behind).
+pub const CNT_SAMPLE_LOST: u32 = VERDICT_COUNTERS + 6;
+/// Counters of one interface slot.
+pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 7;
+/// The whole counter array: [`COUNTER_SLOTS`] per interface slot
+/// ([`crate::IFACE_SLOTS`]; slot 0 = interfaces without a slot).
+pub const COUNTER_ARRAY: u32 = COUNTER_SLOTS * crate::IFACE_SLOTS;

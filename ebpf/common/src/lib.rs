@@ -9,15 +9,17 @@
 #![no_std]
 
 mod counters;
+mod events;
 mod filter;
 mod keys;
 
 pub use counters::*;
+pub use events::*;
 pub use filter::*;
 pub use keys::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 // Map names: must match the `#[map]` statics in ebpf/xdp/src/maps.rs.
 pub const MAP_CONFIG: &str = "C2W_CONFIG";
@@ -29,8 +31,11 @@ pub const MAP_ALLOW_V6: &str = "C2W_ALLOW_V6";
 pub const MAP_COUNTERS: &str = "C2W_COUNTERS";
 pub const MAP_HITS: &str = "C2W_HITS";
 pub const MAP_FILTER: &str = "C2W_FILTER";
+pub const MAP_EVENTS: &str = "C2W_EVENTS";
+pub const MAP_SAMPLER: &str = "C2W_SAMPLER";
+pub const MAP_IFSLOT: &str = "C2W_IFSLOT";
 /// Every map the program uses, in the order userspace pins them.
-pub const ALL_MAPS: [&str; 9] = [
+pub const ALL_MAPS: [&str; 12] = [
     MAP_CONFIG,
     MAP_NODES_V4,
     MAP_NODES_V6,
@@ -40,6 +45,9 @@ pub const ALL_MAPS: [&str; 9] = [
     MAP_COUNTERS,
     MAP_HITS,
     MAP_FILTER,
+    MAP_EVENTS,
+    MAP_SAMPLER,
+    MAP_IFSLOT,
 ];
 
 /// Name of the XDP program in the object file (the `#[xdp]` function).
@@ -90,6 +98,9 @@ pub struct Config {
     pub v4_levels: [u32; 2],
     /// Per set: bit i set means IPv6 level i*V6_STRIDE has slots.
     pub v6_levels: [u32; 2],
+    /// Sampled drop events per CPU per second (0: none).
+    pub sample_budget: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
@@ -104,4 +115,6 @@ mod pod {
     unsafe impl aya::Pod for super::PortKey {}
     unsafe impl aya::Pod for super::PortValue {}
     unsafe impl aya::Pod for super::FilterBlock {}
+    unsafe impl aya::Pod for super::DropEvent {}
+    unsafe impl aya::Pod for super::SamplerState {}
 }

@@ -11,26 +11,33 @@ mod maps;
 
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},
+    helpers::bpf_ktime_get_ns,
     macros::xdp,
     programs::XdpContext,
 };
 use c2wall_common::*;
-use c2wall_xdp::parse::{parse, Parsed};
+use c2wall_xdp::parse::{parse, Packet, Parsed};
 
 use crate::lookup::{allowlisted, side_rule};
-use crate::maps::{CONFIG, COUNTERS, HITS};
+use crate::maps::{CONFIG, COUNTERS, EVENTS, HITS, IFSLOT, SAMPLER};
 
 #[xdp]
 pub fn c2wall(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // This interface's block of counters.
+    let base = match IFSLOT.get(ifindex % IFINDEX_BUCKETS) {
+        Some(&slot) if slot < IFACE_SLOTS => slot * COUNTER_SLOTS,
+        _ => 0,
+    };
     let pkt = match parse(&ctx) {
         Parsed::Ip(p) => p,
         Parsed::NonIp => {
-            count(CNT_NON_IP, 1);
+            count(base + CNT_NON_IP, 1);
             return xdp_action::XDP_PASS;
         }
         Parsed::Malformed => {
-            count(CNT_PARSE_ERROR, 1);
+            count(base + CNT_PARSE_ERROR, 1);
             return xdp_action::XDP_PASS;
         }
     };
@@ -39,11 +46,11 @@ pub fn c2wall(ctx: XdpContext) -> u32 {
     };
     let mode = cfg.mode;
     if mode != MODE_ENFORCE && mode != MODE_MONITOR {
-        count(CNT_MODE_OFF, 1);
+        count(base + CNT_MODE_OFF, 1);
         return xdp_action::XDP_PASS;
     }
     if pkt.fragment {
-        count(CNT_FRAGMENT, 1);
+        count(base + CNT_FRAGMENT, 1);
     }
     let fam = if pkt.family == FAMILY_V4 {
         FAM_IDX_V4
@@ -65,22 +72,95 @@ pub fn c2wall(ctx: XdpContext) -> u32 {
         (from, DIR_FROM_CC)
     };
     if rule.action == ACTION_NONE {
-        count_verdict(VERDICT_PASS, DIR_TO_CC, fam, len);
+        count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
         return xdp_action::XDP_PASS;
     }
     // Checked only once something matched: the allowlist is small, but the miss
     // path is the hot one and must not pay for it.
     if allowlisted(&pkt) {
-        count_verdict(VERDICT_ALLOWLISTED, dir, fam, len);
+        count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
         return xdp_action::XDP_PASS;
     }
     hit(rule.entry_id);
-    if rule.action == ACTION_DROP && mode == MODE_ENFORCE {
-        count_verdict(VERDICT_DROP, dir, fam, len);
+    let verdict = if rule.action == ACTION_DROP && mode == MODE_ENFORCE {
+        VERDICT_DROP
+    } else {
+        VERDICT_WOULD_DROP
+    };
+    count_verdict(base, verdict, dir, fam, len);
+    sample(
+        base,
+        cfg.sample_budget,
+        &pkt,
+        rule.entry_id,
+        verdict,
+        dir,
+        ifindex,
+    );
+    if verdict == VERDICT_DROP {
         xdp_action::XDP_DROP
     } else {
-        count_verdict(VERDICT_WOULD_DROP, dir, fam, len);
         xdp_action::XDP_PASS
+    }
+}
+
+/// Writes a drop event if this CPU's budget for the current second allows;
+/// counts what it could not write. Never waits.
+#[inline(always)]
+fn sample(
+    base: u32,
+    budget: u32,
+    pkt: &Packet,
+    entry_id: u32,
+    verdict: u32,
+    dir: u32,
+    ifindex: u32,
+) {
+    if budget == 0 {
+        return;
+    }
+    let Some(st) = SAMPLER.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU value, only this CPU touches it while we run.
+    let st = unsafe { &mut *st };
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now.wrapping_sub(st.window_start_ns) >= 1_000_000_000 {
+        st.window_start_ns = now;
+        st.used = 0;
+    }
+    if st.used >= budget {
+        count(base + CNT_SAMPLE_SUPPRESSED, 1);
+        return;
+    }
+    st.used += 1;
+    let to = dir == DIR_TO_CC;
+    let (subscriber, cc, subscriber_port, cc_port) = if to {
+        (pkt.src, pkt.dst, pkt.sport, pkt.dport)
+    } else {
+        (pkt.dst, pkt.src, pkt.dport, pkt.sport)
+    };
+    let ev = DropEvent {
+        ts_ns: now,
+        entry_id,
+        ifindex,
+        verdict: verdict as u8,
+        direction: dir as u8,
+        family: pkt.family,
+        protocol: pkt.proto,
+        subscriber_port: if pkt.has_ports {
+            subscriber_port
+        } else {
+            [0; 2]
+        },
+        cc_port: if pkt.has_ports { cc_port } else { [0; 2] },
+        subscriber,
+        cc,
+    };
+    if EVENTS.output::<DropEvent>(&ev, 0).is_ok() {
+        count(base + CNT_SAMPLED, 1);
+    } else {
+        count(base + CNT_SAMPLE_LOST, 1);
     }
 }
 
@@ -93,9 +173,9 @@ fn count(idx: u32, n: u64) {
 }
 
 #[inline(always)]
-fn count_verdict(verdict: u32, dir: u32, fam: u32, len: u64) {
-    count(verdict_counter(verdict, dir, fam, UNIT_PACKETS), 1);
-    count(verdict_counter(verdict, dir, fam, UNIT_BYTES), len);
+fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
+    count(base + verdict_counter(verdict, dir, fam, UNIT_PACKETS), 1);
+    count(base + verdict_counter(verdict, dir, fam, UNIT_BYTES), len);
 }
 
 #[inline(always)]

@@ -4,7 +4,7 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use c2wall_common::*;
 
@@ -31,8 +31,22 @@ pub static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(ALLOW_CAP
 #[map(name = "C2W_ALLOW_V6")]
 pub static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
 
+// COUNTER_SLOTS per interface slot; see C2W_IFSLOT.
 #[map(name = "C2W_COUNTERS")]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ARRAY, 0);
+
+// ifindex % IFINDEX_BUCKETS -> interface slot (1..IFACE_SLOTS), written by the
+// agent when it attaches; 0 (never written) counts under slot 0. An array,
+// not a hash: one bounds check per packet.
+#[map(name = "C2W_IFSLOT")]
+pub static IFSLOT: Array<u32> = Array::with_max_entries(IFINDEX_BUCKETS, 0);
+
+// Sampled drop events for userspace (sightings), rate-limited per CPU.
+#[map(name = "C2W_EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+#[map(name = "C2W_SAMPLER")]
+pub static SAMPLER: PerCpuArray<SamplerState> = PerCpuArray::with_max_entries(1, 0);
 
 // Per-entry hit counts, keyed by entry id. Per-CPU so a flood never contends on
 // one cache line; a hash (not an array) so memory is spent only on entries that

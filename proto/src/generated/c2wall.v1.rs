@@ -46,6 +46,44 @@ pub struct Entry {
     pub created_at: i64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Sighting {
+    /// A keyed-hash pseudonym ("p-..."), or the address in clear where the ISP
+    /// opted in. The key never leaves the edge node.
+    #[prost(string, tag = "1")]
+    pub subscriber: ::prost::alloc::string::String,
+    /// The listed entry that matched.
+    #[prost(message, optional, tag = "2")]
+    pub entry: ::core::option::Option<EntryKey>,
+    /// IP protocol number and the C&C-side port (0: none).
+    #[prost(uint32, tag = "3")]
+    pub ip_protocol: u32,
+    #[prost(uint32, tag = "4")]
+    pub cc_port: u32,
+    /// to: the subscriber sent to the C&C; from: the C&C sent to the subscriber.
+    #[prost(enumeration = "Direction", tag = "5")]
+    pub direction: i32,
+    /// Dropped (true) or only counted (monitor).
+    #[prost(bool, tag = "6")]
+    pub dropped: bool,
+    /// Unix seconds.
+    #[prost(int64, tag = "7")]
+    pub first_seen: i64,
+    #[prost(int64, tag = "8")]
+    pub last_seen: i64,
+    /// Sampled packets since the previous report.
+    #[prost(uint64, tag = "9")]
+    pub count: u64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SightingsReport {
+    #[prost(string, tag = "1")]
+    pub agent_id: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "2")]
+    pub sightings: ::prost::alloc::vec::Vec<Sighting>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReportSightingsResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SubscribeRequest {
     #[prost(string, tag = "1")]
     pub agent_id: ::prost::alloc::string::String,
@@ -144,6 +182,33 @@ pub struct AgentStatus {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SightingsRequest {
+    /// Only sightings of entries inside this prefix (empty = all).
+    #[prost(string, tag = "1")]
+    pub within: ::prost::alloc::string::String,
+    /// ipv4 or ipv6 (empty = both).
+    #[prost(string, tag = "2")]
+    pub family: ::prost::alloc::string::String,
+    /// Only sightings last seen at or after this Unix time (0 = all).
+    #[prost(int64, tag = "3")]
+    pub since: i64,
+    /// Default 1000, at most 10000.
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AgentSighting {
+    #[prost(string, tag = "1")]
+    pub agent_id: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub sighting: ::core::option::Option<Sighting>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SightingsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub sightings: ::prost::alloc::vec::Vec<AgentSighting>,
+}
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ImportChunk {
     /// The source whose records this set replaces (first chunk; later chunks
@@ -593,6 +658,33 @@ pub mod agent_sync_client {
                 .insert(GrpcMethod::new("c2wall.v1.AgentSync", "ReportStatus"));
             self.inner.unary(req, path, codec).await
         }
+        /// Infected-subscriber sightings: which subscriber talked to which listed
+        /// entry, aggregated on the edge node; counts are increments since the last
+        /// report.
+        pub async fn report_sightings(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SightingsReport>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReportSightingsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.AgentSync/ReportSightings",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.AgentSync", "ReportSightings"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -627,6 +719,16 @@ pub mod agent_sync_server {
             request: tonic::Request<super::AgentStatus>,
         ) -> std::result::Result<
             tonic::Response<super::ReportStatusResponse>,
+            tonic::Status,
+        >;
+        /// Infected-subscriber sightings: which subscriber talked to which listed
+        /// entry, aggregated on the edge node; counts are increments since the last
+        /// report.
+        async fn report_sightings(
+            &self,
+            request: tonic::Request<super::SightingsReport>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReportSightingsResponse>,
             tonic::Status,
         >;
     }
@@ -780,6 +882,51 @@ pub mod agent_sync_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ReportStatusSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.AgentSync/ReportSightings" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReportSightingsSvc<T: AgentSync>(pub Arc<T>);
+                    impl<
+                        T: AgentSync,
+                    > tonic::server::UnaryService<super::SightingsReport>
+                    for ReportSightingsSvc<T> {
+                        type Response = super::ReportSightingsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SightingsReport>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AgentSync>::report_sightings(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReportSightingsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
@@ -1128,6 +1275,31 @@ pub mod publisher_client {
             req.extensions_mut().insert(GrpcMethod::new("c2wall.v1.Publisher", "Feeds"));
             self.inner.unary(req, path, codec).await
         }
+        /// Sightings reported by agents, newest first.
+        pub async fn sightings(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SightingsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SightingsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/Sightings",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "Sightings"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1187,6 +1359,14 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::FeedsRequest>,
         ) -> std::result::Result<tonic::Response<super::FeedsResponse>, tonic::Status>;
+        /// Sightings reported by agents, newest first.
+        async fn sightings(
+            &self,
+            request: tonic::Request<super::SightingsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SightingsResponse>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct PublisherServer<T> {
@@ -1640,6 +1820,51 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = FeedsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/Sightings" => {
+                    #[allow(non_camel_case_types)]
+                    struct SightingsSvc<T: Publisher>(pub Arc<T>);
+                    impl<
+                        T: Publisher,
+                    > tonic::server::UnaryService<super::SightingsRequest>
+                    for SightingsSvc<T> {
+                        type Response = super::SightingsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SightingsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::sightings(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SightingsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

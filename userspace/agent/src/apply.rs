@@ -116,6 +116,17 @@ impl<D: Dataplane> Applier<D> {
         Ok(())
     }
 
+    /// Sampled drop events per CPU per second (0: none).
+    pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
+        if self.cfg.sample_budget != budget {
+            let mut c = self.cfg;
+            c.sample_budget = budget;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
     /// Makes the active set equal to `new`, in place when the change is small.
     pub fn apply(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
         let start = Instant::now();

@@ -1,6 +1,6 @@
 //! The one-shot subcommands: detach, check, status.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use c2wall_agent::{
@@ -136,4 +136,54 @@ pub fn status(pin_dir: PathBuf, state_dir: PathBuf) -> Result<std::process::Exit
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `c2wall-agent top`: reads /top from the running agent.
+pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
+    use std::io::{Read, Write};
+    let mut conn =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+            .with_context(|| format!("connecting to the agent at {addr} (its --metrics-addr)"))?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(conn, "GET /top HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp)?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .context("malformed reply from the agent")?;
+    if as_json {
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(body).context("reply is not JSON")?;
+    println!("top entries by hits:");
+    for t in v["top"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>12}  {}",
+            t["hits"],
+            t["entry"].as_str().unwrap_or("?")
+        );
+    }
+    println!("latest sampled drops (newest first):");
+    for r in v["recent"].as_array().into_iter().flatten() {
+        let at = r["at"].as_i64().unwrap_or(0).max(0) as u64;
+        println!(
+            "  {}  {:<8} {:<28} -> {} ({} port {}) {}",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(at)
+            ),
+            r["direction"].as_str().unwrap_or("?"),
+            r["subscriber"].as_str().unwrap_or("?"),
+            r["cc"].as_str().unwrap_or("?"),
+            r["protocol"],
+            r["cc_port"],
+            if r["dropped"].as_bool() == Some(true) {
+                "dropped"
+            } else {
+                "would drop"
+            },
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

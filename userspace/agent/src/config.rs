@@ -99,6 +99,21 @@ pub struct RunArgs {
     /// This agent's name at the coordinator [default: the host name].
     #[arg(long, value_name = "NAME")]
     pub agent_id: Option<String>,
+    /// Drop events sampled per CPU per second for sightings (0: none)
+    /// [default: 100]. Events over the budget are counted, not sent.
+    #[arg(long, value_name = "EVENTS")]
+    pub sample_budget: Option<u32>,
+    /// Report subscriber addresses in clear instead of keyed-hash pseudonyms
+    /// (only where the ISP's legal basis allows it).
+    #[arg(long)]
+    pub sightings_clear: bool,
+    /// Hours a sighting is kept after it was last seen [default: 168].
+    #[arg(long, value_name = "HOURS")]
+    pub sightings_retention: Option<u64>,
+    /// Sightings kept in memory at most; the least recently seen go first
+    /// [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub sightings_max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +132,10 @@ struct FileConfig {
     detach_on_exit: Option<bool>,
     coordinator: Option<String>,
     agent_id: Option<String>,
+    sample_budget: Option<u32>,
+    sightings_clear: Option<bool>,
+    sightings_retention: Option<u64>,
+    sightings_max: Option<usize>,
     #[serde(default)]
     capacity: Capacity,
 }
@@ -157,6 +176,11 @@ pub struct Settings {
     pub capacity: Capacity,
     pub coordinator: Option<String>,
     pub agent_id: String,
+    pub sample_budget: u32,
+    pub sightings_clear: bool,
+    /// Seconds.
+    pub sightings_retention: i64,
+    pub sightings_max: usize,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -207,6 +231,17 @@ impl Settings {
                 .clone()
                 .or(file.agent_id)
                 .unwrap_or_else(hostname),
+            sample_budget: args
+                .sample_budget
+                .or(file.sample_budget)
+                .unwrap_or(c2wall_common::DEFAULT_SAMPLE_BUDGET),
+            sightings_clear: args.sightings_clear || file.sightings_clear.unwrap_or(false),
+            sightings_retention: args
+                .sightings_retention
+                .or(file.sightings_retention)
+                .unwrap_or(168) as i64
+                * 3600,
+            sightings_max: args.sightings_max.or(file.sightings_max).unwrap_or(100_000),
             source,
         };
         if s.interfaces.is_empty() {

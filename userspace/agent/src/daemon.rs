@@ -1,22 +1,26 @@
 //! The enforcing daemon: load, converge, attach, serve metrics, handle signals.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result};
 use axum::{routing::get, Router};
+use aya::maps::{Map, MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
     config::{RunArgs, Settings},
-    dataplane::Dataplane,
+    dataplane::{assign_iface_slot, Dataplane},
     engine::Engine,
+    events::{read_events, report_sightings},
     ids::Ids,
     kernel::KernelMaps,
     loader,
     metrics::{CounterReader, Metrics},
     paths::Paths,
+    sightings::{load_or_create_key, Sightings},
     source::{enforce, file::FileSource, identities, merge, BlocklistSource, Snapshot},
     sync::{ApplyFn, EntryChange, StatusFn, SyncClient, SyncStatus, SyncedSet},
     synced::journal_len,
@@ -43,7 +47,7 @@ impl Shared {
     fn apply(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
         let snap = merge(&self.files, &self.synced);
         let r = self.engine.sync(&snap);
-        record(&self.engine, r, metrics)
+        record(&self.engine, r, metrics, "full")
     }
 
     /// A coordinator update: the whole set, or (after deltas) the entries that
@@ -54,8 +58,13 @@ impl Shared {
         changes: Option<&[EntryChange]>,
         metrics: &Metrics,
     ) -> Result<(), AgentError> {
+        let kind = if changes.is_some() && self.engine.has_full_state() {
+            "delta"
+        } else {
+            "full"
+        };
         let r = enforce(&mut self.engine, &self.files, &self.local, set, changes);
-        record(&self.engine, r, metrics)?;
+        record(&self.engine, r, metrics, kind)?;
         match changes {
             Some(changes) => {
                 for (id, e) in changes {
@@ -132,12 +141,15 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     let (mut ebpf, maps) = loader::load(&paths, &settings.capacity)?;
     let mut applier = Applier::adopt(maps)?;
     applier.set_mode(settings.mode.code())?;
+    applier.set_sample_budget(settings.sample_budget)?;
     let ids = Ids::load(&paths.ids_file())?;
     let mut engine = Engine::new(applier, ids, Some(paths.ids_file()));
 
     // Converge the maps before touching any link: an adopted link keeps enforcing
     // the previous list until the new one is complete.
-    let counters = counter_reader(&paths)?;
+    // Counter slot -> interface name, filled in once attached.
+    let iface_names: Arc<Mutex<HashMap<u32, String>>> = Arc::default();
+    let counters = counter_reader(&paths, iface_names.clone())?;
     let metrics = Arc::new(Metrics::new(counters)?);
     metrics.set_mode(settings.mode.name());
     let mut source = FileSource {
@@ -162,7 +174,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             report_rejected(&snap.rejected);
             let merged = merge(&snap, &synced);
             let r = engine.sync(&merged);
-            record(&engine, r, &metrics)
+            record(&engine, r, &metrics, "full")
                 .context("applying the blocklist (the previous list stays enforced)")?;
             snap
         }
@@ -181,6 +193,21 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             .attached
             .with_label_values(&[&a.interface, a.mode])
             .set(1);
+    }
+    for iface in &settings.interfaces {
+        let idx = loader::interface_index(iface)?;
+        match assign_iface_slot(engine.applier.dataplane_mut(), idx) {
+            Ok(Some(slot)) => {
+                iface_names
+                    .lock()
+                    .expect("lock")
+                    .insert(slot, iface.clone());
+            }
+            Ok(None) => {
+                tracing::warn!(interface = %iface, "no counter slot left; counted as `other`")
+            }
+            Err(e) => tracing::warn!(interface = %iface, error = %e, "assigning a counter slot"),
+        }
     }
     for gone in loader::detach_stale(&paths, &settings.interfaces) {
         tracing::warn!(interface = %gone, "detached from an interface that is no longer configured");
@@ -203,7 +230,18 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let code = rt.block_on(serve(shared.clone(), metrics))?;
+    let key = load_or_create_key(&paths.state_dir.join("sightings.key"))?;
+    let sightings = {
+        let s = &shared.lock().expect("lock").settings;
+        Arc::new(Mutex::new(Sightings::new(
+            key,
+            s.sightings_clear,
+            s.sightings_retention,
+            s.sightings_max,
+        )))
+    };
+    let ring = open_ring(&paths);
+    let code = rt.block_on(serve(shared.clone(), metrics, sightings, ring))?;
     let s = shared.lock().expect("lock");
     if s.settings.detach_on_exit {
         let gone = loader::detach_all(&s.settings.paths)?;
@@ -215,9 +253,25 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     Ok(code)
 }
 
-fn counter_reader(paths: &Paths) -> Result<CounterReader> {
+fn counter_reader(paths: &Paths, names: Arc<Mutex<HashMap<u32, String>>>) -> Result<CounterReader> {
     let maps = Mutex::new(KernelMaps::from_pins(&paths.maps_dir())?);
-    Ok(Arc::new(move || maps.lock().expect("lock").counters()))
+    Ok(Arc::new(move || {
+        let by_slot = maps.lock().expect("lock").counters_by_slot()?;
+        let names = names.lock().expect("lock");
+        Ok(by_slot
+            .into_iter()
+            .enumerate()
+            .filter_map(|(slot, values)| {
+                let name = names.get(&(slot as u32)).cloned();
+                // Slots of interfaces no longer configured still count.
+                match name {
+                    Some(n) => Some((n, values)),
+                    None if values.iter().any(|v| *v != 0) => Some(("other".into(), values)),
+                    None => None,
+                }
+            })
+            .collect())
+    }))
 }
 
 fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {
@@ -231,9 +285,14 @@ fn record(
     engine: &Engine<KernelMaps>,
     result: Result<c2wall_agent::engine::SyncReport, AgentError>,
     metrics: &Metrics,
+    kind: &str,
 ) -> Result<(), AgentError> {
     match result {
         Ok(r) => {
+            metrics
+                .apply_duration
+                .with_label_values(&[kind])
+                .observe(r.stats.elapsed.as_secs_f64());
             metrics.rejected_lines.set(r.rejected as i64);
             let kind = if r.stats.reload { "reload" } else { "in_place" };
             metrics.applies.with_label_values(&[kind]).inc();
@@ -287,15 +346,36 @@ fn record(
     }
 }
 
+/// The pinned drop-event ring buffer (None: sightings off, with the reason logged).
+fn open_ring(paths: &Paths) -> Option<RingBuf<MapData>> {
+    let opened = MapData::from_pin(paths.map(MAP_EVENTS))
+        .map_err(|e| e.to_string())
+        .and_then(|d| Map::from_map_data(d).map_err(|e| e.to_string()))
+        .and_then(|m| RingBuf::try_from(m).map_err(|e| e.to_string()));
+    match opened {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the drop-event ring buffer; no sightings");
+            None
+        }
+    }
+}
+
 async fn serve(
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
+    sightings: Arc<Mutex<Sightings>>,
+    ring: Option<RingBuf<MapData>>,
 ) -> Result<std::process::ExitCode> {
     let (addr, sync) = {
         let s = shared.lock().expect("lock");
         (s.settings.metrics_addr, s.sync.clone())
     };
+    if let Some(ring) = ring {
+        tokio::spawn(read_events(ring, sightings.clone()));
+    }
     let m = metrics.clone();
+    let sg = sightings.clone();
     // Only reached once the program is attached and a list applied; kept
     // lock-free so probes never wait behind a long reload.
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -304,9 +384,20 @@ async fn serve(
             "/metrics",
             get(move || async move {
                 m.observe_sync(&sync);
+                m.sightings.set(sg.lock().expect("lock").len() as i64);
                 m.render()
             }),
         )
+        .route("/top", {
+            let (sh, sg) = (shared.clone(), sightings.clone());
+            get(move || async move {
+                let sh = sh.clone();
+                let sg = sg.clone();
+                tokio::task::spawn_blocking(move || top_json(&sh, &sg))
+                    .await
+                    .unwrap_or_default()
+            })
+        })
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
@@ -338,6 +429,19 @@ async fn serve(
             .store(s.synced.version, std::sync::atomic::Ordering::Relaxed);
         let sh = shared.clone();
         let report: StatusFn = Arc::new(move || sh.lock().expect("lock").status());
+        let identity = {
+            let sh = shared.clone();
+            Arc::new(move |id: u32| sh.lock().expect("lock").engine.ids().identity(id))
+        };
+        let m = metrics.clone();
+        tokio::spawn(report_sightings(
+            url.clone(),
+            s.settings.agent_id.clone(),
+            Duration::from_secs(10),
+            sightings.clone(),
+            identity,
+            Arc::new(move |n| m.sightings_reported.inc_by(n as u64)),
+        ));
         let client = SyncClient {
             url,
             agent_id: s.settings.agent_id.clone(),
@@ -374,6 +478,45 @@ async fn serve(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `c2wall-agent top`: entries by hits and the latest sampled drops, as JSON.
+fn top_json(shared: &Mutex<Shared>, sightings: &Mutex<Sightings>) -> String {
+    let s = shared.lock().expect("lock");
+    let mut hits: Vec<(u64, String)> = s
+        .engine
+        .applier
+        .dataplane()
+        .hits()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(id, n)| Some((n, s.engine.ids().identity(id)?.to_string())))
+        .collect();
+    hits.sort_by(|a, b| b.cmp(a));
+    hits.truncate(20);
+    let ids = s.engine.ids();
+    let recent: Vec<serde_json::Value> = sightings
+        .lock()
+        .expect("lock")
+        .recent()
+        .map(|r| {
+            serde_json::json!({
+                "at": r.at,
+                "subscriber": r.key.subscriber,
+                "entry": ids.identity(r.key.entry_id).map(|i| i.to_string()),
+                "cc": r.cc.to_string(),
+                "protocol": r.key.protocol,
+                "cc_port": r.key.cc_port,
+                "direction": if r.key.direction as u32 == DIR_TO_CC { "to_cc" } else { "from_cc" },
+                "dropped": r.key.dropped,
+            })
+        })
+        .collect();
+    let top: Vec<serde_json::Value> = hits
+        .into_iter()
+        .map(|(n, e)| serde_json::json!({"entry": e, "hits": n}))
+        .collect();
+    serde_json::json!({"top": top, "recent": recent}).to_string()
+}
+
 /// SIGHUP: re-read the config file (mode, files) and the lists; apply the difference.
 fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
     let mut s = shared.lock().expect("lock");
@@ -381,6 +524,7 @@ fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
         match Settings::resolve(&s.args) {
             Ok(new) => {
                 s.settings.mode = new.mode;
+                s.settings.sample_budget = new.sample_budget;
                 s.settings.blocklists = new.blocklists;
                 s.settings.allowlist = new.allowlist;
             }
@@ -389,6 +533,8 @@ fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
     }
     let mode = s.settings.mode;
     s.engine.applier.set_mode(mode.code())?;
+    let budget = s.settings.sample_budget;
+    s.engine.applier.set_sample_budget(budget)?;
     metrics.set_mode(mode.name());
     let mut source = FileSource {
         blocklists: s.settings.blocklists.clone(),

@@ -24,8 +24,16 @@ pub trait Dataplane {
     fn allowlist(&self) -> Result<Vec<Prefix>, AgentError>;
     fn put_allow(&mut self, p: &Prefix) -> Result<(), AgentError>;
     fn del_allow(&mut self, p: &Prefix) -> Result<(), AgentError>;
-    /// Counter values summed over CPUs, indexed as in c2wall_common::counters.
+    /// Counter values summed over CPUs and interfaces, indexed as in
+    /// c2wall_common::counters.
     fn counters(&self) -> Result<Vec<u64>, AgentError>;
+    /// The same per interface slot (slot 0: interfaces without one).
+    fn counters_by_slot(&self) -> Result<Vec<Vec<u64>>, AgentError>;
+    /// The counter slot of an interface (0: none yet).
+    fn iface_slot(&self, ifindex: u32) -> Result<u32, AgentError>;
+    /// Slots already given to interfaces.
+    fn iface_slots_used(&self) -> Result<Vec<u32>, AgentError>;
+    fn set_iface_slot(&mut self, ifindex: u32, slot: u32) -> Result<(), AgentError>;
     /// Per-entry hits summed over CPUs.
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
@@ -33,6 +41,27 @@ pub trait Dataplane {
     fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
     /// Slot capacities (v4 nodes, v6 nodes, ports).
     fn capacity(&self) -> (usize, usize, usize);
+}
+
+/// The counter slot of interface `ifindex`: the one it already has (kept in
+/// the pinned map across restarts), else the first free one. None when all
+/// slots are taken (its packets then count under slot 0, `other`).
+pub fn assign_iface_slot<D: Dataplane>(
+    dp: &mut D,
+    ifindex: u32,
+) -> Result<Option<u32>, AgentError> {
+    let current = dp.iface_slot(ifindex)?;
+    if current != 0 {
+        return Ok(Some(current));
+    }
+    let used = dp.iface_slots_used()?;
+    match (1..IFACE_SLOTS).find(|s| !used.contains(s)) {
+        Some(slot) => {
+            dp.set_iface_slot(ifindex, slot)?;
+            Ok(Some(slot))
+        }
+        None => Ok(None),
+    }
 }
 
 #[derive(Default, Debug)]
@@ -51,6 +80,7 @@ pub struct MemDataplane {
     pub counters: Vec<u64>,
     pub hits: HashMap<u32, u64>,
     pub filter: HashMap<u32, FilterBlock>,
+    pub ifslots: HashMap<u32, u32>,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
     pub caps: (usize, usize, usize),
@@ -176,6 +206,23 @@ impl Dataplane for MemDataplane {
     }
     fn counters(&self) -> Result<Vec<u64>, AgentError> {
         Ok(self.counters.clone())
+    }
+    fn counters_by_slot(&self) -> Result<Vec<Vec<u64>>, AgentError> {
+        Ok(vec![self.counters.clone()])
+    }
+    fn iface_slot(&self, ifindex: u32) -> Result<u32, AgentError> {
+        Ok(self
+            .ifslots
+            .get(&(ifindex % IFINDEX_BUCKETS))
+            .copied()
+            .unwrap_or(0))
+    }
+    fn iface_slots_used(&self) -> Result<Vec<u32>, AgentError> {
+        Ok(self.ifslots.values().copied().collect())
+    }
+    fn set_iface_slot(&mut self, ifindex: u32, slot: u32) -> Result<(), AgentError> {
+        self.ifslots.insert(ifindex % IFINDEX_BUCKETS, slot);
+        Ok(())
     }
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError> {
         Ok(self.hits.clone())

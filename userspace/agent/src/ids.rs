@@ -12,6 +12,8 @@ use crate::error::AgentError;
 #[derive(Debug, Default, Clone)]
 pub struct Ids {
     by_identity: HashMap<Identity, u32>,
+    /// The reverse, for naming the entry of a sampled drop event.
+    by_id: HashMap<u32, Identity>,
     next: u32,
     /// Lines appended to the file since it was last written whole.
     journal_lines: usize,
@@ -30,6 +32,7 @@ impl Ids {
     pub fn new() -> Self {
         Ids {
             by_identity: HashMap::new(),
+            by_id: HashMap::new(),
             next: 1,
             journal_lines: 0,
         }
@@ -59,6 +62,7 @@ impl Ids {
             .filter(|(k, _)| !keep.contains_key(k))
             .map(|(_, v)| *v)
             .collect();
+        self.by_id = keep.iter().map(|(k, v)| (*v, *k)).collect();
         self.by_identity = keep;
         (out, gone)
     }
@@ -100,9 +104,11 @@ impl Ids {
     pub fn commit(&mut self, plan: &IdPlan, journal: Option<&Path>) -> Result<(), AgentError> {
         for (ident, id) in &plan.added {
             self.by_identity.insert(*ident, *id);
+            self.by_id.insert(*id, *ident);
         }
-        for (ident, _) in &plan.removed {
+        for (ident, id) in &plan.removed {
             self.by_identity.remove(ident);
+            self.by_id.remove(id);
         }
         self.next = self.next.max(plan.next);
         let Some(path) = journal else {
@@ -136,7 +142,12 @@ impl Ids {
     }
 
     pub fn identity_of(&self) -> HashMap<u32, Identity> {
-        self.by_identity.iter().map(|(k, v)| (*v, *k)).collect()
+        self.by_id.clone()
+    }
+
+    /// The entry an id names, if it is listed.
+    pub fn identity(&self, id: u32) -> Option<Identity> {
+        self.by_id.get(&id).copied()
     }
 
     /// Loads the table; a missing file is an empty table.
@@ -174,6 +185,7 @@ impl Ids {
                 }
             }
         }
+        ids.by_id = ids.by_identity.iter().map(|(k, v)| (*v, *k)).collect();
         // Lines beyond one per listed entry are journal to compact.
         ids.journal_lines = ids.journal_lines.saturating_sub(ids.by_identity.len());
         Ok(ids)

@@ -23,6 +23,7 @@ pub struct KernelMaps {
     counters: PerCpuArray<MapData, u64>,
     hits: PerCpuHashMap<MapData, u32, u64>,
     filter: Array<MapData, FilterBlock>,
+    ifslot: Array<MapData, u32>,
     caps: (usize, usize, usize),
 }
 
@@ -52,6 +53,7 @@ impl KernelMaps {
             counters: typed(&mut take, MAP_COUNTERS)?,
             hits: typed(&mut take, MAP_HITS)?,
             filter: typed(&mut take, MAP_FILTER)?,
+            ifslot: typed(&mut take, MAP_IFSLOT)?,
             caps,
         })
     }
@@ -259,7 +261,13 @@ impl Dataplane for KernelMaps {
         }
     }
     fn counters(&self) -> Result<Vec<u64>, AgentError> {
-        (0..COUNTER_SLOTS)
+        let by_slot = self.counters_by_slot()?;
+        Ok((0..COUNTER_SLOTS as usize)
+            .map(|i| by_slot.iter().map(|c| c[i]).sum())
+            .collect())
+    }
+    fn counters_by_slot(&self) -> Result<Vec<Vec<u64>>, AgentError> {
+        let all: Vec<u64> = (0..COUNTER_ARRAY)
             .map(|i| {
                 self.counters
                     .get(&i, 0)
@@ -269,7 +277,34 @@ impl Dataplane for KernelMaps {
                         source,
                     })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(all
+            .chunks(COUNTER_SLOTS as usize)
+            .map(<[u64]>::to_vec)
+            .collect())
+    }
+    fn iface_slot(&self, ifindex: u32) -> Result<u32, AgentError> {
+        self.ifslot
+            .get(&(ifindex % IFINDEX_BUCKETS), 0)
+            .map_err(|source| AgentError::Map {
+                map: MAP_IFSLOT,
+                source,
+            })
+    }
+    fn iface_slots_used(&self) -> Result<Vec<u32>, AgentError> {
+        (0..IFINDEX_BUCKETS)
+            .map(|b| self.ifslot.get(&b, 0))
+            .filter(|r| !matches!(r, Ok(0)))
+            .collect::<Result<_, _>>()
+            .map_err(|source| AgentError::Map {
+                map: MAP_IFSLOT,
+                source,
+            })
+    }
+    fn set_iface_slot(&mut self, ifindex: u32, slot: u32) -> Result<(), AgentError> {
+        self.ifslot
+            .set(ifindex % IFINDEX_BUCKETS, slot, 0)
+            .map_err(put_err(MAP_IFSLOT))
     }
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError> {
         let mut out = HashMap::new();

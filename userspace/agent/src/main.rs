@@ -60,6 +60,15 @@ enum Command {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
+    /// Ask the running agent for its top entries by hits and the latest sampled
+    /// drops (subscribers as the agent reports them: pseudonymised by default).
+    Top {
+        /// The running agent's --metrics-addr.
+        #[arg(long, default_value = "127.0.0.1:9469")]
+        metrics_addr: std::net::SocketAddr,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +86,7 @@ fn main() -> std::process::ExitCode {
             allowlist,
         }) => commands::check(blocklists, allowlist),
         Some(Command::Status { pin_dir, state_dir }) => commands::status(pin_dir, state_dir),
+        Some(Command::Top { metrics_addr, json }) => commands::top(metrics_addr, json),
         None => daemon::run(cli.run),
     };
     match result {

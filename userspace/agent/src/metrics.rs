@@ -7,12 +7,15 @@ use c2wall_common::*;
 use prometheus::{
     core::{Collector, Desc},
     proto::MetricFamily,
-    Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::error::AgentError;
 
-pub type CounterReader = Arc<dyn Fn() -> Result<Vec<u64>, AgentError> + Send + Sync>;
+/// Reads the kernel counters: per interface (its name, or `other` for
+/// interfaces without a counter slot), indexed as in c2wall_common::counters.
+pub type CounterReader = Arc<dyn Fn() -> Result<Vec<(String, Vec<u64>)>, AgentError> + Send + Sync>;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -34,6 +37,9 @@ pub struct Metrics {
     pub sync_reconnects: IntCounter,
     pub sync_errors: IntCounter,
     pub sync_messages: IntCounterVec,
+    pub apply_duration: HistogramVec,
+    pub sightings: IntGauge,
+    pub sightings_reported: IntCounter,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -131,6 +137,24 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            apply_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "c2wall_apply_duration_seconds",
+                    "Time to put a list into the kernel maps: full (snapshot, files) or delta.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["kind"],
+            )?,
+            sightings: IntGauge::with_opts(opts(
+                "c2wall_sightings",
+                "Sightings (subscriber, entry, port) held in memory.",
+            ))?,
+            sightings_reported: IntCounter::with_opts(opts(
+                "c2wall_sightings_reported_total",
+                "Sightings sent to the coordinator.",
+            ))?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -160,6 +184,9 @@ impl Metrics {
         r.register(Box::new(m.sync_reconnects.clone()))?;
         r.register(Box::new(m.sync_errors.clone()))?;
         r.register(Box::new(m.sync_messages.clone()))?;
+        r.register(Box::new(m.apply_duration.clone()))?;
+        r.register(Box::new(m.sightings.clone()))?;
+        r.register(Box::new(m.sightings_reported.clone()))?;
         r.register(Box::new(KernelCollector::new(counters)?))?;
         Ok(m)
     }
@@ -219,6 +246,7 @@ struct KernelCollector {
     packets: Opts,
     bytes: Opts,
     other: Opts,
+    sampled: Opts,
     descs: Vec<Desc>,
 }
 
@@ -238,11 +266,20 @@ impl KernelCollector {
             "Packets passed without a lookup, by reason: non_ip, parse_error \
              (truncated or malformed headers), mode_off; and non-first fragments seen (fragment).",
         );
+        let sampled = opts(
+            "c2wall_sampled_events_total",
+            "Drop events for sightings, by result: written to the ring buffer, suppressed \
+             (the per-CPU budget for that second was used up), lost (ring buffer full).",
+        );
         let mut descs = Vec::new();
         for (o, labels) in [
-            (&packets, vec!["verdict", "direction", "family"]),
-            (&bytes, vec!["verdict", "direction", "family"]),
-            (&other, vec!["reason"]),
+            (
+                &packets,
+                vec!["verdict", "direction", "family", "interface"],
+            ),
+            (&bytes, vec!["verdict", "direction", "family", "interface"]),
+            (&other, vec!["reason", "interface"]),
+            (&sampled, vec!["result"]),
         ] {
             descs.push(Desc::new(
                 o.name.clone(),
@@ -256,6 +293,7 @@ impl KernelCollector {
             packets,
             bytes,
             other,
+            sampled,
             descs,
         })
     }
@@ -267,47 +305,58 @@ impl Collector for KernelCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let values = match (self.read)() {
+        let per_iface = match (self.read)() {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "reading kernel counters");
                 return Vec::new();
             }
         };
-        let get = |i: u32| values.get(i as usize).copied().unwrap_or(0);
-        let lbl = ["verdict", "direction", "family"];
-        let (Ok(pk), Ok(by), Ok(ot)) = (
+        let lbl = ["verdict", "direction", "family", "interface"];
+        let (Ok(pk), Ok(by), Ok(ot), Ok(sa)) = (
             IntCounterVec::new(self.packets.clone(), &lbl),
             IntCounterVec::new(self.bytes.clone(), &lbl),
-            IntCounterVec::new(self.other.clone(), &["reason"]),
+            IntCounterVec::new(self.other.clone(), &["reason", "interface"]),
+            IntCounterVec::new(self.sampled.clone(), &["result"]),
         ) else {
             return Vec::new();
         };
-        for (v, vname) in VERDICT_NAMES {
-            for (d, dname) in [(DIR_TO_CC, "to_cc"), (DIR_FROM_CC, "from_cc")] {
-                if v == VERDICT_PASS && d == DIR_FROM_CC {
-                    continue;
-                }
-                let dname = if v == VERDICT_PASS { "none" } else { dname };
-                for (f, fname) in [(FAM_IDX_V4, "ipv4"), (FAM_IDX_V6, "ipv6")] {
-                    pk.with_label_values(&[vname, dname, fname])
-                        .inc_by(get(verdict_counter(v, d, f, UNIT_PACKETS)));
-                    by.with_label_values(&[vname, dname, fname])
-                        .inc_by(get(verdict_counter(v, d, f, UNIT_BYTES)));
+        for (iface, values) in &per_iface {
+            let get = |i: u32| values.get(i as usize).copied().unwrap_or(0);
+            for (v, vname) in VERDICT_NAMES {
+                for (d, dname) in [(DIR_TO_CC, "to_cc"), (DIR_FROM_CC, "from_cc")] {
+                    if v == VERDICT_PASS && d == DIR_FROM_CC {
+                        continue;
+                    }
+                    let dname = if v == VERDICT_PASS { "none" } else { dname };
+                    for (f, fname) in [(FAM_IDX_V4, "ipv4"), (FAM_IDX_V6, "ipv6")] {
+                        pk.with_label_values(&[vname, dname, fname, iface])
+                            .inc_by(get(verdict_counter(v, d, f, UNIT_PACKETS)));
+                        by.with_label_values(&[vname, dname, fname, iface])
+                            .inc_by(get(verdict_counter(v, d, f, UNIT_BYTES)));
+                    }
                 }
             }
-        }
-        for (i, reason) in [
-            (CNT_NON_IP, "non_ip"),
-            (CNT_PARSE_ERROR, "parse_error"),
-            (CNT_MODE_OFF, "mode_off"),
-            (CNT_FRAGMENT, "fragment"),
-        ] {
-            ot.with_label_values(&[reason]).inc_by(get(i));
+            for (i, reason) in [
+                (CNT_NON_IP, "non_ip"),
+                (CNT_PARSE_ERROR, "parse_error"),
+                (CNT_MODE_OFF, "mode_off"),
+                (CNT_FRAGMENT, "fragment"),
+            ] {
+                ot.with_label_values(&[reason, iface]).inc_by(get(i));
+            }
+            for (i, result) in [
+                (CNT_SAMPLED, "written"),
+                (CNT_SAMPLE_SUPPRESSED, "suppressed"),
+                (CNT_SAMPLE_LOST, "lost"),
+            ] {
+                sa.with_label_values(&[result]).inc_by(get(i));
+            }
         }
         let mut out = pk.collect();
         out.extend(by.collect());
         out.extend(ot.collect());
+        out.extend(sa.collect());
         out
     }
 }
@@ -322,18 +371,32 @@ mod tests {
             let mut v = vec![0u64; COUNTER_SLOTS as usize];
             v[verdict_counter(VERDICT_DROP, DIR_FROM_CC, FAM_IDX_V6, UNIT_PACKETS) as usize] = 7;
             v[CNT_PARSE_ERROR as usize] = 3;
-            Ok(v)
+            v[CNT_SAMPLED as usize] = 2;
+            let mut other = vec![0u64; COUNTER_SLOTS as usize];
+            other[CNT_SAMPLED as usize] = 1;
+            other[CNT_SAMPLE_LOST as usize] = 4;
+            Ok(vec![("eth0".into(), v), ("other".into(), other)])
         });
         let m = Metrics::new(reader).unwrap();
         m.set_mode("monitor");
         let text = m.render();
         assert!(
             text.contains(
-                "c2wall_packets_total{direction=\"from_cc\",family=\"ipv6\",verdict=\"drop\"} 7"
+                "c2wall_packets_total{direction=\"from_cc\",family=\"ipv6\",interface=\"eth0\",verdict=\"drop\"} 7"
             ),
             "{text}"
         );
-        assert!(text.contains("c2wall_unmatched_packets_total{reason=\"parse_error\"} 3"));
+        assert!(text.contains(
+            "c2wall_unmatched_packets_total{interface=\"eth0\",reason=\"parse_error\"} 3"
+        ));
+        assert!(text.contains("c2wall_sampled_events_total{result=\"written\"} 3"));
+        assert!(text.contains("c2wall_sampled_events_total{result=\"lost\"} 4"));
+        m.apply_duration
+            .with_label_values(&["delta"])
+            .observe(0.004);
+        assert!(m
+            .render()
+            .contains("c2wall_apply_duration_seconds_bucket{kind=\"delta\",le=\"0.005\"} 1"));
         assert!(text.contains("c2wall_mode{mode=\"monitor\"} 1"));
         assert!(text.contains("c2wall_build_info{"));
         for fam in m.registry.gather() {

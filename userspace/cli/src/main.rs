@@ -34,6 +34,7 @@ use tonic::transport::Channel;
         c2wall history\n  \
         c2wall rollback 41 --reason 'bad import'\n  \
         c2wall agents\n  \
+        c2wall sightings --within 203.0.113.0/24 --since 2026-11-01T00:00:00Z\n  \
         c2wall feed check --format spamhaus-drop drop.txt\n  \
         c2wall feed import --format feodo-csv --source feodo ipblocklist.csv --action drop"
 )]
@@ -136,6 +137,19 @@ enum Command {
     },
     /// Agents, the version each has applied, and when each was last seen.
     Agents,
+    /// Infected-subscriber sightings reported by the edge agents, newest first.
+    Sightings {
+        /// Only sightings of entries inside this prefix.
+        #[arg(long)]
+        within: Option<String>,
+        #[arg(long, value_parser = ["ipv4", "ipv6"])]
+        family: Option<String>,
+        /// Only those last seen at or after this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Threat feeds: check a file, import it as a source's set, list the
     /// coordinator's feeds.
     Feed {
@@ -419,6 +433,31 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         Command::Agents => {
             let r = client.agents(pb::AgentsRequest {}).await?.into_inner();
             output::agents(&r, cli.json);
+        }
+        Command::Sightings {
+            within,
+            family,
+            since,
+            limit,
+        } => {
+            let since = match since {
+                None => 0,
+                Some(s) => humantime::parse_rfc3339_weak(&s)
+                    .map_err(|e| anyhow!("--since `{s}`: {e}"))?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|_| anyhow!("--since `{s}` is before 1970"))?
+                    .as_secs() as i64,
+            };
+            let r = client
+                .sightings(pb::SightingsRequest {
+                    within: within.unwrap_or_default(),
+                    family: family.unwrap_or_default(),
+                    since,
+                    limit,
+                })
+                .await?
+                .into_inner();
+            output::sightings(&r, cli.json);
         }
         Command::Feed { cmd } => match cmd {
             feed::FeedCommand::Import(a) => {

@@ -230,3 +230,57 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
     }
     println!("latest version {}", r.latest_version);
 }
+
+pub fn sightings(r: &pb::SightingsResponse, as_json: bool) {
+    let rows: Vec<(&str, &pb::Sighting)> = r
+        .sightings
+        .iter()
+        .filter_map(|a| Some((a.agent_id.as_str(), a.sighting.as_ref()?)))
+        .collect();
+    let entry = |s: &pb::Sighting| {
+        let k = s.entry.clone().unwrap_or_default();
+        match pb::Protocol::try_from(k.protocol) {
+            Ok(pb::Protocol::Tcp) => format!("{} tcp {}", k.prefix, k.port),
+            Ok(pb::Protocol::Udp) => format!("{} udp {}", k.prefix, k.port),
+            _ => k.prefix,
+        }
+    };
+    let dir = |s: &pb::Sighting| {
+        if s.direction == pb::Direction::From as i32 {
+            "from_cc"
+        } else {
+            "to_cc"
+        }
+    };
+    if as_json {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|(agent, s)| {
+                json!({"agent_id": agent, "subscriber": s.subscriber, "entry": entry(s),
+                "ip_protocol": s.ip_protocol, "cc_port": s.cc_port, "direction": dir(s),
+                "dropped": s.dropped, "first_seen": s.first_seen, "last_seen": s.last_seen,
+                "count": s.count})
+            })
+            .collect();
+        println!("{}", json!({ "sightings": list }));
+        return;
+    }
+    println!(
+        "{:<16} {:<30} {:<28} {:>5} {:>6} {:<8} {:>7} {:<20}",
+        "AGENT", "SUBSCRIBER", "ENTRY", "PROTO", "PORT", "DIR", "COUNT", "LAST SEEN"
+    );
+    for (agent, s) in &rows {
+        println!(
+            "{:<16} {:<30} {:<28} {:>5} {:>6} {:<8} {:>7} {:<20}",
+            agent,
+            s.subscriber,
+            entry(s),
+            s.ip_protocol,
+            s.cc_port,
+            dir(s),
+            s.count,
+            ts(s.last_seen)
+        );
+    }
+    println!("{} sightings", rows.len());
+}

@@ -99,7 +99,7 @@ pub struct Coordinator {
 
 pub(crate) struct Inner {
     pub(crate) state: State,
-    store: Box<dyn Store>,
+    pub(crate) store: Box<dyn Store>,
     last_tick: i64,
 }
 

@@ -107,6 +107,17 @@ impl UnaryService<pb::AgentStatus> for ReportSvc {
     }
 }
 
+struct SightingsSvc(Arc<Service>);
+
+impl UnaryService<pb::SightingsReport> for SightingsSvc {
+    type Response = pb::ReportSightingsResponse;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+    fn call(&mut self, req: Request<pb::SightingsReport>) -> Self::Future {
+        let svc = self.0.clone();
+        Box::pin(async move { svc.report_sightings(req).await })
+    }
+}
+
 impl<B> tower_service::Service<http::Request<B>> for AgentSyncServer
 where
     B: tonic::codegen::Body + Send + 'static,
@@ -131,6 +142,11 @@ where
             "/c2wall.v1.AgentSync/ReportStatus" => Box::pin(async move {
                 let codec = ProstCodec::<pb::ReportStatusResponse, pb::AgentStatus>::default();
                 Ok(Grpc::new(codec).unary(ReportSvc(svc), req).await)
+            }),
+            "/c2wall.v1.AgentSync/ReportSightings" => Box::pin(async move {
+                let codec =
+                    ProstCodec::<pb::ReportSightingsResponse, pb::SightingsReport>::default();
+                Ok(Grpc::new(codec).unary(SightingsSvc(svc), req).await)
             }),
             _ => Box::pin(async move {
                 let mut response = http::Response::new(Body::default());

@@ -8,6 +8,7 @@ pub mod feeds;
 pub mod import;
 pub mod metrics;
 pub mod service;
+pub mod sightings;
 pub mod state;
 pub mod store;
 

@@ -227,6 +227,45 @@ impl Publisher for Service {
         Ok(Response::new(pb::FeedsResponse { feeds }))
     }
 
+    async fn sightings(
+        &self,
+        req: Request<pb::SightingsRequest>,
+    ) -> Result<Response<pb::SightingsResponse>, Status> {
+        let r = req.into_inner();
+        let within = match r.within.trim() {
+            "" => None,
+            w => Some(
+                w.parse::<Prefix>()
+                    .map_err(|e| Status::invalid_argument(format!("within: {e}")))?,
+            ),
+        };
+        let family = match r.family.as_str() {
+            "" => None,
+            "ipv4" => Some(c2wall_model::Family::V4),
+            "ipv6" => Some(c2wall_model::Family::V6),
+            f => {
+                return Err(Status::invalid_argument(format!(
+                    "family: `{f}` (ipv4 or ipv6)"
+                )))
+            }
+        };
+        let limit = match r.limit {
+            0 => 1000,
+            n => n.min(10_000),
+        } as usize;
+        let coord = self.coord.clone();
+        let rows = blocking(move || coord.sightings(within, family, r.since, limit)).await?;
+        Ok(Response::new(pb::SightingsResponse {
+            sightings: rows
+                .into_iter()
+                .map(|(agent_id, s)| pb::AgentSighting {
+                    agent_id,
+                    sighting: Some(s),
+                })
+                .collect(),
+        }))
+    }
+
     async fn explain(
         &self,
         req: Request<pb::ExplainRequest>,
@@ -368,6 +407,16 @@ impl Service {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    pub async fn report_sightings(
+        &self,
+        req: Request<pb::SightingsReport>,
+    ) -> Result<Response<pb::ReportSightingsResponse>, Status> {
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        blocking(move || coord.report_sightings(&r.agent_id, &r.sightings)).await?;
+        Ok(Response::new(pb::ReportSightingsResponse {}))
     }
 
     pub async fn report_status(

@@ -73,4 +73,18 @@ pub trait Store: Send + 'static {
     fn log_start(&self) -> Result<u64, CoordError>;
     fn put_agent(&mut self, row: &AgentRow) -> Result<(), CoordError>;
     fn agents(&self) -> Result<Vec<AgentRow>, CoordError>;
+    /// Adds an agent's sightings: counts add up, first/last seen widen.
+    fn add_sightings(
+        &mut self,
+        agent_id: &str,
+        sightings: &[c2wall_proto::v1::Sighting],
+    ) -> Result<(), CoordError>;
+    /// Sightings last seen at or after `since`, newest first, those `keep`
+    /// accepts, at most `limit`.
+    fn sightings(
+        &self,
+        since: i64,
+        keep: &dyn Fn(&c2wall_proto::v1::Sighting) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(String, c2wall_proto::v1::Sighting)>, CoordError>;
 }

@@ -47,6 +47,20 @@ CREATE TABLE IF NOT EXISTS agents (
     status BLOB NOT NULL,
     last_seen INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sightings (
+    agent_id TEXT NOT NULL,
+    subscriber TEXT NOT NULL,      -- pseudonym or address, as the agent sent it
+    entry BLOB NOT NULL,           -- c2wall.v1.EntryKey
+    ip_protocol INTEGER NOT NULL,
+    cc_port INTEGER NOT NULL,
+    direction INTEGER NOT NULL,
+    dropped INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, subscriber, entry, ip_protocol, cc_port, direction, dropped)
+);
+CREATE INDEX IF NOT EXISTS sightings_last_seen ON sightings (last_seen);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -245,6 +259,77 @@ impl Store for SqliteStore {
             params![row.agent_id, row.status, row.last_seen],
         )?;
         Ok(())
+    }
+
+    fn add_sightings(
+        &mut self,
+        agent_id: &str,
+        sightings: &[pb::Sighting],
+    ) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO sightings (agent_id, subscriber, entry, ip_protocol, cc_port, direction,
+                     dropped, first_seen, last_seen, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (agent_id, subscriber, entry, ip_protocol, cc_port, direction, dropped)
+                 DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+                               last_seen = max(last_seen, excluded.last_seen),
+                               count = count + excluded.count",
+            )?;
+            for s in sightings {
+                st.execute(rusqlite::params![
+                    agent_id,
+                    s.subscriber,
+                    s.entry.clone().unwrap_or_default().encode_to_vec(),
+                    s.ip_protocol,
+                    s.cc_port,
+                    s.direction,
+                    s.dropped,
+                    s.first_seen,
+                    s.last_seen,
+                    s.count as i64,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn sightings(
+        &self,
+        since: i64,
+        keep: &dyn Fn(&pb::Sighting) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(String, pb::Sighting)>, CoordError> {
+        let mut st = self.db.prepare(
+            "SELECT agent_id, subscriber, entry, ip_protocol, cc_port, direction, dropped,
+                    first_seen, last_seen, count
+             FROM sightings WHERE last_seen >= ?1 ORDER BY last_seen DESC",
+        )?;
+        let mut rows = st.query([since])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let entry: Vec<u8> = r.get(2)?;
+            let s = pb::Sighting {
+                subscriber: r.get(1)?,
+                entry: pb::EntryKey::decode(entry.as_slice()).ok(),
+                ip_protocol: r.get(3)?,
+                cc_port: r.get(4)?,
+                direction: r.get(5)?,
+                dropped: r.get(6)?,
+                first_seen: r.get(7)?,
+                last_seen: r.get(8)?,
+                count: r.get::<_, i64>(9)? as u64,
+            };
+            if keep(&s) {
+                out.push((r.get(0)?, s));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn agents(&self) -> Result<Vec<AgentRow>, CoordError> {

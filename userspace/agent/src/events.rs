@@ -1,0 +1,144 @@
+//! Reads the sampled drop events from the ring buffer into sightings, and
+//! reports sightings to the coordinator.
+
+use std::{
+    os::fd::AsRawFd,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
+use c2wall_model::{wire::identity_to_wire, Identity};
+use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient};
+use tokio::io::unix::AsyncFd;
+
+use crate::sightings::{event_from_bytes, Sightings};
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+struct Fd(RingBuf<MapData>);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Drains the ring buffer whenever it has data, until the task is dropped.
+pub async fn read_events(ring: RingBuf<MapData>, sightings: Arc<Mutex<Sightings>>) {
+    // SAFETY: the ring buffer owns its fd and keeps it open, unchanged, for as
+    // long as the AsyncFd holds it.
+    let mut fd = match unsafe { AsyncFd::register(Fd(ring)) } {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot poll the drop-event ring buffer; no sightings");
+            return;
+        }
+    };
+    loop {
+        let mut guard = match fd.readable_mut().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "polling the drop-event ring buffer");
+                return;
+            }
+        };
+        let ring = &mut guard.get_inner_mut().0;
+        let (now, mono) = (unix_now(), monotonic_ns());
+        let mut s = sightings.lock().expect("lock");
+        while let Some(item) = ring.next() {
+            if let Some(ev) = event_from_bytes(&item) {
+                let age = mono.saturating_sub(ev.ts_ns) / 1_000_000_000;
+                s.record(&ev, now - age as i64);
+            }
+        }
+        drop(s);
+        guard.clear_ready();
+    }
+}
+
+/// Names an entry id (None once the entry is gone).
+pub type IdentityFn = Arc<dyn Fn(u32) -> Option<Identity> + Send + Sync>;
+
+/// Every `every`: expire old sightings, send the unreported ones. A failed
+/// send keeps them for the next round.
+pub async fn report_sightings(
+    url: String,
+    agent_id: String,
+    every: Duration,
+    sightings: Arc<Mutex<Sightings>>,
+    identity: IdentityFn,
+    on_sent: Arc<dyn Fn(usize) + Send + Sync>,
+) {
+    let channel = match tonic::transport::Endpoint::from_shared(url.clone()) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(3)).connect_lazy(),
+        Err(e) => {
+            tracing::error!(error = %e, url, "coordinator URL; sightings are not reported");
+            return;
+        }
+    };
+    let mut client = AgentSyncClient::new(channel);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let batch = {
+            let mut s = sightings.lock().expect("lock");
+            s.expire(unix_now());
+            s.unreported()
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let wire: Vec<pb::Sighting> = batch
+            .iter()
+            .filter_map(|(k, d)| {
+                let entry = identity(k.entry_id)?;
+                Some(pb::Sighting {
+                    subscriber: k.subscriber.clone(),
+                    entry: Some(identity_to_wire(&entry)),
+                    ip_protocol: k.protocol as u32,
+                    cc_port: k.cc_port as u32,
+                    direction: if k.direction as u32 == c2wall_common::DIR_TO_CC {
+                        pb::Direction::To as i32
+                    } else {
+                        pb::Direction::From as i32
+                    },
+                    dropped: k.dropped,
+                    first_seen: d.first_seen,
+                    last_seen: d.last_seen,
+                    count: d.count,
+                })
+            })
+            .collect();
+        let n = wire.len();
+        let r = client
+            .report_sightings(pb::SightingsReport {
+                agent_id: agent_id.clone(),
+                sightings: wire,
+            })
+            .await;
+        match r {
+            Ok(_) => {
+                sightings.lock().expect("lock").reported(&batch);
+                on_sent(n);
+            }
+            Err(e) => tracing::warn!(error = %e, pending = batch.len(), "reporting sightings"),
+        }
+    }
+}
