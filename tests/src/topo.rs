@@ -111,6 +111,27 @@ impl Topo {
         }
     }
 
+    /// The body of a GET to `addr` inside the edge namespace (None unless 200).
+    pub fn get_body(&self, addr: &str, path: &str) -> Option<String> {
+        let (addr, path) = (addr.to_string(), path.to_string());
+        self.edge
+            .run(move || {
+                let mut s =
+                    TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                let (head, body) = out.split_once("\r\n\r\n")?;
+                head.starts_with("HTTP/1.0 200 OK")
+                    .then(|| body.to_string())
+                    .or_else(|| head.contains(" 200 ").then(|| body.to_string()))
+            })
+            .join()
+            .ok()
+            .flatten()
+    }
+
     /// GET from the agent's HTTP server (inside the edge namespace).
     pub fn http_get(&self, path: &str) -> Option<String> {
         let path = path.to_string();

@@ -114,6 +114,9 @@ pub struct RunArgs {
     /// [default: 100000].
     #[arg(long, value_name = "N")]
     pub sightings_max: Option<usize>,
+    /// Seconds between sighting reports to the coordinator [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub report_interval: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +139,7 @@ struct FileConfig {
     sightings_clear: Option<bool>,
     sightings_retention: Option<u64>,
     sightings_max: Option<usize>,
+    report_interval: Option<u64>,
     #[serde(default)]
     capacity: Capacity,
 }
@@ -181,6 +185,8 @@ pub struct Settings {
     /// Seconds.
     pub sightings_retention: i64,
     pub sightings_max: usize,
+    /// Seconds between sighting reports.
+    pub report_interval: u64,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -242,6 +248,11 @@ impl Settings {
                 .unwrap_or(168) as i64
                 * 3600,
             sightings_max: args.sightings_max.or(file.sightings_max).unwrap_or(100_000),
+            report_interval: args
+                .report_interval
+                .or(file.report_interval)
+                .unwrap_or(10)
+                .max(1),
             source,
         };
         if s.interfaces.is_empty() {

@@ -35,6 +35,8 @@ struct Shared {
     settings: Settings,
     /// The command line, re-resolved against the config file on SIGHUP.
     args: RunArgs,
+    /// Interfaces attached at start, with their XDP mode.
+    attached: Vec<(String, &'static str)>,
     /// The last good read of the local files, and the identities they list.
     files: Snapshot,
     local: std::collections::HashSet<c2wall_model::Identity>,
@@ -186,8 +188,10 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         }
     };
 
+    let mut attached = Vec::new();
     for iface in &settings.interfaces {
         let a = loader::attach(&mut ebpf, &paths, iface, settings.xdp_mode)?;
+        attached.push((a.interface.clone(), a.mode));
         tracing::info!(interface = %a.interface, xdp_mode = a.mode, adopted = a.adopted, "attached");
         metrics
             .attached
@@ -221,6 +225,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         engine,
         settings,
         args,
+        attached,
         local: identities(&files),
         files,
         synced,
@@ -346,6 +351,12 @@ fn record(
     }
 }
 
+/// Whether the program is still attached to `iface`: its link pin exists
+/// (`c2wall-agent detach` removes it) and so does the interface.
+fn link_pinned(paths: &Paths, iface: &str) -> bool {
+    paths.link(iface).exists() && loader::interface_index(iface).is_ok()
+}
+
 /// The pinned drop-event ring buffer (None: sightings off, with the reason logged).
 fn open_ring(paths: &Paths) -> Option<RingBuf<MapData>> {
     let opened = MapData::from_pin(paths.map(MAP_EVENTS))
@@ -376,6 +387,10 @@ async fn serve(
     }
     let m = metrics.clone();
     let sg = sightings.clone();
+    let (attached, link_dir) = {
+        let s = shared.lock().expect("lock");
+        (s.attached.clone(), s.settings.paths.clone())
+    };
     // Only reached once the program is attached and a list applied; kept
     // lock-free so probes never wait behind a long reload.
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -385,6 +400,14 @@ async fn serve(
             get(move || async move {
                 m.observe_sync(&sync);
                 m.sightings.set(sg.lock().expect("lock").len() as i64);
+                // A link removed behind our back (ip link set dev X xdp off,
+                // bpftool) shows as 0.
+                for (iface, mode) in &attached {
+                    let up = link_pinned(&link_dir, iface);
+                    m.attached
+                        .with_label_values(&[iface.as_str(), mode])
+                        .set(up as i64);
+                }
                 m.render()
             }),
         )
@@ -437,7 +460,7 @@ async fn serve(
         tokio::spawn(report_sightings(
             url.clone(),
             s.settings.agent_id.clone(),
-            Duration::from_secs(10),
+            Duration::from_secs(s.settings.report_interval),
             sightings.clone(),
             identity,
             Arc::new(move |n| m.sightings_reported.inc_by(n as u64)),

@@ -477,6 +477,55 @@ impl Coordinator {
             .collect()
     }
 
+    /// Records by (source, category, action).
+    pub fn record_counts(&self) -> std::collections::BTreeMap<(String, String, String), usize> {
+        let inner = self.inner.lock().expect("lock");
+        let mut out = std::collections::BTreeMap::new();
+        for r in inner.state.records().values() {
+            *out.entry((
+                r.source.clone(),
+                r.category.clone(),
+                r.entry.action.to_string(),
+            ))
+            .or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Connected agents, and per known agent (versions behind, seconds since
+    /// the first version it lacks was published).
+    pub fn agent_lags(&self) -> Result<(usize, Vec<(u64, i64)>), CoordError> {
+        let agents = self.agents()?;
+        let latest = self.latest_version();
+        let oldest = agents
+            .iter()
+            .filter_map(|a| a.status.as_ref().map(|s| s.applied_version))
+            .min()
+            .unwrap_or(latest);
+        let span = (latest.saturating_sub(oldest)).min(10_000) as u32;
+        let created: HashMap<u64, i64> = self
+            .history(0, span.max(1))?
+            .into_iter()
+            .map(|v| (v.version, v.created_at))
+            .collect();
+        let t = now();
+        let connected = agents.iter().filter(|a| a.connected).count();
+        let lags = agents
+            .iter()
+            .map(|a| {
+                let applied = a.status.as_ref().map_or(0, |s| s.applied_version);
+                let behind = latest.saturating_sub(applied);
+                let seconds = if behind == 0 {
+                    0
+                } else {
+                    created.get(&(applied + 1)).map_or(0, |c| (t - c).max(0))
+                };
+                (behind, seconds)
+            })
+            .collect();
+        Ok((connected, lags))
+    }
+
     /// Counts an agent's open streams while the guard lives.
     pub fn connect(self: &Arc<Self>, agent_id: &str) -> ConnectedGuard {
         *self

@@ -10,7 +10,7 @@ use c2wall_coordinator::{
     config::{CoordArgs, Settings},
     core::Coordinator,
     feeds::Runner,
-    metrics::Metrics,
+    metrics::{Metrics, RpcTimer, StateCollector},
     service::Service,
     store::sqlite::SqliteStore,
 };
@@ -66,7 +66,11 @@ fn run(args: CoordArgs) -> Result<()> {
     );
     let metrics = Arc::new(Metrics::new()?);
     metrics.version.set(coord.latest_version() as i64);
+    metrics.register(Box::new(StateCollector::new(coord.clone())?))?;
+    let timer = RpcTimer::new()?;
+    metrics.register(Box::new(timer.0.clone()))?;
     let mut svc = Service::new(coord.clone());
+    svc.metrics = Some(metrics.clone());
     svc.heartbeat = Duration::from_secs(s.heartbeat);
     let feeds = s.feeds.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -89,11 +93,29 @@ fn run(args: CoordArgs) -> Result<()> {
                     m.render()
                 }),
             )
-            .route("/healthz", get(|| async { "ok\n" }));
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", {
+                let c = coord.clone();
+                get(move || async move {
+                    // Ready when the store answers.
+                    let c = c.clone();
+                    match tokio::task::spawn_blocking(move || c.history(0, 1)).await {
+                        Ok(Ok(_)) => (axum::http::StatusCode::OK, "ready\n".to_string()),
+                        Ok(Err(e)) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("store: {e}\n"),
+                        ),
+                        Err(e) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("{e}\n"),
+                        ),
+                    }
+                })
+            });
         let listener = tokio::net::TcpListener::bind(s.metrics_addr)
             .await
             .with_context(|| format!("binding the metrics address {}", s.metrics_addr))?;
-        tracing::info!(addr = %s.metrics_addr, "serving /metrics, /healthz");
+        tracing::info!(addr = %s.metrics_addr, "serving /metrics, /healthz, /readyz");
         tokio::spawn(async move { axum::serve(listener, app).await });
         // Expiry and compaction run beside the server.
         let c = coord.clone();
@@ -129,6 +151,7 @@ fn run(args: CoordArgs) -> Result<()> {
         let mut int = signal(SignalKind::interrupt())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
+            .layer(timer)
             .add_service(PublisherServer::new(svc.clone()))
             .add_service(AgentSyncServer::new(svc))
             .serve_with_shutdown(s.listen, async {

@@ -28,6 +28,7 @@ pub struct Service {
     pub send_timeout: Duration,
     /// The configured feeds' state (none configured: empty).
     pub feeds: Option<Arc<crate::feeds::Board>>,
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Service {
@@ -38,7 +39,19 @@ impl Service {
             stream_buffer: 64,
             send_timeout: Duration::from_secs(10),
             feeds: None,
+            metrics: None,
         }
+    }
+}
+
+impl Service {
+    /// Counts a publish-like call by outcome.
+    fn counted<T>(&self, r: Result<T, Status>) -> Result<T, Status> {
+        if let Some(m) = &self.metrics {
+            let result = if r.is_ok() { "ok" } else { "rejected" };
+            m.publishes.with_label_values(&[result]).inc();
+        }
+        r
     }
 }
 
@@ -74,46 +87,6 @@ fn version_info(v: crate::store::VersionInfo) -> pb::VersionInfo {
 
 #[tonic::async_trait]
 impl Publisher for Service {
-    async fn publish(
-        &self,
-        req: Request<pb::PublishRequest>,
-    ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = actor(&req);
-        let r = req.into_inner();
-        let upserts = records_from_wire(&r.upserts, "upserts")?;
-        let withdrawals = r
-            .withdrawals
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let key = w.key.as_ref().ok_or_else(|| WireError {
-                    field: format!("withdrawals[{i}].key"),
-                    reason: "missing".into(),
-                })?;
-                Ok(Withdrawal {
-                    identity: identity_from_wire(key)
-                        .map_err(|e| e.within(&format!("withdrawals[{i}].key")))?,
-                    source: (!w.source.is_empty()).then(|| w.source.clone()),
-                })
-            })
-            .collect::<Result<Vec<_>, WireError>>()?;
-        if upserts.is_empty() && withdrawals.is_empty() {
-            return Err(Status::invalid_argument(
-                "an empty batch: nothing to publish",
-            ));
-        }
-        let (n_up, n_wd) = (upserts.len() as u32, withdrawals.len() as u32);
-        let coord = self.coord.clone();
-        let reason = r.reason;
-        let v = blocking(move || coord.publish(upserts, withdrawals, &actor, &reason)).await?;
-        Ok(Response::new(pb::PublishResponse {
-            version: v.version,
-            digest: v.digest,
-            upserted: n_up,
-            withdrawn: n_wd,
-        }))
-    }
-
     async fn list(
         &self,
         req: Request<pb::ListRequest>,
@@ -166,52 +139,6 @@ impl Publisher for Service {
             records: records.iter().map(pb::Entry::from).collect(),
             effective: effective.as_ref().map(pb::Entry::from),
             version,
-        }))
-    }
-
-    async fn import(
-        &self,
-        req: Request<tonic::Streaming<pb::ImportChunk>>,
-    ) -> Result<Response<pb::ImportResponse>, Status> {
-        let actor = actor(&req);
-        let mut stream = req.into_inner();
-        let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
-        let mut records = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            if source.is_empty() {
-                source = chunk.source;
-                reason = chunk.reason;
-                ttl = chunk.ttl_seconds;
-            } else if !chunk.source.is_empty() && chunk.source != source {
-                return Err(Status::invalid_argument(format!(
-                    "source: `{}` in a later chunk, but this import is for `{source}`",
-                    chunk.source
-                )));
-            }
-            // Indices count across chunks: entries[i] is the i-th of the import.
-            for e in &chunk.entries {
-                let i = records.len();
-                let r = c2wall_model::Record::try_from(e)
-                    .map_err(|err| err.within(&format!("entries[{i}]")))?;
-                records.push(r);
-            }
-        }
-        if ttl < 0 {
-            return Err(Status::invalid_argument("ttl_seconds: negative"));
-        }
-        let coord = self.coord.clone();
-        let opts = crate::import::ImportOptions {
-            ttl: (ttl > 0).then_some(ttl),
-        };
-        let o = blocking(move || coord.replace_source(&source, records, &opts, &actor, &reason))
-            .await?;
-        Ok(Response::new(pb::ImportResponse {
-            version: o.version.as_ref().map_or(0, |v| v.version),
-            digest: o.version.map(|v| v.digest).unwrap_or_default(),
-            added: o.added as u32,
-            updated: o.updated as u32,
-            withdrawn: o.withdrawn as u32,
-            unchanged: o.unchanged as u32,
         }))
     }
 
@@ -298,22 +225,6 @@ impl Publisher for Service {
         }))
     }
 
-    async fn rollback(
-        &self,
-        req: Request<pb::RollbackRequest>,
-    ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = actor(&req);
-        let r = req.into_inner();
-        let coord = self.coord.clone();
-        let v = blocking(move || coord.rollback(r.version, &actor, &r.reason)).await?;
-        Ok(Response::new(pb::PublishResponse {
-            version: v.version,
-            digest: v.digest,
-            upserted: v.upserts,
-            withdrawn: v.removals,
-        }))
-    }
-
     async fn agents(
         &self,
         _req: Request<pb::AgentsRequest>,
@@ -324,6 +235,30 @@ impl Publisher for Service {
             agents,
             latest_version: self.coord.latest_version(),
         }))
+    }
+
+    async fn publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let r = self.do_publish(req).await;
+        self.counted(r)
+    }
+
+    async fn import(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportChunk>>,
+    ) -> Result<Response<pb::ImportResponse>, Status> {
+        let r = self.do_import(req).await;
+        self.counted(r)
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let r = self.do_rollback(req).await;
+        self.counted(r)
     }
 }
 
@@ -414,8 +349,12 @@ impl Service {
         req: Request<pb::SightingsReport>,
     ) -> Result<Response<pb::ReportSightingsResponse>, Status> {
         let r = req.into_inner();
+        let n = r.sightings.len() as u64;
         let coord = self.coord.clone();
         blocking(move || coord.report_sightings(&r.agent_id, &r.sightings)).await?;
+        if let Some(m) = &self.metrics {
+            m.sightings_reported.inc_by(n);
+        }
         Ok(Response::new(pb::ReportSightingsResponse {}))
     }
 
@@ -462,4 +401,109 @@ fn parse_page_token(t: &str) -> Option<crate::state::RecordKey> {
         _ => return None,
     };
     Some((c2wall_model::Identity { prefix, scope }, source))
+}
+
+/// Publish-like calls, counted by the trait methods above.
+impl Service {
+    async fn do_publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = actor(&req);
+        let r = req.into_inner();
+        let upserts = records_from_wire(&r.upserts, "upserts")?;
+        let withdrawals = r
+            .withdrawals
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let key = w.key.as_ref().ok_or_else(|| WireError {
+                    field: format!("withdrawals[{i}].key"),
+                    reason: "missing".into(),
+                })?;
+                Ok(Withdrawal {
+                    identity: identity_from_wire(key)
+                        .map_err(|e| e.within(&format!("withdrawals[{i}].key")))?,
+                    source: (!w.source.is_empty()).then(|| w.source.clone()),
+                })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        if upserts.is_empty() && withdrawals.is_empty() {
+            return Err(Status::invalid_argument(
+                "an empty batch: nothing to publish",
+            ));
+        }
+        let (n_up, n_wd) = (upserts.len() as u32, withdrawals.len() as u32);
+        let coord = self.coord.clone();
+        let reason = r.reason;
+        let v = blocking(move || coord.publish(upserts, withdrawals, &actor, &reason)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            version: v.version,
+            digest: v.digest,
+            upserted: n_up,
+            withdrawn: n_wd,
+        }))
+    }
+
+    async fn do_import(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportChunk>>,
+    ) -> Result<Response<pb::ImportResponse>, Status> {
+        let actor = actor(&req);
+        let mut stream = req.into_inner();
+        let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
+        let mut records = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            if source.is_empty() {
+                source = chunk.source;
+                reason = chunk.reason;
+                ttl = chunk.ttl_seconds;
+            } else if !chunk.source.is_empty() && chunk.source != source {
+                return Err(Status::invalid_argument(format!(
+                    "source: `{}` in a later chunk, but this import is for `{source}`",
+                    chunk.source
+                )));
+            }
+            // Indices count across chunks: entries[i] is the i-th of the import.
+            for e in &chunk.entries {
+                let i = records.len();
+                let r = c2wall_model::Record::try_from(e)
+                    .map_err(|err| err.within(&format!("entries[{i}]")))?;
+                records.push(r);
+            }
+        }
+        if ttl < 0 {
+            return Err(Status::invalid_argument("ttl_seconds: negative"));
+        }
+        let coord = self.coord.clone();
+        let opts = crate::import::ImportOptions {
+            ttl: (ttl > 0).then_some(ttl),
+        };
+        let o = blocking(move || coord.replace_source(&source, records, &opts, &actor, &reason))
+            .await?;
+        Ok(Response::new(pb::ImportResponse {
+            version: o.version.as_ref().map_or(0, |v| v.version),
+            digest: o.version.map(|v| v.digest).unwrap_or_default(),
+            added: o.added as u32,
+            updated: o.updated as u32,
+            withdrawn: o.withdrawn as u32,
+            unchanged: o.unchanged as u32,
+        }))
+    }
+
+    async fn do_rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = actor(&req);
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        let v = blocking(move || coord.rollback(r.version, &actor, &r.reason)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            version: v.version,
+            digest: v.digest,
+            upserted: v.upserts,
+            withdrawn: v.removals,
+        }))
+    }
 }

@@ -60,6 +60,18 @@ impl Runner {
                 ..Default::default()
             })
             .collect();
+        // Every feed's series exist from the start (at 0), so alerts and
+        // dashboards see a feed that never succeeded.
+        for f in &feeds {
+            let name = f.name.as_str();
+            metrics.feed_failures.with_label_values(&[name]);
+            metrics.feed_entries.with_label_values(&[name]);
+            metrics.feed_rejected.with_label_values(&[name]);
+            metrics.feed_last_success.with_label_values(&[name]);
+            for r in ["imported", "unchanged", "not_modified", "refused", "failed"] {
+                metrics.feed_pulls.with_label_values(&[name, r]);
+            }
+        }
         let n = feeds.len();
         Arc::new(Runner {
             coord,
