@@ -72,7 +72,7 @@ say "starting c2wall-agent on the edge router (e0, e1), following the coordinato
 # the pins land on the host's bpffs.
 nsenter --net="/run/netns/$id-edge" "$agent_bin" -i e0 -i e1 --coordinator http://127.0.0.1:50051 \
   --agent-id edge-demo --allowlist "$work/allowlist.txt" --pin-dir "$pins" \
-  --state-dir "$work/state" --metrics-addr 127.0.0.1:9469 2>"$work/agent.log" &
+  --state-dir "$work/state" --metrics-addr 127.0.0.1:9469 --report-interval 1 2>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do
   in_ns edge curl -sf http://127.0.0.1:9469/readyz >/dev/null 2>&1 && break
@@ -120,10 +120,18 @@ c2wall history
 c2wall agents
 c2wall explain 2001:db8:b::66
 
+say "sightings: which subscriber talked to which C&C entry (pseudonymised at the edge)"
+sleep 1.5
+c2wall sightings
+say "c2wall-agent top (in the edge namespace)"
+in_ns edge "$agent_bin" top --metrics-addr 127.0.0.1:9469 | head -12
+
 say "c2wall-agent status"
 "$agent_bin" status --pin-dir "$pins" --state-dir "$work/state"
 say "metrics (curl http://127.0.0.1:9469/metrics in the edge namespace, non-zero counters)"
-in_ns edge curl -s http://127.0.0.1:9469/metrics | grep -E '^c2wall_(packets_total|entries|xdp_attached|mode|sync_applied_version|sync_coordinator_version)' | grep -v ' 0$'
+in_ns edge curl -s http://127.0.0.1:9469/metrics | grep -E '^c2wall_(packets_total|entries|xdp_attached|mode|sync_applied_version|sync_coordinator_version|sampled_events_total)' | grep -v ' 0$'
+say "coordinator metrics (curl http://127.0.0.1:9465/metrics in the edge namespace)"
+in_ns edge curl -s http://127.0.0.1:9465/metrics | grep -E '^c2wall_(coordinator_version|coordinator_entries|connected_agents|publishes_total)' | grep -v ' 0$'
 
 if [ "$keep" = "--keep" ]; then
   say "running; try: nsenter --net=/run/netns/$id-edge $cli_bin --coordinator http://127.0.0.1:50051 list; press Enter to stop"
