@@ -69,9 +69,14 @@ fn run(xdp_mode: &str) {
         "benign packets counted as passed: {passed}"
     );
     let metrics = topo.http_get("/metrics").expect("metrics");
-    let line =
-        format!("c2wall_packets_total{{direction=\"to_cc\",family=\"ipv4\",verdict=\"drop\"}} {N}");
-    assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    // Per interface: packets to the C&C arrive on the subscriber side (e0),
+    // packets from it on the upstream side (e1).
+    for (dir, iface) in [("to_cc", "e0"), ("from_cc", "e1")] {
+        let line = format!(
+            "c2wall_packets_total{{direction=\"{dir}\",family=\"ipv4\",interface=\"{iface}\",verdict=\"drop\"}} {N}"
+        );
+        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    }
     assert!(metrics.contains("c2wall_entries{action=\"drop\",family=\"ipv4\"} 1"));
     assert!(topo.status().contains("mode: enforce"));
 }
