@@ -84,7 +84,7 @@ fn publish_is_enforced_within_a_second_and_withdraw_restores() {
 fn a_large_batch_reaches_the_agent_in_parts_and_is_enforced() {
     root!("a_large_batch_reaches_the_agent_in_parts_and_is_enforced");
     let topo = Topo::new("b");
-    let _coord = topo.coordinator();
+    let _coord = topo.coordinator_with(&["--breaker-entries", "1000000"]);
     let _agent = start_agent(&topo);
     let (s, n) = (&topo.sub, &topo.net);
     topo.wait_applied(0, Duration::from_secs(5));

@@ -146,6 +146,9 @@ async fn main() -> Result<()> {
             "4096",
             "--metrics-addr",
             "127.0.0.1:0",
+            // Bulk fills are the point here, not the change breaker.
+            "--breaker-entries",
+            "100000000",
             "--store",
         ])
         .arg(dir.join("c.db"))

@@ -257,7 +257,21 @@ pub fn imported(r: &pb::ImportResponse, as_json: bool) {
         println!(
             "{}",
             json!({"version": r.version, "added": r.added, "updated": r.updated,
-                "withdrawn": r.withdrawn, "unchanged": r.unchanged})
+                "withdrawn": r.withdrawn, "unchanged": r.unchanged, "refused": r.refused,
+                "refusals": r.refusals, "pending_id": r.pending_id})
+        );
+        return;
+    }
+    for why in &r.refusals {
+        eprintln!("refused by the guards: {why}");
+    }
+    if r.refused as usize > r.refusals.len() {
+        eprintln!("... {} refused in all", r.refused);
+    }
+    if r.pending_id != 0 {
+        println!(
+            "held by the change breaker as pending #{} (an admin confirms with `c2wall pending confirm {}`)",
+            r.pending_id, r.pending_id
         );
     } else if r.version == 0 {
         println!("no change ({} entries unchanged)", r.unchanged);

@@ -4,6 +4,7 @@
 //! why, naming the field), or `feed check` found rejected lines or truncation;
 //! 2 bad usage; 3 the coordinator could not be reached.
 
+mod admin;
 mod feed;
 mod output;
 
@@ -148,6 +149,21 @@ enum Command {
         #[arg(long, value_name = "RFC3339")]
         since: Option<String>,
         #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// The protected allowlist: prefixes no entry may overlap.
+    Protect {
+        #[command(subcommand)]
+        cmd: admin::ProtectCommand,
+    },
+    /// Changes the change breaker held for an admin's confirmation.
+    Pending {
+        #[command(subcommand)]
+        cmd: Option<admin::PendingCommand>,
+    },
+    /// The append-only audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
         limit: u32,
     },
     /// Threat feeds: check a file, import it as a source's set, list the
@@ -458,6 +474,90 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 .await?
                 .into_inner();
             output::sightings(&r, cli.json);
+        }
+        Command::Protect { cmd } => {
+            let r = match cmd {
+                admin::ProtectCommand::List => client.protected(pb::ProtectedRequest {}).await?,
+                admin::ProtectCommand::Add {
+                    prefix,
+                    why,
+                    reason,
+                } => {
+                    client
+                        .protect(with_actor(
+                            &actor,
+                            pb::ProtectRequest {
+                                prefix,
+                                why,
+                                remove: false,
+                                reason,
+                            },
+                        ))
+                        .await?
+                }
+                admin::ProtectCommand::Remove { prefix, reason } => {
+                    client
+                        .protect(with_actor(
+                            &actor,
+                            pb::ProtectRequest {
+                                prefix,
+                                why: String::new(),
+                                remove: true,
+                                reason,
+                            },
+                        ))
+                        .await?
+                }
+            };
+            admin::protected(&r.into_inner(), cli.json);
+        }
+        Command::Pending { cmd } => match cmd.unwrap_or(admin::PendingCommand::List) {
+            admin::PendingCommand::List => {
+                let r = client.pending(pb::PendingRequest {}).await?.into_inner();
+                admin::pending(&r, cli.json);
+            }
+            admin::PendingCommand::Confirm { id, reason } => {
+                let r = client
+                    .resolve_pending(with_actor(
+                        &actor,
+                        pb::ResolvePendingRequest {
+                            id,
+                            confirm: true,
+                            reason,
+                        },
+                    ))
+                    .await?
+                    .into_inner();
+                if cli.json {
+                    println!("{}", serde_json::json!({"id": id, "version": r.version}));
+                } else {
+                    println!("pending #{id} confirmed: version {}", r.version);
+                }
+            }
+            admin::PendingCommand::Reject { id, reason } => {
+                client
+                    .resolve_pending(with_actor(
+                        &actor,
+                        pb::ResolvePendingRequest {
+                            id,
+                            confirm: false,
+                            reason,
+                        },
+                    ))
+                    .await?;
+                if cli.json {
+                    println!("{}", serde_json::json!({"id": id, "rejected": true}));
+                } else {
+                    println!("pending #{id} rejected");
+                }
+            }
+        },
+        Command::Audit { limit } => {
+            let r = client
+                .audit(pb::AuditRequest { before: 0, limit })
+                .await?
+                .into_inner();
+            admin::audit(&r, cli.json);
         }
         Command::Feed { cmd } => match cmd {
             feed::FeedCommand::Import(a) => {

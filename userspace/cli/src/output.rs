@@ -62,6 +62,21 @@ fn entry_json(e: &pb::Entry) -> Value {
 }
 
 pub fn published(r: &pb::PublishResponse, as_json: bool) {
+    if r.pending_id != 0 {
+        if as_json {
+            println!(
+                "{}",
+                json!({"version": 0, "pending_id": r.pending_id, "summary": r.pending_summary})
+            );
+        } else {
+            println!(
+                "held by the change breaker as pending #{}: {} (an admin confirms with \
+                 `c2wall pending confirm {}`)",
+                r.pending_id, r.pending_summary, r.pending_id
+            );
+        }
+        return;
+    }
     if as_json {
         println!(
             "{}",

@@ -36,6 +36,14 @@ pub struct CoordArgs {
     /// Address for /metrics and /healthz [default: 127.0.0.1:9465].
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Change breaker: a change adding or removing more entries than this
+    /// (and more than --breaker-share of the list) is held for an admin
+    /// [default: 1000; also `[guards] breaker_entries`].
+    #[arg(long, value_name = "ENTRIES")]
+    pub breaker_entries: Option<usize>,
+    /// Change breaker share of the list, 0-1 [default: 0.1].
+    #[arg(long, value_name = "SHARE")]
+    pub breaker_share: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +58,9 @@ struct File {
     /// `[[feed]]` tables.
     #[serde(default)]
     feed: Vec<crate::feeds::FeedConfig>,
+    /// `[guards]`: prefix floors and the change breaker.
+    #[serde(default)]
+    guards: crate::guards::GuardConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +72,7 @@ pub struct Settings {
     pub live_buffer: usize,
     pub metrics_addr: SocketAddr,
     pub feeds: Vec<crate::feeds::config::Feed>,
+    pub guards: crate::guards::GuardConfig,
 }
 
 impl Settings {
@@ -94,6 +106,11 @@ impl Settings {
                 .or(f.metrics_addr)
                 .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("literal")),
             feeds: Vec::new(),
+            guards: crate::guards::GuardConfig {
+                breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
+                breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),
+                ..f.guards.clone()
+            },
         };
         let mut s = s;
         let mut names = std::collections::HashSet::new();

@@ -20,8 +20,64 @@ use tokio::sync::broadcast;
 use crate::fanout::{frame, DELTA, SNAPSHOT};
 
 use crate::error::CoordError;
+use crate::guards::Guards;
 use crate::state::{Prepared, RecordKey, State};
-use crate::store::{AgentRow, Commit, RecordChange, Store, VersionInfo};
+use crate::store::{AgentRow, AuditEvent, Commit, PendingChange, RecordChange, Store, VersionInfo};
+
+/// Who asks for a change and from where, for the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub actor: String,
+    /// The caller's address; empty for the coordinator's own workers.
+    pub peer: String,
+}
+
+impl Origin {
+    pub fn new(actor: impl Into<String>, peer: impl Into<String>) -> Self {
+        Origin {
+            actor: actor.into(),
+            peer: peer.into(),
+        }
+    }
+    /// The coordinator's own workers (expiry, feeds).
+    pub fn internal(actor: impl Into<String>) -> Self {
+        Self::new(actor, "")
+    }
+    pub fn audit(&self, at: i64, action: &str, detail: &str, reason: &str) -> AuditEvent {
+        AuditEvent {
+            seq: 0,
+            at,
+            actor: self.actor.clone(),
+            peer: self.peer.clone(),
+            action: action.into(),
+            detail: detail.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The protected allowlist as stored.
+pub(crate) fn protected_of(
+    store: &dyn Store,
+) -> Result<std::collections::BTreeMap<Prefix, String>, CoordError> {
+    store
+        .protected()?
+        .into_iter()
+        .map(|(p, why)| {
+            p.parse()
+                .map(|p| (p, why))
+                .map_err(|e: c2wall_model::ModelError| CoordError::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
+/// What a publish did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    Version(VersionInfo),
+    /// Held by the change breaker until an admin confirms it.
+    Held(PendingChange),
+}
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -100,6 +156,7 @@ pub struct Coordinator {
 pub(crate) struct Inner {
     pub(crate) state: State,
     pub(crate) store: Box<dyn Store>,
+    pub(crate) guards: Guards,
     last_tick: i64,
 }
 
@@ -115,6 +172,7 @@ impl Coordinator {
         Ok(Arc::new(Coordinator {
             latest: AtomicU64::new(version),
             inner: Mutex::new(Inner {
+                guards: Guards::new(Default::default(), protected_of(store.as_ref())?),
                 state,
                 store,
                 last_tick: t,
@@ -134,15 +192,31 @@ impl Coordinator {
     }
 
     /// One batch of upserts and withdrawals as one version, all or nothing.
+    /// Entries the guards refuse fail the whole batch, naming the entry; a
+    /// batch the breaker trips is held (unless `confirmed`: an admin's
+    /// confirmation of a held change).
     pub fn publish(
         &self,
         upserts: Vec<Record>,
         withdrawals: Vec<Withdrawal>,
-        actor: &str,
+        origin: &Origin,
         reason: &str,
-    ) -> Result<VersionInfo, CoordError> {
+        confirmed: bool,
+    ) -> Result<Published, CoordError> {
         let t = now();
+        let actor = origin.actor.as_str();
         let mut inner = self.inner.lock().expect("lock");
+        let request = pb::PublishRequest {
+            upserts: upserts.iter().map(pb::Entry::from).collect(),
+            withdrawals: withdrawals
+                .iter()
+                .map(|w| pb::Withdrawal {
+                    key: Some(c2wall_model::wire::identity_to_wire(&w.identity)),
+                    source: w.source.clone().unwrap_or_default(),
+                })
+                .collect(),
+            reason: reason.to_string(),
+        };
         let mut changes = Vec::new();
         let mut seen: HashMap<(Identity, String), usize> = HashMap::new();
         for (i, mut r) in upserts.into_iter().enumerate() {
@@ -153,6 +227,12 @@ impl Coordinator {
                 return Err(CoordError::Invalid(c2wall_model::wire::WireError {
                     field: format!("upserts[{i}]"),
                     reason: format!("`{}` from {} is also upserts[{j}]", r.identity(), r.source),
+                }));
+            }
+            if let Some(why) = inner.guards.refuse(&r.entry.prefix, &r.source) {
+                return Err(CoordError::Invalid(c2wall_model::wire::WireError {
+                    field: format!("upserts[{i}].key.prefix"),
+                    reason: format!("refused: {why}"),
                 }));
             }
             r.created_by = actor.to_string();
@@ -197,17 +277,47 @@ impl Coordinator {
             }
         }
         let prepared = inner.state.prepare(changes, [], t);
-        self.commit(&mut inner, prepared, actor, reason, t)
+        let added = prepared
+            .upserts
+            .iter()
+            .filter(|r| !inner.state.effective.contains_key(&r.identity()))
+            .count();
+        let removed = prepared.removals.len();
+        let size = inner.state.effective.len();
+        if !confirmed && inner.guards.breaks(added + removed, size) {
+            let summary = format!(
+                "+{added} -{removed} entries on a list of {size} ({:.0}%)",
+                (added + removed) as f64 * 100.0 / size.max(1) as f64
+            );
+            let held = PendingChange {
+                created_at: t,
+                actor: actor.to_string(),
+                reason: reason.to_string(),
+                kind: "publish".into(),
+                request: request.encode_to_vec(),
+                summary: summary.clone(),
+                ..Default::default()
+            };
+            let id = inner
+                .store
+                .hold(&held, &origin.audit(t, "hold", &summary, reason))?;
+            return Ok(Published::Held(PendingChange { id, ..held }));
+        }
+        let action = if confirmed { "confirm" } else { "publish" };
+        self.commit(&mut inner, prepared, origin, action, reason, t)
+            .map(Published::Version)
     }
 
     pub(crate) fn commit(
         &self,
         inner: &mut Inner,
         p: Prepared,
-        actor: &str,
+        origin: &Origin,
+        action: &str,
         reason: &str,
         t: i64,
     ) -> Result<VersionInfo, CoordError> {
+        let actor = origin.actor.as_str();
         let version = inner.state.version + 1;
         let delta = inner.state.delta(&p, version);
         let info = VersionInfo {
@@ -227,10 +337,15 @@ impl Coordinator {
             removals,
             digest,
         } = p;
+        let detail = format!(
+            "version {version}: {} upserts, {} removals",
+            info.upserts, info.removals
+        );
         let commit = Commit {
             info: info.clone(),
             changes,
             delta: encoded,
+            audit: origin.audit(t, action, &detail, reason),
         };
         // Durable first; memory follows only once the version is on disk.
         inner.store.append(&commit)?;
@@ -267,7 +382,8 @@ impl Coordinator {
         if p.upserts.is_empty() && p.removals.is_empty() && p.changes.is_empty() {
             return Ok(None);
         }
-        self.commit(&mut inner, p, "expiry", "validity window", t)
+        let origin = Origin::internal("expiry");
+        self.commit(&mut inner, p, &origin, "expiry", "validity window", t)
             .map(Some)
     }
 
@@ -275,7 +391,7 @@ impl Coordinator {
     pub fn rollback(
         &self,
         version: u64,
-        actor: &str,
+        origin: &Origin,
         reason: &str,
     ) -> Result<VersionInfo, CoordError> {
         let t = now();
@@ -326,7 +442,7 @@ impl Coordinator {
         } else {
             format!("rollback to version {version}: {reason}")
         };
-        self.commit(&mut inner, p, actor, &reason, t)
+        self.commit(&mut inner, p, origin, "rollback", &reason, t)
     }
 
     /// Keeps the log of the last `keep` versions.

@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 
 use c2wall_model::{Identity, Record};
 
-use crate::core::{now, Coordinator};
+use c2wall_proto::v1 as pb;
+use prost::Message;
+
+use crate::core::{now, Coordinator, Origin};
 use crate::error::CoordError;
-use crate::store::{RecordChange, VersionInfo};
+use crate::store::{PendingChange, RecordChange, VersionInfo};
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -28,6 +31,11 @@ pub struct ImportOutcome {
     pub updated: usize,
     pub withdrawn: usize,
     pub unchanged: usize,
+    /// Entries the guards refused (left out), with why for the first few.
+    pub refused: usize,
+    pub refusals: Vec<String>,
+    /// Set when the change breaker held the import (nothing applied).
+    pub held: Option<u64>,
 }
 
 /// The same listing: what agents enforce and what the record says about it.
@@ -41,15 +49,42 @@ fn same(a: &Record, b: &Record) -> bool {
 
 impl Coordinator {
     /// Replaces `source`'s records with `records` (their `source` is set to
-    /// it) as one version, all or nothing.
+    /// it) as one version, all or nothing. Entries the guards refuse are left
+    /// out and reported; an import the change breaker trips is held for an
+    /// admin (an earlier held import of the same source is superseded).
     pub fn replace_source(
         &self,
         source: &str,
         records: Vec<Record>,
         opts: &ImportOptions,
-        actor: &str,
+        origin: &Origin,
         reason: &str,
     ) -> Result<ImportOutcome, CoordError> {
+        self.replace_inner(source, records, opts, origin, reason, false)
+    }
+
+    /// An admin's confirmation of a held import: no breaker.
+    pub(crate) fn replace_source_confirmed(
+        &self,
+        source: &str,
+        records: Vec<Record>,
+        opts: &ImportOptions,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<ImportOutcome, CoordError> {
+        self.replace_inner(source, records, opts, origin, reason, true)
+    }
+
+    fn replace_inner(
+        &self,
+        source: &str,
+        records: Vec<Record>,
+        opts: &ImportOptions,
+        origin: &Origin,
+        reason: &str,
+        confirmed: bool,
+    ) -> Result<ImportOutcome, CoordError> {
+        let actor = origin.actor.as_str();
         if source.is_empty() {
             return Err(CoordError::Invalid(c2wall_model::wire::WireError {
                 field: "source".into(),
@@ -76,6 +111,16 @@ impl Coordinator {
             }
         }
         let mut inner = self.inner.lock().expect("lock");
+        let mut refused = Vec::new();
+        new.retain(
+            |_, (i, r)| match inner.guards.refuse(&r.entry.prefix, source) {
+                Some(why) => {
+                    refused.push(format!("entries[{i}]: {why}"));
+                    false
+                }
+                None => true,
+            },
+        );
         let old: Vec<Record> = inner
             .state
             .records()
@@ -83,7 +128,11 @@ impl Coordinator {
             .filter(|r| r.source == source)
             .cloned()
             .collect();
-        let mut out = ImportOutcome::default();
+        let mut out = ImportOutcome {
+            refused: refused.len(),
+            refusals: refused.into_iter().take(10).collect(),
+            ..Default::default()
+        };
         let mut changes = Vec::new();
         for before in old {
             match new.remove(&before.identity()) {
@@ -121,8 +170,69 @@ impl Coordinator {
         if changes.is_empty() {
             return Ok(out);
         }
+        let size = inner.state.effective.len();
+        if !confirmed && inner.guards.breaks(out.added + out.withdrawn, size) {
+            let summary = format!(
+                "import of {source}: +{} -{} entries on a list of {size} ({:.0}%)",
+                out.added,
+                out.withdrawn,
+                (out.added + out.withdrawn) as f64 * 100.0 / size.max(1) as f64
+            );
+            // The whole set as it would be imported: the changed records and
+            // the source's unchanged ones.
+            let touched: std::collections::HashSet<Identity> = changes
+                .iter()
+                .map(|c| match c {
+                    RecordChange::Put { after, .. } => after.identity(),
+                    RecordChange::Delete { before } => before.identity(),
+                })
+                .collect();
+            let entries: Vec<pb::Entry> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    RecordChange::Put { after, .. } => Some(pb::Entry::from(after)),
+                    RecordChange::Delete { .. } => None,
+                })
+                .chain(
+                    inner
+                        .state
+                        .records()
+                        .values()
+                        .filter(|r| r.source == source && !touched.contains(&r.identity()))
+                        .map(pb::Entry::from),
+                )
+                .collect();
+            let request = pb::ImportChunk {
+                source: source.to_string(),
+                reason: reason.to_string(),
+                entries,
+                ttl_seconds: opts.ttl.unwrap_or(0),
+            };
+            for p in inner.store.pending(None)? {
+                if p.kind == "import" && p.summary.starts_with(&format!("import of {source}:")) {
+                    let audit = origin.audit(t, "supersede", &format!("pending #{}", p.id), reason);
+                    inner.store.close_pending(p.id, "superseded", &audit)?;
+                }
+            }
+            let held = PendingChange {
+                created_at: t,
+                actor: actor.to_string(),
+                reason: reason.to_string(),
+                kind: "import".into(),
+                request: request.encode_to_vec(),
+                summary: summary.clone(),
+                ..Default::default()
+            };
+            out.held = Some(
+                inner
+                    .store
+                    .hold(&held, &origin.audit(t, "hold", &summary, reason))?,
+            );
+            return Ok(out);
+        }
         let prepared = inner.state.prepare(changes, [], t);
-        out.version = Some(self.commit(&mut inner, prepared, actor, reason, t)?);
+        let action = if confirmed { "confirm" } else { "import" };
+        out.version = Some(self.commit(&mut inner, prepared, origin, action, reason, t)?);
         Ok(out)
     }
 }

@@ -1,10 +1,12 @@
 //! c2wall coordinator: one versioned blocklist, durable, served to agents.
 
+pub mod admin;
 pub mod config;
 pub mod core;
 pub mod error;
 pub mod fanout;
 pub mod feeds;
+pub mod guards;
 pub mod import;
 pub mod metrics;
 pub mod service;

@@ -59,6 +59,7 @@ fn run(args: CoordArgs) -> Result<()> {
     let s = Settings::resolve(&args)?;
     let store = SqliteStore::open(&s.store)?;
     let coord = Coordinator::open(Box::new(store), s.live_buffer)?;
+    coord.set_guard_config(s.guards.clone());
     tracing::info!(
         version = coord.latest_version(),
         store = %s.store.display(),

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::core::{now, Coordinator, Plan, Withdrawal};
+use crate::core::{now, Coordinator, Origin, Plan, Published, Withdrawal};
 
 /// Header naming who publishes (until certificate identities exist).
 pub const ACTOR_HEADER: &str = "x-c2wall-actor";
@@ -53,6 +53,14 @@ impl Service {
         }
         r
     }
+}
+
+/// Who calls and from where, for the audit log.
+fn origin<T>(req: &Request<T>) -> Origin {
+    Origin::new(
+        actor(req),
+        req.remote_addr().map(|a| a.to_string()).unwrap_or_default(),
+    )
 }
 
 fn actor<T>(req: &Request<T>) -> String {
@@ -188,6 +196,100 @@ impl Publisher for Service {
                 .map(|(agent_id, s)| pb::AgentSighting {
                     agent_id,
                     sighting: Some(s),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn protected(
+        &self,
+        _req: Request<pb::ProtectedRequest>,
+    ) -> Result<Response<pb::ProtectedResponse>, Status> {
+        Ok(Response::new(protected_response(&self.coord)))
+    }
+
+    async fn protect(
+        &self,
+        req: Request<pb::ProtectRequest>,
+    ) -> Result<Response<pb::ProtectedResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        let prefix: Prefix = r
+            .prefix
+            .trim()
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("prefix: {e}")))?;
+        if !r.remove && r.why.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "why: say why the prefix must never be blocked",
+            ));
+        }
+        let coord = self.coord.clone();
+        let why = (!r.remove).then(|| r.why.trim().to_string());
+        blocking(move || coord.protect(prefix, why.as_deref(), &origin, &r.reason)).await?;
+        Ok(Response::new(protected_response(&self.coord)))
+    }
+
+    async fn pending(
+        &self,
+        _req: Request<pb::PendingRequest>,
+    ) -> Result<Response<pb::PendingResponse>, Status> {
+        let coord = self.coord.clone();
+        let held = blocking(move || coord.pending(None)).await?;
+        Ok(Response::new(pb::PendingResponse {
+            changes: held
+                .into_iter()
+                .map(|h| pb::PendingChange {
+                    id: h.id,
+                    created_at: h.created_at,
+                    actor: h.actor,
+                    reason: h.reason,
+                    kind: h.kind,
+                    summary: h.summary,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn resolve_pending(
+        &self,
+        req: Request<pb::ResolvePendingRequest>,
+    ) -> Result<Response<pb::ResolvePendingResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        let done =
+            blocking(move || coord.resolve_pending(r.id, r.confirm, &origin, &r.reason)).await?;
+        let version = match done {
+            Some(crate::admin::Confirmed::Published(Published::Version(v))) => v.version,
+            Some(crate::admin::Confirmed::Imported(o)) => o.version.map_or(0, |v| v.version),
+            _ => 0,
+        };
+        Ok(Response::new(pb::ResolvePendingResponse { version }))
+    }
+
+    async fn audit(
+        &self,
+        req: Request<pb::AuditRequest>,
+    ) -> Result<Response<pb::AuditResponse>, Status> {
+        let r = req.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(10_000),
+        };
+        let coord = self.coord.clone();
+        let events = blocking(move || coord.audit_log(r.before, limit)).await?;
+        Ok(Response::new(pb::AuditResponse {
+            events: events
+                .into_iter()
+                .map(|e| pb::AuditEvent {
+                    seq: e.seq,
+                    at: e.at,
+                    actor: e.actor,
+                    peer: e.peer,
+                    action: e.action,
+                    detail: e.detail,
+                    reason: e.reason,
                 })
                 .collect(),
         }))
@@ -409,7 +511,7 @@ impl Service {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = actor(&req);
+        let origin = origin(&req);
         let r = req.into_inner();
         let upserts = records_from_wire(&r.upserts, "upserts")?;
         let withdrawals = r
@@ -436,12 +538,21 @@ impl Service {
         let (n_up, n_wd) = (upserts.len() as u32, withdrawals.len() as u32);
         let coord = self.coord.clone();
         let reason = r.reason;
-        let v = blocking(move || coord.publish(upserts, withdrawals, &actor, &reason)).await?;
-        Ok(Response::new(pb::PublishResponse {
-            version: v.version,
-            digest: v.digest,
-            upserted: n_up,
-            withdrawn: n_wd,
+        let p =
+            blocking(move || coord.publish(upserts, withdrawals, &origin, &reason, false)).await?;
+        Ok(Response::new(match p {
+            Published::Version(v) => pb::PublishResponse {
+                version: v.version,
+                digest: v.digest,
+                upserted: n_up,
+                withdrawn: n_wd,
+                ..Default::default()
+            },
+            Published::Held(h) => pb::PublishResponse {
+                pending_id: h.id,
+                pending_summary: h.summary,
+                ..Default::default()
+            },
         }))
     }
 
@@ -449,7 +560,7 @@ impl Service {
         &self,
         req: Request<tonic::Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
-        let actor = actor(&req);
+        let origin = origin(&req);
         let mut stream = req.into_inner();
         let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
         let mut records = Vec::new();
@@ -479,7 +590,7 @@ impl Service {
         let opts = crate::import::ImportOptions {
             ttl: (ttl > 0).then_some(ttl),
         };
-        let o = blocking(move || coord.replace_source(&source, records, &opts, &actor, &reason))
+        let o = blocking(move || coord.replace_source(&source, records, &opts, &origin, &reason))
             .await?;
         Ok(Response::new(pb::ImportResponse {
             version: o.version.as_ref().map_or(0, |v| v.version),
@@ -488,6 +599,9 @@ impl Service {
             updated: o.updated as u32,
             withdrawn: o.withdrawn as u32,
             unchanged: o.unchanged as u32,
+            refused: o.refused as u32,
+            refusals: o.refusals,
+            pending_id: o.held.unwrap_or(0),
         }))
     }
 
@@ -495,15 +609,29 @@ impl Service {
         &self,
         req: Request<pb::RollbackRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let actor = actor(&req);
+        let origin = origin(&req);
         let r = req.into_inner();
         let coord = self.coord.clone();
-        let v = blocking(move || coord.rollback(r.version, &actor, &r.reason)).await?;
+        let v = blocking(move || coord.rollback(r.version, &origin, &r.reason)).await?;
         Ok(Response::new(pb::PublishResponse {
             version: v.version,
             digest: v.digest,
             upserted: v.upserts,
             withdrawn: v.removals,
+            ..Default::default()
         }))
+    }
+}
+
+fn protected_response(coord: &Coordinator) -> pb::ProtectedResponse {
+    pb::ProtectedResponse {
+        prefixes: coord
+            .protected()
+            .into_iter()
+            .map(|(p, why)| pb::ProtectedPrefix {
+                prefix: p.to_string(),
+                why,
+            })
+            .collect(),
     }
 }

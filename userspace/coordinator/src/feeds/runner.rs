@@ -144,10 +144,20 @@ impl Runner {
             &feed.name,
             records,
             &ImportOptions { ttl: feed.ttl },
-            &format!("feed:{}", feed.name),
+            &crate::core::Origin::internal(format!("feed:{}", feed.name)),
             &reason,
         ) {
-            Ok(o) => Pull::Imported(o),
+            Ok(o) => match o.held {
+                Some(id) => Pull::Refused(format!(
+                    "held for an admin's confirmation as pending #{id} (c2wall pending)"
+                )),
+                None => {
+                    for r in &o.refusals {
+                        tracing::warn!(feed = %feed.name, "refused by the guards: {r}");
+                    }
+                    Pull::Imported(o)
+                }
+            },
             Err(e) => Pull::Failed(e.to_string()),
         }
     }

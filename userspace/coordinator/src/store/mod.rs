@@ -3,6 +3,7 @@
 //! SQLite is the embedded default; a PostgreSQL store implements the same trait.
 
 pub mod sqlite;
+mod sqlite_guard;
 
 use c2wall_model::Record;
 
@@ -40,6 +41,69 @@ pub struct Commit {
     pub changes: Vec<RecordChange>,
     /// The effective delta agents receive, encoded once (c2wall.v1.Delta).
     pub delta: Vec<u8>,
+    /// The audit record of this change, written in the same transaction.
+    pub audit: AuditEvent,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Assigned by the store.
+    pub seq: u64,
+    pub at: i64,
+    /// Who: the caller's identity, or `expiry`, `feed:NAME`, `promotion`.
+    pub actor: String,
+    /// From where: the caller's address (empty for the coordinator itself).
+    pub peer: String,
+    /// publish, import, rollback, expiry, protect, unprotect, hold, confirm,
+    /// reject, mode.
+    pub action: String,
+    /// What: version and counts, the prefix, the mode...
+    pub detail: String,
+    /// Why, as the caller said.
+    pub reason: String,
+}
+
+/// A change held by the breaker until an admin confirms or rejects it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingChange {
+    pub id: u64,
+    pub created_at: i64,
+    pub actor: String,
+    pub reason: String,
+    /// `publish` (request: c2wall.v1.PublishRequest) or `import` (request: a
+    /// c2wall.v1.ImportChunk holding the whole set).
+    pub kind: String,
+    pub request: Vec<u8>,
+    /// What it would do, for `c2wall pending`.
+    pub summary: String,
+    /// open, confirmed, rejected.
+    pub state: String,
+}
+
+/// Guards and audit: the protected allowlist, the audit log (append-only:
+/// the SQLite store refuses updates and deletes with triggers), changes held
+/// by the breaker.
+pub trait GuardStore {
+    /// Protected prefixes with why (seeded with public resolvers when new).
+    fn protected(&self) -> Result<Vec<(String, String)>, CoordError>;
+    /// Adds (`Some(why)`) or removes (`None`) a protected prefix, audited.
+    fn set_protected(
+        &mut self,
+        prefix: &str,
+        why: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError>;
+    fn audit(&mut self, e: &AuditEvent) -> Result<(), CoordError>;
+    /// Audit entries before `before` (0 = all), newest first.
+    fn audit_log(&self, before: u64, limit: u32) -> Result<Vec<AuditEvent>, CoordError>;
+    /// Stores a held change, audited; returns its id.
+    fn hold(&mut self, p: &PendingChange, audit: &AuditEvent) -> Result<u64, CoordError>;
+    /// Held changes (one by id, or every open one).
+    fn pending(&self, id: Option<u64>) -> Result<Vec<PendingChange>, CoordError>;
+    /// Closes a held change (confirmed / rejected), audited.
+    fn close_pending(&mut self, id: u64, state: &str, audit: &AuditEvent)
+        -> Result<(), CoordError>;
 }
 
 /// What an agent last reported.
@@ -54,7 +118,7 @@ pub struct AgentRow {
 /// Record changes per version, newest version first.
 pub type ChangeLog = Vec<(u64, Vec<RecordChange>)>;
 
-pub trait Store: Send + 'static {
+pub trait Store: GuardStore + Send + 'static {
     /// The current records and the latest version (0 and empty when new).
     fn load(&mut self) -> Result<(Vec<Record>, Option<VersionInfo>), CoordError>;
     /// Durably appends one version; returns only once it is on disk.

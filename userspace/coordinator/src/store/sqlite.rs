@@ -14,7 +14,7 @@ use super::{AgentRow, ChangeLog, Commit, RecordChange, Store, VersionInfo};
 use crate::error::CoordError;
 
 pub struct SqliteStore {
-    db: Connection,
+    pub(super) db: Connection,
 }
 
 const SCHEMA: &str = "
@@ -61,6 +61,34 @@ CREATE TABLE IF NOT EXISTS sightings (
     PRIMARY KEY (agent_id, subscriber, entry, ip_protocol, cc_port, direction, dropped)
 );
 CREATE INDEX IF NOT EXISTS sightings_last_seen ON sightings (last_seen);
+CREATE TABLE IF NOT EXISTS protected (
+    prefix TEXT PRIMARY KEY,
+    why TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+-- Never rewritten: the store itself refuses.
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    request BLOB NOT NULL,
+    summary TEXT NOT NULL,
+    state TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -95,7 +123,9 @@ impl SqliteStore {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
-        Ok(SqliteStore { db })
+        let mut store = SqliteStore { db };
+        store.seed_protected()?;
+        Ok(store)
     }
 }
 
@@ -138,6 +168,7 @@ impl Store for SqliteStore {
                 ],
             )?;
         }
+        super::sqlite_guard::insert_audit(&tx, &c.audit)?;
         let i = &c.info;
         tx.execute(
             "INSERT INTO versions (version, digest, created_at, actor, reason, upserts, removals)

@@ -39,6 +39,12 @@ pub async fn rig_with(
 ) -> Rig {
     let store = SqliteStore::open(&path).unwrap();
     let coord = Coordinator::open(Box::new(store), live).unwrap();
+    // The change breaker is tested on its own (tests/guards.rs); here it would
+    // hold the large batches other tests publish.
+    coord.set_guard_config(c2wall_coordinator::guards::GuardConfig {
+        breaker_entries: usize::MAX,
+        ..Default::default()
+    });
     let mut svc = Service::new(coord.clone());
     svc.heartbeat = Duration::from_millis(200);
     tune(&mut svc);

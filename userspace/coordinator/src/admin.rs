@@ -1,0 +1,182 @@
+//! Admin operations: the protected allowlist, held changes, the audit log,
+//! guard settings.
+
+use c2wall_model::{wire::records_from_wire, Prefix};
+use c2wall_proto::v1 as pb;
+use prost::Message;
+
+use crate::core::{now, Coordinator, Origin, Published};
+use crate::error::CoordError;
+use crate::guards::{GuardConfig, Guards};
+use crate::import::ImportOptions;
+use crate::store::{AuditEvent, PendingChange};
+
+/// What confirming a held change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    Published(Published),
+    Imported(crate::import::ImportOutcome),
+}
+
+impl Coordinator {
+    /// Floors and breaker thresholds (the protected list comes from the store).
+    pub fn set_guard_config(&self, cfg: GuardConfig) {
+        let mut inner = self.inner.lock().expect("lock");
+        let protected = inner.guards.protected.clone();
+        inner.guards = Guards::new(cfg, protected);
+    }
+
+    /// Why `prefix` from `source` would be refused, if it would.
+    pub fn guard_check(&self, prefix: &Prefix, source: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .expect("lock")
+            .guards
+            .refuse(prefix, source)
+    }
+
+    pub fn protected(&self) -> Vec<(Prefix, String)> {
+        let inner = self.inner.lock().expect("lock");
+        inner
+            .guards
+            .protected
+            .iter()
+            .map(|(p, w)| (*p, w.clone()))
+            .collect()
+    }
+
+    /// Adds (`why` given) or removes a protected prefix, audited. Adding one
+    /// that listed entries overlap is refused, naming them: withdraw first.
+    pub fn protect(
+        &self,
+        prefix: Prefix,
+        why: Option<&str>,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<(), CoordError> {
+        let mut inner = self.inner.lock().expect("lock");
+        let (action, detail) = match why {
+            Some(w) => {
+                let overlapping: Vec<String> = inner
+                    .state
+                    .effective
+                    .keys()
+                    .filter(|i| i.prefix.contains(&prefix) || prefix.contains(&i.prefix))
+                    .take(5)
+                    .map(|i| i.to_string())
+                    .collect();
+                if !overlapping.is_empty() {
+                    return Err(CoordError::Precondition(format!(
+                        "listed entries overlap {prefix}: {} (withdraw them first)",
+                        overlapping.join(", ")
+                    )));
+                }
+                ("protect", format!("{prefix} ({w})"))
+            }
+            None => {
+                if !inner.guards.protected.contains_key(&prefix) {
+                    return Err(CoordError::NotFound(format!("{prefix} is not protected")));
+                }
+                ("unprotect", prefix.to_string())
+            }
+        };
+        let audit = origin.audit(now(), action, &detail, reason);
+        inner
+            .store
+            .set_protected(&prefix.to_string(), why, &audit)?;
+        match why {
+            Some(w) => inner.guards.protected.insert(prefix, w.to_string()),
+            None => inner.guards.protected.remove(&prefix),
+        };
+        Ok(())
+    }
+
+    pub fn pending(&self, id: Option<u64>) -> Result<Vec<PendingChange>, CoordError> {
+        self.inner.lock().expect("lock").store.pending(id)
+    }
+
+    /// Applies (`confirm`) or drops a held change, audited either way.
+    pub fn resolve_pending(
+        &self,
+        id: u64,
+        confirm: bool,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<Option<Confirmed>, CoordError> {
+        let held = self
+            .pending(Some(id))?
+            .into_iter()
+            .find(|p| p.state == "open")
+            .ok_or_else(|| CoordError::NotFound(format!("pending change #{id} is not open")))?;
+        let detail = format!(
+            "pending #{id} ({} by {}): {}",
+            held.kind, held.actor, held.summary
+        );
+        if !confirm {
+            let audit = origin.audit(now(), "reject", &detail, reason);
+            self.inner
+                .lock()
+                .expect("lock")
+                .store
+                .close_pending(id, "rejected", &audit)?;
+            return Ok(None);
+        }
+        let bad = |e: prost::DecodeError| CoordError::Corrupt(format!("pending #{id}: {e}"));
+        let applied = match held.kind.as_str() {
+            "import" => {
+                let c = pb::ImportChunk::decode(held.request.as_slice()).map_err(bad)?;
+                let records = records_from_wire(&c.entries, "entries")?;
+                let opts = ImportOptions {
+                    ttl: (c.ttl_seconds > 0).then_some(c.ttl_seconds),
+                };
+                let as_held = Origin::new(&held.actor, &origin.peer);
+                Confirmed::Imported(self.replace_source_confirmed(
+                    &c.source,
+                    records,
+                    &opts,
+                    &as_held,
+                    &held.reason,
+                )?)
+            }
+            _ => {
+                let r = pb::PublishRequest::decode(held.request.as_slice()).map_err(bad)?;
+                let upserts = records_from_wire(&r.upserts, "upserts")?;
+                let withdrawals = r
+                    .withdrawals
+                    .iter()
+                    .map(|w| {
+                        Ok(crate::core::Withdrawal {
+                            identity: c2wall_model::wire::identity_from_wire(
+                                &w.key.clone().unwrap_or_default(),
+                            )?,
+                            source: (!w.source.is_empty()).then(|| w.source.clone()),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, c2wall_model::wire::WireError>>()?;
+                let as_held = Origin::new(&held.actor, &origin.peer);
+                Confirmed::Published(self.publish(
+                    upserts,
+                    withdrawals,
+                    &as_held,
+                    &held.reason,
+                    true,
+                )?)
+            }
+        };
+        let audit = origin.audit(now(), "confirm", &detail, reason);
+        self.inner
+            .lock()
+            .expect("lock")
+            .store
+            .close_pending(id, "confirmed", &audit)?;
+        Ok(Some(applied))
+    }
+
+    pub fn audit_log(&self, before: u64, limit: u32) -> Result<Vec<AuditEvent>, CoordError> {
+        self.inner
+            .lock()
+            .expect("lock")
+            .store
+            .audit_log(before, limit)
+    }
+}

@@ -1,0 +1,168 @@
+//! [`GuardStore`] for SQLite: protected prefixes, the audit log, held changes.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{sqlite::SqliteStore, AuditEvent, GuardStore, PendingChange};
+use crate::error::CoordError;
+
+pub(super) fn insert_audit(db: &Connection, e: &AuditEvent) -> Result<(), CoordError> {
+    db.execute(
+        "INSERT INTO audit (at, actor, peer, action, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![e.at, e.actor, e.peer, e.action, e.detail, e.reason],
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// A new store starts with the public resolvers protected.
+    pub(super) fn seed_protected(&mut self) -> Result<(), CoordError> {
+        let seeded: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'protected_seeded'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seeded.is_some() {
+            return Ok(());
+        }
+        let tx = self.db.transaction()?;
+        for (p, why) in crate::guards::DEFAULT_PROTECTED {
+            tx.execute(
+                "INSERT OR IGNORE INTO protected (prefix, why) VALUES (?1, ?2)",
+                params![p, why],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO meta (name, value) VALUES ('protected_seeded', 1)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl GuardStore for SqliteStore {
+    fn protected(&self) -> Result<Vec<(String, String)>, CoordError> {
+        let mut st = self
+            .db
+            .prepare("SELECT prefix, why FROM protected ORDER BY prefix")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_protected(
+        &mut self,
+        prefix: &str,
+        why: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        match why {
+            Some(w) => tx.execute(
+                "INSERT OR REPLACE INTO protected (prefix, why) VALUES (?1, ?2)",
+                params![prefix, w],
+            )?,
+            None => tx.execute("DELETE FROM protected WHERE prefix = ?1", params![prefix])?,
+        };
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit(&mut self, e: &AuditEvent) -> Result<(), CoordError> {
+        insert_audit(&self.db, e)
+    }
+
+    fn audit_log(&self, before: u64, limit: u32) -> Result<Vec<AuditEvent>, CoordError> {
+        let before = if before == 0 { i64::MAX } else { before as i64 };
+        let mut st = self.db.prepare(
+            "SELECT seq, at, actor, peer, action, detail, reason FROM audit
+             WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![before, limit], |r| {
+            Ok(AuditEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                peer: r.get(3)?,
+                action: r.get(4)?,
+                detail: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn hold(&mut self, p: &PendingChange, audit: &AuditEvent) -> Result<u64, CoordError> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO pending (created_at, actor, reason, kind, request, summary, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open')",
+            params![
+                p.created_at,
+                p.actor,
+                p.reason,
+                p.kind,
+                p.request,
+                p.summary
+            ],
+        )?;
+        let id = tx.last_insert_rowid() as u64;
+        let mut a = audit.clone();
+        a.detail = format!("pending #{id}: {}", a.detail);
+        insert_audit(&tx, &a)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn pending(&self, id: Option<u64>) -> Result<Vec<PendingChange>, CoordError> {
+        let (sql, arg) = match id {
+            Some(id) => (
+                "SELECT id, created_at, actor, reason, kind, request, summary, state FROM pending WHERE id = ?1",
+                id as i64,
+            ),
+            None => (
+                "SELECT id, created_at, actor, reason, kind, request, summary, state FROM pending
+                 WHERE state = 'open' AND id > ?1 ORDER BY id",
+                0,
+            ),
+        };
+        let mut st = self.db.prepare(sql)?;
+        let rows = st.query_map([arg], |r| {
+            Ok(PendingChange {
+                id: r.get::<_, i64>(0)? as u64,
+                created_at: r.get(1)?,
+                actor: r.get(2)?,
+                reason: r.get(3)?,
+                kind: r.get(4)?,
+                request: r.get(5)?,
+                summary: r.get(6)?,
+                state: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn close_pending(
+        &mut self,
+        id: u64,
+        state: &str,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        let n = tx.execute(
+            "UPDATE pending SET state = ?2 WHERE id = ?1 AND state = 'open'",
+            params![id as i64, state],
+        )?;
+        if n == 0 {
+            return Err(CoordError::NotFound(format!(
+                "pending change #{id} is not open"
+            )));
+        }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
