@@ -237,3 +237,75 @@ fn agents_catch_up_by_deltas_and_boot_from_the_persisted_list() {
     );
     assert_eq!(topo.metric("c2wall_sync_seconds_since_contact"), Some(-1.0));
 }
+
+#[test]
+fn signed_versions_are_enforced_and_an_untrusted_signer_is_refused() {
+    root!("signed_versions_are_enforced_and_an_untrusted_signer_is_refused");
+    let topo = Topo::new("v");
+    std::fs::create_dir_all(&topo.state).unwrap();
+    let keygen = |name: &str| {
+        let path = topo.state.join(name);
+        let out =
+            std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-coordinator"))
+                .args(["keygen", "--out"])
+                .arg(&path)
+                .output()
+                .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            path,
+            String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        )
+    };
+    let (key, public) = keygen("signing.key");
+    let (_, stranger) = keygen("other.key");
+    let _coord = topo.coordinator_with(&["--signing-key", key.to_str().unwrap()]);
+    let (s, n) = (&topo.sub, &topo.net);
+    let with_key = |k: &str| {
+        let mut a = agent_args();
+        a.extend(["--trust-key".into(), k.to_string()]);
+        a
+    };
+    let args = with_key(&public);
+    let agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v = topo.publish(&[CC4]);
+    topo.wait_applied(v, Duration::from_secs(5));
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        0,
+        "signed version enforced"
+    );
+    drop(agent);
+    // An agent that trusts another key refuses the next version and keeps
+    // enforcing what it has.
+    let args = with_key(&stranger);
+    let _agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v2 = topo.publish(&[OK4]);
+    let start = std::time::Instant::now();
+    while topo
+        .metric("c2wall_sync_signature_failures_total")
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no refusal counted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(topo.metric("c2wall_sync_applied_version").unwrap() < v2 as f64);
+    assert_eq!(
+        topo.udp(s, SUB4, n, OK4, 9000, 10),
+        10,
+        "the unverified entry is not enforced"
+    );
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        0,
+        "the last verified list still is"
+    );
+}

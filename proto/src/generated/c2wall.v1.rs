@@ -129,6 +129,9 @@ pub struct SnapshotChunk {
     /// Effective entries: one per key.
     #[prost(message, repeated, tag = "5")]
     pub entries: ::prost::alloc::vec::Vec<Entry>,
+    /// On the last chunk: the signature of (version, digest), as in Delta.
+    #[prost(bytes = "vec", tag = "6")]
+    pub signature: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Delta {
@@ -149,6 +152,10 @@ pub struct Delta {
     /// parts together and check the digest after the last.
     #[prost(bool, tag = "6")]
     pub more: bool,
+    /// Ed25519 signature of (version, digest) by the coordinator's key (empty
+    /// when the coordinator has none); agents that trust keys require it.
+    #[prost(bytes = "vec", tag = "7")]
+    pub signature: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Heartbeat {

@@ -101,6 +101,7 @@ async fn agent(
         set: SyncedSet::default(),
         backoff: (Duration::from_millis(50), Duration::from_secs(1)),
         journal_bytes: 0,
+        trust: Default::default(),
     };
     Ok(tokio::spawn(client.run()))
 }

@@ -117,6 +117,11 @@ pub struct RunArgs {
     /// Seconds between sighting reports to the coordinator [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub report_interval: Option<u64>,
+    /// The coordinator's version-signing public key (hex, from
+    /// `c2wall-coordinator keygen`); repeat to trust several during a key
+    /// rotation. With any, unsigned or wrongly signed versions are refused.
+    #[arg(long = "trust-key", value_name = "HEX")]
+    pub trust_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +145,8 @@ struct FileConfig {
     sightings_retention: Option<u64>,
     sightings_max: Option<usize>,
     report_interval: Option<u64>,
+    #[serde(default)]
+    trusted_keys: Vec<String>,
     #[serde(default)]
     capacity: Capacity,
 }
@@ -187,6 +194,8 @@ pub struct Settings {
     pub sightings_max: usize,
     /// Seconds between sighting reports.
     pub report_interval: u64,
+    /// Hex public keys versions must be signed by (empty: unchecked).
+    pub trust_keys: Vec<String>,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -253,6 +262,11 @@ impl Settings {
                 .or(file.report_interval)
                 .unwrap_or(10)
                 .max(1),
+            trust_keys: if args.trust_keys.is_empty() {
+                file.trusted_keys
+            } else {
+                args.trust_keys.clone()
+            },
             source,
         };
         if s.interfaces.is_empty() {
@@ -268,6 +282,8 @@ impl Settings {
                 )));
             }
         }
+        c2wall_model::sign::Trust::from_hex(s.trust_keys.iter().map(String::as_str))
+            .map_err(AgentError::Setting)?;
         if s.blocklists.is_empty() && s.coordinator.is_none() {
             tracing::warn!("no blocklist given: enforcing an empty list");
         }

@@ -475,6 +475,10 @@ async fn serve(
             set: s.synced.clone(),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),
             journal_bytes: journal_len(&s.settings.paths.synced_file()),
+            trust: c2wall_model::sign::Trust::from_hex(
+                s.settings.trust_keys.iter().map(String::as_str),
+            )
+            .map_err(anyhow::Error::msg)?,
         };
         tokio::spawn(client.run());
     }

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub sync_reconnects: IntCounter,
     pub sync_errors: IntCounter,
     pub sync_messages: IntCounterVec,
+    pub sync_signature_failures: IntCounter,
     pub apply_duration: HistogramVec,
     pub sightings: IntGauge,
     pub sightings_reported: IntCounter,
@@ -137,6 +138,11 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            sync_signature_failures: IntCounter::with_opts(opts(
+                "c2wall_sync_signature_failures_total",
+                "Snapshots and deltas refused because their signature is missing or not by a \
+                 trusted key (the previous list stayed enforced).",
+            ))?,
             apply_duration: HistogramVec::new(
                 HistogramOpts::new(
                     "c2wall_apply_duration_seconds",
@@ -185,6 +191,7 @@ impl Metrics {
         r.register(Box::new(m.sync_errors.clone()))?;
         r.register(Box::new(m.sync_messages.clone()))?;
         r.register(Box::new(m.apply_duration.clone()))?;
+        r.register(Box::new(m.sync_signature_failures.clone()))?;
         r.register(Box::new(m.sightings.clone()))?;
         r.register(Box::new(m.sightings_reported.clone()))?;
         r.register(Box::new(KernelCollector::new(counters)?))?;
@@ -207,6 +214,10 @@ impl Metrics {
         let advance = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
         advance(&self.sync_reconnects, s.reconnects.load(Relaxed));
         advance(&self.sync_errors, s.errors.load(Relaxed));
+        advance(
+            &self.sync_signature_failures,
+            s.signature_failures.load(Relaxed),
+        );
         advance(
             &self.sync_messages.with_label_values(&["snapshot"]),
             s.snapshots.load(Relaxed),

@@ -69,6 +69,8 @@ pub struct SyncStatus {
     pub errors: AtomicU64,
     pub snapshots: AtomicU64,
     pub deltas: AtomicU64,
+    /// Snapshots and deltas refused for a missing or untrusted signature.
+    pub signature_failures: AtomicU64,
 }
 
 /// Enforces a verified set (blocking): the whole set after a snapshot, or,
@@ -98,6 +100,8 @@ pub struct SyncClient {
     pub backoff: (Duration, Duration),
     /// Bytes in the persisted journal (see [`SyncedSet::journal`]).
     pub journal_bytes: usize,
+    /// Public keys whose signatures versions must carry (empty: unchecked).
+    pub trust: c2wall_model::sign::Trust,
 }
 
 fn unix_now() -> i64 {
@@ -119,6 +123,12 @@ impl SyncClient {
                 Ok(()) => delay = self.backoff.0,
                 Err(e) => {
                     self.status.errors.fetch_add(1, Ordering::Relaxed);
+                    if matches!(e, SyncError::Set(SetError::Signature { .. })) {
+                        self.status
+                            .signature_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "refused a version whose signature does not verify");
+                    }
                     if e.needs_snapshot() {
                         want_snapshot = true;
                     }
@@ -276,6 +286,8 @@ impl SyncClient {
                         c.version,
                         &c.digest,
                         &parts.chunks,
+                        &c.signature,
+                        &self.trust,
                     )?);
                     parts.chunks = Vec::new();
                     parts.chunk_version = None;
@@ -303,8 +315,8 @@ impl SyncClient {
                     return Ok(());
                 }
                 match fresh {
-                    Some(f) => f.apply_delta(&d, &mut Pending::default())?,
-                    None => self.set.apply_delta(&d, pending)?,
+                    Some(f) => f.apply_delta(&d, &mut Pending::default(), &self.trust)?,
+                    None => self.set.apply_delta(&d, pending, &self.trust)?,
                 }
                 self.status.deltas.fetch_add(1, Ordering::Relaxed);
             }

@@ -13,6 +13,7 @@ use std::{
 };
 
 use c2wall_model::{
+    sign::Trust,
     wire::{entry_to_wire, identity_from_wire, WireError},
     Entry, Identity, Record, SetDigest,
 };
@@ -39,6 +40,24 @@ pub enum SetError {
     },
     #[error("invalid entry from the coordinator: {0}")]
     Invalid(#[from] WireError),
+    #[error(
+        "version {version}: the signature is missing or not by a trusted key; refused \
+         (the previous list stays enforced)"
+    )]
+    Signature { version: u64 },
+}
+
+fn check_signature(
+    trust: &Trust,
+    version: u64,
+    digest: &SetDigest,
+    signature: &[u8],
+) -> Result<(), SetError> {
+    if trust.is_empty() || trust.verify(version, &digest.to_bytes(), signature) {
+        Ok(())
+    } else {
+        Err(SetError::Signature { version })
+    }
 }
 
 /// One entry's new value (None = withdrawn).
@@ -99,11 +118,14 @@ pub fn journal_len(snapshot: &Path) -> usize {
 }
 
 impl SyncedSet {
-    /// A complete snapshot, verified against its digest.
+    /// A complete snapshot, verified against its digest (and signature, when
+    /// keys are trusted).
     pub fn from_snapshot(
         version: u64,
         digest: &[u8],
         entries: &[pb::Entry],
+        signature: &[u8],
+        trust: &Trust,
     ) -> Result<Self, SetError> {
         let mut map = BTreeMap::new();
         for e in entries {
@@ -112,6 +134,7 @@ impl SyncedSet {
         }
         let ours = SetDigest::of(map.values());
         check_digest(version, ours, digest)?;
+        check_signature(trust, version, &ours, signature)?;
         Ok(SyncedSet {
             version,
             digest: ours,
@@ -121,7 +144,12 @@ impl SyncedSet {
 
     /// Applies `d` in place if it follows our version and the result verifies;
     /// otherwise the set is left as it was. `p` collects what to undo.
-    pub fn apply_delta(&mut self, d: &pb::Delta, p: &mut Pending) -> Result<(), SetError> {
+    pub fn apply_delta(
+        &mut self,
+        d: &pb::Delta,
+        p: &mut Pending,
+        trust: &Trust,
+    ) -> Result<(), SetError> {
         if d.previous_version != self.version {
             return Err(SetError::Gap {
                 have: self.version,
@@ -159,7 +187,9 @@ impl SyncedSet {
             p.undo.push((id, old));
             p.touched.insert(id);
         }
-        if let Err(e) = check_digest(d.version, self.digest, &d.digest) {
+        let verified = check_digest(d.version, self.digest, &d.digest)
+            .and_then(|()| check_signature(trust, d.version, &self.digest, &d.signature));
+        if let Err(e) = verified {
             self.undo_to(p, mark);
             (self.version, self.digest) = (version, digest);
             return Err(e);
@@ -218,7 +248,10 @@ impl SyncedSet {
             ),
         };
         let s = pb::SnapshotChunk::decode(bytes.as_slice()).map_err(|e| bad(e.to_string()))?;
-        let mut set = SyncedSet::from_snapshot(s.version, &s.digest, &s.entries)
+        // The state dir is this node's own: its content was verified before
+        // it was written.
+        let none = Trust::default();
+        let mut set = SyncedSet::from_snapshot(s.version, &s.digest, &s.entries, &[], &none)
             .map_err(|e| bad(e.to_string()))?;
         let journal = journal_path(path);
         let data = match std::fs::read(&journal) {
@@ -236,7 +269,7 @@ impl SyncedSet {
             let applied = pb::Delta::decode_length_delimited(&mut buf)
                 .map_err(|e| e.to_string())
                 .and_then(|d| {
-                    set.apply_delta(&d, &mut Pending::default())
+                    set.apply_delta(&d, &mut Pending::default(), &none)
                         .map_err(|e| e.to_string())
                 });
             if let Err(e) = applied {
@@ -257,6 +290,7 @@ impl SyncedSet {
             seq: 0,
             last: true,
             entries: self.entries.values().map(entry_to_wire).collect(),
+            signature: Vec::new(),
         };
         crate::ids::write_atomic(path, &msg.encode_to_vec())?;
         match std::fs::remove_file(journal_path(path)) {
@@ -311,16 +345,24 @@ mod tests {
                 ..Default::default()
             }],
             more: false,
+            signature: Vec::new(),
         }
     }
 
     #[test]
     fn snapshots_and_deltas_are_verified_and_a_bad_one_changes_nothing() {
         let snap = [e("192.0.2.1"), e("192.0.2.2")];
-        let bad = SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1"]), &snap);
+        let bad =
+            SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1"]), &snap, &[], &Trust::default());
         assert!(matches!(bad, Err(SetError::Digest { version: 3, .. })));
-        let mut set =
-            SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1", "192.0.2.2"]), &snap).unwrap();
+        let mut set = SyncedSet::from_snapshot(
+            3,
+            &digest_of(&["192.0.2.1", "192.0.2.2"]),
+            &snap,
+            &[],
+            &Trust::default(),
+        )
+        .unwrap();
         let original = set.clone();
         let good = digest_of(&["192.0.2.2", "192.0.2.3"]);
         let mut p = Pending::default();
@@ -333,19 +375,23 @@ mod tests {
             digest_of(&["192.0.2.2", "192.0.2.9"]),
         );
         assert!(matches!(
-            set.apply_delta(&tampered, &mut p),
+            set.apply_delta(&tampered, &mut p, &Trust::default()),
             Err(SetError::Digest { version: 4, .. })
         ));
         assert_eq!(set, original, "unchanged by a refused delta");
         // A gap is refused.
         let gap = delta(2, 4, "192.0.2.3", "192.0.2.1/32", good.clone());
         assert!(matches!(
-            set.apply_delta(&gap, &mut p),
+            set.apply_delta(&gap, &mut p, &Trust::default()),
             Err(SetError::Gap { have: 3, .. })
         ));
         assert!(p.is_empty());
-        set.apply_delta(&delta(3, 4, "192.0.2.3", "192.0.2.1/32", good), &mut p)
-            .unwrap();
+        set.apply_delta(
+            &delta(3, 4, "192.0.2.3", "192.0.2.1/32", good),
+            &mut p,
+            &Trust::default(),
+        )
+        .unwrap();
         assert_eq!(set.version, 4);
         let keys: Vec<String> = set.entries.keys().map(|k| k.to_string()).collect();
         assert_eq!(keys, ["192.0.2.2/32", "192.0.2.3/32"]);
@@ -367,14 +413,52 @@ mod tests {
     }
 
     #[test]
+    fn with_trusted_keys_only_signed_sets_are_accepted() {
+        use c2wall_model::sign::Signer32;
+        let (_, key) = Signer32::generate();
+        let (_, other) = Signer32::generate();
+        let trust = Trust::from_hex([key.public_hex().as_str()]).unwrap();
+        let d1 = digest_of(&["192.0.2.1"]);
+        let snap = [e("192.0.2.1")];
+        // Unsigned and wrongly signed snapshots are refused; signed is fine.
+        assert!(matches!(
+            SyncedSet::from_snapshot(1, &d1, &snap, &[], &trust),
+            Err(SetError::Signature { version: 1 })
+        ));
+        assert!(SyncedSet::from_snapshot(1, &d1, &snap, &other.sign(1, &d1), &trust).is_err());
+        let mut set = SyncedSet::from_snapshot(1, &d1, &snap, &key.sign(1, &d1), &trust).unwrap();
+        let before = set.clone();
+        // A man in the middle adds an entry and fixes up the digest (anyone
+        // can compute it) but cannot sign: refused, the set is unchanged.
+        let forged = digest_of(&["192.0.2.1", "198.51.100.7"]);
+        let mut d = delta(1, 2, "198.51.100.7", "203.0.113.200", forged.clone());
+        d.removals.clear();
+        d.signature = other.sign(2, &forged);
+        let mut p = Pending::default();
+        assert!(matches!(
+            set.apply_delta(&d, &mut p, &trust),
+            Err(SetError::Signature { version: 2 })
+        ));
+        assert_eq!(set, before);
+        d.signature = key.sign(2, &forged);
+        set.apply_delta(&d, &mut p, &trust).unwrap();
+        assert_eq!(set.version, 2);
+    }
+
+    #[test]
     fn the_persisted_set_is_snapshot_plus_journal_and_damage_is_handled() {
         let dir = std::env::temp_dir().join(format!("c2wall-synced-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("set.pb");
         assert_eq!(SyncedSet::load(&path).unwrap(), None);
-        let mut set =
-            SyncedSet::from_snapshot(7, &digest_of(&["2001:db8::/32"]), &[e("2001:db8::/32")])
-                .unwrap();
+        let mut set = SyncedSet::from_snapshot(
+            7,
+            &digest_of(&["2001:db8::/32"]),
+            &[e("2001:db8::/32")],
+            &[],
+            &Trust::default(),
+        )
+        .unwrap();
         set.save(&path).unwrap();
         assert_eq!(SyncedSet::load(&path).unwrap().as_ref(), Some(&set));
         // Two journalled deltas come back on load.
@@ -384,8 +468,12 @@ mod tests {
         ] {
             let mut p = Pending::default();
             let remove = if v == 8 { "198.51.100.1" } else { "192.0.2.1" };
-            set.apply_delta(&delta(v - 1, v, add, remove, digest), &mut p)
-                .unwrap();
+            set.apply_delta(
+                &delta(v - 1, v, add, remove, digest),
+                &mut p,
+                &Trust::default(),
+            )
+            .unwrap();
             assert!(SyncedSet::journal(&path, &p).unwrap() > 0);
         }
         assert_eq!(SyncedSet::load(&path).unwrap().as_ref(), Some(&set));

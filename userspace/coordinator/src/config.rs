@@ -44,6 +44,11 @@ pub struct CoordArgs {
     /// Change breaker share of the list, 0-1 [default: 0.1].
     #[arg(long, value_name = "SHARE")]
     pub breaker_share: Option<f64>,
+    /// Ed25519 key (32 bytes or 64 hex digits; `c2wall-coordinator keygen`)
+    /// that signs every version; agents trust its public key. Without one,
+    /// versions are unsigned.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +60,7 @@ struct File {
     heartbeat: Option<u64>,
     live_buffer: Option<usize>,
     metrics_addr: Option<SocketAddr>,
+    signing_key: Option<PathBuf>,
     /// `[[feed]]` tables.
     #[serde(default)]
     feed: Vec<crate::feeds::FeedConfig>,
@@ -73,6 +79,7 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     pub feeds: Vec<crate::feeds::config::Feed>,
     pub guards: crate::guards::GuardConfig,
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -106,6 +113,7 @@ impl Settings {
                 .or(f.metrics_addr)
                 .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("literal")),
             feeds: Vec::new(),
+            signing_key: a.signing_key.clone().or(f.signing_key.clone()),
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),

@@ -23,6 +23,7 @@ use crate::error::CoordError;
 use crate::guards::Guards;
 use crate::state::{Prepared, RecordKey, State};
 use crate::store::{AgentRow, AuditEvent, Commit, PendingChange, RecordChange, Store, VersionInfo};
+use c2wall_model::sign::Signer32;
 
 /// Who asks for a change and from where, for the audit log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,6 +134,7 @@ pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
             upserts: u.unwrap_or_default().to_vec(),
             removals: r.unwrap_or_default().to_vec(),
             more: true,
+            signature: d.signature.clone(),
         });
     }
     if let Some(last) = parts.last_mut() {
@@ -157,6 +159,8 @@ pub(crate) struct Inner {
     pub(crate) state: State,
     pub(crate) store: Box<dyn Store>,
     pub(crate) guards: Guards,
+    /// Signs each version's digest (None: versions are unsigned).
+    pub(crate) signer: Option<Signer32>,
     last_tick: i64,
 }
 
@@ -173,6 +177,7 @@ impl Coordinator {
             latest: AtomicU64::new(version),
             inner: Mutex::new(Inner {
                 guards: Guards::new(Default::default(), protected_of(store.as_ref())?),
+                signer: None,
                 state,
                 store,
                 last_tick: t,
@@ -319,7 +324,10 @@ impl Coordinator {
     ) -> Result<VersionInfo, CoordError> {
         let actor = origin.actor.as_str();
         let version = inner.state.version + 1;
-        let delta = inner.state.delta(&p, version);
+        let mut delta = inner.state.delta(&p, version);
+        if let Some(signer) = &inner.signer {
+            delta.signature = signer.sign(version, &delta.digest);
+        }
         let info = VersionInfo {
             version,
             digest: p.digest.to_bytes(),
@@ -480,7 +488,7 @@ impl Coordinator {
         let chunks = match cache.as_ref() {
             Some((v, chunks)) if *v == current => chunks.clone(),
             _ => {
-                let chunks = Arc::new(snapshot_chunks(&inner.state));
+                let chunks = Arc::new(snapshot_chunks(&inner.state, inner.signer.as_ref()));
                 *cache = Some((current, chunks.clone()));
                 chunks
             }
@@ -642,6 +650,13 @@ impl Coordinator {
         Ok((connected, lags))
     }
 
+    /// Signs every version from now on with `signer` (snapshots are signed
+    /// as they are built; logged deltas keep the key they were signed with).
+    pub fn set_signer(&self, signer: Option<Signer32>) {
+        self.inner.lock().expect("lock").signer = signer;
+        *self.snapshot.lock().expect("lock") = None;
+    }
+
     /// Counts an agent's open streams while the guard lives.
     pub fn connect(self: &Arc<Self>, agent_id: &str) -> ConnectedGuard {
         *self
@@ -657,18 +672,24 @@ impl Coordinator {
     }
 }
 
-fn snapshot_chunks(state: &State) -> Vec<Bytes> {
+fn snapshot_chunks(state: &State, signer: Option<&Signer32>) -> Vec<Bytes> {
+    let digest = state.digest.to_bytes();
+    let signature = signer
+        .map(|s| s.sign(state.version, &digest))
+        .unwrap_or_default();
     let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
     let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
     let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
     (0..n)
         .map(|seq| {
+            let last = seq + 1 == n;
             let c = pb::SnapshotChunk {
                 version: state.version,
-                digest: state.digest.to_bytes(),
+                digest: digest.clone(),
                 seq: seq as u32,
-                last: seq + 1 == n,
+                last,
                 entries: chunks.next().unwrap_or(&[]).to_vec(),
+                signature: if last { signature.clone() } else { Vec::new() },
             };
             frame(SNAPSHOT, &c.encode_to_vec())
         })

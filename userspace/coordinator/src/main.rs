@@ -30,9 +30,38 @@ use tokio::signal::unix::{signal, SignalKind};
         new version. SIGTERM stops accepting work and ends agent streams after a short drain.",
     after_help = "Example:\n  c2wall-coordinator --listen 0.0.0.0:50051 --store /var/lib/c2wall/coordinator.db"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(flatten)]
     args: CoordArgs,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Create a version-signing key (mode 0600) and print its public key,
+    /// which agents are given with --trust-key.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+}
+
+fn keygen(out: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (seed, signer) = c2wall_model::sign::Signer32::generate();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
+    writeln!(f, "{}", c2wall_model::sign::hex(&seed))?;
+    f.sync_all()?;
+    println!("{}", signer.public_hex());
+    Ok(())
 }
 
 /// How long open streams get to finish after SIGTERM.
@@ -46,7 +75,11 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(cli.args) {
+    let r = match &cli.cmd {
+        Some(Cmd::Keygen { out }) => keygen(out),
+        None => run(cli.args),
+    };
+    match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("c2wall-coordinator: error: {e:#}");
@@ -60,6 +93,17 @@ fn run(args: CoordArgs) -> Result<()> {
     let store = SqliteStore::open(&s.store)?;
     let coord = Coordinator::open(Box::new(store), s.live_buffer)?;
     coord.set_guard_config(s.guards.clone());
+    match &s.signing_key {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the signing key {}", path.display()))?;
+            let signer = c2wall_model::sign::Signer32::from_seed(&bytes)
+                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", path.display()))?;
+            tracing::info!(public_key = %signer.public_hex(), "signing versions");
+            coord.set_signer(Some(signer));
+        }
+        None => tracing::warn!("no signing key: versions are unsigned, agents cannot verify them"),
+    }
     tracing::info!(
         version = coord.latest_version(),
         store = %s.store.display(),

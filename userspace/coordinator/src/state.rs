@@ -193,6 +193,7 @@ impl State {
                 .map(c2wall_model::wire::identity_to_wire)
                 .collect(),
             more: false,
+            signature: Vec::new(),
         }
     }
 

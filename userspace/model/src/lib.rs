@@ -8,6 +8,7 @@ mod error;
 pub mod matcher;
 mod prefix;
 mod record;
+pub mod sign;
 pub mod wire;
 
 pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol};
