@@ -309,3 +309,77 @@ fn signed_versions_are_enforced_and_an_untrusted_signer_is_refused() {
         "the last verified list still is"
     );
 }
+
+#[test]
+fn the_kill_switch_takes_effect_within_a_second_survives_a_restart_and_is_audited() {
+    root!("the_kill_switch_takes_effect_within_a_second_survives_a_restart_and_is_audited");
+    let topo = Topo::new("x");
+    let _coord = topo.coordinator();
+    let mut agent = start_agent(&topo);
+    let (s, n) = (&topo.sub, &topo.net);
+    let v = topo.publish(&[CC4]);
+    topo.wait_applied(v, Duration::from_secs(5));
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0);
+    let wait_mode = |mode: &str| {
+        let start = std::time::Instant::now();
+        let series = format!("c2wall_mode{{mode=\"{mode}\"}}");
+        while topo.metric(&series) != Some(1.0) {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{mode} not in force within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        start.elapsed()
+    };
+    // Fleet-wide off: everything passes.
+    let (ok, _, err) = topo.cli(&["mode", "off", "--reason", "incident 42"]);
+    assert!(ok, "{err}");
+    eprintln!("off in force after {:?}", wait_mode("off"));
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        10,
+        "kill switch: passes"
+    );
+    // A restart keeps the centre's override, even before any contact.
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    agent = start_agent(&topo);
+    wait_mode("off");
+    // Per agent: monitor for this one overrides the fleet's off.
+    let (ok, _, err) = topo.cli(&["mode", "monitor", "--agent", "edge-test"]);
+    assert!(ok, "{err}");
+    wait_mode("monitor");
+    // Cleared everywhere: the agent's own mode (enforce) again.
+    assert!(topo.cli(&["mode", "clear", "--agent", "edge-test"]).0);
+    wait_mode("off");
+    assert!(topo.cli(&["mode", "clear"]).0);
+    wait_mode("enforce");
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0, "enforcing again");
+    let (ok, audit, _) = topo.cli(&["audit", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let modes: Vec<String> = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "mode")
+        .map(|e| {
+            format!(
+                "{} by {}",
+                e["detail"].as_str().unwrap(),
+                e["actor"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            "fleet: override cleared by test",
+            "agent edge-test: override cleared by test",
+            "agent edge-test: monitor by test",
+            "fleet: off by test"
+        ]
+    );
+    drop(agent);
+}

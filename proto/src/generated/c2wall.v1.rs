@@ -99,7 +99,7 @@ pub struct SubscribeRequest {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SyncMessage {
-    #[prost(oneof = "sync_message::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "sync_message::Kind", tags = "1, 2, 3, 4")]
     pub kind: ::core::option::Option<sync_message::Kind>,
 }
 /// Nested message and enum types in `SyncMessage`.
@@ -112,7 +112,17 @@ pub mod sync_message {
         Delta(super::Delta),
         #[prost(message, tag = "3")]
         Heartbeat(super::Heartbeat),
+        #[prost(message, tag = "4")]
+        Control(super::Control),
     }
+}
+/// The centre's kill switch: sent when a stream starts and whenever it changes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Control {
+    /// off, monitor or enforce: overrides the agent's own mode; empty = the
+    /// agent's own mode applies.
+    #[prost(string, tag = "1")]
+    pub mode: ::prost::alloc::string::String,
 }
 /// A snapshot is one or more chunks with the same version; the set is complete
 /// (and replaces the agent's) once the chunk with `last` arrives.
@@ -189,6 +199,28 @@ pub struct AgentStatus {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetModeRequest {
+    /// off, monitor, enforce, or empty to clear the override.
+    #[prost(string, tag = "1")]
+    pub mode: ::prost::alloc::string::String,
+    /// One agent; empty = the whole fleet.
+    #[prost(string, tag = "2")]
+    pub agent_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SetModeResponse {
+    /// The fleet-wide override and the per-agent ones now in force.
+    #[prost(string, tag = "1")]
+    pub fleet: ::prost::alloc::string::String,
+    #[prost(map = "string, string", tag = "2")]
+    pub agents: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProtectedRequest {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1539,6 +1571,31 @@ pub mod publisher_client {
             req.extensions_mut().insert(GrpcMethod::new("c2wall.v1.Publisher", "Audit"));
             self.inner.unary(req, path, codec).await
         }
+        /// The kill switch: a mode for every agent or for one (audited).
+        pub async fn set_mode(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SetModeRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SetModeResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/SetMode",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "SetMode"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1638,6 +1695,11 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::AuditRequest>,
         ) -> std::result::Result<tonic::Response<super::AuditResponse>, tonic::Status>;
+        /// The kill switch: a mode for every agent or for one (audited).
+        async fn set_mode(
+            &self,
+            request: tonic::Request<super::SetModeRequest>,
+        ) -> std::result::Result<tonic::Response<super::SetModeResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct PublisherServer<T> {
@@ -2355,6 +2417,49 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = AuditSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/SetMode" => {
+                    #[allow(non_camel_case_types)]
+                    struct SetModeSvc<T: Publisher>(pub Arc<T>);
+                    impl<T: Publisher> tonic::server::UnaryService<super::SetModeRequest>
+                    for SetModeSvc<T> {
+                        type Response = super::SetModeResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SetModeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::set_mode(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SetModeSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

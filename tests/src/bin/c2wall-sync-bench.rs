@@ -102,6 +102,7 @@ async fn agent(
         backoff: (Duration::from_millis(50), Duration::from_secs(1)),
         journal_bytes: 0,
         trust: Default::default(),
+        on_mode: Arc::new(|_: &str| {}),
     };
     Ok(tokio::spawn(client.run()))
 }

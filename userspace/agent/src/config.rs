@@ -36,6 +36,10 @@ pub enum ModeArg {
 }
 
 impl ModeArg {
+    /// `off`, `monitor`, `enforce`.
+    pub fn parse(s: &str) -> Option<Self> {
+        ModeArg::from_str(s, true).ok()
+    }
     pub fn code(self) -> u32 {
         match self {
             ModeArg::Enforce => c2wall_common::MODE_ENFORCE,

@@ -11,7 +11,7 @@ use axum::{routing::get, Router};
 use aya::maps::{Map, MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
-    config::{RunArgs, Settings},
+    config::{ModeArg, RunArgs, Settings},
     dataplane::{assign_iface_slot, Dataplane},
     engine::Engine,
     events::{read_events, report_sightings},
@@ -35,6 +35,8 @@ struct Shared {
     settings: Settings,
     /// The command line, re-resolved against the config file on SIGHUP.
     args: RunArgs,
+    /// The centre's kill switch, overriding settings.mode.
+    mode_override: Option<ModeArg>,
     /// Interfaces attached at start, with their XDP mode.
     attached: Vec<(String, &'static str)>,
     /// The last good read of the local files, and the identities they list.
@@ -46,6 +48,49 @@ struct Shared {
 }
 
 impl Shared {
+    /// The mode in force: the centre's override, else the configured one.
+    fn mode(&self) -> ModeArg {
+        self.mode_override.unwrap_or(self.settings.mode)
+    }
+
+    /// Applies the centre's kill switch ("" = back to the configured mode),
+    /// remembering it across restarts.
+    fn set_override(&mut self, mode: &str, metrics: &Metrics) {
+        let wanted = ModeArg::parse(mode);
+        if wanted == self.mode_override {
+            return;
+        }
+        let file = self.settings.paths.mode_override_file();
+        let saved = match wanted {
+            Some(m) => c2wall_agent::ids::write_atomic(&file, m.name().as_bytes()),
+            None => std::fs::remove_file(&file)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|source| AgentError::WriteFile { path: file, source }),
+        };
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "persisting the centre's mode override");
+        }
+        self.mode_override = wanted;
+        let m = self.mode();
+        match self.engine.applier.set_mode(m.code()) {
+            Ok(()) => {
+                metrics.set_mode(m.name());
+                tracing::warn!(
+                    mode = m.name(),
+                    from_centre = wanted.is_some(),
+                    "mode changed by the coordination centre"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "applying the centre's mode"),
+        }
+    }
+
     fn apply(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
         let snap = merge(&self.files, &self.synced);
         let r = self.engine.sync(&snap);
@@ -108,7 +153,7 @@ impl Shared {
             applied_version: self.synced.version,
             digest: self.synced.digest.to_bytes(),
             interfaces: self.settings.interfaces.clone(),
-            mode: self.settings.mode.name().into(),
+            mode: self.mode().name().into(),
             entries: self.engine.ids().len() as u64,
             dropped_packets: sum(VERDICT_DROP),
             would_drop_packets: sum(VERDICT_WOULD_DROP),
@@ -142,7 +187,19 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     }
     let (mut ebpf, maps) = loader::load(&paths, &settings.capacity)?;
     let mut applier = Applier::adopt(maps)?;
-    applier.set_mode(settings.mode.code())?;
+    // The centre's kill switch survives restarts (and a reboot without the
+    // coordinator).
+    let mode_override = std::fs::read_to_string(paths.mode_override_file())
+        .ok()
+        .and_then(|m| ModeArg::parse(m.trim()));
+    let mode = mode_override.unwrap_or(settings.mode);
+    if let Some(m) = mode_override {
+        tracing::warn!(
+            mode = m.name(),
+            "the coordination centre's mode override is in force"
+        );
+    }
+    applier.set_mode(mode.code())?;
     applier.set_sample_budget(settings.sample_budget)?;
     let ids = Ids::load(&paths.ids_file())?;
     let mut engine = Engine::new(applier, ids, Some(paths.ids_file()));
@@ -153,7 +210,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     let iface_names: Arc<Mutex<HashMap<u32, String>>> = Arc::default();
     let counters = counter_reader(&paths, iface_names.clone())?;
     let metrics = Arc::new(Metrics::new(counters)?);
-    metrics.set_mode(settings.mode.name());
+    metrics.set_mode(mode.name());
     let mut source = FileSource {
         blocklists: settings.blocklists.clone(),
         allowlist: settings.allowlist.clone(),
@@ -226,6 +283,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         settings,
         args,
         attached,
+        mode_override,
         local: identities(&files),
         files,
         synced,
@@ -235,7 +293,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let key = load_or_create_key(&paths.state_dir.join("sightings.key"))?;
+    let key = load_or_create_key(&paths.sightings_key())?;
     let sightings = {
         let s = &shared.lock().expect("lock").settings;
         Arc::new(Mutex::new(Sightings::new(
@@ -475,6 +533,10 @@ async fn serve(
             set: s.synced.clone(),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),
             journal_bytes: journal_len(&s.settings.paths.synced_file()),
+            on_mode: {
+                let (sh, m) = (shared.clone(), metrics.clone());
+                Arc::new(move |mode: &str| sh.lock().expect("lock").set_override(mode, &m))
+            },
             trust: c2wall_model::sign::Trust::from_hex(
                 s.settings.trust_keys.iter().map(String::as_str),
             )
@@ -558,7 +620,7 @@ fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
             Err(e) => tracing::error!("keeping the previous settings: {e}"),
         }
     }
-    let mode = s.settings.mode;
+    let mode = s.mode();
     s.engine.applier.set_mode(mode.code())?;
     let budget = s.settings.sample_budget;
     s.engine.applier.set_sample_budget(budget)?;

@@ -41,6 +41,14 @@ impl Paths {
     pub fn ids_file(&self) -> PathBuf {
         self.state_dir.join("entry-ids")
     }
+    /// The centre's kill-switch mode, kept across restarts (absent = none).
+    pub fn mode_override_file(&self) -> PathBuf {
+        self.state_dir.join("mode-override")
+    }
+    /// The key of the subscriber pseudonyms (see sightings.rs).
+    pub fn sightings_key(&self) -> PathBuf {
+        self.state_dir.join("sightings.key")
+    }
 }
 
 /// Whether `path` is on a bpf filesystem.

@@ -88,6 +88,9 @@ const JOURNAL_MIN: usize = 1 << 20;
 /// The agent's current status, for periodic reports.
 pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
 
+/// The centre's kill switch: the mode to run in ("" = the agent's own).
+pub type ModeFn = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct SyncClient {
     pub url: String,
     pub agent_id: String,
@@ -102,6 +105,7 @@ pub struct SyncClient {
     pub journal_bytes: usize,
     /// Public keys whose signatures versions must carry (empty: unchecked).
     pub trust: c2wall_model::sign::Trust,
+    pub on_mode: ModeFn,
 }
 
 fn unix_now() -> i64 {
@@ -270,6 +274,7 @@ impl SyncClient {
                     .latest_version
                     .store(h.latest_version, Ordering::Relaxed);
             }
+            Some(Kind::Control(c)) => (self.on_mode)(&c.mode),
             Some(Kind::Snapshot(c)) => {
                 if parts.chunk_version.is_some_and(|v| v != c.version)
                     || (parts.chunk_version.is_none() && c.seq != 0)

@@ -35,6 +35,7 @@ use tonic::transport::Channel;
         c2wall history\n  \
         c2wall rollback 41 --reason 'bad import'\n  \
         c2wall agents\n  \
+        c2wall mode off --reason 'incident 42: stop all blocking'\n  \
         c2wall sightings --within 203.0.113.0/24 --since 2026-11-01T00:00:00Z\n  \
         c2wall feed check --format spamhaus-drop drop.txt\n  \
         c2wall feed import --format feodo-csv --source feodo ipblocklist.csv --action drop"
@@ -160,6 +161,17 @@ enum Command {
     Pending {
         #[command(subcommand)]
         cmd: Option<admin::PendingCommand>,
+    },
+    /// The kill switch: run every agent (or one) in this mode, overriding
+    /// their own, within a second. `clear` gives agents back their own mode.
+    Mode {
+        #[arg(value_parser = ["off", "monitor", "enforce", "clear"])]
+        mode: String,
+        /// Only this agent [default: the whole fleet].
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// The append-only audit log, newest first.
     Audit {
@@ -552,6 +564,42 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 }
             }
         },
+        Command::Mode {
+            mode,
+            agent,
+            reason,
+        } => {
+            let mode = if mode == "clear" { String::new() } else { mode };
+            let r = client
+                .set_mode(with_actor(
+                    &actor,
+                    pb::SetModeRequest {
+                        mode,
+                        agent_id: agent.unwrap_or_default(),
+                        reason,
+                    },
+                ))
+                .await?
+                .into_inner();
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"fleet": r.fleet, "agents": r.agents})
+                );
+            } else {
+                let show = |m: &str| {
+                    if m.is_empty() {
+                        "(agents' own)".to_string()
+                    } else {
+                        m.to_string()
+                    }
+                };
+                println!("fleet: {}", show(&r.fleet));
+                for (a, m) in &r.agents {
+                    println!("agent {a}: {}", show(m));
+                }
+            }
+        }
         Command::Audit { limit } => {
             let r = client
                 .audit(pb::AuditRequest { before: 0, limit })

@@ -148,6 +148,8 @@ pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
 
 pub struct Coordinator {
     pub(crate) inner: Mutex<Inner>,
+    /// Kill-switch overrides; every agent stream watches it.
+    pub(crate) modes: tokio::sync::watch::Sender<crate::killswitch::Modes>,
     live: broadcast::Sender<Live>,
     /// Encoded snapshot chunks of one version, built on first demand.
     snapshot: Mutex<Option<(u64, Arc<Vec<Bytes>>)>>,
@@ -175,6 +177,9 @@ impl Coordinator {
         let (live, _) = broadcast::channel(live_buffer);
         Ok(Arc::new(Coordinator {
             latest: AtomicU64::new(version),
+            modes: tokio::sync::watch::Sender::new(crate::killswitch::Modes::from_rows(
+                store.modes()?,
+            )),
             inner: Mutex::new(Inner {
                 guards: Guards::new(Default::default(), protected_of(store.as_ref())?),
                 signer: None,

@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod feeds;
 pub mod guards;
 pub mod import;
+pub mod killswitch;
 pub mod metrics;
 pub mod service;
 pub mod sightings;

@@ -295,6 +295,22 @@ impl Publisher for Service {
         }))
     }
 
+    async fn set_mode(
+        &self,
+        req: Request<pb::SetModeRequest>,
+    ) -> Result<Response<pb::SetModeResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        let m =
+            blocking(move || coord.set_mode(r.mode.trim(), r.agent_id.trim(), &origin, &r.reason))
+                .await?;
+        Ok(Response::new(pb::SetModeResponse {
+            fleet: m.fleet,
+            agents: m.agents.into_iter().collect(),
+        }))
+    }
+
     async fn explain(
         &self,
         req: Request<pb::ExplainRequest>,
@@ -364,6 +380,15 @@ impl Publisher for Service {
     }
 }
 
+fn control_frame(mode: &str) -> Bytes {
+    let m = pb::SyncMessage {
+        kind: Some(pb::sync_message::Kind::Control(pb::Control {
+            mode: mode.into(),
+        })),
+    };
+    Bytes::from(m.encode_to_vec())
+}
+
 fn heartbeat_frame(latest_version: u64) -> Bytes {
     let m = pb::SyncMessage {
         kind: Some(pb::sync_message::Kind::Heartbeat(pb::Heartbeat {
@@ -403,6 +428,11 @@ impl Service {
                     )
                 }
             };
+            let mut modes = coord.modes();
+            let mut mode = modes.borrow_and_update().for_agent(&r.agent_id);
+            if !send(Ok(control_frame(&mode))).await {
+                return;
+            }
             let mut last = plan_version;
             let frames: Vec<Bytes> = match plan {
                 Plan::Snapshot(chunks) => chunks.iter().cloned().collect(),
@@ -434,6 +464,18 @@ impl Service {
                         }
                         Err(RecvError::Closed) => return,
                     },
+                    changed = modes.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let now_mode = modes.borrow_and_update().for_agent(&r.agent_id);
+                        if now_mode != mode {
+                            mode = now_mode;
+                            if !send(Ok(control_frame(&mode))).await {
+                                return;
+                            }
+                        }
+                    }
                     _ = tick.tick() => {
                         if !send(Ok(heartbeat_frame(coord.latest_version()))).await {
                             return;

@@ -104,6 +104,15 @@ pub trait GuardStore {
     /// Closes a held change (confirmed / rejected), audited.
     fn close_pending(&mut self, id: u64, state: &str, audit: &AuditEvent)
         -> Result<(), CoordError>;
+    /// Kill-switch overrides: scope `*` (the fleet) or an agent id -> mode.
+    fn modes(&self) -> Result<Vec<(String, String)>, CoordError>;
+    /// Sets (`Some`) or clears an override, audited.
+    fn set_mode(
+        &mut self,
+        scope: &str,
+        mode: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError>;
 }
 
 /// What an agent last reported.

@@ -89,6 +89,10 @@ CREATE TABLE IF NOT EXISTS pending (
     summary TEXT NOT NULL,
     state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS modes (
+    scope TEXT PRIMARY KEY,        -- '*' = the fleet, else an agent id
+    mode TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL

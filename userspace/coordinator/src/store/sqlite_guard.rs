@@ -165,4 +165,31 @@ impl GuardStore for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn modes(&self) -> Result<Vec<(String, String)>, CoordError> {
+        let mut st = self
+            .db
+            .prepare("SELECT scope, mode FROM modes ORDER BY scope")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_mode(
+        &mut self,
+        scope: &str,
+        mode: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        match mode {
+            Some(m) => tx.execute(
+                "INSERT OR REPLACE INTO modes (scope, mode) VALUES (?1, ?2)",
+                params![scope, m],
+            )?,
+            None => tx.execute("DELETE FROM modes WHERE scope = ?1", params![scope])?,
+        };
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
 }

@@ -161,7 +161,7 @@ pub async fn next(s: &mut Streaming<pb::SyncMessage>) -> Kind {
             .expect("stream ok")
             .expect("stream open");
         match m.kind.unwrap() {
-            Kind::Heartbeat(_) => continue,
+            Kind::Heartbeat(_) | Kind::Control(_) => continue,
             k => return k,
         }
     }
