@@ -44,6 +44,10 @@ pub struct Entry {
     pub created_by: ::prost::alloc::string::String,
     #[prost(int64, tag = "11")]
     pub created_at: i64,
+    /// Monitor first: Unix seconds at which this monitor entry becomes a drop
+    /// entry, unless someone objects (`c2wall object`); 0 = never.
+    #[prost(int64, tag = "12")]
+    pub promote_at: i64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Sighting {
@@ -199,6 +203,16 @@ pub struct AgentStatus {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ObjectRequest {
+    #[prost(message, optional, tag = "1")]
+    pub key: ::core::option::Option<EntryKey>,
+    /// Only this source's record (empty = every source's).
+    #[prost(string, tag = "2")]
+    pub source: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SetModeRequest {
     /// off, monitor, enforce, or empty to clear the override.
@@ -501,6 +515,10 @@ pub struct GetResponse {
     pub effective: ::core::option::Option<Entry>,
     #[prost(uint64, tag = "3")]
     pub version: u64,
+    /// Sampled packets agents reported for it while it was monitor-only (the
+    /// would-drop evidence during a soak).
+    #[prost(uint64, tag = "4")]
+    pub sampled_would_drops: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ExplainRequest {
@@ -1596,6 +1614,31 @@ pub mod publisher_client {
                 .insert(GrpcMethod::new("c2wall.v1.Publisher", "SetMode"));
             self.inner.unary(req, path, codec).await
         }
+        /// Stops the scheduled promotion of a monitor entry to drop (audited).
+        pub async fn object(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ObjectRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PublishResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/Object",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "Object"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1700,6 +1743,11 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::SetModeRequest>,
         ) -> std::result::Result<tonic::Response<super::SetModeResponse>, tonic::Status>;
+        /// Stops the scheduled promotion of a monitor entry to drop (audited).
+        async fn object(
+            &self,
+            request: tonic::Request<super::ObjectRequest>,
+        ) -> std::result::Result<tonic::Response<super::PublishResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct PublisherServer<T> {
@@ -2460,6 +2508,49 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = SetModeSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/Object" => {
+                    #[allow(non_camel_case_types)]
+                    struct ObjectSvc<T: Publisher>(pub Arc<T>);
+                    impl<T: Publisher> tonic::server::UnaryService<super::ObjectRequest>
+                    for ObjectSvc<T> {
+                        type Response = super::PublishResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ObjectRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::object(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ObjectSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -27,6 +27,7 @@ use tonic::transport::Channel;
         http://127.0.0.1:50051.\n\nExamples:\n  \
         c2wall publish 203.0.113.66 --source operator:jpcert --reference SBL123 --reason 'C&C seen'\n  \
         c2wall publish 192.0.2.10 --protocol tcp --port 443 --action monitor\n  \
+        c2wall publish 198.51.100.20 --soak 24h --reason 'new C&C, watch first'\n  \
         c2wall publish --file feodo.txt --source feodo\n  \
         c2wall withdraw 203.0.113.66\n  \
         c2wall list --within 203.0.113.0/24 --json\n  \
@@ -91,6 +92,10 @@ enum Command {
         /// Expiry, RFC 3339 (e.g. 2026-12-31T00:00:00Z).
         #[arg(long, value_name = "RFC3339")]
         valid_until: Option<String>,
+        /// Monitor first: publish as monitor and promote to drop after this
+        /// long (e.g. 24h) unless someone objects (`c2wall object`).
+        #[arg(long, value_name = "DURATION", conflicts_with = "action")]
+        soak: Option<String>,
         /// Entries in the agent's blocklist syntax, one per line (with --file,
         /// scope/action/direction come from each line).
         #[arg(long, value_name = "FILE")]
@@ -161,6 +166,17 @@ enum Command {
     Pending {
         #[command(subcommand)]
         cmd: Option<admin::PendingCommand>,
+    },
+    /// Stop a monitor entry's scheduled promotion to drop (it stays monitor).
+    Object {
+        prefix: String,
+        #[command(flatten)]
+        scope: Scope,
+        /// Only this source's record [default: every source's].
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// The kill switch: run every agent (or one) in this mode, overriding
     /// their own, within a second. `clear` gives agents back their own mode.
@@ -311,9 +327,26 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
             reference,
             confidence,
             valid_until,
+            soak,
             file,
             reason,
         } => {
+            let promote_at = match &soak {
+                None => 0,
+                Some(d) => {
+                    let d =
+                        humantime::parse_duration(d).map_err(|e| anyhow!("--soak `{d}`: {e}"))?;
+                    (std::time::SystemTime::now() + d)
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|t| t.as_secs() as i64)
+                        .unwrap_or(0)
+                }
+            };
+            let action = if soak.is_some() {
+                "monitor".to_string()
+            } else {
+                action
+            };
             let valid_until = match valid_until {
                 None => 0,
                 Some(s) => humantime::parse_rfc3339_weak(&s)
@@ -354,6 +387,7 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                     reference: reference.clone(),
                     confidence,
                     valid_until,
+                    promote_at,
                     ..entry_to_wire(&Entry {
                         prefix: id.prefix,
                         scope: id.scope,
@@ -564,6 +598,25 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 }
             }
         },
+        Command::Object {
+            prefix,
+            scope,
+            source,
+            reason,
+        } => {
+            let r = client
+                .object(with_actor(
+                    &actor,
+                    pb::ObjectRequest {
+                        key: Some(identity_to_wire(&identity(&prefix, &scope)?)),
+                        source: source.unwrap_or_default(),
+                        reason,
+                    },
+                ))
+                .await?
+                .into_inner();
+            output::published(&r, cli.json);
+        }
         Command::Mode {
             mode,
             agent,

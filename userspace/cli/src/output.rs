@@ -58,6 +58,7 @@ fn entry_json(e: &pb::Entry) -> Value {
         "valid_until": if e.valid_until == 0 { Value::Null } else { Value::from(e.valid_until) },
         "created_by": e.created_by,
         "created_at": e.created_at,
+        "promote_at": if e.promote_at == 0 { Value::Null } else { Value::from(e.promote_at) },
     })
 }
 
@@ -125,6 +126,7 @@ pub fn get(r: &pb::GetResponse, as_json: bool) {
             "{}",
             json!({
                 "version": r.version,
+                "sampled_would_drops": r.sampled_would_drops,
                 "effective": r.effective.as_ref().map(entry_json),
                 "records": r.records.iter().map(entry_json).collect::<Vec<_>>(),
             })
@@ -140,6 +142,20 @@ pub fn get(r: &pb::GetResponse, as_json: bool) {
             r.version
         ),
         None => println!("not enforced: no record is active (version {})", r.version),
+    }
+    for e in r.records.iter().filter(|e| e.promote_at != 0) {
+        println!(
+            "{} from {} is monitor-only until {}: then drop, unless someone objects (c2wall object)",
+            key(e),
+            e.source,
+            ts(e.promote_at)
+        );
+    }
+    if r.sampled_would_drops > 0 {
+        println!(
+            "agents sampled {} would-drop packets for it",
+            r.sampled_would_drops
+        );
     }
     println!(
         "{:<20} {:<8} {:<5} {:<12} {:<10} {:<4} {:<20} {:<20}",

@@ -180,3 +180,52 @@ impl Coordinator {
             .audit_log(before, limit)
     }
 }
+
+impl Coordinator {
+    /// Stops the promotion of `ident`'s monitor records (of `source`, or of
+    /// every source): they stay monitor. One version, audited.
+    pub fn object(
+        &self,
+        ident: &c2wall_model::Identity,
+        source: Option<&str>,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<crate::store::VersionInfo, CoordError> {
+        let t = now();
+        let mut inner = self.inner.lock().expect("lock");
+        let changes: Vec<crate::store::RecordChange> = inner
+            .state
+            .records_of(ident)
+            .into_iter()
+            .filter(|r| r.promote_at.is_some() && source.is_none_or(|s| s == r.source))
+            .map(|before| {
+                let mut after = before.clone();
+                after.promote_at = None;
+                crate::store::RecordChange::Put {
+                    before: Some(before.clone()),
+                    after,
+                }
+            })
+            .collect();
+        if changes.is_empty() {
+            return Err(CoordError::NotFound(format!(
+                "`{ident}` has no record scheduled for promotion"
+            )));
+        }
+        let p = inner.state.prepare(changes, [], t);
+        self.commit(&mut inner, p, origin, "object", reason, t)
+    }
+
+    /// Sampled packets agents reported for `ident` while it only monitored.
+    pub fn sampled_would_drops(&self, ident: &c2wall_model::Identity) -> Result<u64, CoordError> {
+        let key = c2wall_model::wire::identity_to_wire(ident);
+        let keep = |s: &pb::Sighting| !s.dropped && s.entry.as_ref() == Some(&key);
+        let inner = self.inner.lock().expect("lock");
+        Ok(inner
+            .store
+            .sightings(0, &keep, usize::MAX)?
+            .iter()
+            .map(|(_, s)| s.count)
+            .sum())
+    }
+}

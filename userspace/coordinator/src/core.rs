@@ -400,6 +400,35 @@ impl Coordinator {
             .map(Some)
     }
 
+    /// Monitor-first: monitor records whose soak ended without an objection
+    /// become drop records, as one version (actor `promotion`).
+    pub fn promote_due(&self) -> Result<Option<VersionInfo>, CoordError> {
+        let t = now();
+        let mut inner = self.inner.lock().expect("lock");
+        let due = inner.state.due_promotions(t);
+        if due.is_empty() {
+            return Ok(None);
+        }
+        let changes: Vec<RecordChange> = due
+            .into_iter()
+            .map(|before| {
+                let mut after = before.clone();
+                after.entry.action = c2wall_model::Action::Drop;
+                after.promote_at = None;
+                RecordChange::Put {
+                    before: Some(before),
+                    after,
+                }
+            })
+            .collect();
+        let n = changes.len();
+        let p = inner.state.prepare(changes, [], t);
+        let origin = Origin::internal("promotion");
+        let reason = format!("{n} monitor entries soaked without objection");
+        self.commit(&mut inner, p, &origin, "promote", &reason, t)
+            .map(Some)
+    }
+
     /// Makes the records equal to what they were at `version`, as a new version.
     pub fn rollback(
         &self,

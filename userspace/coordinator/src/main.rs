@@ -173,6 +173,13 @@ fn run(args: CoordArgs) -> Result<()> {
                 let c = c.clone();
                 let retention = s.retention;
                 let r = tokio::task::spawn_blocking(move || {
+                    if let Some(v) = c.promote_due()? {
+                        tracing::info!(
+                            version = v.version,
+                            promoted = v.upserts,
+                            "monitor entries promoted to drop"
+                        );
+                    }
                     if let Some(v) = c.tick()? {
                         tracing::info!(
                             version = v.version,

@@ -143,7 +143,10 @@ impl Publisher for Service {
         if records.is_empty() {
             return Err(Status::not_found(format!("`{ident}` is not listed")));
         }
+        let coord = self.coord.clone();
+        let sampled_would_drops = blocking(move || coord.sampled_would_drops(&ident)).await?;
         Ok(Response::new(pb::GetResponse {
+            sampled_would_drops,
             records: records.iter().map(pb::Entry::from).collect(),
             effective: effective.as_ref().map(pb::Entry::from),
             version,
@@ -308,6 +311,27 @@ impl Publisher for Service {
         Ok(Response::new(pb::SetModeResponse {
             fleet: m.fleet,
             agents: m.agents.into_iter().collect(),
+        }))
+    }
+
+    async fn object(
+        &self,
+        req: Request<pb::ObjectRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        let ident = identity_from_wire(&r.key.unwrap_or_default())
+            .map_err(|e| Status::invalid_argument(format!("key.{}: {}", e.field, e.reason)))?;
+        let coord = self.coord.clone();
+        let source = (!r.source.is_empty()).then_some(r.source);
+        let v =
+            blocking(move || coord.object(&ident, source.as_deref(), &origin, &r.reason)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            version: v.version,
+            digest: v.digest,
+            upserted: v.upserts,
+            withdrawn: v.removals,
+            ..Default::default()
         }))
     }
 

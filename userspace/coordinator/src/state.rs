@@ -18,6 +18,8 @@ pub struct State {
     /// worker finds what changes in a second without scanning the records.
     until: BTreeSet<(i64, RecordKey)>,
     from: BTreeSet<(i64, RecordKey)>,
+    /// (promote_at, key) of monitor records scheduled to become drop.
+    promote: BTreeSet<(i64, RecordKey)>,
     pub effective: BTreeMap<Identity, Record>,
     pub digest: SetDigest,
     pub version: u64,
@@ -145,6 +147,9 @@ impl State {
             self.until.insert((u, key.clone()));
         }
         self.from.insert((r.valid_from, key.clone()));
+        if let Some(p) = r.promote_at {
+            self.promote.insert((p, key.clone()));
+        }
         self.records.insert(key, r);
     }
 
@@ -154,6 +159,9 @@ impl State {
                 self.until.remove(&(u, key.clone()));
             }
             self.from.remove(&(old.valid_from, key.clone()));
+            if let Some(p) = old.promote_at {
+                self.promote.remove(&(p, key.clone()));
+            }
         }
     }
 
@@ -212,6 +220,17 @@ impl State {
             .map(|(_, (i, _))| *i)
             .collect();
         (expired, opened)
+    }
+}
+
+impl State {
+    /// Monitor records whose promotion time has come.
+    pub fn due_promotions(&self, upto: i64) -> Vec<Record> {
+        self.promote
+            .iter()
+            .take_while(|(p, _)| *p <= upto)
+            .filter_map(|(_, k)| self.records.get(k).cloned())
+            .collect()
     }
 }
 

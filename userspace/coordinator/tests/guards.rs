@@ -4,6 +4,7 @@ mod common;
 
 use c2wall_coordinator::guards::GuardConfig;
 use c2wall_proto::v1 as pb;
+use c2wall_proto::v1::sync_message::Kind;
 use common::*;
 use tonic::Code;
 
@@ -258,4 +259,98 @@ async fn the_audit_log_cannot_be_rewritten() {
         .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn monitor_first_entries_are_promoted_on_schedule_unless_objected_and_audited() {
+    let r = rig("guards-soak").await;
+    let soon = c2wall_coordinator::core::now() + 1;
+    let soaking = |p: &str| {
+        let mut e = entry(p);
+        e.action = pb::Action::Monitor as i32;
+        e.promote_at = soon;
+        e
+    };
+    r.publisher()
+        .publish(pb::PublishRequest {
+            upserts: vec![soaking("192.0.2.1"), soaking("192.0.2.2")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A promotion on a drop entry makes no sense: refused.
+    let mut bad = soaking("192.0.2.3");
+    bad.action = pb::Action::Drop as i32;
+    let e = r
+        .publisher()
+        .publish(pb::PublishRequest {
+            upserts: vec![bad],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with("upserts[0].promote_at"),
+        "{}",
+        e.message()
+    );
+    let mut live = r.subscribe(0, vec![], false).await;
+    let Kind::Snapshot(s) = next(&mut live).await else {
+        panic!()
+    };
+    assert!(s
+        .entries
+        .iter()
+        .all(|e| e.action == pb::Action::Monitor as i32));
+    // Someone objects to one of them.
+    r.publisher()
+        .object(pb::ObjectRequest {
+            key: Some(key("192.0.2.2")),
+            reason: "that is our partner's mail relay".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let Kind::Delta(_) = next(&mut live).await else {
+        panic!("the objection is a version (the record changed)")
+    };
+    assert!(r.coord.promote_due().unwrap().is_none(), "not due yet");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let v = r.coord.promote_due().unwrap().expect("a promotion version");
+    assert_eq!((v.actor.as_str(), v.upserts), ("promotion", 1));
+    let Kind::Delta(d) = next(&mut live).await else {
+        panic!()
+    };
+    assert_eq!(d.upserts.len(), 1);
+    assert_eq!(d.upserts[0].key.as_ref().unwrap().prefix, "192.0.2.1/32");
+    assert_eq!(d.upserts[0].action, pb::Action::Drop as i32);
+    assert!(r.coord.promote_due().unwrap().is_none(), "promoted once");
+    let got = r
+        .publisher()
+        .get(pb::GetRequest {
+            key: Some(key("192.0.2.2")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.effective.unwrap().action, pb::Action::Monitor as i32);
+    let audit = r
+        .publisher()
+        .audit(pb::AuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let actions: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("promote", "promotion"),
+            ("object", "anonymous"),
+            ("publish", "anonymous")
+        ]
+    );
 }

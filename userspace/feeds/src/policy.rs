@@ -70,6 +70,7 @@ impl Policy {
                 continue;
             }
             out.push(Record {
+                promote_at: None,
                 entry: Entry {
                     prefix: e.prefix,
                     scope,

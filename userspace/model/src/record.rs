@@ -23,6 +23,8 @@ pub struct Record {
     pub valid_until: Option<i64>,
     pub created_by: String,
     pub created_at: i64,
+    /// Monitor first: when this monitor record becomes drop (None = never).
+    pub promote_at: Option<i64>,
 }
 
 impl Record {
@@ -144,6 +146,7 @@ mod tests {
 
     fn rec(line: &str, source: &str, action: Action, direction: Direction, at: i64) -> Record {
         Record {
+            promote_at: None,
             entry: Entry {
                 prefix: line.parse().unwrap(),
                 scope: None,

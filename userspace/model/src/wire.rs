@@ -141,7 +141,15 @@ impl TryFrom<&pb::Entry> for Record {
                 ));
             }
         }
+        let promote_at = (e.promote_at != 0).then_some(e.promote_at);
+        if promote_at.is_some() && action != Action::Monitor {
+            return Err(WireError::new(
+                "promote_at",
+                "only a monitor entry is promoted (publish it with action monitor)",
+            ));
+        }
         Ok(Record {
+            promote_at,
             entry: Entry {
                 prefix: ident.prefix,
                 scope: ident.scope,
@@ -188,6 +196,7 @@ impl From<&Record> for pb::Entry {
             valid_until: r.valid_until.unwrap_or(0),
             created_by: r.created_by.clone(),
             created_at: r.created_at,
+            promote_at: r.promote_at.unwrap_or(0),
             ..entry_to_wire(&r.entry)
         }
     }
