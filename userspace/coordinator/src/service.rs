@@ -55,6 +55,14 @@ impl Service {
     }
 }
 
+/// A page size as asked (0 = `default`), at most 10,000.
+fn page_limit(asked: u32, default: u32) -> u32 {
+    match asked {
+        0 => default,
+        n => n.min(10_000),
+    }
+}
+
 /// Who calls and from where, for the audit log.
 fn origin<T>(req: &Request<T>) -> Origin {
     Origin::new(
@@ -109,10 +117,7 @@ impl Publisher for Service {
                     .map_err(|e| Status::invalid_argument(format!("within: {e}")))?,
             )
         };
-        let size = match r.page_size {
-            0 => 1000,
-            n => n.min(10_000),
-        } as usize;
+        let size = page_limit(r.page_size, 1000) as usize;
         let after = if r.page_token.is_empty() {
             None
         } else {
@@ -187,10 +192,7 @@ impl Publisher for Service {
                 )))
             }
         };
-        let limit = match r.limit {
-            0 => 1000,
-            n => n.min(10_000),
-        } as usize;
+        let limit = page_limit(r.limit, 1000) as usize;
         let coord = self.coord.clone();
         let rows = blocking(move || coord.sightings(within, family, r.since, limit)).await?;
         Ok(Response::new(pb::SightingsResponse {
@@ -276,10 +278,7 @@ impl Publisher for Service {
         req: Request<pb::AuditRequest>,
     ) -> Result<Response<pb::AuditResponse>, Status> {
         let r = req.into_inner();
-        let limit = match r.limit {
-            0 => 100,
-            n => n.min(10_000),
-        };
+        let limit = page_limit(r.limit, 100);
         let coord = self.coord.clone();
         let events = blocking(move || coord.audit_log(r.before, limit)).await?;
         Ok(Response::new(pb::AuditResponse {
@@ -356,11 +355,7 @@ impl Publisher for Service {
     ) -> Result<Response<pb::HistoryResponse>, Status> {
         let r = req.into_inner();
         let coord = self.coord.clone();
-        let limit = if r.limit == 0 {
-            50
-        } else {
-            r.limit.min(10_000)
-        };
+        let limit = page_limit(r.limit, 50);
         let versions = blocking(move || coord.history(r.before, limit)).await?;
         Ok(Response::new(pb::HistoryResponse {
             versions: versions.into_iter().map(version_info).collect(),
