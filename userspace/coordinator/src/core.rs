@@ -3,7 +3,6 @@
 
 use std::{
     collections::HashMap,
-    ops::Bound,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -17,12 +16,10 @@ use c2wall_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::broadcast;
 
-use crate::fanout::{frame, DELTA, SNAPSHOT};
-
 use crate::error::CoordError;
 use crate::guards::Guards;
-use crate::state::{Prepared, RecordKey, State};
-use crate::store::{AgentRow, AuditEvent, Commit, PendingChange, RecordChange, Store, VersionInfo};
+use crate::state::{Prepared, State};
+use crate::store::{AuditEvent, Commit, PendingChange, RecordChange, Store, VersionInfo};
 use c2wall_model::sign::Signer32;
 
 /// Who asks for a change and from where, for the audit log.
@@ -109,43 +106,6 @@ pub enum Plan {
 /// of a large delta).
 pub type Live = (u64, Arc<Vec<Bytes>>);
 
-/// A delta larger than this is sent in parts (see `Delta.more`).
-pub const DELTA_PART_BYTES: usize = 1 << 20;
-
-/// The framed messages of one encoded delta: itself, or parts of at most
-/// [`SNAPSHOT_CHUNK`] entries each when it is larger than [`DELTA_PART_BYTES`].
-pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
-    if encoded.len() <= DELTA_PART_BYTES {
-        return vec![frame(DELTA, encoded)];
-    }
-    let d = pb::Delta::decode(encoded).expect("encoded by us");
-    let mut parts = Vec::new();
-    let mut upserts = d.upserts.chunks(SNAPSHOT_CHUNK);
-    let mut removals = d.removals.chunks(SNAPSHOT_CHUNK);
-    loop {
-        let (u, r) = (upserts.next(), removals.next());
-        if u.is_none() && r.is_none() {
-            break;
-        }
-        parts.push(pb::Delta {
-            previous_version: d.previous_version,
-            version: d.version,
-            digest: d.digest.clone(),
-            upserts: u.unwrap_or_default().to_vec(),
-            removals: r.unwrap_or_default().to_vec(),
-            more: true,
-            signature: d.signature.clone(),
-        });
-    }
-    if let Some(last) = parts.last_mut() {
-        last.more = false;
-    }
-    parts
-        .iter()
-        .map(|p| frame(DELTA, &p.encode_to_vec()))
-        .collect()
-}
-
 pub struct Coordinator {
     pub(crate) inner: Mutex<Inner>,
     /// Kill-switch overrides; every agent stream watches it.
@@ -154,7 +114,7 @@ pub struct Coordinator {
     /// Encoded snapshot chunks of one version, built on first demand.
     snapshot: Mutex<Option<(u64, Arc<Vec<Bytes>>)>>,
     latest: AtomicU64,
-    connected: Mutex<HashMap<String, usize>>,
+    pub(crate) connected: Mutex<HashMap<String, usize>>,
 }
 
 pub(crate) struct Inner {
@@ -163,7 +123,7 @@ pub(crate) struct Inner {
     pub(crate) guards: Guards,
     /// Signs each version's digest (None: versions are unsigned).
     pub(crate) signer: Option<Signer32>,
-    last_tick: i64,
+    pub(crate) last_tick: i64,
 }
 
 impl Coordinator {
@@ -343,7 +303,7 @@ impl Coordinator {
             removals: p.removals.len() as u32,
         };
         let encoded = delta.encode_to_vec();
-        let framed = Arc::new(delta_frames(&encoded));
+        let framed = Arc::new(crate::fanout::delta_frames(&encoded));
         let Prepared {
             changes,
             upserts,
@@ -375,58 +335,6 @@ impl Coordinator {
         // fine: nobody is subscribed.
         let _ = self.live.send((version, framed));
         Ok(info)
-    }
-
-    /// Expired records leave, records whose window opened join: one version if
-    /// anything changed.
-    pub fn tick(&self) -> Result<Option<VersionInfo>, CoordError> {
-        let t = now();
-        let mut inner = self.inner.lock().expect("lock");
-        let (expired, opened) = inner.state.transitions(inner.last_tick, t);
-        inner.last_tick = t;
-        if expired.is_empty() && opened.is_empty() {
-            return Ok(None);
-        }
-        let changes = expired
-            .into_iter()
-            .map(|before| RecordChange::Delete { before })
-            .collect();
-        let p = inner.state.prepare(changes, opened, t);
-        if p.upserts.is_empty() && p.removals.is_empty() && p.changes.is_empty() {
-            return Ok(None);
-        }
-        let origin = Origin::internal("expiry");
-        self.commit(&mut inner, p, &origin, "expiry", "validity window", t)
-            .map(Some)
-    }
-
-    /// Monitor-first: monitor records whose soak ended without an objection
-    /// become drop records, as one version (actor `promotion`).
-    pub fn promote_due(&self) -> Result<Option<VersionInfo>, CoordError> {
-        let t = now();
-        let mut inner = self.inner.lock().expect("lock");
-        let due = inner.state.due_promotions(t);
-        if due.is_empty() {
-            return Ok(None);
-        }
-        let changes: Vec<RecordChange> = due
-            .into_iter()
-            .map(|before| {
-                let mut after = before.clone();
-                after.entry.action = c2wall_model::Action::Drop;
-                after.promote_at = None;
-                RecordChange::Put {
-                    before: Some(before),
-                    after,
-                }
-            })
-            .collect();
-        let n = changes.len();
-        let p = inner.state.prepare(changes, [], t);
-        let origin = Origin::internal("promotion");
-        let reason = format!("{n} monitor entries soaked without objection");
-        self.commit(&mut inner, p, &origin, "promote", &reason, t)
-            .map(Some)
     }
 
     /// Makes the records equal to what they were at `version`, as a new version.
@@ -514,7 +422,10 @@ impl Coordinator {
                 .is_some_and(|v| v.version == version && v.digest == digest);
         if !force_snapshot && digest_ok {
             if let Some(encoded) = inner.store.deltas_after(version)? {
-                let deltas = encoded.iter().flat_map(|b| delta_frames(b)).collect();
+                let deltas = encoded
+                    .iter()
+                    .flat_map(|b| crate::fanout::delta_frames(b))
+                    .collect();
                 return Ok((Plan::Deltas(deltas), current, rx));
             }
         }
@@ -522,166 +433,15 @@ impl Coordinator {
         let chunks = match cache.as_ref() {
             Some((v, chunks)) if *v == current => chunks.clone(),
             _ => {
-                let chunks = Arc::new(snapshot_chunks(&inner.state, inner.signer.as_ref()));
+                let chunks = Arc::new(crate::fanout::snapshot_chunks(
+                    &inner.state,
+                    inner.signer.as_ref(),
+                ));
                 *cache = Some((current, chunks.clone()));
                 chunks
             }
         };
         Ok((Plan::Snapshot(chunks), current, rx))
-    }
-
-    /// Up to `limit` records in key order after `after`, inside `within`, of
-    /// `source` (empty = any); and whether more follow.
-    pub fn list(
-        &self,
-        within: Option<Prefix>,
-        source: &str,
-        after: Option<RecordKey>,
-        limit: usize,
-    ) -> (Vec<Record>, bool, u64) {
-        let inner = self.inner.lock().expect("lock");
-        let records = inner.state.records();
-        let start = match (&after, within) {
-            (Some(k), _) => Bound::Excluded(k.clone()),
-            (None, Some(w)) => Bound::Included((
-                Identity {
-                    prefix: w,
-                    scope: None,
-                },
-                String::new(),
-            )),
-            (None, None) => Bound::Unbounded,
-        };
-        let end = within.map(|w| w.last_host());
-        let mut it = records
-            .range((start, Bound::Unbounded))
-            .take_while(|((i, _), _)| end.is_none_or(|e| i.prefix <= e))
-            .filter(|((i, _), _)| within.is_none_or(|w| w.contains(&i.prefix)))
-            .filter(|(_, r)| source.is_empty() || r.source == source)
-            .map(|(_, r)| r);
-        let out: Vec<Record> = it.by_ref().take(limit).cloned().collect();
-        let more = it.next().is_some();
-        (out, more, inner.state.version)
-    }
-
-    /// Every source's record of `ident`, and the effective one.
-    pub fn get(&self, ident: &Identity) -> (Vec<Record>, Option<Record>, u64) {
-        let inner = self.inner.lock().expect("lock");
-        let records = inner.state.records_of(ident).into_iter().cloned().collect();
-        let effective = inner.state.effective.get(ident).cloned();
-        (records, effective, inner.state.version)
-    }
-
-    /// Records whose prefix contains `addr`, most specific first: one range
-    /// lookup per prefix length, not a scan.
-    pub fn explain(&self, addr: std::net::IpAddr) -> (Vec<Record>, u64) {
-        let inner = self.inner.lock().expect("lock");
-        let host = Prefix::host(addr);
-        let mut out = Vec::new();
-        for len in (0..=host.len()).rev() {
-            let p = host.truncate(len);
-            let mut at: Vec<Record> = inner
-                .state
-                .records()
-                .range(
-                    (
-                        Identity {
-                            prefix: p,
-                            scope: None,
-                        },
-                        String::new(),
-                    )..,
-                )
-                .take_while(|((i, _), _)| i.prefix == p)
-                .map(|(_, r)| r.clone())
-                .collect();
-            // At equal length a port-scoped entry is the more specific.
-            at.sort_by_key(|r| std::cmp::Reverse(r.entry.scope.is_some()));
-            out.extend(at);
-        }
-        (out, inner.state.version)
-    }
-
-    pub fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
-        self.inner
-            .lock()
-            .expect("lock")
-            .store
-            .history(before, limit)
-    }
-
-    pub fn report(&self, status: &pb::AgentStatus) -> Result<(), CoordError> {
-        let row = AgentRow {
-            agent_id: status.agent_id.clone(),
-            status: status.encode_to_vec(),
-            last_seen: now(),
-        };
-        self.inner.lock().expect("lock").store.put_agent(&row)
-    }
-
-    pub fn agents(&self) -> Result<Vec<pb::AgentInfo>, CoordError> {
-        let rows = self.inner.lock().expect("lock").store.agents()?;
-        let connected = self.connected.lock().expect("lock");
-        rows.into_iter()
-            .map(|r| {
-                let status = pb::AgentStatus::decode(r.status.as_slice())
-                    .map_err(|e| CoordError::Corrupt(e.to_string()))?;
-                Ok(pb::AgentInfo {
-                    connected: connected.get(&r.agent_id).is_some_and(|n| *n > 0),
-                    status: Some(status),
-                    last_seen: r.last_seen,
-                })
-            })
-            .collect()
-    }
-
-    /// Records by (source, category, action).
-    pub fn record_counts(&self) -> std::collections::BTreeMap<(String, String, String), usize> {
-        let inner = self.inner.lock().expect("lock");
-        let mut out = std::collections::BTreeMap::new();
-        for r in inner.state.records().values() {
-            *out.entry((
-                r.source.clone(),
-                r.category.clone(),
-                r.entry.action.to_string(),
-            ))
-            .or_insert(0) += 1;
-        }
-        out
-    }
-
-    /// Connected agents, and per known agent (versions behind, seconds since
-    /// the first version it lacks was published).
-    pub fn agent_lags(&self) -> Result<(usize, Vec<(u64, i64)>), CoordError> {
-        let agents = self.agents()?;
-        let latest = self.latest_version();
-        let oldest = agents
-            .iter()
-            .filter_map(|a| a.status.as_ref().map(|s| s.applied_version))
-            .min()
-            .unwrap_or(latest);
-        let span = (latest.saturating_sub(oldest)).min(10_000) as u32;
-        let created: HashMap<u64, i64> = self
-            .history(0, span.max(1))?
-            .into_iter()
-            .map(|v| (v.version, v.created_at))
-            .collect();
-        let t = now();
-        let connected = agents.iter().filter(|a| a.connected).count();
-        let lags = agents
-            .iter()
-            .map(|a| {
-                let applied = a.status.as_ref().map_or(0, |s| s.applied_version);
-                let behind = latest.saturating_sub(applied);
-                let seconds = if behind == 0 {
-                    0
-                } else {
-                    created.get(&(applied + 1)).map_or(0, |c| (t - c).max(0))
-                };
-                (behind, seconds)
-            })
-            .collect();
-        Ok((connected, lags))
     }
 
     /// Signs every version from now on with `signer` (snapshots are signed
@@ -704,30 +464,6 @@ impl Coordinator {
             agent_id: agent_id.to_string(),
         }
     }
-}
-
-fn snapshot_chunks(state: &State, signer: Option<&Signer32>) -> Vec<Bytes> {
-    let digest = state.digest.to_bytes();
-    let signature = signer
-        .map(|s| s.sign(state.version, &digest))
-        .unwrap_or_default();
-    let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
-    let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
-    let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
-    (0..n)
-        .map(|seq| {
-            let last = seq + 1 == n;
-            let c = pb::SnapshotChunk {
-                version: state.version,
-                digest: digest.clone(),
-                seq: seq as u32,
-                last,
-                entries: chunks.next().unwrap_or(&[]).to_vec(),
-                signature: if last { signature.clone() } else { Vec::new() },
-            };
-            frame(SNAPSHOT, &c.encode_to_vec())
-        })
-        .collect()
 }
 
 pub struct ConnectedGuard {

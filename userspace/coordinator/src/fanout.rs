@@ -26,7 +26,12 @@ use tonic::{
 };
 use tonic_prost::{ProstCodec, ProstDecoder};
 
+use c2wall_model::sign::Signer32;
+use prost::Message;
+
+use crate::core::SNAPSHOT_CHUNK;
 use crate::service::Service;
+use crate::state::State;
 
 /// Field numbers of `SyncMessage.kind`.
 pub const SNAPSHOT: u32 = 1;
@@ -163,4 +168,65 @@ where
             }),
         }
     }
+}
+
+/// A delta larger than this is sent in parts (see `Delta.more`).
+pub const DELTA_PART_BYTES: usize = 1 << 20;
+
+/// The framed messages of one encoded delta: itself, or parts of at most
+/// [`SNAPSHOT_CHUNK`] entries each when it is larger than [`DELTA_PART_BYTES`].
+pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
+    if encoded.len() <= DELTA_PART_BYTES {
+        return vec![frame(DELTA, encoded)];
+    }
+    let d = pb::Delta::decode(encoded).expect("encoded by us");
+    let mut parts = Vec::new();
+    let mut upserts = d.upserts.chunks(SNAPSHOT_CHUNK);
+    let mut removals = d.removals.chunks(SNAPSHOT_CHUNK);
+    loop {
+        let (u, r) = (upserts.next(), removals.next());
+        if u.is_none() && r.is_none() {
+            break;
+        }
+        parts.push(pb::Delta {
+            previous_version: d.previous_version,
+            version: d.version,
+            digest: d.digest.clone(),
+            upserts: u.unwrap_or_default().to_vec(),
+            removals: r.unwrap_or_default().to_vec(),
+            more: true,
+            signature: d.signature.clone(),
+        });
+    }
+    if let Some(last) = parts.last_mut() {
+        last.more = false;
+    }
+    parts
+        .iter()
+        .map(|p| frame(DELTA, &p.encode_to_vec()))
+        .collect()
+}
+
+pub(crate) fn snapshot_chunks(state: &State, signer: Option<&Signer32>) -> Vec<Bytes> {
+    let digest = state.digest.to_bytes();
+    let signature = signer
+        .map(|s| s.sign(state.version, &digest))
+        .unwrap_or_default();
+    let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
+    let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
+    let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
+    (0..n)
+        .map(|seq| {
+            let last = seq + 1 == n;
+            let c = pb::SnapshotChunk {
+                version: state.version,
+                digest: digest.clone(),
+                seq: seq as u32,
+                last,
+                entries: chunks.next().unwrap_or(&[]).to_vec(),
+                signature: if last { signature.clone() } else { Vec::new() },
+            };
+            frame(SNAPSHOT, &c.encode_to_vec())
+        })
+        .collect()
 }

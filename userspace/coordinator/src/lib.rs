@@ -10,6 +10,8 @@ pub mod guards;
 pub mod import;
 pub mod killswitch;
 pub mod metrics;
+mod queries;
+mod schedule;
 pub mod service;
 pub mod sightings;
 pub mod state;

@@ -1,0 +1,169 @@
+//! Read-only views of the coordinator's state: listing, lookups, history,
+//! agents, and the aggregates metrics need.
+
+use std::{collections::HashMap, ops::Bound};
+
+use c2wall_model::{Identity, Prefix, Record};
+use c2wall_proto::v1 as pb;
+use prost::Message;
+
+use crate::core::{now, Coordinator};
+use crate::error::CoordError;
+use crate::state::RecordKey;
+use crate::store::{AgentRow, VersionInfo};
+
+impl Coordinator {
+    /// Up to `limit` records in key order after `after`, inside `within`, of
+    /// `source` (empty = any); and whether more follow.
+    pub fn list(
+        &self,
+        within: Option<Prefix>,
+        source: &str,
+        after: Option<RecordKey>,
+        limit: usize,
+    ) -> (Vec<Record>, bool, u64) {
+        let inner = self.inner.lock().expect("lock");
+        let records = inner.state.records();
+        let start = match (&after, within) {
+            (Some(k), _) => Bound::Excluded(k.clone()),
+            (None, Some(w)) => Bound::Included((
+                Identity {
+                    prefix: w,
+                    scope: None,
+                },
+                String::new(),
+            )),
+            (None, None) => Bound::Unbounded,
+        };
+        let end = within.map(|w| w.last_host());
+        let mut it = records
+            .range((start, Bound::Unbounded))
+            .take_while(|((i, _), _)| end.is_none_or(|e| i.prefix <= e))
+            .filter(|((i, _), _)| within.is_none_or(|w| w.contains(&i.prefix)))
+            .filter(|(_, r)| source.is_empty() || r.source == source)
+            .map(|(_, r)| r);
+        let out: Vec<Record> = it.by_ref().take(limit).cloned().collect();
+        let more = it.next().is_some();
+        (out, more, inner.state.version)
+    }
+
+    /// Every source's record of `ident`, and the effective one.
+    pub fn get(&self, ident: &Identity) -> (Vec<Record>, Option<Record>, u64) {
+        let inner = self.inner.lock().expect("lock");
+        let records = inner.state.records_of(ident).into_iter().cloned().collect();
+        let effective = inner.state.effective.get(ident).cloned();
+        (records, effective, inner.state.version)
+    }
+
+    /// Records whose prefix contains `addr`, most specific first: one range
+    /// lookup per prefix length, not a scan.
+    pub fn explain(&self, addr: std::net::IpAddr) -> (Vec<Record>, u64) {
+        let inner = self.inner.lock().expect("lock");
+        let host = Prefix::host(addr);
+        let mut out = Vec::new();
+        for len in (0..=host.len()).rev() {
+            let p = host.truncate(len);
+            let mut at: Vec<Record> = inner
+                .state
+                .records()
+                .range(
+                    (
+                        Identity {
+                            prefix: p,
+                            scope: None,
+                        },
+                        String::new(),
+                    )..,
+                )
+                .take_while(|((i, _), _)| i.prefix == p)
+                .map(|(_, r)| r.clone())
+                .collect();
+            // At equal length a port-scoped entry is the more specific.
+            at.sort_by_key(|r| std::cmp::Reverse(r.entry.scope.is_some()));
+            out.extend(at);
+        }
+        (out, inner.state.version)
+    }
+
+    pub fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
+        self.inner
+            .lock()
+            .expect("lock")
+            .store
+            .history(before, limit)
+    }
+
+    pub fn report(&self, status: &pb::AgentStatus) -> Result<(), CoordError> {
+        let row = AgentRow {
+            agent_id: status.agent_id.clone(),
+            status: status.encode_to_vec(),
+            last_seen: now(),
+        };
+        self.inner.lock().expect("lock").store.put_agent(&row)
+    }
+
+    pub fn agents(&self) -> Result<Vec<pb::AgentInfo>, CoordError> {
+        let rows = self.inner.lock().expect("lock").store.agents()?;
+        let connected = self.connected.lock().expect("lock");
+        rows.into_iter()
+            .map(|r| {
+                let status = pb::AgentStatus::decode(r.status.as_slice())
+                    .map_err(|e| CoordError::Corrupt(e.to_string()))?;
+                Ok(pb::AgentInfo {
+                    connected: connected.get(&r.agent_id).is_some_and(|n| *n > 0),
+                    status: Some(status),
+                    last_seen: r.last_seen,
+                })
+            })
+            .collect()
+    }
+
+    /// Records by (source, category, action).
+    pub fn record_counts(&self) -> std::collections::BTreeMap<(String, String, String), usize> {
+        let inner = self.inner.lock().expect("lock");
+        let mut out = std::collections::BTreeMap::new();
+        for r in inner.state.records().values() {
+            *out.entry((
+                r.source.clone(),
+                r.category.clone(),
+                r.entry.action.to_string(),
+            ))
+            .or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Connected agents, and per known agent (versions behind, seconds since
+    /// the first version it lacks was published).
+    pub fn agent_lags(&self) -> Result<(usize, Vec<(u64, i64)>), CoordError> {
+        let agents = self.agents()?;
+        let latest = self.latest_version();
+        let oldest = agents
+            .iter()
+            .filter_map(|a| a.status.as_ref().map(|s| s.applied_version))
+            .min()
+            .unwrap_or(latest);
+        let span = (latest.saturating_sub(oldest)).min(10_000) as u32;
+        let created: HashMap<u64, i64> = self
+            .history(0, span.max(1))?
+            .into_iter()
+            .map(|v| (v.version, v.created_at))
+            .collect();
+        let t = now();
+        let connected = agents.iter().filter(|a| a.connected).count();
+        let lags = agents
+            .iter()
+            .map(|a| {
+                let applied = a.status.as_ref().map_or(0, |s| s.applied_version);
+                let behind = latest.saturating_sub(applied);
+                let seconds = if behind == 0 {
+                    0
+                } else {
+                    created.get(&(applied + 1)).map_or(0, |c| (t - c).max(0))
+                };
+                (behind, seconds)
+            })
+            .collect();
+        Ok((connected, lags))
+    }
+}
