@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use axum::{routing::get, Router};
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
     config::{ModeArg, RunArgs, Settings},
@@ -18,8 +18,7 @@ use c2wall_agent::{
     ids::Ids,
     kernel::KernelMaps,
     loader,
-    metrics::{CounterReader, Metrics},
-    paths::Paths,
+    metrics::Metrics,
     sightings::{load_or_create_key, Sightings},
     source::{enforce, file::FileSource, identities, merge, BlocklistSource, Snapshot},
     sync::{ApplyFn, EntryChange, StatusFn, SyncClient, SyncStatus, SyncedSet},
@@ -30,8 +29,10 @@ use c2wall_common::*;
 use c2wall_proto::v1 as pb;
 use tokio::signal::unix::{signal, SignalKind};
 
-struct Shared {
-    engine: Engine<KernelMaps>,
+use crate::observe::{counter_reader, link_pinned, open_ring, record, top_json};
+
+pub(crate) struct Shared {
+    pub(crate) engine: Engine<KernelMaps>,
     settings: Settings,
     /// The command line, re-resolved against the config file on SIGHUP.
     args: RunArgs,
@@ -316,117 +317,9 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     Ok(code)
 }
 
-fn counter_reader(paths: &Paths, names: Arc<Mutex<HashMap<u32, String>>>) -> Result<CounterReader> {
-    let maps = Mutex::new(KernelMaps::from_pins(&paths.maps_dir())?);
-    Ok(Arc::new(move || {
-        let by_slot = maps.lock().expect("lock").counters_by_slot()?;
-        let names = names.lock().expect("lock");
-        Ok(by_slot
-            .into_iter()
-            .enumerate()
-            .filter_map(|(slot, values)| {
-                let name = names.get(&(slot as u32)).cloned();
-                // Slots of interfaces no longer configured still count.
-                match name {
-                    Some(n) => Some((n, values)),
-                    None if values.iter().any(|v| *v != 0) => Some(("other".into(), values)),
-                    None => None,
-                }
-            })
-            .collect())
-    }))
-}
-
 fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {
     for r in rejected {
         tracing::warn!("rejected {r}");
-    }
-}
-
-/// Exports the outcome of an apply and logs it.
-fn record(
-    engine: &Engine<KernelMaps>,
-    result: Result<c2wall_agent::engine::SyncReport, AgentError>,
-    metrics: &Metrics,
-    kind: &str,
-) -> Result<(), AgentError> {
-    match result {
-        Ok(r) => {
-            metrics
-                .apply_duration
-                .with_label_values(&[kind])
-                .observe(r.stats.elapsed.as_secs_f64());
-            metrics.rejected_lines.set(r.rejected as i64);
-            let kind = if r.stats.reload { "reload" } else { "in_place" };
-            metrics.applies.with_label_values(&[kind]).inc();
-            metrics
-                .last_apply_duration
-                .set(r.stats.elapsed.as_secs_f64());
-            metrics.last_apply_timestamp.set(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0),
-            );
-            metrics.entries.reset();
-            for ((f, a), n) in &r.by_kind {
-                metrics
-                    .entries
-                    .with_label_values(&[f.name(), &a.to_string()])
-                    .set(*n as i64);
-            }
-            metrics.allowlist_prefixes.set(r.allow as i64);
-            let active = engine.applier.active();
-            let (v4, v6, ports) = active.slot_counts();
-            let (c4, c6, cp) = engine.applier.dataplane().capacity();
-            for (name, used, cap) in [
-                (MAP_NODES_V4, v4, c4),
-                (MAP_NODES_V6, v6, c6),
-                (MAP_PORTS, ports, cp),
-            ] {
-                metrics.slots.with_label_values(&[name]).set(used as i64);
-                metrics
-                    .slot_capacity
-                    .with_label_values(&[name])
-                    .set(cap as i64);
-            }
-            tracing::info!(
-                entries = r.entries,
-                allowlist = r.allow,
-                rejected = r.rejected,
-                kind,
-                writes = r.stats.writes,
-                deletes = r.stats.deletes,
-                ms = r.stats.elapsed.as_millis() as u64,
-                "blocklist applied"
-            );
-            Ok(())
-        }
-        Err(e) => {
-            metrics.apply_errors.inc();
-            Err(e)
-        }
-    }
-}
-
-/// Whether the program is still attached to `iface`: its link pin exists
-/// (`c2wall-agent detach` removes it) and so does the interface.
-fn link_pinned(paths: &Paths, iface: &str) -> bool {
-    paths.link(iface).exists() && loader::interface_index(iface).is_ok()
-}
-
-/// The pinned drop-event ring buffer (None: sightings off, with the reason logged).
-fn open_ring(paths: &Paths) -> Option<RingBuf<MapData>> {
-    let opened = MapData::from_pin(paths.map(MAP_EVENTS))
-        .map_err(|e| e.to_string())
-        .and_then(|d| Map::from_map_data(d).map_err(|e| e.to_string()))
-        .and_then(|m| RingBuf::try_from(m).map_err(|e| e.to_string()));
-    match opened {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the drop-event ring buffer; no sightings");
-            None
-        }
     }
 }
 
@@ -565,45 +458,6 @@ async fn serve(
     }
     server.abort();
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// `c2wall-agent top`: entries by hits and the latest sampled drops, as JSON.
-fn top_json(shared: &Mutex<Shared>, sightings: &Mutex<Sightings>) -> String {
-    let s = shared.lock().expect("lock");
-    let mut hits: Vec<(u64, String)> = s
-        .engine
-        .applier
-        .dataplane()
-        .hits()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(id, n)| Some((n, s.engine.ids().identity(id)?.to_string())))
-        .collect();
-    hits.sort_by(|a, b| b.cmp(a));
-    hits.truncate(20);
-    let ids = s.engine.ids();
-    let recent: Vec<serde_json::Value> = sightings
-        .lock()
-        .expect("lock")
-        .recent()
-        .map(|r| {
-            serde_json::json!({
-                "at": r.at,
-                "subscriber": r.key.subscriber,
-                "entry": ids.identity(r.key.entry_id).map(|i| i.to_string()),
-                "cc": r.cc.to_string(),
-                "protocol": r.key.protocol,
-                "cc_port": r.key.cc_port,
-                "direction": if r.key.direction as u32 == DIR_TO_CC { "to_cc" } else { "from_cc" },
-                "dropped": r.key.dropped,
-            })
-        })
-        .collect();
-    let top: Vec<serde_json::Value> = hits
-        .into_iter()
-        .map(|(n, e)| serde_json::json!({"entry": e, "hits": n}))
-        .collect();
-    serde_json::json!({"top": top, "recent": recent}).to_string()
 }
 
 /// SIGHUP: re-read the config file (mode, files) and the lists; apply the difference.

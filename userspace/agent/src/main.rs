@@ -2,6 +2,7 @@
 
 mod commands;
 mod daemon;
+mod observe;
 
 use std::path::PathBuf;
 
