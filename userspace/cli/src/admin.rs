@@ -2,6 +2,8 @@
 //! audit log.
 
 use c2wall_proto::v1 as pb;
+
+use crate::with_actor;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -135,4 +137,140 @@ pub fn audit(r: &pb::AuditResponse, as_json: bool) {
             }
         );
     }
+}
+
+type Client = c2wall_proto::v1::publisher_client::PublisherClient<tonic::transport::Channel>;
+
+pub async fn protect(
+    client: &mut Client,
+    cmd: ProtectCommand,
+    actor: &str,
+    json: bool,
+) -> Result<(), tonic::Status> {
+    let r = match cmd {
+        ProtectCommand::List => client.protected(pb::ProtectedRequest {}).await?,
+        ProtectCommand::Add {
+            prefix,
+            why,
+            reason,
+        } => {
+            client
+                .protect(with_actor(
+                    actor,
+                    pb::ProtectRequest {
+                        prefix,
+                        why,
+                        remove: false,
+                        reason,
+                    },
+                ))
+                .await?
+        }
+        ProtectCommand::Remove { prefix, reason } => {
+            client
+                .protect(with_actor(
+                    actor,
+                    pb::ProtectRequest {
+                        prefix,
+                        why: String::new(),
+                        remove: true,
+                        reason,
+                    },
+                ))
+                .await?
+        }
+    };
+    protected(&r.into_inner(), json);
+    Ok(())
+}
+
+pub async fn pending_cmd(
+    client: &mut Client,
+    cmd: Option<PendingCommand>,
+    actor: &str,
+    json: bool,
+) -> Result<(), tonic::Status> {
+    match cmd.unwrap_or(PendingCommand::List) {
+        PendingCommand::List => {
+            let r = client.pending(pb::PendingRequest {}).await?.into_inner();
+            pending(&r, json);
+        }
+        PendingCommand::Confirm { id, reason } => {
+            let r = client
+                .resolve_pending(with_actor(
+                    actor,
+                    pb::ResolvePendingRequest {
+                        id,
+                        confirm: true,
+                        reason,
+                    },
+                ))
+                .await?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::json!({"id": id, "version": r.version}));
+            } else {
+                println!("pending #{id} confirmed: version {}", r.version);
+            }
+        }
+        PendingCommand::Reject { id, reason } => {
+            client
+                .resolve_pending(with_actor(
+                    actor,
+                    pb::ResolvePendingRequest {
+                        id,
+                        confirm: false,
+                        reason,
+                    },
+                ))
+                .await?;
+            if json {
+                println!("{}", serde_json::json!({"id": id, "rejected": true}));
+            } else {
+                println!("pending #{id} rejected");
+            }
+        }
+    };
+    Ok(())
+}
+
+pub async fn mode(
+    client: &mut Client,
+    mode: String,
+    agent: Option<String>,
+    reason: String,
+    actor: &str,
+    json: bool,
+) -> Result<(), tonic::Status> {
+    let mode = if mode == "clear" { String::new() } else { mode };
+    let r = client
+        .set_mode(with_actor(
+            actor,
+            pb::SetModeRequest {
+                mode,
+                agent_id: agent.unwrap_or_default(),
+                reason,
+            },
+        ))
+        .await?
+        .into_inner();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"fleet": r.fleet, "agents": r.agents})
+        );
+    } else {
+        let show = |m: &str| {
+            if m.is_empty() {
+                "(agents' own)".to_string()
+            } else {
+                m.to_string()
+            }
+        };
+        println!("fleet: {}", show(&r.fleet));
+        for (a, m) in &r.agents {
+            println!("agent {a}: {}", show(m));
+        }
+    }
+    Ok(())
 }

@@ -521,83 +521,8 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 .into_inner();
             output::sightings(&r, cli.json);
         }
-        Command::Protect { cmd } => {
-            let r = match cmd {
-                admin::ProtectCommand::List => client.protected(pb::ProtectedRequest {}).await?,
-                admin::ProtectCommand::Add {
-                    prefix,
-                    why,
-                    reason,
-                } => {
-                    client
-                        .protect(with_actor(
-                            &actor,
-                            pb::ProtectRequest {
-                                prefix,
-                                why,
-                                remove: false,
-                                reason,
-                            },
-                        ))
-                        .await?
-                }
-                admin::ProtectCommand::Remove { prefix, reason } => {
-                    client
-                        .protect(with_actor(
-                            &actor,
-                            pb::ProtectRequest {
-                                prefix,
-                                why: String::new(),
-                                remove: true,
-                                reason,
-                            },
-                        ))
-                        .await?
-                }
-            };
-            admin::protected(&r.into_inner(), cli.json);
-        }
-        Command::Pending { cmd } => match cmd.unwrap_or(admin::PendingCommand::List) {
-            admin::PendingCommand::List => {
-                let r = client.pending(pb::PendingRequest {}).await?.into_inner();
-                admin::pending(&r, cli.json);
-            }
-            admin::PendingCommand::Confirm { id, reason } => {
-                let r = client
-                    .resolve_pending(with_actor(
-                        &actor,
-                        pb::ResolvePendingRequest {
-                            id,
-                            confirm: true,
-                            reason,
-                        },
-                    ))
-                    .await?
-                    .into_inner();
-                if cli.json {
-                    println!("{}", serde_json::json!({"id": id, "version": r.version}));
-                } else {
-                    println!("pending #{id} confirmed: version {}", r.version);
-                }
-            }
-            admin::PendingCommand::Reject { id, reason } => {
-                client
-                    .resolve_pending(with_actor(
-                        &actor,
-                        pb::ResolvePendingRequest {
-                            id,
-                            confirm: false,
-                            reason,
-                        },
-                    ))
-                    .await?;
-                if cli.json {
-                    println!("{}", serde_json::json!({"id": id, "rejected": true}));
-                } else {
-                    println!("pending #{id} rejected");
-                }
-            }
-        },
+        Command::Protect { cmd } => admin::protect(&mut client, cmd, &actor, cli.json).await?,
+        Command::Pending { cmd } => admin::pending_cmd(&mut client, cmd, &actor, cli.json).await?,
         Command::Object {
             prefix,
             scope,
@@ -621,38 +546,7 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
             mode,
             agent,
             reason,
-        } => {
-            let mode = if mode == "clear" { String::new() } else { mode };
-            let r = client
-                .set_mode(with_actor(
-                    &actor,
-                    pb::SetModeRequest {
-                        mode,
-                        agent_id: agent.unwrap_or_default(),
-                        reason,
-                    },
-                ))
-                .await?
-                .into_inner();
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"fleet": r.fleet, "agents": r.agents})
-                );
-            } else {
-                let show = |m: &str| {
-                    if m.is_empty() {
-                        "(agents' own)".to_string()
-                    } else {
-                        m.to_string()
-                    }
-                };
-                println!("fleet: {}", show(&r.fleet));
-                for (a, m) in &r.agents {
-                    println!("agent {a}: {}", show(m));
-                }
-            }
-        }
+        } => admin::mode(&mut client, mode, agent, reason, &actor, cli.json).await?,
         Command::Audit { limit } => {
             let r = client
                 .audit(pb::AuditRequest { before: 0, limit })
