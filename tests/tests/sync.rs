@@ -383,3 +383,65 @@ fn the_kill_switch_takes_effect_within_a_second_survives_a_restart_and_is_audite
     );
     drop(agent);
 }
+
+#[test]
+fn with_tokens_only_the_right_roles_get_through_end_to_end() {
+    root!("with_tokens_only_the_right_roles_get_through_end_to_end");
+    let topo = Topo::new("t");
+    std::fs::create_dir_all(&topo.state).unwrap();
+    let token = |role: &str, name: &str| {
+        let out =
+            std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-coordinator"))
+                .args(["token", "--role", role, "--name", name])
+                .output()
+                .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let t = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("token: ")
+            .unwrap()
+            .to_string();
+        let line = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .strip_prefix("tokens file line: ")
+            .unwrap()
+            .to_string();
+        (t, line)
+    };
+    let (agent_t, l1) = token("agent", "edge-test");
+    let (reader_t, l2) = token("reader", "noc");
+    let (admin_t, l3) = token("admin", "alice");
+    let tokens = topo.state.join("tokens");
+    std::fs::write(&tokens, format!("{l1}\n{l2}\n{l3}\n")).unwrap();
+    let agent_file = topo.state.join("agent.token");
+    std::fs::write(&agent_file, &agent_t).unwrap();
+    let _coord = topo.coordinator_with(&["--tokens", tokens.to_str().unwrap()]);
+    let mut args = agent_args();
+    args.extend(["--token-file".into(), agent_file.to_str().unwrap().into()]);
+    let _agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // No token, or a reader's: refused with the code and the reason.
+    let (ok, _, err) = topo.cli(&["publish", CC4]);
+    assert!(!ok && err.contains("Unauthenticated"), "{err}");
+    let (ok, _, err) = topo.cli(&["--token", &reader_t, "publish", CC4]);
+    assert!(
+        !ok && err.contains("PermissionDenied") && err.contains("noc"),
+        "{err}"
+    );
+    let (ok, out, err) = topo.cli(&["--token", &admin_t, "publish", "--json", CC4]);
+    assert!(ok, "{err}");
+    let v = json_u64(&out, "version").unwrap();
+    topo.wait_applied(v, Duration::from_secs(5));
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 10),
+        0,
+        "the agent's token works"
+    );
+    let (ok, audit, _) = topo.cli(&["--token", &reader_t, "audit", "--json"]);
+    assert!(ok);
+    assert!(audit.contains("\"actor\":\"alice\""), "{audit}");
+}

@@ -103,6 +103,7 @@ async fn agent(
         journal_bytes: 0,
         trust: Default::default(),
         on_mode: Arc::new(|_: &str| {}),
+        bearer: Default::default(),
     };
     Ok(tokio::spawn(client.run()))
 }

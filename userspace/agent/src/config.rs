@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// rotation. With any, unsigned or wrongly signed versions are refused.
     #[arg(long = "trust-key", value_name = "HEX")]
     pub trust_keys: Vec<String>,
+    /// File holding this agent's bearer token (role agent) for a coordinator
+    /// that checks roles.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +155,7 @@ struct FileConfig {
     report_interval: Option<u64>,
     #[serde(default)]
     trusted_keys: Vec<String>,
+    token_file: Option<PathBuf>,
     #[serde(default)]
     capacity: Capacity,
 }
@@ -200,6 +205,7 @@ pub struct Settings {
     pub report_interval: u64,
     /// Hex public keys versions must be signed by (empty: unchecked).
     pub trust_keys: Vec<String>,
+    pub token_file: Option<PathBuf>,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -266,6 +272,7 @@ impl Settings {
                 .or(file.report_interval)
                 .unwrap_or(10)
                 .max(1),
+            token_file: args.token_file.clone().or(file.token_file),
             trust_keys: if args.trust_keys.is_empty() {
                 file.trusted_keys
             } else {

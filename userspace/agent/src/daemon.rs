@@ -403,6 +403,15 @@ async fn serve(
             .store(s.synced.version, std::sync::atomic::Ordering::Relaxed);
         let sh = shared.clone();
         let report: StatusFn = Arc::new(move || sh.lock().expect("lock").status());
+        let bearer = match &s.settings.token_file {
+            None => c2wall_model::wire::Bearer::default(),
+            Some(f) => {
+                let t = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading the token file {}", f.display()))?;
+                c2wall_model::wire::Bearer::new(Some(&t))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+            }
+        };
         let identity = {
             let sh = shared.clone();
             Arc::new(move |id: u32| sh.lock().expect("lock").engine.ids().identity(id))
@@ -415,6 +424,7 @@ async fn serve(
             sightings.clone(),
             identity,
             Arc::new(move |n| m.sightings_reported.inc_by(n as u64)),
+            bearer.clone(),
         ));
         let client = SyncClient {
             url,
@@ -426,6 +436,7 @@ async fn serve(
             set: s.synced.clone(),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),
             journal_bytes: journal_len(&s.settings.paths.synced_file()),
+            bearer,
             on_mode: {
                 let (sh, m) = (shared.clone(), metrics.clone());
                 Arc::new(move |mode: &str| sh.lock().expect("lock").set_override(mode, &m))

@@ -85,6 +85,7 @@ pub async fn report_sightings(
     sightings: Arc<Mutex<Sightings>>,
     identity: IdentityFn,
     on_sent: Arc<dyn Fn(usize) + Send + Sync>,
+    bearer: c2wall_model::wire::Bearer,
 ) {
     let channel = match tonic::transport::Endpoint::from_shared(url.clone()) {
         Ok(e) => e.connect_timeout(Duration::from_secs(3)).connect_lazy(),
@@ -93,7 +94,7 @@ pub async fn report_sightings(
             return;
         }
     };
-    let mut client = AgentSyncClient::new(channel);
+    let mut client = AgentSyncClient::with_interceptor(channel, bearer);
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;

@@ -106,6 +106,8 @@ pub struct SyncClient {
     /// Public keys whose signatures versions must carry (empty: unchecked).
     pub trust: c2wall_model::sign::Trust,
     pub on_mode: ModeFn,
+    /// The bearer token, when the coordinator checks roles.
+    pub bearer: c2wall_model::wire::Bearer,
 }
 
 fn unix_now() -> i64 {
@@ -158,7 +160,7 @@ impl SyncClient {
     /// One subscription, until the stream ends or fails.
     async fn session(&mut self, want_snapshot: &mut bool) -> Result<(), SyncError> {
         let channel = self.connect().await?;
-        let mut client = AgentSyncClient::new(channel);
+        let mut client = AgentSyncClient::with_interceptor(channel, self.bearer.clone());
         let mut stream = client
             .subscribe(pb::SubscribeRequest {
                 agent_id: self.agent_id.clone(),

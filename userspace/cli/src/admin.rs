@@ -139,7 +139,7 @@ pub fn audit(r: &pb::AuditResponse, as_json: bool) {
     }
 }
 
-type Client = c2wall_proto::v1::publisher_client::PublisherClient<tonic::transport::Channel>;
+use crate::Client;
 
 pub async fn protect(
     client: &mut Client,

@@ -9,10 +9,9 @@ use c2wall_feeds::{
     Format, Parsed,
 };
 use c2wall_model::{wire::entry_to_wire, Action, Family};
-use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
+use c2wall_proto::v1 as pb;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tonic::transport::Channel;
 
 #[derive(Subcommand)]
 pub enum FeedCommand {
@@ -157,7 +156,7 @@ pub fn check(format: Format, file: &PathBuf, as_json: bool) -> anyhow::Result<bo
 }
 
 pub async fn import(
-    client: &mut PublisherClient<Channel>,
+    client: &mut crate::Client,
     a: ImportArgs,
     actor: &str,
     as_json: bool,

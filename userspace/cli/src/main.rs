@@ -46,8 +46,13 @@ struct Cli {
     #[arg(long, global = true, env = "C2WALL_COORDINATOR")]
     coordinator: Option<String>,
     /// Who you are, recorded with every version you make [default: $USER].
+    /// With tokens, the coordinator records the token's name instead.
     #[arg(long, global = true, env = "C2WALL_ACTOR")]
     actor: Option<String>,
+    /// Bearer token for a coordinator that checks roles
+    /// (`c2wall-coordinator token`); prefer the environment variable.
+    #[arg(long, global = true, env = "C2WALL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
@@ -315,7 +320,9 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
         .connect()
         .await
         .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
-    let mut client = PublisherClient::new(channel);
+    let bearer = c2wall_model::wire::Bearer::new(cli.token.as_deref())
+        .map_err(|e| Failure::Usage(anyhow!("--token: {e}")))?;
+    let mut client = PublisherClient::with_interceptor(channel, bearer);
     match command {
         Command::Publish {
             prefixes,
@@ -572,6 +579,11 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
 }
 
 /// Names the caller in the request (recorded with the version it makes).
+/// The coordinator client, with the bearer token on every call.
+pub(crate) type Client = PublisherClient<
+    tonic::service::interceptor::InterceptedService<Channel, c2wall_model::wire::Bearer>,
+>;
+
 pub(crate) fn with_actor<T>(actor: &str, msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     if let Ok(v) = actor.parse() {

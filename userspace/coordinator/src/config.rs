@@ -49,6 +49,11 @@ pub struct CoordArgs {
     /// versions are unsigned.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// Bearer tokens (`SHA256-HEX ROLE NAME` lines; `c2wall-coordinator token`
+    /// makes them): every call must carry one with the method's role. Without
+    /// a tokens file every caller may call every method (a warning says so).
+    #[arg(long = "tokens", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +66,7 @@ struct File {
     live_buffer: Option<usize>,
     metrics_addr: Option<SocketAddr>,
     signing_key: Option<PathBuf>,
+    tokens_file: Option<PathBuf>,
     /// `[[feed]]` tables.
     #[serde(default)]
     feed: Vec<crate::feeds::FeedConfig>,
@@ -80,6 +86,7 @@ pub struct Settings {
     pub feeds: Vec<crate::feeds::config::Feed>,
     pub guards: crate::guards::GuardConfig,
     pub signing_key: Option<PathBuf>,
+    pub tokens_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -114,6 +121,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("literal")),
             feeds: Vec::new(),
             signing_key: a.signing_key.clone().or(f.signing_key.clone()),
+            tokens_file: a.tokens_file.clone().or(f.tokens_file.clone()),
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),

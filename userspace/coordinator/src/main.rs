@@ -46,6 +46,15 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
     },
+    /// Make a bearer token: prints the token (give it to the caller) and the
+    /// line to add to the tokens file (the token itself is not stored).
+    Token {
+        #[arg(long, value_parser = ["agent", "reader", "publisher", "admin"])]
+        role: String,
+        /// Who the token is: recorded in the audit log as the actor.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn keygen(out: &std::path::Path) -> Result<()> {
@@ -77,6 +86,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Some(Cmd::Keygen { out }) => keygen(out),
+        Some(Cmd::Token { role, name }) => {
+            let role = c2wall_coordinator::auth::Role::parse(role).expect("clap checked");
+            let (token, line) = c2wall_coordinator::auth::new_token(role, name);
+            println!("token: {token}");
+            println!("tokens file line: {line}");
+            Ok(())
+        }
         None => run(cli.args),
     };
     match r {
@@ -114,6 +130,21 @@ fn run(args: CoordArgs) -> Result<()> {
     metrics.register(Box::new(StateCollector::new(coord.clone())?))?;
     let timer = RpcTimer::new()?;
     metrics.register(Box::new(timer.0.clone()))?;
+    let refused = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "c2wall_rpc_refused_total",
+            "Calls refused before reaching a handler: unauthenticated, permission_denied, rate_limited.",
+        ),
+        &["reason"],
+    )?;
+    metrics.register(Box::new(refused.clone()))?;
+    let auth = match &s.tokens_file {
+        Some(path) => Some(c2wall_coordinator::auth::Tokens::load(path, refused)?),
+        None => {
+            tracing::warn!("no tokens file: every caller may call every method");
+            None
+        }
+    };
     let mut svc = Service::new(coord.clone());
     svc.metrics = Some(metrics.clone());
     svc.heartbeat = Duration::from_secs(s.heartbeat);
@@ -204,6 +235,7 @@ fn run(args: CoordArgs) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
             .layer(timer)
+            .layer(c2wall_coordinator::auth::AuthLayer(auth))
             .add_service(PublisherServer::new(svc.clone()))
             .add_service(AgentSyncServer::new(svc))
             .serve_with_shutdown(s.listen, async {

@@ -290,3 +290,29 @@ mod tests {
         }
     }
 }
+
+/// Adds `authorization: Bearer TOKEN` to every call (no token: nothing).
+#[derive(Clone, Default)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    /// A token as given (surrounding whitespace ignored); an empty one is none.
+    pub fn new(token: Option<&str>) -> Result<Self, String> {
+        match token.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(Bearer(None)),
+            Some(t) => format!("Bearer {t}")
+                .parse()
+                .map(|v| Bearer(Some(v)))
+                .map_err(|_| "the token has characters a header cannot carry".to_string()),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}

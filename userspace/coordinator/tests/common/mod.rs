@@ -37,6 +37,20 @@ pub async fn rig_with(
     tune: impl FnOnce(&mut Service),
     live: usize,
 ) -> Rig {
+    build(path, tune, live, None).await
+}
+
+/// A rig whose server checks bearer tokens on every call.
+pub async fn rig_with_tokens(tag: &str, tokens: c2wall_coordinator::auth::Tokens) -> Rig {
+    build(store_path(tag), |_| {}, 1024, Some(tokens)).await
+}
+
+async fn build(
+    path: std::path::PathBuf,
+    tune: impl FnOnce(&mut Service),
+    live: usize,
+    auth: Option<c2wall_coordinator::auth::Tokens>,
+) -> Rig {
     let store = SqliteStore::open(&path).unwrap();
     let coord = Coordinator::open(Box::new(store), live).unwrap();
     // The change breaker is tested on its own (tests/guards.rs); here it would
@@ -51,6 +65,7 @@ pub async fn rig_with(
     let (client, server) = tokio::io::duplex(1 << 20);
     tokio::spawn(
         Server::builder()
+            .layer(c2wall_coordinator::auth::AuthLayer(auth))
             .add_service(PublisherServer::new(svc.clone()))
             .add_service(AgentSyncServer::new(svc))
             .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(server))),
@@ -112,6 +127,9 @@ pub fn key(prefix: &str) -> pb::EntryKey {
 impl Rig {
     pub fn publisher(&self) -> PublisherClient<Channel> {
         PublisherClient::new(self.channel.clone())
+    }
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
     pub async fn publish(
         &self,
