@@ -107,6 +107,16 @@ c2wall withdraw 203.0.113.66 --reason "taken down"
 sleep 0.5
 try "ping 203.0.113.66 (withdrawn)     " in_ns sub ping -c 2 -W 1 203.0.113.66
 
+say "guards: a public resolver and a /8 are refused, naming why"
+c2wall publish 8.8.8.8 --reason "mistake" || true
+c2wall publish 10.0.0.0/8 --reason "mistake" || true
+
+say "kill switch: the centre puts every agent in monitor mode, then clears it"
+c2wall mode monitor --reason "incident drill"
+sleep 0.3
+try "ping 2001:db8:b::66 (C&C, monitor mode)" in_ns sub ping -6 -c 2 -W 1 2001:db8:b::66
+c2wall mode clear --reason "drill over"
+
 say "importing a threat feed file (Spamhaus DROP format) as source spamhaus-drop"
 printf '; Spamhaus DROP List (demo copy)\r\n203.0.113.64/29 ; SBL-DEMO-2\r\n198.18.0.1/15 ; SBL-BAD\r\n; EOF\r\n' >"$work/drop.txt"
 c2wall feed check --format spamhaus-drop "$work/drop.txt" || true
@@ -115,8 +125,9 @@ sleep 0.5
 try "ping 203.0.113.66 (in the feed's /29)" in_ns sub ping -c 2 -W 1 203.0.113.66
 try "ping 203.0.113.77 (outside it)     " in_ns sub ping -c 2 -W 1 203.0.113.77
 
-say "c2wall history / agents / explain"
+say "c2wall history / agents / explain / audit"
 c2wall history
+c2wall audit --limit 6
 c2wall agents
 c2wall explain 2001:db8:b::66
 
