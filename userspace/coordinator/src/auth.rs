@@ -99,21 +99,10 @@ pub fn token_hash(token: &str) -> String {
 
 /// A new random token and its tokens-file line.
 pub fn new_token(role: Role, name: &str) -> (String, String) {
-    let token: String = (0..32)
-        .map(|_| format!("{:02x}", rand_byte()))
-        .collect::<String>();
+    let token = c2wall_model::sign::hex(&c2wall_model::sign::random32());
     let role = format!("{role:?}").to_lowercase();
     let line = format!("{} {role} {name}", token_hash(&token));
     (token, line)
-}
-
-fn rand_byte() -> u8 {
-    use std::io::Read;
-    let mut b = [0u8; 1];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .expect("/dev/urandom");
-    b[0]
 }
 
 #[derive(Clone)]

@@ -25,11 +25,7 @@ impl Signer32 {
     }
     /// A new key from the kernel's random source.
     pub fn generate() -> ([u8; 32], Self) {
-        use std::io::Read;
-        let mut seed = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut seed))
-            .expect("/dev/urandom");
+        let seed = random32();
         (seed, Signer32(SigningKey::from_bytes(&seed)))
     }
     pub fn sign(&self, version: u64, digest: &[u8]) -> Vec<u8> {
@@ -39,6 +35,16 @@ impl Signer32 {
     pub fn public_hex(&self) -> String {
         hex(self.0.verifying_key().as_bytes())
     }
+}
+
+/// 32 bytes from the kernel's random source (keys, tokens).
+pub fn random32() -> [u8; 32] {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("/dev/urandom");
+    b
 }
 
 pub fn hex(b: &[u8]) -> String {
