@@ -176,17 +176,6 @@ impl Coordinator {
         let t = now();
         let actor = origin.actor.as_str();
         let mut inner = self.inner.lock().expect("lock");
-        let request = pb::PublishRequest {
-            upserts: upserts.iter().map(pb::Entry::from).collect(),
-            withdrawals: withdrawals
-                .iter()
-                .map(|w| pb::Withdrawal {
-                    key: Some(c2wall_model::wire::identity_to_wire(&w.identity)),
-                    source: w.source.clone().unwrap_or_default(),
-                })
-                .collect(),
-            reason: reason.to_string(),
-        };
         let mut changes = Vec::new();
         let mut seen: HashMap<(Identity, String), usize> = HashMap::new();
         for (i, mut r) in upserts.into_iter().enumerate() {
@@ -264,7 +253,26 @@ impl Coordinator {
                 actor: actor.to_string(),
                 reason: reason.to_string(),
                 kind: "publish".into(),
-                request: request.encode_to_vec(),
+                // What confirming re-publishes: the batch as prepared.
+                request: pb::PublishRequest {
+                    upserts: prepared
+                        .changes
+                        .iter()
+                        .filter_map(|c| match c {
+                            RecordChange::Put { after, .. } => Some(pb::Entry::from(after)),
+                            RecordChange::Delete { .. } => None,
+                        })
+                        .collect(),
+                    withdrawals: withdrawals
+                        .iter()
+                        .map(|w| pb::Withdrawal {
+                            key: Some(c2wall_model::wire::identity_to_wire(&w.identity)),
+                            source: w.source.clone().unwrap_or_default(),
+                        })
+                        .collect(),
+                    reason: reason.to_string(),
+                }
+                .encode_to_vec(),
                 summary: summary.clone(),
                 ..Default::default()
             };
