@@ -1,0 +1,153 @@
+//! The calls that change the list (publish, import, rollback), counted by the
+//! trait methods in mod.rs, and list paging tokens.
+
+use super::*;
+
+/// Publish-like calls, counted by the trait methods above.
+impl Service {
+    pub(super) async fn do_publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        let upserts = records_from_wire(&r.upserts, "upserts")?;
+        let withdrawals = r
+            .withdrawals
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let key = w.key.as_ref().ok_or_else(|| WireError {
+                    field: format!("withdrawals[{i}].key"),
+                    reason: "missing".into(),
+                })?;
+                Ok(Withdrawal {
+                    identity: identity_from_wire(key)
+                        .map_err(|e| e.within(&format!("withdrawals[{i}].key")))?,
+                    source: (!w.source.is_empty()).then(|| w.source.clone()),
+                })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        if upserts.is_empty() && withdrawals.is_empty() {
+            return Err(Status::invalid_argument(
+                "an empty batch: nothing to publish",
+            ));
+        }
+        let (n_up, n_wd) = (upserts.len() as u32, withdrawals.len() as u32);
+        let coord = self.coord.clone();
+        let reason = r.reason;
+        let p =
+            blocking(move || coord.publish(upserts, withdrawals, &origin, &reason, false)).await?;
+        Ok(Response::new(match p {
+            Published::Version(v) => pb::PublishResponse {
+                version: v.version,
+                digest: v.digest,
+                upserted: n_up,
+                withdrawn: n_wd,
+                ..Default::default()
+            },
+            Published::Held(h) => pb::PublishResponse {
+                pending_id: h.id,
+                pending_summary: h.summary,
+                ..Default::default()
+            },
+        }))
+    }
+
+    pub(super) async fn do_import(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportChunk>>,
+    ) -> Result<Response<pb::ImportResponse>, Status> {
+        let origin = origin(&req);
+        let mut stream = req.into_inner();
+        let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
+        let mut records = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            if source.is_empty() {
+                source = chunk.source;
+                reason = chunk.reason;
+                ttl = chunk.ttl_seconds;
+            } else if !chunk.source.is_empty() && chunk.source != source {
+                return Err(Status::invalid_argument(format!(
+                    "source: `{}` in a later chunk, but this import is for `{source}`",
+                    chunk.source
+                )));
+            }
+            // Indices count across chunks: entries[i] is the i-th of the import.
+            for e in &chunk.entries {
+                let i = records.len();
+                let r = c2wall_model::Record::try_from(e)
+                    .map_err(|err| err.within(&format!("entries[{i}]")))?;
+                records.push(r);
+            }
+        }
+        if ttl < 0 {
+            return Err(Status::invalid_argument("ttl_seconds: negative"));
+        }
+        let coord = self.coord.clone();
+        let opts = crate::import::ImportOptions {
+            ttl: (ttl > 0).then_some(ttl),
+        };
+        let o = blocking(move || coord.replace_source(&source, records, &opts, &origin, &reason))
+            .await?;
+        Ok(Response::new(pb::ImportResponse {
+            version: o.version.as_ref().map_or(0, |v| v.version),
+            digest: o.version.map(|v| v.digest).unwrap_or_default(),
+            added: o.added as u32,
+            updated: o.updated as u32,
+            withdrawn: o.withdrawn as u32,
+            unchanged: o.unchanged as u32,
+            refused: o.refused as u32,
+            refusals: o.refusals,
+            pending_id: o.held.unwrap_or(0),
+        }))
+    }
+
+    pub(super) async fn do_rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        let coord = self.coord.clone();
+        let v = blocking(move || coord.rollback(r.version, &origin, &r.reason)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            version: v.version,
+            digest: v.digest,
+            upserted: v.upserts,
+            withdrawn: v.removals,
+            ..Default::default()
+        }))
+    }
+}
+
+/// A page token names the last record of the page: `prefix|protocol|port|source`.
+pub(super) fn page_token(r: &c2wall_model::Record) -> String {
+    let (proto, port) = r
+        .entry
+        .scope
+        .map(|s| (s.protocol.number(), s.port))
+        .unwrap_or((0, 0));
+    format!("{}|{proto}|{port}|{}", r.entry.prefix, r.source)
+}
+
+pub(super) fn parse_page_token(t: &str) -> Option<crate::state::RecordKey> {
+    let mut f = t.splitn(4, '|');
+    let prefix: Prefix = f.next()?.parse().ok()?;
+    let proto: u8 = f.next()?.parse().ok()?;
+    let port: u16 = f.next()?.parse().ok()?;
+    let source = f.next()?.to_string();
+    let scope = match proto {
+        0 => None,
+        6 => Some(c2wall_model::PortScope {
+            protocol: c2wall_model::Protocol::Tcp,
+            port,
+        }),
+        17 => Some(c2wall_model::PortScope {
+            protocol: c2wall_model::Protocol::Udp,
+            port,
+        }),
+        _ => return None,
+    };
+    Some((c2wall_model::Identity { prefix, scope }, source))
+}
