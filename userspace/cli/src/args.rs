@@ -1,0 +1,197 @@
+//! The command line: global flags and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{admin, feed};
+
+#[derive(Parser)]
+#[command(
+    name = "c2wall",
+    version,
+    about = "Publish, withdraw and inspect the C&C blocklist on a c2wall coordinator.",
+    after_help = "The coordinator URL comes from --coordinator, else $C2WALL_COORDINATOR, else \
+        `coordinator = \"...\"` in ~/.config/c2wall/cli.toml or /etc/c2wall/cli.toml, else \
+        http://127.0.0.1:50051.\n\nExamples:\n  \
+        c2wall publish 203.0.113.66 --source operator:jpcert --reference SBL123 --reason 'C&C seen'\n  \
+        c2wall publish 192.0.2.10 --protocol tcp --port 443 --action monitor\n  \
+        c2wall publish 198.51.100.20 --soak 24h --reason 'new C&C, watch first'\n  \
+        c2wall publish --file feodo.txt --source feodo\n  \
+        c2wall withdraw 203.0.113.66\n  \
+        c2wall list --within 203.0.113.0/24 --json\n  \
+        c2wall get 192.0.2.10 --protocol tcp --port 443\n  \
+        c2wall explain 203.0.113.66\n  \
+        c2wall history\n  \
+        c2wall rollback 41 --reason 'bad import'\n  \
+        c2wall agents\n  \
+        c2wall mode off --reason 'incident 42: stop all blocking'\n  \
+        c2wall sightings --within 203.0.113.0/24 --since 2026-11-01T00:00:00Z\n  \
+        c2wall feed check --format spamhaus-drop drop.txt\n  \
+        c2wall feed import --format feodo-csv --source feodo ipblocklist.csv --action drop"
+)]
+pub struct Cli {
+    /// Coordinator URL, e.g. http://coordinator.example:50051.
+    #[arg(long, global = true, env = "C2WALL_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// Who you are, recorded with every version you make [default: $USER].
+    /// With tokens, the coordinator records the token's name instead.
+    #[arg(long, global = true, env = "C2WALL_ACTOR")]
+    pub actor: Option<String>,
+    /// Bearer token for a coordinator that checks roles
+    /// (`c2wall-coordinator token`); prefer the environment variable.
+    #[arg(long, global = true, env = "C2WALL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Scope {
+    /// Restrict to one protocol (needs --port).
+    #[arg(long, value_parser = ["tcp", "udp"], requires = "port")]
+    pub protocol: Option<String>,
+    /// The C&C-side port (needs --protocol).
+    #[arg(long, requires = "protocol")]
+    pub port: Option<u16>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Add or update entries (one version, all or nothing).
+    Publish {
+        /// Prefixes (a bare address is a /32 or /128). Or use --file.
+        prefixes: Vec<String>,
+        #[command(flatten)]
+        scope: Scope,
+        #[arg(long, value_parser = ["drop", "monitor"], default_value = "drop")]
+        action: String,
+        #[arg(long, value_parser = ["both", "to", "from"], default_value = "both")]
+        direction: String,
+        /// Who vouches for the entries [default: operator:<actor>].
+        #[arg(long)]
+        source: Option<String>,
+        /// Category or malware family.
+        #[arg(long, default_value = "")]
+        category: String,
+        /// Evidence: SBL id, URL, ticket.
+        #[arg(long, default_value = "")]
+        reference: String,
+        /// 0-100.
+        #[arg(long, default_value_t = 100)]
+        confidence: u32,
+        /// Expiry, RFC 3339 (e.g. 2026-12-31T00:00:00Z).
+        #[arg(long, value_name = "RFC3339")]
+        valid_until: Option<String>,
+        /// Monitor first: publish as monitor and promote to drop after this
+        /// long (e.g. 24h) unless someone objects (`c2wall object`).
+        #[arg(long, value_name = "DURATION", conflicts_with = "action")]
+        soak: Option<String>,
+        /// Entries in the agent's blocklist syntax, one per line (with --file,
+        /// scope/action/direction come from each line).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Why: recorded with the version.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove entries (one version, all or nothing).
+    Withdraw {
+        prefixes: Vec<String>,
+        #[command(flatten)]
+        scope: Scope,
+        /// Only this source's record [default: every source's].
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List records (one per entry and source).
+    List {
+        /// Only entries inside this prefix.
+        #[arg(long)]
+        within: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// One entry: every source's record and what agents enforce.
+    Get {
+        prefix: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Which entries match an address, most specific first.
+    Explain { address: String },
+    /// Recent versions.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Make the list equal to an earlier version's, as a new version.
+    Rollback {
+        version: u64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Agents, the version each has applied, and when each was last seen.
+    Agents,
+    /// Infected-subscriber sightings reported by the edge agents, newest first.
+    Sightings {
+        /// Only sightings of entries inside this prefix.
+        #[arg(long)]
+        within: Option<String>,
+        #[arg(long, value_parser = ["ipv4", "ipv6"])]
+        family: Option<String>,
+        /// Only those last seen at or after this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// The protected allowlist: prefixes no entry may overlap.
+    Protect {
+        #[command(subcommand)]
+        cmd: admin::ProtectCommand,
+    },
+    /// Changes the change breaker held for an admin's confirmation.
+    Pending {
+        #[command(subcommand)]
+        cmd: Option<admin::PendingCommand>,
+    },
+    /// Stop a monitor entry's scheduled promotion to drop (it stays monitor).
+    Object {
+        prefix: String,
+        #[command(flatten)]
+        scope: Scope,
+        /// Only this source's record [default: every source's].
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// The kill switch: run every agent (or one) in this mode, overriding
+    /// their own, within a second. `clear` gives agents back their own mode.
+    Mode {
+        #[arg(value_parser = ["off", "monitor", "enforce", "clear"])]
+        mode: String,
+        /// Only this agent [default: the whole fleet].
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// The append-only audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Threat feeds: check a file, import it as a source's set, list the
+    /// coordinator's feeds.
+    Feed {
+        #[command(subcommand)]
+        cmd: feed::FeedCommand,
+    },
+}
