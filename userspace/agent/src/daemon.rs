@@ -3,7 +3,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
@@ -12,7 +12,7 @@ use aya::maps::{MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
     config::{ModeArg, RunArgs, Settings},
-    dataplane::{assign_iface_slot, Dataplane},
+    dataplane::assign_iface_slot,
     engine::Engine,
     events::{read_events, report_sightings},
     ids::Ids,
@@ -25,15 +25,13 @@ use c2wall_agent::{
     synced::journal_len,
     AgentError,
 };
-use c2wall_common::*;
-use c2wall_proto::v1 as pb;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::observe::{counter_reader, link_pinned, open_ring, record, top_json};
 
 pub(crate) struct Shared {
     pub(crate) engine: Engine<KernelMaps>,
-    settings: Settings,
+    pub(crate) settings: Settings,
     /// The command line, re-resolved against the config file on SIGHUP.
     args: RunArgs,
     /// The centre's kill switch, overriding settings.mode.
@@ -44,13 +42,13 @@ pub(crate) struct Shared {
     files: Snapshot,
     local: std::collections::HashSet<c2wall_model::Identity>,
     /// The coordinator's set as last applied (empty without a coordinator).
-    synced: SyncedSet,
-    sync: Arc<SyncStatus>,
+    pub(crate) synced: SyncedSet,
+    pub(crate) sync: Arc<SyncStatus>,
 }
 
 impl Shared {
     /// The mode in force: the centre's override, else the configured one.
-    fn mode(&self) -> ModeArg {
+    pub(crate) fn mode(&self) -> ModeArg {
         self.mode_override.unwrap_or(self.settings.mode)
     }
 
@@ -128,50 +126,6 @@ impl Shared {
         }
         Ok(())
     }
-
-    fn status(&self) -> pb::AgentStatus {
-        let c = self
-            .engine
-            .applier
-            .dataplane()
-            .counters()
-            .unwrap_or_default();
-        let sum = |v: u32| -> u64 {
-            [DIR_TO_CC, DIR_FROM_CC]
-                .iter()
-                .flat_map(|d| {
-                    [FAM_IDX_V4, FAM_IDX_V6].map(|f| verdict_counter(v, *d, f, UNIT_PACKETS))
-                })
-                .map(|i| c.get(i as usize).copied().unwrap_or(0))
-                .sum()
-        };
-        let contact = self
-            .sync
-            .last_contact
-            .load(std::sync::atomic::Ordering::Relaxed);
-        pb::AgentStatus {
-            agent_id: self.settings.agent_id.clone(),
-            applied_version: self.synced.version,
-            digest: self.synced.digest.to_bytes(),
-            interfaces: self.settings.interfaces.clone(),
-            mode: self.mode().name().into(),
-            entries: self.engine.ids().len() as u64,
-            dropped_packets: sum(VERDICT_DROP),
-            would_drop_packets: sum(VERDICT_WOULD_DROP),
-            seconds_since_contact: if contact == 0 {
-                u64::MAX
-            } else {
-                (unix_now() - contact).max(0) as u64
-            },
-        }
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {

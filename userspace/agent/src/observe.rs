@@ -20,6 +20,7 @@ use c2wall_agent::{
     AgentError,
 };
 use c2wall_common::*;
+use c2wall_proto::v1 as pb;
 
 use crate::daemon::Shared;
 
@@ -171,4 +172,51 @@ pub(crate) fn top_json(shared: &Mutex<Shared>, sightings: &Mutex<Sightings>) -> 
         .map(|(n, e)| serde_json::json!({"entry": e, "hits": n}))
         .collect();
     serde_json::json!({"top": top, "recent": recent}).to_string()
+}
+
+impl Shared {
+    /// What the agent reports to the coordinator (`c2wall agents`).
+    pub(crate) fn status(&self) -> pb::AgentStatus {
+        let c = self
+            .engine
+            .applier
+            .dataplane()
+            .counters()
+            .unwrap_or_default();
+        let sum = |v: u32| -> u64 {
+            [DIR_TO_CC, DIR_FROM_CC]
+                .iter()
+                .flat_map(|d| {
+                    [FAM_IDX_V4, FAM_IDX_V6].map(|f| verdict_counter(v, *d, f, UNIT_PACKETS))
+                })
+                .map(|i| c.get(i as usize).copied().unwrap_or(0))
+                .sum()
+        };
+        let contact = self
+            .sync
+            .last_contact
+            .load(std::sync::atomic::Ordering::Relaxed);
+        pb::AgentStatus {
+            agent_id: self.settings.agent_id.clone(),
+            applied_version: self.synced.version,
+            digest: self.synced.digest.to_bytes(),
+            interfaces: self.settings.interfaces.clone(),
+            mode: self.mode().name().into(),
+            entries: self.engine.ids().len() as u64,
+            dropped_packets: sum(VERDICT_DROP),
+            would_drop_packets: sum(VERDICT_WOULD_DROP),
+            seconds_since_contact: if contact == 0 {
+                u64::MAX
+            } else {
+                (unix_now() - contact).max(0) as u64
+            },
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
