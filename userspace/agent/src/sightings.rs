@@ -162,7 +162,9 @@ impl Sightings {
             cc: addr(ev.family, &ev.cc),
         });
         if self.map.len() > self.max {
-            self.evict(self.map.len() - self.max);
+            // Evict a tenth at once, so a full table sorts once per max/10
+            // new sightings, not on every event.
+            self.evict(self.map.len() - self.max + self.max / 10);
         }
     }
 

@@ -209,7 +209,10 @@ impl Coordinator {
                 ttl_seconds: opts.ttl.unwrap_or(0),
             };
             for p in inner.store.pending(None)? {
-                if p.kind == "import" && p.summary.starts_with(&format!("import of {source}:")) {
+                let same_source = p.kind == "import"
+                    && pb::ImportChunk::decode(p.request.as_slice())
+                        .is_ok_and(|c| c.source == source);
+                if same_source {
                     let audit = origin.audit(t, "supersede", &format!("pending #{}", p.id), reason);
                     inner.store.close_pending(p.id, "superseded", &audit)?;
                 }

@@ -354,3 +354,58 @@ async fn monitor_first_entries_are_promoted_on_schedule_unless_objected_and_audi
         ]
     );
 }
+
+#[tokio::test]
+async fn a_held_import_is_superseded_by_the_next_one_of_its_source() {
+    let r = rig("guards-import").await;
+    r.coord.set_guard_config(GuardConfig {
+        breaker_entries: 5,
+        breaker_share: 0.1,
+        ..Default::default()
+    });
+    let import = |source: &str, net: u8| {
+        let mut p = r.publisher();
+        let chunk = pb::ImportChunk {
+            source: source.into(),
+            entries: entries(&hosts(net, 10)),
+            ..Default::default()
+        };
+        async move {
+            p.import(tokio_stream::iter(vec![chunk]))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = import("feed-a", 2).await;
+    assert_ne!(first.pending_id, 0, "10 entries on an empty list: held");
+    let other = import("feed-b", 3).await;
+    let second = import("feed-a", 4).await;
+    let pending = r
+        .publisher()
+        .pending(pb::PendingRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let ids: Vec<u64> = pending.iter().map(|p| p.id).collect();
+    assert_eq!(ids, [other.pending_id, second.pending_id], "feed-a's first is superseded");
+    // Confirming the held import applies the whole set of its source.
+    r.publisher()
+        .resolve_pending(pb::ResolvePendingRequest {
+            id: second.pending_id,
+            confirm: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let l = r.publisher().list(pb::ListRequest::default()).await.unwrap();
+    let listed: Vec<String> = l
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|e| e.key.unwrap().prefix)
+        .collect();
+    assert_eq!(listed.len(), 10);
+    assert!(listed.iter().all(|p| p.starts_with("192.0.4.")), "{listed:?}");
+}
