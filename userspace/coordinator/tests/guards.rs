@@ -389,7 +389,11 @@ async fn a_held_import_is_superseded_by_the_next_one_of_its_source() {
         .into_inner()
         .changes;
     let ids: Vec<u64> = pending.iter().map(|p| p.id).collect();
-    assert_eq!(ids, [other.pending_id, second.pending_id], "feed-a's first is superseded");
+    assert_eq!(
+        ids,
+        [other.pending_id, second.pending_id],
+        "feed-a's first is superseded"
+    );
     // Confirming the held import applies the whole set of its source.
     r.publisher()
         .resolve_pending(pb::ResolvePendingRequest {
@@ -399,7 +403,11 @@ async fn a_held_import_is_superseded_by_the_next_one_of_its_source() {
         })
         .await
         .unwrap();
-    let l = r.publisher().list(pb::ListRequest::default()).await.unwrap();
+    let l = r
+        .publisher()
+        .list(pb::ListRequest::default())
+        .await
+        .unwrap();
     let listed: Vec<String> = l
         .into_inner()
         .entries
@@ -407,5 +415,8 @@ async fn a_held_import_is_superseded_by_the_next_one_of_its_source() {
         .map(|e| e.key.unwrap().prefix)
         .collect();
     assert_eq!(listed.len(), 10);
-    assert!(listed.iter().all(|p| p.starts_with("192.0.4.")), "{listed:?}");
+    assert!(
+        listed.iter().all(|p| p.starts_with("192.0.4.")),
+        "{listed:?}"
+    );
 }
