@@ -1,0 +1,184 @@
+//! TLS settings from PEM files, checked when they are loaded (so that a wrong
+//! path, a key in place of a certificate or an expired certificate is named
+//! at start-up rather than as a failed handshake later).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+
+use crate::TlsError;
+
+/// Reads `path` and checks it holds at least one certificate, none expired.
+fn load_certs(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
+    let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::file(path, format!("not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::file(
+            path,
+            "no certificate in it (expected `-----BEGIN CERTIFICATE-----`)",
+        ));
+    }
+    for c in &certs {
+        let (_, x) = x509_parser::parse_x509_certificate(c)
+            .map_err(|e| TlsError::file(path, format!("unreadable certificate: {e}")))?;
+        let v = x.validity();
+        if !v.is_valid() {
+            return Err(TlsError::file(
+                path,
+                format!(
+                    "certificate `{}` is valid from {} to {}, not now",
+                    x.subject(),
+                    v.not_before,
+                    v.not_after
+                ),
+            ));
+        }
+        if let Some(left) = v.time_to_expiration() {
+            if left < time::Duration::days(14) {
+                tracing::warn!(file = %path.display(), days_left = left.whole_days(), "certificate expires soon");
+            }
+        }
+    }
+    Ok(pem)
+}
+
+fn load_key(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        TlsError::file(
+            path,
+            format!("no private key in it (expected `-----BEGIN PRIVATE KEY-----`): {e}"),
+        )
+    })?;
+    Ok(pem)
+}
+
+fn pair(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<Identity>, TlsError> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok(Some(Identity::from_pem(load_certs(c)?, load_key(k)?))),
+        (None, None) => Ok(None),
+        _ => Err(TlsError::Invalid(format!(
+            "{what}: give both --tls-cert and --tls-key, or neither"
+        ))),
+    }
+}
+
+/// How a client (agent, CLI) reaches the coordinator.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    /// The CA certificate that signed the coordinator's.
+    pub ca: Option<PathBuf>,
+    /// This client's certificate and key (its identity), if it has one.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Allows an `http://` URL: no encryption, no server authentication.
+    pub insecure: bool,
+}
+
+impl ClientTls {
+    /// True when `url` will be reached in plaintext.
+    pub fn plaintext(url: &str) -> bool {
+        url.starts_with("http://")
+    }
+
+    /// An endpoint for `url`, with TLS for `https://`. `http://` needs
+    /// `insecure`; TLS files with an `http://` URL are refused rather than
+    /// silently unused.
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint, TlsError> {
+        let files = self.ca.is_some() || self.cert.is_some();
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| TlsError::Invalid(format!("coordinator URL `{url}`: {e}")))?;
+        if Self::plaintext(url) {
+            if files {
+                return Err(TlsError::Invalid(format!(
+                    "`{url}` is plaintext but TLS files were given: use https://"
+                )));
+            }
+            if !self.insecure {
+                return Err(TlsError::Invalid(format!(
+                    "`{url}` is plaintext: use https:// with --tls-ca (and --tls-cert/--tls-key), \
+                     or pass --insecure to send the blocklist and tokens unencrypted"
+                )));
+            }
+            return Ok(endpoint);
+        }
+        if !url.starts_with("https://") {
+            return Err(TlsError::Invalid(format!(
+                "coordinator URL `{url}`: expected https://HOST:PORT"
+            )));
+        }
+        let Some(ca) = &self.ca else {
+            return Err(TlsError::Invalid(format!(
+                "`{url}` is https: give --tls-ca, the CA certificate that signed the coordinator's"
+            )));
+        };
+        crate::install_provider();
+        let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(load_certs(ca)?));
+        if let Some(id) = pair(&self.cert, &self.key, "client certificate")? {
+            cfg = cfg.identity(id);
+        }
+        endpoint
+            .tls_config(cfg)
+            .map_err(|e| TlsError::Invalid(format!("TLS settings for `{url}`: {e}")))
+    }
+}
+
+/// How the coordinator serves.
+#[derive(Clone, Debug, Default)]
+pub struct ServerTls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The CA whose certificates identify callers; without it only bearer
+    /// tokens do.
+    pub client_ca: Option<PathBuf>,
+    /// Serve plaintext (no `cert`/`key`).
+    pub insecure: bool,
+}
+
+impl ServerTls {
+    /// The tonic settings, or None for plaintext (which needs `insecure`).
+    pub fn config(&self) -> Result<Option<ServerTlsConfig>, TlsError> {
+        let identity = pair(&self.cert, &self.key, "server certificate")?;
+        match (identity, self.insecure) {
+            (Some(_), true) => Err(TlsError::Invalid(
+                "--insecure and --tls-cert both given: pick one".into(),
+            )),
+            (None, false) => Err(TlsError::Invalid(
+                "no TLS certificate: give --tls-cert and --tls-key (`c2wall ca issue --role \
+                 coordinator` makes a pair), or --insecure to serve plaintext"
+                    .into(),
+            )),
+            (None, true) => {
+                if self.client_ca.is_some() {
+                    return Err(TlsError::Invalid(
+                        "--tls-client-ca needs TLS: it cannot be used with --insecure".into(),
+                    ));
+                }
+                Ok(None)
+            }
+            (Some(id), false) => {
+                crate::install_provider();
+                let mut cfg = ServerTlsConfig::new()
+                    .identity(id)
+                    .timeout(Duration::from_secs(10));
+                if let Some(ca) = &self.client_ca {
+                    // Optional: callers with a bearer token and no
+                    // certificate still connect; the auth layer decides.
+                    // A certificate that is presented must verify.
+                    cfg = cfg
+                        .client_ca_root(Certificate::from_pem(load_certs(ca)?))
+                        .client_auth_optional(true);
+                }
+                Ok(Some(cfg))
+            }
+        }
+    }
+}
