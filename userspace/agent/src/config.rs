@@ -95,7 +95,7 @@ pub struct RunArgs {
     /// Detach and unpin on exit instead of leaving enforcement in place.
     #[arg(long)]
     pub detach_on_exit: bool,
-    /// Coordinator URL (e.g. http://coordinator:50051): the blocklist then
+    /// Coordinator URL (e.g. https://coordinator:50051): the blocklist then
     /// follows the coordinator's; --blocklist files still apply on top (a local
     /// line wins over the coordinator's entry for the same prefix and port).
     #[arg(long, env = "C2WALL_COORDINATOR", value_name = "URL")]
@@ -130,6 +130,21 @@ pub struct RunArgs {
     /// that checks roles.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// CA certificate that signed the coordinator's (PEM): needed for an
+    /// https:// coordinator URL.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// This agent's certificate (`c2wall ca issue --role agent --name NAME`):
+    /// its identity at the coordinator.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow an http:// coordinator URL: the list arrives unencrypted and
+    /// only --trust-key signatures protect it. A warning is logged.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +171,10 @@ struct FileConfig {
     #[serde(default)]
     trusted_keys: Vec<String>,
     token_file: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure: Option<bool>,
     #[serde(default)]
     capacity: Capacity,
 }
@@ -206,6 +225,8 @@ pub struct Settings {
     /// Hex public keys versions must be signed by (empty: unchecked).
     pub trust_keys: Vec<String>,
     pub token_file: Option<PathBuf>,
+    /// How the coordinator is reached.
+    pub tls: c2wall_tls::ClientTls,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -273,6 +294,12 @@ impl Settings {
                 .unwrap_or(10)
                 .max(1),
             token_file: args.token_file.clone().or(file.token_file),
+            tls: c2wall_tls::ClientTls {
+                ca: args.tls_ca.clone().or(file.tls_ca),
+                cert: args.tls_cert.clone().or(file.tls_cert),
+                key: args.tls_key.clone().or(file.tls_key),
+                insecure: args.insecure || file.insecure.unwrap_or(false),
+            },
             trust_keys: if args.trust_keys.is_empty() {
                 file.trusted_keys
             } else {
@@ -295,6 +322,18 @@ impl Settings {
         }
         c2wall_model::sign::Trust::from_hex(s.trust_keys.iter().map(String::as_str))
             .map_err(AgentError::Setting)?;
+        if let Some(url) = &s.coordinator {
+            s.tls
+                .endpoint(url)
+                .map_err(|e| AgentError::Setting(e.to_string()))?;
+            if c2wall_tls::ClientTls::plaintext(url) {
+                tracing::warn!(
+                    url,
+                    "--insecure: the coordinator is reached in plaintext; only --trust-key \
+                     signatures protect the list"
+                );
+            }
+        }
         if s.blocklists.is_empty() && s.coordinator.is_none() {
             tracing::warn!("no blocklist given: enforcing an empty list");
         }

@@ -370,9 +370,10 @@ async fn serve(
             let sh = shared.clone();
             Arc::new(move |id: u32| sh.lock().expect("lock").engine.ids().identity(id))
         };
+        let endpoint = s.settings.tls.endpoint(&url)?;
         let m = metrics.clone();
         tokio::spawn(report_sightings(
-            url.clone(),
+            endpoint.clone(),
             s.settings.agent_id.clone(),
             Duration::from_secs(s.settings.report_interval),
             sightings.clone(),
@@ -382,6 +383,7 @@ async fn serve(
         ));
         let client = SyncClient {
             url,
+            endpoint,
             agent_id: s.settings.agent_id.clone(),
             state_file: s.settings.paths.synced_file(),
             apply,

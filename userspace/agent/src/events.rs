@@ -79,7 +79,7 @@ pub type IdentityFn = Arc<dyn Fn(u32) -> Option<Identity> + Send + Sync>;
 /// Every `every`: expire old sightings, send the unreported ones. A failed
 /// send keeps them for the next round.
 pub async fn report_sightings(
-    url: String,
+    endpoint: tonic::transport::Endpoint,
     agent_id: String,
     every: Duration,
     sightings: Arc<Mutex<Sightings>>,
@@ -87,13 +87,9 @@ pub async fn report_sightings(
     on_sent: Arc<dyn Fn(usize) + Send + Sync>,
     bearer: c2wall_model::wire::Bearer,
 ) {
-    let channel = match tonic::transport::Endpoint::from_shared(url.clone()) {
-        Ok(e) => e.connect_timeout(Duration::from_secs(3)).connect_lazy(),
-        Err(e) => {
-            tracing::error!(error = %e, url, "coordinator URL; sightings are not reported");
-            return;
-        }
-    };
+    let channel = endpoint
+        .connect_timeout(Duration::from_secs(3))
+        .connect_lazy();
     let mut client = AgentSyncClient::with_interceptor(channel, bearer);
     let mut tick = tokio::time::interval(every);
     loop {

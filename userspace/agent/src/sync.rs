@@ -92,7 +92,10 @@ pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
 pub type ModeFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct SyncClient {
+    /// For logs.
     pub url: String,
+    /// The coordinator, with its TLS settings.
+    pub endpoint: Endpoint,
     pub agent_id: String,
     pub state_file: PathBuf,
     pub apply: ApplyFn,
@@ -149,8 +152,9 @@ impl SyncClient {
     }
 
     async fn connect(&self) -> Result<Channel, SyncError> {
-        Ok(Endpoint::from_shared(self.url.clone())
-            .map_err(|e| SyncError::Rpc(tonic::Status::invalid_argument(e.to_string())))?
+        Ok(self
+            .endpoint
+            .clone()
             .connect_timeout(Duration::from_secs(3))
             .tcp_keepalive(Some(Duration::from_secs(10)))
             .connect()

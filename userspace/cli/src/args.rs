@@ -11,9 +11,12 @@ use crate::{admin, feed};
     name = "c2wall",
     version,
     about = "Publish, withdraw and inspect the C&C blocklist on a c2wall coordinator.",
-    after_help = "The coordinator URL comes from --coordinator, else $C2WALL_COORDINATOR, else \
-        `coordinator = \"...\"` in ~/.config/c2wall/cli.toml or /etc/c2wall/cli.toml, else \
-        http://127.0.0.1:50051.\n\nExamples:\n  \
+    after_help = "The coordinator URL and TLS files come from the flags, else their environment \
+        variables, else the same names (`coordinator`, `tls_ca`, `tls_cert`, `tls_key`, \
+        `insecure`) in ~/.config/c2wall/cli.toml or /etc/c2wall/cli.toml; the URL defaults to \
+        https://127.0.0.1:50051.\n\nExamples:\n  \
+        c2wall ca init --dir pki && c2wall ca issue --dir pki --role admin --name alice\n  \
+        export C2WALL_TLS_CA=pki/ca.crt C2WALL_TLS_CERT=pki/alice.crt C2WALL_TLS_KEY=pki/alice.key\n  \
         c2wall publish 203.0.113.66 --source operator:jpcert --reference SBL123 --reason 'C&C seen'\n  \
         c2wall publish 192.0.2.10 --protocol tcp --port 443 --action monitor\n  \
         c2wall publish 198.51.100.20 --soak 24h --reason 'new C&C, watch first'\n  \
@@ -31,9 +34,22 @@ use crate::{admin, feed};
         c2wall feed import --format feodo-csv --source feodo ipblocklist.csv --action drop"
 )]
 pub struct Cli {
-    /// Coordinator URL, e.g. http://coordinator.example:50051.
+    /// Coordinator URL, e.g. https://coordinator.example:50051.
     #[arg(long, global = true, env = "C2WALL_COORDINATOR")]
     pub coordinator: Option<String>,
+    /// CA certificate that signed the coordinator's (PEM).
+    #[arg(long, global = true, env = "C2WALL_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Your certificate (`c2wall ca issue`): your role and name at the
+    /// coordinator.
+    #[arg(long, global = true, env = "C2WALL_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Your certificate's private key.
+    #[arg(long, global = true, env = "C2WALL_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow an http:// coordinator URL (no TLS): for a closed lab only.
+    #[arg(long, global = true, env = "C2WALL_INSECURE")]
+    pub insecure: bool,
     /// Who you are, recorded with every version you make [default: $USER].
     /// With tokens, the coordinator records the token's name instead.
     #[arg(long, global = true, env = "C2WALL_ACTOR")]
@@ -193,5 +209,11 @@ pub enum Command {
     Feed {
         #[command(subcommand)]
         cmd: feed::FeedCommand,
+    },
+    /// A development certificate authority: `ca init`, then `ca issue` for
+    /// the coordinator, each agent and each operator.
+    Ca {
+        #[command(subcommand)]
+        cmd: crate::ca::CaCommand,
     },
 }

@@ -6,6 +6,8 @@
 
 mod admin;
 mod args;
+mod ca;
+mod conn;
 mod feed;
 mod output;
 
@@ -18,27 +20,6 @@ use c2wall_model::wire::{entry_to_wire, identity_to_wire};
 use c2wall_model::{Action, Direction, Entry, Identity, PortScope, Prefix};
 use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
 use clap::Parser;
-use tonic::transport::Channel;
-
-fn coordinator_url(flag: Option<String>) -> String {
-    if let Some(u) = flag {
-        return u;
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    for path in [
-        format!("{home}/.config/c2wall/cli.toml"),
-        "/etc/c2wall/cli.toml".into(),
-    ] {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            if let Ok(v) = text.parse::<toml::Table>() {
-                if let Some(u) = v.get("coordinator").and_then(|u| u.as_str()) {
-                    return u.to_string();
-                }
-            }
-        }
-    }
-    "http://127.0.0.1:50051".into()
-}
 
 fn identity(prefix: &str, scope: &Scope) -> anyhow::Result<Identity> {
     let prefix: Prefix = prefix.parse().map_err(|e| anyhow!("{e}"))?;
@@ -82,9 +63,34 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
-    let url = coordinator_url(cli.coordinator.clone());
-    match rt.block_on(run(cli, &url)) {
+    let (url, tls) = match conn::resolve(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("c2wall: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli, &url, &tls)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(s))
+            if s.code() == tonic::Code::Cancelled
+                || (s.code() == tonic::Code::Unknown && s.message() == "transport error") =>
+        {
+            // The connection ended under the call: with TLS 1.3 that is how a
+            // client certificate the coordinator does not accept shows up.
+            eprintln!(
+                "c2wall: the coordinator at {url} closed the connection ({}){}",
+                std::error::Error::source(&s)
+                    .map(conn::chain)
+                    .unwrap_or_else(|| s.message().to_string()),
+                if tls.cert.is_some() {
+                    "; is --tls-cert issued by the CA the coordinator trusts (--tls-client-ca)?"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::from(1)
+        }
         Err(Failure::Refused(s)) => {
             eprintln!("c2wall: refused ({:?}): {}", s.code(), s.message());
             ExitCode::from(1)
@@ -101,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
+async fn run(cli: Cli, url: &str, tls: &c2wall_tls::ClientTls) -> Result<(), Failure> {
     let actor = cli
         .actor
         .clone()
@@ -124,15 +130,20 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 Err(Failure::Problems)
             };
         }
+        Command::Ca { cmd } => return Ok(ca::run(cmd, cli.json)?),
         other => other,
     };
-    let endpoint = Channel::from_shared(url.to_string())
-        .map_err(|e| Failure::Usage(anyhow!("coordinator URL `{url}`: {e}")))?
+    if c2wall_tls::ClientTls::plaintext(url) && tls.insecure {
+        eprintln!("c2wall: warning: --insecure: talking to {url} without TLS");
+    }
+    let endpoint = tls
+        .endpoint(url)
+        .map_err(|e| Failure::Usage(anyhow!("{e}")))?
         .connect_timeout(std::time::Duration::from_secs(5));
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
+        .map_err(|e| Failure::Unreachable(conn::chain(&e)))?;
     let bearer = c2wall_model::wire::Bearer::new(cli.token.as_deref())
         .map_err(|e| Failure::Usage(anyhow!("--token: {e}")))?;
     let mut client = PublisherClient::with_interceptor(channel, bearer);
@@ -387,6 +398,7 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
                 unreachable!("handled before connecting")
             }
         },
+        Command::Ca { .. } => unreachable!("handled before connecting"),
     }
     Ok(())
 }
@@ -394,7 +406,10 @@ async fn run(cli: Cli, url: &str) -> Result<(), Failure> {
 /// Names the caller in the request (recorded with the version it makes).
 /// The coordinator client, with the bearer token on every call.
 pub(crate) type Client = PublisherClient<
-    tonic::service::interceptor::InterceptedService<Channel, c2wall_model::wire::Bearer>,
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        c2wall_model::wire::Bearer,
+    >,
 >;
 
 pub(crate) fn with_actor<T>(actor: &str, msg: T) -> tonic::Request<T> {

@@ -50,10 +50,48 @@ pub struct CoordArgs {
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
     /// Bearer tokens (`SHA256-HEX ROLE NAME` lines; `c2wall-coordinator token`
-    /// makes them): every call must carry one with the method's role. Without
-    /// a tokens file every caller may call every method (a warning says so).
+    /// makes them): every call must carry one with the method's role, unless
+    /// it presents a client certificate. With neither a tokens file nor
+    /// --tls-client-ca every caller may call every method (a warning says so).
     #[arg(long = "tokens", value_name = "FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// PEM certificate to serve gRPC with (`c2wall ca issue --role
+    /// coordinator --ip ADDR` makes one). TLS is required unless --insecure.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate whose client certificates identify callers: role and
+    /// name come from the certificate's spiffe://c2wall/ROLE/NAME. Turns the
+    /// role checks on (as --tokens does); a presented certificate that does
+    /// not verify is refused in the handshake.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext gRPC: anyone on the path can read the list and, without
+    /// signed versions, alter it. For a closed lab only; a warning is logged.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `[tls]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// `[publishers."NAME"]`: what a publisher identity may publish.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherAccess {
+    /// Sources it may publish, withdraw and import under; `prefix*` matches
+    /// every source starting with `prefix`.
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +105,10 @@ struct File {
     metrics_addr: Option<SocketAddr>,
     signing_key: Option<PathBuf>,
     tokens_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: TlsFile,
+    #[serde(default)]
+    publishers: std::collections::HashMap<String, PublisherAccess>,
     /// `[[feed]]` tables.
     #[serde(default)]
     feed: Vec<crate::feeds::FeedConfig>,
@@ -87,6 +129,9 @@ pub struct Settings {
     pub guards: crate::guards::GuardConfig,
     pub signing_key: Option<PathBuf>,
     pub tokens_file: Option<PathBuf>,
+    pub tls: c2wall_tls::ServerTls,
+    /// Publishers limited to some sources (others may publish any source).
+    pub publishers: std::collections::HashMap<String, PublisherAccess>,
 }
 
 impl Settings {
@@ -122,6 +167,13 @@ impl Settings {
             feeds: Vec::new(),
             signing_key: a.signing_key.clone().or(f.signing_key.clone()),
             tokens_file: a.tokens_file.clone().or(f.tokens_file.clone()),
+            tls: c2wall_tls::ServerTls {
+                cert: a.tls_cert.clone().or(f.tls.cert.clone()),
+                key: a.tls_key.clone().or(f.tls.key.clone()),
+                client_ca: a.tls_client_ca.clone().or(f.tls.client_ca.clone()),
+                insecure: a.insecure || f.tls.insecure,
+            },
+            publishers: f.publishers.clone(),
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),

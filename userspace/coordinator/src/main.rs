@@ -28,7 +28,12 @@ use tokio::signal::unix::{signal, SignalKind};
         change is one durable version with a digest of the whole set. Agents subscribe, get a \
         snapshot or the deltas they missed, then live deltas. Expired entries leave the set in a \
         new version. SIGTERM stops accepting work and ends agent streams after a short drain.",
-    after_help = "Example:\n  c2wall-coordinator --listen 0.0.0.0:50051 --store /var/lib/c2wall/coordinator.db"
+    after_help = "Examples:\n  \
+        c2wall ca init --dir /etc/c2wall/pki\n  \
+        c2wall ca issue --dir /etc/c2wall/pki --role coordinator --name coord --ip 192.0.2.10\n  \
+        c2wall-coordinator --listen 0.0.0.0:50051 --store /var/lib/c2wall/coordinator.db \\\n    \
+        --tls-cert /etc/c2wall/pki/coord.crt --tls-key /etc/c2wall/pki/coord.key \\\n    \
+        --tls-client-ca /etc/c2wall/pki/ca.crt --signing-key /etc/c2wall/signing.key"
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -133,21 +138,44 @@ fn run(args: CoordArgs) -> Result<()> {
     let refused = prometheus::IntCounterVec::new(
         prometheus::Opts::new(
             "c2wall_rpc_refused_total",
-            "Calls refused before reaching a handler: unauthenticated, permission_denied, rate_limited.",
+            "Calls refused before reaching a handler: unauthenticated, permission_denied, rate_limited; and connections refused in the TLS handshake: tls_handshake.",
         ),
         &["reason"],
     )?;
     metrics.register(Box::new(refused.clone()))?;
-    let auth = match &s.tokens_file {
-        Some(path) => Some(c2wall_coordinator::auth::Tokens::load(path, refused)?),
-        None => {
-            tracing::warn!("no tokens file: every caller may call every method");
+    let tls = s.tls.config()?;
+    let refused_tls = refused.clone();
+    match &tls {
+        Some(_) => tracing::info!(
+            cert = %s.tls.cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            client_certificates = s.tls.client_ca.is_some(),
+            "serving gRPC over TLS"
+        ),
+        None => tracing::warn!(
+            "--insecure: serving gRPC in plaintext; the list, tokens and reports cross the \
+             network readable and alterable"
+        ),
+    }
+    let auth = match (&s.tokens_file, &s.tls.client_ca) {
+        (Some(path), _) => Some(c2wall_coordinator::auth::Tokens::load(path, refused)?),
+        (None, Some(_)) => Some(c2wall_coordinator::auth::Tokens::empty(refused)),
+        (None, None) => {
+            tracing::warn!("no tokens file and no client CA: every caller may call every method");
             None
         }
     };
+    for (name, access) in &s.publishers {
+        tracing::info!(publisher = %name, sources = ?access.sources, "publisher limited to sources");
+    }
     let mut svc = Service::new(coord.clone());
     svc.metrics = Some(metrics.clone());
     svc.heartbeat = Duration::from_secs(s.heartbeat);
+    svc.publishers = Arc::new(
+        s.publishers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.sources.clone()))
+            .collect(),
+    );
     let feeds = s.feeds.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -233,14 +261,32 @@ fn run(args: CoordArgs) -> Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(timer)
             .layer(c2wall_coordinator::auth::AuthLayer(auth))
             .add_service(PublisherServer::new(svc.clone()))
-            .add_service(AgentSyncServer::new(svc))
-            .serve_with_shutdown(s.listen, async {
-                let _ = stop_rx.await;
-            });
+            .add_service(AgentSyncServer::new(svc));
+        let stopped = async {
+            let _ = stop_rx.await;
+        };
+        let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match tls {
+            Some(cfg) => {
+                let listener = tokio::net::TcpListener::bind(s.listen)
+                    .await
+                    .with_context(|| format!("binding {}", s.listen))?;
+                let refused = refused_tls.clone();
+                let incoming = c2wall_tls::serve::incoming(
+                    listener,
+                    cfg,
+                    Arc::new(move |peer, reason| {
+                        refused.with_label_values(&["tls_handshake"]).inc();
+                        tracing::warn!(%peer, reason, "refused a TLS connection");
+                    }),
+                );
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+            None => Box::pin(router.serve_with_shutdown(s.listen, stopped)),
+        };
         tracing::info!(listen = %s.listen, "serving c2wall.v1");
         let server = tokio::spawn(server);
         tokio::select! {

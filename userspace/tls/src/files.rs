@@ -3,10 +3,12 @@
 //! at start-up rather than as a failed handshake later).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+use std::sync::Arc;
+
+use rustls::{server::WebPkiClientVerifier, RootCertStore, ServerConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::TlsError;
 
@@ -144,41 +146,70 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    /// The tonic settings, or None for plaintext (which needs `insecure`).
-    pub fn config(&self) -> Result<Option<ServerTlsConfig>, TlsError> {
-        let identity = pair(&self.cert, &self.key, "server certificate")?;
-        match (identity, self.insecure) {
-            (Some(_), true) => Err(TlsError::Invalid(
-                "--insecure and --tls-cert both given: pick one".into(),
-            )),
-            (None, false) => Err(TlsError::Invalid(
-                "no TLS certificate: give --tls-cert and --tls-key (`c2wall ca issue --role \
-                 coordinator` makes a pair), or --insecure to serve plaintext"
-                    .into(),
-            )),
-            (None, true) => {
-                if self.client_ca.is_some() {
+    /// The rustls settings, or None for plaintext (which needs `insecure`).
+    pub fn config(&self) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+        let (cert, key) =
+            match (&self.cert, &self.key, self.insecure) {
+                (Some(_), _, true) => {
                     return Err(TlsError::Invalid(
-                        "--tls-client-ca needs TLS: it cannot be used with --insecure".into(),
-                    ));
+                        "--insecure and --tls-cert both given: pick one".into(),
+                    ))
                 }
-                Ok(None)
-            }
-            (Some(id), false) => {
-                crate::install_provider();
-                let mut cfg = ServerTlsConfig::new()
-                    .identity(id)
-                    .timeout(Duration::from_secs(10));
-                if let Some(ca) = &self.client_ca {
-                    // Optional: callers with a bearer token and no
-                    // certificate still connect; the auth layer decides.
-                    // A certificate that is presented must verify.
-                    cfg = cfg
-                        .client_ca_root(Certificate::from_pem(load_certs(ca)?))
-                        .client_auth_optional(true);
+                (None, None, false) => return Err(TlsError::Invalid(
+                    "no TLS certificate: give --tls-cert and --tls-key (`c2wall ca issue --role \
+                     coordinator` makes a pair), or --insecure to serve plaintext"
+                        .into(),
+                )),
+                (None, None, true) => {
+                    if self.client_ca.is_some() {
+                        return Err(TlsError::Invalid(
+                            "--tls-client-ca needs TLS: it cannot be used with --insecure".into(),
+                        ));
+                    }
+                    return Ok(None);
                 }
-                Ok(Some(cfg))
+                (Some(c), Some(k), false) => (c, k),
+                _ => {
+                    return Err(TlsError::Invalid(
+                        "server certificate: give both --tls-cert and --tls-key".into(),
+                    ))
+                }
+            };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Invalid(e.to_string()))?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(&load_certs(ca)?) {
+                    let c = c.map_err(|e| TlsError::file(ca, e.to_string()))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| TlsError::file(ca, format!("not a usable CA: {e}")))?;
+                }
+                // Optional: a caller with a bearer token and no certificate
+                // still connects and the auth layer decides. A certificate
+                // that is presented must verify, or the handshake fails.
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|e| TlsError::file(ca, e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
             }
-        }
+        };
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&load_certs(cert)?)
+                .collect::<Result<_, _>>()
+                .map_err(|e| TlsError::file(cert, e.to_string()))?;
+        let pk = PrivateKeyDer::from_pem_slice(&load_key(key)?)
+            .map_err(|e| TlsError::file(key, e.to_string()))?;
+        let mut cfg = builder
+            .with_single_cert(chain, pk)
+            .map_err(|e| TlsError::file(cert, format!("certificate and key: {e}")))?;
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(Arc::new(cfg)))
     }
 }

@@ -12,6 +12,7 @@ pub mod ca;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod serve;
 
 pub use error::TlsError;
 pub use files::{ClientTls, ServerTls};

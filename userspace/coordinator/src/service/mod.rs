@@ -20,8 +20,11 @@ mod publish;
 
 use publish::{page_token, parse_page_token};
 
-/// Header naming who publishes (until certificate identities exist).
+/// Header naming the caller: set by the auth layer from its certificate or
+/// token; without checks (no tokens, no client CA) whatever the caller sent.
 pub const ACTOR_HEADER: &str = "x-c2wall-actor";
+/// Header the auth layer sets to the caller's verified role.
+pub const ROLE_HEADER: &str = "x-c2wall-role";
 
 #[derive(Clone)]
 pub struct Service {
@@ -34,6 +37,8 @@ pub struct Service {
     /// The configured feeds' state (none configured: empty).
     pub feeds: Option<Arc<crate::feeds::Board>>,
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Publishers limited to some sources, by identity name.
+    pub publishers: Arc<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl Service {
@@ -45,6 +50,7 @@ impl Service {
             send_timeout: Duration::from_secs(10),
             feeds: None,
             metrics: None,
+            publishers: Arc::default(),
         }
     }
 }
@@ -74,6 +80,48 @@ fn origin<T>(req: &Request<T>) -> Origin {
         actor(req),
         req.remote_addr().map(|a| a.to_string()).unwrap_or_default(),
     )
+}
+
+/// A publisher limited to some sources may touch only those. Each item is
+/// the field it comes from and its source (None: every source's record).
+fn check_sources<'a, T>(
+    limits: &std::collections::HashMap<String, Vec<String>>,
+    req: &Request<T>,
+    sources: impl IntoIterator<Item = (String, Option<&'a str>)>,
+) -> Result<(), Status> {
+    let role = req
+        .metadata()
+        .get(ROLE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if role != Some("publisher") {
+        return Ok(());
+    }
+    let who = actor(req);
+    let Some(allowed) = limits.get(&who) else {
+        return Ok(());
+    };
+    let ok = |s: &str| {
+        allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => s.starts_with(prefix),
+            None => s == a,
+        })
+    };
+    for (field, source) in sources {
+        match source {
+            Some(s) if ok(s) => {}
+            Some(s) => {
+                return Err(Status::permission_denied(format!(
+                    "{field}: {who} may publish only under {}, not `{s}`",
+                    allowed.join(", ")
+                )))
+            }
+            None => return Err(Status::permission_denied(format!(
+                "{field}: {who} may withdraw only its own sources' records ({}): name the source",
+                allowed.join(", ")
+            ))),
+        }
+    }
+    Ok(())
 }
 
 fn actor<T>(req: &Request<T>) -> String {

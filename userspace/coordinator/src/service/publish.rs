@@ -10,8 +10,22 @@ impl Service {
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let origin = origin(&req);
+        let upserts = records_from_wire(&req.get_ref().upserts, "upserts")?;
+        check_sources(
+            &self.publishers,
+            &req,
+            upserts
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("upserts[{i}].source"), Some(u.source.as_str())))
+                .chain(req.get_ref().withdrawals.iter().enumerate().map(|(i, w)| {
+                    (
+                        format!("withdrawals[{i}].source"),
+                        (!w.source.is_empty()).then_some(w.source.as_str()),
+                    )
+                })),
+        )?;
         let r = req.into_inner();
-        let upserts = records_from_wire(&r.upserts, "upserts")?;
         let withdrawals = r
             .withdrawals
             .iter()
@@ -59,11 +73,18 @@ impl Service {
         req: Request<tonic::Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
         let origin = origin(&req);
+        let limits = self.publishers.clone();
+        let meta = Request::from_parts(req.metadata().clone(), Default::default(), ());
         let mut stream = req.into_inner();
         let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
         let mut records = Vec::new();
         while let Some(chunk) = stream.message().await? {
             if source.is_empty() {
+                check_sources(
+                    &limits,
+                    &meta,
+                    [("source".to_string(), Some(chunk.source.as_str()))],
+                )?;
                 source = chunk.source;
                 reason = chunk.reason;
                 ttl = chunk.ttl_seconds;

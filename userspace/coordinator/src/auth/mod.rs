@@ -1,17 +1,26 @@
-//! Who may call what: bearer tokens mapped to an identity and a role, checked
-//! on every RPC before it reaches a handler, and a per-identity rate limit on
-//! the calls that change the list.
+//! Who may call what: the caller's identity and role, from its client
+//! certificate or a bearer token, checked on every RPC before it reaches a
+//! handler, and a per-identity rate limit on the calls that change the list.
 //!
 //! Roles: `agent` (subscribe, report status and sightings), `reader` (list,
 //! get, explain, history, agents, feeds, sightings, protected, pending,
-//! audit), `publisher` (a reader that may also publish and import), `admin`
+//! audit), `publisher` (a reader that may also publish and import, within the
+//! sources the coordinator's `[publishers]` table allows it), `admin`
 //! (everything: rollback, guards, confirmations, kill switch, objections).
-//! A missing or unknown token is UNAUTHENTICATED, a known one without the
-//! role PERMISSION_DENIED; both are logged and counted. The caller's name in
-//! the audit log is the token's identity, not a header it could forge.
+//! No identity is UNAUTHENTICATED, an identity without the role
+//! PERMISSION_DENIED; both are logged and counted. The caller's name in the
+//! audit log is the verified identity, not a header it could forge.
 //!
-//! The tokens file holds `SHA256-HEX ROLE NAME` lines (`c2wall-coordinator
-//! token --role R --name N` makes one); tokens themselves are never stored.
+//! A client certificate (verified against `--tls-client-ca` during the TLS
+//! handshake) names its role and name as `spiffe://c2wall/ROLE/NAME`; when a
+//! caller presents one, it is the identity and a bearer token is not looked
+//! at. Otherwise the tokens file holds `SHA256-HEX ROLE NAME` lines
+//! (`c2wall-coordinator token --role R --name N` makes one); tokens
+//! themselves are never stored.
+
+mod layer;
+
+pub use layer::{AuthLayer, Authed};
 
 use std::{
     collections::HashMap,
@@ -24,7 +33,6 @@ use sha2::{Digest, Sha256};
 use tonic::Status;
 
 use crate::error::CoordError;
-use crate::service::ACTOR_HEADER;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -116,6 +124,17 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// No tokens: only certificates identify callers.
+    pub fn empty(refused: prometheus::IntCounterVec) -> Self {
+        Tokens {
+            by_hash: Arc::default(),
+            buckets: Arc::default(),
+            per_second: 5.0,
+            burst: 20.0,
+            refused,
+        }
+    }
+
     pub fn load(path: &Path, refused: prometheus::IntCounterVec) -> Result<Self, CoordError> {
         let err = |message: String| CoordError::Config {
             path: path.display().to_string(),
@@ -155,41 +174,54 @@ impl Tokens {
         })
     }
 
-    /// The caller's identity if `authorization` allows `method`.
-    pub fn check(&self, authorization: Option<&str>, method: &str) -> Result<String, Status> {
-        let refuse = |kind: &str, s: Status| {
+    /// The caller's name and role if its certificate (when it presented
+    /// one) or else its bearer token allows `method`.
+    pub fn check(
+        &self,
+        cert: Option<&[u8]>,
+        authorization: Option<&str>,
+        method: &str,
+    ) -> Result<(String, Role), Status> {
+        let refuse = |s: Status| {
+            let kind = match s.code() {
+                tonic::Code::PermissionDenied => "permission_denied",
+                tonic::Code::ResourceExhausted => "rate_limited",
+                _ => "unauthenticated",
+            };
             self.refused.with_label_values(&[kind]).inc();
             tracing::warn!(method, reason = %s.message(), "refused a call");
             Err(s)
         };
-        let Some(token) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
-            return refuse(
-                "unauthenticated",
-                Status::unauthenticated("no bearer token (authorization: Bearer TOKEN)"),
-            );
-        };
-        let Some((name, role)) = self.by_hash.get(&token_hash(token)) else {
-            return refuse("unauthenticated", Status::unauthenticated("unknown token"));
+        let (name, role) = match cert {
+            Some(der) => match cert_identity(der) {
+                Ok(id) => id,
+                Err(s) => return refuse(s),
+            },
+            None => {
+                let Some(token) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+                    return refuse(Status::unauthenticated(
+                        "no client certificate and no bearer token (authorization: Bearer TOKEN)",
+                    ));
+                };
+                match self.by_hash.get(&token_hash(token)) {
+                    Some(id) => id.clone(),
+                    None => return refuse(Status::unauthenticated("unknown token")),
+                }
+            }
         };
         let needed = needed(method);
         if !role.allows(needed) {
-            return refuse(
-                "permission_denied",
-                Status::permission_denied(format!(
-                    "{name} ({role:?}) may not call {method}, which needs {needed:?}"
-                )),
-            );
+            return refuse(Status::permission_denied(format!(
+                "{name} ({role:?}) may not call {method}, which needs {needed:?}"
+            )));
         }
-        if needed == Role::Publisher && !self.take(name) {
-            return refuse(
-                "rate_limited",
-                Status::resource_exhausted(format!(
-                    "{name}: more than {} publishes per second; retry shortly",
-                    self.per_second
-                )),
-            );
+        if needed == Role::Publisher && !self.take(&name) {
+            return refuse(Status::resource_exhausted(format!(
+                "{name}: more than {} publishes per second; retry shortly",
+                self.per_second
+            )));
         }
-        Ok(name.clone())
+        Ok((name, role))
     }
 
     fn take(&self, who: &str) -> bool {
@@ -207,72 +239,21 @@ impl Tokens {
     }
 }
 
-/// A tower layer checking every call against the tokens; the identity it
-/// finds replaces any actor header the caller sent.
-#[derive(Clone)]
-pub struct AuthLayer(pub Option<Tokens>);
-
-impl<S> tower_layer::Layer<S> for AuthLayer {
-    type Service = Authed<S>;
-    fn layer(&self, inner: S) -> Authed<S> {
-        Authed {
-            inner,
-            tokens: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Authed<S> {
-    inner: S,
-    tokens: Option<Tokens>,
-}
-
-impl<S, B> tower_service::Service<http::Request<B>> for Authed<S>
-where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        if let Some(tokens) = &self.tokens {
-            let method = req
-                .uri()
-                .path()
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let auth = req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok());
-            match tokens.check(auth, &method) {
-                Ok(name) => {
-                    if let Ok(v) = name.parse() {
-                        req.headers_mut().insert(ACTOR_HEADER, v);
-                    }
-                }
-                Err(status) => {
-                    let resp = status.into_http();
-                    return Box::pin(async move { Ok(resp) });
-                }
-            }
-        }
-        let fut = self.inner.call(req);
-        Box::pin(fut)
+/// The name and role a verified client certificate names.
+fn cert_identity(der: &[u8]) -> Result<(String, Role), Status> {
+    match c2wall_tls::CertIdentity::from_der(der) {
+        Err(e) => Err(Status::unauthenticated(format!("client certificate: {e}"))),
+        Ok(None) => Err(Status::unauthenticated(format!(
+            "the client certificate names no c2wall identity ({}ROLE/NAME in its SAN)",
+            c2wall_tls::identity::URI_PREFIX
+        ))),
+        Ok(Some(id)) => match Role::parse(&id.role) {
+            Some(role) => Ok((id.name, role)),
+            None => Err(Status::permission_denied(format!(
+                "{id}: a `{}` certificate grants no calls",
+                id.role
+            ))),
+        },
     }
 }
 

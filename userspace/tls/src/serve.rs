@@ -1,0 +1,57 @@
+//! Accepting TLS connections for the coordinator's gRPC server. tonic's own
+//! acceptor drops failed handshakes silently; a caller with a certificate
+//! from the wrong CA is exactly what an operator wants logged and counted,
+//! so the handshake happens here and tonic gets the finished streams.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Called with the peer and the reason for each refused handshake.
+pub type OnRefused = Arc<dyn Fn(SocketAddr, &str) + Send + Sync>;
+
+/// A handshake taking longer than this is abandoned.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// TLS connections accepted on `listener`, for
+/// `tonic::transport::Server::serve_with_incoming_shutdown`. Stops accepting
+/// once the returned stream is dropped.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    on_refused: OnRefused,
+) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors and the like: wait, go on.
+                        tracing::warn!(error = %e, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = tx.closed() => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx, on_refused) = (acceptor.clone(), tx.clone(), on_refused.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => on_refused(peer, &e.to_string()),
+                    Err(_) => on_refused(peer, "handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
