@@ -285,8 +285,60 @@ fn sockaddr(ip: &str, port: u16) -> SocketAddr {
 }
 
 pub const COORDINATOR: &str = "127.0.0.1:50051";
+pub const COORDINATOR_URL: &str = "https://127.0.0.1:50051";
+/// The admin certificate the CLI presents by default (and the audit actor).
+pub const OPERATOR: &str = "test";
 
 impl Topo {
+    /// The test's development CA (in the state dir) with the coordinator's
+    /// certificate (127.0.0.1) and the operator's (admin); made on first use.
+    pub fn pki(&self) -> PathBuf {
+        let dir = self.state.join("pki");
+        if !dir.join("ca.crt").exists() {
+            c2wall_tls::ca::init(&dir, 30).unwrap();
+            self.issue("coordinator", "coord");
+            self.issue("admin", OPERATOR);
+        }
+        dir
+    }
+
+    /// Issues (once) certificate `name` with `role` from the test's CA.
+    pub fn issue(&self, role: &str, name: &str) {
+        let dir = self.state.join("pki");
+        if dir.join(format!("{name}.crt")).exists() {
+            return;
+        }
+        let req = c2wall_tls::ca::Request {
+            identity: c2wall_tls::CertIdentity::new(role, name).unwrap(),
+            dns: vec![],
+            ips: if role == "coordinator" {
+                vec!["127.0.0.1".parse().unwrap()]
+            } else {
+                vec![]
+            },
+            days: 30,
+        };
+        c2wall_tls::ca::issue(&dir, &req).unwrap();
+    }
+
+    /// Agent flags to follow the coordinator as `name` (an agent certificate
+    /// of that name is issued).
+    pub fn sync_args(&self, name: &str) -> Vec<String> {
+        let pki = self.pki();
+        self.issue("agent", name);
+        let f = |n: &str| pki.join(n).to_str().unwrap().to_string();
+        vec![
+            "--coordinator".into(),
+            COORDINATOR_URL.into(),
+            "--tls-ca".into(),
+            f("ca.crt"),
+            "--tls-cert".into(),
+            f(&format!("{name}.crt")),
+            "--tls-key".into(),
+            f(&format!("{name}.key")),
+        ]
+    }
+
     /// Starts the coordinator in the edge namespace with its store in the
     /// test's state dir, and waits until it accepts connections.
     pub fn coordinator(&self) -> Guarded {
@@ -300,9 +352,17 @@ impl Topo {
             .edge
             .command(workspace_bin("c2wall-coordinator").to_str().unwrap());
         c.args(["--listen", COORDINATOR, "--heartbeat", "1", "--store"])
-            .arg(self.state.join("coordinator.db"))
-            .args(extra)
-            .stdin(Stdio::null());
+            .arg(self.state.join("coordinator.db"));
+        if !extra.contains(&"--insecure") {
+            let pki = self.pki();
+            c.arg("--tls-cert")
+                .arg(pki.join("coord.crt"))
+                .arg("--tls-key")
+                .arg(pki.join("coord.key"))
+                .arg("--tls-client-ca")
+                .arg(pki.join("ca.crt"));
+        }
+        c.args(extra).stdin(Stdio::null());
         if std::env::var_os("C2WALL_TEST_VERBOSE").is_none() {
             c.stderr(Stdio::null());
         }
@@ -324,20 +384,27 @@ impl Topo {
         g
     }
 
-    /// Runs `c2wall ARGS` against the coordinator; returns (success, stdout, stderr).
+    /// Runs `c2wall ARGS` against the coordinator as the operator (admin
+    /// certificate); returns (success, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self
-            .edge
-            .command(workspace_bin("c2wall").to_str().unwrap())
-            .args([
-                "--coordinator",
-                &format!("http://{COORDINATOR}"),
-                "--actor",
-                "test",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
+        self.cli_as(Some(OPERATOR), args)
+    }
+
+    /// `c2wall ARGS` presenting certificate `cert` (None: none, so only a
+    /// `--token` in ARGS identifies the caller).
+    pub fn cli_as(&self, cert: Option<&str>, args: &[&str]) -> (bool, String, String) {
+        let pki = self.pki();
+        let mut c = self.edge.command(workspace_bin("c2wall").to_str().unwrap());
+        c.args(["--coordinator", COORDINATOR_URL, "--actor", "test"])
+            .arg("--tls-ca")
+            .arg(pki.join("ca.crt"));
+        if let Some(name) = cert {
+            c.arg("--tls-cert")
+                .arg(pki.join(format!("{name}.crt")))
+                .arg("--tls-key")
+                .arg(pki.join(format!("{name}.key")));
+        }
+        let out = c.args(args).output().unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

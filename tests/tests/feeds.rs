@@ -49,12 +49,8 @@ fn a_configured_feed_and_a_cli_import_are_enforced_and_a_broken_pull_is_not() {
     )
     .unwrap();
     let mut coord = topo.coordinator_with(&["--config", config.to_str().unwrap()]);
-    let _agent = topo.agent(&[
-        "--coordinator",
-        &format!("http://{COORDINATOR}"),
-        "--agent-id",
-        "edge-feeds",
-    ]);
+    let args = topo.sync_args("edge-feeds");
+    let _agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (s, n) = (&topo.sub, &topo.net);
 
     // The feed's /29 covers CC4; the agent enforces it.

@@ -94,14 +94,9 @@ fn setup(tag: &str) -> (Topo, Guarded, Guarded) {
     )
     .unwrap();
     let coord = topo.coordinator_with(&["--config", config.to_str().unwrap()]);
-    let agent = topo.agent(&[
-        "--coordinator",
-        &format!("http://{COORDINATOR}"),
-        "--agent-id",
-        "edge-obs",
-        "--report-interval",
-        "1",
-    ]);
+    let mut args = topo.sync_args("edge-obs");
+    args.extend(["--report-interval".into(), "1".into()]);
+    let agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
     (topo, coord, agent)
 }
 

@@ -13,17 +13,8 @@ macro_rules! root {
     };
 }
 
-fn agent_args() -> Vec<String> {
-    vec![
-        "--coordinator".into(),
-        format!("http://{COORDINATOR}"),
-        "--agent-id".into(),
-        "edge-test".into(),
-    ]
-}
-
 fn start_agent(topo: &Topo) -> c2wall_e2e::process::Guarded {
-    let args = agent_args();
+    let args = topo.sync_args("edge-test");
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     topo.agent(&refs)
 }
@@ -174,7 +165,7 @@ fn kill_9_of_the_coordinator_loses_no_acknowledged_version() {
 fn agents_catch_up_by_deltas_and_boot_from_the_persisted_list() {
     root!("agents_catch_up_by_deltas_and_boot_from_the_persisted_list");
     let topo = Topo::new("c");
-    let mut coord = topo.coordinator();
+    let mut coord = topo.coordinator_with(&["--publish-burst", "100"]);
     let mut agent = start_agent(&topo);
     let v = topo.publish(&[CC4]);
     topo.wait_applied(v, Duration::from_secs(1));
@@ -183,7 +174,7 @@ fn agents_catch_up_by_deltas_and_boot_from_the_persisted_list() {
     coord.signal(libc::SIGKILL);
     drop(coord);
     std::thread::sleep(Duration::from_millis(500));
-    coord = topo.coordinator();
+    coord = topo.coordinator_with(&["--publish-burst", "100"]);
     let mut latest = 0;
     for i in 0..3 {
         latest = topo.publish(&[&format!("192.0.2.{}", 10 + i)]);
@@ -266,7 +257,7 @@ fn signed_versions_are_enforced_and_an_untrusted_signer_is_refused() {
     let _coord = topo.coordinator_with(&["--signing-key", key.to_str().unwrap()]);
     let (s, n) = (&topo.sub, &topo.net);
     let with_key = |k: &str| {
-        let mut a = agent_args();
+        let mut a = topo.sync_args("edge-test");
         a.extend(["--trust-key".into(), k.to_string()]);
         a
     };
@@ -420,18 +411,28 @@ fn with_tokens_only_the_right_roles_get_through_end_to_end() {
     let agent_file = topo.state.join("agent.token");
     std::fs::write(&agent_file, &agent_t).unwrap();
     let _coord = topo.coordinator_with(&["--tokens", tokens.to_str().unwrap()]);
-    let mut args = agent_args();
-    args.extend(["--token-file".into(), agent_file.to_str().unwrap().into()]);
+    // TLS without client certificates: the tokens are what identify callers.
+    let ca = topo.pki().join("ca.crt");
+    let args: Vec<String> = vec![
+        "--coordinator".into(),
+        COORDINATOR_URL.into(),
+        "--tls-ca".into(),
+        ca.to_str().unwrap().into(),
+        "--agent-id".into(),
+        "edge-test".into(),
+        "--token-file".into(),
+        agent_file.to_str().unwrap().into(),
+    ];
     let _agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
     // No token, or a reader's: refused with the code and the reason.
-    let (ok, _, err) = topo.cli(&["publish", CC4]);
+    let (ok, _, err) = topo.cli_as(None, &["publish", CC4]);
     assert!(!ok && err.contains("Unauthenticated"), "{err}");
-    let (ok, _, err) = topo.cli(&["--token", &reader_t, "publish", CC4]);
+    let (ok, _, err) = topo.cli_as(None, &["--token", &reader_t, "publish", CC4]);
     assert!(
         !ok && err.contains("PermissionDenied") && err.contains("noc"),
         "{err}"
     );
-    let (ok, out, err) = topo.cli(&["--token", &admin_t, "publish", "--json", CC4]);
+    let (ok, out, err) = topo.cli_as(None, &["--token", &admin_t, "publish", "--json", CC4]);
     assert!(ok, "{err}");
     let v = json_u64(&out, "version").unwrap();
     topo.wait_applied(v, Duration::from_secs(5));
@@ -441,7 +442,7 @@ fn with_tokens_only_the_right_roles_get_through_end_to_end() {
         0,
         "the agent's token works"
     );
-    let (ok, audit, _) = topo.cli(&["--token", &reader_t, "audit", "--json"]);
+    let (ok, audit, _) = topo.cli_as(None, &["--token", &reader_t, "audit", "--json"]);
     assert!(ok);
     assert!(audit.contains("\"actor\":\"alice\""), "{audit}");
 }

@@ -5,6 +5,9 @@
 //! process against real (unpinned) kernel maps, and measures:
 //! - publish -> applied in the kernel maps, one entry at a time (p50, p99);
 //! - a snapshot of M entries from the coordinator into the kernel maps.
+//!
+//! Everything runs as deployed: TLS with client certificates from a
+//! development CA made for the run.
 
 use std::{
     collections::HashSet,
@@ -69,8 +72,45 @@ fn entry(i: usize) -> pb::Entry {
     }
 }
 
+/// Client TLS settings presenting certificate `name` from the run's CA.
+fn tls(dir: &std::path::Path, name: &str) -> c2wall_tls::ClientTls {
+    let pki = dir.join("pki");
+    c2wall_tls::ClientTls {
+        ca: Some(pki.join("ca.crt")),
+        cert: Some(pki.join(format!("{name}.crt"))),
+        key: Some(pki.join(format!("{name}.key"))),
+        insecure: false,
+    }
+}
+
+fn make_pki(dir: &std::path::Path) -> Result<()> {
+    let pki = dir.join("pki");
+    c2wall_tls::ca::init(&pki, 1)?;
+    for (role, name) in [
+        ("coordinator", "coord"),
+        ("admin", "bench"),
+        ("agent", "bench-agent"),
+    ] {
+        c2wall_tls::ca::issue(
+            &pki,
+            &c2wall_tls::ca::Request {
+                identity: c2wall_tls::CertIdentity::new(role, name).map_err(anyhow::Error::msg)?,
+                dns: vec![],
+                ips: if role == "coordinator" {
+                    vec!["127.0.0.1".parse()?]
+                } else {
+                    vec![]
+                },
+                days: 1,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 async fn agent(
     url: &str,
+    dir: &std::path::Path,
     status: Arc<SyncStatus>,
     state_file: std::path::PathBuf,
 ) -> Result<tokio::task::JoinHandle<()>> {
@@ -93,6 +133,7 @@ async fn agent(
     });
     let client = SyncClient {
         url: url.to_string(),
+        endpoint: tls(dir, "bench-agent").endpoint(url)?,
         agent_id: "bench-agent".into(),
         state_file,
         apply,
@@ -136,6 +177,7 @@ async fn main() -> Result<()> {
     anyhow::ensure!(unsafe { libc::geteuid() } == 0, "needs root (kernel maps)");
     let dir = std::env::temp_dir().join(format!("c2wall-sync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    make_pki(&dir)?;
     let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let exe = std::env::current_exe()?;
     let coord_bin = exe.parent().context("exe dir")?.join("c2wall-coordinator");
@@ -152,13 +194,19 @@ async fn main() -> Result<()> {
             // Bulk fills are the point here, not the change breaker.
             "--breaker-entries",
             "100000000",
-            "--store",
+            "--tls-client-ca",
         ])
+        .arg(dir.join("pki/ca.crt"))
+        .arg("--tls-cert")
+        .arg(dir.join("pki/coord.crt"))
+        .arg("--tls-key")
+        .arg(dir.join("pki/coord.key"))
+        .arg("--store")
         .arg(dir.join("c.db"))
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", coord_bin.display()))?;
-    let url = format!("http://{listen}");
+    let url = format!("https://{listen}");
     let result = run(&a, &url, &dir).await;
     let _ = coord.kill();
     let _ = coord.wait();
@@ -169,8 +217,8 @@ async fn main() -> Result<()> {
 async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     let mut publisher = None;
     for _ in 0..100 {
-        if let Ok(c) = PublisherClient::connect(url.to_string()).await {
-            publisher = Some(c);
+        if let Ok(c) = tls(dir, "bench").endpoint(url)?.connect().await {
+            publisher = Some(PublisherClient::new(c));
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -180,7 +228,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     // Idle subscribers: 100 streams per connection.
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..a.subscribers.div_ceil(100) {
-        channels.push(Channel::from_shared(url.to_string())?.connect().await?);
+        channels.push(tls(dir, "bench").endpoint(url)?.connect().await?);
     }
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut idle = Vec::new();
@@ -204,7 +252,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         }));
     }
     let status = Arc::new(SyncStatus::default());
-    let task = agent(url, status.clone(), dir.join("agent-set.pb")).await?;
+    let task = agent(url, dir, status.clone(), dir.join("agent-set.pb")).await?;
     let v0 = publisher
         .publish(pb::PublishRequest {
             upserts: vec![entry(0)],
@@ -278,7 +326,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     let fill = t.elapsed();
     let status = Arc::new(SyncStatus::default());
     let t = Instant::now();
-    let task = agent(url, status.clone(), dir.join("agent-set-2.pb")).await?;
+    let task = agent(url, dir, status.clone(), dir.join("agent-set-2.pb")).await?;
     let setup = t.elapsed();
     let took = wait_applied(&status, latest, Duration::from_secs(600)).await?;
     // Single-entry changes on top of the large list, alternating a new entry

@@ -100,7 +100,8 @@ pub struct RunArgs {
     /// line wins over the coordinator's entry for the same prefix and port).
     #[arg(long, env = "C2WALL_COORDINATOR", value_name = "URL")]
     pub coordinator: Option<String>,
-    /// This agent's name at the coordinator [default: the host name].
+    /// This agent's name at the coordinator [default: the name in --tls-cert,
+    /// else the host name].
     #[arg(long, value_name = "NAME")]
     pub agent_id: Option<String>,
     /// Drop events sampled per CPU per second for sightings (0: none)
@@ -272,11 +273,11 @@ impl Settings {
             detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
             capacity: file.capacity,
             coordinator: args.coordinator.clone().or(file.coordinator),
-            agent_id: args
-                .agent_id
-                .clone()
-                .or(file.agent_id)
-                .unwrap_or_else(hostname),
+            agent_id: match args.agent_id.clone().or(file.agent_id) {
+                Some(id) => id,
+                None => cert_name(args.tls_cert.as_ref().or(file.tls_cert.as_ref()))?
+                    .unwrap_or_else(hostname),
+            },
             sample_budget: args
                 .sample_budget
                 .or(file.sample_budget)
@@ -339,6 +340,14 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// The name in this agent's certificate, which the coordinator knows it by.
+fn cert_name(cert: Option<&PathBuf>) -> Result<Option<String>, AgentError> {
+    let Some(path) = cert else { return Ok(None) };
+    let id =
+        c2wall_tls::files::identity_of(path).map_err(|e| AgentError::Setting(e.to_string()))?;
+    Ok(id.map(|i| i.name))
 }
 
 fn hostname() -> String {

@@ -68,6 +68,13 @@ pub struct CoordArgs {
     /// not verify is refused in the handshake.
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Publishes and imports per second allowed per identity, after the burst
+    /// [default: 5].
+    #[arg(long, value_name = "N")]
+    pub publish_rate: Option<f64>,
+    /// Publishes and imports an identity may make back to back [default: 20].
+    #[arg(long, value_name = "N")]
+    pub publish_burst: Option<f64>,
     /// Serve plaintext gRPC: anyone on the path can read the list and, without
     /// signed versions, alter it. For a closed lab only; a warning is logged.
     #[arg(long)]
@@ -105,6 +112,8 @@ struct File {
     metrics_addr: Option<SocketAddr>,
     signing_key: Option<PathBuf>,
     tokens_file: Option<PathBuf>,
+    publish_rate: Option<f64>,
+    publish_burst: Option<f64>,
     #[serde(default)]
     tls: TlsFile,
     #[serde(default)]
@@ -130,6 +139,8 @@ pub struct Settings {
     pub signing_key: Option<PathBuf>,
     pub tokens_file: Option<PathBuf>,
     pub tls: c2wall_tls::ServerTls,
+    /// Per-identity publish rate limit: (per second, burst).
+    pub publish_limit: (f64, f64),
     /// Publishers limited to some sources (others may publish any source).
     pub publishers: std::collections::HashMap<String, PublisherAccess>,
 }
@@ -174,6 +185,10 @@ impl Settings {
                 insecure: a.insecure || f.tls.insecure,
             },
             publishers: f.publishers.clone(),
+            publish_limit: (
+                a.publish_rate.or(f.publish_rate).unwrap_or(5.0),
+                a.publish_burst.or(f.publish_burst).unwrap_or(20.0),
+            ),
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),
@@ -198,6 +213,11 @@ impl Settings {
                 )));
             }
             s.feeds.push(feed);
+        }
+        if !(s.publish_limit.0 > 0.0 && s.publish_limit.1 >= 1.0) {
+            return Err(CoordError::Precondition(
+                "publish_rate must be above 0 and publish_burst at least 1".into(),
+            ));
         }
         if s.retention == 0 || s.heartbeat == 0 || s.live_buffer == 0 {
             return Err(CoordError::Precondition(

@@ -164,6 +164,10 @@ fn run(args: CoordArgs) -> Result<()> {
             None
         }
     };
+    let auth = auth.map(|mut t| {
+        (t.per_second, t.burst) = s.publish_limit;
+        t
+    });
     for (name, access) in &s.publishers {
         tracing::info!(publisher = %name, sources = ?access.sources, "publisher limited to sources");
     }

@@ -213,3 +213,11 @@ impl ServerTls {
         Ok(Some(Arc::new(cfg)))
     }
 }
+
+/// The c2wall identity in a PEM certificate file (its first certificate).
+pub fn identity_of(path: &Path) -> Result<Option<crate::CertIdentity>, TlsError> {
+    let pem = load_certs(path)?;
+    let der = CertificateDer::from_pem_slice(&pem)
+        .map_err(|e| TlsError::file(path, format!("not a PEM certificate: {e}")))?;
+    crate::CertIdentity::from_der(&der).map_err(|e| TlsError::file(path, e))
+}

@@ -47,6 +47,11 @@ pub fn incoming(
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
+                    // A connection closed before a TLS hello is a port
+                    // probe (health checks, readiness loops), not a refusal.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(%peer, "connection closed before the TLS handshake")
+                    }
                     Ok(Err(e)) => on_refused(peer, &e.to_string()),
                     Err(_) => on_refused(peer, "handshake timed out"),
                 }

@@ -22,16 +22,34 @@ fn heartbeat_frame(latest_version: u64) -> Bytes {
     Bytes::from(m.encode_to_vec())
 }
 
+/// An agent speaks only as itself: with an `agent` identity (certificate or
+/// token) the agent_id it sends must be that identity's name.
+fn check_agent_id<T>(req: &Request<T>, claimed: &str) -> Result<(), Status> {
+    if claimed.is_empty() {
+        return Err(Status::invalid_argument("agent_id: missing"));
+    }
+    let role = req
+        .metadata()
+        .get(ROLE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let who = actor(req);
+    if role == Some("agent") && who != claimed {
+        return Err(Status::permission_denied(format!(
+            "agent_id `{claimed}`: this caller is `{who}`; an agent reports only as itself \
+             (leave --agent-id unset to use the certificate's name)"
+        )));
+    }
+    Ok(())
+}
+
 /// The AgentSync methods, served by [`crate::fanout::AgentSyncServer`].
 impl Service {
     pub async fn subscribe(
         &self,
         req: Request<pb::SubscribeRequest>,
     ) -> Result<Response<ReceiverStream<Result<Bytes, Status>>>, Status> {
+        check_agent_id(&req, &req.get_ref().agent_id)?;
         let r = req.into_inner();
-        if r.agent_id.is_empty() {
-            return Err(Status::invalid_argument("agent_id: missing"));
-        }
         let coord = self.coord.clone();
         let (plan, plan_version, mut live) = {
             let c = coord.clone();
@@ -115,6 +133,7 @@ impl Service {
         &self,
         req: Request<pb::SightingsReport>,
     ) -> Result<Response<pb::ReportSightingsResponse>, Status> {
+        check_agent_id(&req, &req.get_ref().agent_id)?;
         let r = req.into_inner();
         let n = r.sightings.len() as u64;
         let coord = self.coord.clone();
@@ -129,10 +148,8 @@ impl Service {
         &self,
         req: Request<pb::AgentStatus>,
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {
+        check_agent_id(&req, &req.get_ref().agent_id)?;
         let s = req.into_inner();
-        if s.agent_id.is_empty() {
-            return Err(Status::invalid_argument("agent_id: missing"));
-        }
         let coord = self.coord.clone();
         blocking(move || coord.report(&s)).await?;
         Ok(Response::new(pb::ReportStatusResponse {}))

@@ -115,10 +115,12 @@ fn check_sources<'a, T>(
                     allowed.join(", ")
                 )))
             }
-            None => return Err(Status::permission_denied(format!(
+            None => {
+                return Err(Status::permission_denied(format!(
                 "{field}: {who} may withdraw only its own sources' records ({}): name the source",
                 allowed.join(", ")
-            ))),
+            )))
+            }
         }
     }
     Ok(())
