@@ -3,7 +3,8 @@
 # holding a "C&C" host, each in its own network namespace. The coordinator (with
 # its embedded store) and the agent run on the edge router; entries are published
 # through the `c2wall` CLI; the agent enforces them with XDP; real packets are
-# dropped; metrics shown.
+# dropped; metrics shown. All gRPC runs over mutual TLS with certificates from a
+# development CA made for the run, and every version is signed.
 # Everything it creates is removed when it exits. Usage (as root): scripts/demo.sh
 # (add --keep to leave it running until Enter is pressed).
 set -euo pipefail
@@ -60,18 +61,35 @@ in_ns edge sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
 echo "203.0.113.53   # the ISP's resolver: never dropped" >"$work/allowlist.txt"
 
-say "starting c2wall-coordinator (store: $work/coordinator.db) on the edge router"
+say "a development CA: certificates for the coordinator, the agent and the operator"
+pki=$work/pki
+set -x
+"$cli_bin" ca init --dir "$pki"
+"$cli_bin" ca issue --dir "$pki" --role coordinator --name coordinator --ip 127.0.0.1
+"$cli_bin" ca issue --dir "$pki" --role agent --name edge-demo
+"$cli_bin" ca issue --dir "$pki" --role admin --name demo
+"$coord_bin" keygen --out "$work/signing.key" >"$work/signing.pub"
+{ set +x; } 2>/dev/null
+echo "version-signing public key (agents trust it): $(cat "$work/signing.pub")"
+
+say "starting c2wall-coordinator (store: $work/coordinator.db, TLS, signed versions) on the edge router"
 nsenter --net="/run/netns/$id-edge" "$coord_bin" --listen 127.0.0.1:50051 \
-  --store "$work/coordinator.db" --heartbeat 2 2>"$work/coordinator.log" &
+  --store "$work/coordinator.db" --heartbeat 2 --signing-key "$work/signing.key" \
+  --tls-cert "$pki/coordinator.crt" --tls-key "$pki/coordinator.key" --tls-client-ca "$pki/ca.crt" \
+  2>"$work/coordinator.log" &
 coord_pid=$!
-c2wall() { nsenter --net="/run/netns/$id-edge" "$cli_bin" --coordinator http://127.0.0.1:50051 --actor demo "$@"; }
+export C2WALL_COORDINATOR=https://127.0.0.1:50051 C2WALL_TLS_CA=$pki/ca.crt
+c2wall() {
+  nsenter --net="/run/netns/$id-edge" "$cli_bin" --tls-cert "$pki/demo.crt" --tls-key "$pki/demo.key" "$@"
+}
 for _ in $(seq 100); do c2wall history >/dev/null 2>&1 && break; sleep 0.1; done
 
 say "starting c2wall-agent on the edge router (e0, e1), following the coordinator"
 # nsenter --net (not `ip netns exec`): only the network namespace changes, so
 # the pins land on the host's bpffs.
-nsenter --net="/run/netns/$id-edge" "$agent_bin" -i e0 -i e1 --coordinator http://127.0.0.1:50051 \
-  --agent-id edge-demo --allowlist "$work/allowlist.txt" --pin-dir "$pins" \
+nsenter --net="/run/netns/$id-edge" "$agent_bin" -i e0 -i e1 --coordinator https://127.0.0.1:50051 \
+  --tls-ca "$pki/ca.crt" --tls-cert "$pki/edge-demo.crt" --tls-key "$pki/edge-demo.key" \
+  --trust-key "$(cat "$work/signing.pub")" --allowlist "$work/allowlist.txt" --pin-dir "$pins" \
   --state-dir "$work/state" --metrics-addr 127.0.0.1:9469 --report-interval 1 2>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do
@@ -106,6 +124,15 @@ say "withdrawing 203.0.113.66 through the CLI"
 c2wall withdraw 203.0.113.66 --reason "taken down"
 sleep 0.5
 try "ping 203.0.113.66 (withdrawn)     " in_ns sub ping -c 2 -W 1 203.0.113.66
+
+say "identity: no certificate, another CA's certificate, the agent's certificate: refused"
+nsenter --net="/run/netns/$id-edge" "$cli_bin" publish 203.0.113.99 || true
+"$cli_bin" ca init --dir "$work/rogue" >/dev/null
+"$cli_bin" ca issue --dir "$work/rogue" --role admin --name mallory >/dev/null
+nsenter --net="/run/netns/$id-edge" "$cli_bin" --tls-cert "$work/rogue/mallory.crt" \
+  --tls-key "$work/rogue/mallory.key" publish 203.0.113.99 || true
+nsenter --net="/run/netns/$id-edge" "$cli_bin" --tls-cert "$pki/edge-demo.crt" \
+  --tls-key "$pki/edge-demo.key" publish 203.0.113.99 || true
 
 say "guards: a public resolver and a /8 are refused, naming why"
 c2wall publish 8.8.8.8 --reason "mistake" || true
@@ -142,10 +169,10 @@ say "c2wall-agent status"
 say "metrics (curl http://127.0.0.1:9469/metrics in the edge namespace, non-zero counters)"
 in_ns edge curl -s http://127.0.0.1:9469/metrics | grep -E '^c2wall_(packets_total|entries|xdp_attached|mode|sync_applied_version|sync_coordinator_version|sampled_events_total)' | grep -v ' 0$'
 say "coordinator metrics (curl http://127.0.0.1:9465/metrics in the edge namespace)"
-in_ns edge curl -s http://127.0.0.1:9465/metrics | grep -E '^c2wall_(coordinator_version|coordinator_entries|connected_agents|publishes_total)' | grep -v ' 0$'
+in_ns edge curl -s http://127.0.0.1:9465/metrics | grep -E '^c2wall_(coordinator_version|coordinator_entries|connected_agents|publishes_total|rpc_refused_total)' | grep -v ' 0$'
 
 if [ "$keep" = "--keep" ]; then
-  say "running; try: nsenter --net=/run/netns/$id-edge $cli_bin --coordinator http://127.0.0.1:50051 list; press Enter to stop"
+  say "running; try: nsenter --net=/run/netns/$id-edge $cli_bin --tls-ca $pki/ca.crt --tls-cert $pki/demo.crt --tls-key $pki/demo.key list; press Enter to stop"
   read -r _
 fi
 say "cleaning up (agent and coordinator stopped, program detached, namespaces removed)"
