@@ -460,4 +460,11 @@ fn the_example_config_in_deploy_is_valid() {
     assert_eq!(names, ["spamhaus-drop", "feodo"]);
     assert_eq!(s.feeds[0].policy.min_len_v4, 8);
     assert_eq!(s.metrics_addr.port(), 9465);
+    assert_eq!(
+        s.tls.client_ca.as_deref(),
+        Some(std::path::Path::new("/etc/c2wall/pki/ca.crt"))
+    );
+    assert!(!s.tls.insecure);
+    assert_eq!(s.publish_limit, (5.0, 20.0));
+    assert_eq!(s.publishers["abusech-importer"].sources[0], "feodo");
 }
