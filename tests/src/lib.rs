@@ -4,6 +4,7 @@
 pub mod netns;
 pub mod packet;
 pub mod process;
+pub mod relay;
 
 /// True when the tests may touch the kernel. Outside CI a non-root run skips
 /// them with a message; in CI (CI=true) not being root is a failure, so a

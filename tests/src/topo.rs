@@ -302,6 +302,24 @@ impl Topo {
         dir
     }
 
+    /// A version-signing key in the state dir: its path and public key (hex).
+    pub fn keygen(&self, name: &str) -> (PathBuf, String) {
+        std::fs::create_dir_all(&self.state).unwrap();
+        let path = self.state.join(name);
+        let out = Command::new(workspace_bin("c2wall-coordinator"))
+            .args(["keygen", "--out"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        (path, public)
+    }
+
     /// Issues (once) certificate `name` with `role` from the test's CA.
     pub fn issue(&self, role: &str, name: &str) {
         let dir = self.state.join("pki");

@@ -234,26 +234,8 @@ fn signed_versions_are_enforced_and_an_untrusted_signer_is_refused() {
     root!("signed_versions_are_enforced_and_an_untrusted_signer_is_refused");
     let topo = Topo::new("v");
     std::fs::create_dir_all(&topo.state).unwrap();
-    let keygen = |name: &str| {
-        let path = topo.state.join(name);
-        let out =
-            std::process::Command::new(c2wall_e2e::process::workspace_bin("c2wall-coordinator"))
-                .args(["keygen", "--out"])
-                .arg(&path)
-                .output()
-                .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            path,
-            String::from_utf8(out.stdout).unwrap().trim().to_string(),
-        )
-    };
-    let (key, public) = keygen("signing.key");
-    let (_, stranger) = keygen("other.key");
+    let (key, public) = topo.keygen("signing.key");
+    let (_, stranger) = topo.keygen("other.key");
     let _coord = topo.coordinator_with(&["--signing-key", key.to_str().unwrap()]);
     let (s, n) = (&topo.sub, &topo.net);
     let with_key = |k: &str| {
