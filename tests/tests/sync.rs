@@ -284,6 +284,43 @@ fn signed_versions_are_enforced_and_an_untrusted_signer_is_refused() {
 }
 
 #[test]
+fn a_signing_key_rotation_with_an_overlap_keeps_the_agent_in_step() {
+    root!("a_signing_key_rotation_with_an_overlap_keeps_the_agent_in_step");
+    let topo = Topo::new("r");
+    let (old, old_pub) = topo.keygen("old.key");
+    let (new, new_pub) = topo.keygen("new.key");
+    let coord = topo.coordinator_with(&["--signing-key", old.to_str().unwrap()]);
+    // Overlap: the agent trusts both keys while the coordinator switches.
+    let mut args = topo.sync_args("edge-test");
+    args.extend([
+        "--trust-key".into(),
+        old_pub,
+        "--trust-key".into(),
+        new_pub.clone(),
+    ]);
+    let agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v1 = topo.publish(&[CC4]);
+    topo.wait_applied(v1, Duration::from_secs(5));
+    drop(coord);
+    let _coord = topo.coordinator_with(&["--signing-key", new.to_str().unwrap()]);
+    let v2 = topo.publish(&[CC6]);
+    topo.wait_applied(v2, Duration::from_secs(10));
+    drop(agent);
+    // After the overlap the old key is dropped from the agents.
+    let mut args = topo.sync_args("edge-test");
+    args.extend(["--trust-key".into(), new_pub]);
+    let _agent = topo.agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v3 = topo.publish(&["192.0.2.77"]);
+    topo.wait_applied(v3, Duration::from_secs(10));
+    assert_eq!(
+        topo.metric("c2wall_sync_signature_failures_total"),
+        Some(0.0)
+    );
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0);
+}
+
+#[test]
 fn the_kill_switch_takes_effect_within_a_second_survives_a_restart_and_is_audited() {
     root!("the_kill_switch_takes_effect_within_a_second_survives_a_restart_and_is_audited");
     let topo = Topo::new("x");
