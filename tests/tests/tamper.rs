@@ -32,6 +32,23 @@ fn wait_refused(topo: &Topo, n: f64, timeout: Duration) {
     }
 }
 
+/// The agent enforces `version` and nothing forged: the C&C host is
+/// dropped, the host the relay tried to add is reachable.
+fn still_enforcing(topo: &Topo, version: u64) {
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(
+        topo.metric("c2wall_sync_applied_version"),
+        Some(version as f64),
+        "the forged version is not applied"
+    );
+    assert_eq!(
+        topo.udp(s, SUB4, n, OK4, 9000, 10),
+        10,
+        "benign host reachable"
+    );
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0, "still enforcing");
+}
+
 #[test]
 fn forged_deltas_and_snapshots_are_refused_and_the_last_verified_list_stays() {
     if !require_root("forged_deltas_and_snapshots_are_refused_and_the_last_verified_list_stays") {
@@ -85,17 +102,7 @@ fn forged_deltas_and_snapshots_are_refused_and_the_last_verified_list_stays() {
     mitm.relay.set(Tamper::Deltas);
     let v2 = topo.publish(&[CC6]);
     wait_refused(&topo, 0.0, Duration::from_secs(10));
-    assert_eq!(
-        topo.metric("c2wall_sync_applied_version"),
-        Some(v1 as f64),
-        "the forged delta is not applied"
-    );
-    assert_eq!(
-        topo.udp(s, SUB4, n, OK4, 9000, 10),
-        10,
-        "benign host reachable"
-    );
-    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0, "still enforcing v1");
+    still_enforcing(&topo, v1);
 
     // 2. A forged snapshot (the relay asks for one on every subscription).
     mitm.relay.set(Tamper::Snapshots);
@@ -110,13 +117,7 @@ fn forged_deltas_and_snapshots_are_refused_and_the_last_verified_list_stays() {
             == snapshots,
         "no forged snapshot counted as applied"
     );
-    assert_eq!(topo.metric("c2wall_sync_applied_version"), Some(v1 as f64));
-    assert_eq!(
-        topo.udp(s, SUB4, n, OK4, 9000, 10),
-        10,
-        "benign host reachable"
-    );
-    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 10), 0, "still enforcing v1");
+    still_enforcing(&topo, v1);
 
     // 3. An honest relay again: the agent catches up to the real v2.
     mitm.relay.set(Tamper::Nothing);

@@ -194,6 +194,11 @@ async fn main() -> Result<()> {
             // Bulk fills are the point here, not the change breaker.
             "--breaker-entries",
             "100000000",
+            // Publishes back to back are the measurement, not the rate limit.
+            "--publish-rate",
+            "1000000",
+            "--publish-burst",
+            "1000000",
             "--tls-client-ca",
         ])
         .arg(dir.join("pki/ca.crt"))

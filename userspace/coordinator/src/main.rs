@@ -27,7 +27,11 @@ use tokio::signal::unix::{signal, SignalKind};
         Operators and feed importers publish and withdraw entries (`c2wall publish ...`); every \
         change is one durable version with a digest of the whole set. Agents subscribe, get a \
         snapshot or the deltas they missed, then live deltas. Expired entries leave the set in a \
-        new version. SIGTERM stops accepting work and ends agent streams after a short drain.",
+        new version. SIGTERM stops accepting work and ends agent streams after a short drain.\n\n\
+        gRPC is served over TLS (--tls-cert, --tls-key; plaintext only with --insecure). \
+        Callers are identified by a client certificate naming spiffe://c2wall/ROLE/NAME \
+        (--tls-client-ca; `c2wall ca` makes a development CA) or by a bearer token \
+        (--tokens); each method needs a role (agent, reader, publisher, admin).",
     after_help = "Examples:\n  \
         c2wall ca init --dir /etc/c2wall/pki\n  \
         c2wall ca issue --dir /etc/c2wall/pki --role coordinator --name coord --ip 192.0.2.10\n  \

@@ -52,7 +52,8 @@ impl Role {
             _ => return None,
         })
     }
-    fn allows(self, needed: Role) -> bool {
+    /// Whether this role may call a method that needs `needed`.
+    pub fn allows(self, needed: Role) -> bool {
         match (self, needed) {
             (Role::Admin, _) => true,
             (Role::Agent, r) => r == Role::Agent,
