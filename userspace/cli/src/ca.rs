@@ -40,10 +40,29 @@ pub enum CaCommand {
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
+    /// Revoke DIR/NAME.crt: add it to DIR/crl.pem, the list the coordinator
+    /// reads with --tls-crl (at start and on SIGHUP). Its holder then fails
+    /// the TLS handshake.
+    Revoke {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 pub fn run(cmd: CaCommand, json: bool) -> Result<()> {
     let issued = match cmd {
+        CaCommand::Revoke { dir, name } => {
+            let crl = ca::revoke(&dir, &name)?;
+            if json {
+                println!("{}", serde_json::json!({ "revoked": name, "crl": crl }));
+            } else {
+                println!("revoked {name}; revocation list: {}", crl.display());
+                println!("reload the coordinator (SIGHUP) to refuse it on new connections");
+            }
+            return Ok(());
+        }
         CaCommand::Init { dir, days } => ca::init(&dir, days)?,
         CaCommand::Issue {
             dir,

@@ -84,7 +84,7 @@ fn main() -> ExitCode {
                     .map(conn::chain)
                     .unwrap_or_else(|| s.message().to_string()),
                 if tls.cert.is_some() {
-                    "; is --tls-cert issued by the CA the coordinator trusts (--tls-client-ca)?"
+                    "; is --tls-cert issued by the CA the coordinator trusts (--tls-client-ca), and not revoked?"
                 } else {
                     ""
                 }

@@ -68,6 +68,11 @@ pub struct CoordArgs {
     /// not verify is refused in the handshake.
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Revoked client certificates (PEM CRL from `c2wall ca revoke` or your
+    /// CA): their holders fail the handshake. Re-read with the certificate
+    /// on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_crl: Option<PathBuf>,
     /// Publishes and imports per second allowed per identity, after the burst
     /// [default: 5].
     #[arg(long, value_name = "N")]
@@ -88,6 +93,7 @@ pub struct TlsFile {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
+    pub crl: Option<PathBuf>,
     #[serde(default)]
     pub insecure: bool,
 }
@@ -182,6 +188,7 @@ impl Settings {
                 cert: a.tls_cert.clone().or(f.tls.cert.clone()),
                 key: a.tls_key.clone().or(f.tls.key.clone()),
                 client_ca: a.tls_client_ca.clone().or(f.tls.client_ca.clone()),
+                crl: a.tls_crl.clone().or(f.tls.crl.clone()),
                 insecure: a.insecure || f.tls.insecure,
             },
             publishers: f.publishers.clone(),

@@ -82,6 +82,26 @@ fn keygen(out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// SIGHUP: re-reads the certificate, key, client CA and CRL for new
+/// connections (a renewal or a revocation without a restart). A file that no
+/// longer loads keeps the settings in use.
+fn reload_tls(tls: &c2wall_tls::ServerTls, settings: Option<&c2wall_tls::serve::Settings>) {
+    let Some(settings) = settings else {
+        tracing::info!("SIGHUP: no TLS settings to reload (--insecure)");
+        return;
+    };
+    match tls.config() {
+        Ok(Some(cfg)) => {
+            settings.replace(cfg);
+            tracing::info!("SIGHUP: TLS settings reloaded; new connections use them");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: TLS settings not reloaded, the old ones stay")
+        }
+    }
+}
+
 /// How long open streams get to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -277,29 +297,35 @@ fn run(args: CoordArgs) -> Result<()> {
         let stopped = async {
             let _ = stop_rx.await;
         };
-        let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match tls {
-            Some(cfg) => {
-                let listener = tokio::net::TcpListener::bind(s.listen)
-                    .await
-                    .with_context(|| format!("binding {}", s.listen))?;
-                let refused = refused_tls.clone();
-                let incoming = c2wall_tls::serve::incoming(
-                    listener,
-                    cfg,
-                    Arc::new(move |peer, reason| {
-                        refused.with_label_values(&["tls_handshake"]).inc();
-                        tracing::warn!(%peer, reason, "refused a TLS connection");
-                    }),
-                );
-                Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
-            }
-            None => Box::pin(router.serve_with_shutdown(s.listen, stopped)),
-        };
+        let tls_settings = tls.map(c2wall_tls::serve::Settings::new);
+        let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+            match &tls_settings {
+                Some(_) => {
+                    let listener = tokio::net::TcpListener::bind(s.listen)
+                        .await
+                        .with_context(|| format!("binding {}", s.listen))?;
+                    let refused = refused_tls.clone();
+                    let incoming = c2wall_tls::serve::incoming(
+                        listener,
+                        tls_settings.clone().expect("TLS on"),
+                        Arc::new(move |peer, reason| {
+                            refused.with_label_values(&["tls_handshake"]).inc();
+                            tracing::warn!(%peer, reason, "refused a TLS connection");
+                        }),
+                    );
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
+                }
+                None => Box::pin(router.serve_with_shutdown(s.listen, stopped)),
+            };
         tracing::info!(listen = %s.listen, "serving c2wall.v1");
         let server = tokio::spawn(server);
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => reload_tls(&s.tls, tls_settings.as_ref()),
+            }
         }
         tracing::info!("shutting down: draining for up to {DRAIN:?}");
         let _ = stop_tx.send(());

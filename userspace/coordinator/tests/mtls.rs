@@ -24,6 +24,8 @@ struct Tls {
     dir: PathBuf,
     addr: SocketAddr,
     refused: prometheus::IntCounterVec,
+    server: ServerTls,
+    settings: c2wall_tls::serve::Settings,
 }
 
 fn issue(dir: &std::path::Path, role: &str, name: &str) {
@@ -70,15 +72,14 @@ async fn start(tag: &str) -> Tls {
         &["reason"],
     )
     .unwrap();
-    let cfg = ServerTls {
+    let server = ServerTls {
         cert: Some(dir.join("coord.crt")),
         key: Some(dir.join("coord.key")),
         client_ca: Some(dir.join("ca.crt")),
+        crl: None,
         insecure: false,
-    }
-    .config()
-    .unwrap()
-    .unwrap();
+    };
+    let settings = c2wall_tls::serve::Settings::new(server.config().unwrap().unwrap());
     let coord =
         Coordinator::open(Box::new(SqliteStore::open(&store_path(tag)).unwrap()), 64).unwrap();
     let mut svc = Service::new(coord);
@@ -91,7 +92,7 @@ async fn start(tag: &str) -> Tls {
     let r = refused.clone();
     let incoming = c2wall_tls::serve::incoming(
         listener,
-        cfg,
+        settings.clone(),
         Arc::new(move |_, _| r.with_label_values(&["tls_handshake"]).inc()),
     );
     let mut tokens = Tokens::empty(refused.clone());
@@ -103,7 +104,13 @@ async fn start(tag: &str) -> Tls {
             .add_service(AgentSyncServer::new(svc))
             .serve_with_incoming(incoming),
     );
-    Tls { dir, addr, refused }
+    Tls {
+        dir,
+        addr,
+        refused,
+        server,
+        settings,
+    }
 }
 
 impl Tls {
@@ -317,4 +324,30 @@ async fn an_agent_subscribes_and_reports_only_as_itself() {
         .unwrap()
         .into_inner();
     assert!(s.message().await.unwrap().is_some(), "a snapshot arrives");
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_once_the_settings_are_reloaded() {
+    let t = start("revoke").await;
+    let list = |ch| call(ch, "Publisher", "List");
+    assert_eq!(list(t.channel(Some("noc")).await).await, Code::Ok);
+    let crl = ca::revoke(&t.dir, "noc").unwrap();
+    // What SIGHUP does in the coordinator: the settings are read again.
+    let with_crl = ServerTls {
+        crl: Some(crl),
+        ..t.server.clone()
+    };
+    t.settings.replace(with_crl.config().unwrap().unwrap());
+    let before = t.refused.with_label_values(&["tls_handshake"]).get();
+    let code = list(t.channel(Some("noc")).await).await;
+    assert!(
+        code != Code::Ok && code != Code::PermissionDenied && code != Code::Unauthenticated,
+        "a revoked certificate fails the handshake: {code:?}"
+    );
+    assert!(t.refused.with_label_values(&["tls_handshake"]).get() > before);
+    assert_eq!(
+        list(t.channel(Some("alice")).await).await,
+        Code::Ok,
+        "others are unaffected"
+    );
 }

@@ -22,6 +22,11 @@ use crate::{identity::CertIdentity, TlsError};
 
 pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
+/// The revocation list the coordinator is given (`--tls-crl`).
+pub const CRL: &str = "crl.pem";
+/// What has been revoked: `SERIAL-HEX NAME UNIX-SECONDS` lines, append-only;
+/// the CRL is made from it.
+pub const REVOKED: &str = "revoked.txt";
 
 /// What to issue.
 #[derive(Clone, Debug)]
@@ -92,6 +97,94 @@ fn write_pair(cert: &Path, cert_pem: &str, key: &Path, key_pem: &str) -> Result<
         return Err(e);
     }
     Ok(())
+}
+
+fn issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, TlsError> {
+    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| TlsError::io(&p, e));
+    let ca_pem = read(dir.join(CA_CERT))?;
+    let ca_key = KeyPair::from_pem(&read(dir.join(CA_KEY))?)
+        .map_err(|e| TlsError::file(&dir.join(CA_KEY), format!("not a usable key: {e}")))?;
+    Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| {
+        TlsError::file(
+            &dir.join(CA_CERT),
+            format!("not a usable CA certificate: {e}"),
+        )
+    })
+}
+
+/// Revokes `dir/NAME.crt`: records its serial in `dir/revoked.txt` and
+/// writes `dir/crl.pem` listing every revoked certificate, signed by the CA.
+/// Revoking twice changes nothing. Returns the CRL's path.
+pub fn revoke(dir: &Path, name: &str) -> Result<PathBuf, TlsError> {
+    crate::identity::check_name(name).map_err(TlsError::Invalid)?;
+    let cert = dir.join(format!("{name}.crt"));
+    let der = crate::files::first_cert(&cert)?;
+    let (_, x) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| TlsError::file(&cert, format!("unreadable certificate: {e}")))?;
+    let serial: String = x.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+    let list = dir.join(REVOKED);
+    let mut lines = match std::fs::read_to_string(&list) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(TlsError::io(&list, e)),
+    };
+    if !lines
+        .lines()
+        .any(|l| l.split(' ').next() == Some(serial.as_str()))
+    {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let line = format!("{serial} {name} {now}\n");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&list)
+            .map_err(|e| TlsError::io(&list, e))?;
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| TlsError::io(&list, e))?;
+        lines.push_str(&line);
+    }
+    let mut revoked = Vec::new();
+    for (n, l) in lines.lines().enumerate() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let bad = || {
+            TlsError::file(
+                &list,
+                format!("line {}: expected `SERIAL NAME SECONDS`", n + 1),
+            )
+        };
+        let [hex, _, at] = f.as_slice() else {
+            return Err(bad());
+        };
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("x"), 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| bad())?;
+        let at = at.parse::<i64>().map_err(|_| bad())?;
+        revoked.push(rcgen::RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&bytes),
+            revocation_time: time::OffsetDateTime::from_unix_timestamp(at).map_err(|_| bad())?,
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::hours(1),
+        next_update: now + time::Duration::days(30),
+        // Monotonic because the list only grows.
+        crl_number: SerialNumber::from_slice(&(revoked.len() as u64).to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer(dir)?)?;
+    let path = dir.join(CRL);
+    let tmp = dir.join(format!("{CRL}.tmp"));
+    std::fs::write(&tmp, crl.pem()?).map_err(|e| TlsError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| TlsError::io(&path, e))?;
+    Ok(path)
 }
 
 /// Creates `dir/ca.crt` and `dir/ca.key`; refuses to overwrite either.

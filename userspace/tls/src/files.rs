@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{
+    pem::PemObject, CertificateDer, CertificateRevocationListDer, PrivateKeyDer,
+};
 use std::sync::Arc;
 
 use rustls::{server::WebPkiClientVerifier, RootCertStore, ServerConfig};
@@ -46,6 +48,14 @@ fn load_certs(path: &Path) -> Result<Vec<u8>, TlsError> {
         }
     }
     Ok(pem)
+}
+
+/// The first certificate in a PEM file, as DER.
+pub(crate) fn first_cert(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
+    let der = CertificateDer::from_pem_slice(&pem)
+        .map_err(|e| TlsError::file(path, format!("not a PEM certificate: {e}")))?;
+    Ok(der.to_vec())
 }
 
 fn load_key(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -141,6 +151,9 @@ pub struct ServerTls {
     /// The CA whose certificates identify callers; without it only bearer
     /// tokens do.
     pub client_ca: Option<PathBuf>,
+    /// Certificates revoked by the CA (PEM CRL, `c2wall ca revoke`): their
+    /// holders fail the handshake.
+    pub crl: Option<PathBuf>,
     /// Serve plaintext (no `cert`/`key`).
     pub insecure: bool,
 }
@@ -163,7 +176,7 @@ impl ServerTls {
                 (None, None, true) => {
                     if self.client_ca.is_some() {
                         return Err(TlsError::Invalid(
-                            "--tls-client-ca needs TLS: it cannot be used with --insecure".into(),
+                            "--tls-client-ca and --tls-crl need TLS: not with --insecure".into(),
                         ));
                     }
                     return Ok(None);
@@ -180,6 +193,11 @@ impl ServerTls {
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Invalid(e.to_string()))?;
         let builder = match &self.client_ca {
+            None if self.crl.is_some() => {
+                return Err(TlsError::Invalid(
+                    "--tls-crl revokes client certificates: it needs --tls-client-ca".into(),
+                ))
+            }
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
@@ -192,11 +210,26 @@ impl ServerTls {
                 // Optional: a caller with a bearer token and no certificate
                 // still connects and the auth layer decides. A certificate
                 // that is presented must verify, or the handshake fails.
-                let verifier =
+                let mut verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .allow_unauthenticated()
-                        .build()
-                        .map_err(|e| TlsError::file(ca, e.to_string()))?;
+                        .allow_unauthenticated();
+                if let Some(path) = &self.crl {
+                    let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
+                    let crls: Vec<CertificateRevocationListDer> =
+                        CertificateRevocationListDer::pem_slice_iter(&pem)
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| TlsError::file(path, format!("not a PEM CRL: {e}")))?;
+                    if crls.is_empty() {
+                        return Err(TlsError::file(
+                            path,
+                            "no CRL in it (expected `-----BEGIN X509 CRL-----`)",
+                        ));
+                    }
+                    verifier = verifier.with_crls(crls);
+                }
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError::file(ca, e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };

@@ -3,12 +3,34 @@
 //! from the wrong CA is exactly what an operator wants logged and counted,
 //! so the handshake happens here and tonic gets the finished streams.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use tokio_stream::wrappers::ReceiverStream;
+
+/// The server's TLS settings, replaceable while serving (a renewed
+/// certificate, a new CRL): new connections use the latest; established ones
+/// keep the settings they were accepted with.
+#[derive(Clone)]
+pub struct Settings(Arc<RwLock<Arc<ServerConfig>>>);
+
+impl Settings {
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        Settings(Arc::new(RwLock::new(config)))
+    }
+    pub fn replace(&self, config: Arc<ServerConfig>) {
+        *self.0.write().expect("lock") = config;
+    }
+    fn current(&self) -> Arc<ServerConfig> {
+        self.0.read().expect("lock").clone()
+    }
+}
 
 /// Called with the peer and the reason for each refused handshake.
 pub type OnRefused = Arc<dyn Fn(SocketAddr, &str) + Send + Sync>;
@@ -21,11 +43,10 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// once the returned stream is dropped.
 pub fn incoming(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    settings: Settings,
     on_refused: OnRefused,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -41,7 +62,8 @@ pub fn incoming(
                 _ = tx.closed() => return,
             };
             let _ = tcp.set_nodelay(true);
-            let (acceptor, tx, on_refused) = (acceptor.clone(), tx.clone(), on_refused.clone());
+            let acceptor = TlsAcceptor::from(settings.current());
+            let (tx, on_refused) = (tx.clone(), on_refused.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {

@@ -67,9 +67,28 @@ fn issued_certificates_carry_their_identity_and_nothing_is_overwritten() {
         cert: Some(coord.cert.clone()),
         key: Some(coord.key.clone()),
         client_ca: Some(d.join("ca.crt")),
+        crl: None,
         insecure: false,
     };
     assert!(server.config().unwrap().is_some());
+    // Revoking writes a CRL the server settings load; twice is once.
+    let crl = ca::revoke(&d, "edge-1").unwrap();
+    ca::revoke(&d, "edge-1").unwrap();
+    let listed = std::fs::read_to_string(d.join("revoked.txt")).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let with_crl = ServerTls {
+        crl: Some(crl.clone()),
+        ..server.clone()
+    };
+    assert!(with_crl.config().unwrap().is_some());
+    let e = ca::revoke(&d, "nobody").unwrap_err().to_string();
+    assert!(e.contains("nobody.crt"), "{e}");
+    let bad = ServerTls {
+        crl: Some(d.join("ca.crt")),
+        ..server.clone()
+    };
+    let e = bad.config().unwrap_err().to_string();
+    assert!(e.contains("no CRL"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
 
