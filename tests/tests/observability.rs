@@ -281,7 +281,7 @@ fn prometheus_scrapes_every_metric_and_every_dashboard_and_alert_expression_has_
             exprs += 1;
         }
     }
-    assert!(exprs >= 17);
+    assert!(exprs >= 19);
     // Every alert expression evaluates, and the quantity it compares has data.
     let rules_text = std::fs::read_to_string(&rules).unwrap();
     let mut alerts = 0;
@@ -297,7 +297,7 @@ fn prometheus_scrapes_every_metric_and_every_dashboard_and_alert_expression_has_
         );
         alerts += 1;
     }
-    assert_eq!(alerts, 8);
+    assert_eq!(alerts, 10);
     // Nothing is wrong, so nothing fires... except after detaching.
     assert!(query(&topo, "ALERTS{alertname=\"C2wallXdpDetached\"}")
         .unwrap()

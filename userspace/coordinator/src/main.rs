@@ -167,6 +167,15 @@ fn run(args: CoordArgs) -> Result<()> {
         &["reason"],
     )?;
     metrics.register(Box::new(refused.clone()))?;
+    // Every reason shows from the start (as 0), so rates and alerts have data.
+    for reason in [
+        "unauthenticated",
+        "permission_denied",
+        "rate_limited",
+        "tls_handshake",
+    ] {
+        refused.with_label_values(&[reason]);
+    }
     let tls = s.tls.config()?;
     let refused_tls = refused.clone();
     match &tls {
