@@ -51,7 +51,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "C2WALL_INSECURE")]
     pub insecure: bool,
     /// Who you are, recorded with every version you make [default: $USER].
-    /// With tokens, the coordinator records the token's name instead.
+    /// A coordinator that identifies callers (certificate or token) records
+    /// that identity's name instead.
     #[arg(long, global = true, env = "C2WALL_ACTOR")]
     pub actor: Option<String>,
     /// Bearer token for a coordinator that checks roles

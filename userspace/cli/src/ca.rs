@@ -10,6 +10,7 @@ use clap::Subcommand;
 pub enum CaCommand {
     /// Create a CA (DIR/ca.crt, DIR/ca.key mode 0600). Refuses to overwrite.
     Init {
+        /// Directory to create the CA in (made if missing).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Days the CA certificate is valid.
@@ -23,8 +24,11 @@ pub enum CaCommand {
     /// `coordinator` is the server's certificate and needs the names agents
     /// reach it by (--dns, --ip; default localhost, 127.0.0.1, ::1).
     Issue {
+        /// The CA's directory (`ca init`); the pair is written there.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// coordinator (the server), agent (an edge node), reader,
+        /// publisher or admin (operators and feed importers).
         #[arg(long, value_parser = ["coordinator", "agent", "reader", "publisher", "admin"])]
         role: String,
         /// Letters, digits, `.`, `-`, `_`: the identity and the file name.
@@ -44,8 +48,10 @@ pub enum CaCommand {
     /// reads with --tls-crl (at start and on SIGHUP). Its holder then fails
     /// the TLS handshake.
     Revoke {
+        /// The CA's directory (`ca init`).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// The certificate to revoke: DIR/NAME.crt.
         #[arg(long)]
         name: String,
     },
