@@ -273,10 +273,21 @@ impl Settings {
             detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
             capacity: file.capacity,
             coordinator: args.coordinator.clone().or(file.coordinator),
-            agent_id: match args.agent_id.clone().or(file.agent_id) {
-                Some(id) => id,
-                None => cert_name(args.tls_cert.as_ref().or(file.tls_cert.as_ref()))?
-                    .unwrap_or_else(hostname),
+            agent_id: {
+                let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
+                let named = cert_name(cert)?;
+                match (args.agent_id.clone().or(file.agent_id), named) {
+                    (Some(id), Some(n)) if id != n => {
+                        return Err(AgentError::Setting(format!(
+                            "agent_id `{id}`, but the certificate {} names `{n}`, which is what \
+                             the coordinator knows this agent as: drop agent_id or use `{n}`",
+                            cert.map(|p| p.display().to_string()).unwrap_or_default()
+                        )))
+                    }
+                    (Some(id), _) => id,
+                    (None, Some(n)) => n,
+                    (None, None) => hostname(),
+                }
             },
             sample_budget: args
                 .sample_budget
@@ -347,7 +358,8 @@ fn cert_name(cert: Option<&PathBuf>) -> Result<Option<String>, AgentError> {
     let Some(path) = cert else { return Ok(None) };
     let id =
         c2wall_tls::files::identity_of(path).map_err(|e| AgentError::Setting(e.to_string()))?;
-    Ok(id.map(|i| i.name))
+    // Only an agent identity is bound to one agent id.
+    Ok(id.filter(|i| i.role == "agent").map(|i| i.name))
 }
 
 fn hostname() -> String {
@@ -422,5 +434,38 @@ mod tests {
         assert_eq!(s.paths.pin_dir, PathBuf::from(DEFAULT_PIN_DIR));
         assert_eq!(s.paths.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9469");
+    }
+
+    #[test]
+    fn the_agent_id_is_the_certificate_name_and_a_different_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("c2wall-cfg-id-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        c2wall_tls::ca::init(&dir, 1).unwrap();
+        c2wall_tls::ca::issue(
+            &dir,
+            &c2wall_tls::ca::Request {
+                identity: c2wall_tls::CertIdentity::new("agent", "edge-7").unwrap(),
+                dns: vec![],
+                ips: vec![],
+                days: 1,
+            },
+        )
+        .unwrap();
+        let mut args = RunArgs {
+            interfaces: vec!["eth0".into()],
+            coordinator: Some("https://127.0.0.1:50051".into()),
+            tls_ca: Some(dir.join("ca.crt")),
+            tls_cert: Some(dir.join("edge-7.crt")),
+            tls_key: Some(dir.join("edge-7.key")),
+            ..Default::default()
+        };
+        assert_eq!(Settings::resolve(&args).unwrap().agent_id, "edge-7");
+        args.agent_id = Some("edge-8".into());
+        let e = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(
+            e.contains("edge-8") && e.contains("edge-7") && e.contains("edge-7.crt"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
