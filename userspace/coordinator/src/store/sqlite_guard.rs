@@ -13,7 +13,64 @@ pub(super) fn insert_audit(db: &Connection, e: &AuditEvent) -> Result<(), CoordE
     Ok(())
 }
 
+/// The two-column tables keyed by name: `protected (prefix, why)` and
+/// `modes (scope, mode)`.
+#[derive(Clone, Copy)]
+struct Pairs {
+    table: &'static str,
+    key: &'static str,
+    value: &'static str,
+}
+
+const PROTECTED: Pairs = Pairs {
+    table: "protected",
+    key: "prefix",
+    value: "why",
+};
+const MODES: Pairs = Pairs {
+    table: "modes",
+    key: "scope",
+    value: "mode",
+};
+
 impl SqliteStore {
+    fn pairs(&self, t: Pairs) -> Result<Vec<(String, String)>, CoordError> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {}, {} FROM {} ORDER BY {}",
+            t.key, t.value, t.table, t.key
+        ))?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets (Some) or removes (None) one row, with its audit record, in one
+    /// transaction.
+    fn set_pair(
+        &mut self,
+        t: Pairs,
+        key: &str,
+        value: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        match value {
+            Some(v) => tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {} ({}, {}) VALUES (?1, ?2)",
+                    t.table, t.key, t.value
+                ),
+                params![key, v],
+            )?,
+            None => tx.execute(
+                &format!("DELETE FROM {} WHERE {} = ?1", t.table, t.key),
+                params![key],
+            )?,
+        };
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// A new store starts with the public resolvers protected.
     pub(super) fn seed_protected(&mut self) -> Result<(), CoordError> {
         let seeded: Option<i64> = self
@@ -45,11 +102,7 @@ impl SqliteStore {
 
 impl GuardStore for SqliteStore {
     fn protected(&self) -> Result<Vec<(String, String)>, CoordError> {
-        let mut st = self
-            .db
-            .prepare("SELECT prefix, why FROM protected ORDER BY prefix")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.pairs(PROTECTED)
     }
 
     fn set_protected(
@@ -58,17 +111,7 @@ impl GuardStore for SqliteStore {
         why: Option<&str>,
         audit: &AuditEvent,
     ) -> Result<(), CoordError> {
-        let tx = self.db.transaction()?;
-        match why {
-            Some(w) => tx.execute(
-                "INSERT OR REPLACE INTO protected (prefix, why) VALUES (?1, ?2)",
-                params![prefix, w],
-            )?,
-            None => tx.execute("DELETE FROM protected WHERE prefix = ?1", params![prefix])?,
-        };
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.set_pair(PROTECTED, prefix, why, audit)
     }
 
     fn audit(&mut self, e: &AuditEvent) -> Result<(), CoordError> {
@@ -167,11 +210,7 @@ impl GuardStore for SqliteStore {
     }
 
     fn modes(&self) -> Result<Vec<(String, String)>, CoordError> {
-        let mut st = self
-            .db
-            .prepare("SELECT scope, mode FROM modes ORDER BY scope")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.pairs(MODES)
     }
 
     fn set_mode(
@@ -180,16 +219,6 @@ impl GuardStore for SqliteStore {
         mode: Option<&str>,
         audit: &AuditEvent,
     ) -> Result<(), CoordError> {
-        let tx = self.db.transaction()?;
-        match mode {
-            Some(m) => tx.execute(
-                "INSERT OR REPLACE INTO modes (scope, mode) VALUES (?1, ?2)",
-                params![scope, m],
-            )?,
-            None => tx.execute("DELETE FROM modes WHERE scope = ?1", params![scope])?,
-        };
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.set_pair(MODES, scope, mode, audit)
     }
 }
