@@ -228,6 +228,9 @@ pub struct Settings {
     pub token_file: Option<PathBuf>,
     /// How the coordinator is reached.
     pub tls: c2wall_tls::ClientTls,
+    /// The coordinator with its TLS settings, built (and its files checked)
+    /// once here.
+    pub endpoint: Option<tonic::transport::Endpoint>,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -244,7 +247,7 @@ impl Settings {
         };
         let pick =
             |cli: &Vec<PathBuf>, f: Vec<PathBuf>| if cli.is_empty() { f } else { cli.clone() };
-        let s = Settings {
+        let mut s = Settings {
             interfaces: if args.interfaces.is_empty() {
                 file.interfaces
             } else {
@@ -317,6 +320,7 @@ impl Settings {
             } else {
                 args.trust_keys.clone()
             },
+            endpoint: None,
             source,
         };
         if s.interfaces.is_empty() {
@@ -335,9 +339,11 @@ impl Settings {
         c2wall_model::sign::Trust::from_hex(s.trust_keys.iter().map(String::as_str))
             .map_err(AgentError::Setting)?;
         if let Some(url) = &s.coordinator {
-            s.tls
-                .endpoint(url)
-                .map_err(|e| AgentError::Setting(e.to_string()))?;
+            s.endpoint = Some(
+                s.tls
+                    .endpoint(url)
+                    .map_err(|e| AgentError::Setting(e.to_string()))?,
+            );
             if c2wall_tls::ClientTls::plaintext(url) {
                 tracing::warn!(
                     url,

@@ -370,7 +370,11 @@ async fn serve(
             let sh = shared.clone();
             Arc::new(move |id: u32| sh.lock().expect("lock").engine.ids().identity(id))
         };
-        let endpoint = s.settings.tls.endpoint(&url)?;
+        let endpoint = s
+            .settings
+            .endpoint
+            .clone()
+            .expect("settings build the endpoint with the URL");
         let m = metrics.clone();
         tokio::spawn(report_sightings(
             endpoint.clone(),

@@ -309,14 +309,14 @@ fn run(args: CoordArgs) -> Result<()> {
         let tls_settings = tls.map(c2wall_tls::serve::Settings::new);
         let server: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
             match &tls_settings {
-                Some(_) => {
+                Some(settings) => {
                     let listener = tokio::net::TcpListener::bind(s.listen)
                         .await
                         .with_context(|| format!("binding {}", s.listen))?;
                     let refused = refused_tls.clone();
                     let incoming = c2wall_tls::serve::incoming(
                         listener,
-                        tls_settings.clone().expect("TLS on"),
+                        settings.clone(),
                         Arc::new(move |peer, reason| {
                             refused.with_label_values(&["tls_handshake"]).inc();
                             tracing::warn!(%peer, reason, "refused a TLS connection");

@@ -14,10 +14,17 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::TlsError;
 
+/// A PEM file's bytes (what tonic takes) and its certificates (what rustls
+/// takes), read and parsed once.
+struct Certs {
+    pem: Vec<u8>,
+    ders: Vec<CertificateDer<'static>>,
+}
+
 /// Reads `path` and checks it holds at least one certificate, none expired.
-fn load_certs(path: &Path) -> Result<Vec<u8>, TlsError> {
+fn load_certs(path: &Path) -> Result<Certs, TlsError> {
     let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
-    let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::file(path, format!("not PEM certificates: {e}")))?;
     if certs.is_empty() {
@@ -47,7 +54,7 @@ fn load_certs(path: &Path) -> Result<Vec<u8>, TlsError> {
             }
         }
     }
-    Ok(pem)
+    Ok(Certs { pem, ders: certs })
 }
 
 /// The first certificate in a PEM file, as DER.
@@ -58,15 +65,16 @@ pub(crate) fn first_cert(path: &Path) -> Result<Vec<u8>, TlsError> {
     Ok(der.to_vec())
 }
 
-fn load_key(path: &Path) -> Result<Vec<u8>, TlsError> {
+/// A key file's bytes and the key, checked to be there.
+fn load_key(path: &Path) -> Result<(Vec<u8>, PrivateKeyDer<'static>), TlsError> {
     let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         TlsError::file(
             path,
             format!("no private key in it (expected `-----BEGIN PRIVATE KEY-----`): {e}"),
         )
     })?;
-    Ok(pem)
+    Ok((pem, key))
 }
 
 fn pair(
@@ -75,7 +83,7 @@ fn pair(
     what: &str,
 ) -> Result<Option<Identity>, TlsError> {
     match (cert, key) {
-        (Some(c), Some(k)) => Ok(Some(Identity::from_pem(load_certs(c)?, load_key(k)?))),
+        (Some(c), Some(k)) => Ok(Some(Identity::from_pem(load_certs(c)?.pem, load_key(k)?.0))),
         (None, None) => Ok(None),
         _ => Err(TlsError::Invalid(format!(
             "{what}: give both --tls-cert and --tls-key, or neither"
@@ -132,8 +140,8 @@ impl ClientTls {
                 "`{url}` is https: give --tls-ca, the CA certificate that signed the coordinator's"
             )));
         };
-        crate::install_provider();
-        let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(load_certs(ca)?));
+        let mut cfg =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(load_certs(ca)?.pem));
         if let Some(id) = pair(&self.cert, &self.key, "client certificate")? {
             cfg = cfg.identity(id);
         }
@@ -174,7 +182,7 @@ impl ServerTls {
                         .into(),
                 )),
                 (None, None, true) => {
-                    if self.client_ca.is_some() {
+                    if self.client_ca.is_some() || self.crl.is_some() {
                         return Err(TlsError::Invalid(
                             "--tls-client-ca and --tls-crl need TLS: not with --insecure".into(),
                         ));
@@ -201,8 +209,7 @@ impl ServerTls {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
-                for c in CertificateDer::pem_slice_iter(&load_certs(ca)?) {
-                    let c = c.map_err(|e| TlsError::file(ca, e.to_string()))?;
+                for c in load_certs(ca)?.ders {
                     roots
                         .add(c)
                         .map_err(|e| TlsError::file(ca, format!("not a usable CA: {e}")))?;
@@ -233,14 +240,8 @@ impl ServerTls {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&load_certs(cert)?)
-                .collect::<Result<_, _>>()
-                .map_err(|e| TlsError::file(cert, e.to_string()))?;
-        let pk = PrivateKeyDer::from_pem_slice(&load_key(key)?)
-            .map_err(|e| TlsError::file(key, e.to_string()))?;
         let mut cfg = builder
-            .with_single_cert(chain, pk)
+            .with_single_cert(load_certs(cert)?.ders, load_key(key)?.1)
             .map_err(|e| TlsError::file(cert, format!("certificate and key: {e}")))?;
         cfg.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Some(Arc::new(cfg)))
@@ -249,8 +250,6 @@ impl ServerTls {
 
 /// The c2wall identity in a PEM certificate file (its first certificate).
 pub fn identity_of(path: &Path) -> Result<Option<crate::CertIdentity>, TlsError> {
-    let pem = load_certs(path)?;
-    let der = CertificateDer::from_pem_slice(&pem)
-        .map_err(|e| TlsError::file(path, format!("not a PEM certificate: {e}")))?;
-    crate::CertIdentity::from_der(&der).map_err(|e| TlsError::file(path, e))
+    let certs = load_certs(path)?;
+    crate::CertIdentity::from_der(&certs.ders[0]).map_err(|e| TlsError::file(path, e))
 }

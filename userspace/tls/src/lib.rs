@@ -17,9 +17,3 @@ pub mod serve;
 pub use error::TlsError;
 pub use files::{ClientTls, ServerTls};
 pub use identity::CertIdentity;
-
-/// Makes ring the process's TLS crypto provider. Called before any TLS
-/// configuration is built; harmless when already done.
-pub fn install_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

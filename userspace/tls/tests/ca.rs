@@ -137,5 +137,12 @@ fn client_and_server_settings_name_what_is_wrong() {
         ..Default::default()
     };
     assert!(plain.config().unwrap().is_none());
+    // A CRL or client CA is never silently ignored by a plaintext server.
+    let plain_crl = ServerTls {
+        crl: Some(d.join("crl.pem")),
+        ..plain.clone()
+    };
+    let e = plain_crl.config().unwrap_err().to_string();
+    assert!(e.contains("--tls-crl") && e.contains("--insecure"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
