@@ -140,6 +140,7 @@ pub fn status(pin_dir: PathBuf, state_dir: PathBuf) -> Result<std::process::Exit
 
 /// `c2wall-agent top`: reads /top from the running agent.
 pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
+    use std::fmt::Write as _;
     use std::io::{Read, Write};
     let mut conn =
         std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
@@ -153,22 +154,24 @@ pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
         .map(|(_, b)| b)
         .context("malformed reply from the agent")?;
     if as_json {
-        println!("{body}");
+        emit(&mut std::io::stdout(), &format!("{body}\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
     let v: serde_json::Value = serde_json::from_str(body).context("reply is not JSON")?;
-    println!("top entries by hits:");
+    let mut out = String::from("top entries by hits:\n");
     for t in v["top"].as_array().into_iter().flatten() {
-        println!(
+        let _ = writeln!(
+            out,
             "  {:>12}  {}",
             t["hits"],
             t["entry"].as_str().unwrap_or("?")
         );
     }
-    println!("latest sampled drops (newest first):");
+    out.push_str("latest sampled drops (newest first):\n");
     for r in v["recent"].as_array().into_iter().flatten() {
         let at = r["at"].as_i64().unwrap_or(0).max(0) as u64;
-        println!(
+        let _ = writeln!(
+            out,
             "  {}  {:<8} {:<28} -> {} ({} port {}) {}",
             humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(at)
@@ -185,5 +188,29 @@ pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
             },
         );
     }
+    emit(&mut std::io::stdout(), &out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a command's output. A reader that has stopped reading (`top |
+/// head`) has what it wanted: a broken pipe is not an error. (This binary is
+/// also the daemon, so SIGPIPE stays ignored rather than reset.)
+fn emit(w: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    match w.write_all(text.as_bytes()).and_then(|_| w.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn output_to_a_closed_pipe_is_not_an_error() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        drop(reader);
+        super::emit(&mut writer, "top entries by hits:\n").unwrap();
+        // Anything else still is.
+        let mut full = std::io::Cursor::new([0u8; 2]);
+        assert!(super::emit(&mut full, "more than two bytes").is_err());
+    }
 }

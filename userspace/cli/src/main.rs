@@ -58,6 +58,13 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `c2wall list | head` ends quietly, as `ls | head` does, instead of
+    // panicking on the closed pipe. Sockets are unaffected: the standard
+    // library sends with MSG_NOSIGNAL.
+    // SAFETY: called before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
