@@ -100,6 +100,10 @@ pub struct SubscribeRequest {
     /// Ask for a snapshot whatever the version (after a digest mismatch).
     #[prost(bool, tag = "4")]
     pub snapshot: bool,
+    /// The lineage of the agent's set (empty: none yet). A coordinator of
+    /// another lineage answers with a snapshot, never deltas.
+    #[prost(bytes = "vec", tag = "5")]
+    pub lineage: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SyncMessage {
@@ -143,9 +147,41 @@ pub struct SnapshotChunk {
     /// Effective entries: one per key.
     #[prost(message, repeated, tag = "5")]
     pub entries: ::prost::alloc::vec::Vec<Entry>,
-    /// On the last chunk: the signature of (version, digest), as in Delta.
+    /// On the last chunk: the signature of (lineage, version, digest), as in
+    /// Delta.
     #[prost(bytes = "vec", tag = "6")]
     pub signature: ::prost::alloc::vec::Vec<u8>,
+    /// The coordinator store's lineage: random, made with the store, carried by
+    /// every version. A subscriber never goes from one lineage to another, nor
+    /// to an older version, unless the snapshot carries a signed move.
+    #[prost(bytes = "vec", tag = "7")]
+    pub lineage: ::prost::alloc::vec::Vec<u8>,
+    /// On the last chunk, after an operator's explicit move to this lineage
+    /// (`c2wall lineage move`): the lineage and version it succeeds.
+    #[prost(message, optional, tag = "8")]
+    pub moved: ::core::option::Option<LineageMove>,
+}
+/// An operator's explicit, audited act: subscribers of `from_lineage` (at any
+/// version up to `from_version`) may take this lineage's snapshot although its
+/// version may be lower.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LineageMove {
+    #[prost(bytes = "vec", tag = "1")]
+    pub from_lineage: ::prost::alloc::vec::Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub from_version: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub to_lineage: ::prost::alloc::vec::Vec<u8>,
+    /// Ed25519 signature of (from_lineage, from_version, to_lineage) by the
+    /// coordinator's key (empty when it has none).
+    #[prost(bytes = "vec", tag = "4")]
+    pub signature: ::prost::alloc::vec::Vec<u8>,
+    #[prost(string, tag = "5")]
+    pub actor: ::prost::alloc::string::String,
+    #[prost(int64, tag = "6")]
+    pub at: i64,
+    #[prost(string, tag = "7")]
+    pub reason: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Delta {
@@ -166,10 +202,13 @@ pub struct Delta {
     /// parts together and check the digest after the last.
     #[prost(bool, tag = "6")]
     pub more: bool,
-    /// Ed25519 signature of (version, digest) by the coordinator's key (empty
-    /// when the coordinator has none); agents that trust keys require it.
+    /// Ed25519 signature of (lineage, version, digest) by the coordinator's key
+    /// (empty when the coordinator has none); agents that trust keys require it.
     #[prost(bytes = "vec", tag = "7")]
     pub signature: ::prost::alloc::vec::Vec<u8>,
+    /// The store's lineage, as in SnapshotChunk.
+    #[prost(bytes = "vec", tag = "8")]
+    pub lineage: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Heartbeat {
@@ -200,9 +239,36 @@ pub struct AgentStatus {
     /// Seconds since the agent last heard from the coordinator.
     #[prost(uint64, tag = "9")]
     pub seconds_since_contact: u64,
+    /// The lineage of the applied set.
+    #[prost(bytes = "vec", tag = "10")]
+    pub lineage: ::prost::alloc::vec::Vec<u8>,
+    /// Why the agent could not apply the coordinator's latest version, while it
+    /// cannot (empty: in sync).
+    #[prost(string, tag = "11")]
+    pub sync_error: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LineageRequest {
+    /// Hex. Empty: only show the lineage.
+    #[prost(string, tag = "1")]
+    pub from_lineage: ::prost::alloc::string::String,
+    /// The highest version of from_lineage the move covers.
+    #[prost(uint64, tag = "2")]
+    pub from_version: u64,
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LineageResponse {
+    /// Hex.
+    #[prost(string, tag = "1")]
+    pub lineage: ::prost::alloc::string::String,
+    /// The move in force (absent: none).
+    #[prost(message, optional, tag = "2")]
+    pub moved: ::core::option::Option<LineageMove>,
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ObjectRequest {
     #[prost(message, optional, tag = "1")]
@@ -372,9 +438,13 @@ pub struct ImportChunk {
     #[prost(message, repeated, tag = "3")]
     pub entries: ::prost::alloc::vec::Vec<Entry>,
     /// Entries expire this many seconds after the import that lists them
-    /// (renewed by later imports); 0 = as each entry says.
+    /// (renewed by later imports); 0 = as each entry says. At most ten years.
     #[prost(int64, tag = "4")]
     pub ttl_seconds: i64,
+    /// Set on the last chunk: the import is complete. A stream that ends
+    /// without it (cancelled, reset, timed out) commits nothing.
+    #[prost(bool, tag = "5")]
+    pub end: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ImportResponse {
@@ -588,6 +658,9 @@ pub struct AgentsResponse {
     pub agents: ::prost::alloc::vec::Vec<AgentInfo>,
     #[prost(uint64, tag = "2")]
     pub latest_version: u64,
+    /// The store's lineage (hex).
+    #[prost(string, tag = "3")]
+    pub lineage: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -1639,6 +1712,32 @@ pub mod publisher_client {
                 .insert(GrpcMethod::new("c2wall.v1.Publisher", "Object"));
             self.inner.unary(req, path, codec).await
         }
+        /// The store's lineage; with from_lineage set, an admin's explicit move of
+        /// the fleet from that lineage to this one (signed, audited).
+        pub async fn lineage(
+            &mut self,
+            request: impl tonic::IntoRequest<super::LineageRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::LineageResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/Lineage",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "Lineage"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1748,6 +1847,12 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::ObjectRequest>,
         ) -> std::result::Result<tonic::Response<super::PublishResponse>, tonic::Status>;
+        /// The store's lineage; with from_lineage set, an admin's explicit move of
+        /// the fleet from that lineage to this one (signed, audited).
+        async fn lineage(
+            &self,
+            request: tonic::Request<super::LineageRequest>,
+        ) -> std::result::Result<tonic::Response<super::LineageResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct PublisherServer<T> {
@@ -2551,6 +2656,49 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ObjectSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/Lineage" => {
+                    #[allow(non_camel_case_types)]
+                    struct LineageSvc<T: Publisher>(pub Arc<T>);
+                    impl<T: Publisher> tonic::server::UnaryService<super::LineageRequest>
+                    for LineageSvc<T> {
+                        type Response = super::LineageResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::LineageRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::lineage(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = LineageSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

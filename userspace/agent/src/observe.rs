@@ -210,6 +210,8 @@ impl Shared {
             } else {
                 (unix_now() - contact).max(0) as u64
             },
+            lineage: self.synced.lineage.clone(),
+            sync_error: self.sync.last_error.lock().expect("lock").clone(),
         }
     }
 }

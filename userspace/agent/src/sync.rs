@@ -8,10 +8,11 @@
 //! unreachable enforces it at once.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::{
-        atomic::{AtomicI64, AtomicU64, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -71,7 +72,73 @@ pub struct SyncStatus {
     pub deltas: AtomicU64,
     /// Snapshots and deltas refused for a missing or untrusted signature.
     pub signature_failures: AtomicU64,
+    /// Unix seconds since which the applied version has been behind the
+    /// coordinator's (0: not behind).
+    pub behind_since: AtomicI64,
+    /// Versions refused, by reason (see [`SetError::kind`]).
+    pub refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Why the last session failed (empty once a version applies).
+    pub last_error: Mutex<String>,
+    /// The saved list lags the kernel's: persisting failed (the next change
+    /// retries with a full save).
+    pub disk_stale: AtomicBool,
+    pub persist_failures: AtomicU64,
 }
+
+impl SyncStatus {
+    /// The coordinator's latest version, as a heartbeat or the subscribe
+    /// reply says, whether or not the agent can apply it.
+    pub fn saw_latest(&self, v: u64) {
+        self.latest_version.store(v, Ordering::Relaxed);
+        self.update_behind();
+    }
+
+    /// A version was applied (and enforced).
+    pub fn applied(&self, v: u64) {
+        self.applied_version.store(v, Ordering::Relaxed);
+        let latest = self.latest_version.load(Ordering::Relaxed).max(v);
+        self.latest_version.store(latest, Ordering::Relaxed);
+        self.update_behind();
+        if v >= latest {
+            self.last_error.lock().expect("lock").clear();
+        }
+    }
+
+    fn update_behind(&self) {
+        let (a, l) = (
+            self.applied_version.load(Ordering::Relaxed),
+            self.latest_version.load(Ordering::Relaxed),
+        );
+        if a >= l {
+            self.behind_since.store(0, Ordering::Relaxed);
+        } else if self.behind_since.load(Ordering::Relaxed) == 0 {
+            self.behind_since.store(unix_now(), Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds the agent has been behind the coordinator (0: in sync).
+    pub fn behind_seconds(&self, now: i64) -> u64 {
+        match self.behind_since.load(Ordering::Relaxed) {
+            0 => 0,
+            t => now.saturating_sub(t).max(0) as u64,
+        }
+    }
+
+    fn failed(&self, e: &SyncError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let SyncError::Set(s) = e {
+            *self
+                .refused
+                .lock()
+                .expect("lock")
+                .entry(s.kind())
+                .or_default() += 1;
+        }
+        *self.last_error.lock().expect("lock") = c2wall_model::limits::quote(&e.to_string(), 400);
+    }
+}
+
+use c2wall_model::wire::LATEST_VERSION_HEADER;
 
 /// Enforces a verified set (blocking): the whole set after a snapshot, or,
 /// after deltas, the set with the entries that changed since the last call.
@@ -131,7 +198,7 @@ impl SyncClient {
             match self.session(&mut want_snapshot).await {
                 Ok(()) => delay = self.backoff.0,
                 Err(e) => {
-                    self.status.errors.fetch_add(1, Ordering::Relaxed);
+                    self.status.failed(&e);
                     if matches!(e, SyncError::Set(SetError::Signature { .. })) {
                         self.status
                             .signature_failures
@@ -165,15 +232,24 @@ impl SyncClient {
     async fn session(&mut self, want_snapshot: &mut bool) -> Result<(), SyncError> {
         let channel = self.connect().await?;
         let mut client = AgentSyncClient::with_interceptor(channel, self.bearer.clone());
-        let mut stream = client
+        let reply = client
             .subscribe(pb::SubscribeRequest {
                 agent_id: self.agent_id.clone(),
                 version: self.set.version,
                 digest: self.set.digest.to_bytes(),
                 snapshot: *want_snapshot,
+                lineage: self.set.lineage.clone(),
             })
-            .await?
-            .into_inner();
+            .await?;
+        if let Some(v) = reply
+            .metadata()
+            .get(LATEST_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            self.status.saw_latest(v);
+        }
+        let mut stream = reply.into_inner();
         tracing::info!(url = %self.url, version = self.set.version, "subscribed to the coordinator");
         let mut parts = Parts::default();
         let mut last_report = std::time::Instant::now();
@@ -213,6 +289,7 @@ impl SyncClient {
                 status.agent_id = self.agent_id.clone();
                 status.applied_version = self.set.version;
                 status.digest = self.set.digest.to_bytes();
+                status.lineage = self.set.lineage.clone();
                 if let Err(e) = client.report_status(status).await {
                     tracing::warn!(error = %e, "reporting status");
                 }
@@ -221,9 +298,8 @@ impl SyncClient {
                 self.set.rollback(pending);
                 let (set, report) = self.enforce(set, None).await;
                 let report = report?;
-                set.save(&self.state_file)?;
-                self.journal_bytes = 0;
                 self.set = set;
+                self.persist(None);
                 Some(report)
             } else if !pending.is_empty() {
                 let changes = self.set.changes(&pending);
@@ -237,7 +313,7 @@ impl SyncClient {
                         return Err(e);
                     }
                 };
-                self.persist(&pending)?;
+                self.persist(Some(&pending));
                 Some(report)
             } else {
                 None
@@ -245,18 +321,11 @@ impl SyncClient {
             if let Some(mut report) = report {
                 last_report = std::time::Instant::now();
                 *want_snapshot = false;
-                self.status
-                    .applied_version
-                    .store(self.set.version, Ordering::Relaxed);
-                let latest = self
-                    .status
-                    .latest_version
-                    .load(Ordering::Relaxed)
-                    .max(self.set.version);
-                self.status.latest_version.store(latest, Ordering::Relaxed);
+                self.status.applied(self.set.version);
                 report.agent_id = self.agent_id.clone();
                 report.applied_version = self.set.version;
                 report.digest = self.set.digest.to_bytes();
+                report.lineage = self.set.lineage.clone();
                 if let Err(e) = client.report_status(report).await {
                     tracing::warn!(error = %e, "reporting status");
                 }
@@ -275,11 +344,7 @@ impl SyncClient {
         pending: &mut Pending,
     ) -> Result<(), SyncError> {
         match m.kind {
-            Some(Kind::Heartbeat(h)) => {
-                self.status
-                    .latest_version
-                    .store(h.latest_version, Ordering::Relaxed);
-            }
+            Some(Kind::Heartbeat(h)) => self.status.saw_latest(h.latest_version),
             Some(Kind::Control(c)) => (self.on_mode)(&c.mode),
             Some(Kind::Snapshot(c)) => {
                 if parts.chunk_version.is_some_and(|v| v != c.version)
@@ -293,13 +358,17 @@ impl SyncClient {
                 parts.chunk_version = Some(c.version);
                 parts.chunks.extend(c.entries);
                 if c.last {
-                    *fresh = Some(SyncedSet::from_snapshot(
+                    let next = SyncedSet::from_snapshot(
+                        &c.lineage,
                         c.version,
                         &c.digest,
                         &parts.chunks,
                         &c.signature,
                         &self.trust,
-                    )?);
+                    )?;
+                    // Never backwards, never to another lineage unasked.
+                    self.set.may_follow(&next, c.moved.as_ref(), &self.trust)?;
+                    *fresh = Some(next);
                     parts.chunks = Vec::new();
                     parts.chunk_version = None;
                     self.status.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -359,16 +428,48 @@ impl SyncClient {
         }
     }
 
-    /// Journals the deltas just enforced; folds the journal into a snapshot
-    /// once it is large.
-    fn persist(&mut self, pending: &Pending) -> Result<(), AgentError> {
-        self.journal_bytes += SyncedSet::journal(&self.state_file, pending)?;
+    /// Saves what the kernel now enforces: the deltas just applied go to
+    /// the journal (`pending`), a snapshot (None) or a large journal to a
+    /// fresh snapshot file. The kernel is the truth: when saving fails the
+    /// list stays enforced, the saved one is marked stale (metric, alert),
+    /// and the next change retries with a full save (a journal with a gap
+    /// would be useless). A restart never re-applies the stale list over
+    /// the kernel's newer one (see the daemon's adoption).
+    fn persist(&mut self, pending: Option<&Pending>) {
+        let stale = self.status.disk_stale.load(Ordering::Relaxed);
         let limit = (self.set.entries.len() * JOURNAL_PER_ENTRY).max(JOURNAL_MIN);
-        if self.journal_bytes > limit {
-            self.set.save(&self.state_file)?;
-            self.journal_bytes = 0;
+        let saved = match pending {
+            Some(p) if !stale => SyncedSet::journal(&self.state_file, p).and_then(|n| {
+                self.journal_bytes += n;
+                if self.journal_bytes > limit {
+                    self.set.save(&self.state_file)?;
+                    self.journal_bytes = 0;
+                }
+                Ok(())
+            }),
+            _ => self
+                .set
+                .save(&self.state_file)
+                .map(|()| self.journal_bytes = 0),
+        };
+        match saved {
+            Ok(()) => {
+                if stale {
+                    tracing::info!(
+                        version = self.set.version,
+                        "the saved list is current again"
+                    );
+                }
+                self.status.disk_stale.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.status.disk_stale.store(true, Ordering::Relaxed);
+                self.status.persist_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(version = self.set.version, error = %e,
+                    "the kernel enforces this version but saving it failed: the saved list is \
+                     stale until a save succeeds (retried at the next change)");
+            }
         }
-        Ok(())
     }
 }
 

@@ -45,15 +45,45 @@ pub enum SetError {
          (the previous list stays enforced)"
     )]
     Signature { version: u64 },
+    #[error(
+        "version {got} is older than version {have} already applied; refused (the list of \
+         version {have} stays enforced: was the coordinator's store restored or replaced?)"
+    )]
+    Older { have: u64, got: u64 },
+    #[error(
+        "version {got} is of lineage {theirs}, not of our lineage {ours}, and carries no \
+         signed move from ours; refused (the list of version {have} stays enforced)"
+    )]
+    Lineage {
+        have: u64,
+        got: u64,
+        ours: String,
+        theirs: String,
+    },
+}
+
+impl SetError {
+    /// A short, fixed name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SetError::Gap { .. } => "gap",
+            SetError::Digest { .. } => "digest",
+            SetError::Invalid(_) => "invalid",
+            SetError::Signature { .. } => "signature",
+            SetError::Older { .. } => "older",
+            SetError::Lineage { .. } => "lineage",
+        }
+    }
 }
 
 fn check_signature(
     trust: &Trust,
+    lineage: &[u8],
     version: u64,
     digest: &SetDigest,
     signature: &[u8],
 ) -> Result<(), SetError> {
-    if trust.is_empty() || trust.verify(version, &digest.to_bytes(), signature) {
+    if trust.is_empty() || trust.verify(lineage, version, &digest.to_bytes(), signature) {
         Ok(())
     } else {
         Err(SetError::Signature { version })
@@ -65,6 +95,9 @@ pub type EntryChange = (Identity, Option<Entry>);
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncedSet {
+    /// The coordinator store's lineage (empty: none yet, or a set saved
+    /// before lineages).
+    pub lineage: Vec<u8>,
     pub version: u64,
     pub digest: SetDigest,
     pub entries: BTreeMap<Identity, Entry>,
@@ -121,6 +154,7 @@ impl SyncedSet {
     /// A complete snapshot, verified against its digest (and signature, when
     /// keys are trusted).
     pub fn from_snapshot(
+        lineage: &[u8],
         version: u64,
         digest: &[u8],
         entries: &[pb::Entry],
@@ -134,11 +168,58 @@ impl SyncedSet {
         }
         let ours = SetDigest::of(map.values());
         check_digest(version, ours, digest)?;
-        check_signature(trust, version, &ours, signature)?;
+        check_signature(trust, lineage, version, &ours, signature)?;
         Ok(SyncedSet {
+            lineage: lineage.to_vec(),
             version,
             digest: ours,
             entries: map,
+        })
+    }
+
+    /// Whether a verified snapshot `next` may replace this set: never an
+    /// older version, never another lineage, unless the snapshot carries a
+    /// move from our lineage (up to at least our version) signed by a trusted
+    /// key (any move, when no key is trusted). A set with nothing applied
+    /// takes anything.
+    pub fn may_follow(
+        &self,
+        next: &SyncedSet,
+        moved: Option<&pb::LineageMove>,
+        trust: &Trust,
+    ) -> Result<(), SetError> {
+        if self.version == 0 {
+            return Ok(());
+        }
+        if self.lineage.is_empty() || next.lineage == self.lineage {
+            return match next.version < self.version {
+                true => Err(SetError::Older {
+                    have: self.version,
+                    got: next.version,
+                }),
+                false => Ok(()),
+            };
+        }
+        let moved_here = moved.is_some_and(|m| {
+            m.from_lineage == self.lineage
+                && m.to_lineage == next.lineage
+                && m.from_version >= self.version
+                && (trust.is_empty()
+                    || trust.verify_move(
+                        &m.from_lineage,
+                        m.from_version,
+                        &m.to_lineage,
+                        &m.signature,
+                    ))
+        });
+        if moved_here {
+            return Ok(());
+        }
+        Err(SetError::Lineage {
+            have: self.version,
+            got: next.version,
+            ours: c2wall_model::sign::hex(&self.lineage),
+            theirs: c2wall_model::sign::hex(&next.lineage),
         })
     }
 
@@ -150,6 +231,14 @@ impl SyncedSet {
         p: &mut Pending,
         trust: &Trust,
     ) -> Result<(), SetError> {
+        if !self.lineage.is_empty() && d.lineage != self.lineage {
+            return Err(SetError::Lineage {
+                have: self.version,
+                got: d.version,
+                ours: c2wall_model::sign::hex(&self.lineage),
+                theirs: c2wall_model::sign::hex(&d.lineage),
+            });
+        }
         if d.previous_version != self.version {
             return Err(SetError::Gap {
                 have: self.version,
@@ -187,8 +276,9 @@ impl SyncedSet {
             p.undo.push((id, old));
             p.touched.insert(id);
         }
-        let verified = check_digest(d.version, self.digest, &d.digest)
-            .and_then(|()| check_signature(trust, d.version, &self.digest, &d.signature));
+        let verified = check_digest(d.version, self.digest, &d.digest).and_then(|()| {
+            check_signature(trust, &d.lineage, d.version, &self.digest, &d.signature)
+        });
         if let Err(e) = verified {
             self.undo_to(p, mark);
             (self.version, self.digest) = (version, digest);
@@ -196,6 +286,10 @@ impl SyncedSet {
         }
         p.base.get_or_insert((version, digest));
         self.version = d.version;
+        // A set saved before lineages takes the first one that verifies.
+        if self.lineage.is_empty() {
+            self.lineage = d.lineage.clone();
+        }
         d.encode_length_delimited(&mut p.journal)
             .expect("a Vec grows as needed");
         Ok(())
@@ -251,8 +345,9 @@ impl SyncedSet {
         // The state dir is this node's own: its content was verified before
         // it was written.
         let none = Trust::default();
-        let mut set = SyncedSet::from_snapshot(s.version, &s.digest, &s.entries, &[], &none)
-            .map_err(|e| bad(e.to_string()))?;
+        let mut set =
+            SyncedSet::from_snapshot(&s.lineage, s.version, &s.digest, &s.entries, &[], &none)
+                .map_err(|e| bad(e.to_string()))?;
         let journal = journal_path(path);
         let data = match std::fs::read(&journal) {
             Ok(d) => d,
@@ -291,6 +386,8 @@ impl SyncedSet {
             last: true,
             entries: self.entries.values().map(entry_to_wire).collect(),
             signature: Vec::new(),
+            lineage: self.lineage.clone(),
+            moved: None,
         };
         crate::ids::write_atomic(path, &msg.encode_to_vec())?;
         match std::fs::remove_file(journal_path(path)) {
@@ -346,16 +443,24 @@ mod tests {
             }],
             more: false,
             signature: Vec::new(),
+            lineage: Vec::new(),
         }
     }
 
     #[test]
     fn snapshots_and_deltas_are_verified_and_a_bad_one_changes_nothing() {
         let snap = [e("192.0.2.1"), e("192.0.2.2")];
-        let bad =
-            SyncedSet::from_snapshot(3, &digest_of(&["192.0.2.1"]), &snap, &[], &Trust::default());
+        let bad = SyncedSet::from_snapshot(
+            &[],
+            3,
+            &digest_of(&["192.0.2.1"]),
+            &snap,
+            &[],
+            &Trust::default(),
+        );
         assert!(matches!(bad, Err(SetError::Digest { version: 3, .. })));
         let mut set = SyncedSet::from_snapshot(
+            &[],
             3,
             &digest_of(&["192.0.2.1", "192.0.2.2"]),
             &snap,
@@ -422,25 +527,28 @@ mod tests {
         let snap = [e("192.0.2.1")];
         // Unsigned and wrongly signed snapshots are refused; signed is fine.
         assert!(matches!(
-            SyncedSet::from_snapshot(1, &d1, &snap, &[], &trust),
+            SyncedSet::from_snapshot(&[], 1, &d1, &snap, &[], &trust),
             Err(SetError::Signature { version: 1 })
         ));
-        assert!(SyncedSet::from_snapshot(1, &d1, &snap, &other.sign(1, &d1), &trust).is_err());
-        let mut set = SyncedSet::from_snapshot(1, &d1, &snap, &key.sign(1, &d1), &trust).unwrap();
+        assert!(
+            SyncedSet::from_snapshot(&[], 1, &d1, &snap, &other.sign(&[], 1, &d1), &trust).is_err()
+        );
+        let mut set =
+            SyncedSet::from_snapshot(&[], 1, &d1, &snap, &key.sign(&[], 1, &d1), &trust).unwrap();
         let before = set.clone();
         // A man in the middle adds an entry and fixes up the digest (anyone
         // can compute it) but cannot sign: refused, the set is unchanged.
         let forged = digest_of(&["192.0.2.1", "198.51.100.7"]);
         let mut d = delta(1, 2, "198.51.100.7", "203.0.113.200", forged.clone());
         d.removals.clear();
-        d.signature = other.sign(2, &forged);
+        d.signature = other.sign(&[], 2, &forged);
         let mut p = Pending::default();
         assert!(matches!(
             set.apply_delta(&d, &mut p, &trust),
             Err(SetError::Signature { version: 2 })
         ));
         assert_eq!(set, before);
-        d.signature = key.sign(2, &forged);
+        d.signature = key.sign(&[], 2, &forged);
         set.apply_delta(&d, &mut p, &trust).unwrap();
         assert_eq!(set.version, 2);
     }
@@ -452,6 +560,7 @@ mod tests {
         let path = dir.join("set.pb");
         assert_eq!(SyncedSet::load(&path).unwrap(), None);
         let mut set = SyncedSet::from_snapshot(
+            &[],
             7,
             &digest_of(&["2001:db8::/32"]),
             &[e("2001:db8::/32")],

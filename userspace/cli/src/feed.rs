@@ -229,19 +229,25 @@ pub async fn import(
                     ..entry_to_wire(&r.entry)
                 })
                 .collect(),
+            end: false,
         })
         .collect();
     // An empty file still replaces the source's set (with nothing).
-    let chunks = if chunks.is_empty() {
+    let mut chunks = if chunks.is_empty() {
         vec![pb::ImportChunk {
             source,
             reason,
             ttl_seconds: ttl,
             entries: vec![],
+            end: false,
         }]
     } else {
         chunks
     };
+    // Only a stream that reaches its marked end is committed.
+    if let Some(last) = chunks.last_mut() {
+        last.end = true;
+    }
     let stream = tokio_stream::iter(chunks.into_iter().inspect(move |c| {
         b.inc(c.entries.len() as u64);
     }));

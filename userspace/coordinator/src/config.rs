@@ -84,6 +84,20 @@ pub struct CoordArgs {
     /// signed versions, alter it. For a closed lab only; a warning is logged.
     #[arg(long)]
     pub insecure: bool,
+    /// Serve a store that failed its start checks (records that do not match
+    /// the last version's digest, acknowledged versions missing): it becomes
+    /// a new lineage, with a signed move from the old one so agents follow,
+    /// and the reason goes to the audit log. Without it such a store is
+    /// refused, naming what is wrong.
+    #[arg(long, value_name = "REASON")]
+    pub recover_store: Option<String>,
+    /// Entries one import may carry [default: 2000000; `[limits]` has more].
+    #[arg(long, value_name = "ENTRIES")]
+    pub import_max_entries: Option<usize>,
+    /// Seconds an import stream may send nothing before it is abandoned,
+    /// nothing committed [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub import_idle_timeout: Option<u64>,
 }
 
 /// `[tls]` in the config file.
@@ -130,6 +144,9 @@ struct File {
     /// `[guards]`: prefix floors and the change breaker.
     #[serde(default)]
     guards: crate::guards::GuardConfig,
+    /// `[limits]`: resource bounds.
+    #[serde(default)]
+    limits: crate::limits::Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +166,9 @@ pub struct Settings {
     pub publish_limit: (f64, f64),
     /// Publishers limited to some sources (others may publish any source).
     pub publishers: std::collections::HashMap<String, PublisherAccess>,
+    pub limits: crate::limits::Limits,
+    /// `--recover-store REASON`.
+    pub recover_store: Option<String>,
 }
 
 impl Settings {
@@ -196,6 +216,14 @@ impl Settings {
                 a.publish_rate.or(f.publish_rate).unwrap_or(5.0),
                 a.publish_burst.or(f.publish_burst).unwrap_or(20.0),
             ),
+            limits: crate::limits::Limits {
+                import_max_entries: a.import_max_entries.unwrap_or(f.limits.import_max_entries),
+                import_idle_seconds: a
+                    .import_idle_timeout
+                    .unwrap_or(f.limits.import_idle_seconds),
+                ..f.limits.clone()
+            },
+            recover_store: a.recover_store.clone(),
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),
@@ -221,6 +249,7 @@ impl Settings {
             }
             s.feeds.push(feed);
         }
+        s.limits.check().map_err(CoordError::Precondition)?;
         if !(s.publish_limit.0 > 0.0 && s.publish_limit.1 >= 1.0) {
             return Err(CoordError::Precondition(
                 "publish_rate must be above 0 and publish_burst at least 1".into(),

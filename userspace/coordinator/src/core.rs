@@ -91,9 +91,6 @@ pub struct Withdrawal {
     pub source: Option<String>,
 }
 
-/// Entries per snapshot chunk: about 1 MiB encoded, well under gRPC's 4 MiB.
-pub const SNAPSHOT_CHUNK: usize = 8192;
-
 /// What a subscriber is sent before live deltas: framed SyncMessages.
 pub enum Plan {
     /// The snapshot's chunks, shared by every subscriber at this version.
@@ -120,6 +117,12 @@ pub struct Coordinator {
 pub(crate) struct Inner {
     pub(crate) state: State,
     pub(crate) store: Box<dyn Store>,
+    /// The store's lineage and the operator's move to it, if any (unsigned:
+    /// signed as snapshots are framed, with the signer then in use).
+    pub(crate) lineage: Vec<u8>,
+    pub(crate) moved: Option<pb::LineageMove>,
+    /// The last acknowledged version, outside the store (None: not kept).
+    pub(crate) highwater: Option<crate::highwater::HighWater>,
     pub(crate) guards: Guards,
     /// Signs each version's digest (None: versions are unsigned).
     pub(crate) signer: Option<Signer32>,
@@ -128,12 +131,29 @@ pub(crate) struct Inner {
 
 impl Coordinator {
     /// `live_buffer`: deltas a subscriber may fall behind before its stream is
-    /// ended (it then resubscribes and catches up from the log).
-    pub fn open(mut store: Box<dyn Store>, live_buffer: usize) -> Result<Arc<Self>, CoordError> {
+    /// ended (it then resubscribes and catches up from the log). The store's
+    /// own consistency is checked (see [`Coordinator::open_checked`]); no
+    /// high-water mark is kept.
+    pub fn open(store: Box<dyn Store>, live_buffer: usize) -> Result<Arc<Self>, CoordError> {
+        Self::open_checked(store, live_buffer, &crate::integrity::Integrity::default())
+    }
+
+    /// Opens `store` after checking it (see [`crate::integrity`]): a store
+    /// whose records do not match its last version's digest, or that lacks
+    /// acknowledged versions, is refused unless `integrity.recover` says an
+    /// operator accepts it, which moves the store to a new lineage.
+    pub fn open_checked(
+        mut store: Box<dyn Store>,
+        live_buffer: usize,
+        integrity: &crate::integrity::Integrity,
+    ) -> Result<Arc<Self>, CoordError> {
         let (records, latest) = store.load()?;
         let version = latest.as_ref().map_or(0, |v| v.version);
-        let t = now();
+        // The set as of the last version: what its digest covers. Windows that
+        // closed or opened since are the expiry worker's next version.
+        let t = latest.as_ref().map_or_else(now, |v| v.created_at);
         let state = State::load(records, version, t);
+        let checked = integrity.check(store.as_mut(), &state, latest.as_ref())?;
         let (live, _) = broadcast::channel(live_buffer);
         Ok(Arc::new(Coordinator {
             latest: AtomicU64::new(version),
@@ -146,6 +166,9 @@ impl Coordinator {
                 state,
                 store,
                 last_tick: t,
+                lineage: checked.lineage,
+                moved: checked.moved,
+                highwater: checked.highwater,
             }),
             live,
             snapshot: Mutex::new(None),
@@ -298,8 +321,9 @@ impl Coordinator {
         let actor = origin.actor.as_str();
         let version = inner.state.version + 1;
         let mut delta = inner.state.delta(&p, version);
+        delta.lineage = inner.lineage.clone();
         if let Some(signer) = &inner.signer {
-            delta.signature = signer.sign(version, &delta.digest);
+            delta.signature = signer.sign(&inner.lineage, version, &delta.digest);
         }
         let info = VersionInfo {
             version,
@@ -330,6 +354,18 @@ impl Coordinator {
         };
         // Durable first; memory follows only once the version is on disk.
         inner.store.append(&commit)?;
+        let mark = crate::highwater::Mark {
+            lineage: inner.lineage.clone(),
+            version,
+            digest: info.digest.clone(),
+        };
+        if let Some(hw) = inner.highwater.as_mut() {
+            // The version is committed: a mark that lags only weakens the
+            // next start's check, so it is reported, not fatal.
+            if let Err(e) = hw.write(&mark) {
+                tracing::error!(error = %e, version, "high-water mark not updated");
+            }
+        }
         inner.state.apply_records(&commit.changes);
         let effective = Prepared {
             changes: Vec::new(),
@@ -414,6 +450,7 @@ impl Coordinator {
     /// receiver to follow with (taken under the same lock, so nothing is missed).
     pub fn subscribe(
         &self,
+        lineage: &[u8],
         version: u64,
         digest: &[u8],
         force_snapshot: bool,
@@ -421,7 +458,9 @@ impl Coordinator {
         let inner = self.inner.lock().expect("lock");
         let rx = self.live.subscribe();
         let current = inner.state.version;
+        let same_lineage = lineage.is_empty() || lineage == inner.lineage.as_slice();
         let digest_ok = version > 0
+            && same_lineage
             && version <= current
             && inner
                 .store
@@ -441,10 +480,7 @@ impl Coordinator {
         let chunks = match cache.as_ref() {
             Some((v, chunks)) if *v == current => chunks.clone(),
             _ => {
-                let chunks = Arc::new(crate::fanout::snapshot_chunks(
-                    &inner.state,
-                    inner.signer.as_ref(),
-                ));
+                let chunks = Arc::new(crate::fanout::snapshot_chunks(&inner));
                 *cache = Some((current, chunks.clone()));
                 chunks
             }
@@ -456,6 +492,11 @@ impl Coordinator {
     /// as they are built; logged deltas keep the key they were signed with).
     pub fn set_signer(&self, signer: Option<Signer32>) {
         self.inner.lock().expect("lock").signer = signer;
+        self.forget_snapshot();
+    }
+
+    /// Drops the cached snapshot (its signature or lineage move changed).
+    pub(crate) fn forget_snapshot(&self) {
         *self.snapshot.lock().expect("lock") = None;
     }
 

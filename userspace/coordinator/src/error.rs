@@ -14,6 +14,12 @@ pub enum CoordError {
     NotFound(String),
     #[error("{0}")]
     Precondition(String),
+    #[error(
+        "the store is damaged, refusing to serve it: {0}. Restore the right copy, or start \
+         once with --recover-store REASON to serve it as a new lineage (audited; agents \
+         follow only because the move is signed)"
+    )]
+    Damaged(String),
     #[error("config file {path}: {message}")]
     Config { path: String, message: String },
 }

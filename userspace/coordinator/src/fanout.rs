@@ -26,12 +26,10 @@ use tonic::{
 };
 use tonic_prost::{ProstCodec, ProstDecoder};
 
-use c2wall_model::sign::Signer32;
 use prost::Message;
 
-use crate::core::SNAPSHOT_CHUNK;
+use crate::core::Inner;
 use crate::service::Service;
-use crate::state::State;
 
 /// Field numbers of `SyncMessage.kind`.
 pub const SNAPSHOT: u32 = 1;
@@ -170,61 +168,106 @@ where
     }
 }
 
-/// A delta larger than this is sent in parts (see `Delta.more`).
-pub const DELTA_PART_BYTES: usize = 1 << 20;
+/// Every frame a subscriber receives stays under this many encoded bytes: a
+/// quarter of the 4 MiB gRPC receive limit agents keep, so that no list
+/// content (entries carry up to ~2.5 KB of provenance each) can make a frame
+/// an agent cannot take.
+pub const FRAME_BYTES: usize = 1 << 20;
+
+/// Splits `items` into runs whose encoded size (as repeated fields) stays
+/// under `budget` bytes; each run holds at least one item.
+pub fn runs_by_bytes<T: Message>(items: &[T], budget: usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = item.encoded_len();
+        // Key, length varint and the item itself.
+        let size = n + 1 + prost::length_delimiter_len(n);
+        if i > start && bytes + size > budget {
+            runs.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
 
 /// The framed messages of one encoded delta: itself, or parts of at most
-/// [`SNAPSHOT_CHUNK`] entries each when it is larger than [`DELTA_PART_BYTES`].
+/// [`FRAME_BYTES`] each (see `Delta.more`).
 pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
-    if encoded.len() <= DELTA_PART_BYTES {
+    if encoded.len() <= FRAME_BYTES {
         return vec![frame(DELTA, encoded)];
     }
     let d = pb::Delta::decode(encoded).expect("encoded by us");
-    let mut parts = Vec::new();
-    let mut upserts = d.upserts.chunks(SNAPSHOT_CHUNK);
-    let mut removals = d.removals.chunks(SNAPSHOT_CHUNK);
-    loop {
-        let (u, r) = (upserts.next(), removals.next());
-        if u.is_none() && r.is_none() {
-            break;
-        }
-        parts.push(pb::Delta {
+    // Room for the versions, digest and signature of every part.
+    let budget = FRAME_BYTES - 512;
+    let parts: Vec<pb::Delta> = runs_by_bytes(&d.removals, budget)
+        .into_iter()
+        .map(|r| (Vec::new(), r.to_vec()))
+        .chain(
+            runs_by_bytes(&d.upserts, budget)
+                .into_iter()
+                .map(|u| (u.to_vec(), Vec::new())),
+        )
+        .map(|(upserts, removals)| pb::Delta {
             previous_version: d.previous_version,
             version: d.version,
             digest: d.digest.clone(),
-            upserts: u.unwrap_or_default().to_vec(),
-            removals: r.unwrap_or_default().to_vec(),
+            upserts,
+            removals,
             more: true,
             signature: d.signature.clone(),
-        });
-    }
-    if let Some(last) = parts.last_mut() {
-        last.more = false;
-    }
+            lineage: d.lineage.clone(),
+        })
+        .collect();
+    let n = parts.len();
     parts
-        .iter()
-        .map(|p| frame(DELTA, &p.encode_to_vec()))
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut p)| {
+            p.more = i + 1 < n;
+            frame(DELTA, &p.encode_to_vec())
+        })
         .collect()
 }
 
-pub(crate) fn snapshot_chunks(state: &State, signer: Option<&Signer32>) -> Vec<Bytes> {
+/// The snapshot of the current set, in chunks of at most [`FRAME_BYTES`];
+/// the last carries the signature and the lineage move in force, signed with
+/// the signer in use.
+pub(crate) fn snapshot_chunks(inner: &Inner) -> Vec<Bytes> {
+    let (state, signer, lineage) = (&inner.state, inner.signer.as_ref(), &inner.lineage);
     let digest = state.digest.to_bytes();
     let signature = signer
-        .map(|s| s.sign(state.version, &digest))
+        .map(|s| s.sign(lineage, state.version, &digest))
         .unwrap_or_default();
+    let moved = inner.moved.clone().map(|mut m| {
+        m.signature = signer
+            .map(|s| s.sign_move(&m.from_lineage, m.from_version, &m.to_lineage))
+            .unwrap_or_default();
+        m
+    });
     let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
-    let n = entries.len().div_ceil(SNAPSHOT_CHUNK).max(1);
-    let mut chunks = entries.chunks(SNAPSHOT_CHUNK);
-    (0..n)
-        .map(|seq| {
+    let mut runs = runs_by_bytes(&entries, FRAME_BYTES - 512);
+    if runs.is_empty() {
+        runs.push(&[]);
+    }
+    let n = runs.len();
+    runs.into_iter()
+        .enumerate()
+        .map(|(seq, run)| {
             let last = seq + 1 == n;
             let c = pb::SnapshotChunk {
                 version: state.version,
                 digest: digest.clone(),
                 seq: seq as u32,
                 last,
-                entries: chunks.next().unwrap_or(&[]).to_vec(),
+                entries: run.to_vec(),
                 signature: if last { signature.clone() } else { Vec::new() },
+                lineage: lineage.clone(),
+                moved: if last { moved.clone() } else { None },
             };
             frame(SNAPSHOT, &c.encode_to_vec())
         })

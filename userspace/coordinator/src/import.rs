@@ -101,7 +101,10 @@ impl Coordinator {
                 r.valid_from = t;
             }
             if let Some(ttl) = opts.ttl {
-                r.valid_until = Some(r.valid_until.map_or(t + ttl, |u| u.min(t + ttl)));
+                // Bounded at the API; saturating all the same, so that no
+                // TTL can wrap into the past.
+                let end = t.saturating_add(ttl).min(c2wall_model::limits::MAX_TIME);
+                r.valid_until = Some(r.valid_until.map_or(end, |u| u.min(end)));
             }
             if let Some((j, _)) = new.insert(r.identity(), (i, r.clone())) {
                 return Err(CoordError::Invalid(c2wall_model::wire::WireError {
@@ -207,6 +210,7 @@ impl Coordinator {
                 reason: reason.to_string(),
                 entries,
                 ttl_seconds: opts.ttl.unwrap_or(0),
+                end: true,
             };
             for p in inner.store.pending(None)? {
                 let same_source = p.kind == "import"

@@ -136,7 +136,11 @@ fn main() -> std::process::ExitCode {
 fn run(args: CoordArgs) -> Result<()> {
     let s = Settings::resolve(&args)?;
     let store = SqliteStore::open(&s.store)?;
-    let coord = Coordinator::open(Box::new(store), s.live_buffer)?;
+    let integrity = c2wall_coordinator::integrity::Integrity {
+        highwater: Some(c2wall_coordinator::highwater::path_for(&s.store)),
+        recover: s.recover_store.clone(),
+    };
+    let coord = Coordinator::open_checked(Box::new(store), s.live_buffer, &integrity)?;
     coord.set_guard_config(s.guards.clone());
     match &s.signing_key {
         Some(path) => {
@@ -151,8 +155,9 @@ fn run(args: CoordArgs) -> Result<()> {
     }
     tracing::info!(
         version = coord.latest_version(),
+        lineage = %c2wall_model::sign::hex(&coord.lineage().0),
         store = %s.store.display(),
-        "store open"
+        "store open and checked"
     );
     let metrics = Arc::new(Metrics::new()?);
     metrics.version.set(coord.latest_version() as i64);
@@ -207,6 +212,7 @@ fn run(args: CoordArgs) -> Result<()> {
     let mut svc = Service::new(coord.clone());
     svc.metrics = Some(metrics.clone());
     svc.heartbeat = Duration::from_secs(s.heartbeat);
+    svc.limits = s.limits.clone();
     svc.publishers = Arc::new(
         s.publishers
             .iter()

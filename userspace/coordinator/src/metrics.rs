@@ -16,7 +16,11 @@ pub struct Metrics {
     pub feed_pulls: IntCounterVec,
     pub publishes: IntCounterVec,
     pub sightings_reported: prometheus::IntCounter,
+    pub imports_abandoned: IntCounterVec,
 }
+
+/// Why an import stream committed nothing.
+pub const IMPORT_ABANDONED: [&str; 4] = ["unterminated", "idle", "too_large", "stream_error"];
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -72,6 +76,19 @@ impl Metrics {
             "c2wall_sightings_received_total",
             "Sightings received from agents.",
         )?;
+        let imports_abandoned = IntCounterVec::new(
+            Opts::new(
+                "c2wall_imports_abandoned_total",
+                "Import streams that committed nothing, by reason: unterminated (ended \
+                 without a chunk marked end: cancelled or cut off), idle, too_large, \
+                 stream_error.",
+            ),
+            &["reason"],
+        )?;
+        for r in IMPORT_ABANDONED {
+            imports_abandoned.with_label_values(&[r]);
+        }
+        registry.register(Box::new(imports_abandoned.clone()))?;
         registry.register(Box::new(publishes.clone()))?;
         registry.register(Box::new(sightings_reported.clone()))?;
         registry.register(Box::new(version.clone()))?;
@@ -90,6 +107,7 @@ impl Metrics {
             feed_pulls,
             publishes,
             sightings_reported,
+            imports_abandoned,
         })
     }
 

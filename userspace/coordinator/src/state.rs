@@ -202,6 +202,7 @@ impl State {
                 .collect(),
             more: false,
             signature: Vec::new(),
+            lineage: Vec::new(),
         }
     }
 

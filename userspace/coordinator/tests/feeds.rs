@@ -377,14 +377,18 @@ fn chunk(source: &str, prefixes: &[&str], ttl: i64) -> pb::ImportChunk {
         reason: "test".into(),
         entries: prefixes.iter().map(|p| entry(p)).collect(),
         ttl_seconds: ttl,
+        end: false,
     }
 }
 
 #[tokio::test]
 async fn the_import_rpc_replaces_one_source_across_chunks() {
     let r = rig("import").await;
-    let import = |chunks: Vec<pb::ImportChunk>| {
+    let import = |mut chunks: Vec<pb::ImportChunk>| {
         let mut p = r.publisher();
+        if let Some(last) = chunks.last_mut() {
+            last.end = true;
+        }
         async move {
             p.import(tokio_stream::iter(chunks))
                 .await

@@ -101,6 +101,7 @@ async fn dangerous_prefixes_are_refused_with_the_reason_named() {
         .import(tokio_stream::iter(vec![pb::ImportChunk {
             source: "feed-x".into(),
             entries: entries(&["192.0.2.9".into(), "8.8.4.4".into(), "10.0.0.0/8".into()]),
+            end: true,
             ..Default::default()
         }]))
         .await
@@ -368,6 +369,7 @@ async fn a_held_import_is_superseded_by_the_next_one_of_its_source() {
         let chunk = pb::ImportChunk {
             source: source.into(),
             entries: entries(&hosts(net, 10)),
+            end: true,
             ..Default::default()
         };
         async move {

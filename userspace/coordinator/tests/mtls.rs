@@ -270,6 +270,7 @@ async fn publishers_stay_within_their_sources_and_the_audit_names_the_certificat
     let chunk = pb::ImportChunk {
         source: "spamhaus".into(),
         entries: vec![sourced("192.0.2.9", "spamhaus")],
+        end: true,
         ..Default::default()
     };
     let e = feeds

@@ -27,7 +27,7 @@ impl FromStr for Protocol {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
-            _ => Err(ModelError::BadProtocol(s.to_string())),
+            _ => Err(ModelError::BadProtocol(crate::limits::quote(s, 64))),
         }
     }
 }
@@ -55,7 +55,7 @@ impl PortScope {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0 && !port.starts_with('+'))
-            .ok_or_else(|| ModelError::BadPort(port.to_string()))?;
+            .ok_or_else(|| ModelError::BadPort(crate::limits::quote(port, 64)))?;
         Ok(PortScope { protocol, port })
     }
 }
@@ -75,7 +75,7 @@ impl FromStr for Action {
         match s.to_ascii_lowercase().as_str() {
             "drop" => Ok(Action::Drop),
             "monitor" => Ok(Action::Monitor),
-            _ => Err(ModelError::BadAction(s.to_string())),
+            _ => Err(ModelError::BadAction(crate::limits::quote(s, 64))),
         }
     }
 }
@@ -115,7 +115,7 @@ impl FromStr for Direction {
             "both" => Ok(Direction::Both),
             "to" => Ok(Direction::To),
             "from" => Ok(Direction::From),
-            _ => Err(ModelError::BadDirection(s.to_string())),
+            _ => Err(ModelError::BadDirection(crate::limits::quote(s, 64))),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod entry;
 mod error;
+pub mod limits;
 pub mod matcher;
 mod prefix;
 mod record;

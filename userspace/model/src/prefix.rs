@@ -190,7 +190,7 @@ impl FromStr for Prefix {
         };
         let addr: IpAddr = addr_s
             .parse()
-            .map_err(|_| ModelError::BadAddress(addr_s.to_string()))?;
+            .map_err(|_| ModelError::BadAddress(crate::limits::quote(addr_s, 64)))?;
         match len_s {
             None => Ok(Prefix::host(addr)),
             Some(l) => {
@@ -201,8 +201,8 @@ impl FromStr for Prefix {
                     .filter(|n| *n <= max)
                     .filter(|_| !l.starts_with('+') && (l == "0" || !l.starts_with('0')))
                     .ok_or_else(|| ModelError::BadPrefixLength {
-                        input: s.to_string(),
-                        len: l.to_string(),
+                        input: crate::limits::quote(s, 64),
+                        len: crate::limits::quote(l, 16),
                         max,
                     })?;
                 Prefix::new(addr, len)

@@ -7,11 +7,27 @@
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
-/// What is signed: a domain tag, the version, the set digest.
-fn message(version: u64, digest: &[u8]) -> Vec<u8> {
+/// What is signed: a domain tag, the store's lineage, the version, the set
+/// digest. The lineage binds a version to the store that made it, so a
+/// version of a replaced or restored store cannot pass for the original's.
+fn message(lineage: &[u8], version: u64, digest: &[u8]) -> Vec<u8> {
     let mut m = b"c2wall.v1 set digest\0".to_vec();
+    m.push(lineage.len() as u8);
+    m.extend_from_slice(lineage);
     m.extend_from_slice(&version.to_be_bytes());
     m.extend_from_slice(digest);
+    m
+}
+
+/// What a lineage move signs: subscribers of `from` (up to `from_version`)
+/// may follow `to`.
+fn move_message(from: &[u8], from_version: u64, to: &[u8]) -> Vec<u8> {
+    let mut m = b"c2wall.v1 lineage move\0".to_vec();
+    m.push(from.len() as u8);
+    m.extend_from_slice(from);
+    m.extend_from_slice(&from_version.to_be_bytes());
+    m.push(to.len() as u8);
+    m.extend_from_slice(to);
     m
 }
 
@@ -28,8 +44,17 @@ impl Signer32 {
         let seed = random32();
         (seed, Signer32(SigningKey::from_bytes(&seed)))
     }
-    pub fn sign(&self, version: u64, digest: &[u8]) -> Vec<u8> {
-        self.0.sign(&message(version, digest)).to_bytes().to_vec()
+    pub fn sign(&self, lineage: &[u8], version: u64, digest: &[u8]) -> Vec<u8> {
+        self.0
+            .sign(&message(lineage, version, digest))
+            .to_bytes()
+            .to_vec()
+    }
+    pub fn sign_move(&self, from: &[u8], from_version: u64, to: &[u8]) -> Vec<u8> {
+        self.0
+            .sign(&move_message(from, from_version, to))
+            .to_bytes()
+            .to_vec()
     }
     /// The public key, hex: what agents are configured with.
     pub fn public_hex(&self) -> String {
@@ -92,13 +117,19 @@ impl Trust {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// Whether `signature` over (version, digest) is by a trusted key.
-    pub fn verify(&self, version: u64, digest: &[u8], signature: &[u8]) -> bool {
+    /// Whether `signature` over (lineage, version, digest) is by a trusted key.
+    pub fn verify(&self, lineage: &[u8], version: u64, digest: &[u8], signature: &[u8]) -> bool {
+        self.verify_message(&message(lineage, version, digest), signature)
+    }
+    /// Whether `signature` over a lineage move is by a trusted key.
+    pub fn verify_move(&self, from: &[u8], from_version: u64, to: &[u8], signature: &[u8]) -> bool {
+        self.verify_message(&move_message(from, from_version, to), signature)
+    }
+    fn verify_message(&self, m: &[u8], signature: &[u8]) -> bool {
         let Ok(sig) = Signature::from_slice(signature) else {
             return false;
         };
-        let m = message(version, digest);
-        self.0.iter().any(|k| k.verify(&m, &sig).is_ok())
+        self.0.iter().any(|k| k.verify(m, &sig).is_ok())
     }
 }
 
@@ -115,12 +146,21 @@ mod tests {
         let both = Trust::from_hex([old.public_hex().as_str(), new.public_hex().as_str()]).unwrap();
         let only_new = Trust::from_hex([new.public_hex().as_str()]).unwrap();
         let d = [7u8; 32];
-        let s = old.sign(5, &d);
-        assert!(both.verify(5, &d, &s));
-        assert!(!only_new.verify(5, &d, &s), "the old key, once dropped");
-        assert!(!both.verify(6, &d, &s), "bound to the version");
-        assert!(!both.verify(5, &[8u8; 32], &s), "bound to the digest");
-        assert!(!both.verify(5, &d, b"short"));
+        let l = [1u8; 16];
+        let s = old.sign(&l, 5, &d);
+        assert!(both.verify(&l, 5, &d, &s));
+        assert!(!only_new.verify(&l, 5, &d, &s), "the old key, once dropped");
+        assert!(!both.verify(&l, 6, &d, &s), "bound to the version");
+        assert!(!both.verify(&l, 5, &[8u8; 32], &s), "bound to the digest");
+        assert!(!both.verify(&[2u8; 16], 5, &d, &s), "bound to the lineage");
+        assert!(!both.verify(&l, 5, &d, b"short"));
+        let m = new.sign_move(&l, 9, &[2u8; 16]);
+        assert!(only_new.verify_move(&l, 9, &[2u8; 16], &m));
+        assert!(!only_new.verify_move(&l, 10, &[2u8; 16], &m));
+        assert!(
+            !only_new.verify(&l, 9, &[2u8; 16], &m),
+            "a move is no version"
+        );
         assert!(Trust::from_hex(["abc"]).is_err());
     }
 }

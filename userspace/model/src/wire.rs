@@ -4,7 +4,7 @@
 
 use c2wall_proto::v1 as pb;
 
-use crate::{Action, Direction, Entry, Identity, PortScope, Prefix, Protocol, Record};
+use crate::{limits, Action, Direction, Entry, Identity, PortScope, Prefix, Protocol, Record};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -132,6 +132,14 @@ impl TryFrom<&pb::Entry> for Record {
                     format!("{} is not within 0-100", e.confidence),
                 )
             })?;
+        limits::text("source", &e.source, limits::SOURCE_BYTES)?;
+        limits::text("category", &e.category, limits::CATEGORY_BYTES)?;
+        limits::text("reference", &e.reference, limits::REFERENCE_BYTES)?;
+        limits::text("created_by", &e.created_by, limits::NAME_BYTES)?;
+        limits::time("valid_from", e.valid_from)?;
+        limits::time("valid_until", e.valid_until)?;
+        limits::time("promote_at", e.promote_at)?;
+        limits::time("created_at", e.created_at)?;
         let valid_until = (e.valid_until != 0).then_some(e.valid_until);
         if let Some(u) = valid_until {
             if u <= e.valid_from {
@@ -284,12 +292,39 @@ mod tests {
                 "valid_until",
             ),
             (pb::Entry::default(), "key"),
+            (
+                pb::Entry {
+                    reference: "r".repeat(crate::limits::REFERENCE_BYTES + 1),
+                    ..entry("192.0.2.1", pb::Protocol::Unspecified, 0)
+                },
+                "reference",
+            ),
+            (
+                pb::Entry {
+                    valid_until: crate::limits::MAX_TIME + 1,
+                    ..entry("192.0.2.1", pb::Protocol::Unspecified, 0)
+                },
+                "valid_until",
+            ),
+            (
+                pb::Entry {
+                    action: pb::Action::Monitor as i32,
+                    promote_at: i64::MAX,
+                    ..entry("192.0.2.1", pb::Protocol::Unspecified, 0)
+                },
+                "promote_at",
+            ),
         ];
         for (e, field) in bad {
             assert_eq!(Record::try_from(&e).unwrap_err().field, field, "{e:?}");
         }
     }
 }
+
+/// The subscribe reply's header with the coordinator's latest version: a
+/// subscriber learns it before any frame, so it knows it is behind even when
+/// it cannot apply what follows.
+pub const LATEST_VERSION_HEADER: &str = "x-c2wall-latest-version";
 
 /// Adds `authorization: Bearer TOKEN` to every call (no token: nothing).
 #[derive(Clone, Default)]

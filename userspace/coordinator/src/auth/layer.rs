@@ -91,6 +91,7 @@ where
                 }
             }
         }
-        Box::pin(self.inner.call(req))
+        let call = self.inner.call(req);
+        Box::pin(async move { call.await.map(crate::service::decode_errors_are_invalid) })
     }
 }

@@ -97,6 +97,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Publisher", "Audit"),
     ("Publisher", "SetMode"),
     ("Publisher", "Object"),
+    ("Publisher", "Lineage"),
 ];
 
 pub fn token_hash(token: &str) -> String {

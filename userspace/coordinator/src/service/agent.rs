@@ -53,8 +53,8 @@ impl Service {
         let coord = self.coord.clone();
         let (plan, plan_version, mut live) = {
             let c = coord.clone();
-            let (v, d, s) = (r.version, r.digest.clone(), r.snapshot);
-            blocking(move || c.subscribe(v, &d, s)).await?
+            let (l, v, d, s) = (r.lineage.clone(), r.version, r.digest.clone(), r.snapshot);
+            blocking(move || c.subscribe(&l, v, &d, s)).await?
         };
         let (tx, rx) = mpsc::channel(self.stream_buffer);
         let (heartbeat, send_timeout) = (self.heartbeat, self.send_timeout);
@@ -126,7 +126,12 @@ impl Service {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let mut reply = Response::new(ReceiverStream::new(rx));
+        reply.metadata_mut().insert(
+            c2wall_model::wire::LATEST_VERSION_HEADER,
+            plan_version.into(),
+        );
+        Ok(reply)
     }
 
     pub async fn report_sightings(

@@ -39,6 +39,7 @@ pub struct Service {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Publishers limited to some sources, by identity name.
     pub publishers: Arc<std::collections::HashMap<String, Vec<String>>>,
+    pub limits: crate::limits::Limits,
 }
 
 impl Service {
@@ -51,6 +52,7 @@ impl Service {
             feeds: None,
             metrics: None,
             publishers: Arc::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -124,6 +126,39 @@ fn check_sources<'a, T>(
         }
     }
     Ok(())
+}
+
+/// tonic reports a request that is not the method's protobuf message as
+/// INTERNAL; it is the caller's error.
+fn is_decode_error(code: tonic::Code, message: &str) -> bool {
+    code == tonic::Code::Internal && message.starts_with("failed to decode Protobuf message")
+}
+
+/// A stream's status with decode errors as INVALID_ARGUMENT.
+pub(crate) fn decode_status(s: Status) -> Status {
+    if is_decode_error(s.code(), s.message()) {
+        Status::invalid_argument(s.message().to_string())
+    } else {
+        s
+    }
+}
+
+/// The same for a finished unary response (its status is in the headers).
+pub fn decode_errors_are_invalid<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let h = resp.headers();
+    let internal = h
+        .get(Status::GRPC_STATUS)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let decode = h
+        .get("grpc-message")
+        .is_some_and(|v| v.as_bytes().starts_with(b"failed%20to%20decode%20Protobuf"));
+    if internal && decode {
+        resp.headers_mut().insert(
+            Status::GRPC_STATUS,
+            (tonic::Code::InvalidArgument as i32).into(),
+        );
+    }
+    resp
 }
 
 fn actor<T>(req: &Request<T>) -> String {
@@ -426,6 +461,31 @@ impl Publisher for Service {
         Ok(Response::new(pb::AgentsResponse {
             agents,
             latest_version: self.coord.latest_version(),
+            lineage: c2wall_model::sign::hex(&self.coord.lineage().0),
+        }))
+    }
+
+    async fn lineage(
+        &self,
+        req: Request<pb::LineageRequest>,
+    ) -> Result<Response<pb::LineageResponse>, Status> {
+        let origin = origin(&req);
+        let r = req.into_inner();
+        if !r.from_lineage.trim().is_empty() {
+            c2wall_model::limits::text("reason", &r.reason, c2wall_model::limits::REASON_BYTES)?;
+            if r.reason.trim().is_empty() {
+                return Err(Status::invalid_argument(
+                    "reason: a lineage move needs one (it is audited)",
+                ));
+            }
+            let from = crate::integrity::parse_lineage(&r.from_lineage)?;
+            let coord = self.coord.clone();
+            blocking(move || coord.move_lineage(from, r.from_version, &origin, &r.reason)).await?;
+        }
+        let (lineage, moved) = self.coord.lineage();
+        Ok(Response::new(pb::LineageResponse {
+            lineage: c2wall_model::sign::hex(&lineage),
+            moved,
         }))
     }
 

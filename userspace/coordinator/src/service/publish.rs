@@ -73,37 +73,22 @@ impl Service {
         req: Request<tonic::Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
         let origin = origin(&req);
-        let limits = self.publishers.clone();
-        let meta = Request::from_parts(req.metadata().clone(), Default::default(), ());
-        let mut stream = req.into_inner();
-        let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
-        let mut records = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            if source.is_empty() {
-                check_sources(
-                    &limits,
-                    &meta,
-                    [("source".to_string(), Some(chunk.source.as_str()))],
-                )?;
-                source = chunk.source;
-                reason = chunk.reason;
-                ttl = chunk.ttl_seconds;
-            } else if !chunk.source.is_empty() && chunk.source != source {
-                return Err(Status::invalid_argument(format!(
-                    "source: `{}` in a later chunk, but this import is for `{source}`",
-                    chunk.source
-                )));
+        let (source, reason, ttl, records) = match self.receive_import(req).await {
+            Ok(r) => r,
+            Err((why, status)) => {
+                tracing::warn!(actor = %origin.actor, peer = %origin.peer, why,
+                    error = %status.message(), "import abandoned: nothing committed");
+                if let Some(m) = &self.metrics {
+                    m.imports_abandoned.with_label_values(&[why]).inc();
+                }
+                return Err(status);
             }
-            // Indices count across chunks: entries[i] is the i-th of the import.
-            for e in &chunk.entries {
-                let i = records.len();
-                let r = c2wall_model::Record::try_from(e)
-                    .map_err(|err| err.within(&format!("entries[{i}]")))?;
-                records.push(r);
-            }
-        }
-        if ttl < 0 {
-            return Err(Status::invalid_argument("ttl_seconds: negative"));
+        };
+        if !(0..=c2wall_model::limits::MAX_TTL_SECONDS).contains(&ttl) {
+            return Err(Status::invalid_argument(format!(
+                "ttl_seconds: {ttl} is outside 0-{} (ten years)",
+                c2wall_model::limits::MAX_TTL_SECONDS
+            )));
         }
         let coord = self.coord.clone();
         let opts = crate::import::ImportOptions {
@@ -122,6 +107,107 @@ impl Service {
             refusals: o.refusals,
             pending_id: o.held.unwrap_or(0),
         }))
+    }
+
+    /// Reads an import stream to its chunk marked `end`, within the limits.
+    /// A stream that ends without it (a client's cancel, a reset), stops
+    /// sending, or grows past the limits yields the reason and the status to
+    /// answer; nothing of it is kept.
+    #[allow(clippy::type_complexity)]
+    async fn receive_import(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportChunk>>,
+    ) -> Result<(String, String, i64, Vec<c2wall_model::Record>), (&'static str, Status)> {
+        let limits = self.publishers.clone();
+        let meta = Request::from_parts(req.metadata().clone(), Default::default(), ());
+        let mut stream = req.into_inner();
+        let (mut source, mut reason, mut ttl) = (String::new(), String::new(), 0);
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let idle = self.limits.import_idle();
+        let invalid = |s: Status| ("stream_error", s);
+        loop {
+            let chunk = match tokio::time::timeout(idle, stream.message()).await {
+                Err(_) => {
+                    return Err((
+                        "idle",
+                        Status::deadline_exceeded(format!(
+                            "no chunk for {}s: the import is abandoned, nothing committed",
+                            idle.as_secs()
+                        )),
+                    ))
+                }
+                Ok(Err(s)) => return Err(("stream_error", decode_status(s))),
+                Ok(Ok(None)) => {
+                    return Err((
+                        "unterminated",
+                        Status::aborted(
+                            "the import stream ended without a chunk marked `end`: nothing \
+                             committed (was it cancelled or cut off?)",
+                        ),
+                    ))
+                }
+                Ok(Ok(Some(c))) => c,
+            };
+            bytes += chunk.encoded_len();
+            if bytes > self.limits.import_max_bytes {
+                return Err((
+                    "too_large",
+                    Status::resource_exhausted(format!(
+                        "the import is over {} bytes ([limits] import_max_bytes): nothing \
+                         committed",
+                        self.limits.import_max_bytes
+                    )),
+                ));
+            }
+            if records.len() + chunk.entries.len() > self.limits.import_max_entries {
+                return Err((
+                    "too_large",
+                    Status::resource_exhausted(format!(
+                        "the import is over {} entries (--import-max-entries): nothing committed",
+                        self.limits.import_max_entries
+                    )),
+                ));
+            }
+            if source.is_empty() {
+                check_sources(
+                    &limits,
+                    &meta,
+                    [("source".to_string(), Some(chunk.source.as_str()))],
+                )
+                .map_err(invalid)?;
+                c2wall_model::limits::text(
+                    "source",
+                    &chunk.source,
+                    c2wall_model::limits::SOURCE_BYTES,
+                )
+                .map_err(|e| invalid(e.into()))?;
+                c2wall_model::limits::text(
+                    "reason",
+                    &chunk.reason,
+                    c2wall_model::limits::REASON_BYTES,
+                )
+                .map_err(|e| invalid(e.into()))?;
+                source = chunk.source;
+                reason = chunk.reason;
+                ttl = chunk.ttl_seconds;
+            } else if !chunk.source.is_empty() && chunk.source != source {
+                return Err(invalid(Status::invalid_argument(format!(
+                    "source: `{}` in a later chunk, but this import is for `{source}`",
+                    c2wall_model::limits::quote(&chunk.source, 64)
+                ))));
+            }
+            // Indices count across chunks: entries[i] is the i-th of the import.
+            for e in &chunk.entries {
+                let i = records.len();
+                let r = c2wall_model::Record::try_from(e)
+                    .map_err(|err| invalid(err.within(&format!("entries[{i}]")).into()))?;
+                records.push(r);
+            }
+            if chunk.end {
+                return Ok((source, reason, ttl, records));
+            }
+        }
     }
 
     pub(super) async fn do_rollback(

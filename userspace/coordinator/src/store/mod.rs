@@ -131,6 +131,17 @@ pub struct AgentRow {
 pub type ChangeLog = Vec<(u64, Vec<RecordChange>)>;
 
 pub trait Store: GuardStore + Send + 'static {
+    /// The store's lineage (random, made with the store) and the encoded
+    /// c2wall.v1.LineageMove in force, if an operator moved the fleet here.
+    fn lineage(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), CoordError>;
+    /// Gives the store a new lineage that succeeds another (an operator's
+    /// recovery or move), audited, in one transaction.
+    fn set_lineage(
+        &mut self,
+        lineage: &[u8],
+        moved: &[u8],
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError>;
     /// The current records and the latest version (0 and empty when new).
     fn load(&mut self) -> Result<(Vec<Record>, Option<VersionInfo>), CoordError>;
     /// Durably appends one version; returns only once it is on disk.

@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS modes (
     scope TEXT PRIMARY KEY,        -- '*' = the fleet, else an agent id
     mode TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lineage (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    lineage BLOB NOT NULL,         -- random, made with the store
+    moved BLOB                     -- c2wall.v1.LineageMove or NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -127,6 +132,11 @@ impl SqliteStore {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
+        // A new store (or one from before lineages) gets its own.
+        db.execute(
+            "INSERT OR IGNORE INTO lineage (id, lineage) VALUES (1, ?1)",
+            [c2wall_model::sign::random32()[..16].to_vec()],
+        )?;
         let mut store = SqliteStore { db };
         store.seed_protected()?;
         Ok(store)
@@ -134,6 +144,30 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn lineage(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), CoordError> {
+        Ok(self
+            .db
+            .query_row("SELECT lineage, moved FROM lineage WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?)
+    }
+
+    fn set_lineage(
+        &mut self,
+        lineage: &[u8],
+        moved: &[u8],
+        audit: &super::AuditEvent,
+    ) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "UPDATE lineage SET lineage = ?1, moved = ?2 WHERE id = 1",
+            params![lineage, moved],
+        )?;
+        super::sqlite_guard::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn load(&mut self) -> Result<(Vec<Record>, Option<VersionInfo>), CoordError> {
         let mut st = self.db.prepare("SELECT entry FROM records")?;
         let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;

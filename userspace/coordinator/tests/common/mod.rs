@@ -163,6 +163,7 @@ impl Rig {
                 version,
                 digest,
                 snapshot,
+                lineage: Vec::new(),
             })
             .await
             .unwrap()
