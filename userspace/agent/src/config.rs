@@ -122,6 +122,12 @@ pub struct RunArgs {
     /// Seconds between sighting reports to the coordinator [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub report_interval: Option<u64>,
+    /// /readyz fails once the agent has been unable to apply the
+    /// coordinator's latest version for this long (a frame it cannot take, a
+    /// refused version, a failing apply): long enough for a large snapshot,
+    /// short enough to page someone [default: 120].
+    #[arg(long, value_name = "SECONDS")]
+    pub sync_unready_after: Option<u64>,
     /// The coordinator's version-signing public key (hex, from
     /// `c2wall-coordinator keygen`); repeat to trust several during a key
     /// rotation. With any, unsigned or wrongly signed versions are refused.
@@ -169,6 +175,7 @@ struct FileConfig {
     sightings_retention: Option<u64>,
     sightings_max: Option<usize>,
     report_interval: Option<u64>,
+    sync_unready_after: Option<u64>,
     #[serde(default)]
     trusted_keys: Vec<String>,
     token_file: Option<PathBuf>,
@@ -223,6 +230,8 @@ pub struct Settings {
     pub sightings_max: usize,
     /// Seconds between sighting reports.
     pub report_interval: u64,
+    /// Seconds behind the coordinator after which /readyz fails.
+    pub sync_unready_after: u64,
     /// Hex public keys versions must be signed by (empty: unchecked).
     pub trust_keys: Vec<String>,
     pub token_file: Option<PathBuf>,
@@ -307,6 +316,11 @@ impl Settings {
                 .report_interval
                 .or(file.report_interval)
                 .unwrap_or(10)
+                .max(1),
+            sync_unready_after: args
+                .sync_unready_after
+                .or(file.sync_unready_after)
+                .unwrap_or(120)
                 .max(1),
             token_file: args.token_file.clone().or(file.token_file),
             tls: c2wall_tls::ClientTls {

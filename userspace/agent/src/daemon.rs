@@ -297,8 +297,14 @@ async fn serve(
         (s.attached.clone(), s.settings.paths.clone())
     };
     // Only reached once the program is attached and a list applied; kept
-    // lock-free so probes never wait behind a long reload.
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // lock-free so probes never wait behind a long reload. With a
+    // coordinator, an agent that has been unable to apply its latest version
+    // for too long is not ready: it enforces an old list.
+    let unready_after = {
+        let s = shared.lock().expect("lock");
+        s.settings.coordinator.as_ref().map(|_| s.settings.sync_unready_after)
+    };
+    let ready_sync = sync.clone();
     let app = Router::new()
         .route(
             "/metrics",
@@ -330,10 +336,22 @@ async fn serve(
         .route(
             "/readyz",
             get(move || async move {
-                if ready.load(std::sync::atomic::Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ready\n")
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                let behind = ready_sync.behind_seconds(c2wall_agent::sync::unix_now());
+                match unready_after {
+                    Some(limit) if behind > limit => {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        let why = ready_sync.last_error.lock().expect("lock").clone();
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "not ready: version {} applied, the coordinator is at {} and \
+                                 this agent has been unable to apply it for {behind}s: {why}\n",
+                                ready_sync.applied_version.load(Relaxed),
+                                ready_sync.latest_version.load(Relaxed),
+                            ),
+                        )
+                    }
+                    _ => (axum::http::StatusCode::OK, "ready\n".to_string()),
                 }
             }),
         );

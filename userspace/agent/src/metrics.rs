@@ -38,6 +38,10 @@ pub struct Metrics {
     pub sync_errors: IntCounter,
     pub sync_messages: IntCounterVec,
     pub sync_signature_failures: IntCounter,
+    pub sync_behind: IntGauge,
+    pub sync_refused: IntCounterVec,
+    pub sync_saved_stale: IntGauge,
+    pub sync_persist_failures: IntCounter,
     pub apply_duration: HistogramVec,
     pub sightings: IntGauge,
     pub sightings_reported: IntCounter,
@@ -143,6 +147,29 @@ impl Metrics {
                 "Snapshots and deltas refused because their signature is missing or not by a \
                  trusted key (the previous list stayed enforced).",
             ))?,
+            sync_behind: IntGauge::with_opts(opts(
+                "c2wall_sync_behind_seconds",
+                "Seconds the applied version has been behind the coordinator's latest (0: in \
+                 sync). /readyz fails once it passes sync_unready_after.",
+            ))?,
+            sync_refused: IntCounterVec::new(
+                opts(
+                    "c2wall_sync_refused_total",
+                    "Snapshots and deltas refused, by reason: gap, digest, invalid, signature, \
+                     older (a version below the applied one), lineage (another store's). The \
+                     previous list stayed enforced.",
+                ),
+                &["reason"],
+            )?,
+            sync_saved_stale: IntGauge::with_opts(opts(
+                "c2wall_sync_saved_list_stale",
+                "1 while the saved list lags the kernel's (saving failed: disk full or \
+                 read-only); the kernel keeps enforcing the newer list.",
+            ))?,
+            sync_persist_failures: IntCounter::with_opts(opts(
+                "c2wall_sync_persist_failures_total",
+                "Saves of the applied list that failed.",
+            ))?,
             apply_duration: HistogramVec::new(
                 HistogramOpts::new(
                     "c2wall_apply_duration_seconds",
@@ -192,6 +219,13 @@ impl Metrics {
         r.register(Box::new(m.sync_messages.clone()))?;
         r.register(Box::new(m.apply_duration.clone()))?;
         r.register(Box::new(m.sync_signature_failures.clone()))?;
+        r.register(Box::new(m.sync_behind.clone()))?;
+        r.register(Box::new(m.sync_refused.clone()))?;
+        r.register(Box::new(m.sync_saved_stale.clone()))?;
+        r.register(Box::new(m.sync_persist_failures.clone()))?;
+        for reason in ["gap", "digest", "invalid", "signature", "older", "lineage"] {
+            m.sync_refused.with_label_values(&[reason]);
+        }
         r.register(Box::new(m.sightings.clone()))?;
         r.register(Box::new(m.sightings_reported.clone()))?;
         r.register(Box::new(KernelCollector::new(counters)?))?;
@@ -226,6 +260,13 @@ impl Metrics {
             &self.sync_messages.with_label_values(&["delta"]),
             s.deltas.load(Relaxed),
         );
+        self.sync_behind.set(s.behind_seconds(now) as i64);
+        for (reason, n) in s.refused.lock().expect("lock").iter() {
+            advance(&self.sync_refused.with_label_values(&[reason]), *n);
+        }
+        self.sync_saved_stale
+            .set(s.disk_stale.load(Relaxed) as i64);
+        advance(&self.sync_persist_failures, s.persist_failures.load(Relaxed));
     }
 
     pub fn set_mode(&self, mode: &str) {

@@ -180,7 +180,7 @@ pub struct SyncClient {
     pub bearer: c2wall_model::wire::Bearer,
 }
 
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -28,6 +28,7 @@ fn check_agent_id<T>(req: &Request<T>, claimed: &str) -> Result<(), Status> {
     if claimed.is_empty() {
         return Err(Status::invalid_argument("agent_id: missing"));
     }
+    c2wall_model::limits::text("agent_id", claimed, c2wall_model::limits::NAME_BYTES)?;
     let role = req
         .metadata()
         .get(ROLE_HEADER)

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use c2wall_model::{
+    limits,
     wire::{identity_from_wire, records_from_wire, WireError},
     Prefix,
 };
@@ -65,6 +66,49 @@ impl Service {
             m.publishes.with_label_values(&[result]).inc();
         }
         r
+    }
+}
+
+/// Refuses a reason (or why) over [`limits::REASON_BYTES`].
+fn check_reason(field: &str, reason: &str) -> Result<(), Status> {
+    limits::text(field, reason, limits::REASON_BYTES).map_err(Status::from)
+}
+
+/// Replies that list stored rows (history, audit) stay under this many
+/// bytes: a caller pages on with `before`. A row larger than this on its own
+/// (stored before the API bounded its fields) has its long fields cut.
+const REPLY_BYTES: usize = 1 << 20;
+
+/// Keeps rows while the reply stays under [`REPLY_BYTES`] (at least one,
+/// with fields cut to fit).
+fn page_by_bytes<T: Message>(rows: Vec<T>, cut: impl Fn(&mut T)) -> Vec<T> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for mut r in rows {
+        let mut n = r.encoded_len() + 8;
+        if n > REPLY_BYTES / 2 {
+            cut(&mut r);
+            n = r.encoded_len() + 8;
+        }
+        if !out.is_empty() && bytes + n > REPLY_BYTES {
+            break;
+        }
+        bytes += n;
+        out.push(r);
+    }
+    out
+}
+
+/// Cuts a stored text to at most [`limits::REASON_BYTES`], saying so.
+fn cut_text(s: &mut String) {
+    if s.len() > limits::REASON_BYTES {
+        let total = s.len();
+        let mut end = limits::REASON_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(&format!("... (cut: {total} bytes stored)"));
     }
 }
 
@@ -214,7 +258,7 @@ impl Publisher for Service {
             Some(parse_page_token(&r.page_token).ok_or_else(|| {
                 Status::invalid_argument(format!(
                     "page_token: `{}` is not a token from a previous page",
-                    r.page_token
+                    limits::quote(&r.page_token, 64)
                 ))
             })?)
         };
@@ -309,6 +353,8 @@ impl Publisher for Service {
     ) -> Result<Response<pb::ProtectedResponse>, Status> {
         let origin = origin(&req);
         let r = req.into_inner();
+        check_reason("why", &r.why)?;
+        check_reason("reason", &r.reason)?;
         let prefix: Prefix = r
             .prefix
             .trim()
@@ -352,6 +398,7 @@ impl Publisher for Service {
     ) -> Result<Response<pb::ResolvePendingResponse>, Status> {
         let origin = origin(&req);
         let r = req.into_inner();
+        check_reason("reason", &r.reason)?;
         let coord = self.coord.clone();
         let done =
             blocking(move || coord.resolve_pending(r.id, r.confirm, &origin, &r.reason)).await?;
@@ -371,19 +418,23 @@ impl Publisher for Service {
         let limit = page_limit(r.limit, 100);
         let coord = self.coord.clone();
         let events = blocking(move || coord.audit_log(r.before, limit)).await?;
+        let events = events
+            .into_iter()
+            .map(|e| pb::AuditEvent {
+                seq: e.seq,
+                at: e.at,
+                actor: e.actor,
+                peer: e.peer,
+                action: e.action,
+                detail: e.detail,
+                reason: e.reason,
+            })
+            .collect();
         Ok(Response::new(pb::AuditResponse {
-            events: events
-                .into_iter()
-                .map(|e| pb::AuditEvent {
-                    seq: e.seq,
-                    at: e.at,
-                    actor: e.actor,
-                    peer: e.peer,
-                    action: e.action,
-                    detail: e.detail,
-                    reason: e.reason,
-                })
-                .collect(),
+            events: page_by_bytes(events, |e| {
+                cut_text(&mut e.reason);
+                cut_text(&mut e.detail);
+            }),
         }))
     }
 
@@ -393,6 +444,9 @@ impl Publisher for Service {
     ) -> Result<Response<pb::SetModeResponse>, Status> {
         let origin = origin(&req);
         let r = req.into_inner();
+        check_reason("reason", &r.reason)?;
+        limits::text("agent_id", &r.agent_id, limits::NAME_BYTES)?;
+        limits::text("mode", &r.mode, limits::NAME_BYTES)?;
         let coord = self.coord.clone();
         let m =
             blocking(move || coord.set_mode(r.mode.trim(), r.agent_id.trim(), &origin, &r.reason))
@@ -409,6 +463,8 @@ impl Publisher for Service {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let origin = origin(&req);
         let r = req.into_inner();
+        check_reason("reason", &r.reason)?;
+        limits::text("source", &r.source, limits::SOURCE_BYTES)?;
         let ident = identity_from_wire(&r.key.unwrap_or_default())
             .map_err(|e| Status::invalid_argument(format!("key.{}: {}", e.field, e.reason)))?;
         let coord = self.coord.clone();
@@ -430,7 +486,10 @@ impl Publisher for Service {
     ) -> Result<Response<pb::ExplainResponse>, Status> {
         let a = req.into_inner().address;
         let addr = a.trim().parse().map_err(|_| {
-            Status::invalid_argument(format!("address: `{a}` is not an IP address"))
+            Status::invalid_argument(format!(
+                "address: `{}` is not an IP address",
+                limits::quote(&a, 64)
+            ))
         })?;
         let (matches, version) = self.coord.explain(addr);
         Ok(Response::new(pb::ExplainResponse {
@@ -448,7 +507,9 @@ impl Publisher for Service {
         let limit = page_limit(r.limit, 50);
         let versions = blocking(move || coord.history(r.before, limit)).await?;
         Ok(Response::new(pb::HistoryResponse {
-            versions: versions.into_iter().map(version_info).collect(),
+            versions: page_by_bytes(versions.into_iter().map(version_info).collect(), |v| {
+                cut_text(&mut v.reason)
+            }),
         }))
     }
 
@@ -472,7 +533,7 @@ impl Publisher for Service {
         let origin = origin(&req);
         let r = req.into_inner();
         if !r.from_lineage.trim().is_empty() {
-            c2wall_model::limits::text("reason", &r.reason, c2wall_model::limits::REASON_BYTES)?;
+            check_reason("reason", &r.reason)?;
             if r.reason.trim().is_empty() {
                 return Err(Status::invalid_argument(
                     "reason: a lineage move needs one (it is audited)",

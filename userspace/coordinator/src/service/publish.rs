@@ -10,6 +10,7 @@ impl Service {
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let origin = origin(&req);
+        check_reason("reason", &req.get_ref().reason)?;
         let upserts = records_from_wire(&req.get_ref().upserts, "upserts")?;
         check_sources(
             &self.publishers,
@@ -216,6 +217,7 @@ impl Service {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let origin = origin(&req);
         let r = req.into_inner();
+        check_reason("reason", &r.reason)?;
         let coord = self.coord.clone();
         let v = blocking(move || coord.rollback(r.version, &origin, &r.reason)).await?;
         Ok(Response::new(pb::PublishResponse {
