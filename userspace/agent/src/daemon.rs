@@ -302,7 +302,10 @@ async fn serve(
     // for too long is not ready: it enforces an old list.
     let unready_after = {
         let s = shared.lock().expect("lock");
-        s.settings.coordinator.as_ref().map(|_| s.settings.sync_unready_after)
+        s.settings
+            .coordinator
+            .as_ref()
+            .map(|_| s.settings.sync_unready_after)
     };
     let ready_sync = sync.clone();
     let app = Router::new()

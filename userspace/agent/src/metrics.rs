@@ -264,9 +264,11 @@ impl Metrics {
         for (reason, n) in s.refused.lock().expect("lock").iter() {
             advance(&self.sync_refused.with_label_values(&[reason]), *n);
         }
-        self.sync_saved_stale
-            .set(s.disk_stale.load(Relaxed) as i64);
-        advance(&self.sync_persist_failures, s.persist_failures.load(Relaxed));
+        self.sync_saved_stale.set(s.disk_stale.load(Relaxed) as i64);
+        advance(
+            &self.sync_persist_failures,
+            s.persist_failures.load(Relaxed),
+        );
     }
 
     pub fn set_mode(&self, mode: &str) {

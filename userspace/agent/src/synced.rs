@@ -601,4 +601,68 @@ mod tests {
         assert!(err.contains("damaged persisted blocklist"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn never_backwards_never_another_lineage_unless_moved_by_a_signed_act() {
+        use c2wall_model::sign::Signer32;
+        let (_, key) = Signer32::generate();
+        let (_, other) = Signer32::generate();
+        let trust = Trust::from_hex([key.public_hex().as_str()]).unwrap();
+        let (a, b) = (vec![0xaa; 16], vec![0xbb; 16]);
+        let d = digest_of(&["192.0.2.1"]);
+        let snap = |lineage: &[u8], v: u64| {
+            SyncedSet::from_snapshot(
+                lineage,
+                v,
+                &d,
+                &[e("192.0.2.1")],
+                &key.sign(lineage, v, &d),
+                &trust,
+            )
+            .unwrap()
+        };
+        let have = snap(&a, 5);
+        assert!(SyncedSet::default()
+            .may_follow(&snap(&b, 1), None, &trust)
+            .is_ok());
+        assert!(have.may_follow(&snap(&a, 5), None, &trust).is_ok());
+        assert!(have.may_follow(&snap(&a, 6), None, &trust).is_ok());
+        assert!(matches!(
+            have.may_follow(&snap(&a, 4), None, &trust),
+            Err(SetError::Older { have: 5, got: 4 })
+        ));
+        assert!(matches!(
+            have.may_follow(&snap(&b, 9), None, &trust),
+            Err(SetError::Lineage { .. })
+        ));
+        let mv = |from_version: u64, by: &Signer32| pb::LineageMove {
+            from_lineage: a.clone(),
+            from_version,
+            to_lineage: b.clone(),
+            signature: by.sign_move(&a, from_version, &b),
+            ..Default::default()
+        };
+        // The operator's signed move covers our version: followed, even to a
+        // lower version number.
+        assert!(have
+            .may_follow(&snap(&b, 2), Some(&mv(5, &key)), &trust)
+            .is_ok());
+        // A move that does not cover our version, or not signed by a trusted
+        // key, is not enough.
+        assert!(have
+            .may_follow(&snap(&b, 2), Some(&mv(4, &key)), &trust)
+            .is_err());
+        assert!(have
+            .may_follow(&snap(&b, 2), Some(&mv(5, &other)), &trust)
+            .is_err());
+        // A delta of another lineage is refused and changes nothing.
+        let mut set = have.clone();
+        let mut dl = delta(5, 6, "192.0.2.2", "192.0.2.1/32", digest_of(&["192.0.2.2"]));
+        dl.lineage = b.clone();
+        assert!(matches!(
+            set.apply_delta(&dl, &mut Pending::default(), &Trust::default()),
+            Err(SetError::Lineage { .. })
+        ));
+        assert_eq!(set, have);
+    }
 }
