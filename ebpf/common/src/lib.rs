@@ -19,7 +19,7 @@ pub use filter::*;
 pub use keys::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 // Map names: must match the `#[map]` statics in ebpf/xdp/src/maps.rs.
 pub const MAP_CONFIG: &str = "C2W_CONFIG";
@@ -101,6 +101,12 @@ pub struct Config {
     /// Sampled drop events per CPU per second (0: none).
     pub sample_budget: u32,
     pub _pad: u32,
+    /// The coordinator version whose list the maps hold (0: none), native
+    /// byte order. Written by userspace after each apply, never read by the
+    /// program: the kernel is the truth a restarted agent must not go below.
+    pub synced_version: u64,
+    /// That version's store lineage (zeros: none).
+    pub synced_lineage: [u8; 16],
 }
 
 #[cfg(feature = "user")]

@@ -116,6 +116,27 @@ impl<D: Dataplane> Applier<D> {
         Ok(())
     }
 
+    /// The coordinator version (and its lineage) the maps hold, as recorded
+    /// by the last apply: survives agent restarts with the pinned maps.
+    pub fn synced(&self) -> (u64, [u8; 16]) {
+        (self.cfg.synced_version, self.cfg.synced_lineage)
+    }
+
+    /// Records the coordinator version the maps now hold.
+    pub fn set_synced(&mut self, version: u64, lineage: &[u8]) -> Result<(), AgentError> {
+        let mut l = [0u8; 16];
+        let n = lineage.len().min(16);
+        l[..n].copy_from_slice(&lineage[..n]);
+        if (self.cfg.synced_version, self.cfg.synced_lineage) != (version, l) {
+            let mut c = self.cfg;
+            c.synced_version = version;
+            c.synced_lineage = l;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
     /// Sampled drop events per CPU per second (0: none).
     pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
         if self.cfg.sample_budget != budget {

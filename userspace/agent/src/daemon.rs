@@ -43,6 +43,10 @@ pub(crate) struct Shared {
     local: std::collections::HashSet<c2wall_model::Identity>,
     /// The coordinator's set as last applied (empty without a coordinator).
     pub(crate) synced: SyncedSet,
+    /// The kernel holds a newer coordinator version than the saved list
+    /// (saving had failed): nothing is applied over it until the
+    /// coordinator's snapshot arrives.
+    kernel_ahead: bool,
     pub(crate) sync: Arc<SyncStatus>,
 }
 
@@ -91,6 +95,14 @@ impl Shared {
     }
 
     fn apply(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
+        if self.kernel_ahead {
+            tracing::warn!(
+                version = self.synced.version,
+                "the kernel holds a newer coordinator list than was saved: the lists are \
+                 applied once the coordinator's snapshot arrives"
+            );
+            return Ok(());
+        }
         let snap = merge(&self.files, &self.synced);
         let r = self.engine.sync(&snap);
         record(&self.engine, r, metrics, "full")
@@ -111,6 +123,9 @@ impl Shared {
         };
         let r = enforce(&mut self.engine, &self.files, &self.local, set, changes);
         record(&self.engine, r, metrics, kind)?;
+        self.kernel_ahead = false;
+        // The kernel's record of what it holds, read back at the next start.
+        self.engine.applier.set_synced(set.version, &set.lineage)?;
         match changes {
             Some(changes) => {
                 for (id, e) in changes {
@@ -172,11 +187,37 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     };
     // Fail-static: the coordinator set persisted by the last run is enforced now,
     // before any contact with the coordinator.
-    let synced = match &settings.coordinator {
+    let mut synced = match &settings.coordinator {
         Some(_) => SyncedSet::load(&paths.synced_file())?.unwrap_or_default(),
         None => SyncedSet::default(),
     };
-    if synced.version > 0 {
+    // The pinned maps record the coordinator version they hold. The saved
+    // list is written after the kernel, so a difference means saving failed
+    // (disk full, read-only): the kernel's list is the newer one and is kept;
+    // the coordinator's snapshot replaces it (never an older one).
+    let (kernel_version, kernel_lineage) = engine.applier.synced();
+    let kernel_ahead = settings.coordinator.is_some()
+        && kernel_version != 0
+        && (kernel_version, kernel_lineage.as_slice())
+            != (synced.version, lineage16(&synced.lineage).as_slice());
+    if kernel_ahead {
+        tracing::warn!(
+            kernel_version,
+            saved_version = synced.version,
+            "the kernel enforces a newer coordinator list than the saved one: keeping the \
+             kernel's list until the coordinator's snapshot arrives"
+        );
+        synced = SyncedSet {
+            lineage: if kernel_lineage == [0; 16] {
+                Vec::new()
+            } else {
+                kernel_lineage.to_vec()
+            },
+            version: kernel_version,
+            ..Default::default()
+        };
+    }
+    if synced.version > 0 && !kernel_ahead {
         tracing::info!(
             version = synced.version,
             entries = synced.entries.len(),
@@ -184,12 +225,17 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         );
     }
     let files = match source.snapshot() {
+        Ok(snap) if kernel_ahead => {
+            report_rejected(&snap.rejected);
+            snap
+        }
         Ok(snap) => {
             report_rejected(&snap.rejected);
             let merged = merge(&snap, &synced);
             let r = engine.sync(&merged);
             record(&engine, r, &metrics, "full")
                 .context("applying the blocklist (the previous list stays enforced)")?;
+            engine.applier.set_synced(synced.version, &synced.lineage)?;
             snap
         }
         Err(e) => {
@@ -242,6 +288,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         local: identities(&files),
         files,
         synced,
+        kernel_ahead,
         sync: Arc::new(SyncStatus::default()),
     }));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -269,6 +316,14 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     }
     drop(ebpf);
     Ok(code)
+}
+
+/// A lineage as the kernel records it (16 bytes, zeros: none).
+fn lineage16(l: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = l.len().min(16);
+    out[..n].copy_from_slice(&l[..n]);
+    out
 }
 
 fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {

@@ -75,14 +75,19 @@ pub fn load_or_create_key(path: &Path) -> Result<[u8; 32], AgentError> {
             k.copy_from_slice(&b);
             Ok(k)
         }
-        Ok(b) => Err(AgentError::Config {
-            path: path.into(),
-            message: format!(
-                "the sightings key must be 32 bytes, found {}; delete it to create a new one \
-                 (pseudonyms then change)",
-                b.len()
-            ),
-        }),
+        Ok(b) => {
+            // Pseudonyms are not worth losing enforcement for: the damaged
+            // key is set aside and a new one made (pseudonyms change).
+            let aside = path.with_extension("damaged");
+            tracing::error!(path = %path.display(), bytes = b.len(), aside = %aside.display(),
+                "the sightings key is damaged (not 32 bytes): set aside, a new key is made and \
+                 subscriber pseudonyms change from now on");
+            std::fs::rename(path, &aside).map_err(|source| AgentError::WriteFile {
+                path: path.into(),
+                source,
+            })?;
+            load_or_create_key(path)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let k: [u8; 32] = rand::random();
             use std::os::unix::fs::OpenOptionsExt;
@@ -315,11 +320,15 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // A truncated key does not stop the agent: set aside, replaced.
         std::fs::write(&p, b"short").unwrap();
-        assert!(load_or_create_key(&p)
-            .unwrap_err()
-            .to_string()
-            .contains("32 bytes"));
+        let k3 = load_or_create_key(&p).unwrap();
+        assert_ne!(k3, k1);
+        assert_eq!(
+            std::fs::read(dir.join("sightings.damaged")).unwrap(),
+            b"short"
+        );
+        assert_eq!(load_or_create_key(&p).unwrap(), k3);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

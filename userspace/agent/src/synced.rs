@@ -143,6 +143,13 @@ pub fn journal_path(snapshot: &Path) -> PathBuf {
     p.into()
 }
 
+/// The previous generation of a snapshot file.
+pub fn prev_path(snapshot: &Path) -> PathBuf {
+    let mut p = snapshot.as_os_str().to_owned();
+    p.push(".prev");
+    p.into()
+}
+
 /// Bytes in the journal of `snapshot` (0 if there is none).
 pub fn journal_len(snapshot: &Path) -> usize {
     std::fs::metadata(journal_path(snapshot))
@@ -320,11 +327,46 @@ impl SyncedSet {
             .collect()
     }
 
-    /// Loads the persisted set (snapshot, then the journal's deltas); a missing
-    /// file is `None`, a damaged snapshot an error. A journal record that does
-    /// not decode or verify (a torn last append) ends the journal there: the
-    /// set is then an earlier version, and the coordinator sends the rest.
+    /// Loads the persisted set: the snapshot file and its journal, or, when
+    /// the snapshot file is damaged, the previous generation (kept by
+    /// [`SyncedSet::save`]); a damaged file is set aside as `.damaged`. With
+    /// neither readable the agent starts without a saved list (None) rather
+    /// than not at all: a node that reboots with its coordinator away still
+    /// enforces its local lists, and the kernel's list if it kept one.
     pub fn load(path: &Path) -> Result<Option<Self>, AgentError> {
+        match Self::load_generation(path, true) {
+            Ok(set) => Ok(set),
+            Err(AgentError::Config { message, .. }) => {
+                let aside = path.with_extension("damaged");
+                tracing::error!(path = %path.display(), error = %message, aside = %aside.display(),
+                    "the saved list is damaged: set aside, trying the previous generation");
+                let _ = std::fs::rename(path, &aside);
+                let _ = std::fs::remove_file(journal_path(path));
+                match Self::load_generation(&prev_path(path), false) {
+                    Ok(Some(set)) => {
+                        tracing::warn!(
+                            version = set.version,
+                            "using the previous saved generation"
+                        );
+                        Ok(Some(set))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the previous generation is damaged too: \
+                            starting without a saved list");
+                        Ok(None)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One generation: the snapshot file, and its journal if asked. A missing
+    /// file is `None`, a damaged snapshot an error. A journal record that
+    /// does not decode or verify (a torn last append) ends the journal there:
+    /// the set is then an earlier version, and the coordinator sends the rest.
+    fn load_generation(path: &Path, with_journal: bool) -> Result<Option<Self>, AgentError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -349,6 +391,9 @@ impl SyncedSet {
             SyncedSet::from_snapshot(&s.lineage, s.version, &s.digest, &s.entries, &[], &none)
                 .map_err(|e| bad(e.to_string()))?;
         let journal = journal_path(path);
+        if !with_journal {
+            return Ok(Some(set));
+        }
         let data = match std::fs::read(&journal) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -377,7 +422,8 @@ impl SyncedSet {
     }
 
     /// Persists the whole set atomically (temp file, fsync, rename) and
-    /// empties the journal.
+    /// empties the journal. The file it replaces is kept as the previous
+    /// generation, the fallback should this one ever read back damaged.
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
         let msg = pb::SnapshotChunk {
             version: self.version,
@@ -389,7 +435,18 @@ impl SyncedSet {
             lineage: self.lineage.clone(),
             moved: None,
         };
-        crate::ids::write_atomic(path, &msg.encode_to_vec())?;
+        let bytes = msg.encode_to_vec();
+        if path.exists() {
+            // A hard link, so the current file stays in place until the new
+            // one replaces it atomically.
+            let prev = prev_path(path);
+            let _ = std::fs::remove_file(&prev);
+            std::fs::hard_link(path, &prev).map_err(|source| AgentError::WriteFile {
+                path: prev.clone(),
+                source,
+            })?;
+        }
+        crate::ids::write_atomic(path, &bytes)?;
         match std::fs::remove_file(journal_path(path)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::WriteFile {
                 path: journal_path(path),
@@ -596,9 +653,18 @@ mod tests {
         set.save(&path).unwrap();
         assert!(!j.exists());
         assert_eq!(SyncedSet::load(&path).unwrap(), Some(set));
+        // A damaged file: set aside, the previous generation is used.
+        let current = SyncedSet::load(&path).unwrap().unwrap();
+        let mut newer = current.clone();
+        newer.version += 1;
+        newer.save(&path).unwrap();
         std::fs::write(&path, b"\x0a\xff garbage").unwrap();
-        let err = SyncedSet::load(&path).unwrap_err().to_string();
-        assert!(err.contains("damaged persisted blocklist"), "{err}");
+        assert_eq!(SyncedSet::load(&path).unwrap(), Some(current));
+        assert!(dir.join("set.damaged").exists());
+        // Both damaged: no saved list, but no refusal to start either.
+        std::fs::write(&path, b"\x0a\xff garbage").unwrap();
+        std::fs::write(prev_path(&path), b"\x0a\xff garbage").unwrap();
+        assert_eq!(SyncedSet::load(&path).unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -46,12 +46,7 @@ pub enum PendingCommand {
     },
 }
 
-fn ts(t: i64) -> String {
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
-    )
-    .to_string()
-}
+use crate::output::ts;
 
 pub fn protected(r: &pb::ProtectedResponse, as_json: bool) {
     if as_json {
@@ -63,9 +58,9 @@ pub fn protected(r: &pb::ProtectedResponse, as_json: bool) {
         println!("{}", json!({ "protected": list }));
         return;
     }
-    println!("{:<40} WHY", "PROTECTED PREFIX");
+    crate::out!("{:<40} WHY", "PROTECTED PREFIX");
     for p in &r.prefixes {
-        println!("{:<40} {}", p.prefix, p.why);
+        crate::out!("{:<40} {}", p.prefix, p.why);
     }
 }
 
@@ -83,11 +78,11 @@ pub fn pending(r: &pb::PendingResponse, as_json: bool) {
         return;
     }
     if r.changes.is_empty() {
-        println!("no held changes");
+        crate::out!("no held changes");
         return;
     }
     for c in &r.changes {
-        println!(
+        crate::out!(
             "#{} {} {} by {}: {}{}",
             c.id,
             ts(c.created_at),
@@ -101,7 +96,7 @@ pub fn pending(r: &pb::PendingResponse, as_json: bool) {
             }
         );
     }
-    println!("confirm with `c2wall pending confirm ID`, drop with `c2wall pending reject ID`");
+    crate::out!("confirm with `c2wall pending confirm ID`, drop with `c2wall pending reject ID`");
 }
 
 pub fn audit(r: &pb::AuditResponse, as_json: bool) {
@@ -117,12 +112,16 @@ pub fn audit(r: &pb::AuditResponse, as_json: bool) {
         println!("{}", json!({ "audit": list }));
         return;
     }
-    println!(
+    crate::out!(
         "{:>6} {:<20} {:<20} {:<22} {:<10} DETAIL (REASON)",
-        "SEQ", "WHEN", "WHO", "FROM", "ACTION"
+        "SEQ",
+        "WHEN",
+        "WHO",
+        "FROM",
+        "ACTION"
     );
     for e in &r.events {
-        println!(
+        crate::out!(
             "{:>6} {:<20} {:<20} {:<22} {:<10} {}{}",
             e.seq,
             ts(e.at),
@@ -210,7 +209,7 @@ pub async fn pending_cmd(
             if json {
                 println!("{}", serde_json::json!({"id": id, "version": r.version}));
             } else {
-                println!("pending #{id} confirmed: version {}", r.version);
+                crate::out!("pending #{id} confirmed: version {}", r.version);
             }
         }
         PendingCommand::Reject { id, reason } => {
@@ -227,7 +226,7 @@ pub async fn pending_cmd(
             if json {
                 println!("{}", serde_json::json!({"id": id, "rejected": true}));
             } else {
-                println!("pending #{id} rejected");
+                crate::out!("pending #{id} rejected");
             }
         }
     };
@@ -267,9 +266,9 @@ pub async fn mode(
                 m.to_string()
             }
         };
-        println!("fleet: {}", show(&r.fleet));
+        crate::out!("fleet: {}", show(&r.fleet));
         for (a, m) in &r.agents {
-            println!("agent {a}: {}", show(m));
+            crate::out!("agent {a}: {}", show(m));
         }
     }
     Ok(())

@@ -200,6 +200,22 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// The coordinator store's lineage. With --move-from, an admin's
+    /// explicit, audited move of the fleet from an old lineage (a store that
+    /// was replaced or restored) to this one: agents of the old lineage take
+    /// this store's list only after it, even at a lower version.
+    Lineage {
+        /// The lineage agents hold now (32 hex digits, from `c2wall agents
+        /// --json` or the agents' refusal alerts).
+        #[arg(long, value_name = "HEX", requires_all = ["up_to_version", "reason"])]
+        move_from: Option<String>,
+        /// The highest version of the old lineage the move covers (an agent
+        /// at a later version does not follow).
+        #[arg(long, value_name = "VERSION")]
+        up_to_version: Option<u64>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// The append-only audit log, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]

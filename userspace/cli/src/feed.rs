@@ -89,9 +89,9 @@ pub fn formats(as_json: bool) {
         println!("{}", json!({ "formats": list }));
         return;
     }
-    println!("{:<16} {:>9}  DESCRIPTION", "FORMAT", "MIN PULL");
+    crate::out!("{:<16} {:>9}  DESCRIPTION", "FORMAT", "MIN PULL");
     for f in ALL {
-        println!(
+        crate::out!(
             "{:<16} {:>8}s  {}",
             f.name(),
             f.min_interval().as_secs(),
@@ -130,7 +130,7 @@ pub fn check(format: Format, file: &PathBuf, as_json: bool) -> anyhow::Result<bo
         );
         return Ok(clean);
     }
-    println!(
+    crate::out!(
         "{}: {} entries ({} with a port), {} duplicates, {} skipped, {} rejected",
         file.display(),
         p.entries.len(),
@@ -140,17 +140,17 @@ pub fn check(format: Format, file: &PathBuf, as_json: bool) -> anyhow::Result<bo
         p.rejected.len()
     );
     for ((f, l), n) in &by_len {
-        println!("  {:<5} /{:<3} {n}", f.name(), l);
+        crate::out!("  {:<5} /{:<3} {n}", f.name(), l);
     }
     if let Some(t) = &p.truncated {
-        println!("TRUNCATED: {t}");
+        crate::out!("TRUNCATED: {t}");
     }
     const SHOWN: usize = 50;
     for r in p.rejected.iter().take(SHOWN) {
-        println!("  rejected {r}");
+        crate::out!("  rejected {r}");
     }
     if p.rejected.len() > SHOWN {
-        println!("  ... and {} more rejected", p.rejected.len() - SHOWN);
+        crate::out!("  ... and {} more rejected", p.rejected.len() - SHOWN);
     }
     Ok(clean)
 }
@@ -274,31 +274,26 @@ pub fn imported(r: &pb::ImportResponse, as_json: bool) {
         eprintln!("... {} refused in all", r.refused);
     }
     if r.pending_id != 0 {
-        println!(
+        crate::out!(
             "held by the change breaker as pending #{} (an admin confirms with `c2wall pending confirm {}`)",
             r.pending_id, r.pending_id
         );
     } else if r.version == 0 {
-        println!("no change ({} entries unchanged)", r.unchanged);
+        crate::out!("no change ({} entries unchanged)", r.unchanged);
     } else {
-        println!(
+        crate::out!(
             "version {}: {} added, {} updated, {} withdrawn, {} unchanged",
-            r.version, r.added, r.updated, r.withdrawn, r.unchanged
+            r.version,
+            r.added,
+            r.updated,
+            r.withdrawn,
+            r.unchanged
         );
     }
 }
 
 pub fn list(r: &pb::FeedsResponse, as_json: bool) {
-    let ts = |t: i64| {
-        if t <= 0 {
-            "-".to_string()
-        } else {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64),
-            )
-            .to_string()
-        }
-    };
+    let ts = crate::output::ts;
     if as_json {
         let list: Vec<_> = r
             .feeds
@@ -314,15 +309,20 @@ pub fn list(r: &pb::FeedsResponse, as_json: bool) {
         return;
     }
     if r.feeds.is_empty() {
-        println!("no feeds configured (add [[feed]] tables to the coordinator's config)");
+        crate::out!("no feeds configured (add [[feed]] tables to the coordinator's config)");
         return;
     }
-    println!(
+    crate::out!(
         "{:<16} {:<15} {:>8} {:>8} {:>8} {:<20} ERROR",
-        "FEED", "FORMAT", "ENTRIES", "REJECTED", "FAILURES", "LAST SUCCESS"
+        "FEED",
+        "FORMAT",
+        "ENTRIES",
+        "REJECTED",
+        "FAILURES",
+        "LAST SUCCESS"
     );
     for f in &r.feeds {
-        println!(
+        crate::out!(
             "{:<16} {:<15} {:>8} {:>8} {:>8} {:<20} {}",
             f.name,
             f.format,

@@ -330,6 +330,24 @@ async fn run(cli: Cli, url: &str, tls: &c2wall_tls::ClientTls) -> Result<(), Fai
                 .into_inner();
             output::published(&r, cli.json);
         }
+        Command::Lineage {
+            move_from,
+            up_to_version,
+            reason,
+        } => {
+            let r = client
+                .lineage(with_actor(
+                    &actor,
+                    pb::LineageRequest {
+                        from_lineage: move_from.unwrap_or_default(),
+                        from_version: up_to_version.unwrap_or(0),
+                        reason: reason.unwrap_or_default(),
+                    },
+                ))
+                .await?
+                .into_inner();
+            output::lineage(&r, cli.json);
+        }
         Command::Agents => {
             let r = client.agents(pb::AgentsRequest {}).await?.into_inner();
             output::agents(&r, cli.json);

@@ -7,9 +7,41 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn ts(t: i64) -> String {
+/// Prints one human line with every character a terminal could take as a
+/// command escaped: stored fields come from callers (colours, carriage
+/// returns, right-to-left overrides must show as text, not act).
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {
+        println!("{}", $crate::output::printable(&format!($($t)*)))
+    };
+}
+
+/// `s` with control and bidirectional-formatting characters escaped.
+pub fn printable(s: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(|c| c.is_control() || bidi(c)) {
+        return s.to_string();
+    }
+    s.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() || bidi(c) {
+                Box::new(c.escape_unicode())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
+}
+
+/// A time for people: RFC 3339, or the raw number when it is outside what
+/// RFC 3339 can show (a server may send anything; the CLI never panics).
+pub fn ts(t: i64) -> String {
     if t <= 0 {
         return "-".into();
+    }
+    if t > c2wall_model::limits::MAX_TIME {
+        return format!("@{t}");
     }
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64),
@@ -70,10 +102,12 @@ pub fn published(r: &pb::PublishResponse, as_json: bool) {
                 json!({"version": 0, "pending_id": r.pending_id, "summary": r.pending_summary})
             );
         } else {
-            println!(
+            crate::out!(
                 "held by the change breaker as pending #{}: {} (an admin confirms with \
                  `c2wall pending confirm {}`)",
-                r.pending_id, r.pending_summary, r.pending_id
+                r.pending_id,
+                r.pending_summary,
+                r.pending_id
             );
         }
         return;
@@ -84,7 +118,7 @@ pub fn published(r: &pb::PublishResponse, as_json: bool) {
             json!({"version": r.version, "digest": hex(&r.digest), "upserted": r.upserted, "withdrawn": r.withdrawn})
         );
     } else {
-        println!(
+        crate::out!(
             "version {} ({} upserted, {} withdrawn), digest {}",
             r.version,
             r.upserted,
@@ -102,12 +136,17 @@ pub fn entries(es: &[pb::Entry], version: u64, as_json: bool) {
         );
         return;
     }
-    println!(
+    crate::out!(
         "{:<40} {:<8} {:<5} {:<20} {:<12} {:<20}",
-        "ENTRY", "ACTION", "DIR", "SOURCE", "CATEGORY", "EXPIRES"
+        "ENTRY",
+        "ACTION",
+        "DIR",
+        "SOURCE",
+        "CATEGORY",
+        "EXPIRES"
     );
     for e in es {
-        println!(
+        crate::out!(
             "{:<40} {:<8} {:<5} {:<20} {:<12} {:<20}",
             key(e),
             action(e),
@@ -117,7 +156,7 @@ pub fn entries(es: &[pb::Entry], version: u64, as_json: bool) {
             ts(e.valid_until)
         );
     }
-    println!("{} records at version {version}", es.len());
+    crate::out!("{} records at version {version}", es.len());
 }
 
 pub fn get(r: &pb::GetResponse, as_json: bool) {
@@ -134,17 +173,17 @@ pub fn get(r: &pb::GetResponse, as_json: bool) {
         return;
     }
     match &r.effective {
-        Some(e) => println!(
+        Some(e) => crate::out!(
             "{}: agents enforce {} {} (version {})",
             key(e),
             action(e),
             direction(e),
             r.version
         ),
-        None => println!("not enforced: no record is active (version {})", r.version),
+        None => crate::out!("not enforced: no record is active (version {})", r.version),
     }
     for e in r.records.iter().filter(|e| e.promote_at != 0) {
-        println!(
+        crate::out!(
             "{} from {} is monitor-only until {}: then drop, unless someone objects (c2wall object)",
             key(e),
             e.source,
@@ -152,17 +191,24 @@ pub fn get(r: &pb::GetResponse, as_json: bool) {
         );
     }
     if r.sampled_would_drops > 0 {
-        println!(
+        crate::out!(
             "agents sampled {} would-drop packets for it",
             r.sampled_would_drops
         );
     }
-    println!(
+    crate::out!(
         "{:<20} {:<8} {:<5} {:<12} {:<10} {:<4} {:<20} {:<20}",
-        "SOURCE", "ACTION", "DIR", "CATEGORY", "REFERENCE", "CONF", "VALID UNTIL", "CREATED BY"
+        "SOURCE",
+        "ACTION",
+        "DIR",
+        "CATEGORY",
+        "REFERENCE",
+        "CONF",
+        "VALID UNTIL",
+        "CREATED BY"
     );
     for e in &r.records {
-        println!(
+        crate::out!(
             "{:<20} {:<8} {:<5} {:<12} {:<10} {:<4} {:<20} {:<20}",
             e.source,
             action(e),
@@ -185,12 +231,12 @@ pub fn explain(addr: &str, r: &pb::ExplainResponse, as_json: bool) {
         return;
     }
     if r.matches.is_empty() {
-        println!("{addr}: not listed (version {})", r.version);
+        crate::out!("{addr}: not listed (version {})", r.version);
         return;
     }
-    println!("{addr} is covered by (most specific first; the first whose port and direction fit the packet decides):");
+    crate::out!("{addr} is covered by (most specific first; the first whose port and direction fit the packet decides):");
     for e in &r.matches {
-        println!(
+        crate::out!(
             "  {:<40} {:<8} {:<5} source {} {}",
             key(e),
             action(e),
@@ -210,12 +256,16 @@ pub fn history(vs: &[pb::VersionInfo], as_json: bool) {
         println!("{}", json!({"versions": list}));
         return;
     }
-    println!(
+    crate::out!(
         "{:>8} {:<20} {:<16} {:>7} {:>7}  REASON",
-        "VERSION", "WHEN", "ACTOR", "UPSERTS", "REMOVED"
+        "VERSION",
+        "WHEN",
+        "ACTOR",
+        "UPSERTS",
+        "REMOVED"
     );
     for v in vs {
-        println!(
+        crate::out!(
             "{:>8} {:<20} {:<16} {:>7} {:>7}  {}",
             v.version,
             ts(v.created_at),
@@ -234,22 +284,27 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
             .iter()
             .map(|a| {
                 let s = a.status.clone().unwrap_or_default();
-                json!({"agent_id": s.agent_id, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact})
+                json!({"agent_id": s.agent_id, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error})
             })
             .collect();
         println!(
             "{}",
-            json!({"latest_version": r.latest_version, "agents": list})
+            json!({"latest_version": r.latest_version, "lineage": r.lineage, "agents": list})
         );
         return;
     }
-    println!(
+    crate::out!(
         "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20}",
-        "AGENT", "VERSION", "BEHIND", "CONNECTED", "MODE", "LAST SEEN"
+        "AGENT",
+        "VERSION",
+        "BEHIND",
+        "CONNECTED",
+        "MODE",
+        "LAST SEEN"
     );
     for a in &r.agents {
         let s = a.status.clone().unwrap_or_default();
-        println!(
+        crate::out!(
             "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20}",
             s.agent_id,
             s.applied_version,
@@ -259,7 +314,25 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
             ts(a.last_seen)
         );
     }
-    println!("latest version {}", r.latest_version);
+    for a in &r.agents {
+        let s = a.status.clone().unwrap_or_default();
+        if !s.sync_error.is_empty() {
+            crate::out!(
+                "{}: cannot apply the latest version: {}",
+                s.agent_id,
+                s.sync_error
+            );
+        }
+        if !s.lineage.is_empty() && hex(&s.lineage) != r.lineage {
+            crate::out!(
+                "{}: holds lineage {} (this store's is {}): see `c2wall lineage --help`",
+                s.agent_id,
+                hex(&s.lineage),
+                r.lineage
+            );
+        }
+    }
+    crate::out!("latest version {}, lineage {}", r.latest_version, r.lineage);
 }
 
 pub fn sightings(r: &pb::SightingsResponse, as_json: bool) {
@@ -296,12 +369,19 @@ pub fn sightings(r: &pb::SightingsResponse, as_json: bool) {
         println!("{}", json!({ "sightings": list }));
         return;
     }
-    println!(
+    crate::out!(
         "{:<16} {:<30} {:<28} {:>5} {:>6} {:<8} {:>7} {:<20}",
-        "AGENT", "SUBSCRIBER", "ENTRY", "PROTO", "PORT", "DIR", "COUNT", "LAST SEEN"
+        "AGENT",
+        "SUBSCRIBER",
+        "ENTRY",
+        "PROTO",
+        "PORT",
+        "DIR",
+        "COUNT",
+        "LAST SEEN"
     );
     for (agent, s) in &rows {
-        println!(
+        crate::out!(
             "{:<16} {:<30} {:<28} {:>5} {:>6} {:<8} {:>7} {:<20}",
             agent,
             s.subscriber,
@@ -313,5 +393,49 @@ pub fn sightings(r: &pb::SightingsResponse, as_json: bool) {
             ts(s.last_seen)
         );
     }
-    println!("{} sightings", rows.len());
+    crate::out!("{} sightings", rows.len());
+}
+
+pub fn lineage(r: &pb::LineageResponse, as_json: bool) {
+    let moved = r.moved.as_ref().map(|m| {
+        json!({"from_lineage": hex(&m.from_lineage), "up_to_version": m.from_version,
+            "actor": m.actor, "at": m.at, "reason": m.reason})
+    });
+    if as_json {
+        println!("{}", json!({"lineage": r.lineage, "moved": moved}));
+        return;
+    }
+    crate::out!("lineage {}", r.lineage);
+    if let Some(m) = &r.moved {
+        crate::out!(
+            "moved from lineage {} (up to version {}) by {} at {}: {}",
+            hex(&m.from_lineage),
+            m.from_version,
+            m.actor,
+            ts(m.at),
+            m.reason
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_cannot_drive_the_terminal() {
+        let hostile = "feed\u{1b}[31mred\rover\u{202e}txt";
+        let p = printable(hostile);
+        assert!(!p.chars().any(|c| c.is_control()), "{p}");
+        assert_eq!(p, "feed\\u{1b}[31mred\\u{d}over\\u{202e}txt");
+        assert_eq!(printable("203.0.113.0/24 emotet"), "203.0.113.0/24 emotet");
+    }
+
+    #[test]
+    fn any_time_a_server_sends_prints_without_panicking() {
+        assert_eq!(ts(0), "-");
+        assert_eq!(ts(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(ts(c2wall_model::limits::MAX_TIME), "9999-12-31T23:59:59Z");
+        assert_eq!(ts(i64::MAX), format!("@{}", i64::MAX));
+    }
 }
