@@ -27,11 +27,9 @@ pub struct Limits {
     /// anyone who completed TLS without identifying).
     pub max_unidentified_per_peer: usize,
     /// A connection that moves no byte either way for this long is closed
-    /// (agent streams carry a heartbeat every few seconds).
+    /// (agent streams carry a heartbeat every few seconds, so only a dead or
+    /// stalled peer, or one that stopped reading, stays silent this long).
     pub idle_connection_seconds: u64,
-    /// Bytes queued for one subscriber that does not read; past them, after
-    /// the send timeout, its stream is ended.
-    pub stream_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -43,8 +41,7 @@ impl Default for Limits {
             max_connections: 4096,
             max_connections_per_peer: 64,
             max_unidentified_per_peer: 16,
-            idle_connection_seconds: 300,
-            stream_buffer_bytes: 8 << 20,
+            idle_connection_seconds: 120,
         }
     }
 }
@@ -72,7 +69,6 @@ impl Limits {
                 self.max_unidentified_per_peer as u64,
             ),
             ("idle_connection_seconds", self.idle_connection_seconds),
-            ("stream_buffer_bytes", self.stream_buffer_bytes as u64),
         ];
         match zero.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(format!("[limits] {name} must be at least 1")),

@@ -133,8 +133,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Raises the soft limit on open descriptors to the hard one: each agent
+/// holds a connection, and the default soft limit (1,024) is far below what
+/// a fleet needs (the connection limits keep within it).
+fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            let before = r.rlim_cur;
+            r.rlim_cur = r.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                tracing::info!(
+                    from = before,
+                    to = r.rlim_max,
+                    "raised the open-files limit"
+                );
+            }
+        }
+    }
+}
+
 fn run(args: CoordArgs) -> Result<()> {
     let s = Settings::resolve(&args)?;
+    raise_nofile();
     let store = SqliteStore::open(&s.store)?;
     let integrity = c2wall_coordinator::integrity::Integrity {
         highwater: Some(c2wall_coordinator::highwater::path_for(&s.store)),
@@ -178,6 +200,8 @@ fn run(args: CoordArgs) -> Result<()> {
         "permission_denied",
         "rate_limited",
         "tls_handshake",
+        "connection_limit",
+        "idle_connection",
     ] {
         refused.with_label_values(&[reason]);
     }
@@ -320,12 +344,26 @@ fn run(args: CoordArgs) -> Result<()> {
                         .await
                         .with_context(|| format!("binding {}", s.listen))?;
                     let refused = refused_tls.clone();
+                    let l = &s.limits;
+                    let limits = c2wall_tls::serve::Limits {
+                        max_connections: l.max_connections,
+                        per_peer: l.max_connections_per_peer,
+                        unidentified_per_peer: l.max_unidentified_per_peer,
+                        idle: l.idle_connection(),
+                    };
                     let incoming = c2wall_tls::serve::incoming(
                         listener,
                         settings.clone(),
-                        Arc::new(move |peer, reason| {
-                            refused.with_label_values(&["tls_handshake"]).inc();
-                            tracing::warn!(%peer, reason, "refused a TLS connection");
+                        limits,
+                        Arc::new(move |peer, why: c2wall_tls::serve::Refusal, reason: &str| {
+                            refused.with_label_values(&[why.label()]).inc();
+                            match why {
+                                c2wall_tls::serve::Refusal::Idle => {
+                                    tracing::info!(%peer, reason, "closed an idle connection")
+                                }
+                                _ => tracing::warn!(%peer, reason, kind = why.label(),
+                                    "refused a connection"),
+                            }
                         }),
                     );
                     Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))

@@ -50,6 +50,19 @@ fn issue(dir: &std::path::Path, role: &str, name: &str) {
 /// with an admin certificate the coordinator must not accept; the
 /// coordinator serving on loopback with the CA as client CA.
 async fn start(tag: &str) -> Tls {
+    start_with(
+        tag,
+        c2wall_tls::serve::Limits {
+            max_connections: 10_000,
+            per_peer: 10_000,
+            unidentified_per_peer: 10_000,
+            idle: std::time::Duration::from_secs(300),
+        },
+    )
+    .await
+}
+
+async fn start_with(tag: &str, limits: c2wall_tls::serve::Limits) -> Tls {
     let dir = std::env::temp_dir().join(format!("c2wall-mtls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     ca::init(&dir, 1).unwrap();
@@ -93,7 +106,10 @@ async fn start(tag: &str) -> Tls {
     let incoming = c2wall_tls::serve::incoming(
         listener,
         settings.clone(),
-        Arc::new(move |_, _| r.with_label_values(&["tls_handshake"]).inc()),
+        limits,
+        Arc::new(move |_, why: c2wall_tls::serve::Refusal, _: &str| {
+            r.with_label_values(&[why.label()]).inc()
+        }),
     );
     let mut tokens = Tokens::empty(refused.clone());
     tokens.burst = 1000.0;
@@ -350,5 +366,70 @@ async fn a_revoked_certificate_is_refused_once_the_settings_are_reloaded() {
         list(t.channel(Some("alice")).await).await,
         Code::Ok,
         "others are unaffected"
+    );
+}
+
+/// Connections cannot exhaust the coordinator: past the per-address limit
+/// (tighter without a client certificate) they are closed at once, and a
+/// connection that moves no byte for the idle timeout is closed; both are
+/// counted. (Before, 1,006 connections that completed TLS and sent nothing
+/// held the process's descriptors until an admin's publish timed out.)
+#[tokio::test]
+async fn idle_and_excess_connections_are_closed_and_counted() {
+    let t = start_with(
+        "limits",
+        c2wall_tls::serve::Limits {
+            max_connections: 100,
+            per_peer: 5,
+            unidentified_per_peer: 2,
+            idle: std::time::Duration::from_secs(1),
+        },
+    )
+    .await;
+    let count = |why: &str| t.refused.with_label_values(&[why]).get();
+    // Served: the call reaches the coordinator (which may refuse the role).
+    let served = |ch: Option<Channel>| async move {
+        let Some(ch) = ch else { return false };
+        match PublisherClient::new(ch)
+            .protected(pb::ProtectedRequest {})
+            .await
+        {
+            Ok(_) => true,
+            Err(s) => matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied),
+        }
+    };
+    // Two connections without a certificate are served; the third is not.
+    let (a, b) = (t.channel(None).await, t.channel(None).await);
+    assert!(served(a.clone()).await && served(b.clone()).await);
+    assert!(
+        !served(t.channel(None).await).await,
+        "third unidentified refused"
+    );
+    assert_eq!(count("connection_limit"), 1);
+    // Identified callers still get in, up to the per-address limit (5 in
+    // all, two of them taken).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let ch = t.channel(Some("alice")).await;
+        assert!(served(ch.clone()).await, "identified");
+        held.push(ch);
+    }
+    assert!(
+        !served(t.channel(Some("alice")).await).await,
+        "sixth refused"
+    );
+    assert_eq!(count("connection_limit"), 2);
+    // Nothing moves on any of them: closed after the idle timeout, and their
+    // places are free again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(
+        count("idle_connection") >= 5,
+        "{}",
+        count("idle_connection")
+    );
+    drop((a, b, held));
+    assert!(
+        served(t.channel(Some("alice")).await).await,
+        "a place is free again"
     );
 }
