@@ -264,12 +264,34 @@ async fn publishers_stay_within_their_sources_and_the_audit_names_the_certificat
         .publish(publish(
             vec![
                 sourced("192.0.2.1", "feodo"),
-                sourced("192.0.2.2", "operator:x"),
+                sourced("192.0.2.2", "operator:feeds"),
             ],
             vec![],
         ))
         .await
         .unwrap();
+    // `operator:*` is only its own operator source: another operator's
+    // records (here the admin's) are out of reach, to replace or withdraw.
+    let e = feeds
+        .publish(publish(
+            vec![sourced("192.0.2.2", "operator:alice")],
+            vec![],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("`operator:alice`"), "{}", e.message());
+    let e = feeds
+        .publish(publish(
+            vec![],
+            vec![pb::Withdrawal {
+                key: Some(key("192.0.2.2")),
+                source: "operator:alice".into(),
+            }],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{}", e.message());
     // A withdrawal of every source's record is beyond a limited publisher.
     let e = feeds
         .publish(publish(

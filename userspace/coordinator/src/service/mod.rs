@@ -128,8 +128,15 @@ fn origin<T>(req: &Request<T>) -> Origin {
     )
 }
 
-/// A publisher limited to some sources may touch only those. Each item is
-/// the field it comes from and its source (None: every source's record).
+/// What a publisher may touch. An `operator:NAME` source belongs to NAME:
+/// a publisher uses its own (`operator:<its name>`), and another's only when
+/// its `[publishers]` entry names that source exactly (a wildcard such as
+/// `operator:*` never reaches other operators' records). A publisher listed
+/// in `[publishers]` is held to its sources; one not listed may use any
+/// other source. A withdrawal of every source's record (no source named)
+/// could reach another operator's, so a publisher names the source. Each
+/// item is the field it comes from and its source (None: every source's).
+/// Admins are not limited.
 fn check_sources<'a, T>(
     limits: &std::collections::HashMap<String, Vec<String>>,
     req: &Request<T>,
@@ -143,29 +150,43 @@ fn check_sources<'a, T>(
         return Ok(());
     }
     let who = actor(req);
-    let Some(allowed) = limits.get(&who) else {
-        return Ok(());
-    };
+    let allowed = limits.get(&who);
+    let own = format!("operator:{who}");
     let ok = |s: &str| {
-        allowed.iter().any(|a| match a.strip_suffix('*') {
-            Some(prefix) => s.starts_with(prefix),
-            None => s == a,
-        })
+        if s == own || allowed.is_some_and(|a| a.iter().any(|a| a == s)) {
+            return true;
+        }
+        if s.starts_with("operator:") {
+            return false;
+        }
+        match allowed {
+            None => true,
+            Some(a) => a.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => s.starts_with(prefix),
+                None => s == a,
+            }),
+        }
+    };
+    let listing = || match allowed {
+        Some(a) => format!("{own} and {}", a.join(", ")),
+        None => format!("{own} and any source but another operator's"),
     };
     for (field, source) in sources {
         match source {
             Some(s) if ok(s) => {}
             Some(s) => {
                 return Err(Status::permission_denied(format!(
-                    "{field}: {who} may publish only under {}, not `{s}`",
-                    allowed.join(", ")
+                    "{field}: {who} may publish only under {}, not `{}`",
+                    listing(),
+                    limits::quote(s, 64)
                 )))
             }
             None => {
                 return Err(Status::permission_denied(format!(
-                "{field}: {who} may withdraw only its own sources' records ({}): name the source",
-                allowed.join(", ")
-            )))
+                    "{field}: a publisher withdraws only records of sources it may use ({}): \
+                     name the source",
+                    listing()
+                )))
             }
         }
     }
