@@ -270,12 +270,23 @@ fn feed_config_errors_name_the_feed_and_the_key() {
 }
 
 /// A TAXII 2.1 collection: objects with the time they were added; pages of
-/// two with `more` / `next`.
+/// two with `more` / `next`. Like the OASIS reference server it fails a
+/// request without `limit`, and with `auth` set it wants that Authorization.
 async fn taxii_server(objects: Arc<Mutex<Vec<(i64, String)>>>) -> String {
+    taxii_server_with(objects, None).await
+}
+
+async fn taxii_server_with(
+    objects: Arc<Mutex<Vec<(i64, String)>>>,
+    auth: Option<&'static str>,
+) -> String {
     let app = Router::new().route(
         "/api/collections/c2/objects/",
-        get(move |uri: axum::http::Uri| {
+        get(move |uri: axum::http::Uri, headers: HeaderMap| {
             let all = objects.lock().unwrap().clone();
+            let authorized = auth.is_none_or(|want| {
+                headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(want)
+            });
             let q: std::collections::HashMap<String, String> = uri
                 .query()
                 .unwrap_or("")
@@ -284,6 +295,12 @@ async fn taxii_server(objects: Arc<Mutex<Vec<(i64, String)>>>) -> String {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             async move {
+                if !authorized {
+                    return (StatusCode::UNAUTHORIZED, HeaderMap::new(), String::new());
+                }
+                if !q.contains_key("limit") {
+                    return (StatusCode::BAD_REQUEST, HeaderMap::new(), "no limit".into());
+                }
                 let after: i64 = q.get("added_after").map_or(0, |a| a.parse().unwrap());
                 let from: usize = q.get("next").map_or(0, |n| n.parse().unwrap());
                 let new: Vec<&(i64, String)> = all.iter().filter(|(t, _)| *t > after).collect();
@@ -471,4 +488,86 @@ fn the_example_config_in_deploy_is_valid() {
     assert!(!s.tls.insecure);
     assert_eq!(s.publish_limit, (5.0, 20.0));
     assert_eq!(s.publishers["abusech-importer"].sources[0], "feodo");
+}
+
+/// Credentials come from files and never show: not in `c2wall feed list`,
+/// not in errors, not in the version's reason (and so not in the audit log).
+/// The newest version of a STIX object is found by time, not text, and a
+/// TAXII page size goes with every request.
+#[tokio::test]
+async fn feed_secrets_never_show_and_stix_versions_compare_as_times() {
+    let objects = Arc::new(Mutex::new(vec![
+        (1, indicator(1, "192.0.2.1", "2026-03-01T10:00:05Z", false)),
+        (2, indicator(2, "192.0.2.2", "2026-03-01T10:00:05Z", false)),
+        (3, indicator(3, "192.0.2.3", "2026-03-01T10:00:05Z", false)),
+    ]));
+    // "Basic " + base64("centre:s3cret-pw")
+    let url = taxii_server_with(objects.clone(), Some("Basic Y2VudHJlOnMzY3JldC1wdw==")).await;
+    let r = rig("secrets").await;
+    let dir = std::env::temp_dir().join(format!("c2wall-feed-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("password");
+    std::fs::write(&pw, "s3cret-pw\n").unwrap();
+    let cfg: FeedConfig = toml::from_str(&format!(
+        "name = \"partner\"\ntaxii = \"{url}\"\nformat = \"stix\"\ninterval = 60\n\
+         username = \"centre\"\npassword_file = \"{}\"\npage_size = 2",
+        pw.display()
+    ))
+    .unwrap();
+    let runner = Runner::new(
+        r.coord.clone(),
+        vec![cfg.check().unwrap()],
+        Arc::new(Metrics::new().unwrap()),
+    );
+    let Pull::Imported(o) = runner.pull(0).await else {
+        panic!("imported with basic auth and a page size")
+    };
+    assert_eq!(o.added, 3);
+    // A revocation stamped 250 ms after the whole-second version wins.
+    objects.lock().unwrap().push((
+        4,
+        indicator(2, "192.0.2.2", "2026-03-01T10:00:05.250Z", true),
+    ));
+    let Pull::Imported(o) = runner.pull(0).await else {
+        panic!("imported")
+    };
+    assert_eq!(o.withdrawn, 1, "the revocation is the newer version");
+
+    // A URL with user:password@ and a failing server: the password shows
+    // nowhere.
+    let served = Arc::new(Mutex::new(Served {
+        body: String::new(),
+        etag: "\"1\"".into(),
+        status: 503,
+    }));
+    let plain = feed_server(served.clone()).await;
+    let leaky = plain.replace("http://", "http://user:hunter2@");
+    let runner = Runner::new(
+        r.coord.clone(),
+        vec![feed(&leaky)],
+        Arc::new(Metrics::new().unwrap()),
+    );
+    assert!(matches!(runner.pull(0).await, Pull::Failed(_)));
+    // What `c2wall feed list` is served.
+    let shown = format!("{:?}", runner.board.states.lock().unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("last_error: \"http://127.0.0.1"), "{shown}");
+    served.lock().unwrap().status = 200;
+    served.lock().unwrap().body = ndjson(&["203.0.113.0/24"], Some(1));
+    assert!(matches!(runner.pull(0).await, Pull::Imported(_)));
+    let history = r
+        .publisher()
+        .history(pb::HistoryRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let reasons = format!("{history:?}");
+    assert!(reasons.contains("feed spamhaus"), "{reasons}");
+    assert!(!reasons.contains("hunter2"), "{reasons}");
+    let audit = format!("{:?}", r.coord.audit_log(0, 100).unwrap());
+    assert!(
+        !audit.contains("hunter2") && !audit.contains("s3cret"),
+        "{audit}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -52,6 +52,49 @@ pub struct FeedConfig {
     pub timeout: Option<u64>,
     /// Largest download accepted, bytes (default 256 MiB).
     pub max_bytes: Option<u64>,
+    /// HTTP basic authentication: the user, with its password read from
+    /// `password_file` at every pull (never stored or shown).
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A bearer token read from this file at every pull.
+    pub token_file: Option<PathBuf>,
+    /// A custom header (e.g. `X-API-Key`) whose value is read from
+    /// `header_file` at every pull.
+    pub header: Option<String>,
+    pub header_file: Option<PathBuf>,
+    /// Objects asked per TAXII page (`limit`, sent on every request: some
+    /// servers fail a `next` request without one) [default: 500].
+    pub page_size: Option<u32>,
+}
+
+/// How a feed authenticates; secrets stay in their files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Basic {
+        username: String,
+        password_file: PathBuf,
+    },
+    Bearer {
+        token_file: PathBuf,
+    },
+    Header {
+        name: String,
+        value_file: PathBuf,
+    },
+}
+
+/// `url` as it may be shown or logged: without `user:password@`.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "(an unparsable URL)".to_string(),
+    }
 }
 
 /// A feed ready to run: its config checked and turned into parser settings.
@@ -66,6 +109,8 @@ pub struct Feed {
     pub ttl: Option<i64>,
     pub timeout: u64,
     pub max_bytes: u64,
+    pub auth: Auth,
+    pub page_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +124,9 @@ pub enum Location {
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Location::Url(u) | Location::Taxii(u) => f.write_str(u),
+            // Shown in `c2wall feed list`, errors, version reasons and logs:
+            // credentials in the URL never are.
+            Location::Url(u) | Location::Taxii(u) => f.write_str(&redact(u)),
             Location::Path(p) => write!(f, "{}", p.display()),
         }
     }
@@ -114,6 +161,11 @@ impl FeedConfig {
                 ))
             }
         };
+        let auth = self.auth(n, &location)?;
+        let page_size = self.page_size.unwrap_or(500);
+        if page_size == 0 {
+            return Err(format!("feed {n}: page_size must be at least 1"));
+        }
         let min = format.min_interval().as_secs();
         let interval = self.interval.unwrap_or(min.max(3600));
         if interval < min {
@@ -165,6 +217,64 @@ impl FeedConfig {
             ttl: (self.ttl > 0).then_some(self.ttl as i64),
             timeout: self.timeout.unwrap_or(60),
             max_bytes: self.max_bytes.unwrap_or(256 << 20),
+            auth,
+            page_size,
         })
+    }
+
+    fn auth(&self, n: &str, location: &Location) -> Result<Auth, String> {
+        let exists = |p: &PathBuf, key: &str| {
+            if p.is_file() {
+                Ok(p.clone())
+            } else {
+                Err(format!(
+                    "feed {n}: {key} {} is not a readable file",
+                    p.display()
+                ))
+            }
+        };
+        let auth = match (
+            &self.username,
+            &self.password_file,
+            &self.token_file,
+            &self.header,
+            &self.header_file,
+        ) {
+            (None, None, None, None, None) => Auth::None,
+            (Some(u), Some(p), None, None, None) => Auth::Basic {
+                username: u.clone(),
+                password_file: exists(p, "password_file")?,
+            },
+            (None, None, Some(t), None, None) => Auth::Bearer {
+                token_file: exists(t, "token_file")?,
+            },
+            (None, None, None, Some(h), Some(f)) => {
+                reqwest::header::HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| format!("feed {n}: header `{h}` is not a header name"))?;
+                Auth::Header {
+                    name: h.clone(),
+                    value_file: exists(f, "header_file")?,
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "feed {n}: give one way to authenticate: username with password_file, \
+                     token_file, or header with header_file"
+                ))
+            }
+        };
+        if auth != Auth::None && matches!(location, Location::Path(_)) {
+            return Err(format!("feed {n}: credentials are for url and taxii feeds"));
+        }
+        if let Location::Url(u) | Location::Taxii(u) = location {
+            if redact(u) != *u {
+                tracing::warn!(
+                    feed = n,
+                    "the URL carries credentials: they are never shown, \
+                    but prefer username/password_file, token_file or header_file"
+                );
+            }
+        }
+        Ok(auth)
     }
 }

@@ -9,7 +9,43 @@ use std::{
 
 use serde_json::{json, Value};
 
-use super::config::{Feed, Location};
+use super::config::{Auth, Feed, Location};
+
+/// Adds the feed's credentials, read from their files now (so a rotated
+/// secret is used at the next pull); errors name the file, never the secret.
+fn authorize(req: reqwest::RequestBuilder, auth: &Auth) -> Result<reqwest::RequestBuilder, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("reading {}: {e}", p.display()))
+    };
+    Ok(match auth {
+        Auth::None => req,
+        Auth::Basic {
+            username,
+            password_file,
+        } => req.basic_auth(username, Some(read(password_file)?)),
+        Auth::Bearer { token_file } => req.bearer_auth(read(token_file)?),
+        Auth::Header { name, value_file } => {
+            let v = reqwest::header::HeaderValue::from_str(&read(value_file)?)
+                .map_err(|_| format!("{}: not a valid header value", value_file.display()))?;
+            let mut v = v;
+            v.set_sensitive(true);
+            req.header(name.as_str(), v)
+        }
+    })
+}
+
+/// A transport error without the URL (which may carry credentials).
+fn failed(feed: &Feed, e: reqwest::Error) -> String {
+    format!("{}: {}", feed.location, e.without_url())
+}
+
+/// A STIX timestamp as a time (RFC 3339, any fraction of a second): as text,
+/// `...05Z` would sort after `...05.250Z`.
+fn stix_time(v: &Value) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(v.get("modified")?.as_str()?.trim_end_matches('Z')).ok()
+}
 
 /// What a previous pull said about the content, for conditional requests.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,39 +90,41 @@ async fn taxii(
     url: &str,
     prev: &Validators,
 ) -> Result<Fetched, String> {
+    let shown = feed.location.to_string();
     let mut st = prev.taxii.clone().unwrap_or_default();
     let (mut next, mut fresh, mut last_added) = (None::<String>, 0usize, None);
     for page in 0.. {
         if page == MAX_PAGES {
-            return Err(format!("{url}: more than {MAX_PAGES} pages in one poll"));
+            return Err(format!("{shown}: more than {MAX_PAGES} pages in one poll"));
         }
-        let mut q: Vec<(&str, String)> = Vec::new();
+        let mut q: Vec<(&str, String)> = vec![("limit", feed.page_size.to_string())];
         if let Some(a) = &st.added_after {
             q.push(("added_after", a.clone()));
         }
         if let Some(n) = &next {
             q.push(("next", n.clone()));
         }
-        let resp = client
+        let req = client
             .get(url)
             .query(&q)
             .header(
                 reqwest::header::ACCEPT,
                 "application/taxii+json;version=2.1",
             )
-            .timeout(Duration::from_secs(feed.timeout))
+            .timeout(Duration::from_secs(feed.timeout));
+        let resp = authorize(req, &feed.auth)?
             .send()
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| failed(feed, e))?;
         if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+            return Err(format!("{shown}: HTTP {}", resp.status()));
         }
         if let Some(v) = resp.headers().get("x-taxii-date-added-last") {
             last_added = v.to_str().ok().map(String::from);
         }
-        let body = body_capped(resp, feed.max_bytes, url).await?;
+        let body = body_capped(resp, feed.max_bytes, &shown).await?;
         let env: Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("{url}: not a TAXII envelope: {e}"))?;
+            .map_err(|e| format!("{shown}: not a TAXII envelope: {e}"))?;
         for o in env
             .get("objects")
             .and_then(Value::as_array)
@@ -96,12 +134,11 @@ async fn taxii(
             let Some(id) = o.get("id").and_then(Value::as_str) else {
                 continue;
             };
-            let modified = |v: &Value| v.get("modified").and_then(Value::as_str).map(String::from);
-            // RFC 3339 in one format compares as text; the newest version wins.
+            // The newest version wins, compared as times.
             if st
                 .objects
                 .get(id)
-                .is_none_or(|old| modified(old) <= modified(o))
+                .is_none_or(|old| stix_time(old) <= stix_time(o))
             {
                 st.objects.insert(id.to_string(), o.clone());
                 fresh += 1;
@@ -176,19 +213,23 @@ pub async fn fetch(
         }
         Location::Taxii(u) => taxii(client, feed, u, prev).await,
         Location::Url(u) => {
-            let mut req = client.get(u).timeout(Duration::from_secs(feed.timeout));
+            let shown = feed.location.to_string();
+            let mut req = authorize(
+                client.get(u).timeout(Duration::from_secs(feed.timeout)),
+                &feed.auth,
+            )?;
             if let Some(e) = &prev.etag {
                 req = req.header(reqwest::header::IF_NONE_MATCH, e);
             }
             if let Some(m) = &prev.last_modified {
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, m);
             }
-            let resp = req.send().await.map_err(|e| format!("{u}: {e}"))?;
+            let resp = req.send().await.map_err(|e| failed(feed, e))?;
             if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(Fetched::NotModified);
             }
             if !resp.status().is_success() {
-                return Err(format!("{u}: HTTP {}", resp.status()));
+                return Err(format!("{shown}: HTTP {}", resp.status()));
             }
             let header = |h| {
                 resp.headers()
@@ -201,7 +242,7 @@ pub async fn fetch(
                 last_modified: header(reqwest::header::LAST_MODIFIED),
                 ..Default::default()
             };
-            let body = body_capped(resp, feed.max_bytes, u).await?;
+            let body = body_capped(resp, feed.max_bytes, &shown).await?;
             Ok(Fetched::Body(body, validators))
         }
     }
