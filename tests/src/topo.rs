@@ -77,6 +77,11 @@ impl Topo {
     /// Starts the agent in the edge namespace on e0 and e1 and waits until it is
     /// ready. `extra` are further flags (blocklist, mode, ...).
     pub fn agent(&self, extra: &[&str]) -> Guarded {
+        self.agent_in(&self.state, extra)
+    }
+
+    /// The agent with its state in `state` (e.g. a small filesystem).
+    pub fn agent_in(&self, state: &std::path::Path, extra: &[&str]) -> Guarded {
         let mut c = self
             .edge
             .command(workspace_bin("c2wall-agent").to_str().unwrap());
@@ -84,7 +89,7 @@ impl Topo {
             .arg("--pin-dir")
             .arg(&self.pins.0)
             .arg("--state-dir")
-            .arg(&self.state)
+            .arg(state)
             .args(extra)
             .stdin(Stdio::null());
         if std::env::var_os("C2WALL_TEST_VERBOSE").is_none() {

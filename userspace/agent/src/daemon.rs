@@ -289,7 +289,11 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         files,
         synced,
         kernel_ahead,
-        sync: Arc::new(SyncStatus::default()),
+        // A kernel ahead of the saved list means the saved one is stale.
+        sync: Arc::new(SyncStatus {
+            disk_stale: kernel_ahead.into(),
+            ..Default::default()
+        }),
     }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
