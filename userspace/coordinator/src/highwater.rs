@@ -120,7 +120,7 @@ impl HighWater {
     /// Records `m` durably (returns once it is on disk).
     pub fn write(&mut self, m: &Mark) -> Result<(), CoordError> {
         self.seq += 1;
-        let slot = (self.seq % 2) as u64 * SLOT as u64;
+        let slot = (self.seq % 2) * SLOT as u64;
         let err = |e: std::io::Error| CoordError::StoreOpen {
             path: self.path.display().to_string(),
             message: format!("writing the high-water mark: {e}"),
