@@ -144,10 +144,7 @@ impl FMsg {
                 version: *version % 8,
                 digest: digest.clone(),
                 upserts: upserts.iter().map(FEntry::wire).collect(),
-                removals: removals
-                    .iter()
-                    .filter_map(|e| e.wire().key)
-                    .collect(),
+                removals: removals.iter().filter_map(|e| e.wire().key).collect(),
                 more: *more,
                 lineage: lineage.clone(),
                 ..Default::default()
@@ -163,7 +160,8 @@ impl FMsg {
 }
 
 /// How deep inputs reached, to show the run exercised more than decoding.
-static DEEP: [std::sync::atomic::AtomicU64; 5] = [const { std::sync::atomic::AtomicU64::new(0) }; 5];
+static DEEP: [std::sync::atomic::AtomicU64; 5] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 5];
 const DEEP_NAMES: [&str; 5] = [
     "deltas decoded",
     "deltas verified and applied",
@@ -247,7 +245,12 @@ fn wire(rng: &mut impl Rng, raw: &[u8]) {
                     deep(2);
                     let _ = records_from_wire(&c.entries, "entries");
                     let _ = SyncedSet::from_snapshot(
-                        &c.lineage, c.version, &c.digest, &c.entries, &c.signature, &trust,
+                        &c.lineage,
+                        c.version,
+                        &c.digest,
+                        &c.entries,
+                        &c.signature,
+                        &trust,
                     );
                 }
                 Some(pb::sync_message::Kind::Delta(d)) => {
@@ -268,10 +271,16 @@ fn wire(rng: &mut impl Rng, raw: &[u8]) {
                 _ => {}
             }
         }
-        for e in pb::PublishRequest::decode(b).map(|r| r.upserts).unwrap_or_default() {
+        for e in pb::PublishRequest::decode(b)
+            .map(|r| r.upserts)
+            .unwrap_or_default()
+        {
             let _ = Record::try_from(&e);
         }
-        for e in pb::ImportChunk::decode(b).map(|c| c.entries).unwrap_or_default() {
+        for e in pb::ImportChunk::decode(b)
+            .map(|c| c.entries)
+            .unwrap_or_default()
+        {
             let _ = Record::try_from(&e);
         }
     }
@@ -309,6 +318,7 @@ fn state(rng: &mut impl Rng, raw: &[u8], dir: &std::path::Path) {
 }
 
 /// Pieces feed files are made of, so that generated lines look like feeds.
+#[rustfmt::skip]
 const TOKENS: &[&str] = &[
     "192.0.2.1", "198.51.100.0/24", "2001:db8::/32", "2001:db8::1", "10.0.0.0/8", "0.0.0.0/0",
     "256.1.1.1", "01.2.3.4", "::", "1.2.3.4:443", "[2001:db8::1]:80", "/33", "/", ",", ";", "#",
@@ -397,17 +407,26 @@ fn main() -> std::process::ExitCode {
                 let _ = std::fs::create_dir_all(&crashes);
                 let file = crashes.join(format!("{target}-{seed}-{n}.bin"));
                 let _ = std::fs::write(&file, &raw);
-                eprintln!("c2wall-fuzz: {target}: panic on input {n}, saved to {}", file.display());
+                eprintln!(
+                    "c2wall-fuzz: {target}: panic on input {n}, saved to {}",
+                    file.display()
+                );
                 if failed >= 10 {
                     break;
                 }
             }
         }
-        println!("c2wall-fuzz: {target}: {n} inputs in {:.1}s", start.elapsed().as_secs_f64());
+        println!(
+            "c2wall-fuzz: {target}: {n} inputs in {:.1}s",
+            start.elapsed().as_secs_f64()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     for (name, n) in DEEP_NAMES.iter().zip(&DEEP) {
-        println!("c2wall-fuzz:   {name}: {}", n.load(std::sync::atomic::Ordering::Relaxed));
+        println!(
+            "c2wall-fuzz:   {name}: {}",
+            n.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
     if failed > 0 {
         eprintln!("c2wall-fuzz: {failed} inputs panicked (seed {seed})");
