@@ -57,8 +57,10 @@ impl Coordinator {
         let mut inner = self.inner.lock().expect("lock");
         let (action, detail) = match why {
             Some(w) => {
-                let overlapping: Vec<String> = inner
+                let overlapping: Vec<String> = self
                     .state
+                    .read()
+                    .expect("lock")
                     .effective
                     .keys()
                     .filter(|i| i.prefix.contains(&prefix) || prefix.contains(&i.prefix))
@@ -92,7 +94,7 @@ impl Coordinator {
     }
 
     pub fn pending(&self, id: Option<u64>) -> Result<Vec<PendingChange>, CoordError> {
-        self.inner.lock().expect("lock").store.pending(id)
+        self.reader.lock().expect("lock").pending(id)
     }
 
     /// Applies (`confirm`) or drops a held change, audited either way.
@@ -173,11 +175,7 @@ impl Coordinator {
     }
 
     pub fn audit_log(&self, before: u64, limit: u32) -> Result<Vec<AuditEvent>, CoordError> {
-        self.inner
-            .lock()
-            .expect("lock")
-            .store
-            .audit_log(before, limit)
+        self.reader.lock().expect("lock").audit_log(before, limit)
     }
 }
 
@@ -193,8 +191,8 @@ impl Coordinator {
     ) -> Result<crate::store::VersionInfo, CoordError> {
         let t = now();
         let mut inner = self.inner.lock().expect("lock");
-        let changes: Vec<crate::store::RecordChange> = inner
-            .state
+        let state = self.state.read().expect("lock");
+        let changes: Vec<crate::store::RecordChange> = state
             .records_of(ident)
             .into_iter()
             .filter(|r| r.promote_at.is_some() && source.is_none_or(|s| s == r.source))
@@ -212,7 +210,8 @@ impl Coordinator {
                 "`{ident}` has no record scheduled for promotion"
             )));
         }
-        let p = inner.state.prepare(changes, [], t);
+        let p = state.prepare(changes, [], t);
+        drop(state);
         self.commit(&mut inner, p, origin, "object", reason, t)
     }
 
@@ -220,9 +219,8 @@ impl Coordinator {
     pub fn sampled_would_drops(&self, ident: &c2wall_model::Identity) -> Result<u64, CoordError> {
         let key = c2wall_model::wire::identity_to_wire(ident);
         let keep = |s: &pb::Sighting| !s.dropped && s.entry.as_ref() == Some(&key);
-        let inner = self.inner.lock().expect("lock");
-        Ok(inner
-            .store
+        let reader = self.reader.lock().expect("lock");
+        Ok(reader
             .sightings(0, &keep, usize::MAX)?
             .iter()
             .map(|(_, s)| s.count)

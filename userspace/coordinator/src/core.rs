@@ -104,7 +104,16 @@ pub enum Plan {
 pub type Live = (u64, Arc<Vec<Bytes>>);
 
 pub struct Coordinator {
+    /// The writer's side: the store and everything a change needs. Writers
+    /// hold it for a whole change, so changes are serialised.
     pub(crate) inner: Mutex<Inner>,
+    /// The working set. Writers read it to prepare a change and take it for
+    /// writing only to apply one already on disk, so a long commit never
+    /// blocks readers (explain, get, list) for its store write.
+    pub(crate) state: std::sync::RwLock<State>,
+    /// A second handle on the store for read-only queries (history, audit,
+    /// agents, sightings), which would otherwise wait for a commit.
+    pub(crate) reader: Mutex<Box<dyn Store>>,
     /// Kill-switch overrides; every agent stream watches it.
     pub(crate) modes: tokio::sync::watch::Sender<crate::killswitch::Modes>,
     live: broadcast::Sender<Live>,
@@ -115,7 +124,6 @@ pub struct Coordinator {
 }
 
 pub(crate) struct Inner {
-    pub(crate) state: State,
     pub(crate) store: Box<dyn Store>,
     /// The store's lineage and the operator's move to it, if any (unsigned:
     /// signed as snapshots are framed, with the signer then in use).
@@ -154,16 +162,18 @@ impl Coordinator {
         let t = latest.as_ref().map_or_else(now, |v| v.created_at);
         let state = State::load(records, version, t);
         let checked = integrity.check(store.as_mut(), &state, latest.as_ref())?;
+        let reader = store.reader()?;
         let (live, _) = broadcast::channel(live_buffer);
         Ok(Arc::new(Coordinator {
             latest: AtomicU64::new(version),
             modes: tokio::sync::watch::Sender::new(crate::killswitch::Modes::from_rows(
                 store.modes()?,
             )),
+            state: std::sync::RwLock::new(state),
+            reader: Mutex::new(reader),
             inner: Mutex::new(Inner {
                 guards: Guards::new(Default::default(), protected_of(store.as_ref())?),
                 signer: None,
-                state,
                 store,
                 last_tick: t,
                 lineage: checked.lineage,
@@ -181,7 +191,7 @@ impl Coordinator {
     }
 
     pub fn digest(&self) -> SetDigest {
-        self.inner.lock().expect("lock").state.digest
+        self.state.read().expect("lock").digest
     }
 
     /// One batch of upserts and withdrawals as one version, all or nothing.
@@ -199,6 +209,7 @@ impl Coordinator {
         let t = now();
         let actor = origin.actor.as_str();
         let mut inner = self.inner.lock().expect("lock");
+        let state = self.state.read().expect("lock");
         let mut changes = Vec::new();
         let mut seen: HashMap<(Identity, String), usize> = HashMap::new();
         for (i, mut r) in upserts.into_iter().enumerate() {
@@ -222,16 +233,14 @@ impl Coordinator {
             if r.valid_from == 0 {
                 r.valid_from = t;
             }
-            let before = inner
-                .state
+            let before = state
                 .records()
                 .get(&(r.identity(), r.source.clone()))
                 .cloned();
             changes.push(RecordChange::Put { before, after: r });
         }
         for (i, w) in withdrawals.iter().enumerate() {
-            let matching: Vec<Record> = inner
-                .state
+            let matching: Vec<Record> = state
                 .records_of(&w.identity)
                 .into_iter()
                 .filter(|r| w.source.as_deref().is_none_or(|s| s == r.source))
@@ -258,14 +267,15 @@ impl Coordinator {
                 changes.push(RecordChange::Delete { before: r });
             }
         }
-        let prepared = inner.state.prepare(changes, [], t);
+        let prepared = state.prepare(changes, [], t);
         let added = prepared
             .upserts
             .iter()
-            .filter(|r| !inner.state.effective.contains_key(&r.identity()))
+            .filter(|r| !state.effective.contains_key(&r.identity()))
             .count();
         let removed = prepared.removals.len();
-        let size = inner.state.effective.len();
+        let size = state.effective.len();
+        drop(state);
         if !confirmed && inner.guards.breaks(added + removed, size) {
             let summary = format!(
                 "+{added} -{removed} entries on a list of {size} ({:.0}%)",
@@ -319,8 +329,10 @@ impl Coordinator {
         t: i64,
     ) -> Result<VersionInfo, CoordError> {
         let actor = origin.actor.as_str();
-        let version = inner.state.version + 1;
-        let mut delta = inner.state.delta(&p, version);
+        let state = self.state.read().expect("lock");
+        let version = state.version + 1;
+        let mut delta = state.delta(&p, version);
+        drop(state);
         delta.lineage = inner.lineage.clone();
         if let Some(signer) = &inner.signer {
             delta.signature = signer.sign(&inner.lineage, version, &delta.digest);
@@ -366,14 +378,17 @@ impl Coordinator {
                 tracing::error!(error = %e, version, "high-water mark not updated");
             }
         }
-        inner.state.apply_records(&commit.changes);
+        // Readers wait only for the in-memory apply, not the store write.
+        let mut state = self.state.write().expect("lock");
+        state.apply_records(&commit.changes);
         let effective = Prepared {
             changes: Vec::new(),
             upserts,
             removals,
             digest,
         };
-        inner.state.apply_effective(&effective, version);
+        state.apply_effective(&effective, version);
+        drop(state);
         self.latest.store(version, Ordering::Relaxed);
         // Encoded once above; every stream shares these bytes. No receivers is
         // fine: nobody is subscribed.
@@ -390,10 +405,11 @@ impl Coordinator {
     ) -> Result<VersionInfo, CoordError> {
         let t = now();
         let mut inner = self.inner.lock().expect("lock");
-        if version >= inner.state.version {
+        let state = self.state.read().expect("lock");
+        if version >= state.version {
             return Err(CoordError::Precondition(format!(
                 "version {version} is not before the latest version {}",
-                inner.state.version
+                state.version
             )));
         }
         let log = inner.store.changes_after(version)?.ok_or_else(|| {
@@ -420,7 +436,7 @@ impl Coordinator {
         }
         let mut changes = Vec::new();
         for (key, want) in target {
-            let have = inner.state.records().get(&key).cloned();
+            let have = state.records().get(&key).cloned();
             match (have, want) {
                 (Some(h), None) => changes.push(RecordChange::Delete { before: h }),
                 (h, Some(w)) if h.as_ref() != Some(&w) => changes.push(RecordChange::Put {
@@ -430,7 +446,8 @@ impl Coordinator {
                 _ => {}
             }
         }
-        let p = inner.state.prepare(changes, [], t);
+        let p = state.prepare(changes, [], t);
+        drop(state);
         let reason = if reason.is_empty() {
             format!("rollback to version {version}")
         } else {
@@ -442,7 +459,13 @@ impl Coordinator {
     /// Keeps the log of the last `keep` versions.
     pub fn compact(&self, keep: u64) -> Result<(), CoordError> {
         let mut inner = self.inner.lock().expect("lock");
-        let from = inner.state.version.saturating_sub(keep) + 1;
+        let from = self
+            .state
+            .read()
+            .expect("lock")
+            .version
+            .saturating_sub(keep)
+            + 1;
         inner.store.compact(from)
     }
 
@@ -456,8 +479,9 @@ impl Coordinator {
         force_snapshot: bool,
     ) -> Result<(Plan, u64, broadcast::Receiver<Live>), CoordError> {
         let inner = self.inner.lock().expect("lock");
+        let state = self.state.read().expect("lock");
         let rx = self.live.subscribe();
-        let current = inner.state.version;
+        let current = state.version;
         let same_lineage = lineage.is_empty() || lineage == inner.lineage.as_slice();
         let digest_ok = version > 0
             && same_lineage
@@ -480,7 +504,7 @@ impl Coordinator {
         let chunks = match cache.as_ref() {
             Some((v, chunks)) if *v == current => chunks.clone(),
             _ => {
-                let chunks = Arc::new(crate::fanout::snapshot_chunks(&inner));
+                let chunks = Arc::new(crate::fanout::snapshot_chunks(&inner, &state));
                 *cache = Some((current, chunks.clone()));
                 chunks
             }

@@ -30,6 +30,7 @@ use prost::Message;
 
 use crate::core::Inner;
 use crate::service::Service;
+use crate::state::State;
 
 /// Field numbers of `SyncMessage.kind`.
 pub const SNAPSHOT: u32 = 1;
@@ -237,8 +238,8 @@ pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
 /// The snapshot of the current set, in chunks of at most [`FRAME_BYTES`];
 /// the last carries the signature and the lineage move in force, signed with
 /// the signer in use.
-pub(crate) fn snapshot_chunks(inner: &Inner) -> Vec<Bytes> {
-    let (state, signer, lineage) = (&inner.state, inner.signer.as_ref(), &inner.lineage);
+pub(crate) fn snapshot_chunks(inner: &Inner, state: &State) -> Vec<Bytes> {
+    let (signer, lineage) = (inner.signer.as_ref(), &inner.lineage);
     let digest = state.digest.to_bytes();
     let signature = signer
         .map(|s| s.sign(lineage, state.version, &digest))

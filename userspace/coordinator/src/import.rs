@@ -114,6 +114,7 @@ impl Coordinator {
             }
         }
         let mut inner = self.inner.lock().expect("lock");
+        let state = self.state.read().expect("lock");
         let mut refused = Vec::new();
         new.retain(
             |_, (i, r)| match inner.guards.refuse(&r.entry.prefix, source) {
@@ -124,8 +125,7 @@ impl Coordinator {
                 None => true,
             },
         );
-        let old: Vec<Record> = inner
-            .state
+        let old: Vec<Record> = state
             .records()
             .values()
             .filter(|r| r.source == source)
@@ -173,7 +173,7 @@ impl Coordinator {
         if changes.is_empty() {
             return Ok(out);
         }
-        let size = inner.state.effective.len();
+        let size = state.effective.len();
         if !confirmed && inner.guards.breaks(out.added + out.withdrawn, size) {
             let summary = format!(
                 "import of {source}: +{} -{} entries on a list of {size} ({:.0}%)",
@@ -197,8 +197,7 @@ impl Coordinator {
                     RecordChange::Delete { .. } => None,
                 })
                 .chain(
-                    inner
-                        .state
+                    state
                         .records()
                         .values()
                         .filter(|r| r.source == source && !touched.contains(&r.identity()))
@@ -237,7 +236,8 @@ impl Coordinator {
             );
             return Ok(out);
         }
-        let prepared = inner.state.prepare(changes, [], t);
+        let prepared = state.prepare(changes, [], t);
+        drop(state);
         let action = if confirmed { "confirm" } else { "import" };
         out.version = Some(self.commit(&mut inner, prepared, origin, action, reason, t)?);
         Ok(out)
@@ -247,9 +247,9 @@ impl Coordinator {
 impl Coordinator {
     /// Records `source` currently has.
     pub fn source_count(&self, source: &str) -> usize {
-        let inner = self.inner.lock().expect("lock");
-        inner
-            .state
+        self.state
+            .read()
+            .expect("lock")
             .records()
             .values()
             .filter(|r| r.source == source)

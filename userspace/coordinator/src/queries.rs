@@ -22,8 +22,8 @@ impl Coordinator {
         after: Option<RecordKey>,
         limit: usize,
     ) -> (Vec<Record>, bool, u64) {
-        let inner = self.inner.lock().expect("lock");
-        let records = inner.state.records();
+        let state = self.state.read().expect("lock");
+        let records = state.records();
         let start = match (&after, within) {
             (Some(k), _) => Bound::Excluded(k.clone()),
             (None, Some(w)) => Bound::Included((
@@ -44,27 +44,26 @@ impl Coordinator {
             .map(|(_, r)| r);
         let out: Vec<Record> = it.by_ref().take(limit).cloned().collect();
         let more = it.next().is_some();
-        (out, more, inner.state.version)
+        (out, more, state.version)
     }
 
     /// Every source's record of `ident`, and the effective one.
     pub fn get(&self, ident: &Identity) -> (Vec<Record>, Option<Record>, u64) {
-        let inner = self.inner.lock().expect("lock");
-        let records = inner.state.records_of(ident).into_iter().cloned().collect();
-        let effective = inner.state.effective.get(ident).cloned();
-        (records, effective, inner.state.version)
+        let state = self.state.read().expect("lock");
+        let records = state.records_of(ident).into_iter().cloned().collect();
+        let effective = state.effective.get(ident).cloned();
+        (records, effective, state.version)
     }
 
     /// Records whose prefix contains `addr`, most specific first: one range
     /// lookup per prefix length, not a scan.
     pub fn explain(&self, addr: std::net::IpAddr) -> (Vec<Record>, u64) {
-        let inner = self.inner.lock().expect("lock");
+        let state = self.state.read().expect("lock");
         let host = Prefix::host(addr);
         let mut out = Vec::new();
         for len in (0..=host.len()).rev() {
             let p = host.truncate(len);
-            let mut at: Vec<Record> = inner
-                .state
+            let mut at: Vec<Record> = state
                 .records()
                 .range(
                     (
@@ -82,15 +81,11 @@ impl Coordinator {
             at.sort_by_key(|r| std::cmp::Reverse(r.entry.scope.is_some()));
             out.extend(at);
         }
-        (out, inner.state.version)
+        (out, state.version)
     }
 
     pub fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
-        self.inner
-            .lock()
-            .expect("lock")
-            .store
-            .history(before, limit)
+        self.reader.lock().expect("lock").history(before, limit)
     }
 
     pub fn report(&self, status: &pb::AgentStatus) -> Result<(), CoordError> {
@@ -103,7 +98,7 @@ impl Coordinator {
     }
 
     pub fn agents(&self) -> Result<Vec<pb::AgentInfo>, CoordError> {
-        let rows = self.inner.lock().expect("lock").store.agents()?;
+        let rows = self.reader.lock().expect("lock").agents()?;
         let connected = self.connected.lock().expect("lock");
         rows.into_iter()
             .map(|r| {
@@ -120,9 +115,9 @@ impl Coordinator {
 
     /// Records by (source, category, action).
     pub fn record_counts(&self) -> std::collections::BTreeMap<(String, String, String), usize> {
-        let inner = self.inner.lock().expect("lock");
+        let state = self.state.read().expect("lock");
         let mut out = std::collections::BTreeMap::new();
-        for r in inner.state.records().values() {
+        for r in state.records().values() {
             *out.entry((
                 r.source.clone(),
                 r.category.clone(),

@@ -13,7 +13,8 @@ impl Coordinator {
     pub fn tick(&self) -> Result<Option<VersionInfo>, CoordError> {
         let t = now();
         let mut inner = self.inner.lock().expect("lock");
-        let (expired, opened) = inner.state.transitions(inner.last_tick, t);
+        let state = self.state.read().expect("lock");
+        let (expired, opened) = state.transitions(inner.last_tick, t);
         inner.last_tick = t;
         if expired.is_empty() && opened.is_empty() {
             return Ok(None);
@@ -22,7 +23,8 @@ impl Coordinator {
             .into_iter()
             .map(|before| RecordChange::Delete { before })
             .collect();
-        let p = inner.state.prepare(changes, opened, t);
+        let p = state.prepare(changes, opened, t);
+        drop(state);
         if p.upserts.is_empty() && p.removals.is_empty() && p.changes.is_empty() {
             return Ok(None);
         }
@@ -36,7 +38,8 @@ impl Coordinator {
     pub fn promote_due(&self) -> Result<Option<VersionInfo>, CoordError> {
         let t = now();
         let mut inner = self.inner.lock().expect("lock");
-        let due = inner.state.due_promotions(t);
+        let state = self.state.read().expect("lock");
+        let due = state.due_promotions(t);
         if due.is_empty() {
             return Ok(None);
         }
@@ -53,7 +56,8 @@ impl Coordinator {
             })
             .collect();
         let n = changes.len();
-        let p = inner.state.prepare(changes, [], t);
+        let p = state.prepare(changes, [], t);
+        drop(state);
         let origin = Origin::internal("promotion");
         let reason = format!("{n} monitor entries soaked without objection");
         self.commit(&mut inner, p, &origin, "promote", &reason, t)

@@ -57,7 +57,9 @@ impl Coordinator {
             within.is_none_or(|w| w.contains(&id.prefix))
                 && family.is_none_or(|f| f == id.prefix.family())
         };
-        let inner = self.inner.lock().expect("lock");
-        inner.store.sightings(since, &keep, limit)
+        self.reader
+            .lock()
+            .expect("lock")
+            .sightings(since, &keep, limit)
     }
 }

@@ -131,6 +131,9 @@ pub struct AgentRow {
 pub type ChangeLog = Vec<(u64, Vec<RecordChange>)>;
 
 pub trait Store: GuardStore + Send + 'static {
+    /// Another handle on the same store, for read-only queries while this
+    /// one writes (SQLite in WAL mode lets it read during a write).
+    fn reader(&self) -> Result<Box<dyn Store>, CoordError>;
     /// The store's lineage (random, made with the store) and the encoded
     /// c2wall.v1.LineageMove in force, if an operator moved the fleet here.
     fn lineage(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), CoordError>;

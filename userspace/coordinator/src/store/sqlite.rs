@@ -15,6 +15,7 @@ use crate::error::CoordError;
 
 pub struct SqliteStore {
     pub(super) db: Connection,
+    path: std::path::PathBuf,
 }
 
 const SCHEMA: &str = "
@@ -137,13 +138,20 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO lineage (id, lineage) VALUES (1, ?1)",
             [c2wall_model::sign::random32()[..16].to_vec()],
         )?;
-        let mut store = SqliteStore { db };
+        let mut store = SqliteStore {
+            db,
+            path: path.to_path_buf(),
+        };
         store.seed_protected()?;
         Ok(store)
     }
 }
 
 impl Store for SqliteStore {
+    fn reader(&self) -> Result<Box<dyn Store>, CoordError> {
+        Ok(Box::new(SqliteStore::open(&self.path)?))
+    }
+
     fn lineage(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), CoordError> {
         Ok(self
             .db
