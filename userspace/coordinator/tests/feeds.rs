@@ -488,6 +488,8 @@ fn the_example_config_in_deploy_is_valid() {
     assert!(!s.tls.insecure);
     assert_eq!(s.publish_limit, (5.0, 20.0));
     assert_eq!(s.publishers["abusech-importer"].sources[0], "feodo");
+    // The [limits] example states the defaults.
+    assert_eq!(s.limits, c2wall_coordinator::limits::Limits::default());
 }
 
 /// Credentials come from files and never show: not in `c2wall feed list`,
