@@ -14,6 +14,13 @@ use crate::core::{now, Coordinator, Origin};
 use crate::error::CoordError;
 use crate::store::{PendingChange, RecordChange, VersionInfo};
 
+/// The source of a held import, read without decoding its entries.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HeldSource {
+    #[prost(string, tag = "1")]
+    source: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Entries are valid this long after the import that lists them; a later
@@ -190,31 +197,30 @@ impl Coordinator {
                     RecordChange::Delete { before } => before.identity(),
                 })
                 .collect();
-            let entries: Vec<pb::Entry> = changes
-                .iter()
-                .filter_map(|c| match c {
-                    RecordChange::Put { after, .. } => Some(pb::Entry::from(after)),
-                    RecordChange::Delete { .. } => None,
-                })
-                .chain(
-                    state
-                        .records()
-                        .values()
-                        .filter(|r| r.source == source && !touched.contains(&r.identity()))
-                        .map(pb::Entry::from),
-                )
-                .collect();
-            let request = pb::ImportChunk {
+            // Encoded entry by entry (an ImportChunk with `entries` field 3
+            // repeated): no second copy of a large set in memory.
+            let mut request = pb::ImportChunk {
                 source: source.to_string(),
                 reason: reason.to_string(),
-                entries,
+                entries: Vec::new(),
                 ttl_seconds: opts.ttl.unwrap_or(0),
                 end: true,
-            };
+            }
+            .encode_to_vec();
+            let puts = changes.iter().filter_map(|c| match c {
+                RecordChange::Put { after, .. } => Some(after),
+                RecordChange::Delete { .. } => None,
+            });
+            let kept = state
+                .records()
+                .values()
+                .filter(|r| r.source == source && !touched.contains(&r.identity()));
+            for r in puts.chain(kept) {
+                prost::encoding::message::encode(3, &pb::Entry::from(r), &mut request);
+            }
             for p in inner.store.pending(None)? {
                 let same_source = p.kind == "import"
-                    && pb::ImportChunk::decode(p.request.as_slice())
-                        .is_ok_and(|c| c.source == source);
+                    && HeldSource::decode(p.request.as_slice()).is_ok_and(|c| c.source == source);
                 if same_source {
                     let audit = origin.audit(t, "supersede", &format!("pending #{}", p.id), reason);
                     inner.store.close_pending(p.id, "superseded", &audit)?;
@@ -225,7 +231,7 @@ impl Coordinator {
                 actor: actor.to_string(),
                 reason: reason.to_string(),
                 kind: "import".into(),
-                request: request.encode_to_vec(),
+                request,
                 summary: summary.clone(),
                 ..Default::default()
             };

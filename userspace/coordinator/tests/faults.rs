@@ -409,3 +409,53 @@ async fn a_long_commit_does_not_block_readers() {
         "a reader waited {worst:?} of a {took:?} commit"
     );
 }
+
+/// Sends raw bytes as the request message of `path`.
+#[derive(Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = pb::PublishResponse;
+    type Encoder = c2wall_coordinator::fanout::PassThrough;
+    type Decoder = tonic_prost::ProstDecoder<pb::PublishResponse>;
+    fn encoder(&mut self) -> Self::Encoder {
+        c2wall_coordinator::fanout::PassThrough
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        use tonic::codec::Codec;
+        tonic_prost::ProstCodec::<pb::PublishRequest, pb::PublishResponse>::default().decoder()
+    }
+}
+
+/// Bytes that are not the method's protobuf are the caller's error
+/// (INVALID_ARGUMENT), not the server's (INTERNAL), for unary and streaming
+/// calls alike.
+#[tokio::test]
+async fn bytes_that_are_not_protobuf_are_invalid_argument() {
+    let r = rig("garbage").await;
+    let garbage = bytes::Bytes::from_static(b"\xff\xff\xff\xff\xff\xff\x0f\x01garbage");
+    for path in [
+        "/c2wall.v1.Publisher/Publish",
+        "/c2wall.v1.Publisher/Import",
+    ] {
+        let mut g = tonic::client::Grpc::new(r.channel());
+        g.ready().await.unwrap();
+        let p = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+        let e = if path.ends_with("Import") {
+            g.client_streaming(
+                Request::new(tokio_stream::iter(vec![garbage.clone()])),
+                p,
+                RawCodec,
+            )
+            .await
+            .unwrap_err()
+        } else {
+            g.unary(Request::new(garbage.clone()), p, RawCodec)
+                .await
+                .unwrap_err()
+        };
+        assert_eq!(e.code(), Code::InvalidArgument, "{path}: {e:?}");
+    }
+    assert_eq!(r.coord.latest_version(), 0);
+}
