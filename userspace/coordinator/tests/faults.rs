@@ -423,7 +423,6 @@ impl tonic::codec::Codec for RawCodec {
         c2wall_coordinator::fanout::PassThrough
     }
     fn decoder(&mut self) -> Self::Decoder {
-        use tonic::codec::Codec;
         tonic_prost::ProstCodec::<pb::PublishRequest, pb::PublishResponse>::default().decoder()
     }
 }
