@@ -30,6 +30,10 @@ pub struct Limits {
     /// (agent streams carry a heartbeat every few seconds, so only a dead or
     /// stalled peer, or one that stopped reading, stays silent this long).
     pub idle_connection_seconds: u64,
+    /// Concurrent streams on one connection (an agent uses two, a CLI one):
+    /// with HTTP/2 buffering up to ~400 KiB per stream for a peer that does
+    /// not read, this bounds what one connection can hold.
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -42,6 +46,7 @@ impl Default for Limits {
             max_connections_per_peer: 64,
             max_unidentified_per_peer: 16,
             idle_connection_seconds: 120,
+            max_streams_per_connection: 32,
         }
     }
 }
@@ -69,6 +74,10 @@ impl Limits {
                 self.max_unidentified_per_peer as u64,
             ),
             ("idle_connection_seconds", self.idle_connection_seconds),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection as u64,
+            ),
         ];
         match zero.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(format!("[limits] {name} must be at least 1")),

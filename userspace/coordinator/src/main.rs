@@ -328,7 +328,12 @@ fn run(args: CoordArgs) -> Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // A peer that stops reading its socket stops answering pings: its
+        // connection (and what HTTP/2 buffered for it) goes within ~40 s.
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(s.limits.max_streams_per_connection))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .layer(timer)
             .layer(c2wall_coordinator::auth::AuthLayer(auth))
             .add_service(PublisherServer::new(svc.clone()))
