@@ -227,3 +227,49 @@ impl Coordinator {
             .sum())
     }
 }
+
+/// The store's lineage and an admin's explicit move of the fleet to it
+/// (see [`crate::integrity`]).
+impl Coordinator {
+    /// The store's lineage and the move in force.
+    pub fn lineage(&self) -> (Vec<u8>, Option<pb::LineageMove>) {
+        let inner = self.inner.lock().expect("lock");
+        (inner.lineage.clone(), inner.moved.clone())
+    }
+
+    /// An admin's explicit move of the fleet from `from` (up to
+    /// `from_version`) to this store's lineage: from now on its snapshots
+    /// carry the move, signed, and subscribers of `from` take them.
+    pub fn move_lineage(
+        &self,
+        from: Vec<u8>,
+        from_version: u64,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<pb::LineageMove, CoordError> {
+        let mut inner = self.inner.lock().expect("lock");
+        if from == inner.lineage {
+            return Err(CoordError::Precondition(format!(
+                "from_lineage: {} is this store's own lineage",
+                c2wall_model::sign::hex(&from)
+            )));
+        }
+        let to = inner.lineage.clone();
+        let m = crate::integrity::move_of(from, from_version, to.clone(), &origin.actor, reason);
+        let audit = origin.audit(
+            now(),
+            "lineage-move",
+            &format!(
+                "lineage {} (up to version {from_version}) -> {}",
+                c2wall_model::sign::hex(&m.from_lineage),
+                c2wall_model::sign::hex(&to)
+            ),
+            reason,
+        );
+        inner.store.set_lineage(&to, &m.encode_to_vec(), &audit)?;
+        inner.moved = Some(m.clone());
+        drop(inner);
+        self.forget_snapshot();
+        Ok(m)
+    }
+}

@@ -7,7 +7,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
@@ -16,43 +15,13 @@ use c2wall_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::broadcast;
 
+pub use crate::origin::{now, Origin};
+
 use crate::error::CoordError;
 use crate::guards::Guards;
 use crate::state::{Prepared, State};
-use crate::store::{AuditEvent, Commit, PendingChange, RecordChange, Store, VersionInfo};
+use crate::store::{Commit, PendingChange, RecordChange, Store, VersionInfo};
 use c2wall_model::sign::Signer32;
-
-/// Who asks for a change and from where, for the audit log.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Origin {
-    pub actor: String,
-    /// The caller's address; empty for the coordinator's own workers.
-    pub peer: String,
-}
-
-impl Origin {
-    pub fn new(actor: impl Into<String>, peer: impl Into<String>) -> Self {
-        Origin {
-            actor: actor.into(),
-            peer: peer.into(),
-        }
-    }
-    /// The coordinator's own workers (expiry, feeds).
-    pub fn internal(actor: impl Into<String>) -> Self {
-        Self::new(actor, "")
-    }
-    pub fn audit(&self, at: i64, action: &str, detail: &str, reason: &str) -> AuditEvent {
-        AuditEvent {
-            seq: 0,
-            at,
-            actor: self.actor.clone(),
-            peer: self.peer.clone(),
-            action: action.into(),
-            detail: detail.into(),
-            reason: reason.into(),
-        }
-    }
-}
 
 /// The protected allowlist as stored.
 pub(crate) fn protected_of(
@@ -75,13 +44,6 @@ pub enum Published {
     Version(VersionInfo),
     /// Held by the change breaker until an admin confirms it.
     Held(PendingChange),
-}
-
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A withdrawal: one source's record of an identity, or every source's.

@@ -16,9 +16,9 @@ use c2wall_model::sign::hex;
 use c2wall_proto::v1 as pb;
 use prost::Message;
 
-use crate::core::{now, Coordinator, Origin};
 use crate::error::CoordError;
 use crate::highwater::{HighWater, Mark};
+use crate::origin::{now, Origin};
 use crate::state::State;
 use crate::store::{Store, VersionInfo};
 
@@ -142,7 +142,7 @@ impl Integrity {
     }
 }
 
-fn move_of(
+pub(crate) fn move_of(
     from: Vec<u8>,
     from_version: u64,
     to: Vec<u8>,
@@ -176,48 +176,4 @@ pub fn parse_lineage(s: &str) -> Result<Vec<u8>, c2wall_model::wire::WireError> 
     (0..16)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad()))
         .collect()
-}
-
-impl Coordinator {
-    /// The store's lineage and the move in force.
-    pub fn lineage(&self) -> (Vec<u8>, Option<pb::LineageMove>) {
-        let inner = self.inner.lock().expect("lock");
-        (inner.lineage.clone(), inner.moved.clone())
-    }
-
-    /// An admin's explicit move of the fleet from `from` (up to
-    /// `from_version`) to this store's lineage: from now on its snapshots
-    /// carry the move, signed, and subscribers of `from` take them.
-    pub fn move_lineage(
-        &self,
-        from: Vec<u8>,
-        from_version: u64,
-        origin: &Origin,
-        reason: &str,
-    ) -> Result<pb::LineageMove, CoordError> {
-        let mut inner = self.inner.lock().expect("lock");
-        if from == inner.lineage {
-            return Err(CoordError::Precondition(format!(
-                "from_lineage: {} is this store's own lineage",
-                hex(&from)
-            )));
-        }
-        let to = inner.lineage.clone();
-        let m = move_of(from, from_version, to.clone(), &origin.actor, reason);
-        let audit = origin.audit(
-            now(),
-            "lineage-move",
-            &format!(
-                "lineage {} (up to version {from_version}) -> {}",
-                hex(&m.from_lineage),
-                hex(&to)
-            ),
-            reason,
-        );
-        inner.store.set_lineage(&to, &m.encode_to_vec(), &audit)?;
-        inner.moved = Some(m.clone());
-        drop(inner);
-        self.forget_snapshot();
-        Ok(m)
-    }
 }

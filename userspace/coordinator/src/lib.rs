@@ -14,6 +14,7 @@ pub mod integrity;
 pub mod killswitch;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 mod queries;
 mod schedule;
 pub mod service;

@@ -18,3 +18,26 @@ pub enum ModelError {
     #[error("`{0}` is not a direction (to, from or both)")]
     BadDirection(String),
 }
+
+/// A wire message or API field refused: the path of the field (with its
+/// index inside a batch, `upserts[3].key.prefix`) and why. INVALID_ARGUMENT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct WireError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl WireError {
+    pub(crate) fn new(field: &str, reason: impl Into<String>) -> Self {
+        WireError {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+    /// Prefixes the field path with its container (`upserts[3]`).
+    pub fn within(mut self, container: &str) -> Self {
+        self.field = format!("{container}.{}", self.field);
+        self
+    }
+}

@@ -3,7 +3,7 @@
 //! every string field has a byte limit, every time a range. Refusals name the
 //! field and the limit (INVALID_ARGUMENT).
 
-use crate::wire::WireError;
+use crate::error::WireError;
 
 /// `source`: a feed name or `operator:NAME`.
 pub const SOURCE_BYTES: usize = 128;

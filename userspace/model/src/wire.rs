@@ -6,26 +6,7 @@ use c2wall_proto::v1 as pb;
 
 use crate::{limits, Action, Direction, Entry, Identity, PortScope, Prefix, Protocol, Record};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct WireError {
-    pub field: String,
-    pub reason: String,
-}
-
-impl WireError {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
-        WireError {
-            field: field.to_string(),
-            reason: reason.into(),
-        }
-    }
-    /// Prefixes the field path with its container (`upserts[3]`).
-    pub fn within(mut self, container: &str) -> Self {
-        self.field = format!("{container}.{}", self.field);
-        self
-    }
-}
+pub use crate::error::WireError;
 
 impl From<WireError> for tonic::Status {
     fn from(e: WireError) -> Self {
