@@ -10,6 +10,7 @@ mod ca;
 mod conn;
 mod feed;
 mod output;
+mod text;
 
 use args::{Cli, Command, Scope};
 
