@@ -307,6 +307,13 @@ impl Coordinator {
             reason: reason.to_string(),
             upserts: p.upserts.len() as u32,
             removals: p.removals.len() as u32,
+            records_digest: Some(
+                crate::state::records_digest_after(
+                    self.state.read().expect("lock").records_digest,
+                    &p.changes,
+                )
+                .to_bytes(),
+            ),
         };
         let encoded = delta.encode_to_vec();
         let framed = Arc::new(crate::fanout::delta_frames(&encoded));

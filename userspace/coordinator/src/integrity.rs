@@ -52,14 +52,16 @@ impl Integrity {
             .map_err(|e| CoordError::Corrupt(format!("lineage move: {e}")))?;
         let version = latest.map_or(0, |v| v.version);
         let mut problems = Vec::new();
-        if let Some(v) = latest {
-            if state.digest.to_bytes() != v.digest {
+        // The records' own digest, not the effective set's: which records
+        // are active depends on when the expiry worker last ran.
+        if let Some((v, want)) = latest.and_then(|v| Some((v, v.records_digest.as_ref()?))) {
+            if state.records_digest.to_bytes() != *want {
                 problems.push(format!(
                     "the stored records' digest {} differs from the digest version {} recorded \
                      ({}): records were changed or lost outside the coordinator",
-                    state.digest,
+                    state.records_digest,
                     v.version,
-                    hex(&v.digest)
+                    hex(want)
                 ));
             }
         }

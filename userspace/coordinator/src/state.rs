@@ -11,6 +11,29 @@ use crate::store::RecordChange;
 
 pub type RecordKey = (Identity, String);
 
+/// A record as the records digest covers it: its wire form, every field.
+pub fn record_bytes(r: &Record) -> Vec<u8> {
+    use prost::Message;
+    pb::Entry::from(r).encode_to_vec()
+}
+
+/// The records digest after `changes` are applied to `base`.
+pub fn records_digest_after(base: SetDigest, changes: &[RecordChange]) -> SetDigest {
+    let mut d = base;
+    for ch in changes {
+        match ch {
+            RecordChange::Put { before, after } => {
+                if let Some(b) = before {
+                    d.remove_bytes(&record_bytes(b));
+                }
+                d.add_bytes(&record_bytes(after));
+            }
+            RecordChange::Delete { before } => d.remove_bytes(&record_bytes(before)),
+        }
+    }
+    d
+}
+
 #[derive(Default)]
 pub struct State {
     records: BTreeMap<RecordKey, Record>,
@@ -22,6 +45,10 @@ pub struct State {
     promote: BTreeSet<(i64, RecordKey)>,
     pub effective: BTreeMap<Identity, Record>,
     pub digest: SetDigest,
+    /// Digest of every stored record with all its fields, whatever its
+    /// validity: what the store must hold for this version (checked at start,
+    /// independent of when the expiry worker last ran).
+    pub records_digest: SetDigest,
     pub version: u64,
 }
 
@@ -42,9 +69,14 @@ impl State {
         for r in records {
             s.put(r);
         }
+        // The effective set as the version left it: a record still stored
+        // past its window is one the expiry worker has not removed yet (it
+        // deletes what it expires), so it still counts; its expiry is the
+        // worker's next version.
         let ids: BTreeSet<Identity> = s.records.keys().map(|(i, _)| *i).collect();
         for i in ids {
-            if let Some(e) = s.effective_of(&i, &BTreeMap::new(), now) {
+            let listed = s.records_of(&i).into_iter().filter(|r| r.valid_from <= now);
+            if let Some(e) = effective(listed) {
                 s.digest.add(&e.entry);
                 s.effective.insert(i, e);
             }
@@ -150,11 +182,13 @@ impl State {
         if let Some(p) = r.promote_at {
             self.promote.insert((p, key.clone()));
         }
+        self.records_digest.add_bytes(&record_bytes(&r));
         self.records.insert(key, r);
     }
 
     fn del(&mut self, key: &RecordKey) {
         if let Some(old) = self.records.remove(key) {
+            self.records_digest.remove_bytes(&record_bytes(&old));
             if let Some(u) = old.valid_until {
                 self.until.remove(&(u, key.clone()));
             }

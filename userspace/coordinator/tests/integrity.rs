@@ -153,3 +153,40 @@ fn an_empty_or_older_store_is_refused_and_recovery_moves_the_lineage() {
     let c = open(&db, None).unwrap();
     assert_eq!(c.lineage().0, new);
 }
+
+/// A healthy store is never refused for timing: an entry whose window closed
+/// before the last version, with the expiry worker not yet run, is still in
+/// that version's effective set. The check covers the stored records, so the
+/// store opens, and the expiry becomes the next version.
+#[test]
+fn an_expiry_not_yet_applied_is_no_damage() {
+    let d = dir("expiry");
+    let db = d.0.join("c.db");
+    let c = open(&db, None).unwrap();
+    let e = pb::Entry {
+        key: Some(pb::EntryKey {
+            prefix: "192.0.2.7".into(),
+            ..Default::default()
+        }),
+        source: "feed".into(),
+        valid_until: c2wall_coordinator::core::now() + 1,
+        ..Default::default()
+    };
+    let r = c2wall_model::Record::try_from(&e).unwrap();
+    c.publish(
+        vec![r],
+        vec![],
+        &Origin::new("analyst", ""),
+        "short-lived",
+        false,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Expired, but no tick ran: the next version still lists it as effective.
+    publish(&c, "192.0.2.8");
+    drop(c);
+    let c = open(&db, None).expect("a healthy store opens");
+    assert_eq!(c.latest_version(), 2);
+    let v = c.tick().unwrap().expect("the expiry is the next version");
+    assert_eq!((v.version, v.removals), (3, 1));
+}

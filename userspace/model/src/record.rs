@@ -97,6 +97,27 @@ impl SetDigest {
         }
         out
     }
+    fn bytes_hash(b: &[u8]) -> [u64; 4] {
+        let h = Sha256::digest(b);
+        let mut out = [0u64; 4];
+        for (i, lane) in out.iter_mut().enumerate() {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&h[i * 8..i * 8 + 8]);
+            *lane = u64::from_be_bytes(x);
+        }
+        out
+    }
+    /// Adds any byte string (e.g. a whole encoded record) to the set.
+    pub fn add_bytes(&mut self, b: &[u8]) {
+        for (l, h) in self.0.iter_mut().zip(Self::bytes_hash(b)) {
+            *l = l.wrapping_add(h);
+        }
+    }
+    pub fn remove_bytes(&mut self, b: &[u8]) {
+        for (l, h) in self.0.iter_mut().zip(Self::bytes_hash(b)) {
+            *l = l.wrapping_sub(h);
+        }
+    }
     pub fn add(&mut self, e: &Entry) {
         for (l, h) in self.0.iter_mut().zip(Self::entry_hash(e)) {
             *l = l.wrapping_add(h);

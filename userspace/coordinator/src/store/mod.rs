@@ -20,6 +20,9 @@ pub struct VersionInfo {
     pub reason: String,
     pub upserts: u32,
     pub removals: u32,
+    /// Digest of every stored record after this version (see
+    /// `State::records_digest`); None for versions made before it was kept.
+    pub records_digest: Option<Vec<u8>>,
 }
 
 /// A record-level change, with what it replaced (for rollback).

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS versions (
     actor TEXT NOT NULL,
     reason TEXT NOT NULL,
     upserts INTEGER NOT NULL,
-    removals INTEGER NOT NULL
+    removals INTEGER NOT NULL,
+    records_digest BLOB            -- every stored record after it (NULL: older)
 );
 CREATE TABLE IF NOT EXISTS deltas (
     version INTEGER PRIMARY KEY,
@@ -133,6 +134,13 @@ impl SqliteStore {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
+        // Stores made before the records digest was kept gain its column.
+        let has: bool = db
+            .prepare("SELECT 1 FROM pragma_table_info('versions') WHERE name = 'records_digest'")?
+            .exists([])?;
+        if !has {
+            db.execute("ALTER TABLE versions ADD COLUMN records_digest BLOB", [])?;
+        }
         // A new store (or one from before lineages) gets its own.
         db.execute(
             "INSERT OR IGNORE INTO lineage (id, lineage) VALUES (1, ?1)",
@@ -217,8 +225,9 @@ impl Store for SqliteStore {
         super::sqlite_guard::insert_audit(&tx, &c.audit)?;
         let i = &c.info;
         tx.execute(
-            "INSERT INTO versions (version, digest, created_at, actor, reason, upserts, removals)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO versions (version, digest, created_at, actor, reason, upserts, removals,
+                 records_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 i.version as i64,
                 i.digest,
@@ -226,7 +235,8 @@ impl Store for SqliteStore {
                 i.actor,
                 i.reason,
                 i.upserts,
-                i.removals
+                i.removals,
+                i.records_digest
             ],
         )?;
         tx.execute(
@@ -290,7 +300,8 @@ impl Store for SqliteStore {
     fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
         let before = if before == 0 { i64::MAX } else { before as i64 };
         let mut st = self.db.prepare(
-            "SELECT version, digest, created_at, actor, reason, upserts, removals FROM versions
+            "SELECT version, digest, created_at, actor, reason, upserts, removals, records_digest
+             FROM versions
              WHERE version < ?1 ORDER BY version DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![before, limit], |r| {
@@ -302,6 +313,7 @@ impl Store for SqliteStore {
                 reason: r.get(4)?,
                 upserts: r.get(5)?,
                 removals: r.get(6)?,
+                records_digest: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
