@@ -307,13 +307,7 @@ impl Coordinator {
             reason: reason.to_string(),
             upserts: p.upserts.len() as u32,
             removals: p.removals.len() as u32,
-            records_digest: Some(
-                crate::state::records_digest_after(
-                    self.state.read().expect("lock").records_digest,
-                    &p.changes,
-                )
-                .to_bytes(),
-            ),
+            records_digest: Some(p.records_digest.to_bytes()),
         };
         let encoded = delta.encode_to_vec();
         let framed = Arc::new(crate::fanout::delta_frames(&encoded));
@@ -322,6 +316,7 @@ impl Coordinator {
             upserts,
             removals,
             digest,
+            records_digest,
         } = p;
         let detail = format!(
             "version {version}: {} upserts, {} removals",
@@ -355,6 +350,7 @@ impl Coordinator {
             upserts,
             removals,
             digest,
+            records_digest,
         };
         state.apply_effective(&effective, version);
         drop(state);

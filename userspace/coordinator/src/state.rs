@@ -12,26 +12,9 @@ use crate::store::RecordChange;
 pub type RecordKey = (Identity, String);
 
 /// A record as the records digest covers it: its wire form, every field.
-pub fn record_bytes(r: &Record) -> Vec<u8> {
+fn record_bytes(r: &Record) -> Vec<u8> {
     use prost::Message;
     pb::Entry::from(r).encode_to_vec()
-}
-
-/// The records digest after `changes` are applied to `base`.
-pub fn records_digest_after(base: SetDigest, changes: &[RecordChange]) -> SetDigest {
-    let mut d = base;
-    for ch in changes {
-        match ch {
-            RecordChange::Put { before, after } => {
-                if let Some(b) = before {
-                    d.remove_bytes(&record_bytes(b));
-                }
-                d.add_bytes(&record_bytes(after));
-            }
-            RecordChange::Delete { before } => d.remove_bytes(&record_bytes(before)),
-        }
-    }
-    d
 }
 
 #[derive(Default)]
@@ -58,6 +41,8 @@ pub struct Prepared {
     pub upserts: Vec<Record>,
     pub removals: Vec<Identity>,
     pub digest: SetDigest,
+    /// The records digest once the changes are applied.
+    pub records_digest: SetDigest,
 }
 
 impl State {
@@ -67,6 +52,7 @@ impl State {
             ..Default::default()
         };
         for r in records {
+            s.records_digest.add_bytes(&record_bytes(&r));
             s.put(r);
         }
         // The effective set as the version left it: a record still stored
@@ -126,9 +112,14 @@ impl State {
         // stays O(n log n).
         let mut overlay: BTreeMap<RecordKey, Option<Record>> = BTreeMap::new();
         let mut affected: BTreeSet<Identity> = touched.into_iter().collect();
+        let mut records_digest = self.records_digest;
         for ch in &changes {
             match ch {
-                RecordChange::Put { after, .. } => {
+                RecordChange::Put { before, after } => {
+                    if let Some(b) = before {
+                        records_digest.remove_bytes(&record_bytes(b));
+                    }
+                    records_digest.add_bytes(&record_bytes(after));
                     affected.insert(after.identity());
                     overlay.insert(
                         (after.identity(), after.source.clone()),
@@ -136,6 +127,7 @@ impl State {
                     );
                 }
                 RecordChange::Delete { before } => {
+                    records_digest.remove_bytes(&record_bytes(before));
                     affected.insert(before.identity());
                     overlay.insert((before.identity(), before.source.clone()), None);
                 }
@@ -165,6 +157,7 @@ impl State {
             upserts,
             removals,
             digest,
+            records_digest,
         }
     }
 
@@ -182,13 +175,11 @@ impl State {
         if let Some(p) = r.promote_at {
             self.promote.insert((p, key.clone()));
         }
-        self.records_digest.add_bytes(&record_bytes(&r));
         self.records.insert(key, r);
     }
 
     fn del(&mut self, key: &RecordKey) {
         if let Some(old) = self.records.remove(key) {
-            self.records_digest.remove_bytes(&record_bytes(&old));
             if let Some(u) = old.valid_until {
                 self.until.remove(&(u, key.clone()));
             }
@@ -220,6 +211,7 @@ impl State {
             self.effective.remove(i);
         }
         self.digest = p.digest;
+        self.records_digest = p.records_digest;
         self.version = version;
     }
 
