@@ -36,6 +36,14 @@ pub struct ApplyStats {
     pub elapsed: Duration,
 }
 
+/// A lineage as the kernel records it: 16 bytes, zeros for none.
+pub fn lineage16(l: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = l.len().min(16);
+    out[..n].copy_from_slice(&l[..n]);
+    out
+}
+
 pub struct Applier<D: Dataplane> {
     dp: D,
     cfg: Config,
@@ -124,9 +132,7 @@ impl<D: Dataplane> Applier<D> {
 
     /// Records the coordinator version the maps now hold.
     pub fn set_synced(&mut self, version: u64, lineage: &[u8]) -> Result<(), AgentError> {
-        let mut l = [0u8; 16];
-        let n = lineage.len().min(16);
-        l[..n].copy_from_slice(&lineage[..n]);
+        let l = lineage16(lineage);
         if (self.cfg.synced_version, self.cfg.synced_lineage) != (version, l) {
             let mut c = self.cfg;
             c.synced_version = version;

@@ -199,7 +199,10 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     let kernel_ahead = settings.coordinator.is_some()
         && kernel_version != 0
         && (kernel_version, kernel_lineage.as_slice())
-            != (synced.version, lineage16(&synced.lineage).as_slice());
+            != (
+                synced.version,
+                c2wall_agent::apply::lineage16(&synced.lineage).as_slice(),
+            );
     if kernel_ahead {
         tracing::warn!(
             kernel_version,
@@ -320,14 +323,6 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     }
     drop(ebpf);
     Ok(code)
-}
-
-/// A lineage as the kernel records it (16 bytes, zeros: none).
-fn lineage16(l: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let n = l.len().min(16);
-    out[..n].copy_from_slice(&l[..n]);
-    out
 }
 
 fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {

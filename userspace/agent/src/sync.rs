@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+use c2wall_model::wire::LATEST_VERSION_HEADER;
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient, sync_message::Kind};
 use tonic::transport::{Channel, Endpoint};
 
@@ -137,8 +138,6 @@ impl SyncStatus {
         *self.last_error.lock().expect("lock") = c2wall_model::limits::quote(&e.to_string(), 400);
     }
 }
-
-use c2wall_model::wire::LATEST_VERSION_HEADER;
 
 /// Enforces a verified set (blocking): the whole set after a snapshot, or,
 /// after deltas, the set with the entries that changed since the last call.
