@@ -20,7 +20,13 @@ pub struct Metrics {
 }
 
 /// Why an import stream committed nothing.
-pub const IMPORT_ABANDONED: [&str; 4] = ["unterminated", "idle", "too_large", "stream_error"];
+pub const IMPORT_ABANDONED: [&str; 5] = [
+    "unterminated",
+    "idle",
+    "too_large",
+    "invalid",
+    "stream_error",
+];
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -81,7 +87,7 @@ impl Metrics {
                 "c2wall_imports_abandoned_total",
                 "Import streams that committed nothing, by reason: unterminated (ended \
                  without a chunk marked end: cancelled or cut off), idle, too_large, \
-                 stream_error.",
+                 invalid (an entry, source, reason or TTL refused), stream_error.",
             ),
             &["reason"],
         )?;

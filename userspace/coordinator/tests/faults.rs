@@ -312,6 +312,7 @@ async fn an_import_is_all_or_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().starts_with("ttl_seconds"), "{}", e.message());
+    assert_eq!(abandoned(&m, "invalid"), 1);
 
     assert_eq!(r.coord.latest_version(), v, "no version was made");
     assert_eq!(r.coord.digest(), digest, "the list is unchanged");

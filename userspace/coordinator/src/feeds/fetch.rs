@@ -27,9 +27,8 @@ fn authorize(req: reqwest::RequestBuilder, auth: &Auth) -> Result<reqwest::Reque
         } => req.basic_auth(username, Some(read(password_file)?)),
         Auth::Bearer { token_file } => req.bearer_auth(read(token_file)?),
         Auth::Header { name, value_file } => {
-            let v = reqwest::header::HeaderValue::from_str(&read(value_file)?)
+            let mut v = reqwest::header::HeaderValue::from_str(&read(value_file)?)
                 .map_err(|_| format!("{}: not a valid header value", value_file.display()))?;
-            let mut v = v;
             v.set_sensitive(true);
             req.header(name.as_str(), v)
         }

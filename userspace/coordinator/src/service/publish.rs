@@ -74,7 +74,12 @@ impl Service {
         req: Request<tonic::Streaming<pb::ImportChunk>>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
         let origin = origin(&req);
-        let (source, reason, ttl, records) = match self.receive_import(req).await {
+        let Received {
+            source,
+            reason,
+            ttl,
+            records,
+        } = match self.receive_import(req).await {
             Ok(r) => r,
             Err((why, status)) => {
                 tracing::warn!(actor = %origin.actor, peer = %origin.peer, why,
@@ -85,12 +90,6 @@ impl Service {
                 return Err(status);
             }
         };
-        if !(0..=c2wall_model::limits::MAX_TTL_SECONDS).contains(&ttl) {
-            return Err(Status::invalid_argument(format!(
-                "ttl_seconds: {ttl} is outside 0-{} (ten years)",
-                c2wall_model::limits::MAX_TTL_SECONDS
-            )));
-        }
         let coord = self.coord.clone();
         let opts = crate::import::ImportOptions {
             ttl: (ttl > 0).then_some(ttl),
@@ -114,11 +113,10 @@ impl Service {
     /// A stream that ends without it (a client's cancel, a reset), stops
     /// sending, or grows past the limits yields the reason and the status to
     /// answer; nothing of it is kept.
-    #[allow(clippy::type_complexity)]
     async fn receive_import(
         &self,
         req: Request<tonic::Streaming<pb::ImportChunk>>,
-    ) -> Result<(String, String, i64, Vec<c2wall_model::Record>), (&'static str, Status)> {
+    ) -> Result<Received, (&'static str, Status)> {
         let limits = self.publishers.clone();
         let meta = Request::from_parts(req.metadata().clone(), Default::default(), ());
         let mut stream = req.into_inner();
@@ -126,7 +124,7 @@ impl Service {
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let idle = self.limits.import_idle();
-        let invalid = |s: Status| ("stream_error", s);
+        let invalid = |s: Status| ("invalid", s);
         loop {
             let chunk = match tokio::time::timeout(idle, stream.message()).await {
                 Err(_) => {
@@ -189,6 +187,13 @@ impl Service {
                     c2wall_model::limits::REASON_BYTES,
                 )
                 .map_err(|e| invalid(e.into()))?;
+                if !(0..=c2wall_model::limits::MAX_TTL_SECONDS).contains(&chunk.ttl_seconds) {
+                    return Err(invalid(Status::invalid_argument(format!(
+                        "ttl_seconds: {} is outside 0-{} (ten years)",
+                        chunk.ttl_seconds,
+                        c2wall_model::limits::MAX_TTL_SECONDS
+                    ))));
+                }
                 source = chunk.source;
                 reason = chunk.reason;
                 ttl = chunk.ttl_seconds;
@@ -206,7 +211,12 @@ impl Service {
                 records.push(r);
             }
             if chunk.end {
-                return Ok((source, reason, ttl, records));
+                return Ok(Received {
+                    source,
+                    reason,
+                    ttl,
+                    records,
+                });
             }
         }
     }
@@ -228,6 +238,14 @@ impl Service {
             ..Default::default()
         }))
     }
+}
+
+/// An import stream read to its marked end.
+struct Received {
+    source: String,
+    reason: String,
+    ttl: i64,
+    records: Vec<c2wall_model::Record>,
 }
 
 /// A page token names the last record of the page: `prefix|protocol|port|source`.
