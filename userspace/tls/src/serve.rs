@@ -83,7 +83,8 @@ struct Counts {
 struct Slot {
     counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
-    identified: Option<bool>,
+    /// Counted among the address's connections without a certificate.
+    unidentified: bool,
 }
 
 impl Drop for Slot {
@@ -92,7 +93,7 @@ impl Drop for Slot {
         c.total -= 1;
         if let Some((all, unidentified)) = c.peers.get_mut(&self.ip) {
             *all -= 1;
-            if self.identified == Some(false) {
+            if self.unidentified {
                 *unidentified -= 1;
             }
             if *all == 0 {
@@ -229,7 +230,7 @@ pub fn incoming(
                 Slot {
                     counts: counts.clone(),
                     ip,
-                    identified: None,
+                    unidentified: false,
                 }
             };
             let _ = tcp.set_nodelay(true);
@@ -252,8 +253,8 @@ pub fn incoming(
                                 return;
                             }
                             p.1 += 1;
+                            slot.unidentified = true;
                         }
-                        slot.identified = Some(identified);
                         let _ = tx
                             .send(Ok(Tracked {
                                 inner: tls,
