@@ -28,6 +28,7 @@ pub fn unique(tag: &str) -> String {
     let n = N.fetch_add(1, Ordering::Relaxed);
     format!("c2w{tag}{}x{n}", std::process::id())
 }
+pub mod fuzzgen;
 pub mod gen;
 pub mod rig;
 pub mod topo;

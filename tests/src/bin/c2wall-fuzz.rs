@@ -17,6 +17,7 @@ use std::{
 
 use arbitrary::{Arbitrary, Unstructured};
 use c2wall_agent::synced::{Pending, SyncedSet};
+use c2wall_e2e::fuzzgen::{mutate, FMsg};
 use c2wall_feeds::format::ALL as FORMATS;
 use c2wall_model::{sign::Trust, wire::records_from_wire, Record};
 use c2wall_proto::v1 as pb;
@@ -38,127 +39,6 @@ struct Args {
     seed: Option<u64>,
 }
 
-#[derive(Arbitrary, Debug)]
-enum FPrefix {
-    V4([u8; 4], u8),
-    V6([u8; 16], u8),
-    Text(String),
-}
-
-#[derive(Arbitrary, Debug)]
-struct FEntry {
-    prefix: FPrefix,
-    protocol: i32,
-    port: u32,
-    action: i32,
-    direction: i32,
-    source: String,
-    category: String,
-    reference: String,
-    confidence: u32,
-    valid_from: i64,
-    valid_until: i64,
-    promote_at: i64,
-}
-
-impl FEntry {
-    fn wire(&self) -> pb::Entry {
-        let prefix = match &self.prefix {
-            FPrefix::V4(a, l) => format!("{}/{}", std::net::Ipv4Addr::from(*a), l % 40),
-            FPrefix::V6(a, l) => format!("{}/{}", std::net::Ipv6Addr::from(*a), l % 140),
-            FPrefix::Text(t) => t.clone(),
-        };
-        pb::Entry {
-            key: Some(pb::EntryKey {
-                prefix,
-                protocol: self.protocol % 4,
-                port: self.port % 70_000,
-            }),
-            direction: self.direction % 5,
-            action: self.action % 4,
-            source: self.source.clone(),
-            category: self.category.clone(),
-            reference: self.reference.clone(),
-            confidence: self.confidence % 120,
-            valid_from: self.valid_from,
-            valid_until: self.valid_until,
-            promote_at: self.promote_at,
-            ..Default::default()
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
-enum FMsg {
-    Snapshot {
-        version: u64,
-        seq: u32,
-        last: bool,
-        entries: Vec<FEntry>,
-        digest: Vec<u8>,
-        lineage: Vec<u8>,
-    },
-    Delta {
-        previous: u64,
-        version: u64,
-        upserts: Vec<FEntry>,
-        removals: Vec<FEntry>,
-        more: bool,
-        digest: Vec<u8>,
-        lineage: Vec<u8>,
-    },
-    Heartbeat(u64, i64),
-    Control(String),
-}
-
-impl FMsg {
-    fn wire(&self) -> pb::SyncMessage {
-        use pb::sync_message::Kind;
-        let kind = match self {
-            FMsg::Snapshot {
-                version,
-                seq,
-                last,
-                entries,
-                digest,
-                lineage,
-            } => Kind::Snapshot(pb::SnapshotChunk {
-                version: *version % 8,
-                digest: digest.clone(),
-                seq: *seq % 4,
-                last: *last,
-                entries: entries.iter().map(FEntry::wire).collect(),
-                lineage: lineage.clone(),
-                ..Default::default()
-            }),
-            FMsg::Delta {
-                previous,
-                version,
-                upserts,
-                removals,
-                more,
-                digest,
-                lineage,
-            } => Kind::Delta(pb::Delta {
-                previous_version: *previous % 8,
-                version: *version % 8,
-                digest: digest.clone(),
-                upserts: upserts.iter().map(FEntry::wire).collect(),
-                removals: removals.iter().filter_map(|e| e.wire().key).collect(),
-                more: *more,
-                lineage: lineage.clone(),
-                ..Default::default()
-            }),
-            FMsg::Heartbeat(v, t) => Kind::Heartbeat(pb::Heartbeat {
-                latest_version: *v,
-                server_time: *t,
-            }),
-            FMsg::Control(m) => Kind::Control(pb::Control { mode: m.clone() }),
-        };
-        pb::SyncMessage { kind: Some(kind) }
-    }
-}
-
 /// How deep inputs reached, to show the run exercised more than decoding.
 static DEEP: [std::sync::atomic::AtomicU64; 5] =
     [const { std::sync::atomic::AtomicU64::new(0) }; 5];
@@ -172,28 +52,6 @@ const DEEP_NAMES: [&str; 5] = [
 
 fn deep(i: usize) {
     DEEP[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Flips, drops and inserts a few bytes.
-fn mutate(rng: &mut impl Rng, mut b: Vec<u8>) -> Vec<u8> {
-    for _ in 0..rng.random_range(0..4) {
-        match rng.random_range(0..4) {
-            0 if !b.is_empty() => {
-                let i = rng.random_range(0..b.len());
-                b[i] ^= 1 << rng.random_range(0..8);
-            }
-            1 if !b.is_empty() => {
-                let i = rng.random_range(0..b.len());
-                b.truncate(i);
-            }
-            2 => {
-                let i = rng.random_range(0..=b.len());
-                b.insert(i, rng.random());
-            }
-            _ => {}
-        }
-    }
-    b
 }
 
 /// A small verified set to apply fuzzed deltas to.

@@ -191,18 +191,11 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         Some(_) => SyncedSet::load(&paths.synced_file())?.unwrap_or_default(),
         None => SyncedSet::default(),
     };
-    // The pinned maps record the coordinator version they hold. The saved
-    // list is written after the kernel, so a difference means saving failed
-    // (disk full, read-only): the kernel's list is the newer one and is kept;
-    // the coordinator's snapshot replaces it (never an older one).
+    // The kernel's record of what the pinned maps hold wins over a saved
+    // list that lags it (see SyncedSet::behind_kernel).
     let (kernel_version, kernel_lineage) = engine.applier.synced();
-    let kernel_ahead = settings.coordinator.is_some()
-        && kernel_version != 0
-        && (kernel_version, kernel_lineage.as_slice())
-            != (
-                synced.version,
-                c2wall_agent::apply::lineage16(&synced.lineage).as_slice(),
-            );
+    let kernel_ahead =
+        settings.coordinator.is_some() && synced.behind_kernel(kernel_version, &kernel_lineage);
     if kernel_ahead {
         tracing::warn!(
             kernel_version,
@@ -210,15 +203,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             "the kernel enforces a newer coordinator list than the saved one: keeping the \
              kernel's list until the coordinator's snapshot arrives"
         );
-        synced = SyncedSet {
-            lineage: if kernel_lineage == [0; 16] {
-                Vec::new()
-            } else {
-                kernel_lineage.to_vec()
-            },
-            version: kernel_version,
-            ..Default::default()
-        };
+        synced = SyncedSet::placeholder(kernel_version, &kernel_lineage);
     }
     if synced.version > 0 && !kernel_ahead {
         tracing::info!(

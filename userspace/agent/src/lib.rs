@@ -17,6 +17,7 @@ pub mod sightings;
 pub mod sim;
 pub mod source;
 pub mod sync;
+pub mod sync_status;
 pub mod synced;
 
 pub use error::AgentError;

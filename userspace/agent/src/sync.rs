@@ -8,15 +8,12 @@
 //! unreachable enforces it at once.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
-    sync::{
-        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
-        Arc, Mutex,
-    },
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
+pub use crate::sync_status::{unix_now, SyncStatus};
 use c2wall_model::wire::LATEST_VERSION_HEADER;
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient, sync_message::Kind};
 use tonic::transport::{Channel, Endpoint};
@@ -60,85 +57,6 @@ struct Parts {
 /// Status is reported after every apply, and at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
-/// Shared counters the daemon exports.
-#[derive(Default)]
-pub struct SyncStatus {
-    pub applied_version: AtomicU64,
-    pub latest_version: AtomicU64,
-    /// Unix seconds of the last message from the coordinator (0 = never).
-    pub last_contact: AtomicI64,
-    pub reconnects: AtomicU64,
-    pub errors: AtomicU64,
-    pub snapshots: AtomicU64,
-    pub deltas: AtomicU64,
-    /// Snapshots and deltas refused for a missing or untrusted signature.
-    pub signature_failures: AtomicU64,
-    /// Unix seconds since which the applied version has been behind the
-    /// coordinator's (0: not behind).
-    pub behind_since: AtomicI64,
-    /// Versions refused, by reason (see [`SetError::kind`]).
-    pub refused: Mutex<BTreeMap<&'static str, u64>>,
-    /// Why the last session failed (empty once a version applies).
-    pub last_error: Mutex<String>,
-    /// The saved list lags the kernel's: persisting failed (the next change
-    /// retries with a full save).
-    pub disk_stale: AtomicBool,
-    pub persist_failures: AtomicU64,
-}
-
-impl SyncStatus {
-    /// The coordinator's latest version, as a heartbeat or the subscribe
-    /// reply says, whether or not the agent can apply it.
-    pub fn saw_latest(&self, v: u64) {
-        self.latest_version.store(v, Ordering::Relaxed);
-        self.update_behind();
-    }
-
-    /// A version was applied (and enforced).
-    pub fn applied(&self, v: u64) {
-        self.applied_version.store(v, Ordering::Relaxed);
-        let latest = self.latest_version.load(Ordering::Relaxed).max(v);
-        self.latest_version.store(latest, Ordering::Relaxed);
-        self.update_behind();
-        if v >= latest {
-            self.last_error.lock().expect("lock").clear();
-        }
-    }
-
-    fn update_behind(&self) {
-        let (a, l) = (
-            self.applied_version.load(Ordering::Relaxed),
-            self.latest_version.load(Ordering::Relaxed),
-        );
-        if a >= l {
-            self.behind_since.store(0, Ordering::Relaxed);
-        } else if self.behind_since.load(Ordering::Relaxed) == 0 {
-            self.behind_since.store(unix_now(), Ordering::Relaxed);
-        }
-    }
-
-    /// Seconds the agent has been behind the coordinator (0: in sync).
-    pub fn behind_seconds(&self, now: i64) -> u64 {
-        match self.behind_since.load(Ordering::Relaxed) {
-            0 => 0,
-            t => now.saturating_sub(t).max(0) as u64,
-        }
-    }
-
-    fn failed(&self, e: &SyncError) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if let SyncError::Set(s) = e {
-            *self
-                .refused
-                .lock()
-                .expect("lock")
-                .entry(s.kind())
-                .or_default() += 1;
-        }
-        *self.last_error.lock().expect("lock") = c2wall_model::limits::quote(&e.to_string(), 400);
-    }
-}
-
 /// Enforces a verified set (blocking): the whole set after a snapshot, or,
 /// after deltas, the set with the entries that changed since the last call.
 /// Returns what to report.
@@ -179,13 +97,6 @@ pub struct SyncClient {
     pub bearer: c2wall_model::wire::Bearer,
 }
 
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl SyncClient {
     /// Runs until the task is dropped: subscribe, apply, and on any error back
     /// off (exponential, with jitter) and resubscribe. Never touches the
@@ -197,7 +108,7 @@ impl SyncClient {
             match self.session(&mut want_snapshot).await {
                 Ok(()) => delay = self.backoff.0,
                 Err(e) => {
-                    self.status.failed(&e);
+                    record_failure(&self.status, &e);
                     if matches!(e, SyncError::Set(SetError::Signature { .. })) {
                         self.status
                             .signature_failures
@@ -478,4 +389,19 @@ fn unix_nanos_fraction() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     n as f64 / 1e9
+}
+
+/// Counts a failed session in `status`: the error, refused versions by
+/// reason, and what to show (`c2wall agents`, /readyz).
+fn record_failure(status: &SyncStatus, e: &SyncError) {
+    status.errors.fetch_add(1, Ordering::Relaxed);
+    if let SyncError::Set(s) = e {
+        *status
+            .refused
+            .lock()
+            .expect("lock")
+            .entry(s.kind())
+            .or_default() += 1;
+    }
+    *status.last_error.lock().expect("lock") = c2wall_model::limits::quote(&e.to_string(), 400);
 }

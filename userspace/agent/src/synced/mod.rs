@@ -158,6 +158,31 @@ impl SyncedSet {
         })
     }
 
+    /// Whether the pinned maps hold a coordinator version other than this
+    /// saved set's (`kernel_version` 0: they hold none, e.g. after a reboot).
+    /// The saved set is written after the kernel, so a difference means
+    /// saving failed (disk full, read-only) and the kernel's list is newer.
+    pub fn behind_kernel(&self, kernel_version: u64, kernel_lineage: &[u8; 16]) -> bool {
+        kernel_version != 0
+            && (kernel_version, *kernel_lineage)
+                != (self.version, crate::apply::lineage16(&self.lineage))
+    }
+
+    /// Stands for the list the kernel holds (its version and lineage, no
+    /// entries) until the coordinator's snapshot replaces it: subscribing
+    /// from it asks for a snapshot, and nothing older is accepted.
+    pub fn placeholder(version: u64, lineage: &[u8; 16]) -> SyncedSet {
+        SyncedSet {
+            lineage: if *lineage == [0; 16] {
+                Vec::new()
+            } else {
+                lineage.to_vec()
+            },
+            version,
+            ..Default::default()
+        }
+    }
+
     /// Whether a verified snapshot `next` may replace this set: never an
     /// older version, never another lineage, unless the snapshot carries a
     /// move from our lineage (up to at least our version) signed by a trusted
