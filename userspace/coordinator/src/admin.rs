@@ -1,7 +1,7 @@
 //! Admin operations: the protected allowlist, held changes, the audit log,
 //! guard settings.
 
-use c2wall_model::{wire::records_from_wire, Prefix};
+use c2wall_model::{wire::records_from_wire, HeldKind, HeldState, Prefix};
 use c2wall_proto::v1 as pb;
 use prost::Message;
 
@@ -108,7 +108,7 @@ impl Coordinator {
         let held = self
             .pending(Some(id))?
             .into_iter()
-            .find(|p| p.state == "open")
+            .find(|p| p.state == HeldState::Open)
             .ok_or_else(|| CoordError::NotFound(format!("pending change #{id} is not open")))?;
         let detail = format!(
             "pending #{id} ({} by {}): {}",
@@ -116,16 +116,16 @@ impl Coordinator {
         );
         if !confirm {
             let audit = origin.audit(now(), "reject", &detail, reason);
-            self.inner
-                .lock()
-                .expect("lock")
-                .store
-                .close_pending(id, "rejected", &audit)?;
+            self.inner.lock().expect("lock").store.close_pending(
+                id,
+                HeldState::Rejected,
+                &audit,
+            )?;
             return Ok(None);
         }
         let bad = |e: prost::DecodeError| CoordError::Corrupt(format!("pending #{id}: {e}"));
-        let applied = match held.kind.as_str() {
-            "import" => {
+        let applied = match held.kind {
+            HeldKind::Import => {
                 let c = pb::ImportChunk::decode(held.request.as_slice()).map_err(bad)?;
                 let records = records_from_wire(&c.entries, "entries")?;
                 let opts = ImportOptions {
@@ -140,7 +140,7 @@ impl Coordinator {
                     &held.reason,
                 )?)
             }
-            _ => {
+            HeldKind::Publish => {
                 let r = pb::PublishRequest::decode(held.request.as_slice()).map_err(bad)?;
                 let upserts = records_from_wire(&r.upserts, "upserts")?;
                 let withdrawals = r
@@ -170,7 +170,7 @@ impl Coordinator {
             .lock()
             .expect("lock")
             .store
-            .close_pending(id, "confirmed", &audit)?;
+            .close_pending(id, HeldState::Confirmed, &audit)?;
         Ok(Some(applied))
     }
 

@@ -9,11 +9,9 @@ use std::{
     },
 };
 
-use bytes::Bytes;
 use c2wall_model::{Identity, Prefix, Record, SetDigest};
 use c2wall_proto::v1 as pb;
 use prost::Message;
-use tokio::sync::broadcast;
 
 pub use crate::origin::{now, Origin};
 
@@ -53,17 +51,14 @@ pub struct Withdrawal {
     pub source: Option<String>,
 }
 
-/// What a subscriber is sent before live deltas: framed SyncMessages.
-pub enum Plan {
-    /// The snapshot's chunks, shared by every subscriber at this version.
-    Snapshot(Arc<Vec<Bytes>>),
-    /// The deltas it missed (possibly none: it is current).
-    Deltas(Vec<Bytes>),
+/// Told of each version as it becomes the latest, with its encoded delta
+/// (c2wall.v1.Delta), while the writer's lock is held: so a reader that
+/// takes the same lock sees every version either in the store or here.
+/// The stream server's fan-out is one (see `crate::sync`); the core knows
+/// nothing of streams.
+pub trait OnCommit: Send + Sync {
+    fn committed(&self, version: u64, delta: &[u8]);
 }
-
-/// A live delta: its version and its framed SyncMessages (one, or the parts
-/// of a large delta).
-pub type Live = (u64, Arc<Vec<Bytes>>);
 
 pub struct Coordinator {
     /// The writer's side: the store and everything a change needs. Writers
@@ -77,10 +72,14 @@ pub struct Coordinator {
     /// agents, sightings), which would otherwise wait for a commit.
     pub(crate) reader: Mutex<Box<dyn Store>>,
     /// Kill-switch overrides; every agent stream watches it.
-    pub(crate) modes: tokio::sync::watch::Sender<crate::killswitch::Modes>,
-    live: broadcast::Sender<Live>,
-    /// Encoded snapshot chunks of one version, built on first demand.
-    snapshot: Mutex<Option<(u64, Arc<Vec<Bytes>>)>>,
+    pub(crate) modes: tokio::sync::watch::Sender<c2wall_model::Modes>,
+    /// Told of every version (see [`OnCommit`]).
+    sinks: Mutex<Vec<Arc<dyn OnCommit>>>,
+    /// Deltas a subscriber may fall behind before its stream is ended.
+    pub(crate) live_buffer: usize,
+    /// Changes when what a snapshot of the same version looks like changes
+    /// (its signer, its lineage move): cached snapshots are keyed by it.
+    pub(crate) snapshot_epoch: AtomicU64,
     latest: AtomicU64,
     pub(crate) connected: Mutex<HashMap<String, usize>>,
 }
@@ -125,12 +124,9 @@ impl Coordinator {
         let state = State::load(records, version, t);
         let checked = integrity.check(store.as_mut(), &state, latest.as_ref())?;
         let reader = store.reader()?;
-        let (live, _) = broadcast::channel(live_buffer);
         Ok(Arc::new(Coordinator {
             latest: AtomicU64::new(version),
-            modes: tokio::sync::watch::Sender::new(crate::killswitch::Modes::from_rows(
-                store.modes()?,
-            )),
+            modes: tokio::sync::watch::Sender::new(store.modes()?),
             state: std::sync::RwLock::new(state),
             reader: Mutex::new(reader),
             inner: Mutex::new(Inner {
@@ -142,8 +138,9 @@ impl Coordinator {
                 moved: checked.moved,
                 highwater: checked.highwater,
             }),
-            live,
-            snapshot: Mutex::new(None),
+            sinks: Mutex::new(Vec::new()),
+            live_buffer,
+            snapshot_epoch: AtomicU64::new(0),
             connected: Mutex::new(HashMap::new()),
         }))
     }
@@ -247,7 +244,7 @@ impl Coordinator {
                 created_at: t,
                 actor: actor.to_string(),
                 reason: reason.to_string(),
-                kind: "publish".into(),
+                kind: c2wall_model::HeldKind::Publish,
                 // What confirming re-publishes: the batch as prepared.
                 request: pb::PublishRequest {
                     upserts: prepared
@@ -269,7 +266,8 @@ impl Coordinator {
                 }
                 .encode_to_vec(),
                 summary: summary.clone(),
-                ..Default::default()
+                id: 0,
+                state: c2wall_model::HeldState::Open,
             };
             let id = inner
                 .store
@@ -310,7 +308,6 @@ impl Coordinator {
             records_digest: Some(p.records_digest.to_bytes()),
         };
         let encoded = delta.encode_to_vec();
-        let framed = Arc::new(crate::fanout::delta_frames(&encoded));
         let Prepared {
             changes,
             upserts,
@@ -355,9 +352,10 @@ impl Coordinator {
         state.apply_effective(&effective, version);
         drop(state);
         self.latest.store(version, Ordering::Relaxed);
-        // Encoded once above; every stream shares these bytes. No receivers is
-        // fine: nobody is subscribed.
-        let _ = self.live.send((version, framed));
+        // Still under the writer's lock: see OnCommit.
+        for sink in self.sinks.lock().expect("lock").iter() {
+            sink.committed(version, &commit.delta);
+        }
         Ok(info)
     }
 
@@ -434,49 +432,6 @@ impl Coordinator {
         inner.store.compact(from)
     }
 
-    /// What to send a subscriber that has `version` with `digest`, and the live
-    /// receiver to follow with (taken under the same lock, so nothing is missed).
-    pub fn subscribe(
-        &self,
-        lineage: &[u8],
-        version: u64,
-        digest: &[u8],
-        force_snapshot: bool,
-    ) -> Result<(Plan, u64, broadcast::Receiver<Live>), CoordError> {
-        let inner = self.inner.lock().expect("lock");
-        let state = self.state.read().expect("lock");
-        let rx = self.live.subscribe();
-        let current = state.version;
-        let same_lineage = lineage.is_empty() || lineage == inner.lineage.as_slice();
-        let digest_ok = version > 0
-            && same_lineage
-            && version <= current
-            && inner
-                .store
-                .history(version + 1, 1)?
-                .first()
-                .is_some_and(|v| v.version == version && v.digest == digest);
-        if !force_snapshot && digest_ok {
-            if let Some(encoded) = inner.store.deltas_after(version)? {
-                let deltas = encoded
-                    .iter()
-                    .flat_map(|b| crate::fanout::delta_frames(b))
-                    .collect();
-                return Ok((Plan::Deltas(deltas), current, rx));
-            }
-        }
-        let mut cache = self.snapshot.lock().expect("lock");
-        let chunks = match cache.as_ref() {
-            Some((v, chunks)) if *v == current => chunks.clone(),
-            _ => {
-                let chunks = Arc::new(crate::fanout::snapshot_chunks(&inner, &state));
-                *cache = Some((current, chunks.clone()));
-                chunks
-            }
-        };
-        Ok((Plan::Snapshot(chunks), current, rx))
-    }
-
     /// Signs every version from now on with `signer` (snapshots are signed
     /// as they are built; logged deltas keep the key they were signed with).
     pub fn set_signer(&self, signer: Option<Signer32>) {
@@ -486,7 +441,13 @@ impl Coordinator {
 
     /// Drops the cached snapshot (its signature or lineage move changed).
     pub(crate) fn forget_snapshot(&self) {
-        *self.snapshot.lock().expect("lock") = None;
+        self.snapshot_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tells `sink` of every version from now on.
+    pub fn on_commit(&self, sink: Arc<dyn OnCommit>) {
+        let _inner = self.inner.lock().expect("lock");
+        self.sinks.lock().expect("lock").push(sink);
     }
 
     /// Counts an agent's open streams while the guard lives.

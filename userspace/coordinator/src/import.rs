@@ -219,21 +219,24 @@ impl Coordinator {
                 prost::encoding::message::encode(3, &pb::Entry::from(r), &mut request);
             }
             for p in inner.store.pending(None)? {
-                let same_source = p.kind == "import"
+                let same_source = p.kind == c2wall_model::HeldKind::Import
                     && HeldSource::decode(p.request.as_slice()).is_ok_and(|c| c.source == source);
                 if same_source {
                     let audit = origin.audit(t, "supersede", &format!("pending #{}", p.id), reason);
-                    inner.store.close_pending(p.id, "superseded", &audit)?;
+                    inner
+                        .store
+                        .close_pending(p.id, c2wall_model::HeldState::Superseded, &audit)?;
                 }
             }
             let held = PendingChange {
                 created_at: t,
                 actor: actor.to_string(),
                 reason: reason.to_string(),
-                kind: "import".into(),
+                kind: c2wall_model::HeldKind::Import,
                 request,
                 summary: summary.clone(),
-                ..Default::default()
+                id: 0,
+                state: c2wall_model::HeldState::Open,
             };
             out.held = Some(
                 inner

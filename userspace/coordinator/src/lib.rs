@@ -5,7 +5,6 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
-pub mod fanout;
 pub mod feeds;
 pub mod guards;
 pub mod highwater;
@@ -21,5 +20,6 @@ pub mod service;
 pub mod sightings;
 pub mod state;
 pub mod store;
+pub mod sync;
 
 pub use error::CoordError;

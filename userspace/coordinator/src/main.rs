@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{routing::get, Router};
 
 use anyhow::{Context, Result};
-use c2wall_coordinator::fanout::AgentSyncServer;
+use c2wall_coordinator::sync::AgentSyncServer;
 use c2wall_coordinator::{
     config::{CoordArgs, Settings},
     core::Coordinator,

@@ -418,10 +418,10 @@ struct RawCodec;
 impl tonic::codec::Codec for RawCodec {
     type Encode = bytes::Bytes;
     type Decode = pb::PublishResponse;
-    type Encoder = c2wall_coordinator::fanout::PassThrough;
+    type Encoder = c2wall_coordinator::sync::PassThrough;
     type Decoder = tonic_prost::ProstDecoder<pb::PublishResponse>;
     fn encoder(&mut self) -> Self::Encoder {
-        c2wall_coordinator::fanout::PassThrough
+        c2wall_coordinator::sync::PassThrough
     }
     fn decoder(&mut self) -> Self::Decoder {
         tonic_prost::ProstCodec::<pb::PublishRequest, pb::PublishResponse>::default().decoder()

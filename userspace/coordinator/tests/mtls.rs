@@ -11,9 +11,9 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc};
 use c2wall_coordinator::{
     auth::{needed, AuthLayer, Role, Tokens, METHODS},
     core::Coordinator,
-    fanout::AgentSyncServer,
     service::Service,
     store::sqlite::SqliteStore,
+    sync::AgentSyncServer,
 };
 use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
 use c2wall_tls::{ca, CertIdentity, ClientTls, ServerTls};

@@ -7,6 +7,7 @@ mod entry;
 mod error;
 pub mod limits;
 pub mod matcher;
+mod mode;
 mod prefix;
 mod record;
 pub mod sign;
@@ -14,5 +15,6 @@ pub mod wire;
 
 pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol};
 pub use error::ModelError;
+pub use mode::{HeldKind, HeldState, Mode, Modes, Scope};
 pub use prefix::{Family, Prefix};
 pub use record::{effective, effective_set, Record, SetDigest};

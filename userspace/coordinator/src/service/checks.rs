@@ -171,7 +171,7 @@ pub fn decode_errors_are_invalid<B>(mut resp: http::Response<B>) -> http::Respon
     resp
 }
 
-pub(super) fn actor<T>(req: &Request<T>) -> String {
+pub(crate) fn actor<T>(req: &Request<T>) -> String {
     req.metadata()
         .get(ACTOR_HEADER)
         .and_then(|v| v.to_str().ok())

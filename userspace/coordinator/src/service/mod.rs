@@ -2,7 +2,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use c2wall_model::{
     limits,
     wire::{identity_from_wire, records_from_wire, WireError},
@@ -10,18 +9,16 @@ use c2wall_model::{
 };
 use c2wall_proto::v1::{self as pb, publisher_server::Publisher};
 use prost::Message;
-use tokio::sync::{broadcast::error::RecvError, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::core::{now, Coordinator, Plan, Published, Withdrawal};
+use crate::core::{Coordinator, Published, Withdrawal};
 
-mod agent;
 mod checks;
 mod publish;
 
+pub(crate) use checks::actor;
 use checks::{
-    actor, check_reason, check_sources, cut_text, decode_status, origin, page_by_bytes, page_limit,
+    check_reason, check_sources, cut_text, decode_status, origin, page_by_bytes, page_limit,
 };
 
 use publish::{page_token, parse_page_token};
@@ -70,7 +67,7 @@ impl Service {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::CoordError> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
@@ -241,7 +238,7 @@ impl Publisher for Service {
                     created_at: h.created_at,
                     actor: h.actor,
                     reason: h.reason,
-                    kind: h.kind,
+                    kind: h.kind.to_string(),
                     summary: h.summary,
                 })
                 .collect(),
@@ -303,13 +300,17 @@ impl Publisher for Service {
         check_reason("reason", &r.reason)?;
         limits::text("agent_id", &r.agent_id, limits::NAME_BYTES)?;
         limits::text("mode", &r.mode, limits::NAME_BYTES)?;
+        let mode = c2wall_model::Mode::from_wire("mode", r.mode.trim())?;
+        let scope = c2wall_model::Scope::from_agent_id(r.agent_id.trim());
         let coord = self.coord.clone();
-        let m =
-            blocking(move || coord.set_mode(r.mode.trim(), r.agent_id.trim(), &origin, &r.reason))
-                .await?;
+        let m = blocking(move || coord.set_mode(mode, &scope, &origin, &r.reason)).await?;
         Ok(Response::new(pb::SetModeResponse {
-            fleet: m.fleet,
-            agents: m.agents.into_iter().collect(),
+            fleet: c2wall_model::Mode::to_wire(m.fleet).to_string(),
+            agents: m
+                .agents
+                .into_iter()
+                .map(|(a, m)| (a, m.to_string()))
+                .collect(),
         }))
     }
 

@@ -2,10 +2,10 @@
 //! memory (crate::state) and hands the store one finished version at a time.
 //! SQLite is the embedded default; a PostgreSQL store implements the same trait.
 
+mod codec;
 pub mod sqlite;
-mod sqlite_guard;
 
-use c2wall_model::Record;
+use c2wall_model::{HeldKind, HeldState, Mode, Modes, Record, Scope};
 
 use crate::error::CoordError;
 
@@ -71,20 +71,18 @@ pub struct AuditEvent {
 }
 
 /// A change held by the breaker until an admin confirms or rejects it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingChange {
     pub id: u64,
     pub created_at: i64,
     pub actor: String,
     pub reason: String,
-    /// `publish` (request: c2wall.v1.PublishRequest) or `import` (request: a
-    /// c2wall.v1.ImportChunk holding the whole set).
-    pub kind: String,
+    /// What `request` holds (see [`HeldKind`]).
+    pub kind: HeldKind,
     pub request: Vec<u8>,
     /// What it would do, for `c2wall pending`.
     pub summary: String,
-    /// open, confirmed, rejected.
-    pub state: String,
+    pub state: HeldState,
 }
 
 /// Guards and audit: the protected allowlist, the audit log (append-only:
@@ -108,15 +106,19 @@ pub trait GuardStore {
     /// Held changes (one by id, or every open one).
     fn pending(&self, id: Option<u64>) -> Result<Vec<PendingChange>, CoordError>;
     /// Closes a held change (confirmed / rejected), audited.
-    fn close_pending(&mut self, id: u64, state: &str, audit: &AuditEvent)
-        -> Result<(), CoordError>;
-    /// Kill-switch overrides: scope `*` (the fleet) or an agent id -> mode.
-    fn modes(&self) -> Result<Vec<(String, String)>, CoordError>;
+    fn close_pending(
+        &mut self,
+        id: u64,
+        state: HeldState,
+        audit: &AuditEvent,
+    ) -> Result<(), CoordError>;
+    /// Kill-switch overrides in force.
+    fn modes(&self) -> Result<Modes, CoordError>;
     /// Sets (`Some`) or clears an override, audited.
     fn set_mode(
         &mut self,
-        scope: &str,
-        mode: Option<&str>,
+        scope: &Scope,
+        mode: Option<Mode>,
         audit: &AuditEvent,
     ) -> Result<(), CoordError>;
 }

@@ -5,9 +5,9 @@ use std::{sync::Arc, time::Duration};
 
 use c2wall_coordinator::{
     core::Coordinator,
-    fanout::AgentSyncServer,
     service::{Service, ACTOR_HEADER},
     store::sqlite::SqliteStore,
+    sync::AgentSyncServer,
 };
 use c2wall_proto::v1::{
     self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient,

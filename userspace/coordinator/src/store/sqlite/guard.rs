@@ -1,17 +1,11 @@
 //! [`GuardStore`] for SQLite: protected prefixes, the audit log, held changes.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::params;
 
-use super::{sqlite::SqliteStore, AuditEvent, GuardStore, PendingChange};
+use super::{insert_audit, SqliteStore};
 use crate::error::CoordError;
-
-pub(super) fn insert_audit(db: &Connection, e: &AuditEvent) -> Result<(), CoordError> {
-    db.execute(
-        "INSERT INTO audit (at, actor, peer, action, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![e.at, e.actor, e.peer, e.action, e.detail, e.reason],
-    )?;
-    Ok(())
-}
+use crate::store::{AuditEvent, GuardStore, PendingChange};
+use c2wall_model::{HeldKind, HeldState, Mode, Modes, Scope};
 
 /// The two-column tables keyed by name: `protected (prefix, why)` and
 /// `modes (scope, mode)`.
@@ -70,34 +64,6 @@ impl SqliteStore {
         tx.commit()?;
         Ok(())
     }
-
-    /// A new store starts with the public resolvers protected.
-    pub(super) fn seed_protected(&mut self) -> Result<(), CoordError> {
-        let seeded: Option<i64> = self
-            .db
-            .query_row(
-                "SELECT value FROM meta WHERE name = 'protected_seeded'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if seeded.is_some() {
-            return Ok(());
-        }
-        let tx = self.db.transaction()?;
-        for (p, why) in crate::guards::DEFAULT_PROTECTED {
-            tx.execute(
-                "INSERT OR IGNORE INTO protected (prefix, why) VALUES (?1, ?2)",
-                params![p, why],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('protected_seeded', 1)",
-            [],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
 }
 
 impl GuardStore for SqliteStore {
@@ -147,7 +113,7 @@ impl GuardStore for SqliteStore {
                 p.created_at,
                 p.actor,
                 p.reason,
-                p.kind,
+                p.kind.as_str(),
                 p.request,
                 p.summary
             ],
@@ -179,10 +145,10 @@ impl GuardStore for SqliteStore {
                 created_at: r.get(1)?,
                 actor: r.get(2)?,
                 reason: r.get(3)?,
-                kind: r.get(4)?,
+                kind: text(4, r.get::<_, String>(4)?, HeldKind::parse)?,
                 request: r.get(5)?,
                 summary: r.get(6)?,
-                state: r.get(7)?,
+                state: text(7, r.get::<_, String>(7)?, HeldState::parse)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -191,13 +157,13 @@ impl GuardStore for SqliteStore {
     fn close_pending(
         &mut self,
         id: u64,
-        state: &str,
+        state: HeldState,
         audit: &AuditEvent,
     ) -> Result<(), CoordError> {
         let tx = self.db.transaction()?;
         let n = tx.execute(
             "UPDATE pending SET state = ?2 WHERE id = ?1 AND state = 'open'",
-            params![id as i64, state],
+            params![id as i64, state.as_str()],
         )?;
         if n == 0 {
             return Err(CoordError::NotFound(format!(
@@ -209,16 +175,52 @@ impl GuardStore for SqliteStore {
         Ok(())
     }
 
-    fn modes(&self) -> Result<Vec<(String, String)>, CoordError> {
-        self.pairs(MODES)
+    fn modes(&self) -> Result<Modes, CoordError> {
+        let rows = self.pairs(MODES)?.into_iter().map(|(scope, mode)| {
+            let m = Mode::parse(&mode)
+                .ok_or_else(|| CoordError::Corrupt(format!("modes: `{mode}` for {scope}")))?;
+            Ok((scope_of_key(&scope), m))
+        });
+        Ok(Modes::from_overrides(
+            rows.collect::<Result<Vec<_>, CoordError>>()?,
+        ))
     }
 
     fn set_mode(
         &mut self,
-        scope: &str,
-        mode: Option<&str>,
+        scope: &Scope,
+        mode: Option<Mode>,
         audit: &AuditEvent,
     ) -> Result<(), CoordError> {
-        self.set_pair(MODES, scope, mode, audit)
+        let key = key_of_scope(scope);
+        self.set_pair(MODES, key, mode.map(Mode::as_str), audit)
     }
+}
+
+/// The fleet's row in `modes` is keyed `*` (no agent id is `*`: ids are
+/// checked names).
+fn key_of_scope(scope: &Scope) -> &str {
+    match scope {
+        Scope::Fleet => "*",
+        Scope::Agent(a) => a,
+    }
+}
+
+fn scope_of_key(key: &str) -> Scope {
+    if key == "*" {
+        Scope::Fleet
+    } else {
+        Scope::Agent(key.to_string())
+    }
+}
+
+/// A stored enum column, refused as a conversion failure when unknown.
+fn text<T>(col: usize, s: String, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            format!("unknown value `{s}`").into(),
+        )
+    })
 }

@@ -1,159 +1,14 @@
-//! The embedded store: SQLite in WAL mode with synchronous=FULL, so a version
-//! is on disk when `append` returns. Records are kept as encoded c2wall.v1
-//! entries; the coordinator holds the working set in memory and only loads it
-//! here at start.
-
-use std::path::Path;
+//! [`Store`] for SQLite: records, versions and their log, agents, sightings.
 
 use c2wall_model::Record;
 use c2wall_proto::v1 as pb;
 use prost::Message;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::{AgentRow, ChangeLog, Commit, RecordChange, Store, VersionInfo};
+use super::{insert_audit, SqliteStore};
 use crate::error::CoordError;
-
-pub struct SqliteStore {
-    pub(super) db: Connection,
-    path: std::path::PathBuf,
-}
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records (
-    key TEXT PRIMARY KEY,          -- identity and source
-    entry BLOB NOT NULL            -- c2wall.v1.Entry
-);
-CREATE TABLE IF NOT EXISTS versions (
-    version INTEGER PRIMARY KEY,
-    digest BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    upserts INTEGER NOT NULL,
-    removals INTEGER NOT NULL,
-    records_digest BLOB            -- every stored record after it (NULL: older)
-);
-CREATE TABLE IF NOT EXISTS deltas (
-    version INTEGER PRIMARY KEY,
-    delta BLOB NOT NULL            -- c2wall.v1.Delta, as sent to agents
-);
-CREATE TABLE IF NOT EXISTS changes (
-    version INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    before BLOB,                   -- c2wall.v1.Entry or NULL
-    after BLOB,                    -- c2wall.v1.Entry or NULL (deleted)
-    PRIMARY KEY (version, seq)
-);
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id TEXT PRIMARY KEY,
-    status BLOB NOT NULL,
-    last_seen INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sightings (
-    agent_id TEXT NOT NULL,
-    subscriber TEXT NOT NULL,      -- pseudonym or address, as the agent sent it
-    entry BLOB NOT NULL,           -- c2wall.v1.EntryKey
-    ip_protocol INTEGER NOT NULL,
-    cc_port INTEGER NOT NULL,
-    direction INTEGER NOT NULL,
-    dropped INTEGER NOT NULL,
-    first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (agent_id, subscriber, entry, ip_protocol, cc_port, direction, dropped)
-);
-CREATE INDEX IF NOT EXISTS sightings_last_seen ON sightings (last_seen);
-CREATE TABLE IF NOT EXISTS protected (
-    prefix TEXT PRIMARY KEY,
-    why TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    peer TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
--- Never rewritten: the store itself refuses.
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS pending (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    request BLOB NOT NULL,
-    summary TEXT NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS modes (
-    scope TEXT PRIMARY KEY,        -- '*' = the fleet, else an agent id
-    mode TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lineage (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    lineage BLOB NOT NULL,         -- random, made with the store
-    moved BLOB                     -- c2wall.v1.LineageMove or NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-";
-
-fn record_key(r: &Record) -> String {
-    format!("{}|{}", r.identity(), r.source)
-}
-
-fn encode(r: &Record) -> Vec<u8> {
-    pb::Entry::from(r).encode_to_vec()
-}
-
-fn decode(b: &[u8]) -> Result<Record, CoordError> {
-    let e = pb::Entry::decode(b).map_err(|e| CoordError::Corrupt(e.to_string()))?;
-    Record::try_from(&e).map_err(|e| CoordError::Corrupt(e.to_string()))
-}
-
-impl SqliteStore {
-    pub fn open(path: &Path) -> Result<Self, CoordError> {
-        let open_err = |message: String| CoordError::StoreOpen {
-            path: path.display().to_string(),
-            message,
-        };
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-            }
-        }
-        let db = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        db.execute_batch(SCHEMA)?;
-        // Stores made before the records digest was kept gain its column.
-        let has: bool = db
-            .prepare("SELECT 1 FROM pragma_table_info('versions') WHERE name = 'records_digest'")?
-            .exists([])?;
-        if !has {
-            db.execute("ALTER TABLE versions ADD COLUMN records_digest BLOB", [])?;
-        }
-        // A new store (or one from before lineages) gets its own.
-        db.execute(
-            "INSERT OR IGNORE INTO lineage (id, lineage) VALUES (1, ?1)",
-            [c2wall_model::sign::random32()[..16].to_vec()],
-        )?;
-        let mut store = SqliteStore {
-            db,
-            path: path.to_path_buf(),
-        };
-        store.seed_protected()?;
-        Ok(store)
-    }
-}
+use crate::store::codec::{decode, encode, record_key};
+use crate::store::{AgentRow, ChangeLog, Commit, RecordChange, Store, VersionInfo};
 
 impl Store for SqliteStore {
     fn reader(&self) -> Result<Box<dyn Store>, CoordError> {
@@ -179,7 +34,7 @@ impl Store for SqliteStore {
             "UPDATE lineage SET lineage = ?1, moved = ?2 WHERE id = 1",
             params![lineage, moved],
         )?;
-        super::sqlite_guard::insert_audit(&tx, audit)?;
+        insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -222,7 +77,7 @@ impl Store for SqliteStore {
                 ],
             )?;
         }
-        super::sqlite_guard::insert_audit(&tx, &c.audit)?;
+        insert_audit(&tx, &c.audit)?;
         let i = &c.info;
         tx.execute(
             "INSERT INTO versions (version, digest, created_at, actor, reason, upserts, removals,

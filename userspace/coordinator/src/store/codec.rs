@@ -1,0 +1,21 @@
+//! Records as every store keeps them: encoded c2wall.v1 entries under a
+//! text key of identity and source.
+
+use c2wall_model::Record;
+use c2wall_proto::v1 as pb;
+use prost::Message;
+
+use crate::error::CoordError;
+
+pub(crate) fn record_key(r: &Record) -> String {
+    format!("{}|{}", r.identity(), r.source)
+}
+
+pub(crate) fn encode(r: &Record) -> Vec<u8> {
+    pb::Entry::from(r).encode_to_vec()
+}
+
+pub(crate) fn decode(b: &[u8]) -> Result<Record, CoordError> {
+    let e = pb::Entry::decode(b).map_err(|e| CoordError::Corrupt(e.to_string()))?;
+    Record::try_from(&e).map_err(|e| CoordError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,160 @@
+//! Framing: lists as the bytes a Subscribe stream carries. A delta is
+//! framed once, at commit, and every stream shares the same bytes; a
+//! snapshot once per version. Nothing is split by entry count: frames are
+//! cut by encoded size.
+
+use bytes::Bytes;
+use c2wall_model::sign::Signer32;
+use c2wall_proto::v1 as pb;
+use prost::encoding::{encode_key, encode_varint, WireType};
+use prost::Message;
+
+use crate::state::State;
+
+/// Field numbers of `SyncMessage.kind`.
+pub const SNAPSHOT: u32 = 1;
+pub const DELTA: u32 = 2;
+
+/// Frames an encoded message as a `SyncMessage` with it in field `field`:
+/// byte-identical to encoding the SyncMessage itself.
+pub fn frame(field: u32, encoded: &[u8]) -> Bytes {
+    let mut b = Vec::with_capacity(encoded.len() + 6);
+    encode_key(field, WireType::LengthDelimited, &mut b);
+    encode_varint(encoded.len() as u64, &mut b);
+    b.extend_from_slice(encoded);
+    Bytes::from(b)
+}
+
+/// The kill switch's word to one agent (None: run in your own mode).
+pub fn control(mode: Option<c2wall_model::Mode>) -> Bytes {
+    let m = pb::SyncMessage {
+        kind: Some(pb::sync_message::Kind::Control(pb::Control {
+            mode: c2wall_model::Mode::to_wire(mode).into(),
+        })),
+    };
+    Bytes::from(m.encode_to_vec())
+}
+
+pub fn heartbeat(latest_version: u64, server_time: i64) -> Bytes {
+    let m = pb::SyncMessage {
+        kind: Some(pb::sync_message::Kind::Heartbeat(pb::Heartbeat {
+            latest_version,
+            server_time,
+        })),
+    };
+    Bytes::from(m.encode_to_vec())
+}
+
+/// Every frame a subscriber receives stays under this many encoded bytes: a
+/// quarter of the 4 MiB gRPC receive limit agents keep, so that no list
+/// content (entries carry up to ~2.5 KB of provenance each) can make a frame
+/// an agent cannot take.
+pub const FRAME_BYTES: usize = 1 << 20;
+
+/// Splits `items` into runs whose encoded size (as repeated fields) stays
+/// under `budget` bytes; each run holds at least one item.
+pub fn runs_by_bytes<T: Message>(items: &[T], budget: usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = item.encoded_len();
+        // Key, length varint and the item itself.
+        let size = n + 1 + prost::length_delimiter_len(n);
+        if i > start && bytes + size > budget {
+            runs.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
+
+/// The framed messages of one encoded delta: itself, or parts of at most
+/// [`FRAME_BYTES`] each (see `Delta.more`).
+pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
+    if encoded.len() <= FRAME_BYTES {
+        return vec![frame(DELTA, encoded)];
+    }
+    let d = pb::Delta::decode(encoded).expect("encoded by us");
+    // Room for the versions, digest and signature of every part.
+    let budget = FRAME_BYTES - 512;
+    let parts: Vec<pb::Delta> = runs_by_bytes(&d.removals, budget)
+        .into_iter()
+        .map(|r| (Vec::new(), r.to_vec()))
+        .chain(
+            runs_by_bytes(&d.upserts, budget)
+                .into_iter()
+                .map(|u| (u.to_vec(), Vec::new())),
+        )
+        .map(|(upserts, removals)| pb::Delta {
+            previous_version: d.previous_version,
+            version: d.version,
+            digest: d.digest.clone(),
+            upserts,
+            removals,
+            more: true,
+            signature: d.signature.clone(),
+            lineage: d.lineage.clone(),
+        })
+        .collect();
+    let n = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut p)| {
+            p.more = i + 1 < n;
+            frame(DELTA, &p.encode_to_vec())
+        })
+        .collect()
+}
+
+/// What a snapshot is signed and framed with.
+pub struct SnapshotSeal<'a> {
+    pub signer: Option<&'a Signer32>,
+    pub lineage: &'a [u8],
+    /// The operator's move to this lineage in force, unsigned.
+    pub moved: Option<&'a pb::LineageMove>,
+}
+
+/// The snapshot of the current set, in chunks of at most [`FRAME_BYTES`];
+/// the last carries the signature and the lineage move in force, signed with
+/// the signer in use.
+pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
+    let (signer, lineage) = (seal.signer, seal.lineage.to_vec());
+    let digest = state.digest.to_bytes();
+    let signature = signer
+        .map(|s| s.sign(&lineage, state.version, &digest))
+        .unwrap_or_default();
+    let moved = seal.moved.cloned().map(|mut m| {
+        m.signature = signer
+            .map(|s| s.sign_move(&m.from_lineage, m.from_version, &m.to_lineage))
+            .unwrap_or_default();
+        m
+    });
+    let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
+    let mut runs = runs_by_bytes(&entries, FRAME_BYTES - 512);
+    if runs.is_empty() {
+        runs.push(&[]);
+    }
+    let n = runs.len();
+    runs.into_iter()
+        .enumerate()
+        .map(|(seq, run)| {
+            let last = seq + 1 == n;
+            let c = pb::SnapshotChunk {
+                version: state.version,
+                digest: digest.clone(),
+                seq: seq as u32,
+                last,
+                entries: run.to_vec(),
+                signature: if last { signature.clone() } else { Vec::new() },
+                lineage: lineage.clone(),
+                moved: if last { moved.clone() } else { None },
+            };
+            frame(SNAPSHOT, &c.encode_to_vec())
+        })
+        .collect()
+}

@@ -1,0 +1,15 @@
+//! The coordinator's half of the sync protocol, in one place: framing
+//! (`frame`), the fan-out of committed versions (`fanout`), what a
+//! subscriber is sent first (`plan`), the subscribe loop (`stream`), agents'
+//! reports (`reports`) and the gRPC server that carries them (`server`).
+//! Data flows one way: the core commits and tells the fan-out
+//! ([`crate::core::OnCommit`]); nothing in the core knows of streams.
+
+pub mod fanout;
+pub mod frame;
+pub mod plan;
+mod reports;
+mod server;
+mod stream;
+
+pub use server::{AgentSyncServer, PassThrough};

@@ -1,0 +1,59 @@
+//! What a subscriber is sent before live deltas: the deltas it missed when
+//! its version and digest are ours and the log reaches back that far, else
+//! a snapshot.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::fanout::{Fanout, Live};
+use super::frame::delta_frames;
+use crate::core::Coordinator;
+use crate::error::CoordError;
+
+pub enum Plan {
+    /// The snapshot's chunks, shared by every subscriber at this version.
+    Snapshot(Arc<Vec<Bytes>>),
+    /// The deltas it missed (possibly none: it is current).
+    Deltas(Vec<Bytes>),
+}
+
+/// What the subscriber asked from.
+pub struct From<'a> {
+    pub lineage: &'a [u8],
+    pub version: u64,
+    pub digest: &'a [u8],
+    pub force_snapshot: bool,
+}
+
+/// The plan for a subscriber, the version it brings it to, and the live
+/// receiver to follow with (taken under the writer's lock, so no version
+/// falls between the two).
+pub fn plan(
+    coord: &Coordinator,
+    fanout: &Fanout,
+    from: &From<'_>,
+) -> Result<(Plan, u64, broadcast::Receiver<Live>), CoordError> {
+    let inner = coord.inner.lock().expect("lock");
+    let state = coord.state.read().expect("lock");
+    let rx = fanout.receiver();
+    let current = state.version;
+    let same_lineage = from.lineage.is_empty() || from.lineage == inner.lineage.as_slice();
+    let digest_ok = from.version > 0
+        && same_lineage
+        && from.version <= current
+        && inner
+            .store
+            .history(from.version + 1, 1)?
+            .first()
+            .is_some_and(|v| v.version == from.version && v.digest == from.digest);
+    if !from.force_snapshot && digest_ok {
+        if let Some(encoded) = inner.store.deltas_after(from.version)? {
+            let deltas = encoded.iter().flat_map(|b| delta_frames(b)).collect();
+            return Ok((Plan::Deltas(deltas), current, rx));
+        }
+    }
+    let chunks = fanout.snapshot(coord, &inner, &state);
+    Ok((Plan::Snapshot(chunks), current, rx))
+}
