@@ -16,7 +16,7 @@ use std::{
 };
 
 use arbitrary::{Arbitrary, Unstructured};
-use c2wall_agent::synced::{Pending, SyncedSet};
+use c2wall_agent::sync::{Pending, SyncedSet};
 use c2wall_e2e::fuzzgen::{mutate, FMsg};
 use c2wall_feeds::format::ALL as FORMATS;
 use c2wall_model::{sign::Trust, wire::records_from_wire, Record};
@@ -149,14 +149,14 @@ fn wire(rng: &mut impl Rng, raw: &[u8]) {
 fn state(rng: &mut impl Rng, raw: &[u8], dir: &std::path::Path) {
     let path = dir.join("coordinator-set.pb");
     let set = base_set();
-    let _ = std::fs::remove_file(c2wall_agent::synced::journal_path(&path));
+    let _ = std::fs::remove_file(c2wall_agent::sync::journal_path(&path));
     set.save(&path).expect("save");
     let good = std::fs::read(&path).expect("read");
     let which = rng.random_range(0..4);
     match which {
         0 => std::fs::write(&path, mutate(rng, good)).expect("write"),
         1 => std::fs::write(&path, raw).expect("write"),
-        2 => std::fs::write(c2wall_agent::synced::journal_path(&path), raw).expect("write"),
+        2 => std::fs::write(c2wall_agent::sync::journal_path(&path), raw).expect("write"),
         _ => {
             let hw = dir.join("c.db.highwater");
             std::fs::write(&hw, raw).expect("write");

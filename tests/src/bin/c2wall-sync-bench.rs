@@ -19,12 +19,13 @@ use std::{
 use anyhow::{Context, Result};
 use c2wall_agent::{
     apply::Applier,
+    combine::enforce,
     config::Capacity,
     engine::Engine,
     ids::Ids,
     loader,
-    source::{enforce, Snapshot},
-    sync::{ApplyFn, SyncClient, SyncStatus, SyncedSet},
+    source::Snapshot,
+    sync::{ApplyFn, SyncClient, SyncStatus, Synced, SyncedSet},
 };
 use c2wall_common::{MODE_ENFORCE, PROGRAM_NAME};
 use c2wall_proto::v1::{
@@ -131,19 +132,22 @@ async fn agent(
         enforce(&mut g.0, &Snapshot::default(), &none, set, changes)?;
         Ok(pb::AgentStatus::default())
     });
+    let synced = Synced::new(
+        SyncedSet::default(),
+        state_file,
+        Default::default(),
+        status.clone(),
+        apply,
+        Arc::new(|_| {}),
+    );
     let client = SyncClient {
         url: url.to_string(),
         endpoint: tls(dir, "bench-agent").endpoint(url)?,
         agent_id: "bench-agent".into(),
-        state_file,
-        apply,
+        synced,
         report: Arc::new(pb::AgentStatus::default),
         status,
-        set: SyncedSet::default(),
         backoff: (Duration::from_millis(50), Duration::from_secs(1)),
-        journal_bytes: 0,
-        trust: Default::default(),
-        on_mode: Arc::new(|_: &str| {}),
         bearer: Default::default(),
     };
     Ok(tokio::spawn(client.run()))

@@ -35,6 +35,16 @@ pub enum ModeArg {
     Off,
 }
 
+impl From<c2wall_model::Mode> for ModeArg {
+    fn from(m: c2wall_model::Mode) -> Self {
+        match m {
+            c2wall_model::Mode::Off => ModeArg::Off,
+            c2wall_model::Mode::Monitor => ModeArg::Monitor,
+            c2wall_model::Mode::Enforce => ModeArg::Enforce,
+        }
+    }
+}
+
 impl ModeArg {
     /// `off`, `monitor`, `enforce`.
     pub fn parse(s: &str) -> Option<Self> {

@@ -11,137 +11,22 @@ use axum::{routing::get, Router};
 use aya::maps::{MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
+    combine::merge,
     config::{ModeArg, RunArgs, Settings},
     dataplane::assign_iface_slot,
     engine::Engine,
     events::{read_events, report_sightings},
     ids::Ids,
-    kernel::KernelMaps,
     loader,
     metrics::Metrics,
     sightings::{load_or_create_key, Sightings},
-    source::{enforce, file::FileSource, identities, merge, BlocklistSource, Snapshot},
-    sync::{ApplyFn, EntryChange, StatusFn, SyncClient, SyncStatus, SyncedSet},
-    synced::journal_len,
-    AgentError,
+    source::{file::FileSource, identities, BlocklistSource, Snapshot},
+    sync::{ApplyFn, ModeFn, StatusFn, SyncClient, SyncStatus, Synced, SyncedHandle, SyncedSet},
 };
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::observe::{counter_reader, link_pinned, open_ring, record, top_json};
-
-pub(crate) struct Shared {
-    pub(crate) engine: Engine<KernelMaps>,
-    pub(crate) settings: Settings,
-    /// The command line, re-resolved against the config file on SIGHUP.
-    args: RunArgs,
-    /// The centre's kill switch, overriding settings.mode.
-    mode_override: Option<ModeArg>,
-    /// Interfaces attached at start, with their XDP mode.
-    attached: Vec<(String, &'static str)>,
-    /// The last good read of the local files, and the identities they list.
-    files: Snapshot,
-    local: std::collections::HashSet<c2wall_model::Identity>,
-    /// The coordinator's set as last applied (empty without a coordinator).
-    pub(crate) synced: SyncedSet,
-    /// The kernel holds a newer coordinator version than the saved list
-    /// (saving had failed): nothing is applied over it until the
-    /// coordinator's snapshot arrives.
-    kernel_ahead: bool,
-    pub(crate) sync: Arc<SyncStatus>,
-}
-
-impl Shared {
-    /// The mode in force: the centre's override, else the configured one.
-    pub(crate) fn mode(&self) -> ModeArg {
-        self.mode_override.unwrap_or(self.settings.mode)
-    }
-
-    /// Applies the centre's kill switch ("" = back to the configured mode),
-    /// remembering it across restarts.
-    fn set_override(&mut self, mode: &str, metrics: &Metrics) {
-        let wanted = ModeArg::parse(mode);
-        if wanted == self.mode_override {
-            return;
-        }
-        let file = self.settings.paths.mode_override_file();
-        let saved = match wanted {
-            Some(m) => c2wall_agent::ids::write_atomic(&file, m.name().as_bytes()),
-            None => std::fs::remove_file(&file)
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(|source| AgentError::WriteFile { path: file, source }),
-        };
-        if let Err(e) = saved {
-            tracing::error!(error = %e, "persisting the centre's mode override");
-        }
-        self.mode_override = wanted;
-        let m = self.mode();
-        match self.engine.applier.set_mode(m.code()) {
-            Ok(()) => {
-                metrics.set_mode(m.name());
-                tracing::warn!(
-                    mode = m.name(),
-                    from_centre = wanted.is_some(),
-                    "mode changed by the coordination centre"
-                );
-            }
-            Err(e) => tracing::error!(error = %e, "applying the centre's mode"),
-        }
-    }
-
-    fn apply(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
-        if self.kernel_ahead {
-            tracing::warn!(
-                version = self.synced.version,
-                "the kernel holds a newer coordinator list than was saved: the lists are \
-                 applied once the coordinator's snapshot arrives"
-            );
-            return Ok(());
-        }
-        let snap = merge(&self.files, &self.synced);
-        let r = self.engine.sync(&snap);
-        record(&self.engine, r, metrics, "full")
-    }
-
-    /// A coordinator update: the whole set, or (after deltas) the entries that
-    /// changed. Our copy of the set follows only if the kernel took it.
-    fn apply_coordinator(
-        &mut self,
-        set: &SyncedSet,
-        changes: Option<&[EntryChange]>,
-        metrics: &Metrics,
-    ) -> Result<(), AgentError> {
-        let kind = if changes.is_some() && self.engine.has_full_state() {
-            "delta"
-        } else {
-            "full"
-        };
-        let r = enforce(&mut self.engine, &self.files, &self.local, set, changes);
-        record(&self.engine, r, metrics, kind)?;
-        self.kernel_ahead = false;
-        // The kernel's record of what it holds, read back at the next start.
-        self.engine.applier.set_synced(set.version, &set.lineage)?;
-        match changes {
-            Some(changes) => {
-                for (id, e) in changes {
-                    match e {
-                        Some(e) => self.synced.entries.insert(*id, *e),
-                        None => self.synced.entries.remove(id),
-                    };
-                }
-                self.synced.version = set.version;
-                self.synced.digest = set.digest;
-            }
-            None => self.synced = set.clone(),
-        }
-        Ok(())
-    }
-}
+use crate::shared::Shared;
 
 pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     let settings = Settings::resolve(&args)?;
@@ -275,7 +160,6 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         mode_override,
         local: identities(&files),
         files,
-        synced,
         kernel_ahead,
         // A kernel ahead of the saved list means the saved one is stale.
         sync: Arc::new(SyncStatus {
@@ -298,7 +182,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         )))
     };
     let ring = open_ring(&paths);
-    let code = rt.block_on(serve(shared.clone(), metrics, sightings, ring))?;
+    let code = rt.block_on(serve(shared.clone(), metrics, sightings, ring, synced))?;
     let s = shared.lock().expect("lock");
     if s.settings.detach_on_exit {
         let gone = loader::detach_all(&s.settings.paths)?;
@@ -321,6 +205,7 @@ async fn serve(
     metrics: Arc<Metrics>,
     sightings: Arc<Mutex<Sightings>>,
     ring: Option<RingBuf<MapData>>,
+    synced: SyncedSet,
 ) -> Result<std::process::ExitCode> {
     let (addr, sync) = {
         let s = shared.lock().expect("lock");
@@ -369,7 +254,7 @@ async fn serve(
             get(move || async move {
                 let sh = sh.clone();
                 let sg = sg.clone();
-                tokio::task::spawn_blocking(move || top_json(&sh, &sg))
+                tokio::task::spawn_blocking(move || top_json(&sh.lock().expect("lock").engine, &sg))
                     .await
                     .unwrap_or_default()
             })
@@ -403,6 +288,8 @@ async fn serve(
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
+    // The coordinator's set, once its owner exists (None: no coordinator).
+    let mut coordinator: Option<SyncedHandle> = None;
     let url = shared.lock().expect("lock").settings.coordinator.clone();
     if let Some(url) = url {
         let (sh, m) = (shared.clone(), metrics.clone());
@@ -412,9 +299,6 @@ async fn serve(
             Ok(s.status())
         });
         let s = shared.lock().expect("lock");
-        s.sync
-            .applied_version
-            .store(s.synced.version, std::sync::atomic::Ordering::Relaxed);
         let sh = shared.clone();
         let report: StatusFn = Arc::new(move || sh.lock().expect("lock").status());
         let bearer = match &s.settings.token_file {
@@ -445,28 +329,33 @@ async fn serve(
             Arc::new(move |n| m.sightings_reported.inc_by(n as u64)),
             bearer.clone(),
         ));
+        let on_mode: ModeFn = {
+            let (sh, m) = (shared.clone(), metrics.clone());
+            Arc::new(move |mode| sh.lock().expect("lock").set_override(mode, &m))
+        };
+        let trust =
+            c2wall_model::sign::Trust::from_hex(s.settings.trust_keys.iter().map(String::as_str))
+                .map_err(anyhow::Error::msg)?;
+        let handle = Synced::new(
+            synced,
+            s.settings.paths.synced_file(),
+            trust,
+            s.sync.clone(),
+            apply,
+            on_mode,
+        );
         let client = SyncClient {
             url,
             endpoint,
             agent_id: s.settings.agent_id.clone(),
-            state_file: s.settings.paths.synced_file(),
-            apply,
+            synced: handle.clone(),
             report,
             status: s.sync.clone(),
-            set: s.synced.clone(),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),
-            journal_bytes: journal_len(&s.settings.paths.synced_file()),
             bearer,
-            on_mode: {
-                let (sh, m) = (shared.clone(), metrics.clone());
-                Arc::new(move |mode: &str| sh.lock().expect("lock").set_override(mode, &m))
-            },
-            trust: c2wall_model::sign::Trust::from_hex(
-                s.settings.trust_keys.iter().map(String::as_str),
-            )
-            .map_err(anyhow::Error::msg)?,
         };
         tokio::spawn(client.run());
+        coordinator = Some(handle);
     }
 
     let mut hup = signal(SignalKind::hangup())?;
@@ -477,8 +366,9 @@ async fn serve(
             _ = hup.recv() => {
                 let shared = shared.clone();
                 let metrics = metrics.clone();
+                let synced = coordinator.clone();
                 // Applying does blocking syscalls; keep it off the async workers.
-                let r = tokio::task::spawn_blocking(move || reload(&shared, &metrics)).await;
+                let r = tokio::task::spawn_blocking(move || reload(&shared, synced.as_ref(), &metrics)).await;
                 if let Ok(Err(e)) = r {
                     tracing::error!("reload failed: {e:#}");
                 }
@@ -492,7 +382,12 @@ async fn serve(
 }
 
 /// SIGHUP: re-read the config file (mode, files) and the lists; apply the difference.
-fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
+/// Locks the coordinator's set before the daemon's state, as its owner does
+/// when it applies (one lock order, no deadlock).
+fn reload(shared: &Mutex<Shared>, synced: Option<&SyncedHandle>, metrics: &Metrics) -> Result<()> {
+    let owner = synced.map(|h| h.lock().expect("lock"));
+    let empty = SyncedSet::default();
+    let set = owner.as_ref().map_or(&empty, |o| o.set());
     let mut s = shared.lock().expect("lock");
     if s.settings.source.is_some() {
         match Settings::resolve(&s.args) {
@@ -524,6 +419,6 @@ fn reload(shared: &Mutex<Shared>, metrics: &Metrics) -> Result<()> {
     report_rejected(&snap.rejected);
     s.local = identities(&snap);
     s.files = snap;
-    s.apply(metrics)
+    s.apply(set, metrics)
         .context("applying the blocklist (the previous list stays enforced)")
 }

@@ -1,6 +1,7 @@
 //! c2wall edge agent library: everything but the process edge (main.rs).
 
 pub mod apply;
+pub mod combine;
 pub mod compile;
 pub mod config;
 pub mod dataplane;
@@ -17,7 +18,5 @@ pub mod sightings;
 pub mod sim;
 pub mod source;
 pub mod sync;
-pub mod sync_status;
-pub mod synced;
 
 pub use error::AgentError;

@@ -3,6 +3,7 @@
 mod commands;
 mod daemon;
 mod observe;
+mod shared;
 
 use std::path::PathBuf;
 

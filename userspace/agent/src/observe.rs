@@ -20,9 +20,6 @@ use c2wall_agent::{
     AgentError,
 };
 use c2wall_common::*;
-use c2wall_proto::v1 as pb;
-
-use crate::daemon::Shared;
 
 pub fn counter_reader(
     paths: &Paths,
@@ -136,20 +133,18 @@ pub fn open_ring(paths: &Paths) -> Option<RingBuf<MapData>> {
 }
 
 /// `c2wall-agent top`: entries by hits and the latest sampled drops, as JSON.
-pub(crate) fn top_json(shared: &Mutex<Shared>, sightings: &Mutex<Sightings>) -> String {
-    let s = shared.lock().expect("lock");
-    let mut hits: Vec<(u64, String)> = s
-        .engine
+pub(crate) fn top_json(engine: &Engine<KernelMaps>, sightings: &Mutex<Sightings>) -> String {
+    let mut hits: Vec<(u64, String)> = engine
         .applier
         .dataplane()
         .hits()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(id, n)| Some((n, s.engine.ids().identity(id)?.to_string())))
+        .filter_map(|(id, n)| Some((n, engine.ids().identity(id)?.to_string())))
         .collect();
     hits.sort_by(|a, b| b.cmp(a));
     hits.truncate(20);
-    let ids = s.engine.ids();
+    let ids = engine.ids();
     let recent: Vec<serde_json::Value> = sightings
         .lock()
         .expect("lock")
@@ -172,53 +167,4 @@ pub(crate) fn top_json(shared: &Mutex<Shared>, sightings: &Mutex<Sightings>) -> 
         .map(|(n, e)| serde_json::json!({"entry": e, "hits": n}))
         .collect();
     serde_json::json!({"top": top, "recent": recent}).to_string()
-}
-
-impl Shared {
-    /// What the agent reports to the coordinator (`c2wall agents`).
-    pub(crate) fn status(&self) -> pb::AgentStatus {
-        let c = self
-            .engine
-            .applier
-            .dataplane()
-            .counters()
-            .unwrap_or_default();
-        let sum = |v: u32| -> u64 {
-            [DIR_TO_CC, DIR_FROM_CC]
-                .iter()
-                .flat_map(|d| {
-                    [FAM_IDX_V4, FAM_IDX_V6].map(|f| verdict_counter(v, *d, f, UNIT_PACKETS))
-                })
-                .map(|i| c.get(i as usize).copied().unwrap_or(0))
-                .sum()
-        };
-        let contact = self
-            .sync
-            .last_contact
-            .load(std::sync::atomic::Ordering::Relaxed);
-        pb::AgentStatus {
-            agent_id: self.settings.agent_id.clone(),
-            applied_version: self.synced.version,
-            digest: self.synced.digest.to_bytes(),
-            interfaces: self.settings.interfaces.clone(),
-            mode: self.mode().name().into(),
-            entries: self.engine.ids().len() as u64,
-            dropped_packets: sum(VERDICT_DROP),
-            would_drop_packets: sum(VERDICT_WOULD_DROP),
-            seconds_since_contact: if contact == 0 {
-                u64::MAX
-            } else {
-                (unix_now() - contact).max(0) as u64
-            },
-            lineage: self.synced.lineage.clone(),
-            sync_error: self.sync.last_error.lock().expect("lock").clone(),
-        }
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

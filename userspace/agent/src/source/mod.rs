@@ -33,53 +33,6 @@ pub trait BlocklistSource {
     fn snapshot(&mut self) -> Result<Snapshot, crate::error::AgentError>;
 }
 
-/// The local files' snapshot with the coordinator's entries added. A local
-/// line wins over the coordinator's entry of the same identity (an engineer's
-/// override), and the allowlist is local only.
-pub fn merge(files: &Snapshot, coordinator: &crate::sync::SyncedSet) -> Snapshot {
-    let local = identities(files);
-    let mut out = files.clone();
-    let mut overridden = 0;
-    for (id, e) in &coordinator.entries {
-        if local.contains(id) {
-            overridden += 1;
-        } else {
-            out.entries.push(*e);
-        }
-    }
-    if overridden > 0 {
-        tracing::info!(
-            overridden,
-            "local blocklist lines override coordinator entries"
-        );
-    }
-    out
-}
-
-/// Enforces the coordinator's set on top of the local files: the changed
-/// entries alone when `changes` is given and the engine has a full state,
-/// otherwise a full merge. `local` holds the identities the files list (they
-/// override the coordinator's).
-pub fn enforce<D: crate::dataplane::Dataplane>(
-    engine: &mut crate::engine::Engine<D>,
-    files: &Snapshot,
-    local: &std::collections::HashSet<c2wall_model::Identity>,
-    set: &crate::sync::SyncedSet,
-    changes: Option<&[crate::sync::EntryChange]>,
-) -> Result<crate::engine::SyncReport, crate::error::AgentError> {
-    match changes {
-        Some(changes) if engine.has_full_state() => {
-            let ours: Vec<_> = changes
-                .iter()
-                .filter(|(id, _)| !local.contains(id))
-                .copied()
-                .collect();
-            engine.sync_changes(&ours)
-        }
-        _ => engine.sync(&merge(files, set)),
-    }
-}
-
 /// The identities a snapshot lists.
 pub fn identities(s: &Snapshot) -> std::collections::HashSet<c2wall_model::Identity> {
     s.entries.iter().map(|e| e.identity()).collect()

@@ -15,10 +15,13 @@ use crate::state::State;
 /// of a large delta).
 pub type Live = (u64, Arc<Vec<Bytes>>);
 
+/// Snapshot chunks keyed by (version, snapshot epoch).
+type Cached = ((u64, u64), Arc<Vec<Bytes>>);
+
 pub struct Fanout {
     live: broadcast::Sender<Live>,
     /// Snapshot chunks of one (version, snapshot epoch), built on first demand.
-    snapshot: Mutex<Option<((u64, u64), Arc<Vec<Bytes>>)>>,
+    snapshot: Mutex<Option<Cached>>,
 }
 
 impl OnCommit for Fanout {

@@ -1,0 +1,190 @@
+//! The stream client: connect, subscribe from the set's position, hand
+//! each batch of messages to the set's owner ([`super::Synced`]), report
+//! status; on any error back off and resubscribe. It never touches the
+//! kernel's list on a failure: enforcement continues with the last set.
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use c2wall_model::wire::LATEST_VERSION_HEADER;
+use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient};
+use tonic::transport::{Channel, Endpoint};
+
+use super::error::SyncError;
+use super::follow::SyncedHandle;
+use super::set::SetError;
+use super::status::{unix_now, SyncStatus};
+
+/// Status is reported after every apply, and at least this often.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+/// The agent's current status, for periodic reports.
+pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
+
+pub struct SyncClient {
+    /// For logs.
+    pub url: String,
+    /// The coordinator, with its TLS settings.
+    pub endpoint: Endpoint,
+    pub agent_id: String,
+    pub synced: SyncedHandle,
+    pub report: StatusFn,
+    pub status: Arc<SyncStatus>,
+    /// Backoff bounds for reconnecting.
+    pub backoff: (Duration, Duration),
+    /// The bearer token, when the coordinator checks roles.
+    pub bearer: c2wall_model::wire::Bearer,
+}
+
+impl SyncClient {
+    /// Runs until the task is dropped: subscribe, apply, and on any error back
+    /// off (exponential, with jitter) and resubscribe.
+    pub async fn run(self) {
+        let mut delay = self.backoff.0;
+        let mut want_snapshot = false;
+        loop {
+            match self.session(&mut want_snapshot).await {
+                Ok(()) => delay = self.backoff.0,
+                Err(e) => {
+                    record_failure(&self.status, &e);
+                    if matches!(e, SyncError::Set(SetError::Signature { .. })) {
+                        self.status
+                            .signature_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "refused a version whose signature does not verify");
+                    }
+                    if e.needs_snapshot() {
+                        want_snapshot = true;
+                    }
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "coordinator sync");
+                }
+            }
+            self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+            let jitter = delay.mul_f64(0.5 * (unix_nanos_fraction()));
+            tokio::time::sleep(delay + jitter).await;
+            delay = (delay * 2).min(self.backoff.1);
+        }
+    }
+
+    async fn connect(&self) -> Result<Channel, SyncError> {
+        Ok(self
+            .endpoint
+            .clone()
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_keepalive(Some(Duration::from_secs(10)))
+            .connect()
+            .await?)
+    }
+
+    /// Runs `f` on the set's owner off the async workers.
+    async fn with_synced<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut super::Synced) -> T + Send + 'static,
+    ) -> T {
+        let synced = self.synced.clone();
+        match tokio::task::spawn_blocking(move || f(&mut synced.lock().expect("lock"))).await {
+            Ok(t) => t,
+            Err(_) => {
+                // The set went down with the task. The pinned maps keep
+                // enforcing; a restart (systemd) reloads the persisted set.
+                tracing::error!("the apply task panicked; exiting");
+                std::process::exit(70)
+            }
+        }
+    }
+
+    /// One subscription, until the stream ends or fails.
+    async fn session(&self, want_snapshot: &mut bool) -> Result<(), SyncError> {
+        let channel = self.connect().await?;
+        let mut client = AgentSyncClient::with_interceptor(channel, self.bearer.clone());
+        let (version, digest, lineage) = self
+            .with_synced(|s| {
+                s.forget_parts();
+                let set = s.set();
+                (set.version, set.digest.to_bytes(), set.lineage.clone())
+            })
+            .await;
+        let reply = client
+            .subscribe(pb::SubscribeRequest {
+                agent_id: self.agent_id.clone(),
+                version,
+                digest,
+                snapshot: *want_snapshot,
+                lineage,
+            })
+            .await?;
+        if let Some(v) = reply
+            .metadata()
+            .get(LATEST_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            self.status.saw_latest(v);
+        }
+        let mut stream = reply.into_inner();
+        tracing::info!(url = %self.url, version, "subscribed to the coordinator");
+        let mut last_report = std::time::Instant::now();
+        loop {
+            let Some(first) = stream.message().await? else {
+                return Ok(());
+            };
+            self.status
+                .last_contact
+                .store(unix_now(), Ordering::Relaxed);
+            // Batch: take every message already waiting, apply once.
+            let mut batch = vec![first];
+            while let Ok(Ok(Some(m))) =
+                tokio::time::timeout(Duration::from_millis(0), stream.message()).await
+            {
+                batch.push(m);
+                if batch.len() >= 256 {
+                    break;
+                }
+            }
+            let report = match self.with_synced(move |s| s.take_batch(batch)).await? {
+                Some(report) => {
+                    *want_snapshot = false;
+                    Some(report)
+                }
+                // Keep `c2wall agents` fresh while nothing changes.
+                None if last_report.elapsed() >= STATUS_EVERY => {
+                    let report = self.report.clone();
+                    Some(self.with_synced(move |s| s.stamp(report())).await)
+                }
+                None => None,
+            };
+            if let Some(mut report) = report {
+                last_report = std::time::Instant::now();
+                report.agent_id = self.agent_id.clone();
+                if let Err(e) = client.report_status(report).await {
+                    tracing::warn!(error = %e, "reporting status");
+                }
+            }
+        }
+    }
+}
+
+fn unix_nanos_fraction() -> f64 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    n as f64 / 1e9
+}
+
+/// Counts a failed session in `status`: the error, refused versions by
+/// reason, and what to show (`c2wall agents`, /readyz).
+fn record_failure(status: &SyncStatus, e: &SyncError) {
+    status.errors.fetch_add(1, Ordering::Relaxed);
+    if let SyncError::Set(s) = e {
+        *status
+            .refused
+            .lock()
+            .expect("lock")
+            .entry(s.kind())
+            .or_default() += 1;
+    }
+    *status.last_error.lock().expect("lock") = c2wall_model::limits::quote(&e.to_string(), 400);
+}
