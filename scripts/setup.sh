@@ -16,8 +16,9 @@ need_root() {
 # Debian packages: the eBPF compiler route (see README "Build route": rustc 1.96
 # with LLVM 22 and a prebuilt `core` for bpfel-unknown-none, clippy and rustfmt
 # for it, LLVM 22 for bpf-linker) and the tools the demo and tests drive
-# (ip, nsenter, ping, curl; prometheus and promtool for the metrics test).
-debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus)
+# (ip, nsenter, ping, curl; prometheus and promtool for the metrics test;
+# PostgreSQL, whose servers the replica tests start in temporary directories).
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql)
 
 install_debs() {
   local missing=()

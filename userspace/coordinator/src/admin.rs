@@ -190,7 +190,7 @@ impl Coordinator {
         reason: &str,
     ) -> Result<crate::store::VersionInfo, CoordError> {
         let t = now();
-        let mut inner = self.inner.lock().expect("lock");
+        let mut inner = self.writer()?;
         let state = self.state.read().expect("lock");
         let changes: Vec<crate::store::RecordChange> = state
             .records_of(ident)

@@ -19,9 +19,12 @@ pub struct CoordArgs {
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
-    /// SQLite database file (created if missing) [default: /var/lib/c2wall/coordinator.db].
-    #[arg(long, value_name = "PATH")]
-    pub store: Option<PathBuf>,
+    /// The store: a SQLite file (created if missing; also `sqlite:PATH`), or a
+    /// PostgreSQL database shared by several replicas,
+    /// `postgres://USER@HOST/DB` or `postgres://USER@/DB?host=/run/postgresql`
+    /// for a Unix socket [default: /var/lib/c2wall/coordinator.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub store: Option<String>,
     /// Versions whose deltas are kept; agents further behind get a snapshot
     /// [default: 10000].
     #[arg(long, value_name = "VERSIONS")]
@@ -125,7 +128,8 @@ pub struct PublisherAccess {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: Option<SocketAddr>,
-    store: Option<PathBuf>,
+    /// `store = "PATH|URL"` or `[store] url = "PATH|URL"`.
+    store: Option<StoreFile>,
     retention: Option<u64>,
     heartbeat: Option<u64>,
     live_buffer: Option<usize>,
@@ -149,10 +153,17 @@ struct File {
     limits: crate::limits::Limits,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StoreFile {
+    Text(String),
+    Table { url: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub store: PathBuf,
+    pub store: crate::store::Location,
     pub retention: u64,
     pub heartbeat: u64,
     pub live_buffer: usize,
@@ -189,11 +200,14 @@ impl Settings {
                 .listen
                 .or(f.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal")),
-            store: a
-                .store
-                .clone()
-                .or(f.store)
-                .unwrap_or_else(|| DEFAULT_STORE.into()),
+            store: crate::store::Location::parse(
+                &a.store
+                    .clone()
+                    .or(f.store.map(|s| match s {
+                        StoreFile::Text(t) | StoreFile::Table { url: t } => t,
+                    }))
+                    .unwrap_or_else(|| DEFAULT_STORE.into()),
+            ),
             retention: a.retention.or(f.retention).unwrap_or(10_000),
             heartbeat: a.heartbeat.or(f.heartbeat).unwrap_or(5),
             live_buffer: a.live_buffer.or(f.live_buffer).unwrap_or(1024),

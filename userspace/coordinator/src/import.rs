@@ -120,7 +120,7 @@ impl Coordinator {
                 }));
             }
         }
-        let mut inner = self.inner.lock().expect("lock");
+        let mut inner = self.writer()?;
         let state = self.state.read().expect("lock");
         let mut refused = Vec::new();
         new.retain(

@@ -12,7 +12,7 @@ use c2wall_coordinator::{
     feeds::Runner,
     metrics::{Metrics, RpcTimer, StateCollector},
     service::Service,
-    store::sqlite::SqliteStore,
+    store::Location,
 };
 use c2wall_proto::v1::publisher_server::PublisherServer;
 use clap::Parser;
@@ -157,12 +157,17 @@ fn raise_nofile() {
 fn run(args: CoordArgs) -> Result<()> {
     let s = Settings::resolve(&args)?;
     raise_nofile();
-    let store = SqliteStore::open(&s.store)?;
+    let store = s.store.open()?;
     let integrity = c2wall_coordinator::integrity::Integrity {
-        highwater: Some(c2wall_coordinator::highwater::path_for(&s.store)),
+        // A file beside a SQLite store; replicas share their database, whose
+        // own durability stands in for it.
+        highwater: match &s.store {
+            Location::Sqlite(p) => Some(c2wall_coordinator::highwater::path_for(p)),
+            Location::Postgres(_) => None,
+        },
         recover: s.recover_store.clone(),
     };
-    let coord = Coordinator::open_checked(Box::new(store), s.live_buffer, &integrity)?;
+    let coord = Coordinator::open_checked(store, s.live_buffer, &integrity)?;
     coord.set_guard_config(s.guards.clone());
     match &s.signing_key {
         Some(path) => {
@@ -178,7 +183,7 @@ fn run(args: CoordArgs) -> Result<()> {
     tracing::info!(
         version = coord.latest_version(),
         lineage = %c2wall_model::sign::hex(&coord.lineage().0),
-        store = %s.store.display(),
+        store = %s.store.describe(),
         "store open and checked"
     );
     let metrics = Arc::new(Metrics::new()?);
@@ -299,6 +304,11 @@ fn run(args: CoordArgs) -> Result<()> {
                 let c = c.clone();
                 let retention = s.retention;
                 let r = tokio::task::spawn_blocking(move || {
+                    // With replicas, one replica does this work (the lease
+                    // holder); the others learn its versions from the store.
+                    if !c.leads() {
+                        return Ok(());
+                    }
                     if let Some(v) = c.promote_due()? {
                         tracing::info!(
                             version = v.version,

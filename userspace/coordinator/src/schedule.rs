@@ -12,7 +12,7 @@ impl Coordinator {
     /// anything changed.
     pub fn tick(&self) -> Result<Option<VersionInfo>, CoordError> {
         let t = now();
-        let mut inner = self.inner.lock().expect("lock");
+        let mut inner = self.writer()?;
         let state = self.state.read().expect("lock");
         let (expired, opened) = state.transitions(inner.last_tick, t);
         inner.last_tick = t;
@@ -37,7 +37,7 @@ impl Coordinator {
     /// become drop records, as one version (actor `promotion`).
     pub fn promote_due(&self) -> Result<Option<VersionInfo>, CoordError> {
         let t = now();
-        let mut inner = self.inner.lock().expect("lock");
+        let mut inner = self.writer()?;
         let state = self.state.read().expect("lock");
         let due = state.due_promotions(t);
         if due.is_empty() {

@@ -217,7 +217,14 @@ impl Runner {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    me.pull(i).await;
+                    // With replicas, one pulls (the lease holder).
+                    let c = me.coord.clone();
+                    if tokio::task::spawn_blocking(move || c.leads())
+                        .await
+                        .unwrap_or(false)
+                    {
+                        me.pull(i).await;
+                    }
                 }
             });
         }

@@ -19,3 +19,20 @@ pub(crate) fn decode(b: &[u8]) -> Result<Record, CoordError> {
     let e = pb::Entry::decode(b).map_err(|e| CoordError::Corrupt(e.to_string()))?;
     Record::try_from(&e).map_err(|e| CoordError::Corrupt(e.to_string()))
 }
+
+/// The fleet's row in `modes` is keyed `*` (no agent id is `*`: the kill
+/// switch refuses it).
+pub(crate) fn scope_key(scope: &c2wall_model::Scope) -> &str {
+    match scope {
+        c2wall_model::Scope::Fleet => "*",
+        c2wall_model::Scope::Agent(a) => a,
+    }
+}
+
+pub(crate) fn scope_of(key: String) -> c2wall_model::Scope {
+    if key == "*" {
+        c2wall_model::Scope::Fleet
+    } else {
+        c2wall_model::Scope::Agent(key)
+    }
+}

@@ -3,7 +3,43 @@
 //! SQLite is the embedded default; a PostgreSQL store implements the same trait.
 
 mod codec;
+pub mod postgres;
 pub mod sqlite;
+
+/// Where the store is: `--store` and `store =` / `[store] url =` in the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (a path, or `sqlite:PATH`): one coordinator.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://USER@HOST/DB` (or `?host=/socket/dir`): replicas.
+    Postgres(String),
+}
+
+impl Location {
+    pub fn parse(s: &str) -> Location {
+        if postgres::is_url(s) {
+            Location::Postgres(s.to_string())
+        } else {
+            Location::Sqlite(s.strip_prefix("sqlite:").unwrap_or(s).into())
+        }
+    }
+
+    /// Opens the store (a PostgreSQL database gets its schema migrations).
+    pub fn open(&self) -> Result<Box<dyn Store>, CoordError> {
+        Ok(match self {
+            Location::Sqlite(p) => Box::new(sqlite::SqliteStore::open(p)?),
+            Location::Postgres(url) => Box::new(postgres::PgStore::open(url)?),
+        })
+    }
+
+    /// For logs: the file, or the database without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => postgres::redact(url),
+        }
+    }
+}
 
 use c2wall_model::{HeldKind, HeldState, Mode, Modes, Record, Scope};
 
@@ -135,6 +171,21 @@ pub struct AgentRow {
 /// Record changes per version, newest version first.
 pub type ChangeLog = Vec<(u64, Vec<RecordChange>)>;
 
+/// Wakes a replica when another one changed the database.
+pub trait Watch: Send {
+    /// Waits up to `timeout` for another replica's change: true when one
+    /// came (or may have: after the connection was made again, anything may
+    /// have changed), false when the time ran out.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, CoordError>;
+}
+
+/// Work that must run on one replica at a time (expiry, promotions, feed
+/// pulls) runs where the lease is held.
+pub trait Lease: Send {
+    /// Whether this replica holds the lease now, taking it if it is free.
+    fn held(&mut self) -> bool;
+}
+
 pub trait Store: GuardStore + Send + 'static {
     /// Another handle on the same store, for read-only queries while this
     /// one writes (SQLite in WAL mode lets it read during a write).
@@ -150,6 +201,28 @@ pub trait Store: GuardStore + Send + 'static {
         moved: &[u8],
         audit: &AuditEvent,
     ) -> Result<(), CoordError>;
+    /// Takes the write lock every replica on the store shares (held until
+    /// [`Store::unlock_writes`] or the connection ends) and returns the
+    /// latest version in the store. None: this process is the only writer
+    /// (SQLite), its memory is the truth and there is nothing to lock.
+    fn lock_writes(&mut self) -> Result<Option<u64>, CoordError> {
+        Ok(None)
+    }
+    fn unlock_writes(&mut self) -> Result<(), CoordError> {
+        Ok(())
+    }
+    /// The latest version in the store, when other replicas may write it.
+    fn latest_version(&self) -> Result<Option<u64>, CoordError> {
+        Ok(None)
+    }
+    /// A way to hear of other replicas' changes (None: there are none).
+    fn watch(&self) -> Result<Option<Box<dyn Watch>>, CoordError> {
+        Ok(None)
+    }
+    /// The lease for once-only work (None: this process alone does it).
+    fn lease(&self) -> Result<Option<Box<dyn Lease>>, CoordError> {
+        Ok(None)
+    }
     /// The current records and the latest version (0 and empty when new).
     fn load(&mut self) -> Result<(Vec<Record>, Option<VersionInfo>), CoordError>;
     /// Durably appends one version; returns only once it is on disk.

@@ -1,6 +1,8 @@
 //! The coordinator's gRPC services in-process over a duplex pipe, and helpers.
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 
+pub mod pg;
+
 use std::{sync::Arc, time::Duration};
 
 use c2wall_coordinator::{

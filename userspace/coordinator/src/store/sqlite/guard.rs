@@ -4,6 +4,7 @@ use rusqlite::params;
 
 use super::{insert_audit, SqliteStore};
 use crate::error::CoordError;
+use crate::store::codec::{scope_key, scope_of};
 use crate::store::{AuditEvent, GuardStore, PendingChange};
 use c2wall_model::{HeldKind, HeldState, Mode, Modes, Scope};
 
@@ -179,7 +180,7 @@ impl GuardStore for SqliteStore {
         let rows = self.pairs(MODES)?.into_iter().map(|(scope, mode)| {
             let m = Mode::parse(&mode)
                 .ok_or_else(|| CoordError::Corrupt(format!("modes: `{mode}` for {scope}")))?;
-            Ok((scope_of_key(&scope), m))
+            Ok((scope_of(scope), m))
         });
         Ok(Modes::from_overrides(
             rows.collect::<Result<Vec<_>, CoordError>>()?,
@@ -192,25 +193,8 @@ impl GuardStore for SqliteStore {
         mode: Option<Mode>,
         audit: &AuditEvent,
     ) -> Result<(), CoordError> {
-        let key = key_of_scope(scope);
+        let key = scope_key(scope);
         self.set_pair(MODES, key, mode.map(Mode::as_str), audit)
-    }
-}
-
-/// The fleet's row in `modes` is keyed `*` (no agent id is `*`: ids are
-/// checked names).
-fn key_of_scope(scope: &Scope) -> &str {
-    match scope {
-        Scope::Fleet => "*",
-        Scope::Agent(a) => a,
-    }
-}
-
-fn scope_of_key(key: &str) -> Scope {
-    if key == "*" {
-        Scope::Fleet
-    } else {
-        Scope::Agent(key.to_string())
     }
 }
 

@@ -52,6 +52,16 @@ impl Store for SqliteStore {
 
     fn append(&mut self, c: &Commit) -> Result<(), CoordError> {
         let tx = self.db.transaction()?;
+        // Versions follow each other with no gap, whoever writes them.
+        let latest: i64 =
+            tx.query_row("SELECT coalesce(max(version), 0) FROM versions", [], |r| {
+                r.get(0)
+            })?;
+        if latest as u64 + 1 != c.info.version {
+            return Err(CoordError::Behind {
+                latest: latest as u64,
+            });
+        }
         for (seq, ch) in c.changes.iter().enumerate() {
             let (before, after) = match ch {
                 RecordChange::Put { before, after } => (before.as_ref(), Some(after)),
