@@ -24,7 +24,7 @@ use tonic::{
 pub struct Rig {
     pub coord: Arc<Coordinator>,
     channel: Channel,
-    path: std::path::PathBuf,
+    path: Option<std::path::PathBuf>,
 }
 
 pub fn store_path(tag: &str) -> std::path::PathBuf {
@@ -55,6 +55,21 @@ async fn build(
 ) -> Rig {
     let store = SqliteStore::open(&path).unwrap();
     let coord = Coordinator::open(Box::new(store), live).unwrap();
+    let mut rig = serve(coord, tune, auth).await;
+    rig.path = Some(path);
+    rig
+}
+
+/// Serves `coord` in-process (any store).
+pub async fn rig_on(coord: Arc<Coordinator>) -> Rig {
+    serve(coord, |_| {}, None).await
+}
+
+async fn serve(
+    coord: Arc<Coordinator>,
+    tune: impl FnOnce(&mut Service),
+    auth: Option<c2wall_coordinator::auth::Tokens>,
+) -> Rig {
     // The change breaker is tested on its own (tests/guards.rs); here it would
     // hold the large batches other tests publish.
     coord.set_guard_config(c2wall_coordinator::guards::GuardConfig {
@@ -91,7 +106,7 @@ async fn build(
     Rig {
         coord,
         channel,
-        path,
+        path: None,
     }
 }
 
@@ -102,7 +117,9 @@ pub async fn rig(tag: &str) -> Rig {
 impl Drop for Rig {
     fn drop(&mut self) {
         for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", self.path.display()));
+            if let Some(p) = &self.path {
+                let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+            }
         }
     }
 }

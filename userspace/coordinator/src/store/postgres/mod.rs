@@ -208,6 +208,21 @@ impl PgStore {
     }
 }
 
+impl Drop for PgStore {
+    /// The client closes its connection by blocking on its own runtime,
+    /// which panics inside another runtime's task (a coordinator dropped by
+    /// its server at shutdown): there it closes on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(c) = self.client.get_mut().take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("c2wall-pg-close".into())
+                    .spawn(move || drop(c));
+            }
+        }
+    }
+}
+
 /// A connection failure as the API reports it.
 pub(crate) fn unavailable(name: &str, e: &postgres::Error) -> CoordError {
     let why = std::error::Error::source(e)
