@@ -246,6 +246,12 @@ pub struct AgentStatus {
     /// cannot (empty: in sync).
     #[prost(string, tag = "11")]
     pub sync_error: ::prost::alloc::string::String,
+    /// The coordinator replica the agent follows now (its URL, as configured).
+    #[prost(string, tag = "12")]
+    pub coordinator: ::prost::alloc::string::String,
+    /// Times the agent moved to another replica since it started.
+    #[prost(uint64, tag = "13")]
+    pub failovers: u64,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}

@@ -141,8 +141,7 @@ async fn agent(
         Arc::new(|_| {}),
     );
     let client = SyncClient {
-        url: url.to_string(),
-        endpoint: tls(dir, "bench-agent").endpoint(url)?,
+        replicas: vec![(url.to_string(), tls(dir, "bench-agent").endpoint(url)?)],
         agent_id: "bench-agent".into(),
         synced,
         report: Arc::new(pb::AgentStatus::default),

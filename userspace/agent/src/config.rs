@@ -108,8 +108,11 @@ pub struct RunArgs {
     /// Coordinator URL (e.g. https://coordinator:50051): the blocklist then
     /// follows the coordinator's; --blocklist files still apply on top (a local
     /// line wins over the coordinator's entry for the same prefix and port).
-    #[arg(long, env = "C2WALL_COORDINATOR", value_name = "URL")]
-    pub coordinator: Option<String>,
+    /// Repeat it (or separate URLs with commas) to name the centre's
+    /// replicas: when the one in use is unreachable or drops the stream, the
+    /// agent moves to the next and resumes from its version.
+    #[arg(long, env = "C2WALL_COORDINATOR", value_name = "URL", value_delimiter = ',')]
+    pub coordinator: Vec<String>,
     /// This agent's name at the coordinator [default: the name in --tls-cert,
     /// else the host name].
     #[arg(long, value_name = "NAME")]
@@ -178,7 +181,8 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     pin_dir: Option<PathBuf>,
     detach_on_exit: Option<bool>,
-    coordinator: Option<String>,
+    /// One URL, several separated by commas, or an array.
+    coordinator: Option<c2wall_model::wire::Urls>,
     agent_id: Option<String>,
     sample_budget: Option<u32>,
     sightings_clear: Option<bool>,
@@ -231,7 +235,8 @@ pub struct Settings {
     pub paths: Paths,
     pub detach_on_exit: bool,
     pub capacity: Capacity,
-    pub coordinator: Option<String>,
+    /// The coordinator's replicas, in the order they are tried (empty: none).
+    pub coordinators: Vec<String>,
     pub agent_id: String,
     pub sample_budget: u32,
     pub sightings_clear: bool,
@@ -247,9 +252,9 @@ pub struct Settings {
     pub token_file: Option<PathBuf>,
     /// How the coordinator is reached.
     pub tls: c2wall_tls::ClientTls,
-    /// The coordinator with its TLS settings, built (and its files checked)
-    /// once here.
-    pub endpoint: Option<tonic::transport::Endpoint>,
+    /// Each of `coordinators` with its TLS settings, built (and the files
+    /// checked) once here.
+    pub endpoints: Vec<tonic::transport::Endpoint>,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -294,7 +299,10 @@ impl Settings {
             },
             detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
             capacity: file.capacity,
-            coordinator: args.coordinator.clone().or(file.coordinator),
+            coordinators: match c2wall_model::wire::url_list(args.coordinator.clone()) {
+                flags if !flags.is_empty() => flags,
+                _ => file.coordinator.clone().map(|u| u.into_list()).unwrap_or_default(),
+            },
             agent_id: {
                 let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
                 let named = cert_name(cert)?;
@@ -344,7 +352,7 @@ impl Settings {
             } else {
                 args.trust_keys.clone()
             },
-            endpoint: None,
+            endpoints: Vec::new(),
             source,
         };
         if s.interfaces.is_empty() {
@@ -362,11 +370,11 @@ impl Settings {
         }
         c2wall_model::sign::Trust::from_hex(s.trust_keys.iter().map(String::as_str))
             .map_err(AgentError::Setting)?;
-        if let Some(url) = &s.coordinator {
-            s.endpoint = Some(
+        for url in &s.coordinators {
+            s.endpoints.push(
                 s.tls
                     .endpoint(url)
-                    .map_err(|e| AgentError::Setting(e.to_string()))?,
+                    .map_err(|e| AgentError::Setting(format!("{url}: {e}")))?,
             );
             if c2wall_tls::ClientTls::plaintext(url) {
                 tracing::warn!(
@@ -376,7 +384,7 @@ impl Settings {
                 );
             }
         }
-        if s.blocklists.is_empty() && s.coordinator.is_none() {
+        if s.blocklists.is_empty() && s.coordinators.is_empty() {
             tracing::warn!("no blocklist given: enforcing an empty list");
         }
         Ok(s)
@@ -483,7 +491,7 @@ mod tests {
         .unwrap();
         let mut args = RunArgs {
             interfaces: vec!["eth0".into()],
-            coordinator: Some("https://127.0.0.1:50051".into()),
+            coordinator: vec!["https://127.0.0.1:50051".into()],
             tls_ca: Some(dir.join("ca.crt")),
             tls_cert: Some(dir.join("edge-7.crt")),
             tls_key: Some(dir.join("edge-7.key")),

@@ -72,15 +72,16 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     };
     // Fail-static: the coordinator set persisted by the last run is enforced now,
     // before any contact with the coordinator.
-    let mut synced = match &settings.coordinator {
-        Some(_) => SyncedSet::load(&paths.synced_file())?.unwrap_or_default(),
-        None => SyncedSet::default(),
+    let mut synced = if settings.coordinators.is_empty() {
+        SyncedSet::default()
+    } else {
+        SyncedSet::load(&paths.synced_file())?.unwrap_or_default()
     };
     // The kernel's record of what the pinned maps hold wins over a saved
     // list that lags it (see SyncedSet::behind_kernel).
     let (kernel_version, kernel_lineage) = engine.applier.synced();
     let kernel_ahead =
-        settings.coordinator.is_some() && synced.behind_kernel(kernel_version, &kernel_lineage);
+        !settings.coordinators.is_empty() && synced.behind_kernel(kernel_version, &kernel_lineage);
     if kernel_ahead {
         tracing::warn!(
             kernel_version,
@@ -226,10 +227,7 @@ async fn serve(
     // for too long is not ready: it enforces an old list.
     let unready_after = {
         let s = shared.lock().expect("lock");
-        s.settings
-            .coordinator
-            .as_ref()
-            .map(|_| s.settings.sync_unready_after)
+        (!s.settings.coordinators.is_empty()).then_some(s.settings.sync_unready_after)
     };
     let ready_sync = sync.clone();
     let app = Router::new()
@@ -290,8 +288,8 @@ async fn serve(
 
     // The coordinator's set, once its owner exists (None: no coordinator).
     let mut coordinator: Option<SyncedHandle> = None;
-    let url = shared.lock().expect("lock").settings.coordinator.clone();
-    if let Some(url) = url {
+    let urls = shared.lock().expect("lock").settings.coordinators.clone();
+    if !urls.is_empty() {
         let (sh, m) = (shared.clone(), metrics.clone());
         let apply: ApplyFn = Arc::new(move |set, changes| {
             let mut s = sh.lock().expect("lock");
@@ -314,14 +312,10 @@ async fn serve(
             let sh = shared.clone();
             Arc::new(move |id: u32| sh.lock().expect("lock").engine.ids().identity(id))
         };
-        let endpoint = s
-            .settings
-            .endpoint
-            .clone()
-            .expect("settings build the endpoint with the URL");
+        let endpoints = s.settings.endpoints.clone();
         let m = metrics.clone();
         tokio::spawn(report_sightings(
-            endpoint.clone(),
+            endpoints.clone(),
             s.settings.agent_id.clone(),
             Duration::from_secs(s.settings.report_interval),
             sightings.clone(),
@@ -345,8 +339,7 @@ async fn serve(
             on_mode,
         );
         let client = SyncClient {
-            url,
-            endpoint,
+            replicas: urls.into_iter().zip(endpoints).collect(),
             agent_id: s.settings.agent_id.clone(),
             synced: handle.clone(),
             report,

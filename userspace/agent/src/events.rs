@@ -79,7 +79,7 @@ pub type IdentityFn = Arc<dyn Fn(u32) -> Option<Identity> + Send + Sync>;
 /// Every `every`: expire old sightings, send the unreported ones. A failed
 /// send keeps them for the next round.
 pub async fn report_sightings(
-    endpoint: tonic::transport::Endpoint,
+    endpoints: Vec<tonic::transport::Endpoint>,
     agent_id: String,
     every: Duration,
     sightings: Arc<Mutex<Sightings>>,
@@ -87,9 +87,13 @@ pub async fn report_sightings(
     on_sent: Arc<dyn Fn(usize) + Send + Sync>,
     bearer: c2wall_model::wire::Bearer,
 ) {
-    let channel = endpoint
-        .connect_timeout(Duration::from_secs(3))
-        .connect_lazy();
+    // Reports go to whichever replica answers (tonic balances over them and
+    // leaves out those it cannot reach).
+    let channel = tonic::transport::Channel::balance_list(
+        endpoints
+            .into_iter()
+            .map(|e| e.connect_timeout(Duration::from_secs(3))),
+    );
     let mut client = AgentSyncClient::with_interceptor(channel, bearer);
     let mut tick = tokio::time::interval(every);
     loop {

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub sync_latest_version: IntGauge,
     pub sync_seconds_since_contact: IntGauge,
     pub sync_reconnects: IntCounter,
+    /// Which configured replica the agent follows (its position, from 0).
+    pub sync_replica: IntGauge,
+    pub sync_failovers: IntCounter,
     pub sync_errors: IntCounter,
     pub sync_messages: IntCounterVec,
     pub sync_signature_failures: IntCounter,
@@ -131,6 +134,16 @@ impl Metrics {
                 "c2wall_sync_reconnects_total",
                 "Times the coordinator subscription was started again.",
             ))?,
+            sync_replica: IntGauge::with_opts(opts(
+                "c2wall_sync_replica",
+                "Which of the configured coordinator replicas (--coordinator, in order, \
+                 from 0) the agent follows now.",
+            ))?,
+            sync_failovers: IntCounter::with_opts(opts(
+                "c2wall_sync_failovers_total",
+                "Times the agent moved to another coordinator replica because the one \
+                 in use was unreachable or dropped the stream.",
+            ))?,
             sync_errors: IntCounter::with_opts(opts(
                 "c2wall_sync_errors_total",
                 "Coordinator subscriptions that ended in an error (the list stayed enforced).",
@@ -215,6 +228,8 @@ impl Metrics {
         r.register(Box::new(m.sync_latest_version.clone()))?;
         r.register(Box::new(m.sync_seconds_since_contact.clone()))?;
         r.register(Box::new(m.sync_reconnects.clone()))?;
+        r.register(Box::new(m.sync_replica.clone()))?;
+        r.register(Box::new(m.sync_failovers.clone()))?;
         r.register(Box::new(m.sync_errors.clone()))?;
         r.register(Box::new(m.sync_messages.clone()))?;
         r.register(Box::new(m.apply_duration.clone()))?;
@@ -247,6 +262,8 @@ impl Metrics {
             .set(if contact == 0 { -1 } else { now - contact });
         let advance = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
         advance(&self.sync_reconnects, s.reconnects.load(Relaxed));
+        advance(&self.sync_failovers, s.failovers.load(Relaxed));
+        self.sync_replica.set(s.replica.load(Relaxed) as i64);
         advance(&self.sync_errors, s.errors.load(Relaxed));
         advance(
             &self.sync_signature_failures,

@@ -13,7 +13,7 @@ pub const DEFAULT_URL: &str = "https://127.0.0.1:50051";
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    coordinator: Option<String>,
+    coordinator: Option<c2wall_model::wire::Urls>,
     tls_ca: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -34,21 +34,23 @@ fn file() -> Result<File, String> {
     Ok(File::default())
 }
 
-/// The coordinator URL and TLS settings.
-pub fn resolve(cli: &Cli) -> Result<(String, ClientTls), String> {
+/// The coordinator URLs (replicas, tried in order) and TLS settings.
+pub fn resolve(cli: &Cli) -> Result<(Vec<String>, ClientTls), String> {
     let f = file()?;
-    let url = cli
-        .coordinator
-        .clone()
-        .or(f.coordinator)
-        .unwrap_or_else(|| DEFAULT_URL.into());
+    let mut urls = c2wall_model::wire::url_list(cli.coordinator.clone());
+    if urls.is_empty() {
+        urls = f.coordinator.map(|u| u.into_list()).unwrap_or_default();
+    }
+    if urls.is_empty() {
+        urls.push(DEFAULT_URL.into());
+    }
     let tls = ClientTls {
         ca: cli.tls_ca.clone().or(f.tls_ca),
         cert: cli.tls_cert.clone().or(f.tls_cert),
         key: cli.tls_key.clone().or(f.tls_key),
         insecure: cli.insecure || f.insecure,
     };
-    Ok((url, tls))
+    Ok((urls, tls))
 }
 
 /// An error and its causes on one line (tonic's transport error alone says
@@ -65,4 +67,36 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// Connects to the first of `urls` that answers (the centre's replicas, in
+/// the order given); `used` becomes its URL. All unreachable: each one's
+/// reason.
+pub async fn first_reachable(
+    urls: &[String],
+    tls: &ClientTls,
+    used: &mut String,
+) -> Result<tonic::transport::Channel, crate::Failure> {
+    let mut why = Vec::new();
+    for url in urls {
+        if ClientTls::plaintext(url) && tls.insecure {
+            eprintln!("c2wall: warning: --insecure: talking to {url} without TLS");
+        }
+        let endpoint = tls
+            .endpoint(url)
+            .map_err(|e| crate::Failure::Usage(anyhow::anyhow!("{e}")))?
+            .connect_timeout(std::time::Duration::from_secs(5));
+        match endpoint.connect().await {
+            Ok(c) => {
+                *used = url.clone();
+                return Ok(c);
+            }
+            Err(e) if urls.len() == 1 => return Err(crate::Failure::Unreachable(chain(&e))),
+            Err(e) => why.push(format!("{url}: {}", chain(&e))),
+        }
+    }
+    Err(crate::Failure::Unreachable(format!(
+        "none of the replicas answered ({})",
+        why.join("; ")
+    )))
 }

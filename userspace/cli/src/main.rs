@@ -71,14 +71,16 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
-    let (url, tls) = match conn::resolve(&cli) {
+    let (urls, tls) = match conn::resolve(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("c2wall: error: {e}");
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(run(cli, &url, &tls)) {
+    // Replaced by the replica that answered, for messages.
+    let mut url = urls.join(", ");
+    match rt.block_on(run(cli, &urls, &mut url, &tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(s))
             if s.code() == tonic::Code::Cancelled
@@ -115,7 +117,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, url: &str, tls: &c2wall_tls::ClientTls) -> Result<(), Failure> {
+async fn run(
+    cli: Cli,
+    urls: &[String],
+    used: &mut String,
+    tls: &c2wall_tls::ClientTls,
+) -> Result<(), Failure> {
     let actor = cli
         .actor
         .clone()
@@ -141,17 +148,7 @@ async fn run(cli: Cli, url: &str, tls: &c2wall_tls::ClientTls) -> Result<(), Fai
         Command::Ca { cmd } => return Ok(ca::run(cmd, cli.json)?),
         other => other,
     };
-    if c2wall_tls::ClientTls::plaintext(url) && tls.insecure {
-        eprintln!("c2wall: warning: --insecure: talking to {url} without TLS");
-    }
-    let endpoint = tls
-        .endpoint(url)
-        .map_err(|e| Failure::Usage(anyhow!("{e}")))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| Failure::Unreachable(conn::chain(&e)))?;
+    let channel = conn::first_reachable(urls, tls, used).await?;
     let bearer = c2wall_model::wire::Bearer::new(cli.token.as_deref())
         .map_err(|e| Failure::Usage(anyhow!("--token: {e}")))?;
     let mut client = PublisherClient::with_interceptor(channel, bearer);

@@ -244,7 +244,7 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
             .iter()
             .map(|a| {
                 let s = a.status.clone().unwrap_or_default();
-                json!({"agent_id": s.agent_id, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error})
+                json!({"agent_id": s.agent_id, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error, "replica": s.coordinator, "failovers": s.failovers})
             })
             .collect();
         println!(
@@ -254,7 +254,7 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
         return;
     }
     crate::out!(
-        "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20}",
+        "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20} REPLICA",
         "AGENT",
         "VERSION",
         "BEHIND",
@@ -265,13 +265,14 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
     for a in &r.agents {
         let s = a.status.clone().unwrap_or_default();
         crate::out!(
-            "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20}",
+            "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20} {}",
             s.agent_id,
             s.applied_version,
             r.latest_version.saturating_sub(s.applied_version),
             if a.connected { "yes" } else { "no" },
             s.mode,
-            ts(a.last_seen)
+            ts(a.last_seen),
+            s.coordinator
         );
     }
     for a in &r.agents {

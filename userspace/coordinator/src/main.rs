@@ -295,18 +295,21 @@ fn run(args: CoordArgs) -> Result<()> {
         tokio::spawn(async move { axum::serve(listener, app).await });
         // Expiry and compaction run beside the server.
         let c = coord.clone();
+        let m = metrics.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;
                 n += 1;
-                let c = c.clone();
+                let (c, m) = (c.clone(), m.clone());
                 let retention = s.retention;
                 let r = tokio::task::spawn_blocking(move || {
                     // With replicas, one replica does this work (the lease
                     // holder); the others learn its versions from the store.
-                    if !c.leads() {
+                    let leads = c.leads();
+                    m.leads.set(leads as i64);
+                    if !leads {
                         return Ok(());
                     }
                     if let Some(v) = c.promote_due()? {

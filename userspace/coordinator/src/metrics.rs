@@ -9,6 +9,8 @@ use prometheus::{
 pub struct Metrics {
     registry: Registry,
     pub version: IntGauge,
+    /// 1 on the replica that runs once-only work (always 1 with SQLite).
+    pub leads: IntGauge,
     pub feed_last_success: GaugeVec,
     pub feed_entries: IntGaugeVec,
     pub feed_rejected: IntGaugeVec,
@@ -34,6 +36,11 @@ impl Metrics {
         let version = IntGauge::new(
             "c2wall_coordinator_version",
             "Latest version of the blocklist.",
+        )?;
+        let leads = IntGauge::new(
+            "c2wall_coordinator_leads",
+            "1 when this replica holds the lease for once-only work (expiry, promotions, \
+             feed pulls); exactly one replica of a centre should.",
         )?;
         let feed_last_success = GaugeVec::new(
             Opts::new(
@@ -98,6 +105,7 @@ impl Metrics {
         registry.register(Box::new(publishes.clone()))?;
         registry.register(Box::new(sightings_reported.clone()))?;
         registry.register(Box::new(version.clone()))?;
+        registry.register(Box::new(leads.clone()))?;
         registry.register(Box::new(feed_last_success.clone()))?;
         registry.register(Box::new(feed_entries.clone()))?;
         registry.register(Box::new(feed_rejected.clone()))?;
@@ -106,6 +114,7 @@ impl Metrics {
         Ok(Metrics {
             registry,
             version,
+            leads,
             feed_last_success,
             feed_entries,
             feed_rejected,

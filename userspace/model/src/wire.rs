@@ -332,3 +332,49 @@ impl tonic::service::Interceptor for Bearer {
         Ok(req)
     }
 }
+
+/// Coordinator URLs as a config file gives them: one string (several
+/// separated by commas) or an array of strings.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Urls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Urls {
+    pub fn into_list(self) -> Vec<String> {
+        match self {
+            Urls::One(s) => url_list([s]),
+            Urls::Many(v) => url_list(v),
+        }
+    }
+}
+
+/// URLs from flags, the environment or a file: each value may hold several
+/// separated by commas; blanks are dropped, duplicates kept once, in order.
+pub fn url_list(values: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        for u in v.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            if !out.iter().any(|o| o == u) {
+                out.push(u.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn url_lists_split_commas_and_keep_order() {
+        assert_eq!(
+            url_list(["https://a:1, https://b:2".to_string(), "https://a:1".into(), " ".into()]),
+            vec!["https://a:1", "https://b:2"]
+        );
+        assert_eq!(Urls::Many(vec!["x".into(), "y,z".into()]).into_list(), vec!["x", "y", "z"]);
+    }
+}

@@ -24,10 +24,10 @@ const STATUS_EVERY: Duration = Duration::from_secs(30);
 pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
 
 pub struct SyncClient {
-    /// For logs.
-    pub url: String,
-    /// The coordinator, with its TLS settings.
-    pub endpoint: Endpoint,
+    /// The coordinator's replicas (URL for logs and reports, and the endpoint
+    /// with its TLS settings), tried in turn: one that is unreachable or
+    /// drops the stream hands over to the next.
+    pub replicas: Vec<(String, Endpoint)>,
     pub agent_id: String,
     pub synced: SyncedHandle,
     pub report: StatusFn,
@@ -39,15 +39,26 @@ pub struct SyncClient {
 }
 
 impl SyncClient {
-    /// Runs until the task is dropped: subscribe, apply, and on any error back
-    /// off (exponential, with jitter) and resubscribe.
+    /// Runs until the task is dropped: subscribe, apply, and on any error
+    /// move to the next replica and resubscribe from the set's version (at
+    /// once while others are left to try; once every replica failed in a
+    /// row, after a backoff, exponential with jitter).
     pub async fn run(self) {
         let mut delay = self.backoff.0;
         let mut want_snapshot = false;
+        let n = self.replicas.len().max(1);
+        let mut failed_in_row = 0;
         loop {
-            match self.session(&mut want_snapshot).await {
-                Ok(()) => delay = self.backoff.0,
+            let i = self.status.replica.load(Ordering::Relaxed) % n;
+            let r = self.session(i, &mut want_snapshot).await;
+            let moved = r.is_err() && n > 1;
+            match r {
+                Ok(()) => {
+                    delay = self.backoff.0;
+                    failed_in_row = 0;
+                }
                 Err(e) => {
+                    failed_in_row += 1;
                     record_failure(&self.status, &e);
                     if matches!(e, SyncError::Set(SetError::Signature { .. })) {
                         self.status
@@ -62,15 +73,25 @@ impl SyncClient {
                 }
             }
             self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+            if moved {
+                let next = (i + 1) % n;
+                self.status.replica.store(next, Ordering::Relaxed);
+                self.status.failovers.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(from = %self.replicas[i].0, to = %self.replicas[next].0, "moving to another coordinator replica");
+                if failed_in_row < n {
+                    continue;
+                }
+                failed_in_row = 0;
+            }
             let jitter = delay.mul_f64(0.5 * (unix_nanos_fraction()));
             tokio::time::sleep(delay + jitter).await;
             delay = (delay * 2).min(self.backoff.1);
         }
     }
 
-    async fn connect(&self) -> Result<Channel, SyncError> {
-        Ok(self
-            .endpoint
+    async fn connect(&self, i: usize) -> Result<Channel, SyncError> {
+        Ok(self.replicas[i]
+            .1
             .clone()
             .connect_timeout(Duration::from_secs(3))
             .tcp_keepalive(Some(Duration::from_secs(10)))
@@ -96,8 +117,9 @@ impl SyncClient {
     }
 
     /// One subscription, until the stream ends or fails.
-    async fn session(&self, want_snapshot: &mut bool) -> Result<(), SyncError> {
-        let channel = self.connect().await?;
+    async fn session(&self, i: usize, want_snapshot: &mut bool) -> Result<(), SyncError> {
+        let url = &self.replicas[i].0;
+        let channel = self.connect(i).await?;
         let mut client = AgentSyncClient::with_interceptor(channel, self.bearer.clone());
         let (version, digest, lineage) = self
             .with_synced(|s| {
@@ -124,7 +146,8 @@ impl SyncClient {
             self.status.saw_latest(v);
         }
         let mut stream = reply.into_inner();
-        tracing::info!(url = %self.url, version, "subscribed to the coordinator");
+        tracing::info!(%url, version, "subscribed to the coordinator");
+        *self.status.replica_url.lock().expect("lock") = url.clone();
         let mut last_report = std::time::Instant::now();
         loop {
             let Some(first) = stream.message().await? else {
@@ -158,6 +181,8 @@ impl SyncClient {
             if let Some(mut report) = report {
                 last_report = std::time::Instant::now();
                 report.agent_id = self.agent_id.clone();
+                report.coordinator = url.clone();
+                report.failovers = self.status.failovers.load(Ordering::Relaxed);
                 if let Err(e) = client.report_status(report).await {
                     tracing::warn!(error = %e, "reporting status");
                 }
