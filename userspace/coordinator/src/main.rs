@@ -266,7 +266,12 @@ fn run(args: CoordArgs) -> Result<()> {
                 "/metrics",
                 get(move || async move {
                     m.version.set(c.latest_version() as i64);
-                    m.render()
+                    // Collecting reads the store (agents' lag): off the async
+                    // workers, as every store call.
+                    let m = m.clone();
+                    tokio::task::spawn_blocking(move || m.render())
+                        .await
+                        .unwrap_or_default()
                 }),
             )
             .route("/healthz", get(|| async { "ok\n" }))
