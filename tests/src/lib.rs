@@ -3,6 +3,9 @@
 
 pub mod netns;
 pub mod packet;
+/// A real PostgreSQL server per test (the coordinator's tests use the same file).
+#[path = "../../userspace/coordinator/tests/common/pg.rs"]
+pub mod pg;
 pub mod process;
 pub mod relay;
 

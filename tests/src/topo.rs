@@ -370,12 +370,21 @@ impl Topo {
 
     /// The coordinator with extra flags (e.g. `--config FILE`).
     pub fn coordinator_with(&self, extra: &[&str]) -> Guarded {
+        self.coordinator_at(COORDINATOR, extra)
+    }
+
+    /// A coordinator listening on `listen` (in the edge namespace; several
+    /// replicas each need their own `--metrics-addr` in `extra`), with its
+    /// store in the state dir unless `extra` names one.
+    pub fn coordinator_at(&self, listen: &str, extra: &[&str]) -> Guarded {
         std::fs::create_dir_all(&self.state).unwrap();
         let mut c = self
             .edge
             .command(workspace_bin("c2wall-coordinator").to_str().unwrap());
-        c.args(["--listen", COORDINATOR, "--heartbeat", "1", "--store"])
-            .arg(self.state.join("coordinator.db"));
+        c.args(["--listen", listen, "--heartbeat", "1"]);
+        if !extra.contains(&"--store") {
+            c.arg("--store").arg(self.state.join("coordinator.db"));
+        }
         if !extra.contains(&"--insecure") {
             let pki = self.pki();
             c.arg("--tls-cert")
@@ -391,9 +400,11 @@ impl Topo {
         }
         let g = Guarded::spawn(c);
         let start = Instant::now();
+        let listen = listen.to_string();
         let up = || {
+            let l = listen.clone();
             self.edge
-                .run(|| TcpStream::connect(COORDINATOR).is_ok())
+                .run(move || TcpStream::connect(&l).is_ok())
                 .join()
                 .unwrap_or(false)
         };

@@ -111,7 +111,12 @@ pub struct RunArgs {
     /// Repeat it (or separate URLs with commas) to name the centre's
     /// replicas: when the one in use is unreachable or drops the stream, the
     /// agent moves to the next and resumes from its version.
-    #[arg(long, env = "C2WALL_COORDINATOR", value_name = "URL", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "C2WALL_COORDINATOR",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub coordinator: Vec<String>,
     /// This agent's name at the coordinator [default: the name in --tls-cert,
     /// else the host name].
@@ -301,7 +306,11 @@ impl Settings {
             capacity: file.capacity,
             coordinators: match c2wall_model::wire::url_list(args.coordinator.clone()) {
                 flags if !flags.is_empty() => flags,
-                _ => file.coordinator.clone().map(|u| u.into_list()).unwrap_or_default(),
+                _ => file
+                    .coordinator
+                    .clone()
+                    .map(|u| u.into_list())
+                    .unwrap_or_default(),
             },
             agent_id: {
                 let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());

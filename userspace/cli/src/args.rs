@@ -37,7 +37,13 @@ pub struct Cli {
     /// Coordinator URL, e.g. https://coordinator.example:50051. Repeat it
     /// (or separate URLs with commas, as C2WALL_COORDINATOR and cli.toml
     /// may) to name the centre's replicas: the first that answers is used.
-    #[arg(long, global = true, env = "C2WALL_COORDINATOR", value_name = "URL", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "C2WALL_COORDINATOR",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub coordinator: Vec<String>,
     /// CA certificate that signed the coordinator's (PEM).
     #[arg(long, global = true, env = "C2WALL_TLS_CA", value_name = "FILE")]

@@ -38,9 +38,16 @@ fn free_addr() -> String {
 fn replica(url: &str) -> Replica {
     let (grpc, metrics) = (free_addr(), free_addr());
     let mut c = Command::new(env!("CARGO_BIN_EXE_c2wall-coordinator"));
-    c.args(["--store", url, "--listen", &grpc, "--metrics-addr", &metrics])
-        .args(["--insecure", "--heartbeat", "1"])
-        .stdin(Stdio::null());
+    c.args([
+        "--store",
+        url,
+        "--listen",
+        &grpc,
+        "--metrics-addr",
+        &metrics,
+    ])
+    .args(["--insecure", "--heartbeat", "1"])
+    .stdin(Stdio::null());
     if std::env::var_os("C2WALL_TEST_VERBOSE").is_none() {
         c.stderr(Stdio::null());
     }
@@ -51,7 +58,10 @@ fn replica(url: &str) -> Replica {
     };
     let t = Instant::now();
     while TcpStream::connect(&r.grpc).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(15), "replica did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "replica did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     r
@@ -82,7 +92,10 @@ fn entry(prefix: &str, valid_until: i64) -> pb::Entry {
     }
 }
 
-async fn publish(c: &mut PublisherClient<Channel>, e: pb::Entry) -> Result<pb::PublishResponse, tonic::Status> {
+async fn publish(
+    c: &mut PublisherClient<Channel>,
+    e: pb::Entry,
+) -> Result<pb::PublishResponse, tonic::Status> {
     c.publish(pb::PublishRequest {
         upserts: vec![e],
         withdrawals: vec![],
@@ -93,20 +106,26 @@ async fn publish(c: &mut PublisherClient<Channel>, e: pb::Entry) -> Result<pb::P
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_of_a_replica_loses_nothing_acknowledged_its_agent_resumes_by_deltas_and_expiry_moves() {
+async fn kill_9_of_a_replica_loses_nothing_acknowledged_its_agent_resumes_by_deltas_and_expiry_moves(
+) {
     let pg = TempPg::start("failover");
     let url = pg.database("c2wall_failover");
     let a = replica(&url);
     // A started first: it takes the lease at its first tick.
     let t = Instant::now();
     while metric(&a, "c2wall_coordinator_leads") != Some(1.0) {
-        assert!(t.elapsed() < Duration::from_secs(10), "the first replica never led");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the first replica never led"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let b = replica(&url);
     let mut pa = PublisherClient::new(channel(&a).await);
     let expires_at = c2wall_coordinator::core::now() + 6;
-    let v1 = publish(&mut pa, entry("203.0.113.0/24", expires_at)).await.unwrap();
+    let v1 = publish(&mut pa, entry("203.0.113.0/24", expires_at))
+        .await
+        .unwrap();
 
     // An agent on A, current at v1.
     let mut stream = AgentSyncClient::new(channel(&a).await)
@@ -145,7 +164,10 @@ async fn kill_9_of_a_replica_loses_nothing_acknowledged_its_agent_resumes_by_del
     for (v, d) in &acked {
         let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
         let got = pg
-            .sql("c2wall_failover", &format!("SELECT encode(digest, 'hex') FROM versions WHERE version = {v}"))
+            .sql(
+                "c2wall_failover",
+                &format!("SELECT encode(digest, 'hex') FROM versions WHERE version = {v}"),
+            )
             .unwrap();
         assert_eq!(got, hex, "version {v}");
     }
@@ -178,7 +200,9 @@ async fn kill_9_of_a_replica_loses_nothing_acknowledged_its_agent_resumes_by_del
         .unwrap()
         .into_inner();
     let resumed = killed_at.elapsed();
-    let last = publish(&mut pb_, entry("198.51.100.0/24", 0)).await.unwrap();
+    let last = publish(&mut pb_, entry("198.51.100.0/24", 0))
+        .await
+        .unwrap();
     while version < last.version {
         match common::next(&mut on_b).await {
             Kind::Delta(d) => {
@@ -189,25 +213,37 @@ async fn kill_9_of_a_replica_loses_nothing_acknowledged_its_agent_resumes_by_del
         }
     }
     assert_eq!(digest, last.digest);
-    assert!(resumed < Duration::from_secs(5), "resumed after {resumed:?}");
+    assert!(
+        resumed < Duration::from_secs(5),
+        "resumed after {resumed:?}"
+    );
 
     // B took over the once-only work: the entry expires once, by B.
     let count = || {
-        pg.sql("c2wall_failover", "SELECT count(*) FROM versions WHERE actor = 'expiry'")
-            .unwrap()
-            .parse::<u32>()
-            .unwrap()
+        pg.sql(
+            "c2wall_failover",
+            "SELECT count(*) FROM versions WHERE actor = 'expiry'",
+        )
+        .unwrap()
+        .parse::<u32>()
+        .unwrap()
     };
     let t = Instant::now();
     while count() == 0 {
-        assert!(t.elapsed() < Duration::from_secs(20), "nobody ran expiry after the leader died");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "nobody ran expiry after the leader died"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(metric(&b, "c2wall_coordinator_leads"), Some(1.0));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(count(), 1, "expiry ran more than once");
     let left = pg
-        .sql("c2wall_failover", "SELECT count(*) FROM records WHERE key LIKE '203.0.113.0/24%'")
+        .sql(
+            "c2wall_failover",
+            "SELECT count(*) FROM records WHERE key LIKE '203.0.113.0/24%'",
+        )
         .unwrap();
     assert_eq!(left, "0", "the expired entry is gone");
 }

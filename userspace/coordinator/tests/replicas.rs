@@ -64,10 +64,15 @@ impl Agent {
                     }
                 }
                 Kind::Delta(d) => {
-                    assert_eq!(d.previous_version, self.version, "a gap before {}", d.version);
+                    assert_eq!(
+                        d.previous_version, self.version,
+                        "a gap before {}",
+                        d.version
+                    );
                     assert!(!d.more, "small deltas come whole");
                     for r in &d.removals {
-                        self.set.remove(&c2wall_model::wire::identity_from_wire(r).unwrap());
+                        self.set
+                            .remove(&c2wall_model::wire::identity_from_wire(r).unwrap());
                     }
                     for e in &d.upserts {
                         let r = Record::try_from(e).unwrap();
@@ -92,7 +97,8 @@ impl Agent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_replicas_publish_concurrently_without_gaps_and_every_agent_ends_at_the_final_digest() {
+async fn three_replicas_publish_concurrently_without_gaps_and_every_agent_ends_at_the_final_digest()
+{
     let pg = TempPg::start("three");
     let url = pg.database("c2wall_three");
     let mut rigs = Vec::new();
@@ -124,13 +130,22 @@ async fn three_replicas_publish_concurrently_without_gaps_and_every_agent_ends_a
     }
     versions.sort();
     let total = 3 * EACH as u64;
-    assert_eq!(versions, (1..=total).collect::<Vec<_>>(), "unique and gapless");
+    assert_eq!(
+        versions,
+        (1..=total).collect::<Vec<_>>(),
+        "unique and gapless"
+    );
     let c = rigs[0].coord.clone();
-    let history = tokio::task::spawn_blocking(move || c.history(0, 1000)).await.unwrap().unwrap();
+    let history = tokio::task::spawn_blocking(move || c.history(0, 1000))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(history.len() as u64, total);
     let last = history[0].digest.clone();
     for a in &mut agents {
-        tokio::time::timeout(Duration::from_secs(10), a.until(total)).await.expect("agent caught up");
+        tokio::time::timeout(Duration::from_secs(10), a.until(total))
+            .await
+            .expect("agent caught up");
         assert_eq!(SetDigest::of(a.set.values()).to_bytes(), last);
         assert_eq!(a.set.len() as u64, total);
     }
@@ -165,7 +180,11 @@ async fn a_database_restart_fails_publishes_clearly_then_every_replica_catches_u
     pg.stop();
     let e = a.publish(&["198.51.100.0/24"], &[]).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
-    assert!(e.message().contains("unreachable") && e.message().contains("c2wall_restart"), "{}", e.message());
+    assert!(
+        e.message().contains("unreachable") && e.message().contains("c2wall_restart"),
+        "{}",
+        e.message()
+    );
     pg.start_again();
 
     // Back: the same call succeeds (the store connects again), and the
@@ -188,6 +207,9 @@ async fn a_database_restart_fails_publishes_clearly_then_every_replica_catches_u
     tokio::time::timeout(Duration::from_secs(10), on_b.until(v2.version))
         .await
         .expect("the other replica's agent got the version");
-    assert_eq!(on_b.snapshots, 1, "deltas after the restart, not a new snapshot");
+    assert_eq!(
+        on_b.snapshots, 1,
+        "deltas after the restart, not a new snapshot"
+    );
     assert_eq!(b.coord.digest().to_bytes(), v2.digest);
 }

@@ -372,9 +372,16 @@ mod url_tests {
     #[test]
     fn url_lists_split_commas_and_keep_order() {
         assert_eq!(
-            url_list(["https://a:1, https://b:2".to_string(), "https://a:1".into(), " ".into()]),
+            url_list([
+                "https://a:1, https://b:2".to_string(),
+                "https://a:1".into(),
+                " ".into()
+            ]),
             vec!["https://a:1", "https://b:2"]
         );
-        assert_eq!(Urls::Many(vec!["x".into(), "y,z".into()]).into_list(), vec!["x", "y", "z"]);
+        assert_eq!(
+            Urls::Many(vec!["x".into(), "y,z".into()]).into_list(),
+            vec!["x", "y", "z"]
+        );
     }
 }

@@ -126,7 +126,10 @@ impl Synced {
             return Ok(None);
         };
         self.status.applied(self.set.version);
-        Ok(Some(self.stamp(report)))
+        let mut report = self.stamp(report);
+        // Made before the version counted as applied: say it as it is now.
+        report.sync_error = self.status.last_error.lock().expect("lock").clone();
+        Ok(Some(report))
     }
 
     /// `status` with the set's version, digest and lineage.
