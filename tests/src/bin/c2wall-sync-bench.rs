@@ -1,17 +1,24 @@
 //! `c2wall-sync-bench`: coordinator-to-kernel figures. Needs root (kernel maps).
 //!
 //! Starts `c2wall-coordinator` (next to this binary) on loopback with a fresh
-//! store, connects N idle subscriber streams, runs one agent sync client in
-//! process against real (unpinned) kernel maps, and measures:
+//! store (SQLite, or `--store postgres`: `--replicas` processes on one
+//! PostgreSQL database started for the run), connects N idle subscriber
+//! streams spread over the replicas, runs one agent sync client in process
+//! against real (unpinned) kernel maps, on the last replica while publishes go
+//! through the first, and measures:
 //! - publish -> applied in the kernel maps, one entry at a time (p50, p99);
-//! - a snapshot of M entries from the coordinator into the kernel maps.
+//!   with PostgreSQL, the same with one SQLite coordinator first, in the same
+//!   run, and the ratio;
+//! - a snapshot of M entries from the coordinator into the kernel maps;
+//! - each replica's resident memory;
+//! - with replicas, `kill -9` of the agent's replica to a version published
+//!   through another one applied.
 //!
 //! Everything runs as deployed: TLS with client certificates from a
 //! development CA made for the run.
 
 use std::{
     collections::HashSet,
-    process::{Command, Stdio},
     sync::{atomic::Ordering, Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -28,6 +35,7 @@ use c2wall_agent::{
     sync::{ApplyFn, SyncClient, SyncStatus, Synced, SyncedSet},
 };
 use c2wall_common::{MODE_ENFORCE, PROGRAM_NAME};
+use c2wall_e2e::fleet::Coordinators;
 use c2wall_proto::v1::{
     self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient,
 };
@@ -54,6 +62,20 @@ struct Args {
     /// Small run for CI: 100 subscribers, 20 publishes, 20,000 entries.
     #[arg(long)]
     quick: bool,
+    /// The coordinators' store: `sqlite` (one coordinator) or `postgres`
+    /// (`--replicas` of them on one database, SQLite measured first as the
+    /// reference).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    store: String,
+    /// Coordinator replicas with `--store postgres`.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+}
+
+/// What one configuration measured.
+struct Figures {
+    p50: Duration,
+    p99: Duration,
 }
 
 fn entry(i: usize) -> pb::Entry {
@@ -110,7 +132,7 @@ fn make_pki(dir: &std::path::Path) -> Result<()> {
 }
 
 async fn agent(
-    url: &str,
+    urls: &[String],
     dir: &std::path::Path,
     status: Arc<SyncStatus>,
     state_file: std::path::PathBuf,
@@ -141,7 +163,10 @@ async fn agent(
         Arc::new(|_| {}),
     );
     let client = SyncClient {
-        replicas: vec![(url.to_string(), tls(dir, "bench-agent").endpoint(url)?)],
+        replicas: urls
+            .iter()
+            .map(|u| Ok((u.clone(), tls(dir, "bench-agent").endpoint(u)?)))
+            .collect::<Result<_>>()?,
         agent_id: "bench-agent".into(),
         synced,
         report: Arc::new(pb::AgentStatus::default),
@@ -181,48 +206,45 @@ async fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("c2wall-sync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     make_pki(&dir)?;
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let exe = std::env::current_exe()?;
-    let coord_bin = exe.parent().context("exe dir")?.join("c2wall-coordinator");
-    let mut coord = Command::new(&coord_bin)
-        .args([
-            "--listen",
-            &listen.to_string(),
-            "--heartbeat",
-            "5",
-            "--live-buffer",
-            "4096",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            // Bulk fills are the point here, not the change breaker.
-            "--breaker-entries",
-            "100000000",
-            // Publishes back to back are the measurement, not the rate limit.
-            "--publish-rate",
-            "1000000",
-            "--publish-burst",
-            "1000000",
-            "--tls-client-ca",
-        ])
-        .arg(dir.join("pki/ca.crt"))
-        .arg("--tls-cert")
-        .arg(dir.join("pki/coord.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("pki/coord.key"))
-        .arg("--store")
-        .arg(dir.join("c.db"))
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", coord_bin.display()))?;
-    let url = format!("https://{listen}");
-    let result = run(&a, &url, &dir).await;
-    let _ = coord.kill();
-    let _ = coord.wait();
+    let bin = exe.parent().context("exe dir")?.join("c2wall-coordinator");
+    let result = async {
+        let postgres = a.store == "postgres";
+        let reference = if postgres {
+            println!("== reference: one coordinator on SQLite ==");
+            let mut c = Coordinators::start(&bin, &dir, false, 1)?;
+            Some(run(&a, &mut c, &dir, true).await?)
+        } else {
+            None
+        };
+        if postgres {
+            println!("== {} replicas on one PostgreSQL database ==", a.replicas);
+        }
+        let mut c = Coordinators::start(&bin, &dir, postgres, a.replicas)?;
+        let f = run(&a, &mut c, &dir, false).await?;
+        if let Some(r) = reference {
+            println!(
+                "replicas on PostgreSQL / one SQLite coordinator: p50 x{:.2}, p99 x{:.2}",
+                f.p50.as_secs_f64() / r.p50.as_secs_f64(),
+                f.p99.as_secs_f64() / r.p99.as_secs_f64()
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
+async fn run(
+    a: &Args,
+    c: &mut Coordinators,
+    dir: &std::path::Path,
+    latency_only: bool,
+) -> Result<Figures> {
+    let urls = c.urls.clone();
+    let n = urls.len();
+    let url = urls[0].as_str();
     let mut publisher = None;
     for _ in 0..100 {
         if let Ok(c) = tls(dir, "bench").endpoint(url)?.connect().await {
@@ -232,11 +254,29 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut publisher = publisher.context("coordinator did not start")?;
+    // The agent follows the last replica (publishes reach it through the
+    // database), the others after it.
+    let agent_urls: Vec<String> = urls[n - 1..]
+        .iter()
+        .chain(&urls[..n - 1])
+        .cloned()
+        .collect();
+    for u in &urls[1..] {
+        let mut up = false;
+        for _ in 0..100 {
+            if tls(dir, "bench").endpoint(u)?.connect().await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::ensure!(up, "replica {u} did not start");
+    }
 
     // Idle subscribers: 100 streams per connection.
     let mut channels: Vec<Channel> = Vec::new();
-    for _ in 0..a.subscribers.div_ceil(100) {
-        channels.push(tls(dir, "bench").endpoint(url)?.connect().await?);
+    for k in 0..a.subscribers.div_ceil(100) {
+        channels.push(tls(dir, "bench").endpoint(&urls[k % n])?.connect().await?);
     }
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut idle = Vec::new();
@@ -260,7 +300,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         }));
     }
     let status = Arc::new(SyncStatus::default());
-    let task = agent(url, dir, status.clone(), dir.join("agent-set.pb")).await?;
+    let task = agent(&agent_urls, dir, status.clone(), dir.join("agent-set.pb")).await?;
     let v0 = publisher
         .publish(pb::PublishRequest {
             upserts: vec![entry(0)],
@@ -287,8 +327,14 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     }
     lat.sort();
     println!(
-        "publish -> applied in kernel maps, {} single-entry publishes, {} other subscriber streams connected:",
-        a.publishes, a.subscribers
+        "publish -> applied in kernel maps, {} single-entry publishes, {} other subscriber streams connected{}:",
+        a.publishes,
+        a.subscribers,
+        if n > 1 {
+            format!(" over {n} replicas (published through the first, the agent on the last)")
+        } else {
+            String::new()
+        }
     );
     println!(
         "  p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
@@ -296,7 +342,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         ms(pct(&lat, 0.99)),
         ms(*lat.last().unwrap())
     );
-    println!("  (includes the coordinator's durable SQLite commit, the agent's digest check, slot patch and fsynced journal append)");
+    println!("  (includes the coordinator's durable commit, the agent's digest check, slot patch and fsynced journal append)");
     anyhow::ensure!(
         pct(&lat, 0.99) < Duration::from_secs(1),
         "p99 publish -> applied is over 1 s"
@@ -307,12 +353,19 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         a.subscribers * (a.publishes + 1)
     );
     task.abort();
+    let figures = Figures {
+        p50: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+    };
     // The idle subscribers served the latency figure; disconnected now so that
     // decoding their copies of the bulk fill does not compete with the agent.
     for t in idle {
         t.abort();
     }
     drop(channels);
+    if latency_only {
+        return Ok(figures);
+    }
 
     // Snapshot: fill the coordinator, then a fresh agent subscribes from nothing.
     let t = Instant::now();
@@ -334,7 +387,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
     let fill = t.elapsed();
     let status = Arc::new(SyncStatus::default());
     let t = Instant::now();
-    let task = agent(url, dir, status.clone(), dir.join("agent-set-2.pb")).await?;
+    let task = agent(&agent_urls, dir, status.clone(), dir.join("agent-set-2.pb")).await?;
     let setup = t.elapsed();
     let took = wait_applied(&status, latest, Duration::from_secs(600)).await?;
     // Single-entry changes on top of the large list, alternating a new entry
@@ -362,6 +415,36 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         big.push(t.elapsed());
     }
     big.sort();
+    for i in 0..n {
+        if let Some(m) = c.rss_mib(i) {
+            println!("replica {i} resident memory: {m:.0} MiB");
+        }
+    }
+    if n > 1 {
+        // The agent's replica dies; a version published through another one
+        // must reach the kernel maps through the next replica on its list.
+        let t = Instant::now();
+        c.kill(n - 1);
+        let v = publisher
+            .publish(pb::PublishRequest {
+                upserts: vec![entry(a.snapshot_entries + a.big_publishes + 1)],
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .version;
+        let took = wait_applied(&status, v, Duration::from_secs(30)).await?;
+        println!(
+            "kill -9 of the agent's replica -> a version published through another applied: {:.2} s ({} failover, {} snapshot(s) in all)",
+            t.elapsed().as_secs_f64().max(took.as_secs_f64()),
+            status.failovers.load(Ordering::Relaxed),
+            status.snapshots.load(Ordering::Relaxed)
+        );
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(5),
+            "failover took over 5 s"
+        );
+    }
     task.abort();
     println!(
         "snapshot of {} entries, coordinator -> verified -> compiled -> kernel maps -> persisted: {:.2} s",
@@ -388,7 +471,7 @@ async fn run(a: &Args, url: &str, dir: &std::path::Path) -> Result<()> {
         pct(&big, 0.99) < Duration::from_secs(1),
         "p99 publish -> applied is over 1 s"
     );
-    Ok(())
+    Ok(figures)
 }
 
 fn ms(d: Duration) -> f64 {
