@@ -333,3 +333,33 @@ fn a_newer_schema_or_an_unreachable_database_is_refused_naming_it() {
     assert!(e.contains("/gone"), "{e}");
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn the_replica_example_in_deploy_names_its_database() {
+    use c2wall_coordinator::config::{CoordArgs, Settings};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/coordinator-replica.toml");
+    let s = Settings::resolve(&CoordArgs {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.store,
+        Location::Postgres(
+            "postgres://c2wall@db.centre.example:5432/c2wall?connect_timeout=5".into()
+        )
+    );
+    assert!(s.signing_key.is_some());
+    // A flag wins over the file, and `sqlite:` keeps SQLite.
+    let s = Settings::resolve(&CoordArgs {
+        config: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/coordinator-replica.toml"),
+        ),
+        store: Some("sqlite:/tmp/x.db".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(s.store, Location::Sqlite("/tmp/x.db".into()));
+}
