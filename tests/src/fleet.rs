@@ -31,10 +31,21 @@ impl Coordinators {
             procs: Vec::new(),
             _pg: pg,
         };
+        // Every simulated agent connects from 127.0.0.1, where a fleet would
+        // come from as many addresses: the per-peer bounds are lifted (and
+        // 100 streams share a connection, as the bench opens them).
+        let config = dir.join("bench-coordinator.toml");
+        std::fs::write(
+            &config,
+            "[limits]\nmax_connections = 100000\nmax_connections_per_peer = 100000\n\
+             max_streams_per_connection = 100\n",
+        )?;
         for _ in 0..if postgres { replicas.max(1) } else { 1 } {
             let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
             let child = Command::new(bin)
                 .args(["--listen", &listen.to_string(), "--store", &store])
+                .arg("--config")
+                .arg(&config)
                 .args([
                     "--heartbeat",
                     "5",

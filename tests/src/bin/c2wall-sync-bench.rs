@@ -352,6 +352,11 @@ async fn run(
         "  idle subscribers received {idle_msgs} messages (expected >= {})",
         a.subscribers * (a.publishes + 1)
     );
+    // Every idle stream got every version: the fan-out reached them all.
+    anyhow::ensure!(
+        idle_msgs >= (a.subscribers * (a.publishes + 1)) as u64,
+        "idle subscribers received {idle_msgs} messages, fewer than one per version each"
+    );
     task.abort();
     let figures = Figures {
         p50: pct(&lat, 0.5),
