@@ -36,3 +36,29 @@ pub(crate) fn scope_of(key: String) -> c2wall_model::Scope {
         c2wall_model::Scope::Agent(key)
     }
 }
+
+/// The change log from its rows (version, before, after), newest version
+/// first as both stores read them: one list of record changes per version.
+pub(crate) fn change_log(
+    rows: impl IntoIterator<Item = (i64, Option<Vec<u8>>, Option<Vec<u8>>)>,
+) -> Result<super::ChangeLog, CoordError> {
+    let mut out: super::ChangeLog = Vec::new();
+    for (v, before, after) in rows {
+        let before = before.map(|b| decode(&b)).transpose()?;
+        let ch = match after {
+            Some(a) => super::RecordChange::Put {
+                before,
+                after: decode(&a)?,
+            },
+            None => super::RecordChange::Delete {
+                before: before
+                    .ok_or_else(|| CoordError::Corrupt("delete without before".into()))?,
+            },
+        };
+        match out.last_mut() {
+            Some((lv, list)) if *lv == v as u64 => list.push(ch),
+            _ => out.push((v as u64, vec![ch])),
+        }
+    }
+    Ok(out)
+}

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::{insert_audit, notify, PgStore, LOCK_VERSION};
 use crate::error::CoordError;
-use crate::store::codec::{decode, encode, record_key};
+use crate::store::codec::{change_log, decode, encode, record_key};
 use crate::store::{AgentRow, AuditEvent, ChangeLog, Commit, RecordChange, Store, VersionInfo};
 
 fn version_info(r: &postgres::Row) -> VersionInfo {
@@ -349,28 +349,8 @@ impl PgStore {
                 &[&v],
             )
         })?;
-        let mut out: ChangeLog = Vec::new();
-        for r in rows {
-            let v: i64 = r.get(0);
-            let before: Option<Vec<u8>> = r.get(1);
-            let after: Option<Vec<u8>> = r.get(2);
-            let before = before.map(|b| decode(&b)).transpose()?;
-            let ch = match after {
-                Some(a) => RecordChange::Put {
-                    before,
-                    after: decode(&a)?,
-                },
-                None => RecordChange::Delete {
-                    before: before
-                        .ok_or_else(|| CoordError::Corrupt("delete without before".into()))?,
-                },
-            };
-            match out.last_mut() {
-                Some((lv, list)) if *lv == v as u64 => list.push(ch),
-                _ => out.push((v as u64, vec![ch])),
-            }
-        }
-        Ok(Some(out))
+        let rows = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2)));
+        Ok(Some(change_log(rows)?))
     }
 
     fn history_mut(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {

@@ -7,8 +7,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{insert_audit, SqliteStore};
 use crate::error::CoordError;
-use crate::store::codec::{decode, encode, record_key};
-use crate::store::{AgentRow, ChangeLog, Commit, RecordChange, Store, VersionInfo};
+use crate::store::codec::{change_log, decode, encode, record_key};
+use crate::store::{AgentRow, Commit, RecordChange, Store, VersionInfo};
 
 impl Store for SqliteStore {
     fn reader(&self) -> Result<Box<dyn Store>, CoordError> {
@@ -140,26 +140,8 @@ impl Store for SqliteStore {
                 r.get::<_, Option<Vec<u8>>>(2)?,
             ))
         })?;
-        let mut out: ChangeLog = Vec::new();
-        for row in rows {
-            let (v, before, after) = row?;
-            let before = before.map(|b| decode(&b)).transpose()?;
-            let ch = match after {
-                Some(a) => RecordChange::Put {
-                    before,
-                    after: decode(&a)?,
-                },
-                None => RecordChange::Delete {
-                    before: before
-                        .ok_or_else(|| CoordError::Corrupt("delete without before".into()))?,
-                },
-            };
-            match out.last_mut() {
-                Some((lv, list)) if *lv == v as u64 => list.push(ch),
-                _ => out.push((v as u64, vec![ch])),
-            }
-        }
-        Ok(Some(out))
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(change_log(rows)?))
     }
 
     fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
