@@ -1,6 +1,7 @@
 //! Helpers for c2wall's root-only tests: crafted packets, throwaway network
 //! namespaces, processes that are always cleaned up.
 
+pub mod bench_agent;
 pub mod fleet;
 pub mod netns;
 pub mod packet;

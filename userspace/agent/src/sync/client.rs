@@ -147,7 +147,6 @@ impl SyncClient {
         }
         let mut stream = reply.into_inner();
         tracing::info!(%url, version, "subscribed to the coordinator");
-        *self.status.replica_url.lock().expect("lock") = url.clone();
         let mut last_report = std::time::Instant::now();
         loop {
             let Some(first) = stream.message().await? else {

@@ -34,10 +34,9 @@ pub struct SyncStatus {
     /// retries with a full save).
     pub disk_stale: AtomicBool,
     pub persist_failures: AtomicU64,
-    /// Which of the configured coordinator replicas is in use (its index)
-    /// and its URL, and how often the agent moved to another one.
+    /// Which of the configured coordinator replicas is in use (its index),
+    /// and how often the agent moved to another one.
     pub replica: std::sync::atomic::AtomicUsize,
-    pub replica_url: Mutex<String>,
     pub failovers: AtomicU64,
 }
 

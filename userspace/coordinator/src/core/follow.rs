@@ -104,12 +104,12 @@ impl Coordinator {
             inner.store.deltas_after(here)?,
             inner.store.changes_after(here)?,
         );
-        let (Some(deltas), Some(mut changes)) = log else {
+        let (Some(deltas), Some(changes)) = log else {
             self.reload(inner)?;
             return Ok(latest - here);
         };
         // Oldest first, as the deltas are.
-        changes.reverse();
+        let mut changes = changes.into_iter().rev().peekable();
         let infos = inner.store.history(latest + 1, (latest - here) as u32)?;
         let mut n = 0;
         for delta in deltas {
@@ -118,9 +118,9 @@ impl Coordinator {
             if d.version > latest {
                 break;
             }
-            let records = match changes.first() {
-                Some((v, _)) if *v == d.version => changes.remove(0).1,
-                _ => Vec::new(),
+            let records = match changes.next_if(|(v, _)| *v == d.version) {
+                Some((_, records)) => records,
+                None => Vec::new(),
             };
             let info = infos.iter().find(|i| i.version == d.version);
             let applied = {

@@ -20,7 +20,7 @@ pub enum Plan {
 }
 
 /// What the subscriber asked from.
-pub struct From<'a> {
+pub struct Position<'a> {
     pub lineage: &'a [u8],
     pub version: u64,
     pub digest: &'a [u8],
@@ -33,7 +33,7 @@ pub struct From<'a> {
 pub fn plan(
     coord: &Coordinator,
     fanout: &Fanout,
-    from: &From<'_>,
+    from: &Position<'_>,
 ) -> Result<(Plan, u64, broadcast::Receiver<Live>), CoordError> {
     let inner = coord.inner.lock().expect("lock");
     let state = coord.state.read().expect("lock");

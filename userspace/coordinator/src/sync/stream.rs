@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::fanout::Fanout;
 use super::frame;
-use super::plan::{plan, From, Plan};
+use super::plan::{plan, Plan, Position};
 use super::reports::check_agent_id;
 use crate::core::now;
 use crate::service::{blocking, Service};
@@ -29,7 +29,7 @@ pub async fn subscribe(
     let (plan, plan_version, mut live) = {
         let (c, r) = (coord.clone(), r.clone());
         blocking(move || {
-            let from = From {
+            let from = Position {
                 lineage: &r.lineage,
                 version: r.version,
                 digest: &r.digest,

@@ -115,6 +115,11 @@ impl PgStore {
     }
 
     pub(crate) fn unlock_writes_now(&mut self) -> Result<(), CoordError> {
+        // A lost session took its lock with it: connecting again only to
+        // unlock would hold the writer (up to the connect timeout) for nothing.
+        if self.client.borrow().as_ref().is_none_or(|c| c.is_closed()) {
+            return Ok(());
+        }
         self.run(|db| {
             db.execute("SELECT pg_advisory_unlock($1)", &[&super::LOCK_VERSION])
                 .map(|_| ())
