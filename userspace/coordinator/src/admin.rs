@@ -61,8 +61,7 @@ impl Coordinator {
                     .state
                     .read()
                     .expect("lock")
-                    .effective
-                    .keys()
+                    .listed_identities()
                     .filter(|i| i.prefix.contains(&prefix) || prefix.contains(&i.prefix))
                     .take(5)
                     .map(|i| i.to_string())

@@ -133,10 +133,9 @@ impl Coordinator {
             },
         );
         let old: Vec<Record> = state
-            .records()
-            .values()
-            .filter(|r| r.source == source)
-            .cloned()
+            .all()
+            .filter(|r| r.source() == source)
+            .map(|r| r.record())
             .collect();
         let mut out = ImportOutcome {
             refused: refused.len(),
@@ -180,7 +179,7 @@ impl Coordinator {
         if changes.is_empty() {
             return Ok(out);
         }
-        let size = state.effective.len();
+        let size = state.listed();
         if !confirmed && inner.guards.breaks(out.added + out.withdrawn, size) {
             let summary = format!(
                 "import of {source}: +{} -{} entries on a list of {size} ({:.0}%)",
@@ -212,11 +211,11 @@ impl Coordinator {
                 RecordChange::Delete { .. } => None,
             });
             let kept = state
-                .records()
-                .values()
-                .filter(|r| r.source == source && !touched.contains(&r.identity()));
-            for r in puts.chain(kept) {
-                prost::encoding::message::encode(3, &pb::Entry::from(r), &mut request);
+                .all()
+                .filter(|r| r.source() == source && !touched.contains(r.identity()))
+                .map(|r| r.record());
+            for r in puts.cloned().chain(kept) {
+                prost::encoding::message::encode(3, &pb::Entry::from(&r), &mut request);
             }
             for p in inner.store.pending(None)? {
                 let same_source = p.kind == c2wall_model::HeldKind::Import
@@ -259,9 +258,8 @@ impl Coordinator {
         self.state
             .read()
             .expect("lock")
-            .records()
-            .values()
-            .filter(|r| r.source == source)
+            .all()
+            .filter(|r| r.source() == source)
             .count()
     }
 }

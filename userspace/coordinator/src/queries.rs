@@ -23,9 +23,8 @@ impl Coordinator {
         limit: usize,
     ) -> (Vec<Record>, bool, u64) {
         let state = self.state.read().expect("lock");
-        let records = state.records();
-        let start = match (&after, within) {
-            (Some(k), _) => Bound::Excluded(k.clone()),
+        let start = match (after, within) {
+            (Some(k), _) => Bound::Excluded(k),
             (None, Some(w)) => Bound::Included((
                 Identity {
                     prefix: w,
@@ -36,13 +35,12 @@ impl Coordinator {
             (None, None) => Bound::Unbounded,
         };
         let end = within.map(|w| w.last_host());
-        let mut it = records
-            .range((start, Bound::Unbounded))
-            .take_while(|((i, _), _)| end.is_none_or(|e| i.prefix <= e))
-            .filter(|((i, _), _)| within.is_none_or(|w| w.contains(&i.prefix)))
-            .filter(|(_, r)| source.is_empty() || r.source == source)
-            .map(|(_, r)| r);
-        let out: Vec<Record> = it.by_ref().take(limit).cloned().collect();
+        let mut it = state
+            .range(start)
+            .take_while(|r| end.is_none_or(|e| r.identity().prefix <= e))
+            .filter(|r| within.is_none_or(|w| w.contains(&r.identity().prefix)))
+            .filter(|r| source.is_empty() || r.source() == source);
+        let out: Vec<Record> = it.by_ref().take(limit).map(|r| r.record()).collect();
         let more = it.next().is_some();
         (out, more, state.version)
     }
@@ -50,8 +48,8 @@ impl Coordinator {
     /// Every source's record of `ident`, and the effective one.
     pub fn get(&self, ident: &Identity) -> (Vec<Record>, Option<Record>, u64) {
         let state = self.state.read().expect("lock");
-        let records = state.records_of(ident).into_iter().cloned().collect();
-        let effective = state.effective.get(ident).cloned();
+        let records = state.records_of(ident);
+        let effective = state.effective(ident);
         (records, effective, state.version)
     }
 
@@ -63,19 +61,14 @@ impl Coordinator {
         let mut out = Vec::new();
         for len in (0..=host.len()).rev() {
             let p = host.truncate(len);
+            let from = Identity {
+                prefix: p,
+                scope: None,
+            };
             let mut at: Vec<Record> = state
-                .records()
-                .range(
-                    (
-                        Identity {
-                            prefix: p,
-                            scope: None,
-                        },
-                        String::new(),
-                    )..,
-                )
-                .take_while(|((i, _), _)| i.prefix == p)
-                .map(|(_, r)| r.clone())
+                .range(Bound::Included((from, String::new())))
+                .take_while(|r| r.identity().prefix == p)
+                .map(|r| r.record())
                 .collect();
             // At equal length a port-scoped entry is the more specific.
             at.sort_by_key(|r| std::cmp::Reverse(r.entry.scope.is_some()));
@@ -115,17 +108,7 @@ impl Coordinator {
 
     /// Records by (source, category, action).
     pub fn record_counts(&self) -> std::collections::BTreeMap<(String, String, String), usize> {
-        let state = self.state.read().expect("lock");
-        let mut out = std::collections::BTreeMap::new();
-        for r in state.records().values() {
-            *out.entry((
-                r.source.clone(),
-                r.category.clone(),
-                r.entry.action.to_string(),
-            ))
-            .or_insert(0) += 1;
-        }
-        out
+        self.state.read().expect("lock").counts()
     }
 
     /// Connected agents, and per known agent (versions behind, seconds since

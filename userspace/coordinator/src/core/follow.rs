@@ -260,13 +260,13 @@ fn apply_version(
         .map_err(|e| e.to_string())?;
     let mut digest = state.digest;
     for r in &upserts {
-        if let Some(old) = state.effective.get(&r.identity()) {
+        if let Some(old) = state.effective(&r.identity()) {
             digest.remove(&old.entry);
         }
         digest.add(&r.entry);
     }
     for i in &removals {
-        if let Some(old) = state.effective.get(i) {
+        if let Some(old) = state.effective(i) {
             digest.remove(&old.entry);
         }
     }

@@ -52,10 +52,7 @@ impl Coordinator {
             if r.valid_from == 0 {
                 r.valid_from = t;
             }
-            let before = state
-                .records()
-                .get(&(r.identity(), r.source.clone()))
-                .cloned();
+            let before = state.record(&r.identity(), &r.source);
             changes.push(RecordChange::Put { before, after: r });
         }
         for (i, w) in withdrawals.iter().enumerate() {
@@ -63,7 +60,6 @@ impl Coordinator {
                 .records_of(&w.identity)
                 .into_iter()
                 .filter(|r| w.source.as_deref().is_none_or(|s| s == r.source))
-                .cloned()
                 .collect();
             if matching.is_empty() {
                 return Err(CoordError::NotFound(format!(
@@ -90,10 +86,10 @@ impl Coordinator {
         let added = prepared
             .upserts
             .iter()
-            .filter(|r| !state.effective.contains_key(&r.identity()))
+            .filter(|r| !state.is_listed(&r.identity()))
             .count();
         let removed = prepared.removals.len();
-        let size = state.effective.len();
+        let size = state.listed();
         drop(state);
         if !confirmed && inner.guards.breaks(added + removed, size) {
             let summary = format!(
@@ -259,7 +255,7 @@ impl Coordinator {
         }
         let mut changes = Vec::new();
         for (key, want) in target {
-            let have = state.records().get(&key).cloned();
+            let have = state.record(&key.0, &key.1);
             match (have, want) {
                 (Some(h), None) => changes.push(RecordChange::Delete { before: h }),
                 (h, Some(w)) if h.as_ref() != Some(&w) => changes.push(RecordChange::Put {

@@ -134,27 +134,35 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
             .unwrap_or_default();
         m
     });
-    let entries: Vec<pb::Entry> = state.effective.values().map(pb::Entry::from).collect();
-    let mut runs = runs_by_bytes(&entries, FRAME_BYTES - 512);
-    if runs.is_empty() {
-        runs.push(&[]);
+    let chunk = |seq: usize, entries: Vec<pb::Entry>, last: bool| {
+        let c = pb::SnapshotChunk {
+            version: state.version,
+            digest: digest.clone(),
+            seq: seq as u32,
+            last,
+            entries,
+            signature: if last { signature.clone() } else { Vec::new() },
+            lineage: lineage.clone(),
+            moved: if last { moved.clone() } else { None },
+        };
+        frame(SNAPSHOT, &c.encode_to_vec())
+    };
+    // Entries are converted one run at a time: a million-entry set never
+    // exists as wire messages all at once, only as the framed bytes.
+    let budget = FRAME_BYTES - 512;
+    let (mut out, mut run, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for r in state.effective_records() {
+        let e = pb::Entry::from(&r);
+        let n = e.encoded_len();
+        // Key, length varint and the entry itself.
+        let size = n + 1 + prost::length_delimiter_len(n);
+        if !run.is_empty() && bytes + size > budget {
+            out.push(chunk(out.len(), std::mem::take(&mut run), false));
+            bytes = 0;
+        }
+        bytes += size;
+        run.push(e);
     }
-    let n = runs.len();
-    runs.into_iter()
-        .enumerate()
-        .map(|(seq, run)| {
-            let last = seq + 1 == n;
-            let c = pb::SnapshotChunk {
-                version: state.version,
-                digest: digest.clone(),
-                seq: seq as u32,
-                last,
-                entries: run.to_vec(),
-                signature: if last { signature.clone() } else { Vec::new() },
-                lineage: lineage.clone(),
-                moved: if last { moved.clone() } else { None },
-            };
-            frame(SNAPSHOT, &c.encode_to_vec())
-        })
-        .collect()
+    out.push(chunk(out.len(), run, true));
+    out
 }

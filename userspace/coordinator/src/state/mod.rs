@@ -3,13 +3,22 @@
 //! applied, so memory never runs ahead of the disk.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::{ops::Bound, sync::Arc};
 
 use c2wall_model::{effective, Identity, Record, SetDigest};
 use c2wall_proto::v1 as pb;
 
 use crate::store::RecordChange;
 
+mod stored;
+
+pub use stored::RecordRef;
+use stored::{Effective, Names, Stored};
+
+/// A record's key as callers name it (list pages resume after one).
 pub type RecordKey = (Identity, String);
+/// The same key as held: the source shared, not copied per record.
+type Key = (Identity, Arc<str>);
 
 /// A record as the records digest covers it: its wire form, every field.
 fn record_bytes(r: &Record) -> Vec<u8> {
@@ -19,14 +28,17 @@ fn record_bytes(r: &Record) -> Vec<u8> {
 
 #[derive(Default)]
 pub struct State {
-    records: BTreeMap<RecordKey, Record>,
-    /// (valid_until, key) and (valid_from, key) of every record, so the expiry
-    /// worker finds what changes in a second without scanning the records.
-    until: BTreeSet<(i64, RecordKey)>,
-    from: BTreeSet<(i64, RecordKey)>,
+    records: BTreeMap<Key, Stored>,
+    names: Names,
+    /// (valid_until, key) of every record that expires, so the expiry worker
+    /// finds what changes in a second without scanning the records.
+    until: BTreeSet<(i64, Key)>,
+    /// (valid_from, key) of records made to open later than they were made;
+    /// any other record was in force from its publish on.
+    from: BTreeSet<(i64, Key)>,
     /// (promote_at, key) of monitor records scheduled to become drop.
-    promote: BTreeSet<(i64, RecordKey)>,
-    pub effective: BTreeMap<Identity, Record>,
+    promote: BTreeSet<(i64, Key)>,
+    effective: BTreeMap<Identity, Effective>,
     pub digest: SetDigest,
     /// Digest of every stored record with all its fields, whatever its
     /// validity: what the store must hold for this version (checked at start,
@@ -51,52 +63,158 @@ impl State {
             version,
             ..Default::default()
         };
-        for r in records {
-            s.records_digest.add_bytes(&record_bytes(&r));
+        for r in &records {
+            s.records_digest.add_bytes(&record_bytes(r));
             s.put(r);
         }
+        drop(records);
         // The effective set as the version left it: a record still stored
         // past its window is one the expiry worker has not removed yet (it
         // deletes what it expires), so it still counts; its expiry is the
         // worker's next version.
-        let ids: BTreeSet<Identity> = s.records.keys().map(|(i, _)| *i).collect();
+        let mut ids: Vec<Identity> = s.records.keys().map(|(i, _)| *i).collect();
+        ids.dedup();
+        let mut effective = Vec::with_capacity(ids.len());
         for i in ids {
             let listed = s.records_of(&i).into_iter().filter(|r| r.valid_from <= now);
-            if let Some(e) = effective(listed) {
+            if let Some(e) = effective_of_records(listed) {
                 s.digest.add(&e.entry);
-                s.effective.insert(i, e);
+                effective.push((i, s.effective_of_record(&e)));
             }
         }
+        // Built from sorted pairs, the map's nodes are full.
+        s.effective = effective.into_iter().collect();
         s
+    }
+
+    fn key(&self, ident: &Identity, source: &str) -> Option<Key> {
+        self.names.get(source).map(|s| (*ident, s))
+    }
+
+    fn effective_of_record(&mut self, r: &Record) -> Effective {
+        Effective {
+            action: r.entry.action,
+            direction: r.entry.direction,
+            source: self.names.intern(&r.source),
+        }
     }
 
     /// The effective record of `ident` with `overlay` applied on top of the
     /// stored records (None in the overlay = deleted).
-    fn effective_of(
+    fn effective_with(
         &self,
         ident: &Identity,
         overlay: &BTreeMap<RecordKey, Option<Record>>,
         now: i64,
     ) -> Option<Record> {
         let base = self
-            .records
-            .range((*ident, String::new())..)
-            .take_while(|((i, _), _)| i == ident)
-            .filter(|(k, _)| !overlay.contains_key(*k))
-            .map(|(_, r)| r);
+            .records_of(ident)
+            .into_iter()
+            .filter(|r| !overlay.contains_key(&(*ident, r.source.clone())));
         let extra = overlay
             .range((*ident, String::new())..)
             .take_while(|((i, _), _)| i == ident)
-            .filter_map(|(_, r)| r.as_ref());
-        effective(base.chain(extra).filter(|r| r.active_at(now)))
+            .filter_map(|(_, r)| r.clone());
+        effective_of_records(base.chain(extra).filter(|r| r.active_at(now)))
+    }
+
+    /// Borrowed records in key order from `start`.
+    fn refs(&self, start: Bound<Key>) -> impl Iterator<Item = RecordRef<'_>> {
+        self.records
+            .range((start, Bound::Unbounded))
+            .map(|((ident, source), stored)| RecordRef {
+                ident,
+                source,
+                stored,
+            })
+    }
+
+    /// Every stored record, in key order.
+    pub fn all(&self) -> impl Iterator<Item = RecordRef<'_>> {
+        self.refs(Bound::Unbounded)
+    }
+
+    /// Stored records in key order from `start`.
+    pub fn range(&self, start: Bound<RecordKey>) -> impl Iterator<Item = RecordRef<'_>> {
+        let arc = |(i, s): RecordKey| (i, Arc::<str>::from(s));
+        self.refs(match start {
+            Bound::Included(k) => Bound::Included(arc(k)),
+            Bound::Excluded(k) => Bound::Excluded(arc(k)),
+            Bound::Unbounded => Bound::Unbounded,
+        })
     }
 
     /// Records of one identity (any source).
-    pub fn records_of(&self, ident: &Identity) -> Vec<&Record> {
-        self.records
-            .range((*ident, String::new())..)
-            .take_while(|((i, _), _)| i == ident)
-            .map(|(_, r)| r)
+    pub fn records_of(&self, ident: &Identity) -> Vec<Record> {
+        self.refs(Bound::Included((*ident, Arc::from(""))))
+            .take_while(|r| r.ident == ident)
+            .map(|r| r.record())
+            .collect()
+    }
+
+    /// One source's record of `ident`.
+    pub fn record(&self, ident: &Identity, source: &str) -> Option<Record> {
+        let key = self.key(ident, source)?;
+        self.records.get(&key).map(|s| s.record(ident, source))
+    }
+
+    /// Entries agents enforce.
+    pub fn listed(&self) -> usize {
+        self.effective.len()
+    }
+
+    pub fn is_listed(&self, ident: &Identity) -> bool {
+        self.effective.contains_key(ident)
+    }
+
+    /// Identities agents enforce, in order.
+    pub fn listed_identities(&self) -> impl Iterator<Item = &Identity> {
+        self.effective.keys()
+    }
+
+    /// The effective record of `ident`: the record that supplies its action,
+    /// with the union of directions.
+    pub fn effective(&self, ident: &Identity) -> Option<Record> {
+        self.effective.get(ident).map(|e| self.materialise(ident, e))
+    }
+
+    /// Every effective record, in identity order.
+    pub fn effective_records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.effective.iter().map(|(i, e)| self.materialise(i, e))
+    }
+
+    fn materialise(&self, ident: &Identity, e: &Effective) -> Record {
+        let supplier = self.records.get(&(*ident, e.source.clone()));
+        let mut r = match supplier {
+            Some(s) => s.record(ident, &e.source),
+            // Applied records and effective entries move together (records
+            // first), so the supplier is always stored; were it not, the
+            // entry itself is still what agents must enforce.
+            None => Record {
+                entry: e.entry(ident),
+                source: e.source.to_string(),
+                category: String::new(),
+                reference: String::new(),
+                confidence: 0,
+                valid_from: 0,
+                valid_until: None,
+                created_by: String::new(),
+                created_at: 0,
+                promote_at: None,
+            },
+        };
+        r.entry = e.entry(ident);
+        r
+    }
+
+    /// Records by (source, category, action).
+    pub fn counts(&self) -> BTreeMap<(String, String, String), usize> {
+        let mut by: BTreeMap<(&str, &str, c2wall_model::Action), usize> = BTreeMap::new();
+        for r in self.all() {
+            *by.entry((r.source(), r.category(), r.action())).or_insert(0) += 1;
+        }
+        by.into_iter()
+            .map(|((s, c, a), n)| ((s.to_string(), c.to_string(), a.to_string()), n))
             .collect()
     }
 
@@ -136,9 +254,9 @@ impl State {
         let mut digest = self.digest;
         let (mut upserts, mut removals) = (Vec::new(), Vec::new());
         for ident in affected {
-            let old = self.effective.get(&ident);
-            let new = self.effective_of(&ident, &overlay, now);
-            if old.map(|r| r.entry) == new.as_ref().map(|r| r.entry) && old == new.as_ref() {
+            let old = self.effective(&ident);
+            let new = self.effective_with(&ident, &overlay, now);
+            if old == new {
                 continue;
             }
             if let Some(o) = old {
@@ -161,24 +279,23 @@ impl State {
         }
     }
 
-    pub fn records(&self) -> &BTreeMap<RecordKey, Record> {
-        &self.records
-    }
-
-    fn put(&mut self, r: Record) {
-        let key = (r.identity(), r.source.clone());
+    fn put(&mut self, r: &Record) {
+        let key = (r.identity(), self.names.intern(&r.source));
         self.del(&key);
+        let stored = Stored::new(r, &mut self.names);
         if let Some(u) = r.valid_until {
             self.until.insert((u, key.clone()));
         }
-        self.from.insert((r.valid_from, key.clone()));
+        if r.valid_from > r.created_at {
+            self.from.insert((r.valid_from, key.clone()));
+        }
         if let Some(p) = r.promote_at {
             self.promote.insert((p, key.clone()));
         }
-        self.records.insert(key, r);
+        self.records.insert(key, stored);
     }
 
-    fn del(&mut self, key: &RecordKey) {
+    fn del(&mut self, key: &Key) {
         if let Some(old) = self.records.remove(key) {
             if let Some(u) = old.valid_until {
                 self.until.remove(&(u, key.clone()));
@@ -194,9 +311,11 @@ impl State {
     pub fn apply_records(&mut self, changes: &[RecordChange]) {
         for ch in changes {
             match ch {
-                RecordChange::Put { after, .. } => self.put(after.clone()),
+                RecordChange::Put { after, .. } => self.put(after),
                 RecordChange::Delete { before } => {
-                    self.del(&(before.identity(), before.source.clone()))
+                    if let Some(key) = self.key(&before.identity(), &before.source) {
+                        self.del(&key)
+                    }
                 }
             }
         }
@@ -205,7 +324,8 @@ impl State {
     /// The effective part of a prepared change (records applied separately).
     pub fn apply_effective(&mut self, p: &Prepared, version: u64) {
         for r in &p.upserts {
-            self.effective.insert(r.identity(), r.clone());
+            let e = self.effective_of_record(r);
+            self.effective.insert(r.identity(), e);
         }
         for i in &p.removals {
             self.effective.remove(i);
@@ -238,27 +358,31 @@ impl State {
             .until
             .iter()
             .take_while(|(u, _)| *u <= upto)
-            .filter_map(|(_, k)| self.records.get(k).cloned())
+            .filter_map(|(_, k)| self.records.get(k).map(|s| s.record(&k.0, &k.1)))
             .collect();
         let opened = self
             .from
-            .range((after + 1, (min_identity(), String::new()))..)
+            .range((after + 1, (min_identity(), Arc::from("")))..)
             .take_while(|(f, _)| *f <= upto)
             .map(|(_, (i, _))| *i)
             .collect();
         (expired, opened)
     }
-}
 
-impl State {
     /// Monitor records whose promotion time has come.
     pub fn due_promotions(&self, upto: i64) -> Vec<Record> {
         self.promote
             .iter()
             .take_while(|(p, _)| *p <= upto)
-            .filter_map(|(_, k)| self.records.get(k).cloned())
+            .filter_map(|(_, k)| self.records.get(k).map(|s| s.record(&k.0, &k.1)))
             .collect()
     }
+}
+
+/// [`effective`] over owned records.
+fn effective_of_records(records: impl IntoIterator<Item = Record>) -> Option<Record> {
+    let records: Vec<Record> = records.into_iter().collect();
+    effective(&records)
 }
 
 fn min_identity() -> Identity {
