@@ -1,6 +1,7 @@
 //! c2wall coordinator: one versioned blocklist, durable, served to agents.
 
 pub mod admin;
+pub mod alloc;
 pub mod auth;
 pub mod config;
 pub mod core;

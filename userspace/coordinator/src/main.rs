@@ -106,6 +106,7 @@ fn reload_tls(tls: &c2wall_tls::ServerTls, settings: Option<&c2wall_tls::serve::
 const DRAIN: Duration = Duration::from_secs(5);
 
 fn main() -> std::process::ExitCode {
+    c2wall_coordinator::alloc::cap_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
