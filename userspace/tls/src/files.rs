@@ -16,13 +16,13 @@ use crate::TlsError;
 
 /// A PEM file's bytes (what tonic takes) and its certificates (what rustls
 /// takes), read and parsed once.
-struct Certs {
+pub(crate) struct Certs {
     pem: Vec<u8>,
-    ders: Vec<CertificateDer<'static>>,
+    pub(crate) ders: Vec<CertificateDer<'static>>,
 }
 
 /// Reads `path` and checks it holds at least one certificate, none expired.
-fn load_certs(path: &Path) -> Result<Certs, TlsError> {
+pub(crate) fn load_certs(path: &Path) -> Result<Certs, TlsError> {
     let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -66,7 +66,7 @@ pub(crate) fn first_cert(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// A key file's bytes and the key, checked to be there.
-fn load_key(path: &Path) -> Result<(Vec<u8>, PrivateKeyDer<'static>), TlsError> {
+pub(crate) fn load_key(path: &Path) -> Result<(Vec<u8>, PrivateKeyDer<'static>), TlsError> {
     let pem = std::fs::read(path).map_err(|e| TlsError::io(path, e))?;
     let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         TlsError::file(

@@ -9,6 +9,7 @@
 //! crate so that all three check the same things the same way.
 
 pub mod ca;
+pub mod database;
 pub mod error;
 pub mod files;
 pub mod identity;

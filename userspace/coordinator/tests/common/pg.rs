@@ -13,6 +13,8 @@ pub struct TempPg {
     pub dir: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
+    /// The port (also the Unix socket's name): 5432 until [`TempPg::serve_tls`].
+    port: std::sync::atomic::AtomicU16,
 }
 
 /// The newest installed server's binaries (Debian: /usr/lib/postgresql/N/bin).
@@ -42,6 +44,7 @@ impl TempPg {
             dir,
             bin: bin_dir(),
             as_postgres,
+            port: 5432.into(),
         };
         pg.cmd(
             "initdb",
@@ -121,12 +124,21 @@ impl TempPg {
     /// A new database; its URL.
     pub fn database(&self, name: &str) -> String {
         let exe = self.bin.join("createdb");
-        run(Command::new(exe).args(["-h", self.dir.to_str().unwrap(), "-U", "c2wall", name]));
+        let port = self.port().to_string();
+        run(Command::new(exe).args(["-h", self.dir.to_str().unwrap(), "-p", &port, "-U", "c2wall", name]));
         self.url(name)
     }
 
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://c2wall@/{db}?host={}", self.dir.display())
+        format!(
+            "postgres://c2wall@/{db}?host={}&port={}",
+            self.dir.display(),
+            self.port()
+        )
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs SQL with psql; Err(stderr) when it fails.
@@ -135,6 +147,8 @@ impl TempPg {
             .args([
                 "-h",
                 self.dir.to_str().unwrap(),
+                "-p",
+                &self.port().to_string(),
                 "-U",
                 "c2wall",
                 "-d",
@@ -151,6 +165,42 @@ impl TempPg {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).to_string())
         }
+    }
+
+    /// Also serves TLS on 127.0.0.1 (a free port, returned) with `cert` and
+    /// `key`, and refuses every TCP connection that is not TLS; restarts the
+    /// server to take it.
+    pub fn serve_tls(&self, cert: &Path, key: &Path) -> u16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            let dst = self.data().join(to);
+            std::fs::copy(from, &dst).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if self.as_postgres {
+                run(Command::new("chown").args(["postgres:", dst.to_str().unwrap()]));
+            }
+        }
+        let conf = self.data().join("postgresql.auto.conf");
+        let mut c = std::fs::read_to_string(&conf).unwrap();
+        c = c.replace("listen_addresses = ''", "listen_addresses = '127.0.0.1'");
+        c.push_str(&format!(
+            "port = {port}\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+        ));
+        std::fs::write(&conf, c).unwrap();
+        std::fs::write(
+            self.data().join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        self.stop();
+        self.port.store(port, std::sync::atomic::Ordering::Relaxed);
+        self.start_again();
+        port
     }
 
     pub fn socket_dir(&self) -> &Path {

@@ -21,6 +21,7 @@ use crate::error::CoordError;
 
 mod guard;
 mod log;
+pub mod tls;
 mod watch;
 
 pub use watch::{PgLease, PgWatch};
@@ -72,6 +73,8 @@ pub struct PgStore {
     /// again. A cell: the store's read methods take `&self`, and a store
     /// handle is used by one thread at a time (it is Send, not Sync).
     client: RefCell<Option<Client>>,
+    /// TLS to the database (`sslmode` in the URL), None for a plain one.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// `host:port/db`, for messages.
     pub(crate) name: String,
 }
@@ -81,7 +84,9 @@ impl PgStore {
     /// unreachable database is an error naming it and why, within
     /// `connect_timeout`, not a hang.
     pub fn open(url: &str) -> Result<Self, CoordError> {
-        let mut cfg: Config = url
+        let tls = tls::split(url)?;
+        let mut cfg: Config = tls
+            .url
             .parse()
             .map_err(|e: postgres::Error| CoordError::StoreOpen {
                 path: redact(url),
@@ -96,6 +101,7 @@ impl PgStore {
         let name = describe(&cfg);
         let store = PgStore {
             client: RefCell::new(None),
+            tls: tls.connector,
             cfg,
             name,
         };
@@ -112,11 +118,11 @@ impl PgStore {
         let mut c = self.client.borrow_mut();
         if c.as_ref().is_none_or(|c| c.is_closed()) {
             *c = None;
-            *c = Some(
-                self.cfg
-                    .connect(NoTls)
-                    .map_err(|e| unavailable(&self.name, &e))?,
-            );
+            let made = match &self.tls {
+                Some(t) => self.cfg.connect(t.clone()),
+                None => self.cfg.connect(NoTls),
+            };
+            *c = Some(made.map_err(|e| unavailable(&self.name, &e))?);
         }
         Ok(())
     }
@@ -147,6 +153,7 @@ impl PgStore {
         let s = PgStore {
             cfg: self.cfg.clone(),
             client: RefCell::new(None),
+            tls: self.tls.clone(),
             name: self.name.clone(),
         };
         s.connected()?;
