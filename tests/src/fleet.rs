@@ -14,6 +14,9 @@ pub struct Coordinators {
     /// The replicas' URLs, in order.
     pub urls: Vec<String>,
     procs: Vec<Option<Child>>,
+    /// How each replica was started, to start it again.
+    cmds: Vec<Vec<std::ffi::OsString>>,
+    bin: std::path::PathBuf,
     _pg: Option<TempPg>,
 }
 
@@ -29,6 +32,8 @@ impl Coordinators {
         let mut c = Coordinators {
             urls: Vec::new(),
             procs: Vec::new(),
+            cmds: Vec::new(),
+            bin: bin.to_path_buf(),
             _pg: pg,
         };
         // Every simulated agent connects from 127.0.0.1, where a fleet would
@@ -42,31 +47,41 @@ impl Coordinators {
         )?;
         for _ in 0..if postgres { replicas.max(1) } else { 1 } {
             let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-            let child = Command::new(bin)
-                .args(["--listen", &listen.to_string(), "--store", &store])
-                .arg("--config")
-                .arg(&config)
-                .args([
-                    "--heartbeat",
-                    "5",
-                    "--live-buffer",
-                    "4096",
-                    "--metrics-addr",
-                    "127.0.0.1:0",
-                ])
+            let mut args: Vec<std::ffi::OsString> = Vec::new();
+            let mut arg = |a: &dyn AsRef<std::ffi::OsStr>| args.push(a.as_ref().to_owned());
+            for a in [
+                "--listen",
+                &listen.to_string(),
+                "--store",
+                &store,
+                "--heartbeat",
+                "5",
+                "--live-buffer",
+                "4096",
+                "--metrics-addr",
+                "127.0.0.1:0",
                 // Bulk fills are the point here, not the change breaker.
-                .args(["--breaker-entries", "100000000"])
+                "--breaker-entries",
+                "100000000",
                 // Publishes back to back are the measurement, not the rate limit.
-                .args(["--publish-rate", "1000000", "--publish-burst", "1000000"])
-                .arg("--tls-client-ca")
-                .arg(dir.join("pki/ca.crt"))
-                .arg("--tls-cert")
-                .arg(dir.join("pki/coord.crt"))
-                .arg("--tls-key")
-                .arg(dir.join("pki/coord.key"))
-                .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?;
+                "--publish-rate",
+                "1000000",
+                "--publish-burst",
+                "1000000",
+            ] {
+                arg(&a);
+            }
+            for (flag, path) in [
+                ("--config", config.clone()),
+                ("--tls-client-ca", dir.join("pki/ca.crt")),
+                ("--tls-cert", dir.join("pki/coord.crt")),
+                ("--tls-key", dir.join("pki/coord.key")),
+            ] {
+                arg(&flag);
+                arg(&path);
+            }
+            let child = spawn(bin, &args)?;
+            c.cmds.push(args);
             c.procs.push(Some(child));
             c.urls.push(format!("https://{listen}"));
         }
@@ -79,6 +94,23 @@ impl Coordinators {
             let _ = p.kill();
             let _ = p.wait();
         }
+    }
+
+    /// Starts replica `i` again (after [`Coordinators::kill`]) and waits
+    /// until it accepts connections: it has loaded its set by then.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        let child = spawn(&self.bin, &self.cmds[i])?;
+        self.procs[i] = Some(child);
+        let addr = self.urls[i].trim_start_matches("https://").to_string();
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            anyhow::ensure!(
+                t.elapsed() < std::time::Duration::from_secs(600),
+                "replica {i} did not listen on {addr} within 600 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// Resident memory of replica `i`, MiB.
@@ -103,4 +135,12 @@ impl Drop for Coordinators {
             self.kill(i);
         }
     }
+}
+
+fn spawn(bin: &Path, args: &[std::ffi::OsString]) -> Result<Child> {
+    Command::new(bin)
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }

@@ -345,6 +345,22 @@ async fn run(
             t.elapsed() < Duration::from_secs(5),
             "failover took over 5 s"
         );
+        // The killed replica comes back: it reads the whole set from the
+        // database before it listens, its memory then the cold-start figure.
+        let t = Instant::now();
+        c.restart(n - 1)?;
+        println!(
+            "replica {} restarted on the {}-entry set: listening after {:.2} s, resident memory {:.0} MiB",
+            n - 1,
+            a.snapshot_entries,
+            t.elapsed().as_secs_f64(),
+            c.rss_mib(n - 1).unwrap_or(f64::NAN)
+        );
+    }
+    for i in 0..n {
+        if let Some(m) = c.rss_mib(i) {
+            anyhow::ensure!(m <= 1024.0, "replica {i} holds {m:.0} MiB, over 1 GiB");
+        }
     }
     task.abort();
     println!(
