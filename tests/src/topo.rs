@@ -82,9 +82,31 @@ impl Topo {
 
     /// The agent with its state in `state` (e.g. a small filesystem).
     pub fn agent_in(&self, state: &std::path::Path, extra: &[&str]) -> Guarded {
-        let mut c = self
+        let c = self
             .edge
             .command(workspace_bin("c2wall-agent").to_str().unwrap());
+        self.spawn_agent(c, state, extra)
+    }
+
+    /// The agent seeing `hosts` as its /etc/hosts, through a mount namespace
+    /// of its own (nothing else on the machine sees the file): e.g. one name
+    /// for several coordinator replicas, as a DNS name with several
+    /// addresses would be.
+    pub fn agent_with_hosts(&self, hosts: &str, extra: &[&str]) -> Guarded {
+        std::fs::create_dir_all(&self.state).unwrap();
+        let file = self.state.join("hosts");
+        std::fs::write(&file, hosts).unwrap();
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+            .arg(&file)
+            .arg("nsenter")
+            .arg(format!("--net={}", self.edge.path()))
+            .arg(workspace_bin("c2wall-agent"));
+        self.spawn_agent(c, &self.state, extra)
+    }
+
+    fn spawn_agent(&self, mut c: Command, state: &std::path::Path, extra: &[&str]) -> Guarded {
         c.args(["-i", "e0", "-i", "e1", "--metrics-addr", METRICS])
             .arg("--pin-dir")
             .arg(&self.pins.0)
@@ -139,12 +161,18 @@ impl Topo {
 
     /// GET from the agent's HTTP server (inside the edge namespace).
     pub fn http_get(&self, path: &str) -> Option<String> {
-        let path = path.to_string();
+        self.http_get_at(METRICS, path)
+    }
+
+    /// The body of a GET to `addr` (in the edge namespace), None unless 200.
+    pub fn http_get_at(&self, addr: &str, path: &str) -> Option<String> {
+        let (addr, path) = (
+            addr.parse::<std::net::SocketAddr>().unwrap(),
+            path.to_string(),
+        );
         self.edge
             .run(move || {
-                let mut s =
-                    TcpStream::connect_timeout(&METRICS.parse().unwrap(), Duration::from_secs(1))
-                        .ok()?;
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
                 write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
                 let mut out = String::new();
@@ -291,6 +319,9 @@ fn sockaddr(ip: &str, port: u16) -> SocketAddr {
 
 pub const COORDINATOR: &str = "127.0.0.1:50051";
 pub const COORDINATOR_URL: &str = "https://127.0.0.1:50051";
+/// A name the coordinator's certificate carries, for tests that resolve it
+/// to several replicas (see [`Topo::agent_with_hosts`]).
+pub const REPLICAS_NAME: &str = "centre.c2wall.test";
 /// The admin certificate the CLI presents by default (and the audit actor).
 pub const OPERATOR: &str = "test";
 
@@ -333,9 +364,14 @@ impl Topo {
         }
         let req = c2wall_tls::ca::Request {
             identity: c2wall_tls::CertIdentity::new(role, name).unwrap(),
-            dns: vec![],
+            dns: if role == "coordinator" {
+                vec![REPLICAS_NAME.to_string()]
+            } else {
+                vec![]
+            },
+            // 127.0.0.2: a second replica under the same name.
             ips: if role == "coordinator" {
-                vec!["127.0.0.1".parse().unwrap()]
+                vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()]
             } else {
                 vec![]
             },
@@ -457,7 +493,12 @@ impl Topo {
 
     /// The value of one metric line (`name{labels}` exactly as exposed).
     pub fn metric(&self, series: &str) -> Option<f64> {
-        let body = self.http_get("/metrics")?;
+        self.metric_at(METRICS, series)
+    }
+
+    /// The value of one metric line from the metrics endpoint at `addr`.
+    pub fn metric_at(&self, addr: &str, series: &str) -> Option<f64> {
+        let body = self.http_get_at(addr, "/metrics")?;
         body.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }

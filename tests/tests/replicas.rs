@@ -1,13 +1,15 @@
 //! Two coordinator replicas on one real PostgreSQL, a real agent with real
 //! XDP in a namespace following them: the replica it is on is killed, a
 //! listed packet stays dropped throughout, and a publish made through the
-//! other replica is enforced.
+//! other replica is enforced. The same with one name for both replicas
+//! (as a DNS name with several addresses): the agent moves to the address
+//! still answering.
 
 use std::time::{Duration, Instant};
 
 use c2wall_e2e::pg::TempPg;
 use c2wall_e2e::require_root;
-use c2wall_e2e::topo::{json_u64, Topo, CC4, COORDINATOR, SUB4};
+use c2wall_e2e::topo::{json_u64, Topo, CC4, COORDINATOR, REPLICAS_NAME, SUB4};
 
 macro_rules! root {
     ($name:expr) => {
@@ -110,5 +112,105 @@ fn killing_the_agents_replica_keeps_enforcing_and_the_other_replica_takes_over()
     assert!(
         out.contains(&format!("\"replica\":\"{SECOND_URL}\"")),
         "{out}"
+    );
+}
+
+#[test]
+fn one_name_for_two_replicas_the_agent_moves_to_the_address_still_answering() {
+    root!("one_name_for_two_replicas_the_agent_moves_to_the_address_still_answering");
+    let topo = Topo::new("rn");
+    let pg = TempPg::start("e2e-replica-name");
+    let url = pg.database("c2wall_e2e_name");
+    // Both replicas on port 50053, at 127.0.0.1 and 127.0.0.2; the agent
+    // knows only the name, which resolves to both.
+    let metrics = ["127.0.0.1:9483", "127.0.0.1:9484"];
+    let mut replicas = vec![
+        Some(topo.coordinator_at(
+            "127.0.0.1:50053",
+            &["--store", &url, "--metrics-addr", metrics[0]],
+        )),
+        Some(topo.coordinator_at(
+            "127.0.0.2:50053",
+            &["--store", &url, "--metrics-addr", metrics[1]],
+        )),
+    ];
+    let name_url = format!("https://{REPLICAS_NAME}:50053");
+    let args: Vec<String> = topo
+        .sync_args("edge-rn")
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("https://") {
+                name_url.clone()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _agent = topo.agent_with_hosts(
+        &format!("127.0.0.1 {REPLICAS_NAME}\n127.0.0.2 {REPLICAS_NAME}\n"),
+        &refs,
+    );
+    let (s, n) = (&topo.sub, &topo.net);
+    let publish = |via: &str, what: &str| {
+        let (ok, out, err) = topo.cli(&["--coordinator", via, "publish", "--json", what]);
+        assert!(ok, "{err}");
+        json_u64(&out, "version").unwrap()
+    };
+
+    let v1 = publish("https://127.0.0.1:50053", CC4);
+    topo.wait_applied(v1, Duration::from_secs(5));
+    assert_eq!(topo.udp(s, SUB4, n, CC4, 9000, 20), 0, "listed: dropped");
+    // Which address the agent's stream went to.
+    let on = |i: usize| topo.metric_at(metrics[i], "c2wall_connected_agents") == Some(1.0);
+    let t = Instant::now();
+    let first = loop {
+        if let Some(i) = (0..2).find(|&i| on(i)) {
+            break i;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no replica counts the agent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let other = 1 - first;
+
+    let killed = Instant::now();
+    replicas[first] = None; // SIGKILL, reaped
+    while !on(other) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the agent did not reach the other address within 5 s"
+        );
+        assert_eq!(
+            topo.udp(s, SUB4, n, CC4, 9000, 2),
+            0,
+            "dropped after the kill"
+        );
+    }
+    eprintln!(
+        "replica killed -> agent on the other address: {:?}",
+        killed.elapsed()
+    );
+
+    let via = ["https://127.0.0.1:50053", "https://127.0.0.2:50053"][other];
+    let v2 = publish(via, OTHER_CC);
+    assert_eq!(v2, v1 + 1);
+    topo.wait_applied(v2, Duration::from_secs(10));
+    assert_eq!(
+        topo.udp(s, SUB4, n, OTHER_CC, 9000, 20),
+        0,
+        "the new entry is enforced"
+    );
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 20),
+        0,
+        "the old one still is"
+    );
+    assert_eq!(
+        topo.metric("c2wall_sync_messages_total{kind=\"snapshot\"}"),
+        Some(1.0),
+        "resumed by deltas, no second snapshot"
     );
 }

@@ -46,11 +46,21 @@ fn verify_full_reaches_a_tls_only_server_and_a_wrong_ca_name_or_no_tls_is_refuse
     let ca = pki.join(ca::CA_CERT);
     let base = |host: &str| format!("postgres://c2wall@{host}:{port}/c2wall_tls");
 
-    let url = format!("{}?sslmode=verify-full&sslrootcert={}", base("127.0.0.1"), ca.display());
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        base("127.0.0.1"),
+        ca.display()
+    );
     let c = Coordinator::open(Location::Postgres(url).open().unwrap(), 16).unwrap();
     let r = Record::try_from(&common::entry("192.0.2.7")).unwrap();
     let v = match c
-        .publish(vec![r], vec![], &Origin::new("alice", "127.0.0.1:1"), "t", false)
+        .publish(
+            vec![r],
+            vec![],
+            &Origin::new("alice", "127.0.0.1:1"),
+            "t",
+            false,
+        )
         .unwrap()
     {
         Published::Version(v) => v.version,
@@ -58,7 +68,11 @@ fn verify_full_reaches_a_tls_only_server_and_a_wrong_ca_name_or_no_tls_is_refuse
     };
     assert_eq!(v, 1);
     // The server saw the version over TLS (its only way in over TCP).
-    assert_eq!(pg.sql("c2wall_tls", "SELECT max(version) FROM versions").unwrap(), "1");
+    assert_eq!(
+        pg.sql("c2wall_tls", "SELECT max(version) FROM versions")
+            .unwrap(),
+        "1"
+    );
 
     // No TLS: the server's refusal, naming the place.
     let e = open_err(base("127.0.0.1"));

@@ -175,7 +175,9 @@ impl State {
     /// The effective record of `ident`: the record that supplies its action,
     /// with the union of directions.
     pub fn effective(&self, ident: &Identity) -> Option<Record> {
-        self.effective.get(ident).map(|e| self.materialise(ident, e))
+        self.effective
+            .get(ident)
+            .map(|e| self.materialise(ident, e))
     }
 
     /// Every effective record, in identity order.
@@ -211,7 +213,8 @@ impl State {
     pub fn counts(&self) -> BTreeMap<(String, String, String), usize> {
         let mut by: BTreeMap<(&str, &str, c2wall_model::Action), usize> = BTreeMap::new();
         for r in self.all() {
-            *by.entry((r.source(), r.category(), r.action())).or_insert(0) += 1;
+            *by.entry((r.source(), r.category(), r.action()))
+                .or_insert(0) += 1;
         }
         by.into_iter()
             .map(|((s, c, a), n)| ((s.to_string(), c.to_string(), a.to_string()), n))

@@ -125,7 +125,15 @@ impl TempPg {
     pub fn database(&self, name: &str) -> String {
         let exe = self.bin.join("createdb");
         let port = self.port().to_string();
-        run(Command::new(exe).args(["-h", self.dir.to_str().unwrap(), "-p", &port, "-U", "c2wall", name]));
+        run(Command::new(exe).args([
+            "-h",
+            self.dir.to_str().unwrap(),
+            "-p",
+            &port,
+            "-U",
+            "c2wall",
+            name,
+        ]));
         self.url(name)
     }
 

@@ -85,13 +85,13 @@ impl PgStore {
     /// `connect_timeout`, not a hang.
     pub fn open(url: &str) -> Result<Self, CoordError> {
         let tls = tls::split(url)?;
-        let mut cfg: Config = tls
-            .url
-            .parse()
-            .map_err(|e: postgres::Error| CoordError::StoreOpen {
-                path: redact(url),
-                message: e.to_string(),
-            })?;
+        let mut cfg: Config =
+            tls.url
+                .parse()
+                .map_err(|e: postgres::Error| CoordError::StoreOpen {
+                    path: redact(url),
+                    message: e.to_string(),
+                })?;
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(Duration::from_secs(5));
         }

@@ -91,7 +91,12 @@ pub fn split(url: &str) -> Result<DbTls, CoordError> {
     let client = match (&cert, &key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         (None, None) => None,
-        _ => return Err(invalid(url, "give both sslcert and sslkey, or neither".into())),
+        _ => {
+            return Err(invalid(
+                url,
+                "give both sslcert and sslkey, or neither".into(),
+            ))
+        }
     };
     let connector = match mode {
         SslMode::Disable => None,
@@ -125,10 +130,19 @@ mod tests {
     #[test]
     fn tls_parameters_are_taken_out_and_the_rest_handed_on() {
         let t = split("postgres://c2wall@db/c2wall?host=/run/pg&sslmode=disable").unwrap();
-        assert_eq!(t.url, "postgres://c2wall@db/c2wall?host=/run/pg&sslmode=disable");
+        assert_eq!(
+            t.url,
+            "postgres://c2wall@db/c2wall?host=/run/pg&sslmode=disable"
+        );
         assert!(t.connector.is_none());
         let t = split("postgres://c2wall@db/c2wall?sslmode=require").unwrap();
-        assert_eq!((t.mode, t.url.as_str()), (SslMode::Require, "postgres://c2wall@db/c2wall?sslmode=require"));
+        assert_eq!(
+            (t.mode, t.url.as_str()),
+            (
+                SslMode::Require,
+                "postgres://c2wall@db/c2wall?sslmode=require"
+            )
+        );
         assert!(t.connector.is_some());
         let t = split("postgres://c2wall@db/c2wall").unwrap();
         assert_eq!(t.mode, SslMode::Disable);
@@ -143,7 +157,9 @@ mod tests {
         assert!(e("postgres://db/x?sslmode=allow").contains("sslmode=allow"));
         assert!(e("postgres://db/x?sslrootcert=/x").contains("add sslmode=verify-full"));
         assert!(e("postgres://db/x?sslmode=require&sslcert=/x").contains("both sslcert and sslkey"));
-        assert!(e("postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
-            .contains("/nonexistent/ca.pem"));
+        assert!(
+            e("postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+                .contains("/nonexistent/ca.pem")
+        );
     }
 }
