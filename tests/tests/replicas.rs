@@ -124,7 +124,7 @@ fn one_name_for_two_replicas_the_agent_moves_to_the_address_still_answering() {
     // Both replicas on port 50053, at 127.0.0.1 and 127.0.0.2; the agent
     // knows only the name, which resolves to both.
     let metrics = ["127.0.0.1:9483", "127.0.0.1:9484"];
-    let mut replicas = vec![
+    let mut replicas = [
         Some(topo.coordinator_at(
             "127.0.0.1:50053",
             &["--store", &url, "--metrics-addr", metrics[0]],
