@@ -89,6 +89,7 @@ pub async fn agent(
         Arc::new(|_| {}),
     );
     let client = SyncClient {
+        labels: Default::default(),
         replicas: urls
             .iter()
             .map(|u| Ok((u.clone(), tls(dir, "bench-agent").endpoint(u)?)))

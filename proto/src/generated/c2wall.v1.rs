@@ -87,7 +87,7 @@ pub struct SightingsReport {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportSightingsResponse {}
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SubscribeRequest {
     #[prost(string, tag = "1")]
     pub agent_id: ::prost::alloc::string::String,
@@ -104,6 +104,12 @@ pub struct SubscribeRequest {
     /// another lineage answers with a snapshot, never deltas.
     #[prost(bytes = "vec", tag = "5")]
     pub lineage: ::prost::alloc::vec::Vec<u8>,
+    /// The agent's labels (site, region, role...): they pick its rollout stage.
+    #[prost(map = "string, string", tag = "6")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SyncMessage {
@@ -217,7 +223,7 @@ pub struct Heartbeat {
     #[prost(int64, tag = "2")]
     pub server_time: i64,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AgentStatus {
     #[prost(string, tag = "1")]
     pub agent_id: ::prost::alloc::string::String,
@@ -252,9 +258,71 @@ pub struct AgentStatus {
     /// Times the agent moved to another replica since it started.
     #[prost(uint64, tag = "13")]
     pub failovers: u64,
+    /// The agent's labels, as in SubscribeRequest.
+    #[prost(map = "string, string", tag = "14")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RolloutStatusRequest {}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RolloutSignal {
+    /// e.g. "new_entry_drop_rate_per_agent", "distinct_subscribers_per_new_entry",
+    /// "unhealthy_agents".
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    /// The bound it must stay at or below.
+    #[prost(double, tag = "3")]
+    pub bound: f64,
+    #[prost(bool, tag = "4")]
+    pub breached: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RolloutStage {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// Who is in it: "role=canary", "share 0.10" or "everyone else".
+    #[prost(string, tag = "2")]
+    pub selector: ::prost::alloc::string::String,
+    /// The newest version this stage's agents may receive.
+    #[prost(uint64, tag = "3")]
+    pub ceiling: u64,
+    #[prost(uint32, tag = "4")]
+    pub agents: u32,
+    /// Agents of the stage that applied the ceiling with its digest.
+    #[prost(uint32, tag = "5")]
+    pub agents_at_ceiling: u32,
+    #[prost(uint64, tag = "6")]
+    pub soak_seconds: u64,
+    /// Seconds before the newest version this stage holds may move on (0: soaked).
+    #[prost(uint64, tag = "7")]
+    pub soak_left_seconds: u64,
+    /// Over the versions this stage holds that the next does not.
+    #[prost(message, repeated, tag = "8")]
+    pub signals: ::prost::alloc::vec::Vec<RolloutSignal>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RolloutStatusResponse {
+    /// False: no [rollout.stage](rollout.stage), every version goes to everyone at once.
+    #[prost(bool, tag = "1")]
+    pub enabled: bool,
+    #[prost(uint64, tag = "2")]
+    pub latest_version: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub stages: ::prost::alloc::vec::Vec<RolloutStage>,
+    /// Why the rollout froze (empty: it has not).
+    #[prost(string, tag = "4")]
+    pub frozen: ::prost::alloc::string::String,
+    /// The version the breach made to undo the offending one (0: none).
+    #[prost(uint64, tag = "5")]
+    pub rollback_version: u64,
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct LineageRequest {
     /// Hex. Empty: only show the lineage.
@@ -524,6 +592,10 @@ pub struct PublishRequest {
     /// Why: recorded with the version.
     #[prost(string, tag = "3")]
     pub reason: ::prost::alloc::string::String,
+    /// Admin only, audited: this version goes to every rollout stage at once
+    /// (an urgent entry), not stage by stage.
+    #[prost(bool, tag = "4")]
+    pub expedite: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Withdrawal {
@@ -649,7 +721,7 @@ pub struct RollbackRequest {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AgentsRequest {}
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AgentInfo {
     #[prost(message, optional, tag = "1")]
     pub status: ::core::option::Option<AgentStatus>,
@@ -1744,6 +1816,31 @@ pub mod publisher_client {
                 .insert(GrpcMethod::new("c2wall.v1.Publisher", "Lineage"));
             self.inner.unary(req, path, codec).await
         }
+        /// Versions in flight through the rollout stages, and their health signals.
+        pub async fn rollout_status(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RolloutStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RolloutStatusResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/RolloutStatus",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "RolloutStatus"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1859,6 +1956,14 @@ pub mod publisher_server {
             &self,
             request: tonic::Request<super::LineageRequest>,
         ) -> std::result::Result<tonic::Response<super::LineageResponse>, tonic::Status>;
+        /// Versions in flight through the rollout stages, and their health signals.
+        async fn rollout_status(
+            &self,
+            request: tonic::Request<super::RolloutStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RolloutStatusResponse>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct PublisherServer<T> {
@@ -2705,6 +2810,51 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = LineageSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/RolloutStatus" => {
+                    #[allow(non_camel_case_types)]
+                    struct RolloutStatusSvc<T: Publisher>(pub Arc<T>);
+                    impl<
+                        T: Publisher,
+                    > tonic::server::UnaryService<super::RolloutStatusRequest>
+                    for RolloutStatusSvc<T> {
+                        type Response = super::RolloutStatusResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RolloutStatusRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::rollout_status(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RolloutStatusSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -122,6 +122,12 @@ pub struct RunArgs {
     /// else the host name].
     #[arg(long, value_name = "NAME")]
     pub agent_id: Option<String>,
+    /// A label for staged rollouts (repeatable): `--label role=canary
+    /// --label site=tokyo-1`. The coordinator's `[[rollout.stage]]`
+    /// selectors pick stages by them; they add to (and for the same key
+    /// replace) `labels` in the config file.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label_arg)]
+    pub labels: Vec<(String, String)>,
     /// Drop events sampled per CPU per second for sightings (0: none)
     /// [default: 100]. Events over the budget are counted, not sent.
     #[arg(long, value_name = "EVENTS")]
@@ -189,6 +195,9 @@ struct FileConfig {
     /// One URL, several separated by commas, or an array.
     coordinator: Option<c2wall_model::wire::Urls>,
     agent_id: Option<String>,
+    /// `labels = { site = "tokyo-1", role = "canary" }`
+    #[serde(default)]
+    labels: c2wall_model::Labels,
     sample_budget: Option<u32>,
     sightings_clear: Option<bool>,
     sightings_retention: Option<u64>,
@@ -243,6 +252,8 @@ pub struct Settings {
     /// The coordinator's replicas, in the order they are tried (empty: none).
     pub coordinators: Vec<String>,
     pub agent_id: String,
+    /// Sent with each subscription and report (rollout stages).
+    pub labels: c2wall_model::Labels,
     pub sample_budget: u32,
     pub sightings_clear: bool,
     /// Seconds.
@@ -311,6 +322,15 @@ impl Settings {
                     .clone()
                     .map(|u| u.into_list())
                     .unwrap_or_default(),
+            },
+            labels: {
+                for (k, v) in &file.labels {
+                    c2wall_model::labels::check_label(k, v)
+                        .map_err(|e| AgentError::Setting(format!("labels: {e}")))?;
+                }
+                let mut l = file.labels.clone();
+                l.extend(args.labels.iter().cloned());
+                l
             },
             agent_id: {
                 let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
@@ -515,4 +535,8 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+fn parse_label_arg(s: &str) -> Result<(String, String), String> {
+    c2wall_model::labels::parse_label(s).map_err(|e| e.to_string())
 }

@@ -341,6 +341,7 @@ async fn serve(
         let client = SyncClient {
             replicas: urls.into_iter().zip(endpoints).collect(),
             agent_id: s.settings.agent_id.clone(),
+            labels: s.settings.labels.clone(),
             synced: handle.clone(),
             report,
             status: s.sync.clone(),

@@ -158,6 +158,7 @@ impl Shared {
                 (unix_now() - contact).max(0) as u64
             },
             sync_error: self.sync.last_error.lock().expect("lock").clone(),
+            labels: self.settings.labels.clone().into_iter().collect(),
             // The set's owner stamps what it enforces (Synced::stamp).
             ..Default::default()
         }

@@ -17,6 +17,8 @@ pub enum ModelError {
     BadAction(String),
     #[error("`{0}` is not a direction (to, from or both)")]
     BadDirection(String),
+    #[error("label {0}")]
+    BadLabel(String),
 }
 
 /// A wire message or API field refused: the path of the field (with its

@@ -5,6 +5,7 @@
 
 mod entry;
 mod error;
+pub mod labels;
 pub mod limits;
 pub mod matcher;
 mod mode;
@@ -15,6 +16,7 @@ pub mod wire;
 
 pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol};
 pub use error::ModelError;
+pub use labels::{Labels, Selector};
 pub use mode::{HeldKind, HeldState, Mode, Modes, Scope};
 pub use prefix::{Family, Prefix};
 pub use record::{effective, effective_set, Record, SetDigest};

@@ -29,6 +29,8 @@ pub struct SyncClient {
     /// drops the stream hands over to the next.
     pub replicas: Vec<(String, Endpoint)>,
     pub agent_id: String,
+    /// Sent with each subscription: they pick the agent's rollout stage.
+    pub labels: c2wall_model::Labels,
     pub synced: SyncedHandle,
     pub report: StatusFn,
     pub status: Arc<SyncStatus>,
@@ -135,6 +137,7 @@ impl SyncClient {
                 digest,
                 snapshot: *want_snapshot,
                 lineage,
+                labels: self.labels.clone().into_iter().collect(),
             })
             .await?;
         if let Some(v) = reply

@@ -69,7 +69,7 @@ pub fn needed(method: &str) -> Role {
     match method {
         "Subscribe" | "ReportStatus" | "ReportSightings" => Role::Agent,
         "List" | "Get" | "Explain" | "History" | "Agents" | "Feeds" | "Sightings" | "Protected"
-        | "Pending" | "Audit" => Role::Reader,
+        | "Pending" | "Audit" | "RolloutStatus" => Role::Reader,
         "Publish" | "Import" => Role::Publisher,
         _ => Role::Admin,
     }
@@ -98,6 +98,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Publisher", "SetMode"),
     ("Publisher", "Object"),
     ("Publisher", "Lineage"),
+    ("Publisher", "RolloutStatus"),
 ];
 
 pub fn token_hash(token: &str) -> String {
