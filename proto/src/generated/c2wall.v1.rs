@@ -269,6 +269,12 @@ pub struct AgentStatus {
 pub struct ReportStatusResponse {}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RolloutStatusRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RolloutResumeRequest {
+    /// Why: recorded in the audit log.
+    #[prost(string, tag = "1")]
+    pub reason: ::prost::alloc::string::String,
+}
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RolloutSignal {
     /// e.g. "new_entry_drop_rate_per_agent", "distinct_subscribers_per_new_entry",
@@ -1841,6 +1847,32 @@ pub mod publisher_client {
                 .insert(GrpcMethod::new("c2wall.v1.Publisher", "RolloutStatus"));
             self.inner.unary(req, path, codec).await
         }
+        /// Clears a freeze after a breach (admin, audited): versions flow through
+        /// the stages again.
+        pub async fn rollout_resume(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RolloutResumeRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RolloutStatusResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/c2wall.v1.Publisher/RolloutResume",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("c2wall.v1.Publisher", "RolloutResume"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1960,6 +1992,15 @@ pub mod publisher_server {
         async fn rollout_status(
             &self,
             request: tonic::Request<super::RolloutStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RolloutStatusResponse>,
+            tonic::Status,
+        >;
+        /// Clears a freeze after a breach (admin, audited): versions flow through
+        /// the stages again.
+        async fn rollout_resume(
+            &self,
+            request: tonic::Request<super::RolloutResumeRequest>,
         ) -> std::result::Result<
             tonic::Response<super::RolloutStatusResponse>,
             tonic::Status,
@@ -2855,6 +2896,51 @@ pub mod publisher_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = RolloutStatusSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/c2wall.v1.Publisher/RolloutResume" => {
+                    #[allow(non_camel_case_types)]
+                    struct RolloutResumeSvc<T: Publisher>(pub Arc<T>);
+                    impl<
+                        T: Publisher,
+                    > tonic::server::UnaryService<super::RolloutResumeRequest>
+                    for RolloutResumeSvc<T> {
+                        type Response = super::RolloutStatusResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RolloutResumeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Publisher>::rollout_resume(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RolloutResumeSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -151,6 +151,9 @@ struct File {
     /// `[limits]`: resource bounds.
     #[serde(default)]
     limits: crate::limits::Limits,
+    /// `[[rollout.stage]]` and `[rollout.bounds]`: staged rollout.
+    #[serde(default)]
+    rollout: crate::rollout::policy::RolloutConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +183,8 @@ pub struct Settings {
     pub limits: crate::limits::Limits,
     /// `--recover-store REASON`.
     pub recover_store: Option<String>,
+    /// The staged rollout (None: every version to everyone at once).
+    pub rollout: Option<crate::rollout::policy::Policy>,
 }
 
 impl Settings {
@@ -238,6 +243,16 @@ impl Settings {
                 ..f.limits.clone()
             },
             recover_store: a.recover_store.clone(),
+            rollout: crate::rollout::policy::Policy::from_config(&f.rollout).map_err(|e| {
+                CoordError::Config {
+                    path: a
+                        .config
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    message: e.to_string(),
+                }
+            })?,
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),

@@ -31,6 +31,9 @@ pub enum CoordError {
     Damaged(String),
     #[error("config file {path}: {message}")]
     Config { path: String, message: String },
+    /// A setting refused, naming it (e.g. `rollout.stage[0] (canary): ...`).
+    #[error("{0}")]
+    Setting(String),
 }
 
 impl From<CoordError> for tonic::Status {

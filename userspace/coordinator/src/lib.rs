@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod origin;
 mod queries;
+pub mod rollout;
 mod schedule;
 pub mod service;
 pub mod sightings;

@@ -243,6 +243,8 @@ fn run(args: CoordArgs) -> Result<()> {
     svc.metrics = Some(metrics.clone());
     svc.heartbeat = Duration::from_secs(s.heartbeat);
     svc.limits = s.limits.clone();
+    let rollout = c2wall_coordinator::rollout::Rollout::new(s.rollout.clone());
+    svc.rollout = rollout.clone();
     svc.publishers = Arc::new(
         s.publishers
             .iter()
@@ -302,39 +304,44 @@ fn run(args: CoordArgs) -> Result<()> {
         // Expiry and compaction run beside the server.
         let c = coord.clone();
         let m = metrics.clone();
+        let ro = rollout.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;
                 n += 1;
-                let (c, m) = (c.clone(), m.clone());
+                let (c, m, ro) = (c.clone(), m.clone(), ro.clone());
                 let retention = s.retention;
                 let r = tokio::task::spawn_blocking(move || {
                     // With replicas, one replica does this work (the lease
                     // holder); the others learn its versions from the store.
                     let leads = c.leads();
                     m.leads.set(leads as i64);
-                    if !leads {
-                        return Ok(());
+                    if leads {
+                        if let Some(v) = c.promote_due()? {
+                            tracing::info!(
+                                version = v.version,
+                                promoted = v.upserts,
+                                "monitor entries promoted to drop"
+                            );
+                        }
+                        if let Some(v) = c.tick()? {
+                            tracing::info!(
+                                version = v.version,
+                                removed = v.removals,
+                                added = v.upserts,
+                                "validity windows applied"
+                            );
+                        }
+                        if n.is_multiple_of(60) {
+                            c.compact(retention)?;
+                        }
                     }
-                    if let Some(v) = c.promote_due()? {
-                        tracing::info!(
-                            version = v.version,
-                            promoted = v.upserts,
-                            "monitor entries promoted to drop"
-                        );
-                    }
-                    if let Some(v) = c.tick()? {
-                        tracing::info!(
-                            version = v.version,
-                            removed = v.removals,
-                            added = v.upserts,
-                            "validity windows applied"
-                        );
-                    }
-                    if n.is_multiple_of(60) {
-                        c.compact(retention)?;
+                    // Every replica: the leader moves the stages, the others
+                    // take the ceilings it stored.
+                    if let Err(e) = ro.tick(&c) {
+                        tracing::error!(error = %e, "rollout");
                     }
                     Ok::<_, c2wall_coordinator::CoordError>(())
                 })

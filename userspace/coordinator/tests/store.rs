@@ -316,7 +316,7 @@ fn a_newer_schema_or_an_unreachable_database_is_refused_naming_it() {
         .expect("refused")
         .to_string();
     assert!(
-        e.contains("version 99") && e.contains("this binary's 1"),
+        e.contains("version 99") && e.contains("this binary's 2"),
         "{e}"
     );
     // Nothing listens there: an error naming the place, within seconds.

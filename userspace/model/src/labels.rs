@@ -16,7 +16,10 @@ fn valid_key(k: &str) -> bool {
 }
 
 fn valid_value(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic() && b != b',' && b != b'=')
+    !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b',' && b != b'=')
 }
 
 /// Checks one label.

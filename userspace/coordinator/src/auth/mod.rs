@@ -99,6 +99,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Publisher", "Object"),
     ("Publisher", "Lineage"),
     ("Publisher", "RolloutStatus"),
+    ("Publisher", "RolloutResume"),
 ];
 
 pub fn token_hash(token: &str) -> String {

@@ -103,6 +103,7 @@ impl Coordinator {
                 kind: c2wall_model::HeldKind::Publish,
                 // What confirming re-publishes: the batch as prepared.
                 request: pb::PublishRequest {
+                    expedite: false,
                     upserts: prepared
                         .changes
                         .iter()
@@ -273,6 +274,70 @@ impl Coordinator {
             format!("rollback to version {version}: {reason}")
         };
         self.commit(&mut inner, p, origin, "rollback", &reason, t)
+    }
+
+    /// Undoes one version's own changes as a new version, leaving later
+    /// versions' changes alone: a record that version put goes back to what
+    /// it was before (unless a later version changed it again), a record it
+    /// deleted comes back (unless one was put since). None when nothing is
+    /// left to undo.
+    pub fn revert(
+        &self,
+        version: u64,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<Option<VersionInfo>, CoordError> {
+        let t = now();
+        let mut inner = self.writer()?;
+        let state = self.state.read().expect("lock");
+        let log = inner
+            .store
+            .changes_after(version.saturating_sub(1))?
+            .ok_or_else(|| {
+                CoordError::Precondition(format!(
+                    "version {version} is older than the kept log (compacted)"
+                ))
+            })?;
+        let mut changes = Vec::new();
+        for ch in log
+            .iter()
+            .filter(|(v, _)| *v == version)
+            .flat_map(|(_, c)| c)
+        {
+            match ch {
+                RecordChange::Put { before, after } => {
+                    let have = state.record(&after.identity(), &after.source);
+                    if have.as_ref() != Some(after) {
+                        continue;
+                    }
+                    changes.push(match before {
+                        Some(b) => RecordChange::Put {
+                            before: have,
+                            after: b.clone(),
+                        },
+                        None => RecordChange::Delete {
+                            before: after.clone(),
+                        },
+                    });
+                }
+                RecordChange::Delete { before } => {
+                    if state.record(&before.identity(), &before.source).is_none() {
+                        changes.push(RecordChange::Put {
+                            before: None,
+                            after: before.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let p = state.prepare(changes, [], t);
+        drop(state);
+        let reason = format!("revert version {version}: {reason}");
+        self.commit(&mut inner, p, origin, "rollback", &reason, t)
+            .map(Some)
     }
 
     /// Keeps the log of the last `keep` versions.

@@ -39,6 +39,9 @@ pub struct Service {
     /// Publishers limited to some sources, by identity name.
     pub publishers: Arc<std::collections::HashMap<String, Vec<String>>>,
     pub limits: crate::limits::Limits,
+    /// Stage ceilings for streams; releases for expedited publishes and
+    /// rollbacks.
+    pub rollout: Arc<crate::rollout::Rollout>,
 }
 
 impl Service {
@@ -52,6 +55,7 @@ impl Service {
             metrics: None,
             publishers: Arc::default(),
             limits: Default::default(),
+            rollout: crate::rollout::Rollout::disabled(),
         }
     }
 }
@@ -429,6 +433,33 @@ impl Publisher for Service {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let r = self.do_rollback(req).await;
         self.counted(r)
+    }
+
+    async fn rollout_status(
+        &self,
+        _req: Request<pb::RolloutStatusRequest>,
+    ) -> Result<Response<pb::RolloutStatusResponse>, Status> {
+        let (coord, rollout) = (self.coord.clone(), self.rollout.clone());
+        Ok(Response::new(
+            blocking(move || rollout.status(&coord)).await?,
+        ))
+    }
+
+    async fn rollout_resume(
+        &self,
+        req: Request<pb::RolloutResumeRequest>,
+    ) -> Result<Response<pb::RolloutStatusResponse>, Status> {
+        let origin = origin(&req);
+        check_reason("reason", &req.get_ref().reason)?;
+        let reason = req.into_inner().reason;
+        let (coord, rollout) = (self.coord.clone(), self.rollout.clone());
+        Ok(Response::new(
+            blocking(move || {
+                rollout.resume(&coord, &origin, &reason)?;
+                rollout.status(&coord)
+            })
+            .await?,
+        ))
     }
 }
 

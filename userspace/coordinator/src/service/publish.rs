@@ -2,6 +2,7 @@
 //! trait methods in mod.rs, and list paging tokens.
 
 use super::*;
+use crate::CoordError;
 
 /// Publish-like calls, counted by the trait methods above.
 impl Service {
@@ -11,6 +12,17 @@ impl Service {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let origin = origin(&req);
         check_reason("reason", &req.get_ref().reason)?;
+        if req.get_ref().expedite {
+            let role = req
+                .metadata()
+                .get(ROLE_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if role.is_some_and(|r| r != "admin") {
+                return Err(Status::permission_denied(
+                    "--expedite sends a version past the rollout stages: admin only",
+                ));
+            }
+        }
         let upserts = records_from_wire(&req.get_ref().upserts, "upserts")?;
         check_sources(
             &self.publishers,
@@ -49,10 +61,16 @@ impl Service {
             ));
         }
         let (n_up, n_wd) = (upserts.len() as u32, withdrawals.len() as u32);
-        let coord = self.coord.clone();
-        let reason = r.reason;
-        let p =
-            blocking(move || coord.publish(upserts, withdrawals, &origin, &reason, false)).await?;
+        let (coord, rollout) = (self.coord.clone(), self.rollout.clone());
+        let (reason, expedite) = (r.reason, r.expedite);
+        let p = blocking(move || {
+            let p = coord.publish(upserts, withdrawals, &origin, &reason, false)?;
+            if let (Published::Version(v), true) = (&p, expedite) {
+                rollout.release(&coord, v.version, &origin, &format!("expedite: {reason}"))?;
+            }
+            Ok::<_, CoordError>(p)
+        })
+        .await?;
         Ok(Response::new(match p {
             Published::Version(v) => pb::PublishResponse {
                 version: v.version,
@@ -228,8 +246,14 @@ impl Service {
         let origin = origin(&req);
         let r = req.into_inner();
         check_reason("reason", &r.reason)?;
-        let coord = self.coord.clone();
-        let v = blocking(move || coord.rollback(r.version, &origin, &r.reason)).await?;
+        let (coord, rollout) = (self.coord.clone(), self.rollout.clone());
+        // A rollback is never staged: it goes to every stage at once.
+        let v = blocking(move || {
+            let v = coord.rollback(r.version, &origin, &r.reason)?;
+            rollout.release(&coord, v.version, &origin, "rollback")?;
+            Ok::<_, CoordError>(v)
+        })
+        .await?;
         Ok(Response::new(pb::PublishResponse {
             version: v.version,
             digest: v.digest,

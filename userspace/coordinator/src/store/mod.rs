@@ -150,6 +150,10 @@ pub trait GuardStore {
     ) -> Result<(), CoordError>;
     /// Kill-switch overrides in force.
     fn modes(&self) -> Result<Modes, CoordError>;
+    /// The staged rollout's state (JSON, see `crate::rollout::RolloutState`).
+    fn rollout(&self) -> Result<Option<String>, CoordError>;
+    /// Replaces it, with an audit record when a person or a breach moved it.
+    fn set_rollout(&mut self, state: &str, audit: Option<&AuditEvent>) -> Result<(), CoordError>;
     /// Sets (`Some`) or clears an override, audited.
     fn set_mode(
         &mut self,

@@ -1,7 +1,9 @@
 //! The subscribe loop: one agent's stream. A control frame with the kill
 //! switch first, then the plan (snapshot or missed deltas), then live
 //! deltas, kill-switch changes and heartbeats until the agent goes or falls
-//! too far behind.
+//! too far behind. With a staged rollout the agent's stage (from its
+//! labels) caps the versions it is sent; when the cap rises, what it missed
+//! comes as one net delta.
 
 use std::sync::Arc;
 
@@ -15,8 +17,26 @@ use super::fanout::Fanout;
 use super::frame;
 use super::plan::{plan, Plan, Position};
 use super::reports::check_agent_id;
-use crate::core::now;
+use super::squash::catch_up_frames;
+use crate::core::{now, Coordinator};
+use crate::error::CoordError;
+use crate::rollout::Rollout;
 use crate::service::{blocking, Service};
+
+/// The net delta from `from` to `to`, read from the store.
+async fn catch_up(coord: &Arc<Coordinator>, from: u64, to: u64) -> Result<Vec<Bytes>, Status> {
+    let c = coord.clone();
+    blocking(move || {
+        let encoded = c.reader.lock().expect("lock").deltas_after(from)?;
+        let encoded = encoded.ok_or_else(|| {
+            CoordError::Precondition(format!(
+                "version {from} is older than the kept log; resubscribe for a snapshot"
+            ))
+        })?;
+        catch_up_frames(&encoded, from, to, true)
+    })
+    .await
+}
 
 pub async fn subscribe(
     svc: &Service,
@@ -25,6 +45,16 @@ pub async fn subscribe(
 ) -> Result<Response<ReceiverStream<Result<Bytes, Status>>>, Status> {
     check_agent_id(&req, &req.get_ref().agent_id)?;
     let r = req.into_inner();
+    let mut labels = c2wall_model::Labels::new();
+    for (k, v) in &r.labels {
+        c2wall_model::labels::check_label(k, v)
+            .map_err(|e| Status::invalid_argument(format!("labels: {e}")))?;
+        labels.insert(k.clone(), v.clone());
+    }
+    let stage = svc.rollout.stage_of(&r.agent_id, &labels);
+    let mut ceilings = svc.rollout.watch();
+    let cap = move |c: &[u64]| Rollout::cap(c, stage);
+    let first_cap = cap(&ceilings.borrow_and_update());
     let coord = svc.coord.clone();
     let (plan, plan_version, mut live) = {
         let (c, r) = (coord.clone(), r.clone());
@@ -35,7 +65,7 @@ pub async fn subscribe(
                 digest: &r.digest,
                 force_snapshot: r.snapshot,
             };
-            plan(&c, &fanout, &from)
+            plan(&c, &fanout, &from, first_cap, stage.is_some())
         })
         .await?
     };
@@ -72,9 +102,25 @@ pub async fn subscribe(
             tokio::select! {
                 d = live.recv() => match d {
                     Ok((version, frames)) if version > last => {
+                        let held = cap(&ceilings.borrow());
+                        if version > held {
+                            continue;
+                        }
+                        let frames = if version == last + 1 {
+                            frames.as_ref().clone()
+                        } else {
+                            // Versions held back before are released now.
+                            match catch_up(&coord, last, version).await {
+                                Ok(f) => f,
+                                Err(e) => {
+                                    let _ = send(Err(e)).await;
+                                    return;
+                                }
+                            }
+                        };
                         last = version;
-                        for f in frames.iter() {
-                            if !send(Ok(f.clone())).await {
+                        for f in frames {
+                            if !send(Ok(f)).await {
                                 return;
                             }
                         }
@@ -88,6 +134,28 @@ pub async fn subscribe(
                     }
                     Err(RecvError::Closed) => return,
                 },
+                changed = ceilings.changed(), if stage.is_some() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let to = cap(&ceilings.borrow_and_update()).min(coord.latest_version());
+                    if to > last {
+                        match catch_up(&coord, last, to).await {
+                            Ok(frames) => {
+                                last = to;
+                                for f in frames {
+                                    if !send(Ok(f)).await {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let _ = send(Err(e)).await;
+                                return;
+                            }
+                        }
+                    }
+                }
                 changed = modes.changed() => {
                     if changed.is_err() {
                         return;
@@ -101,7 +169,9 @@ pub async fn subscribe(
                     }
                 }
                 _ = tick.tick() => {
-                    if !send(Ok(frame::heartbeat(coord.latest_version(), now()))).await {
+                    // The latest this agent may have: a held agent is not behind.
+                    let latest = coord.latest_version().min(cap(&ceilings.borrow()));
+                    if !send(Ok(frame::heartbeat(latest, now()))).await {
                         return;
                     }
                 }

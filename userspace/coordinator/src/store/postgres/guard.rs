@@ -189,4 +189,25 @@ impl GuardStore for PgStore {
             tx.commit()
         })
     }
+
+    fn rollout(&self) -> Result<Option<String>, CoordError> {
+        let row = self.run(|db| db.query_opt("SELECT state FROM rollout WHERE id = 1", &[]))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn set_rollout(&mut self, state: &str, audit: Option<&AuditEvent>) -> Result<(), CoordError> {
+        self.run(|db| {
+            let mut tx = db.transaction()?;
+            tx.execute(
+                "INSERT INTO rollout (id, state) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+                &[&state],
+            )?;
+            if let Some(a) = audit {
+                insert_audit(&mut tx, a)?;
+            }
+            notify(&mut tx, "rollout")?;
+            tx.commit()
+        })
+    }
 }

@@ -196,6 +196,27 @@ impl GuardStore for SqliteStore {
         let key = scope_key(scope);
         self.set_pair(MODES, key, mode.map(Mode::as_str), audit)
     }
+
+    fn rollout(&self) -> Result<Option<String>, CoordError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .db
+            .query_row("SELECT state FROM rollout WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_rollout(&mut self, state: &str, audit: Option<&AuditEvent>) -> Result<(), CoordError> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO rollout (id, state) VALUES (1, ?1)",
+            params![state],
+        )?;
+        if let Some(a) = audit {
+            insert_audit(&tx, a)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 /// A stored enum column, refused as a conversion failure when unknown.

@@ -100,6 +100,10 @@ CREATE TABLE IF NOT EXISTS lineage (
     lineage BLOB NOT NULL,         -- random, made with the store
     moved BLOB                     -- c2wall.v1.LineageMove or NULL
 );
+CREATE TABLE IF NOT EXISTS rollout (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state TEXT NOT NULL            -- JSON: stage ceilings, soaks, a freeze
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL

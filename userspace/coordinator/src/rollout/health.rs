@@ -1,0 +1,189 @@
+//! A stage's health signals, from what its agents report: their status
+//! (applied version and digest, errors, last report) and their sightings of
+//! the entries new in the versions the stage holds beyond the next stage.
+
+use std::collections::{HashMap, HashSet};
+
+use c2wall_model::{wire::identity_from_wire, Identity, Labels};
+use c2wall_proto::v1 as pb;
+use prost::Message;
+
+use super::policy::Policy;
+use super::stages::Health;
+
+/// One agent as its last report shows it.
+pub struct Agent {
+    pub id: String,
+    pub status: pb::AgentStatus,
+    pub last_seen: i64,
+    pub stage: usize,
+}
+
+impl Agent {
+    pub fn decode(
+        policy: &Policy,
+        row: &crate::store::AgentRow,
+    ) -> Result<Agent, crate::CoordError> {
+        let status = pb::AgentStatus::decode(row.status.as_slice())
+            .map_err(|e| crate::CoordError::Corrupt(format!("agent status: {e}")))?;
+        let labels: Labels = status
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Agent {
+            stage: policy.stage_of(&row.agent_id, &labels),
+            id: row.agent_id.clone(),
+            status,
+            last_seen: row.last_seen,
+        })
+    }
+}
+
+/// What a stage is measured on: the entries new in its versions in flight
+/// (identity to the version that brought it), and sightings since the
+/// oldest of those versions reached it.
+pub struct InFlight<'a> {
+    pub new_entries: &'a HashMap<Identity, u64>,
+    pub sightings: &'a [(String, pb::Sighting)],
+    /// Digest of each recent version, to check what agents applied.
+    pub digests: &'a HashMap<u64, Vec<u8>>,
+}
+
+/// Stage `k`'s health and its signals (for status), and how many of its
+/// agents are at `ceiling` with a matching digest.
+pub fn stage_health(
+    policy: &Policy,
+    k: usize,
+    agents: &[Agent],
+    ceiling: u64,
+    f: &InFlight<'_>,
+    now: i64,
+) -> (Health, Vec<pb::RolloutSignal>, (u32, u32)) {
+    let b = &policy.bounds;
+    let mine: Vec<&Agent> = agents.iter().filter(|a| a.stage == k).collect();
+    let verified = |a: &Agent| {
+        f.digests
+            .get(&a.status.applied_version)
+            .is_some_and(|d| *d == a.status.digest)
+    };
+    let applied = mine
+        .iter()
+        .map(|a| {
+            if verified(a) {
+                a.status.applied_version
+            } else {
+                0
+            }
+        })
+        .min()
+        .unwrap_or(u64::MAX);
+    let at_ceiling = mine
+        .iter()
+        .filter(|a| verified(a) && a.status.applied_version >= ceiling)
+        .count() as u32;
+    let timeout = b.report_timeout.as_secs() as i64;
+    let unhealthy = mine
+        .iter()
+        .filter(|a| {
+            a.status.interfaces.is_empty()
+                || !a.status.sync_error.is_empty()
+                || now - a.last_seen > timeout
+        })
+        .count() as u64;
+
+    let ids: HashSet<&str> = mine.iter().map(|a| a.id.as_str()).collect();
+    let mut per_agent: HashMap<&str, u64> = HashMap::new();
+    let mut subscribers: HashMap<Identity, HashSet<&str>> = HashMap::new();
+    for (agent, s) in f.sightings {
+        if !ids.contains(agent.as_str()) {
+            continue;
+        }
+        let Some(id) = s.entry.as_ref().and_then(|e| identity_from_wire(e).ok()) else {
+            continue;
+        };
+        if !f.new_entries.contains_key(&id) {
+            continue;
+        }
+        *per_agent.entry(agent.as_str()).or_insert(0) += s.count;
+        subscribers
+            .entry(id)
+            .or_default()
+            .insert(s.subscriber.as_str());
+    }
+    let busiest = subscribers
+        .iter()
+        .max_by_key(|(_, s)| s.len())
+        .map(|(id, s)| (*id, s.len() as u64));
+    let heaviest = per_agent
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(a, n)| (*a, *n));
+
+    let mut breach = None;
+    let mut signals = Vec::new();
+    let subs = busiest.map_or(0, |(_, n)| n);
+    if let Some((id, n)) = busiest.filter(|(_, n)| *n > b.max_subscribers_per_new_entry) {
+        breach = Some((
+            format!(
+                "{n} distinct subscribers reached {id} (new in version {}), bound {}",
+                f.new_entries[&id], b.max_subscribers_per_new_entry
+            ),
+            f.new_entries[&id],
+        ));
+    }
+    signals.push(signal(
+        "subscribers_per_new_entry",
+        subs,
+        b.max_subscribers_per_new_entry,
+    ));
+    let drops = heaviest.map_or(0, |(_, n)| n);
+    if breach.is_none() && drops > b.max_new_entry_drops_per_agent {
+        // The offending version: the newest one in flight that the agent's
+        // heaviest entry came in.
+        let (agent, _) = heaviest.expect("drops > 0");
+        let version = f
+            .sightings
+            .iter()
+            .filter(|(a, _)| a == agent)
+            .filter_map(|(_, s)| s.entry.as_ref().and_then(|e| identity_from_wire(e).ok()))
+            .filter_map(|id| f.new_entries.get(&id).copied())
+            .max()
+            .unwrap_or(ceiling);
+        breach = Some((
+            format!(
+                "{drops} sampled drops towards entries new in the rollout at agent {agent}, bound {}",
+                b.max_new_entry_drops_per_agent
+            ),
+            version,
+        ));
+    }
+    signals.push(signal(
+        "new_entry_drops_per_agent",
+        drops,
+        b.max_new_entry_drops_per_agent,
+    ));
+    signals.push(signal(
+        "unhealthy_agents",
+        unhealthy,
+        b.max_unhealthy_agents,
+    ));
+    (
+        Health {
+            applied,
+            unhealthy: unhealthy > b.max_unhealthy_agents,
+            breach,
+        },
+        signals,
+        (mine.len() as u32, at_ceiling),
+    )
+}
+
+fn signal(name: &str, value: u64, bound: u64) -> pb::RolloutSignal {
+    pb::RolloutSignal {
+        name: name.into(),
+        value: value as f64,
+        bound: bound as f64,
+        breached: value > bound,
+    }
+}
