@@ -236,6 +236,7 @@ async fn run(
                 .publish(with_actor(
                     &actor,
                     pb::PublishRequest {
+                        expedite: false,
                         upserts,
                         withdrawals: vec![],
                         reason,
@@ -267,6 +268,7 @@ async fn run(
                 .publish(with_actor(
                     &actor,
                     pb::PublishRequest {
+                        expedite: false,
                         upserts: vec![],
                         withdrawals,
                         reason,

@@ -97,6 +97,7 @@ async fn publish(
     e: pb::Entry,
 ) -> Result<pb::PublishResponse, tonic::Status> {
     c.publish(pb::PublishRequest {
+        expedite: false,
         upserts: vec![e],
         withdrawals: vec![],
         reason: "failover test".into(),

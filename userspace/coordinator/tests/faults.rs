@@ -33,6 +33,7 @@ async fn publish_entries(
     reason: &str,
 ) -> Result<u64, tonic::Status> {
     let mut req = Request::new(pb::PublishRequest {
+        expedite: false,
         upserts,
         withdrawals: vec![],
         reason: reason.into(),

@@ -241,6 +241,7 @@ async fn publishers_stay_within_their_sources_and_the_audit_names_the_certificat
     let mut feeds = PublisherClient::new(t.channel(Some("feeds")).await.unwrap());
     let publish = |upserts: Vec<pb::Entry>, withdrawals: Vec<pb::Withdrawal>| {
         let mut req = Request::new(pb::PublishRequest {
+            expedite: false,
             upserts,
             withdrawals,
             reason: "t".into(),

@@ -156,6 +156,7 @@ impl Rig {
         wd: &[&str],
     ) -> Result<pb::PublishResponse, tonic::Status> {
         let mut req = Request::new(pb::PublishRequest {
+            expedite: false,
             upserts: up.iter().map(|p| entry(p)).collect(),
             withdrawals: wd
                 .iter()
@@ -178,6 +179,7 @@ impl Rig {
     ) -> Streaming<pb::SyncMessage> {
         AgentSyncClient::new(self.channel.clone())
             .subscribe(pb::SubscribeRequest {
+                labels: Default::default(),
                 agent_id: "edge-1".into(),
                 version,
                 digest,
