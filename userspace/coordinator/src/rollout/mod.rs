@@ -86,15 +86,31 @@ impl Rollout {
     }
 
     fn load(&self, store: &dyn Store, latest: u64) -> Result<RolloutState, CoordError> {
-        let mut st: RolloutState = match store.rollout()? {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| CoordError::Corrupt(format!("rollout state: {e}")))?,
-            None => RolloutState::default(),
+        Ok(self.load_fitted(store, latest)?.0)
+    }
+
+    /// The stored state shaped to the policy, and whether that shaping
+    /// changed it (no state stored yet, or stages added or removed): the
+    /// ceilings start at the latest version when the policy first runs, and
+    /// must be stored then, or a later tick would start them later.
+    fn load_fitted(
+        &self,
+        store: &dyn Store,
+        latest: u64,
+    ) -> Result<(RolloutState, bool), CoordError> {
+        let stored: Option<RolloutState> = match store.rollout()? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| CoordError::Corrupt(format!("rollout state: {e}")))?,
+            ),
+            None => None,
         };
+        let mut st = stored.clone().unwrap_or_default();
         if let Some(p) = &self.policy {
             st.fit(p.stages.len(), latest);
         }
-        Ok(st)
+        let reshaped = stored.as_ref() != Some(&st);
+        Ok((st, reshaped))
     }
 
     fn save(
@@ -196,7 +212,12 @@ impl Rollout {
         let t = now();
         let health = self.gather(coord, policy, &seen, t)?;
         let mut w = coord.writer()?;
-        let mut st = self.load(w.store.as_ref(), latest)?;
+        let (mut st, reshaped) = self.load_fitted(w.store.as_ref(), latest)?;
+        if reshaped {
+            Self::save(w.store.as_mut(), &st, None)?;
+            self.show(&st);
+            return Ok(());
+        }
         if st != seen {
             // Moved meanwhile (an expedite, a rollback): measure again next tick.
             self.show(&st);
