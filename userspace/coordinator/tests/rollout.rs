@@ -192,7 +192,11 @@ async fn versions_go_canary_first_a_bad_one_is_undone_there_and_expedite_skips_t
     assert!(took < SOAK + Duration::from_secs(2));
     for (i, s) in seen.iter().enumerate().skip(CANARIES) {
         let s = s.lock().unwrap();
-        assert!(!s.prefixes.contains(&bad_prefix), "{} was sent {bad}", name(i));
+        assert!(
+            !s.prefixes.contains(&bad_prefix),
+            "{} was sent {bad}",
+            name(i)
+        );
         assert!(
             !s.versions.contains(&v2),
             "{} applied v2: {:?}",

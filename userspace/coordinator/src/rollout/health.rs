@@ -50,6 +50,15 @@ pub struct InFlight<'a> {
     pub digests: &'a HashMap<u64, Vec<u8>>,
 }
 
+/// A stage as measured: its health, the signals (for status) and how many
+/// of its agents are at its ceiling with a matching digest.
+pub struct StageView {
+    pub health: Health,
+    pub signals: Vec<pb::RolloutSignal>,
+    pub agents: u32,
+    pub at_ceiling: u32,
+}
+
 /// Stage `k`'s health and its signals (for status), and how many of its
 /// agents are at `ceiling` with a matching digest.
 pub fn stage_health(
@@ -59,7 +68,7 @@ pub fn stage_health(
     ceiling: u64,
     f: &InFlight<'_>,
     now: i64,
-) -> (Health, Vec<pb::RolloutSignal>, (u32, u32)) {
+) -> StageView {
     let b = &policy.bounds;
     let mine: Vec<&Agent> = agents.iter().filter(|a| a.stage == k).collect();
     let verified = |a: &Agent| {
@@ -168,15 +177,16 @@ pub fn stage_health(
         unhealthy,
         b.max_unhealthy_agents,
     ));
-    (
-        Health {
+    StageView {
+        health: Health {
             applied,
             unhealthy: unhealthy > b.max_unhealthy_agents,
             breach,
         },
         signals,
-        (mine.len() as u32, at_ceiling),
-    )
+        agents: mine.len() as u32,
+        at_ceiling,
+    }
 }
 
 fn signal(name: &str, value: u64, bound: u64) -> pb::RolloutSignal {

@@ -24,9 +24,9 @@ use tokio::sync::watch;
 use crate::core::{now, Coordinator, Origin};
 use crate::error::CoordError;
 use crate::store::Store;
-use health::{stage_health, Agent, InFlight};
+use health::{stage_health, Agent, InFlight, StageView};
 use policy::Policy;
-use stages::{advance, Freeze, Health, Moved, RolloutState};
+use stages::{advance, Freeze, Moved, RolloutState};
 
 pub struct Rollout {
     policy: Option<Policy>,
@@ -140,7 +140,7 @@ impl Rollout {
         policy: &Policy,
         st: &RolloutState,
         now: i64,
-    ) -> Result<Vec<(Health, Vec<pb::RolloutSignal>, (u32, u32))>, CoordError> {
+    ) -> Result<Vec<StageView>, CoordError> {
         let reader = coord.reader.lock().expect("lock");
         let agents = reader
             .agents()?
@@ -224,7 +224,7 @@ impl Rollout {
             return Ok(());
         }
         let me = Origin::new("rollout", "coordinator");
-        match advance(&mut st, policy, latest, t, &|k| health[k].0.clone()) {
+        match advance(&mut st, policy, latest, t, &|k| health[k].health.clone()) {
             Moved::Nothing => {}
             Moved::Promoted => {
                 let detail = policy
@@ -350,18 +350,18 @@ impl Rollout {
             .iter()
             .zip(&st.stages)
             .zip(health)
-            .map(|((p, s), (_, signals, (agents, at)))| {
+            .map(|((p, s), view)| {
                 let newest = s.reached.iter().map(|(_, at)| *at).max();
                 pb::RolloutStage {
                     name: p.name.clone(),
                     selector: p.who.to_string(),
                     ceiling: s.ceiling,
-                    agents,
-                    agents_at_ceiling: at,
+                    agents: view.agents,
+                    agents_at_ceiling: view.at_ceiling,
                     soak_seconds: p.soak.as_secs(),
                     soak_left_seconds: newest
                         .map_or(0, |r| (r + p.soak.as_secs() as i64 - t).max(0) as u64),
-                    signals,
+                    signals: view.signals,
                 }
             })
             .collect();
