@@ -122,6 +122,11 @@ pub enum Command {
         /// Why: recorded with the version.
         #[arg(long, default_value = "")]
         reason: String,
+        /// Admin only, audited: send this version to every rollout stage at
+        /// once, skipping the canaries' soak (an urgent entry). Versions held
+        /// back in the stages go with it.
+        #[arg(long)]
+        expedite: bool,
     },
     /// Remove entries (one version, all or nothing).
     Withdraw {
@@ -223,6 +228,12 @@ pub enum Command {
         up_to_version: Option<u64>,
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// The staged rollout: `status` (the default) shows each stage's
+    /// ceiling, soak and health signals; `resume` clears a freeze.
+    Rollout {
+        #[command(subcommand)]
+        cmd: Option<crate::rollout::RolloutCommand>,
     },
     /// The append-only audit log, newest first.
     Audit {

@@ -10,6 +10,7 @@ mod ca;
 mod conn;
 mod feed;
 mod output;
+mod rollout;
 mod text;
 
 use args::{Cli, Command, Scope};
@@ -166,6 +167,7 @@ async fn run(
             soak,
             file,
             reason,
+            expedite,
         } => {
             let promote_at = match &soak {
                 None => 0,
@@ -236,7 +238,7 @@ async fn run(
                 .publish(with_actor(
                     &actor,
                     pb::PublishRequest {
-                        expedite: false,
+                        expedite,
                         upserts,
                         withdrawals: vec![],
                         reason,
@@ -378,6 +380,7 @@ async fn run(
             output::sightings(&r, cli.json);
         }
         Command::Protect { cmd } => admin::protect(&mut client, cmd, &actor, cli.json).await?,
+        Command::Rollout { cmd } => rollout::run(&mut client, cmd, &actor, cli.json).await?,
         Command::Pending { cmd } => admin::pending_cmd(&mut client, cmd, &actor, cli.json).await?,
         Command::Object {
             prefix,

@@ -245,6 +245,9 @@ fn run(args: CoordArgs) -> Result<()> {
     svc.limits = s.limits.clone();
     let rollout = c2wall_coordinator::rollout::Rollout::new(s.rollout.clone());
     svc.rollout = rollout.clone();
+    metrics.register(Box::new(
+        c2wall_coordinator::rollout::collector::RolloutCollector::new(rollout.clone())?,
+    ))?;
     svc.publishers = Arc::new(
         s.publishers
             .iter()

@@ -234,6 +234,25 @@ async fn versions_go_canary_first_a_bad_one_is_undone_there_and_expedite_skips_t
         .iter()
         .any(|e| e.actor == "rollout" && e.action == "rollback"));
 
+    // The metrics say so (the alert rule C2wallRolloutFrozen reads this).
+    {
+        use prometheus::core::Collector;
+        let c =
+            c2wall_coordinator::rollout::collector::RolloutCollector::new(rollout.clone()).unwrap();
+        let fams = c.collect();
+        let value = |n: &str| {
+            fams.iter()
+                .find(|f| f.name() == n)
+                .map(|f| {
+                    let m = &f.get_metric()[0];
+                    m.get_gauge().get_value() + m.get_counter().get_value()
+                })
+                .unwrap()
+        };
+        assert_eq!(value("c2wall_rollout_frozen"), 1.0);
+        assert_eq!(value("c2wall_rollout_breaches_total"), 1.0);
+    }
+
     // Frozen: nothing new moves until an admin resumes.
     let v4 = rig.publish(&["198.51.100.4"], &[]).await.unwrap().version;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -8,6 +8,7 @@
 //! every replica's stream server reads the stage ceilings from
 //! [`Rollout::watch`], refreshed from the store each tick.
 
+pub mod collector;
 pub mod health;
 pub mod policy;
 pub mod stages;

@@ -140,7 +140,9 @@ pub fn advance(
         let soaked = st.stages[k]
             .reached
             .iter()
-            .filter(|(v, at)| *v > next && at + soak <= now && *v <= h.applied)
+            // Strictly after: times are whole seconds, so a version that
+            // arrived late in its second still soaks the full time.
+            .filter(|(v, at)| *v > next && at + soak < now && *v <= h.applied)
             .map(|(v, _)| *v)
             .max();
         if let (Some(v), false) = (soaked, h.unhealthy) {
@@ -184,8 +186,9 @@ mod tests {
         st.fit(2, 1);
         assert_eq!(advance(&mut st, &p, 2, 100, &healthy(2)), Moved::Promoted);
         assert_eq!(st.ceilings(), vec![2, 1]);
-        // Soaking: nothing moves.
+        // Soaking: nothing moves (not even at exactly the soak's end).
         assert_eq!(advance(&mut st, &p, 2, 105, &healthy(2)), Moved::Nothing);
+        assert_eq!(advance(&mut st, &p, 2, 110, &healthy(2)), Moved::Nothing);
         // Soaked, but a canary has not applied it: still held.
         advance(&mut st, &p, 2, 111, &healthy(1));
         assert_eq!(st.ceilings(), vec![2, 1]);
@@ -194,9 +197,9 @@ mod tests {
         // Later versions soak from their own time.
         advance(&mut st, &p, 3, 120, &healthy(3));
         advance(&mut st, &p, 4, 125, &healthy(4));
-        advance(&mut st, &p, 4, 130, &healthy(4));
+        advance(&mut st, &p, 4, 131, &healthy(4));
         assert_eq!(st.ceilings(), vec![4, 3]);
-        advance(&mut st, &p, 4, 135, &healthy(4));
+        advance(&mut st, &p, 4, 136, &healthy(4));
         assert_eq!(st.ceilings(), vec![4, 4]);
     }
 
