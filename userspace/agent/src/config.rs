@@ -448,6 +448,10 @@ fn load_file(path: &Path) -> Result<FileConfig, AgentError> {
     })
 }
 
+fn parse_label_arg(s: &str) -> Result<(String, String), String> {
+    c2wall_model::labels::parse_label(s).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,8 +539,4 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-fn parse_label_arg(s: &str) -> Result<(String, String), String> {
-    c2wall_model::labels::parse_label(s).map_err(|e| e.to_string())
 }
