@@ -17,7 +17,7 @@ use c2wall_coordinator::{
 };
 use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
 use c2wall_tls::{ca, CertIdentity, ClientTls, ServerTls};
-use common::{entry, key, store_path};
+use common::{entry, key};
 use tonic::{codegen::http::uri::PathAndQuery, transport::Channel, Code, Request};
 
 struct Tls {
@@ -93,8 +93,11 @@ async fn start_with(tag: &str, limits: c2wall_tls::serve::Limits) -> Tls {
         insecure: false,
     };
     let settings = c2wall_tls::serve::Settings::new(server.config().unwrap().unwrap());
-    let coord =
-        Coordinator::open(Box::new(SqliteStore::open(&store_path(tag)).unwrap()), 64).unwrap();
+    let coord = Coordinator::open(
+        Box::new(SqliteStore::open(&dir.join("store.db")).unwrap()),
+        64,
+    )
+    .unwrap();
     let mut svc = Service::new(coord);
     svc.publishers = Arc::new(HashMap::from([(
         "feeds".to_string(),
