@@ -138,10 +138,39 @@ async fn versions_go_canary_first_a_bad_one_is_undone_there_and_expedite_skips_t
     })
     .await;
     assert!(at(&seen, CANARIES..AGENTS, 0), "the rest wait for the soak");
-    until("everyone at v1", SOAK + Duration::from_secs(3), || {
-        at(&seen, 0..AGENTS, v1)
-    })
-    .await;
+    // Meanwhile the status never calls v1 done (every stage at it, every
+    // agent reporting it) while any agent lacks it.
+    let mut p = rig.publisher();
+    let limit = Instant::now() + SOAK + Duration::from_secs(3);
+    loop {
+        let everyone = at(&seen, 0..AGENTS, v1);
+        let st = p
+            .rollout_status(pb::RolloutStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let done = st
+            .stages
+            .iter()
+            .all(|s| s.ceiling >= v1 && s.agents_at_ceiling == s.agents);
+        if done {
+            assert!(
+                at(&seen, 0..AGENTS, v1),
+                "status says done while an agent lacks v1"
+            );
+            assert_eq!(
+                st.stages.iter().map(|s| s.agents).sum::<u32>(),
+                AGENTS as u32
+            );
+            break;
+        }
+        assert!(!everyone || Instant::now() < limit, "never done");
+        assert!(
+            Instant::now() < limit + Duration::from_secs(2),
+            "v1 not done in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(t.elapsed() >= SOAK, "promoted after {:?}", t.elapsed());
 
     // A bad version: its new entry is reached by many distinct subscribers
@@ -205,7 +234,6 @@ async fn versions_go_canary_first_a_bad_one_is_undone_there_and_expedite_skips_t
         );
     }
     assert!(seen[0].lock().unwrap().prefixes.contains(&bad_prefix));
-    let mut p = rig.publisher();
     let status = p
         .rollout_status(pb::RolloutStatusRequest {})
         .await
