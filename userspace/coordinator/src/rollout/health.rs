@@ -70,7 +70,14 @@ pub fn stage_health(
     now: i64,
 ) -> StageView {
     let b = &policy.bounds;
-    let mine: Vec<&Agent> = agents.iter().filter(|a| a.stage == k).collect();
+    let timeout = b.report_timeout.as_secs() as i64;
+    // An agent silent for ten report timeouts is gone (decommissioned,
+    // renamed), not a member that holds its stage forever; one silent for
+    // less is unhealthy and holds it.
+    let mine: Vec<&Agent> = agents
+        .iter()
+        .filter(|a| a.stage == k && now - a.last_seen <= 10 * timeout)
+        .collect();
     let verified = |a: &Agent| {
         f.digests
             .get(&a.status.applied_version)
@@ -91,7 +98,6 @@ pub fn stage_health(
         .iter()
         .filter(|a| verified(a) && a.status.applied_version >= ceiling)
         .count() as u32;
-    let timeout = b.report_timeout.as_secs() as i64;
     let unhealthy = mine
         .iter()
         .filter(|a| {
@@ -195,5 +201,87 @@ fn signal(name: &str, value: u64, bound: u64) -> pb::RolloutSignal {
         value: value as f64,
         bound: bound as f64,
         breached: value > bound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::policy::RolloutConfig;
+
+    fn policy() -> Policy {
+        let c: RolloutConfig = toml::from_str(
+            "[[stage]]\nname = \"canary\"\nselector = \"role=canary\"\nsoak = \"10s\"\n\
+             [[stage]]\nname = \"all\"\nsoak = \"0s\"\n\
+             [bounds]\nmax_subscribers_per_new_entry = 2\nreport_timeout = \"60s\"\n",
+        )
+        .unwrap();
+        Policy::from_config(&c).unwrap().unwrap()
+    }
+
+    fn agent(id: &str, version: u64, last_seen: i64) -> Agent {
+        Agent {
+            id: id.into(),
+            status: pb::AgentStatus {
+                applied_version: version,
+                digest: vec![version as u8],
+                interfaces: vec!["e0".into()],
+                ..Default::default()
+            },
+            last_seen,
+            stage: 0,
+        }
+    }
+
+    #[test]
+    fn members_applied_silence_gone_and_a_popular_new_entry() {
+        let p = policy();
+        let now = 10_000;
+        let digests: HashMap<u64, Vec<u8>> = (1..=3).map(|v| (v, vec![v as u8])).collect();
+        let bad: Identity = c2wall_model::Identity {
+            prefix: "192.0.2.9".parse().unwrap(),
+            scope: None,
+        };
+        let new_entries = HashMap::from([(bad, 3u64)]);
+        let key = c2wall_model::wire::identity_to_wire(&bad);
+        let sighting = |sub: &str| pb::Sighting {
+            subscriber: sub.into(),
+            entry: Some(key.clone()),
+            count: 1,
+            ..Default::default()
+        };
+        let mut agents = vec![agent("a", 3, now), agent("b", 2, now - 30)];
+        let f = InFlight {
+            new_entries: &new_entries,
+            sightings: &[],
+            digests: &digests,
+        };
+        let v = stage_health(&p, 0, &agents, 3, &f, now);
+        assert_eq!((v.agents, v.at_ceiling, v.health.applied), (2, 1, 2));
+        assert!(!v.health.unhealthy && v.health.breach.is_none());
+        // Silent past the timeout: unhealthy (holds); past ten: gone.
+        agents[1].last_seen = now - 61;
+        assert!(stage_health(&p, 0, &agents, 3, &f, now).health.unhealthy);
+        agents[1].last_seen = now - 601;
+        let v = stage_health(&p, 0, &agents, 3, &f, now);
+        assert_eq!(
+            (v.agents, v.health.applied, v.health.unhealthy),
+            (1, 3, false)
+        );
+        // Three distinct subscribers (bound 2) reach the new entry.
+        let s: Vec<(String, pb::Sighting)> = ["p-1", "p-2", "p-3", "p-3"]
+            .iter()
+            .map(|x| ("a".to_string(), sighting(x)))
+            .collect();
+        let f = InFlight { sightings: &s, ..f };
+        let (why, version) = stage_health(&p, 0, &agents, 3, &f, now)
+            .health
+            .breach
+            .unwrap();
+        assert_eq!(version, 3);
+        assert!(
+            why.contains("3 distinct subscribers reached 192.0.2.9"),
+            "{why}"
+        );
     }
 }
