@@ -297,7 +297,7 @@ fn prometheus_scrapes_every_metric_and_every_dashboard_and_alert_expression_has_
         );
         alerts += 1;
     }
-    assert_eq!(alerts, 13);
+    assert_eq!(alerts, 14);
     // Nothing is wrong, so nothing fires... except after detaching.
     assert!(query(&topo, "ALERTS{alertname=\"C2wallXdpDetached\"}")
         .unwrap()

@@ -263,6 +263,13 @@ async fn rollback_restores_an_earlier_set_as_a_new_version() {
 #[tokio::test]
 async fn expired_entries_leave_in_a_new_version() {
     let r = rig("expiry").await;
+    // Windows are whole seconds: start just after a second begins, so the
+    // publish below lands in the same second the windows are counted from.
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis() as u64;
+    tokio::time::sleep(Duration::from_millis(1010 - ms)).await;
     let mut e = entry("192.0.2.1");
     e.valid_until = c2wall_coordinator::core::now() + 1;
     let mut later = entry("192.0.2.3");
