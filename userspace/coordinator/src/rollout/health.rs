@@ -51,7 +51,9 @@ pub struct InFlight<'a> {
 }
 
 /// A stage as measured: its health, the signals (for status) and how many
-/// of its agents are at its ceiling with a matching digest.
+/// of its agents are at its ceiling with a matching digest. The default is a
+/// stage not measured: nothing applied, so nothing passes on.
+#[derive(Default)]
 pub struct StageView {
     pub health: Health,
     pub signals: Vec<pb::RolloutSignal>,

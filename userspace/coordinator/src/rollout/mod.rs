@@ -14,7 +14,7 @@ pub mod policy;
 pub mod stages;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use c2wall_model::{wire::identity_from_wire, Identity, Labels};
@@ -33,19 +33,19 @@ pub struct Rollout {
     policy: Option<Policy>,
     /// Each stage's ceiling (empty: no rollout, no ceilings).
     ceilings: watch::Sender<Vec<u64>>,
-    frozen: AtomicU64,
+    frozen: AtomicBool,
     breaches: AtomicU64,
 }
 
-/// Versions a status or a tick looks back over for digests.
-const DIGESTS_KEPT: u32 = 4096;
+/// Versions a status or a tick looks back over for digests, at most.
+const DIGESTS_KEPT: u64 = 4096;
 
 impl Rollout {
     pub fn new(policy: Option<Policy>) -> Arc<Rollout> {
         Arc::new(Rollout {
             policy,
             ceilings: watch::channel(Vec::new()).0,
-            frozen: AtomicU64::new(0),
+            frozen: AtomicBool::new(false),
             breaches: AtomicU64::new(0),
         })
     }
@@ -79,7 +79,7 @@ impl Rollout {
     }
 
     pub fn frozen(&self) -> bool {
-        self.frozen.load(Ordering::Relaxed) > 0
+        self.frozen.load(Ordering::Relaxed)
     }
 
     pub fn breaches(&self) -> u64 {
@@ -130,31 +130,42 @@ impl Rollout {
             *have = c;
             changed
         });
-        self.frozen
-            .store(st.frozen.is_some() as u64, Ordering::Relaxed);
+        self.frozen.store(st.frozen.is_some(), Ordering::Relaxed);
     }
 
-    /// What every stage is measured on, read from the store.
+    /// What every stage is measured on, read from the store. With
+    /// `everything` false (the tick) nothing is read while no stage holds a
+    /// version the next does not: only such a stage is ever measured.
     fn gather(
         &self,
         coord: &Coordinator,
         policy: &Policy,
         st: &RolloutState,
         now: i64,
+        everything: bool,
     ) -> Result<Vec<StageView>, CoordError> {
+        let n = policy.stages.len();
+        let in_flight =
+            (0..n.saturating_sub(1)).any(|k| st.stages[k].ceiling > st.stages[k + 1].ceiling);
+        if !everything && !in_flight {
+            return Ok((0..n).map(|_| StageView::default()).collect());
+        }
         let reader = coord.reader.lock().expect("lock");
         let agents = reader
             .agents()?
             .iter()
             .map(|r| Agent::decode(policy, r))
             .collect::<Result<Vec<_>, _>>()?;
+        // Agents below the lowest ceiling count as behind whatever their
+        // digest: only the versions from there on are looked up.
         let latest = coord.latest_version();
+        let lowest = st.stages.iter().map(|s| s.ceiling).min().unwrap_or(latest);
+        let span = (latest.saturating_sub(lowest) + 1).min(DIGESTS_KEPT) as u32;
         let digests: HashMap<u64, Vec<u8>> = reader
-            .history(latest + 1, DIGESTS_KEPT)?
+            .history(latest + 1, span)?
             .into_iter()
             .map(|v| (v.version, v.digest))
             .collect();
-        let n = policy.stages.len();
         let mut out = Vec::with_capacity(n);
         for k in 0..n {
             let ceiling = st.stages[k].ceiling;
@@ -211,7 +222,7 @@ impl Rollout {
             return Ok(());
         }
         let t = now();
-        let health = self.gather(coord, policy, &seen, t)?;
+        let health = self.gather(coord, policy, &seen, t, false)?;
         let mut w = coord.writer()?;
         let (mut st, reshaped) = self.load_fitted(w.store.as_ref(), latest)?;
         if reshaped {
@@ -345,7 +356,7 @@ impl Rollout {
         };
         let st = self.load(coord.reader.lock().expect("lock").as_ref(), latest)?;
         let t = now();
-        let health = self.gather(coord, policy, &st, t)?;
+        let health = self.gather(coord, policy, &st, t, true)?;
         let stages = policy
             .stages
             .iter()

@@ -15,6 +15,7 @@ use crate::core::{Coordinator, Published, Withdrawal};
 
 mod checks;
 mod publish;
+mod rollout;
 
 pub(crate) use checks::actor;
 use checks::{
@@ -437,29 +438,16 @@ impl Publisher for Service {
 
     async fn rollout_status(
         &self,
-        _req: Request<pb::RolloutStatusRequest>,
+        req: Request<pb::RolloutStatusRequest>,
     ) -> Result<Response<pb::RolloutStatusResponse>, Status> {
-        let (coord, rollout) = (self.coord.clone(), self.rollout.clone());
-        Ok(Response::new(
-            blocking(move || rollout.status(&coord)).await?,
-        ))
+        self.do_rollout_status(req).await
     }
 
     async fn rollout_resume(
         &self,
         req: Request<pb::RolloutResumeRequest>,
     ) -> Result<Response<pb::RolloutStatusResponse>, Status> {
-        let origin = origin(&req);
-        check_reason("reason", &req.get_ref().reason)?;
-        let reason = req.into_inner().reason;
-        let (coord, rollout) = (self.coord.clone(), self.rollout.clone());
-        Ok(Response::new(
-            blocking(move || {
-                rollout.resume(&coord, &origin, &reason)?;
-                rollout.status(&coord)
-            })
-            .await?,
-        ))
+        self.do_rollout_resume(req).await
     }
 }
 

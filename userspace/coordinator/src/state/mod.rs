@@ -107,14 +107,17 @@ impl State {
         overlay: &BTreeMap<RecordKey, Option<Record>>,
         now: i64,
     ) -> Option<Record> {
-        let base = self
-            .records_of(ident)
-            .into_iter()
-            .filter(|r| !overlay.contains_key(&(*ident, r.source.clone())));
-        let extra = overlay
+        let changed: Vec<(&str, &Option<Record>)> = overlay
             .range((*ident, String::new())..)
             .take_while(|((i, _), _)| i == ident)
-            .filter_map(|(_, r)| r.clone());
+            .map(|((_, source), r)| (source.as_str(), r))
+            .collect();
+        let base = self
+            .refs(Bound::Included((*ident, Arc::from(""))))
+            .take_while(|r| r.ident == ident)
+            .filter(|r| !changed.iter().any(|(s, _)| *s == r.source()))
+            .map(|r| r.record());
+        let extra = changed.iter().filter_map(|(_, r)| (*r).clone());
         effective_of_records(base.chain(extra).filter(|r| r.active_at(now)))
     }
 

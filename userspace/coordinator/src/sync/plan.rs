@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::fanout::{Fanout, Live};
+use super::frame::delta_frames;
 use super::squash::catch_up_frames;
 use crate::core::Coordinator;
 use crate::error::CoordError;
@@ -29,16 +30,15 @@ pub struct Position<'a> {
 
 /// The plan for a subscriber, the version it brings it to, and the live
 /// receiver to follow with (taken under the writer's lock, so no version
-/// falls between the two). Deltas go no further than `cap` (its rollout
-/// stage's ceiling), as one net delta when `squash`. A subscriber that needs
+/// falls between the two). With a rollout stage (`cap`, its ceiling) the
+/// deltas go no further than the cap, as one net delta. A subscriber that needs
 /// a snapshot gets the latest version whatever its ceiling: a node with
 /// nothing enforces nothing, and only the latest set is kept to send.
 pub fn plan(
     coord: &Coordinator,
     fanout: &Fanout,
     from: &Position<'_>,
-    cap: u64,
-    squash: bool,
+    cap: Option<u64>,
 ) -> Result<(Plan, u64, broadcast::Receiver<Live>), CoordError> {
     let inner = coord.inner.lock().expect("lock");
     let state = coord.state.read().expect("lock");
@@ -55,9 +55,17 @@ pub fn plan(
             .is_some_and(|v| v.version == from.version && v.digest == from.digest);
     if !from.force_snapshot && digest_ok {
         if let Some(encoded) = inner.store.deltas_after(from.version)? {
-            let to = current.min(cap).max(from.version);
-            let deltas = catch_up_frames(&encoded, from.version, to, squash)?;
-            return Ok((Plan::Deltas(deltas), to, rx));
+            return Ok(match cap {
+                None => {
+                    let deltas = encoded.iter().flat_map(|b| delta_frames(b)).collect();
+                    (Plan::Deltas(deltas), current, rx)
+                }
+                Some(cap) => {
+                    let to = current.min(cap).max(from.version);
+                    let deltas = catch_up_frames(&encoded, from.version, to)?;
+                    (Plan::Deltas(deltas), to, rx)
+                }
+            });
         }
     }
     let chunks = fanout.snapshot(coord, &inner, &state);

@@ -16,29 +16,14 @@ use prost::Message;
 use super::frame::delta_frames;
 use crate::error::CoordError;
 
-/// The frames that bring a subscriber from `from` to `to`, out of the
-/// stored deltas after `from` (as `Store::deltas_after` gives them): each
-/// delta as it is, or (`squash`) one net delta.
-pub fn catch_up_frames(
-    encoded: &[Vec<u8>],
-    from: u64,
-    to: u64,
-    squash: bool,
-) -> Result<Vec<Bytes>, CoordError> {
+/// The frames that bring a subscriber from `from` to `to` as one net
+/// delta, out of the stored deltas after `from` (as `Store::deltas_after`
+/// gives them).
+pub fn catch_up_frames(encoded: &[Vec<u8>], from: u64, to: u64) -> Result<Vec<Bytes>, CoordError> {
     if to <= from {
         return Ok(Vec::new());
     }
     let corrupt = |e: prost::DecodeError| CoordError::Corrupt(format!("stored delta: {e}"));
-    if !squash {
-        let mut out = Vec::new();
-        for b in encoded {
-            if pb::Delta::decode(b.as_slice()).map_err(corrupt)?.version > to {
-                break;
-            }
-            out.extend(delta_frames(b));
-        }
-        return Ok(out);
-    }
     let mut net: BTreeMap<Identity, Option<pb::Entry>> = BTreeMap::new();
     let mut last: Option<pb::Delta> = None;
     for b in encoded {
@@ -129,7 +114,7 @@ mod tests {
             delta(2, 3, &["192.0.2.66"], &[]),
             delta(3, 4, &[], &["192.0.2.66"]),
         ];
-        let d = decode(&catch_up_frames(&log, 1, 4, true).unwrap());
+        let d = decode(&catch_up_frames(&log, 1, 4).unwrap());
         assert_eq!((d.previous_version, d.version), (1, 4));
         assert_eq!(
             (d.digest.clone(), d.signature.clone()),
@@ -147,9 +132,8 @@ mod tests {
             "removing what it never had is a no-op for the agent"
         );
         // Up to a ceiling: versions above it stay behind.
-        let d = decode(&catch_up_frames(&log, 1, 2, true).unwrap());
+        let d = decode(&catch_up_frames(&log, 1, 2).unwrap());
         assert_eq!(d.version, 2);
-        // Unsquashed: each delta up to the ceiling, as stored.
-        assert_eq!(catch_up_frames(&log, 1, 3, false).unwrap().len(), 2);
+        assert_eq!(d.upserts.len(), 1);
     }
 }

@@ -33,7 +33,7 @@ async fn catch_up(coord: &Arc<Coordinator>, from: u64, to: u64) -> Result<Vec<By
                 "version {from} is older than the kept log; resubscribe for a snapshot"
             ))
         })?;
-        catch_up_frames(&encoded, from, to, true)
+        catch_up_frames(&encoded, from, to)
     })
     .await
 }
@@ -65,7 +65,7 @@ pub async fn subscribe(
                 digest: &r.digest,
                 force_snapshot: r.snapshot,
             };
-            plan(&c, &fanout, &from, first_cap, stage.is_some())
+            plan(&c, &fanout, &from, stage.map(|_| first_cap))
         })
         .await?
     };
