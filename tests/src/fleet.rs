@@ -47,11 +47,10 @@ impl Coordinators {
         )?;
         for _ in 0..if postgres { replicas.max(1) } else { 1 } {
             let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-            let mut args: Vec<std::ffi::OsString> = Vec::new();
-            let mut arg = |a: &dyn AsRef<std::ffi::OsStr>| args.push(a.as_ref().to_owned());
-            for a in [
+            let listen_arg = listen.to_string();
+            let flags = [
                 "--listen",
-                &listen.to_string(),
+                &listen_arg,
                 "--store",
                 &store,
                 "--heartbeat",
@@ -68,18 +67,17 @@ impl Coordinators {
                 "1000000",
                 "--publish-burst",
                 "1000000",
-            ] {
-                arg(&a);
-            }
-            for (flag, path) in [
+            ]
+            .map(std::ffi::OsString::from);
+            let files = [
                 ("--config", config.clone()),
                 ("--tls-client-ca", dir.join("pki/ca.crt")),
                 ("--tls-cert", dir.join("pki/coord.crt")),
                 ("--tls-key", dir.join("pki/coord.key")),
-            ] {
-                arg(&flag);
-                arg(&path);
-            }
+            ]
+            .into_iter()
+            .flat_map(|(flag, path)| [flag.into(), path.into_os_string()]);
+            let args: Vec<std::ffi::OsString> = flags.into_iter().chain(files).collect();
             let child = spawn(bin, &args)?;
             c.cmds.push(args);
             c.procs.push(Some(child));

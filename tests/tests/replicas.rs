@@ -23,6 +23,30 @@ const SECOND: &str = "127.0.0.1:50052";
 const SECOND_URL: &str = "https://127.0.0.1:50052";
 const OTHER_CC: &str = "203.0.113.77";
 
+/// After the failover: version `v2` (publishing OTHER_CC after `v1`) is
+/// enforced with the old entry still dropped, and the agent got there by
+/// deltas (one snapshot in all, the first).
+fn the_new_version_is_enforced_by_deltas(topo: &Topo, v1: u64, v2: u64) {
+    let (s, n) = (&topo.sub, &topo.net);
+    assert_eq!(v2, v1 + 1);
+    topo.wait_applied(v2, Duration::from_secs(10));
+    assert_eq!(
+        topo.udp(s, SUB4, n, OTHER_CC, 9000, 20),
+        0,
+        "the new entry is enforced"
+    );
+    assert_eq!(
+        topo.udp(s, SUB4, n, CC4, 9000, 20),
+        0,
+        "the old one still is"
+    );
+    assert_eq!(
+        topo.metric("c2wall_sync_messages_total{kind=\"snapshot\"}"),
+        Some(1.0),
+        "resumed by deltas, no second snapshot"
+    );
+}
+
 #[test]
 fn killing_the_agents_replica_keeps_enforcing_and_the_other_replica_takes_over() {
     root!("killing_the_agents_replica_keeps_enforcing_and_the_other_replica_takes_over");
@@ -83,29 +107,13 @@ fn killing_the_agents_replica_keeps_enforcing_and_the_other_replica_takes_over()
     let (ok, out, err) = topo.cli(&["--coordinator", SECOND_URL, "publish", "--json", OTHER_CC]);
     assert!(ok, "{err}");
     let v2 = json_u64(&out, "version").unwrap();
-    assert_eq!(v2, v1 + 1);
-    topo.wait_applied(v2, Duration::from_secs(10));
-    assert_eq!(
-        topo.udp(s, SUB4, n, OTHER_CC, 9000, 20),
-        0,
-        "the new entry is enforced"
-    );
-    assert_eq!(
-        topo.udp(s, SUB4, n, CC4, 9000, 20),
-        0,
-        "the old one still is"
-    );
+    the_new_version_is_enforced_by_deltas(&topo, v1, v2);
     assert_eq!(
         topo.metric("c2wall_sync_replica"),
         Some(1.0),
         "on the second replica"
     );
     assert!(topo.metric("c2wall_sync_failovers_total").unwrap_or(0.0) >= 1.0);
-    assert_eq!(
-        topo.metric("c2wall_sync_messages_total{kind=\"snapshot\"}"),
-        Some(1.0),
-        "resumed by deltas, no second snapshot"
-    );
     // `c2wall agents --json` names the replica the agent follows.
     let (ok, out, err) = topo.cli(&["--coordinator", SECOND_URL, "agents", "--json"]);
     assert!(ok, "{err}");
@@ -196,21 +204,5 @@ fn one_name_for_two_replicas_the_agent_moves_to_the_address_still_answering() {
 
     let via = ["https://127.0.0.1:50053", "https://127.0.0.2:50053"][other];
     let v2 = publish(via, OTHER_CC);
-    assert_eq!(v2, v1 + 1);
-    topo.wait_applied(v2, Duration::from_secs(10));
-    assert_eq!(
-        topo.udp(s, SUB4, n, OTHER_CC, 9000, 20),
-        0,
-        "the new entry is enforced"
-    );
-    assert_eq!(
-        topo.udp(s, SUB4, n, CC4, 9000, 20),
-        0,
-        "the old one still is"
-    );
-    assert_eq!(
-        topo.metric("c2wall_sync_messages_total{kind=\"snapshot\"}"),
-        Some(1.0),
-        "resumed by deltas, no second snapshot"
-    );
+    the_new_version_is_enforced_by_deltas(&topo, v1, v2);
 }

@@ -34,30 +34,21 @@ fn a_published_entry_is_dropped_at_the_canary_first_and_at_the_other_node_after_
     )
     .unwrap();
     let config = config.to_str().unwrap();
-    let _replicas = [
-        canary.coordinator_at(
-            COORDINATOR,
-            &[
+    // Each node's own replica, in its own namespaces; one database behind both.
+    let _replicas: Vec<_> = [(&canary, "127.0.0.1:9491"), (&other, "127.0.0.1:9492")]
+        .into_iter()
+        .map(|(t, metrics)| {
+            let args = [
                 "--store",
                 &url,
                 "--config",
                 config,
                 "--metrics-addr",
-                "127.0.0.1:9491",
-            ],
-        ),
-        other.coordinator_at(
-            COORDINATOR,
-            &[
-                "--store",
-                &url,
-                "--config",
-                config,
-                "--metrics-addr",
-                "127.0.0.1:9492",
-            ],
-        ),
-    ];
+                metrics,
+            ];
+            t.coordinator_at(COORDINATOR, &args)
+        })
+        .collect();
     let mut args = canary.sync_args("edge-canary");
     args.extend(["--label".to_string(), "role=canary".to_string()]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
