@@ -78,10 +78,10 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         SyncedSet::load(&paths.synced_file())?.unwrap_or_default()
     };
     // The kernel's record of what the pinned maps hold wins over a saved
-    // list that lags it (see SyncedSet::behind_kernel).
+    // list that lags it (see sync::behind_kernel).
     let (kernel_version, kernel_lineage) = engine.applier.synced();
-    let kernel_ahead =
-        !settings.coordinators.is_empty() && synced.behind_kernel(kernel_version, &kernel_lineage);
+    let kernel_ahead = !settings.coordinators.is_empty()
+        && c2wall_agent::sync::behind_kernel(&synced, kernel_version, &kernel_lineage);
     if kernel_ahead {
         tracing::warn!(
             kernel_version,

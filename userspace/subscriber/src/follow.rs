@@ -1,33 +1,36 @@
 //! The one owner of the synced set: takes the coordinator's messages,
-//! verifies them, has the kernel enforce the result and persists it. The
-//! set changes only here, and only once the kernel took it; everyone else
-//! (the daemon's reload, status reports) reads it through the same handle.
+//! verifies them, has the subscriber enforce the result (the agent's kernel,
+//! a downstream coordinator's store) and persists it. The set changes only
+//! here, and only once it is enforced; everyone else (the agent's reload,
+//! status reports) reads it through the same handle.
 
 use std::{
     path::PathBuf,
     sync::{atomic::Ordering, Arc, Mutex},
 };
 
-use c2wall_model::{sign::Trust, Mode};
+use c2wall_model::{sign::Trust, Entry, Mode};
 use c2wall_proto::v1::{self as pb, sync_message::Kind};
 
-use super::error::SyncError;
+use super::error::{ApplyError, SyncError};
 use super::set::{journal_len, EntryChange, Pending, SyncedSet};
 use super::status::SyncStatus;
-use crate::error::AgentError;
+use super::value::SetValue;
 
 /// Enforces a verified set (blocking): the whole set after a snapshot, or,
 /// after deltas, the set with the entries that changed since the last call.
 /// Returns what to report.
-pub type ApplyFn = Arc<
-    dyn Fn(&SyncedSet, Option<&[EntryChange]>) -> Result<pb::AgentStatus, AgentError> + Send + Sync,
+pub type ApplyFn<V = Entry> = Arc<
+    dyn Fn(&SyncedSet<V>, Option<&[EntryChange<V>]>) -> Result<pb::AgentStatus, ApplyError>
+        + Send
+        + Sync,
 >;
 
 /// The centre's kill switch: the mode to run in (None = the agent's own).
 pub type ModeFn = Arc<dyn Fn(Option<Mode>) + Send + Sync>;
 
-/// The synced set, shared by the stream client and the daemon.
-pub type SyncedHandle = Arc<Mutex<Synced>>;
+/// The synced set, shared by the stream client and the subscriber.
+pub type SyncedHandle<V = Entry> = Arc<Mutex<Synced<V>>>;
 
 /// The journal is folded into a fresh snapshot file once it is larger than
 /// this many bytes per listed entry (and at least [`JOURNAL_MIN`]).
@@ -42,8 +45,8 @@ struct Parts {
     delta: Option<pb::Delta>,
 }
 
-pub struct Synced {
-    set: SyncedSet,
+pub struct Synced<V = Entry> {
+    set: SyncedSet<V>,
     parts: Parts,
     state_file: PathBuf,
     /// Bytes in the persisted journal (see [`SyncedSet::journal`]).
@@ -51,21 +54,21 @@ pub struct Synced {
     /// Public keys whose signatures versions must carry (empty: unchecked).
     trust: Trust,
     status: Arc<SyncStatus>,
-    apply: ApplyFn,
+    apply: ApplyFn<V>,
     on_mode: ModeFn,
 }
 
-impl Synced {
+impl<V: SetValue> Synced<V> {
     /// `set` is what the kernel enforces now (loaded from `state_file` at
     /// start, or empty).
     pub fn new(
-        set: SyncedSet,
+        set: SyncedSet<V>,
         state_file: PathBuf,
         trust: Trust,
         status: Arc<SyncStatus>,
-        apply: ApplyFn,
+        apply: ApplyFn<V>,
         on_mode: ModeFn,
-    ) -> SyncedHandle {
+    ) -> SyncedHandle<V> {
         status.applied_version.store(set.version, Ordering::Relaxed);
         Arc::new(Mutex::new(Synced {
             journal_bytes: journal_len(&state_file),
@@ -79,7 +82,7 @@ impl Synced {
         }))
     }
 
-    pub fn set(&self) -> &SyncedSet {
+    pub fn set(&self) -> &SyncedSet<V> {
         &self.set
     }
 
@@ -96,7 +99,7 @@ impl Synced {
         &mut self,
         batch: Vec<pb::SyncMessage>,
     ) -> Result<Option<pb::AgentStatus>, SyncError> {
-        let mut fresh: Option<SyncedSet> = None;
+        let mut fresh: Option<SyncedSet<V>> = None;
         let mut pending = Pending::default();
         for m in batch {
             if let Err(e) = self.take(m, &mut fresh, &mut pending) {
@@ -106,7 +109,7 @@ impl Synced {
         }
         let report = if let Some(set) = fresh {
             self.set.rollback(pending);
-            let report = (self.apply)(&set, None)?;
+            let report = (self.apply)(&set, None).map_err(SyncError::Apply)?;
             self.set = set;
             self.persist(None);
             report
@@ -119,7 +122,7 @@ impl Synced {
                 }
                 Err(e) => {
                     self.set.rollback(pending);
-                    return Err(e.into());
+                    return Err(SyncError::Apply(e));
                 }
             }
         } else {
@@ -146,8 +149,8 @@ impl Synced {
     fn take(
         &mut self,
         m: pb::SyncMessage,
-        fresh: &mut Option<SyncedSet>,
-        pending: &mut Pending,
+        fresh: &mut Option<SyncedSet<V>>,
+        pending: &mut Pending<V>,
     ) -> Result<(), SyncError> {
         match m.kind {
             Some(Kind::Heartbeat(h)) => self.status.saw_latest(h.latest_version),
@@ -222,7 +225,7 @@ impl Synced {
     /// and the next change retries with a full save (a journal with a gap
     /// would be useless). A restart never re-applies the stale list over
     /// the kernel's newer one (see the daemon's adoption).
-    fn persist(&mut self, pending: Option<&Pending>) {
+    fn persist(&mut self, pending: Option<&Pending<V>>) {
         let stale = self.status.disk_stale.load(Ordering::Relaxed);
         let limit = (self.set.entries.len() * JOURNAL_PER_ENTRY).max(JOURNAL_MIN);
         let saved = match pending {

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use c2wall_model::wire::LATEST_VERSION_HEADER;
+use c2wall_model::{wire::LATEST_VERSION_HEADER, Entry};
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -16,14 +16,15 @@ use super::error::SyncError;
 use super::follow::SyncedHandle;
 use super::set::SetError;
 use super::status::{unix_now, SyncStatus};
+use super::value::SetValue;
 
 /// Status is reported after every apply, and at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
-/// The agent's current status, for periodic reports.
+/// The subscriber's current status, for periodic reports.
 pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
 
-pub struct SyncClient {
+pub struct SyncClient<V = Entry> {
     /// The coordinator's replicas (URL for logs and reports, and the endpoint
     /// with its TLS settings), tried in turn: one that is unreachable or
     /// drops the stream hands over to the next.
@@ -31,7 +32,7 @@ pub struct SyncClient {
     pub agent_id: String,
     /// Sent with each subscription: they pick the agent's rollout stage.
     pub labels: c2wall_model::Labels,
-    pub synced: SyncedHandle,
+    pub synced: SyncedHandle<V>,
     pub report: StatusFn,
     pub status: Arc<SyncStatus>,
     /// Backoff bounds for reconnecting.
@@ -40,7 +41,7 @@ pub struct SyncClient {
     pub bearer: c2wall_model::wire::Bearer,
 }
 
-impl SyncClient {
+impl<V: SetValue> SyncClient<V> {
     /// Runs until the task is dropped: subscribe, apply, and on any error
     /// move to the next replica and resubscribe from the set's version (at
     /// once while others are left to try; once every replica failed in a
@@ -104,7 +105,7 @@ impl SyncClient {
     /// Runs `f` on the set's owner off the async workers.
     async fn with_synced<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut super::Synced) -> T + Send + 'static,
+        f: impl FnOnce(&mut super::Synced<V>) -> T + Send + 'static,
     ) -> T {
         let synced = self.synced.clone();
         match tokio::task::spawn_blocking(move || f(&mut synced.lock().expect("lock"))).await {

@@ -1,6 +1,10 @@
 //! The verified set: digests, signatures, lineages, the saved generations.
 use super::*;
 
+/// The agent's set: entries alone.
+type SyncedSet = super::SyncedSet<Entry>;
+type Pending = super::Pending<Entry>;
+
 fn e(prefix: &str) -> pb::Entry {
     pb::Entry {
         key: Some(pb::EntryKey {
@@ -14,7 +18,10 @@ fn e(prefix: &str) -> pb::Entry {
 }
 
 fn digest_of(prefixes: &[&str]) -> Vec<u8> {
-    let es: Vec<Entry> = prefixes.iter().map(|p| entry_of(&e(p)).unwrap()).collect();
+    let es: Vec<Entry> = prefixes
+        .iter()
+        .map(|p| value_of::<Entry>(&e(p)).unwrap())
+        .collect();
     SetDigest::of(&es).to_bytes()
 }
 
@@ -260,32 +267,4 @@ fn never_backwards_never_another_lineage_unless_moved_by_a_signed_act() {
         Err(SetError::Lineage { .. })
     ));
     assert_eq!(set, have);
-}
-
-#[test]
-fn a_saved_list_behind_the_kernels_record_gives_way_to_it() {
-    let l = [0xaa; 16];
-    let saved = SyncedSet {
-        lineage: l.to_vec(),
-        version: 10,
-        ..Default::default()
-    };
-    assert!(!saved.behind_kernel(0, &[0; 16]), "empty maps (a reboot)");
-    assert!(!saved.behind_kernel(10, &l), "in step");
-    assert!(
-        saved.behind_kernel(40, &l),
-        "saving failed after version 10"
-    );
-    assert!(saved.behind_kernel(10, &[0xbb; 16]), "another lineage");
-    let p = SyncedSet::placeholder(40, &l);
-    assert_eq!(
-        (p.version, p.lineage.as_slice(), p.entries.len()),
-        (40, &l[..], 0)
-    );
-    // Nothing older than the kernel's version is accepted after it.
-    assert!(matches!(
-        p.may_follow(&saved, None, &Trust::default()),
-        Err(SetError::Older { have: 40, got: 10 })
-    ));
-    assert!(SyncedSet::placeholder(40, &[0; 16]).lineage.is_empty());
 }

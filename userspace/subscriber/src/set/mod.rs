@@ -1,4 +1,4 @@
-//! The coordinator's set as the agent holds it: entries, version, digest.
+//! The coordinator's set as a subscriber holds it: entries, version, digest.
 //!
 //! Deltas are applied in place and verified against the coordinator's digest;
 //! a delta that does not verify is undone, so the set is always one the
@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use c2wall_model::{
     sign::Trust,
     wire::{identity_from_wire, WireError},
-    Entry, Identity, Record, SetDigest,
+    Entry, Identity, SetDigest,
 };
 use c2wall_proto::v1 as pb;
 use prost::Message;
+
+use crate::value::SetValue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
@@ -86,36 +88,57 @@ fn check_signature(
 }
 
 /// One entry's new value (None = withdrawn).
-pub type EntryChange = (Identity, Option<Entry>);
+pub type EntryChange<V = Entry> = (Identity, Option<V>);
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SyncedSet {
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncedSet<V = Entry> {
     /// The coordinator store's lineage (empty: none yet, or a set saved
     /// before lineages).
     pub lineage: Vec<u8>,
     pub version: u64,
     pub digest: SetDigest,
-    pub entries: BTreeMap<Identity, Entry>,
+    pub entries: BTreeMap<Identity, V>,
+}
+
+impl<V> Default for SyncedSet<V> {
+    fn default() -> Self {
+        SyncedSet {
+            lineage: Vec::new(),
+            version: 0,
+            digest: SetDigest::default(),
+            entries: BTreeMap::new(),
+        }
+    }
 }
 
 /// Deltas applied to a set but not yet enforced: what to undo if enforcing
 /// fails, and what to journal if it succeeds.
-#[derive(Default)]
-pub struct Pending {
+pub struct Pending<V = Entry> {
     base: Option<(u64, SetDigest)>,
-    undo: Vec<EntryChange>,
+    undo: Vec<EntryChange<V>>,
     touched: BTreeSet<Identity>,
     journal: Vec<u8>,
 }
 
-impl Pending {
+impl<V> Default for Pending<V> {
+    fn default() -> Self {
+        Pending {
+            base: None,
+            undo: Vec::new(),
+            touched: BTreeSet::new(),
+            journal: Vec::new(),
+        }
+    }
+}
+
+impl<V> Pending<V> {
     pub fn is_empty(&self) -> bool {
         self.base.is_none()
     }
 }
 
-fn entry_of(e: &pb::Entry) -> Result<Entry, SetError> {
-    Ok(Record::try_from(e)?.entry)
+fn value_of<V: SetValue>(e: &pb::Entry) -> Result<V, SetError> {
+    Ok(V::from_wire(e)?)
 }
 
 fn check_digest(version: u64, ours: SetDigest, theirs: &[u8]) -> Result<(), SetError> {
@@ -131,7 +154,7 @@ fn check_digest(version: u64, ours: SetDigest, theirs: &[u8]) -> Result<(), SetE
     Ok(())
 }
 
-impl SyncedSet {
+impl<V: SetValue> SyncedSet<V> {
     /// A complete snapshot, verified against its digest (and signature, when
     /// keys are trusted).
     pub fn from_snapshot(
@@ -144,10 +167,10 @@ impl SyncedSet {
     ) -> Result<Self, SetError> {
         let mut map = BTreeMap::new();
         for e in entries {
-            let e = entry_of(e)?;
-            map.insert(e.identity(), e);
+            let v: V = value_of(e)?;
+            map.insert(v.entry().identity(), v);
         }
-        let ours = SetDigest::of(map.values());
+        let ours = SetDigest::of(map.values().map(V::entry));
         check_digest(version, ours, digest)?;
         check_signature(trust, lineage, version, &ours, signature)?;
         Ok(SyncedSet {
@@ -158,20 +181,10 @@ impl SyncedSet {
         })
     }
 
-    /// Whether the pinned maps hold a coordinator version other than this
-    /// saved set's (`kernel_version` 0: they hold none, e.g. after a reboot).
-    /// The saved set is written after the kernel, so a difference means
-    /// saving failed (disk full, read-only) and the kernel's list is newer.
-    pub fn behind_kernel(&self, kernel_version: u64, kernel_lineage: &[u8; 16]) -> bool {
-        kernel_version != 0
-            && (kernel_version, *kernel_lineage)
-                != (self.version, crate::apply::lineage16(&self.lineage))
-    }
-
     /// Stands for the list the kernel holds (its version and lineage, no
     /// entries) until the coordinator's snapshot replaces it: subscribing
     /// from it asks for a snapshot, and nothing older is accepted.
-    pub fn placeholder(version: u64, lineage: &[u8; 16]) -> SyncedSet {
+    pub fn placeholder(version: u64, lineage: &[u8; 16]) -> Self {
         SyncedSet {
             lineage: if *lineage == [0; 16] {
                 Vec::new()
@@ -190,7 +203,7 @@ impl SyncedSet {
     /// takes anything.
     pub fn may_follow(
         &self,
-        next: &SyncedSet,
+        next: &Self,
         moved: Option<&pb::LineageMove>,
         trust: &Trust,
     ) -> Result<(), SetError> {
@@ -234,7 +247,7 @@ impl SyncedSet {
     pub fn apply_delta(
         &mut self,
         d: &pb::Delta,
-        p: &mut Pending,
+        p: &mut Pending<V>,
         trust: &Trust,
     ) -> Result<(), SetError> {
         if !self.lineage.is_empty() && d.lineage != self.lineage {
@@ -261,24 +274,24 @@ impl SyncedSet {
         let upserts = d
             .upserts
             .iter()
-            .map(entry_of)
+            .map(value_of::<V>)
             .collect::<Result<Vec<_>, _>>()?;
         let (version, digest, mark) = (self.version, self.digest, p.undo.len());
         for id in removals {
             let old = self.entries.remove(&id);
             if let Some(old) = &old {
-                self.digest.remove(old);
+                self.digest.remove(old.entry());
             }
             p.undo.push((id, old));
             p.touched.insert(id);
         }
-        for e in upserts {
-            let id = e.identity();
-            let old = self.entries.insert(id, e);
+        for v in upserts {
+            let id = v.entry().identity();
+            self.digest.add(v.entry());
+            let old = self.entries.insert(id, v);
             if let Some(old) = &old {
-                self.digest.remove(old);
+                self.digest.remove(old.entry());
             }
-            self.digest.add(&e);
             p.undo.push((id, old));
             p.touched.insert(id);
         }
@@ -301,7 +314,7 @@ impl SyncedSet {
         Ok(())
     }
 
-    fn undo_to(&mut self, p: &mut Pending, mark: usize) {
+    fn undo_to(&mut self, p: &mut Pending<V>, mark: usize) {
         for (id, old) in p.undo.drain(mark..).rev() {
             match old {
                 Some(e) => self.entries.insert(id, e),
@@ -311,7 +324,7 @@ impl SyncedSet {
     }
 
     /// Undoes every delta collected in `p`.
-    pub fn rollback(&mut self, mut p: Pending) {
+    pub fn rollback(&mut self, mut p: Pending<V>) {
         self.undo_to(&mut p, 0);
         if let Some((v, d)) = p.base {
             (self.version, self.digest) = (v, d);
@@ -319,10 +332,10 @@ impl SyncedSet {
     }
 
     /// The net change `p` made: each touched entry's current value.
-    pub fn changes(&self, p: &Pending) -> Vec<EntryChange> {
+    pub fn changes(&self, p: &Pending<V>) -> Vec<EntryChange<V>> {
         p.touched
             .iter()
-            .map(|id| (*id, self.entries.get(id).copied()))
+            .map(|id| (*id, self.entries.get(id).cloned()))
             .collect()
     }
 }

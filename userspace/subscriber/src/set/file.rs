@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use c2wall_model::{sign::Trust, wire::entry_to_wire};
+use c2wall_model::sign::Trust;
 use c2wall_proto::v1 as pb;
 use prost::Message;
 
 use super::{Pending, SyncedSet};
-use crate::error::AgentError;
+use crate::error::FileError;
+use crate::fsio::{append_synced, write_atomic};
+use crate::value::SetValue;
 
 /// The journal next to a snapshot file.
 pub fn journal_path(snapshot: &Path) -> PathBuf {
@@ -31,17 +33,19 @@ pub fn journal_len(snapshot: &Path) -> usize {
         .unwrap_or(0)
 }
 
-impl SyncedSet {
+impl<V: SetValue> SyncedSet<V> {
     /// Loads the persisted set: the snapshot file and its journal, or, when
     /// the snapshot file is damaged, the previous generation (kept by
     /// [`SyncedSet::save`]); a damaged file is set aside as `.damaged`. With
-    /// neither readable the agent starts without a saved list (None) rather
-    /// than not at all: a node that reboots with its coordinator away still
-    /// enforces its local lists, and the kernel's list if it kept one.
-    pub fn load(path: &Path) -> Result<Option<Self>, AgentError> {
+    /// neither readable the subscriber starts without a saved list (None)
+    /// rather than not at all: a node that reboots with its coordinator away
+    /// still enforces its local lists, and the kernel's list if it kept one.
+    pub fn load(path: &Path) -> Result<Option<Self>, FileError> {
         match Self::load_generation(path, true) {
             Ok(set) => Ok(set),
-            Err(AgentError::Config { message, .. }) => {
+            Err(FileError::Damaged {
+                reason: message, ..
+            }) => {
                 let aside = path.with_extension("damaged");
                 tracing::error!(path = %path.display(), error = %message, aside = %aside.display(),
                     "the saved list is damaged: set aside, trying the previous generation");
@@ -71,30 +75,27 @@ impl SyncedSet {
     /// file is `None`, a damaged snapshot an error. A journal record that
     /// does not decode or verify (a torn last append) ends the journal there:
     /// the set is then an earlier version, and the coordinator sends the rest.
-    fn load_generation(path: &Path, with_journal: bool) -> Result<Option<Self>, AgentError> {
+    fn load_generation(path: &Path, with_journal: bool) -> Result<Option<Self>, FileError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
-                return Err(AgentError::ReadFile {
+                return Err(FileError::Read {
                     path: path.into(),
                     source,
                 })
             }
         };
-        let bad = |m: String| AgentError::Config {
+        let bad = |reason: String| FileError::Damaged {
             path: path.into(),
-            message: format!(
-                "damaged persisted blocklist ({m}); delete it to start from a snapshot"
-            ),
+            reason,
         };
         let s = pb::SnapshotChunk::decode(bytes.as_slice()).map_err(|e| bad(e.to_string()))?;
         // The state dir is this node's own: its content was verified before
         // it was written.
         let none = Trust::default();
-        let mut set =
-            SyncedSet::from_snapshot(&s.lineage, s.version, &s.digest, &s.entries, &[], &none)
-                .map_err(|e| bad(e.to_string()))?;
+        let mut set = Self::from_snapshot(&s.lineage, s.version, &s.digest, &s.entries, &[], &none)
+            .map_err(|e| bad(e.to_string()))?;
         let journal = journal_path(path);
         if !with_journal {
             return Ok(Some(set));
@@ -103,7 +104,7 @@ impl SyncedSet {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => {
-                return Err(AgentError::ReadFile {
+                return Err(FileError::Read {
                     path: journal,
                     source,
                 })
@@ -129,13 +130,13 @@ impl SyncedSet {
     /// Persists the whole set atomically (temp file, fsync, rename) and
     /// empties the journal. The file it replaces is kept as the previous
     /// generation, the fallback should this one ever read back damaged.
-    pub fn save(&self, path: &Path) -> Result<(), AgentError> {
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
         let msg = pb::SnapshotChunk {
             version: self.version,
             digest: self.digest.to_bytes(),
             seq: 0,
             last: true,
-            entries: self.entries.values().map(entry_to_wire).collect(),
+            entries: self.entries.values().map(V::to_wire).collect(),
             signature: Vec::new(),
             lineage: self.lineage.clone(),
             moved: None,
@@ -146,14 +147,14 @@ impl SyncedSet {
             // one replaces it atomically.
             let prev = prev_path(path);
             let _ = std::fs::remove_file(&prev);
-            std::fs::hard_link(path, &prev).map_err(|source| AgentError::WriteFile {
+            std::fs::hard_link(path, &prev).map_err(|source| FileError::Write {
                 path: prev.clone(),
                 source,
             })?;
         }
-        crate::ids::write_atomic(path, &bytes)?;
+        write_atomic(path, &bytes)?;
         match std::fs::remove_file(journal_path(path)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::WriteFile {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FileError::Write {
                 path: journal_path(path),
                 source: e,
             }),
@@ -163,11 +164,11 @@ impl SyncedSet {
 
     /// Persists the deltas of `p` by appending them to the journal (one
     /// fsync); returns the bytes appended.
-    pub fn journal(path: &Path, p: &Pending) -> Result<usize, AgentError> {
+    pub fn journal(path: &Path, p: &Pending<V>) -> Result<usize, FileError> {
         if p.journal.is_empty() {
             return Ok(0);
         }
-        crate::ids::append_synced(&journal_path(path), &p.journal)?;
+        append_synced(&journal_path(path), &p.journal)?;
         Ok(p.journal.len())
     }
 }

@@ -1,0 +1,43 @@
+//! What a subscriber keeps of each entry it receives.
+
+use c2wall_model::{
+    wire::{entry_to_wire, WireError},
+    Entry, Record,
+};
+use c2wall_proto::v1 as pb;
+
+/// One entry of the synced set as a subscriber holds it. The digest covers
+/// [`SetValue::entry`]; anything else a value keeps (provenance) travels
+/// beside it.
+pub trait SetValue: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    fn from_wire(e: &pb::Entry) -> Result<Self, WireError>;
+    fn to_wire(&self) -> pb::Entry;
+    fn entry(&self) -> &Entry;
+}
+
+/// The edge agent keeps what it enforces, nothing more (memory at a million
+/// entries).
+impl SetValue for Entry {
+    fn from_wire(e: &pb::Entry) -> Result<Self, WireError> {
+        Ok(Record::try_from(e)?.entry)
+    }
+    fn to_wire(&self) -> pb::Entry {
+        entry_to_wire(self)
+    }
+    fn entry(&self) -> &Entry {
+        self
+    }
+}
+
+/// A downstream coordinator keeps each entry's provenance too.
+impl SetValue for Record {
+    fn from_wire(e: &pb::Entry) -> Result<Self, WireError> {
+        Record::try_from(e)
+    }
+    fn to_wire(&self) -> pb::Entry {
+        pb::Entry::from(self)
+    }
+    fn entry(&self) -> &Entry {
+        &self.entry
+    }
+}
