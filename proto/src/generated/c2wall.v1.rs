@@ -12,7 +12,7 @@ pub struct EntryKey {
     #[prost(uint32, tag = "3")]
     pub port: u32,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Entry {
     #[prost(message, optional, tag = "1")]
     pub key: ::core::option::Option<EntryKey>,
@@ -48,6 +48,28 @@ pub struct Entry {
     /// entry, unless someone objects (`c2wall object`); 0 = never.
     #[prost(int64, tag = "12")]
     pub promote_at: i64,
+    /// An entry a downstream coordinator took from its upstreams: one hop per
+    /// coordinator it passed through, the original publisher's first. The
+    /// record's own `source` is then "upstream:<name>".
+    #[prost(message, repeated, tag = "13")]
+    pub chain: ::prost::alloc::vec::Vec<Hop>,
+}
+/// Where an upstream entry came from, as one coordinator received it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Hop {
+    /// The upstream's name at the coordinator that followed it.
+    #[prost(string, tag = "1")]
+    pub upstream: ::prost::alloc::string::String,
+    /// The record as the upstream had it: its source, who made it and when.
+    #[prost(string, tag = "2")]
+    pub source: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub created_by: ::prost::alloc::string::String,
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
+    /// The upstream version whose set first held the entry as it is now.
+    #[prost(uint64, tag = "5")]
+    pub version: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Sighting {
@@ -264,6 +286,13 @@ pub struct AgentStatus {
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
+    /// What subscribes: an edge agent, or a downstream coordinator (whose
+    /// `entries` are the upstream entries it enforces, `vetoed` those its own
+    /// policy keeps out).
+    #[prost(enumeration = "SubscriberKind", tag = "15")]
+    pub kind: i32,
+    #[prost(uint64, tag = "16")]
+    pub vetoed: u64,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
@@ -583,6 +612,15 @@ pub struct FeedState {
     /// Version made by the last import that changed something.
     #[prost(uint64, tag = "11")]
     pub last_version: u64,
+    /// Upstream coordinators (format "upstream"): the upstream's version last
+    /// verified and taken, the latest it announced, and its entries the local
+    /// policy keeps out (protected ranges, floors, categories).
+    #[prost(uint64, tag = "12")]
+    pub upstream_version: u64,
+    #[prost(uint64, tag = "13")]
+    pub upstream_latest: u64,
+    #[prost(uint64, tag = "14")]
+    pub vetoed: u64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct FeedsResponse {
@@ -686,6 +724,18 @@ pub struct ExplainResponse {
     pub matches: ::prost::alloc::vec::Vec<Entry>,
     #[prost(uint64, tag = "2")]
     pub version: u64,
+    /// Upstream entries containing the address that this coordinator does not
+    /// enforce, and why.
+    #[prost(message, repeated, tag = "3")]
+    pub vetoed: ::prost::alloc::vec::Vec<Veto>,
+}
+/// An upstream entry kept out by the local policy.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Veto {
+    #[prost(message, optional, tag = "1")]
+    pub entry: ::core::option::Option<Entry>,
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HistoryRequest {
@@ -838,6 +888,32 @@ impl Direction {
             "DIRECTION_BOTH" => Some(Self::Both),
             "DIRECTION_TO" => Some(Self::To),
             "DIRECTION_FROM" => Some(Self::From),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum SubscriberKind {
+    Agent = 0,
+    Downstream = 1,
+}
+impl SubscriberKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Agent => "SUBSCRIBER_KIND_AGENT",
+            Self::Downstream => "SUBSCRIBER_KIND_DOWNSTREAM",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "SUBSCRIBER_KIND_AGENT" => Some(Self::Agent),
+            "SUBSCRIBER_KIND_DOWNSTREAM" => Some(Self::Downstream),
             _ => None,
         }
     }

@@ -27,9 +27,10 @@ pub enum CaCommand {
         /// The CA's directory (`ca init`); the pair is written there.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        /// coordinator (the server), agent (an edge node), reader,
-        /// publisher or admin (operators and feed importers).
-        #[arg(long, value_parser = ["coordinator", "agent", "reader", "publisher", "admin"])]
+        /// coordinator (the server), agent (an edge node), downstream
+        /// (an ISP's coordinator following this one), reader, publisher or
+        /// admin (operators and feed importers).
+        #[arg(long, value_parser = ["coordinator", "agent", "downstream", "reader", "publisher", "admin"])]
         role: String,
         /// Letters, digits, `.`, `-`, `_`: the identity and the file name.
         #[arg(long)]

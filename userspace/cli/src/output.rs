@@ -244,7 +244,8 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
             .iter()
             .map(|a| {
                 let s = a.status.clone().unwrap_or_default();
-                json!({"agent_id": s.agent_id, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error, "replica": s.coordinator, "failovers": s.failovers})
+                let kind = c2wall_model::SubscriberKind::from_wire(s.kind);
+                json!({"agent_id": s.agent_id, "kind": kind.as_str(), "vetoed": s.vetoed, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error, "replica": s.coordinator, "failovers": s.failovers})
             })
             .collect();
         println!(
@@ -254,8 +255,9 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
         return;
     }
     crate::out!(
-        "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20} REPLICA",
+        "{:<24} {:<10} {:>8} {:>6} {:<9} {:<8} {:<20} REPLICA",
         "AGENT",
+        "KIND",
         "VERSION",
         "BEHIND",
         "CONNECTED",
@@ -265,8 +267,9 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
     for a in &r.agents {
         let s = a.status.clone().unwrap_or_default();
         crate::out!(
-            "{:<24} {:>8} {:>6} {:<9} {:<8} {:<20} {}",
+            "{:<24} {:<10} {:>8} {:>6} {:<9} {:<8} {:<20} {}",
             s.agent_id,
+            c2wall_model::SubscriberKind::from_wire(s.kind),
             s.applied_version,
             r.latest_version.saturating_sub(s.applied_version),
             if a.connected { "yes" } else { "no" },

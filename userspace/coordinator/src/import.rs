@@ -52,6 +52,7 @@ fn same(a: &Record, b: &Record) -> bool {
         && a.reference == b.reference
         && a.confidence == b.confidence
         && a.valid_until == b.valid_until
+        && a.chain == b.chain
 }
 
 impl Coordinator {

@@ -31,7 +31,7 @@ use tokio::signal::unix::{signal, SignalKind};
         gRPC is served over TLS (--tls-cert, --tls-key; plaintext only with --insecure). \
         Callers are identified by a client certificate naming spiffe://c2wall/ROLE/NAME \
         (--tls-client-ca; `c2wall ca` makes a development CA) or by a bearer token \
-        (--tokens); each method needs a role (agent, reader, publisher, admin).",
+        (--tokens); each method needs a role (agent, downstream, reader, publisher, admin).",
     after_help = "Examples:\n  \
         c2wall ca init --dir /etc/c2wall/pki\n  \
         c2wall ca issue --dir /etc/c2wall/pki --role coordinator --name coord --ip 192.0.2.10\n  \
@@ -58,7 +58,7 @@ enum Cmd {
     /// Make a bearer token: prints the token (give it to the caller) and the
     /// line to add to the tokens file (the token itself is not stored).
     Token {
-        #[arg(long, value_parser = ["agent", "reader", "publisher", "admin"])]
+        #[arg(long, value_parser = ["agent", "downstream", "reader", "publisher", "admin"])]
         role: String,
         /// Who the token is: recorded in the audit log as the actor.
         #[arg(long)]

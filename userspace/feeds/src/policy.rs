@@ -89,6 +89,7 @@ impl Policy {
                 valid_until: e.valid_until,
                 created_by: String::new(),
                 created_at: 0,
+                chain: Vec::new(),
             });
         }
         (out, dropped)

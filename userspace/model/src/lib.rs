@@ -12,6 +12,7 @@ mod mode;
 mod prefix;
 mod record;
 pub mod sign;
+mod subscriber;
 pub mod wire;
 
 pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol};
@@ -19,4 +20,8 @@ pub use error::ModelError;
 pub use labels::{Labels, Selector};
 pub use mode::{HeldKind, HeldState, Mode, Modes, Scope};
 pub use prefix::{Family, Prefix};
-pub use record::{effective, effective_set, Record, SetDigest};
+pub use record::{
+    effective, effective_set, upstream_source, Hop, Record, SetDigest, MAX_HOPS,
+    UPSTREAM_SOURCE_PREFIX,
+};
+pub use subscriber::SubscriberKind;

@@ -25,7 +25,37 @@ pub struct Record {
     pub created_at: i64,
     /// Monitor first: when this monitor record becomes drop (None = never).
     pub promote_at: Option<i64>,
+    /// For a record taken from an upstream coordinator: the coordinators it
+    /// came through, the original publisher's first (empty otherwise).
+    pub chain: Vec<Hop>,
 }
+
+/// Where an upstream record came from, as one coordinator received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// The upstream's name at the coordinator that followed it.
+    pub upstream: String,
+    /// The record's source, creator and creation time at that upstream.
+    pub source: String,
+    pub created_by: String,
+    pub created_at: i64,
+    /// The upstream version whose set first held the record as it is.
+    pub version: u64,
+}
+
+/// The source under which a coordinator keeps what it takes from the
+/// upstream it calls `name`.
+pub fn upstream_source(name: &str) -> String {
+    format!("{UPSTREAM_SOURCE_PREFIX}{name}")
+}
+
+/// Sources starting with this are written only by the coordinator's
+/// follower of that upstream, never by publishers or imports.
+pub const UPSTREAM_SOURCE_PREFIX: &str = "upstream:";
+
+/// Hops a record may carry: a centre, a regional body, an ISP and so on,
+/// not a loop.
+pub const MAX_HOPS: usize = 8;
 
 impl Record {
     pub fn identity(&self) -> Identity {
@@ -182,6 +212,7 @@ mod tests {
             valid_until: None,
             created_by: "t".into(),
             created_at: at,
+            chain: Vec::new(),
         }
     }
 

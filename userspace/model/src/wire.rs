@@ -130,6 +130,22 @@ impl TryFrom<&pb::Entry> for Record {
                 ));
             }
         }
+        if e.chain.len() > crate::record::MAX_HOPS {
+            return Err(WireError::new(
+                "chain",
+                format!(
+                    "{} hops; at most {} (a loop of coordinators following each other?)",
+                    e.chain.len(),
+                    crate::record::MAX_HOPS
+                ),
+            ));
+        }
+        let chain = e
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(i, h)| hop_from_wire(h).map_err(|err| err.within(&format!("chain[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
         let promote_at = (e.promote_at != 0).then_some(e.promote_at);
         if promote_at.is_some() && action != Action::Monitor {
             return Err(WireError::new(
@@ -153,7 +169,34 @@ impl TryFrom<&pb::Entry> for Record {
             valid_until,
             created_by: e.created_by.clone(),
             created_at: e.created_at,
+            chain,
         })
+    }
+}
+
+fn hop_from_wire(h: &pb::Hop) -> Result<crate::Hop, WireError> {
+    limits::text("upstream", &h.upstream, limits::NAME_BYTES)?;
+    limits::text("source", &h.source, limits::SOURCE_BYTES)?;
+    limits::text("created_by", &h.created_by, limits::NAME_BYTES)?;
+    limits::time("created_at", h.created_at)?;
+    Ok(crate::Hop {
+        upstream: h.upstream.clone(),
+        source: h.source.clone(),
+        created_by: h.created_by.clone(),
+        created_at: h.created_at,
+        version: h.version,
+    })
+}
+
+impl From<&crate::Hop> for pb::Hop {
+    fn from(h: &crate::Hop) -> Self {
+        pb::Hop {
+            upstream: h.upstream.clone(),
+            source: h.source.clone(),
+            created_by: h.created_by.clone(),
+            created_at: h.created_at,
+            version: h.version,
+        }
     }
 }
 
@@ -186,6 +229,7 @@ impl From<&Record> for pb::Entry {
             created_by: r.created_by.clone(),
             created_at: r.created_at,
             promote_at: r.promote_at.unwrap_or(0),
+            chain: r.chain.iter().map(pb::Hop::from).collect(),
             ..entry_to_wire(&r.entry)
         }
     }

@@ -10,7 +10,16 @@ pub const URI_PREFIX: &str = "spiffe://c2wall/";
 
 /// Roles a certificate may name. `coordinator` is the server's own; it grants
 /// nothing when presented by a caller.
-pub const ROLES: &[&str] = &["agent", "reader", "publisher", "admin", "coordinator"];
+/// `downstream` is another coordinator following this one (an ISP's): it may
+/// subscribe and report as itself, like an agent.
+pub const ROLES: &[&str] = &[
+    "agent",
+    "downstream",
+    "reader",
+    "publisher",
+    "admin",
+    "coordinator",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertIdentity {

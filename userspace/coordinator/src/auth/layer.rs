@@ -36,6 +36,7 @@ fn peer_cert<B>(req: &http::Request<B>) -> Option<Vec<u8>> {
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Agent => "agent",
+        Role::Downstream => "downstream",
         Role::Reader => "reader",
         Role::Publisher => "publisher",
         Role::Admin => "admin",

@@ -2,7 +2,9 @@
 //! certificate or a bearer token, checked on every RPC before it reaches a
 //! handler, and a per-identity rate limit on the calls that change the list.
 //!
-//! Roles: `agent` (subscribe, report status and sightings), `reader` (list,
+//! Roles: `agent` (subscribe, report status and sightings), `downstream`
+//! (another coordinator following this one: the same calls as an agent, as
+//! itself, and its reports mark it as a coordinator), `reader` (list,
 //! get, explain, history, agents, feeds, sightings, protected, pending,
 //! audit), `publisher` (a reader that may also publish and import, within the
 //! sources the coordinator's `[publishers]` table allows it), `admin`
@@ -37,6 +39,7 @@ use crate::error::CoordError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     Agent,
+    Downstream,
     Reader,
     Publisher,
     Admin,
@@ -46,6 +49,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "agent" => Role::Agent,
+            "downstream" => Role::Downstream,
             "reader" => Role::Reader,
             "publisher" => Role::Publisher,
             "admin" => Role::Admin,
@@ -56,7 +60,7 @@ impl Role {
     pub fn allows(self, needed: Role) -> bool {
         match (self, needed) {
             (Role::Admin, _) => true,
-            (Role::Agent, r) => r == Role::Agent,
+            (Role::Agent | Role::Downstream, r) => r == Role::Agent,
             (Role::Publisher, Role::Publisher | Role::Reader) => true,
             (Role::Reader, Role::Reader) => true,
             _ => false,
@@ -160,7 +164,7 @@ impl Tokens {
             };
             let role = Role::parse(role).ok_or_else(|| {
                 err(format!(
-                    "line {}: role `{role}` (agent, reader, publisher or admin)",
+                    "line {}: role `{role}` (agent, downstream, reader, publisher or admin)",
                     n + 1
                 ))
             })?;

@@ -56,11 +56,22 @@ impl Coordinator {
             changes.push(RecordChange::Put { before, after: r });
         }
         for (i, w) in withdrawals.iter().enumerate() {
-            let matching: Vec<Record> = state
+            // Upstream records change only through their follower: a
+            // withdrawal here would come back with the upstream's next
+            // version. Keeping one out is a protected range's job.
+            let (upstream, matching): (Vec<Record>, Vec<Record>) = state
                 .records_of(&w.identity)
                 .into_iter()
                 .filter(|r| w.source.as_deref().is_none_or(|s| s == r.source))
-                .collect();
+                .partition(|r| r.source.starts_with(c2wall_model::UPSTREAM_SOURCE_PREFIX));
+            if matching.is_empty() && !upstream.is_empty() {
+                return Err(CoordError::Precondition(format!(
+                    "withdrawals[{i}]: `{}` is listed only by {}, which this coordinator follows: \
+                     its entries change upstream; to keep it out here, protect it \
+                     (`c2wall protect add {}`)",
+                    w.identity, upstream[0].source, w.identity.prefix
+                )));
+            }
             if matching.is_empty() {
                 return Err(CoordError::NotFound(format!(
                     "withdrawals[{i}]: `{}` is not listed{}",

@@ -87,6 +87,15 @@ pub(super) fn check_sources<'a, T>(
     req: &Request<T>,
     sources: impl IntoIterator<Item = (String, Option<&'a str>)>,
 ) -> Result<(), Status> {
+    let sources: Vec<(String, Option<&str>)> = sources.into_iter().collect();
+    for (field, source) in &sources {
+        if let Some(s) = source.filter(|s| s.starts_with(c2wall_model::UPSTREAM_SOURCE_PREFIX)) {
+            return Err(Status::permission_denied(format!(
+                "{field}: `{s}` is the records this coordinator takes from an upstream; only \
+                 its follower writes them (to keep one of its entries out here, protect it)"
+            )));
+        }
+    }
     let role = req
         .metadata()
         .get(ROLE_HEADER)

@@ -357,6 +357,7 @@ impl Publisher for Service {
         Ok(Response::new(pb::ExplainResponse {
             matches: matches.iter().map(pb::Entry::from).collect(),
             version,
+            vetoed: Vec::new(),
         }))
     }
 

@@ -24,6 +24,11 @@ impl Service {
             }
         }
         let upserts = records_from_wire(&req.get_ref().upserts, "upserts")?;
+        if let Some(i) = upserts.iter().position(|u| !u.chain.is_empty()) {
+            return Err(Status::invalid_argument(format!(
+                "upserts[{i}].chain: set only by a coordinator following an upstream"
+            )));
+        }
         check_sources(
             &self.publishers,
             &req,
@@ -226,6 +231,11 @@ impl Service {
                 let i = records.len();
                 let r = c2wall_model::Record::try_from(e)
                     .map_err(|err| invalid(err.within(&format!("entries[{i}]")).into()))?;
+                if !r.chain.is_empty() {
+                    return Err(invalid(Status::invalid_argument(format!(
+                        "entries[{i}].chain: set only by a coordinator following an upstream"
+                    ))));
+                }
                 records.push(r);
             }
             if chunk.end {

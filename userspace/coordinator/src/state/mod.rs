@@ -206,6 +206,7 @@ impl State {
                 created_by: String::new(),
                 created_at: 0,
                 promote_at: None,
+                chain: Vec::new(),
             },
         };
         r.entry = e.entry(ident);

@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use c2wall_model::{Action, Direction, Entry, Identity, Record};
+use c2wall_model::{Action, Direction, Entry, Hop, Identity, Record};
 
 /// The names of sources, categories and creators, one copy each. Never
 /// shrinks: there are a few hundred such names, not one per record.
@@ -42,6 +42,8 @@ pub(super) struct Stored {
     pub(super) valid_until: Option<i64>,
     pub(super) created_at: i64,
     pub(super) promote_at: Option<i64>,
+    /// Upstream provenance (empty, with no allocation, for local records).
+    chain: Box<[Hop]>,
 }
 
 impl Stored {
@@ -57,6 +59,7 @@ impl Stored {
             valid_until: r.valid_until,
             created_at: r.created_at,
             promote_at: r.promote_at,
+            chain: r.chain.clone().into_boxed_slice(),
         }
     }
 
@@ -78,6 +81,7 @@ impl Stored {
             created_by: self.created_by.to_string(),
             created_at: self.created_at,
             promote_at: self.promote_at,
+            chain: self.chain.to_vec(),
         }
     }
 }

@@ -5,8 +5,9 @@ use tonic::{Request, Response, Status};
 
 use crate::service::{actor, blocking, Service, ROLE_HEADER};
 
-/// An agent speaks only as itself: with an `agent` identity (certificate or
-/// token) the agent_id it sends must be that identity's name.
+/// A subscriber speaks only as itself: with an `agent` or `downstream`
+/// identity (certificate or token) the agent_id it sends must be that
+/// identity's name.
 pub(super) fn check_agent_id<T>(req: &Request<T>, claimed: &str) -> Result<(), Status> {
     if claimed.is_empty() {
         return Err(Status::invalid_argument("agent_id: missing"));
@@ -17,7 +18,7 @@ pub(super) fn check_agent_id<T>(req: &Request<T>, claimed: &str) -> Result<(), S
         .get(ROLE_HEADER)
         .and_then(|v| v.to_str().ok());
     let who = actor(req);
-    if role == Some("agent") && who != claimed {
+    if matches!(role, Some("agent" | "downstream")) && who != claimed {
         return Err(Status::permission_denied(format!(
             "agent_id `{claimed}`: this caller is `{who}`; an agent reports only as itself \
              (leave --agent-id unset to use the certificate's name)"
@@ -46,7 +47,21 @@ pub async fn report_status(
     req: Request<pb::AgentStatus>,
 ) -> Result<Response<pb::ReportStatusResponse>, Status> {
     check_agent_id(&req, &req.get_ref().agent_id)?;
-    let s = req.into_inner();
+    // What a subscriber is follows from its identity when roles are checked:
+    // an agent cannot pass for a coordinator, nor the other way round.
+    let kind = match req
+        .metadata()
+        .get(ROLE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("agent") => Some(pb::SubscriberKind::Agent),
+        Some("downstream") => Some(pb::SubscriberKind::Downstream),
+        _ => None,
+    };
+    let mut s = req.into_inner();
+    if let Some(k) = kind {
+        s.kind = k as i32;
+    }
     let coord = svc.coord.clone();
     blocking(move || coord.report(&s)).await?;
     Ok(Response::new(pb::ReportStatusResponse {}))
