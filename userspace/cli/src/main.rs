@@ -8,6 +8,7 @@ mod admin;
 mod args;
 mod ca;
 mod conn;
+mod explain;
 mod feed;
 mod output;
 mod rollout;
@@ -316,7 +317,7 @@ async fn run(
                 })
                 .await?
                 .into_inner();
-            output::explain(&address, &r, cli.json);
+            explain::print(&address, &r, cli.json);
         }
         Command::History { limit } => {
             let r = client

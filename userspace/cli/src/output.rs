@@ -3,13 +3,13 @@
 use c2wall_proto::v1 as pb;
 use serde_json::{json, Value};
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub use crate::text::ts;
 
-fn key(e: &pb::Entry) -> String {
+pub(crate) fn key(e: &pb::Entry) -> String {
     let k = e.key.clone().unwrap_or_default();
     match pb::Protocol::try_from(k.protocol) {
         Ok(pb::Protocol::Tcp) => format!("{} tcp {}", k.prefix, k.port),
@@ -18,7 +18,7 @@ fn key(e: &pb::Entry) -> String {
     }
 }
 
-fn action(e: &pb::Entry) -> &'static str {
+pub(crate) fn action(e: &pb::Entry) -> &'static str {
     if e.action == pb::Action::Monitor as i32 {
         "monitor"
     } else {
@@ -26,7 +26,7 @@ fn action(e: &pb::Entry) -> &'static str {
     }
 }
 
-fn direction(e: &pb::Entry) -> &'static str {
+pub(crate) fn direction(e: &pb::Entry) -> &'static str {
     match pb::Direction::try_from(e.direction) {
         Ok(pb::Direction::To) => "to",
         Ok(pb::Direction::From) => "from",
@@ -34,7 +34,7 @@ fn direction(e: &pb::Entry) -> &'static str {
     }
 }
 
-fn entry_json(e: &pb::Entry) -> Value {
+pub(crate) fn entry_json(e: &pb::Entry) -> Value {
     let k = e.key.clone().unwrap_or_default();
     json!({
         "prefix": k.prefix,
@@ -51,6 +51,7 @@ fn entry_json(e: &pb::Entry) -> Value {
         "created_by": e.created_by,
         "created_at": e.created_at,
         "promote_at": if e.promote_at == 0 { Value::Null } else { Value::from(e.promote_at) },
+        "chain": e.chain.iter().map(|h| json!({"upstream": h.upstream, "source": h.source, "created_by": h.created_by, "created_at": h.created_at, "version": h.version})).collect::<Vec<_>>(),
     })
 }
 
@@ -178,31 +179,6 @@ pub fn get(r: &pb::GetResponse, as_json: bool) {
             e.confidence,
             ts(e.valid_until),
             format!("{} {}", e.created_by, ts(e.created_at))
-        );
-    }
-}
-
-pub fn explain(addr: &str, r: &pb::ExplainResponse, as_json: bool) {
-    if as_json {
-        println!(
-            "{}",
-            json!({"address": addr, "version": r.version, "matches": r.matches.iter().map(entry_json).collect::<Vec<_>>()})
-        );
-        return;
-    }
-    if r.matches.is_empty() {
-        crate::out!("{addr}: not listed (version {})", r.version);
-        return;
-    }
-    crate::out!("{addr} is covered by (most specific first; the first whose port and direction fit the packet decides):");
-    for e in &r.matches {
-        crate::out!(
-            "  {:<40} {:<8} {:<5} source {} {}",
-            key(e),
-            action(e),
-            direction(e),
-            e.source,
-            e.reference
         );
     }
 }

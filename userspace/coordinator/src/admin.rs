@@ -35,6 +35,19 @@ impl Coordinator {
             .refuse(prefix, source)
     }
 
+    /// Writes one event to the audit log (the coordinator's own workers'
+    /// decisions, e.g. an upstream entry vetoed).
+    pub fn audit_event(
+        &self,
+        origin: &Origin,
+        action: &str,
+        detail: &str,
+        reason: &str,
+    ) -> Result<(), CoordError> {
+        let e = origin.audit(now(), action, detail, reason);
+        self.inner.lock().expect("lock").store.audit(&e)
+    }
+
     pub fn protected(&self) -> Vec<(Prefix, String)> {
         let inner = self.inner.lock().expect("lock");
         inner
@@ -57,12 +70,19 @@ impl Coordinator {
         let mut inner = self.inner.lock().expect("lock");
         let (action, detail) = match why {
             Some(w) => {
-                let overlapping: Vec<String> = self
-                    .state
-                    .read()
-                    .expect("lock")
+                // Upstream entries are not withdrawn here: the protection
+                // vetoes them (their follower leaves them out within a
+                // second, and takes them again once it is removed).
+                let state = self.state.read().expect("lock");
+                let overlapping: Vec<String> = state
                     .listed_identities()
                     .filter(|i| i.prefix.contains(&prefix) || prefix.contains(&i.prefix))
+                    .filter(|i| {
+                        !state
+                            .records_of(i)
+                            .iter()
+                            .all(|r| r.source.starts_with(c2wall_model::UPSTREAM_SOURCE_PREFIX))
+                    })
                     .take(5)
                     .map(|i| i.to_string())
                     .collect();

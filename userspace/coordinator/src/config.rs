@@ -154,6 +154,9 @@ struct File {
     /// `[[rollout.stage]]` and `[rollout.bounds]`: staged rollout.
     #[serde(default)]
     rollout: crate::rollout::policy::RolloutConfig,
+    /// `[[upstream]]` tables: coordinators this one follows.
+    #[serde(default)]
+    upstream: Vec<crate::upstream::UpstreamConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +188,8 @@ pub struct Settings {
     pub recover_store: Option<String>,
     /// The staged rollout (None: every version to everyone at once).
     pub rollout: Option<crate::rollout::policy::Policy>,
+    /// Upstream coordinators followed.
+    pub upstreams: Vec<crate::upstream::Upstream>,
 }
 
 impl Settings {
@@ -221,6 +226,7 @@ impl Settings {
                 .or(f.metrics_addr)
                 .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("literal")),
             feeds: Vec::new(),
+            upstreams: Vec::new(),
             signing_key: a.signing_key.clone().or(f.signing_key.clone()),
             tokens_file: a.tokens_file.clone().or(f.tokens_file.clone()),
             tls: c2wall_tls::ServerTls {
@@ -277,6 +283,16 @@ impl Settings {
                 )));
             }
             s.feeds.push(feed);
+        }
+        for u in &f.upstream {
+            let u = u.check()?;
+            if s.upstreams.iter().any(|o| o.name == u.name) {
+                return Err(CoordError::Setting(format!(
+                    "two [[upstream]] tables are named `{}`",
+                    u.name
+                )));
+            }
+            s.upstreams.push(u);
         }
         s.limits.check().map_err(CoordError::Precondition)?;
         if !(s.publish_limit.0 > 0.0 && s.publish_limit.1 >= 1.0) {

@@ -41,6 +41,8 @@ pub struct ImportOutcome {
     /// Entries the guards refused (left out), with why for the first few.
     pub refused: usize,
     pub refusals: Vec<String>,
+    /// Every entry the guards refused, and why (a follower's vetoes).
+    pub refused_entries: Vec<(Identity, String)>,
     /// Set when the change breaker held the import (nothing applied).
     pub held: Option<u64>,
 }
@@ -124,10 +126,12 @@ impl Coordinator {
         let mut inner = self.writer()?;
         let state = self.state.read().expect("lock");
         let mut refused = Vec::new();
+        let mut refused_entries = Vec::new();
         new.retain(
-            |_, (i, r)| match inner.guards.refuse(&r.entry.prefix, source) {
+            |id, (i, r)| match inner.guards.refuse(&r.entry.prefix, source) {
                 Some(why) => {
                     refused.push(format!("entries[{i}]: {why}"));
+                    refused_entries.push((*id, why));
                     false
                 }
                 None => true,
@@ -141,6 +145,7 @@ impl Coordinator {
         let mut out = ImportOutcome {
             refused: refused.len(),
             refusals: refused.into_iter().take(10).collect(),
+            refused_entries,
             ..Default::default()
         };
         let mut changes = Vec::new();
@@ -254,6 +259,17 @@ impl Coordinator {
 }
 
 impl Coordinator {
+    /// The records of `source`.
+    pub fn source_records(&self, source: &str) -> Vec<Record> {
+        self.state
+            .read()
+            .expect("lock")
+            .all()
+            .filter(|r| r.source() == source)
+            .map(|r| r.record())
+            .collect()
+    }
+
     /// Records `source` currently has.
     pub fn source_count(&self, source: &str) -> usize {
         self.state

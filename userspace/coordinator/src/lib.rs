@@ -23,5 +23,6 @@ pub mod sightings;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod upstream;
 
 pub use error::CoordError;

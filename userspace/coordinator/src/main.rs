@@ -255,10 +255,22 @@ fn run(args: CoordArgs) -> Result<()> {
             .collect(),
     );
     let feeds = s.feeds.clone();
+    let (upstreams, upstream_dir) = (s.upstreams.clone(), s.store.local_dir());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        if !upstreams.is_empty() {
+            let board = c2wall_coordinator::upstream::Board::start(
+                coord.clone(),
+                upstreams,
+                &upstream_dir,
+            )?;
+            metrics.register(Box::new(
+                c2wall_coordinator::upstream::collector::UpstreamCollector::new(board.clone())?,
+            ))?;
+            svc.upstreams = board;
+        }
         if !feeds.is_empty() {
             let runner = Runner::new(coord.clone(), feeds, metrics.clone());
             svc.feeds = Some(runner.board.clone());

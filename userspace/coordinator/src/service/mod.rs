@@ -43,6 +43,8 @@ pub struct Service {
     /// Stage ceilings for streams; releases for expedited publishes and
     /// rollbacks.
     pub rollout: Arc<crate::rollout::Rollout>,
+    /// The upstream coordinators followed (none: empty).
+    pub upstreams: Arc<crate::upstream::Board>,
 }
 
 impl Service {
@@ -57,6 +59,7 @@ impl Service {
             publishers: Arc::default(),
             limits: Default::default(),
             rollout: crate::rollout::Rollout::disabled(),
+            upstreams: Arc::default(),
         }
     }
 }
@@ -154,11 +157,12 @@ impl Publisher for Service {
         &self,
         _req: Request<pb::FeedsRequest>,
     ) -> Result<Response<pb::FeedsResponse>, Status> {
-        let feeds = self
+        let mut feeds = self
             .feeds
             .as_ref()
             .map(|b| b.states.lock().expect("lock").clone())
             .unwrap_or_default();
+        feeds.extend(self.upstreams.feed_states());
         Ok(Response::new(pb::FeedsResponse { feeds }))
     }
 
@@ -354,10 +358,19 @@ impl Publisher for Service {
             ))
         })?;
         let (matches, version) = self.coord.explain(addr);
+        let vetoed = self
+            .upstreams
+            .vetoes_covering(&Prefix::host(addr))
+            .into_iter()
+            .map(|v| pb::Veto {
+                entry: Some(pb::Entry::from(&v.record)),
+                reason: v.reason,
+            })
+            .collect();
         Ok(Response::new(pb::ExplainResponse {
             matches: matches.iter().map(pb::Entry::from).collect(),
             version,
-            vetoed: Vec::new(),
+            vetoed,
         }))
     }
 

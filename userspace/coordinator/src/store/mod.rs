@@ -24,6 +24,19 @@ impl Location {
         }
     }
 
+    /// Where this coordinator keeps local files (an upstream's saved set):
+    /// beside a SQLite store, /var/lib/c2wall with PostgreSQL.
+    pub fn local_dir(&self) -> std::path::PathBuf {
+        match self {
+            Location::Sqlite(p) => p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(Into::into)
+                .unwrap_or_else(|| ".".into()),
+            Location::Postgres(_) => "/var/lib/c2wall".into(),
+        }
+    }
+
     /// Opens the store (a PostgreSQL database gets its schema migrations).
     pub fn open(&self) -> Result<Box<dyn Store>, CoordError> {
         Ok(match self {
