@@ -37,6 +37,16 @@ use crate::error::CoordError;
 #[derive(Default)]
 pub struct Board {
     pub followers: Vec<Arc<Follower>>,
+    /// The stream clients and workers: following stops with the board.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// The saved upstream set's file in `dir`.
@@ -53,11 +63,13 @@ impl Board {
         upstreams: Vec<Upstream>,
         default_dir: &Path,
     ) -> Result<Arc<Board>, CoordError> {
-        let mut followers = Vec::new();
+        let mut board = Board::default();
         for u in upstreams {
-            followers.push(start_one(coord.clone(), u, default_dir)?);
+            let (f, tasks) = start_one(coord.clone(), u, default_dir)?;
+            board.followers.push(f);
+            board.tasks.extend(tasks);
         }
-        Ok(Arc::new(Board { followers }))
+        Ok(Arc::new(board))
     }
 
     /// One row per upstream for `c2wall feed list` (format `upstream`).
@@ -107,7 +119,7 @@ fn start_one(
     coord: Arc<Coordinator>,
     u: Upstream,
     default_dir: &Path,
-) -> Result<Arc<Follower>, CoordError> {
+) -> Result<(Arc<Follower>, [tokio::task::JoinHandle<()>; 2]), CoordError> {
     let dir = u.state_dir.clone().unwrap_or_else(|| default_dir.into());
     std::fs::create_dir_all(&dir).map_err(|e| {
         CoordError::Setting(format!(
@@ -191,9 +203,11 @@ fn start_one(
         backoff: (Duration::from_millis(200), Duration::from_secs(30)),
         bearer,
     };
-    tokio::spawn(client.run());
-    tokio::spawn(follower.clone().run(coord));
+    let tasks = [
+        tokio::spawn(client.run()),
+        tokio::spawn(follower.clone().run(coord)),
+    ];
     tracing::info!(upstream = %follower.upstream.name, urls = ?follower.upstream.urls,
         "following upstream coordinator");
-    Ok(follower)
+    Ok((follower, tasks))
 }
