@@ -149,9 +149,15 @@ impl Topo {
     /// `c2wall ARGS` presenting certificate `cert` (None: none, so only a
     /// `--token` in ARGS identifies the caller).
     pub fn cli_as(&self, cert: Option<&str>, args: &[&str]) -> (bool, String, String) {
+        self.cli_to(COORDINATOR_URL, cert, args)
+    }
+
+    /// `c2wall ARGS` against the coordinator at `url` (e.g. an upstream
+    /// centre beside the edge's own coordinator).
+    pub fn cli_to(&self, url: &str, cert: Option<&str>, args: &[&str]) -> (bool, String, String) {
         let pki = self.pki();
         let mut c = self.edge.command(workspace_bin("c2wall").to_str().unwrap());
-        c.args(["--coordinator", COORDINATOR_URL, "--actor", "test"])
+        c.args(["--coordinator", url, "--actor", "test"])
             .arg("--tls-ca")
             .arg(pki.join("ca.crt"));
         if let Some(name) = cert {
