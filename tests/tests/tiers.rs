@@ -161,6 +161,9 @@ fn a_centre_publish_reaches_the_isps_edge_and_the_isp_keeps_its_own_say() {
         out.contains("upstream:jp-centre") && out.contains("via upstream jp-centre"),
         "{out}"
     );
+    // Every metric the upstream alert rules read is served, and promtool
+    // accepts the rules.
+    upstream_rules_hold(&t);
     // The centre sees the ISP as a downstream coordinator.
     let agents = t.at_centre(&["agents", "--json"]);
     assert!(
@@ -226,4 +229,42 @@ fn a_centre_publish_reaches_the_isps_edge_and_the_isp_keeps_its_own_say() {
     assert_eq!(t.delivered(CC6), 0, "local entry kept");
     assert_eq!(t.delivered(OK4), 5, "still vetoed");
     drop(isp);
+}
+
+/// `deploy/alerts-upstream.yml`: promtool accepts it (when installed) and
+/// every `c2wall_upstream_*` metric its expressions read is on the ISP
+/// coordinator's /metrics, labelled with the upstream's name.
+fn upstream_rules_hold(t: &Tiers) {
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/alerts-upstream.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "promtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let body = t.topo.http_get_at(ISP_METRICS, "/metrics").unwrap();
+    let mut names = 0;
+    for line in text.lines() {
+        let Some(expr) = line.trim().strip_prefix("expr: ") else {
+            continue;
+        };
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("c2wall_upstream_") {
+                assert!(
+                    body.lines().any(|l| l.starts_with(&format!("{word}{{"))
+                        && l.contains("upstream=\"jp-centre\"")),
+                    "`{word}` (in `{expr}`) is not served"
+                );
+                names += 1;
+            }
+        }
+    }
+    assert!(names >= 5, "{names}");
 }
