@@ -185,3 +185,70 @@ impl UpstreamConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> UpstreamConfig {
+        toml::from_str(&format!(
+            "name = \"jp-centre\"\nurl = \"http://127.0.0.1:1\"\ninsecure = true\nid = \"isp-a\"\n{extra}"
+        ))
+        .unwrap()
+    }
+    const KEY: &str =
+        "trust_keys = [\"3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\"]\n";
+
+    #[test]
+    fn the_isp_example_in_deploy_parses() {
+        #[derive(Deserialize)]
+        struct F {
+            upstream: Vec<UpstreamConfig>,
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/coordinator-isp.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let f: F = v.try_into().unwrap();
+        let u = &f.upstream[0];
+        assert_eq!(
+            (u.name.as_str(), u.action.as_deref()),
+            ("jp-centre", Some("monitor"))
+        );
+        assert_eq!(u.soak.as_deref(), Some("24h"));
+    }
+
+    #[test]
+    fn settings_are_checked_naming_the_upstream_and_the_setting() {
+        let ok = parse(&format!("{KEY}action = \"monitor\"\nsoak = \"2h\"\n"))
+            .check()
+            .unwrap();
+        assert_eq!(
+            (ok.policy.action, ok.policy.soak, ok.id.as_str()),
+            (Some(Action::Monitor), Some(7200), "isp-a")
+        );
+        for (extra, needle) in [
+            ("", "trust_keys"),
+            ("trust_keys = [\"zz\"]\n", "trust_keys"),
+            (&format!("{KEY}action = \"block\"\n"), "action `block`"),
+            (
+                &format!("{KEY}soak = \"1h\"\n"),
+                "soak applies to action = \"monitor\"",
+            ),
+            (&format!("{KEY}min_confidence = 101\n"), "min_confidence"),
+            (&format!("{KEY}min_prefix_v4 = 33\n"), "min_prefix_v4"),
+        ] {
+            let e = parse(extra).check().unwrap_err().to_string();
+            assert!(
+                e.contains("`jp-centre`") && e.contains(needle),
+                "{extra}: {e}"
+            );
+        }
+        let plain: UpstreamConfig = toml::from_str(&format!(
+            "name = \"c\"\nurl = \"http://127.0.0.1:1\"\n{KEY}id = \"x\"\n"
+        ))
+        .unwrap();
+        let e = plain.check().unwrap_err().to_string();
+        assert!(e.contains("plaintext"), "{e}");
+    }
+}
