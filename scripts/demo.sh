@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # c2wall end to end on this machine: a subscriber, an edge router and a network
-# holding a "C&C" host, each in its own network namespace. The coordinator (with
-# its embedded store) and the agent run on the edge router; entries are published
-# through the `c2wall` CLI; the agent enforces them with XDP; real packets are
-# dropped; metrics shown. All gRPC runs over mutual TLS with certificates from a
+# holding a "C&C" host, each in its own network namespace. Three tiers: a
+# national centre's coordinator, the ISP's coordinator following it (each with
+# its embedded store and its own signing key) and the ISP's agent run on the
+# edge router; entries are published through the `c2wall` CLI at the ISP and
+# at the centre; the agent enforces them with XDP; real packets are dropped;
+# metrics shown. All gRPC runs over mutual TLS with certificates from a
 # development CA made for the run, and every version is signed.
 # Everything it creates is removed when it exits. Usage (as root): scripts/demo.sh
 # (add --keep to leave it running until Enter is pressed).
@@ -25,9 +27,11 @@ work=$(mktemp -d)
 pins=/sys/fs/bpf/$id
 agent_pid=
 coord_pid=
+centre_pid=
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   [ -n "$coord_pid" ] && kill "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null || true
+  [ -n "$centre_pid" ] && kill "$centre_pid" 2>/dev/null && wait "$centre_pid" 2>/dev/null || true
   [ -d "$pins" ] && "$agent_bin" detach --pin-dir "$pins" >/dev/null 2>&1 || true
   for ns in sub edge net; do ip netns del "$id-$ns" 2>/dev/null || true; done
   rm -rf "$work"
@@ -61,19 +65,40 @@ in_ns edge sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
 echo "203.0.113.53   # the ISP's resolver: never dropped" >"$work/allowlist.txt"
 
-say "a development CA: certificates for the coordinator, the agent and the operator"
+say "a development CA: certificates for the coordinators, the agent, the ISP's link to the centre and the operator"
 pki=$work/pki
 set -x
 "$cli_bin" ca init --dir "$pki"
 "$cli_bin" ca issue --dir "$pki" --role coordinator --name coordinator --ip 127.0.0.1
 "$cli_bin" ca issue --dir "$pki" --role agent --name edge-demo
+"$cli_bin" ca issue --dir "$pki" --role downstream --name isp-demo
 "$cli_bin" ca issue --dir "$pki" --role admin --name demo
+"$coord_bin" keygen --out "$work/centre.key" >"$work/centre.pub"
 "$coord_bin" keygen --out "$work/signing.key" >"$work/signing.pub"
 { set +x; } 2>/dev/null
-echo "version-signing public key (agents trust it): $(cat "$work/signing.pub")"
+echo "the centre's version-signing public key (the ISP trusts it): $(cat "$work/centre.pub")"
+echo "the ISP's version-signing public key (its agents trust it):  $(cat "$work/signing.pub")"
 
-say "starting c2wall-coordinator (store: $work/coordinator.db, TLS, signed versions) on the edge router"
-nsenter --net="/run/netns/$id-edge" "$coord_bin" --listen 127.0.0.1:50051 \
+say "starting the centre's c2wall-coordinator (store: $work/centre.db, port 50061)"
+nsenter --net="/run/netns/$id-edge" "$coord_bin" --listen 127.0.0.1:50061 \
+  --store "$work/centre.db" --heartbeat 2 --signing-key "$work/centre.key" --metrics-addr 127.0.0.1:9466 \
+  --tls-cert "$pki/coordinator.crt" --tls-key "$pki/coordinator.key" --tls-client-ca "$pki/ca.crt" \
+  2>"$work/centre.log" &
+centre_pid=$!
+
+say "starting the ISP's c2wall-coordinator (store: $work/coordinator.db), following the centre"
+cat >"$work/isp.toml" <<EOT
+[[upstream]]
+name = "jp-centre"
+url = "https://127.0.0.1:50061"
+tls_ca = "$pki/ca.crt"
+tls_cert = "$pki/isp-demo.crt"
+tls_key = "$pki/isp-demo.key"
+trust_keys = ["$(cat "$work/centre.pub")"]
+action = "drop"
+EOT
+cat "$work/isp.toml"
+nsenter --net="/run/netns/$id-edge" "$coord_bin" --listen 127.0.0.1:50051 --config "$work/isp.toml" \
   --store "$work/coordinator.db" --heartbeat 2 --signing-key "$work/signing.key" \
   --tls-cert "$pki/coordinator.crt" --tls-key "$pki/coordinator.key" --tls-client-ca "$pki/ca.crt" \
   2>"$work/coordinator.log" &
@@ -151,6 +176,24 @@ c2wall feed import --format spamhaus-drop --source spamhaus-drop --action drop "
 sleep 0.5
 try "ping 203.0.113.66 (in the feed's /29)" in_ns sub ping -c 2 -W 1 203.0.113.66
 try "ping 203.0.113.77 (outside it)     " in_ns sub ping -c 2 -W 1 203.0.113.77
+
+say "three tiers: the centre publishes a C&C address; the ISP follows, its edge drops it"
+centre() { c2wall --coordinator https://127.0.0.1:50061 "$@"; }
+try "ping 203.0.113.77 (benign, not yet listed)" in_ns sub ping -c 2 -W 1 203.0.113.77
+set -x
+centre publish 203.0.113.77 --category mirai --reference JPC-DEMO-7 --reason "C&C seen by the centre"
+{ set +x; } 2>/dev/null
+sleep 0.5
+try "ping 203.0.113.77 (listed by the centre)" in_ns sub ping -c 2 -W 1 203.0.113.77
+c2wall explain 203.0.113.77
+say "the ISP protects it (its own customer's service): the centre's entry is vetoed here"
+c2wall protect add 203.0.113.77/32 --why "a customer's service" --reason "ISP decision"
+sleep 1.5
+try "ping 203.0.113.77 (protected at the ISP)" in_ns sub ping -c 2 -W 1 203.0.113.77
+c2wall explain 203.0.113.77
+c2wall feed list
+say "the centre sees the ISP among its subscribers"
+centre agents
 
 say "c2wall history / agents / explain / audit"
 c2wall history
