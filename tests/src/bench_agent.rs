@@ -39,6 +39,7 @@ pub fn make_pki(dir: &std::path::Path) -> Result<()> {
         ("coordinator", "coord"),
         ("admin", "bench"),
         ("agent", "bench-agent"),
+        ("downstream", "bench-isp"),
     ] {
         c2wall_tls::ca::issue(
             &pki,

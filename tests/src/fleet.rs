@@ -23,11 +23,26 @@ pub struct Coordinators {
 impl Coordinators {
     /// `replicas` coordinators on PostgreSQL when `postgres`, else one on SQLite.
     pub fn start(bin: &Path, dir: &Path, postgres: bool, replicas: usize) -> Result<Self> {
+        Self::start_with(bin, dir, "c", postgres, replicas, "", &[])
+    }
+
+    /// As [`Coordinators::start`], the SQLite store and config named `name`
+    /// in `dir` (several coordinators side by side), `config` appended to the
+    /// config file and `extra` flags added.
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        postgres: bool,
+        replicas: usize,
+        config_extra: &str,
+        extra: &[std::ffi::OsString],
+    ) -> Result<Self> {
         let (store, pg) = if postgres {
             let pg = TempPg::start("bench");
             (pg.database("c2wall_bench"), Some(pg))
         } else {
-            (dir.join("c.db").display().to_string(), None)
+            (dir.join(format!("{name}.db")).display().to_string(), None)
         };
         let mut c = Coordinators {
             urls: Vec::new(),
@@ -39,11 +54,13 @@ impl Coordinators {
         // Every simulated agent connects from 127.0.0.1, where a fleet would
         // come from as many addresses: the per-peer bounds are lifted (and
         // 100 streams share a connection, as the bench opens them).
-        let config = dir.join("bench-coordinator.toml");
+        let config = dir.join(format!("{name}-coordinator.toml"));
         std::fs::write(
             &config,
-            "[limits]\nmax_connections = 100000\nmax_connections_per_peer = 100000\n\
-             max_streams_per_connection = 100\n",
+            format!(
+                "[limits]\nmax_connections = 100000\nmax_connections_per_peer = 100000\n\
+                 max_streams_per_connection = 100\n{config_extra}"
+            ),
         )?;
         for _ in 0..if postgres { replicas.max(1) } else { 1 } {
             let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -77,7 +94,11 @@ impl Coordinators {
             ]
             .into_iter()
             .flat_map(|(flag, path)| [flag.into(), path.into_os_string()]);
-            let args: Vec<std::ffi::OsString> = flags.into_iter().chain(files).collect();
+            let args: Vec<std::ffi::OsString> = flags
+                .into_iter()
+                .chain(files)
+                .chain(extra.iter().cloned())
+                .collect();
             let child = spawn(bin, &args)?;
             c.cmds.push(args);
             c.procs.push(Some(child));

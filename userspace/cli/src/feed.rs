@@ -302,7 +302,9 @@ pub fn list(r: &pb::FeedsResponse, as_json: bool) {
                 json!({"name": f.name, "format": f.format, "location": f.location,
                 "interval_seconds": f.interval_seconds, "last_attempt": f.last_attempt,
                 "last_success": f.last_success, "entries": f.entries, "rejected": f.rejected,
-                "failures": f.failures, "last_error": f.last_error, "last_version": f.last_version})
+                "failures": f.failures, "last_error": f.last_error, "last_version": f.last_version,
+                "upstream_version": f.upstream_version, "upstream_latest": f.upstream_latest,
+                "vetoed": f.vetoed})
             })
             .collect();
         println!("{}", json!({ "feeds": list }));
@@ -313,7 +315,7 @@ pub fn list(r: &pb::FeedsResponse, as_json: bool) {
         return;
     }
     crate::out!(
-        "{:<16} {:<15} {:>8} {:>8} {:>8} {:<20} ERROR",
+        "{:<20} {:<15} {:>8} {:>8} {:>8} {:<20} ERROR",
         "FEED",
         "FORMAT",
         "ENTRIES",
@@ -323,7 +325,7 @@ pub fn list(r: &pb::FeedsResponse, as_json: bool) {
     );
     for f in &r.feeds {
         crate::out!(
-            "{:<16} {:<15} {:>8} {:>8} {:>8} {:<20} {}",
+            "{:<20} {:<15} {:>8} {:>8} {:>8} {:<20} {}",
             f.name,
             f.format,
             f.entries,
@@ -331,6 +333,19 @@ pub fn list(r: &pb::FeedsResponse, as_json: bool) {
             f.failures,
             ts(f.last_success),
             f.last_error
+        );
+    }
+    // Upstream coordinators: which of their versions this one keeps, and
+    // what its own policy keeps out.
+    for f in r.feeds.iter().filter(|f| f.format == "upstream") {
+        crate::out!(
+            "{}: upstream version {} verified and kept (latest announced {}), {} entries \
+             kept out here (c2wall explain ADDRESS says why), from {}",
+            f.name,
+            f.upstream_version,
+            f.upstream_latest,
+            f.vetoed,
+            f.location
         );
     }
 }
