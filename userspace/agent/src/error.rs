@@ -65,3 +65,20 @@ pub enum AgentError {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
+
+/// The saved set's and key files' errors, as the agent names them.
+impl From<c2wall_subscriber::FileError> for AgentError {
+    fn from(e: c2wall_subscriber::FileError) -> Self {
+        use c2wall_subscriber::FileError;
+        match e {
+            FileError::Read { path, source } => AgentError::ReadFile { path, source },
+            FileError::Write { path, source } => AgentError::WriteFile { path, source },
+            FileError::Damaged { path, reason } => AgentError::Config {
+                message: format!(
+                    "damaged persisted blocklist ({reason}); delete it to start from a snapshot"
+                ),
+                path,
+            },
+        }
+    }
+}

@@ -67,49 +67,10 @@ fn addr(family: u8, b: &[u8; 16]) -> IpAddr {
 }
 
 /// The pseudonymisation key: read from `path`, or created (32 random bytes,
-/// mode 0600) if it does not exist.
+/// mode 0600) if it does not exist (shared with a coordinator forwarding
+/// sightings upstream).
 pub fn load_or_create_key(path: &Path) -> Result<[u8; 32], AgentError> {
-    match std::fs::read(path) {
-        Ok(b) if b.len() == 32 => {
-            let mut k = [0u8; 32];
-            k.copy_from_slice(&b);
-            Ok(k)
-        }
-        Ok(b) => {
-            // Pseudonyms are not worth losing enforcement for: the damaged
-            // key is set aside and a new one made (pseudonyms change).
-            let aside = path.with_extension("damaged");
-            tracing::error!(path = %path.display(), bytes = b.len(), aside = %aside.display(),
-                "the sightings key is damaged (not 32 bytes): set aside, a new key is made and \
-                 subscriber pseudonyms change from now on");
-            std::fs::rename(path, &aside).map_err(|source| AgentError::WriteFile {
-                path: path.into(),
-                source,
-            })?;
-            load_or_create_key(path)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let k: [u8; 32] = rand::random();
-            use std::os::unix::fs::OpenOptionsExt;
-            let err = |source| AgentError::WriteFile {
-                path: path.into(),
-                source,
-            };
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(err)?;
-            std::io::Write::write_all(&mut f, &k).map_err(err)?;
-            f.sync_all().map_err(err)?;
-            Ok(k)
-        }
-        Err(source) => Err(AgentError::ReadFile {
-            path: path.into(),
-            source,
-        }),
-    }
+    Ok(c2wall_subscriber::load_or_create_key(path)?)
 }
 
 impl Sightings {

@@ -441,3 +441,50 @@ async fn a_restart_with_the_upstream_away_keeps_enforcing_its_entries() {
     let f = &board.followers[0];
     assert!(f.synced.lock().unwrap().set().version > 0, "the saved set");
 }
+
+#[tokio::test]
+async fn sightings_of_upstream_entries_go_upstream_pseudonymised_again_when_asked() {
+    let dir = Dir::new("up-sightings");
+    let (seed, public) = keys();
+    let centre = coordinator(&dir, "centre", &seed, usize::MAX);
+    let (port, _stop) = serve(centre.clone(), 0).await;
+    publish(&mut publisher(port).await, &["192.0.2.1"]).await;
+    let isp = coordinator(&dir, "isp", &keys().0, usize::MAX);
+    let _board = Board::start(
+        isp.clone(),
+        vec![upstream(port, &public, &dir, "share_sightings = \"1s\"\n")
+            .check()
+            .unwrap()],
+        &dir.0,
+    )
+    .unwrap();
+    until("followed", || listed(&isp, "192.0.2.1/32")).await;
+    let seen = |prefix: &str, subscriber: &str| pb::Sighting {
+        subscriber: subscriber.into(),
+        entry: Some(common::key(prefix)),
+        count: 4,
+        dropped: true,
+        first_seen: c2wall_coordinator::core::now(),
+        last_seen: c2wall_coordinator::core::now(),
+        ..Default::default()
+    };
+    // An ISP edge agent's report: one upstream entry, one ISP-only entry.
+    isp.report_sightings(
+        "edge-1",
+        &[
+            seen("192.0.2.1", "p-0123456789ab"),
+            seen("203.0.113.5", "p-0123456789ab"),
+        ],
+    )
+    .unwrap();
+    let centre_seen = || centre.sightings(None, None, 0, 100).unwrap();
+    until("shared upstream", || !centre_seen().is_empty()).await;
+    let got = centre_seen();
+    assert_eq!(got.len(), 1, "only the upstream's entry: {got:?}");
+    let (who, s) = &got[0];
+    assert_eq!(who, "isp-a");
+    assert_eq!(s.count, 4);
+    assert!(s.subscriber.starts_with("p-") && s.subscriber != "p-0123456789ab");
+    // The key that pseudonymises again stays with the ISP.
+    assert!(std::fs::metadata(dir.0.join("upstream-centre.sightings.key")).is_ok());
+}

@@ -17,6 +17,7 @@ mod client;
 mod error;
 mod follow;
 mod fsio;
+pub use fsio::load_or_create_key;
 pub mod set;
 mod status;
 mod value;

@@ -54,6 +54,12 @@ pub struct UpstreamConfig {
     /// Where the last verified upstream set is kept [default: beside the
     /// SQLite store, or /var/lib/c2wall with PostgreSQL].
     pub state_dir: Option<PathBuf>,
+    /// Share sightings of the upstream's entries with it this often (e.g.
+    /// "5m"), aggregated per entry and pseudonymised again with a key this
+    /// coordinator keeps [default: never].
+    pub share_sightings: Option<String>,
+    /// That key [default: upstream-NAME.sightings.key in state_dir].
+    pub sightings_key_file: Option<PathBuf>,
 }
 
 /// The local policy an upstream's entries pass through.
@@ -80,6 +86,9 @@ pub struct Upstream {
     pub id: String,
     pub policy: Policy,
     pub state_dir: Option<PathBuf>,
+    /// Sightings shared upstream this often (None: never).
+    pub share_sightings: Option<std::time::Duration>,
+    pub sightings_key_file: Option<PathBuf>,
 }
 
 impl UpstreamConfig {
@@ -122,6 +131,17 @@ impl UpstreamConfig {
                 return Err(format!(
                     "{at}: soak applies to action = \"monitor\" (monitor first, then drop)"
                 ))
+            }
+        };
+        let share_sightings = match &self.share_sightings {
+            None => None,
+            Some(s) => {
+                let d = humantime::parse_duration(s)
+                    .map_err(|e| format!("{at}: share_sightings `{s}`: {e}"))?;
+                if d < std::time::Duration::from_secs(1) {
+                    return Err(format!("{at}: share_sightings: at least 1s"));
+                }
+                Some(d)
             }
         };
         if self.min_confidence > 100 {
@@ -182,6 +202,8 @@ impl UpstreamConfig {
                 min_prefix_v6: self.min_prefix_v6,
             },
             state_dir: self.state_dir.clone(),
+            share_sightings,
+            sightings_key_file: self.sightings_key_file.clone(),
         })
     }
 }

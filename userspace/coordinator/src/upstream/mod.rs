@@ -15,6 +15,7 @@ pub mod collector;
 pub mod config;
 pub mod follower;
 pub mod policy;
+pub mod sightings;
 
 use std::{
     path::{Path, PathBuf},
@@ -119,7 +120,7 @@ fn start_one(
     coord: Arc<Coordinator>,
     u: Upstream,
     default_dir: &Path,
-) -> Result<(Arc<Follower>, [tokio::task::JoinHandle<()>; 2]), CoordError> {
+) -> Result<(Arc<Follower>, Vec<tokio::task::JoinHandle<()>>), CoordError> {
     let dir = u.state_dir.clone().unwrap_or_else(|| default_dir.into());
     std::fs::create_dir_all(&dir).map_err(|e| {
         CoordError::Setting(format!(
@@ -186,6 +187,30 @@ fn start_one(
             view: Mutex::new(Default::default()),
         }
     });
+    let mut tasks = Vec::new();
+    if let Some(every) = follower.upstream.share_sightings {
+        let path = follower
+            .upstream
+            .sightings_key_file
+            .clone()
+            .unwrap_or_else(|| {
+                dir.join(format!("upstream-{}.sightings.key", follower.upstream.name))
+            });
+        let key = c2wall_subscriber::load_or_create_key(&path).map_err(|e| {
+            CoordError::Setting(format!(
+                "[[upstream]] `{}`: sightings key: {e}",
+                follower.upstream.name
+            ))
+        })?;
+        tasks.push(tokio::spawn(sightings::run(
+            follower.clone(),
+            coord.clone(),
+            endpoints[0].clone(),
+            bearer.clone(),
+            every,
+            key,
+        )));
+    }
     let f = follower.clone();
     let client = SyncClient {
         replicas: follower
@@ -203,10 +228,8 @@ fn start_one(
         backoff: (Duration::from_millis(200), Duration::from_secs(30)),
         bearer,
     };
-    let tasks = [
-        tokio::spawn(client.run()),
-        tokio::spawn(follower.clone().run(coord)),
-    ];
+    tasks.push(tokio::spawn(client.run()));
+    tasks.push(tokio::spawn(follower.clone().run(coord)));
     tracing::info!(upstream = %follower.upstream.name, urls = ?follower.upstream.urls,
         "following upstream coordinator");
     Ok((follower, tasks))
