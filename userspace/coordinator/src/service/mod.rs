@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::core::{Coordinator, Published, Withdrawal};
 
 mod checks;
+mod explain;
 mod publish;
 mod rollout;
 
@@ -350,28 +351,7 @@ impl Publisher for Service {
         &self,
         req: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
-        let a = req.into_inner().address;
-        let addr = a.trim().parse().map_err(|_| {
-            Status::invalid_argument(format!(
-                "address: `{}` is not an IP address",
-                limits::quote(&a, 64)
-            ))
-        })?;
-        let (matches, version) = self.coord.explain(addr);
-        let vetoed = self
-            .upstreams
-            .vetoes_covering(&Prefix::host(addr))
-            .into_iter()
-            .map(|v| pb::Veto {
-                entry: Some(pb::Entry::from(&v.record)),
-                reason: v.reason,
-            })
-            .collect();
-        Ok(Response::new(pb::ExplainResponse {
-            matches: matches.iter().map(pb::Entry::from).collect(),
-            version,
-            vetoed,
-        }))
+        explain::explain(self, req)
     }
 
     async fn history(

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 
 pub mod pg;
+pub mod upstream;
 
 use std::{sync::Arc, time::Duration};
 
