@@ -293,6 +293,9 @@ pub struct AgentStatus {
     pub kind: i32,
     #[prost(uint64, tag = "16")]
     pub vetoed: u64,
+    /// A BGP exporter's peers: "NAME STATE" (e.g. "rr1 Established").
+    #[prost(string, repeated, tag = "17")]
+    pub peers: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReportStatusResponse {}
@@ -897,6 +900,8 @@ impl Direction {
 pub enum SubscriberKind {
     Agent = 0,
     Downstream = 1,
+    /// c2wall-bgp: announces the list to border routers (RTBH, Flowspec).
+    Bgp = 2,
 }
 impl SubscriberKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -907,6 +912,7 @@ impl SubscriberKind {
         match self {
             Self::Agent => "SUBSCRIBER_KIND_AGENT",
             Self::Downstream => "SUBSCRIBER_KIND_DOWNSTREAM",
+            Self::Bgp => "SUBSCRIBER_KIND_BGP",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -914,6 +920,7 @@ impl SubscriberKind {
         match value {
             "SUBSCRIBER_KIND_AGENT" => Some(Self::Agent),
             "SUBSCRIBER_KIND_DOWNSTREAM" => Some(Self::Downstream),
+            "SUBSCRIBER_KIND_BGP" => Some(Self::Bgp),
             _ => None,
         }
     }

@@ -8,6 +8,8 @@ pub enum SubscriberKind {
     Agent,
     /// Another coordinator (an ISP's) following this one.
     Downstream,
+    /// `c2wall-bgp`, announcing the list to border routers.
+    Bgp,
 }
 
 impl SubscriberKind {
@@ -15,6 +17,7 @@ impl SubscriberKind {
         match self {
             SubscriberKind::Agent => "agent",
             SubscriberKind::Downstream => "downstream",
+            SubscriberKind::Bgp => "bgp",
         }
     }
 
@@ -23,6 +26,7 @@ impl SubscriberKind {
     pub fn from_wire(v: i32) -> Self {
         match pb::SubscriberKind::try_from(v) {
             Ok(pb::SubscriberKind::Downstream) => SubscriberKind::Downstream,
+            Ok(pb::SubscriberKind::Bgp) => SubscriberKind::Bgp,
             _ => SubscriberKind::Agent,
         }
     }
