@@ -48,12 +48,15 @@ pub async fn report_status(
 ) -> Result<Response<pb::ReportStatusResponse>, Status> {
     check_agent_id(&req, &req.get_ref().agent_id)?;
     // What a subscriber is follows from its identity when roles are checked:
-    // an agent cannot pass for a coordinator, nor the other way round.
-    let kind = match req
+    // an edge identity (an XDP agent or a BGP exporter) cannot pass for a
+    // coordinator, nor the other way round.
+    let claimed = pb::SubscriberKind::try_from(req.get_ref().kind).ok();
+    let role = req
         .metadata()
         .get(ROLE_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
+        .and_then(|v| v.to_str().ok());
+    let kind = match role {
+        Some("agent") if claimed == Some(pb::SubscriberKind::Bgp) => Some(pb::SubscriberKind::Bgp),
         Some("agent") => Some(pb::SubscriberKind::Agent),
         Some("downstream") => Some(pb::SubscriberKind::Downstream),
         _ => None,
