@@ -17,8 +17,10 @@ need_root() {
 # with LLVM 22 and a prebuilt `core` for bpfel-unknown-none, clippy and rustfmt
 # for it, LLVM 22 for bpf-linker) and the tools the demo and tests drive
 # (ip, nsenter, ping, curl; prometheus and promtool for the metrics test;
-# PostgreSQL, whose servers the replica tests start in temporary directories).
-debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql)
+# PostgreSQL, whose servers the replica tests start in temporary directories;
+# BIRD 2, which c2wall-bgp drives, and BIRD 2 and GoBGP as the BGP peers the
+# exporter tests start in namespaces).
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd)
 
 install_debs() {
   local missing=()

@@ -25,6 +25,9 @@ use crate::routes::{Flow, PeerPlan};
 const BLACKHOLE: (u16, u16) = (65535, 666);
 const NO_EXPORT: (u16, u16) = (65535, 65281);
 
+/// The longest a restarted exporter waits before announcing (see render).
+pub const RECOVERY_WAIT_SECONDS: u32 = 5;
+
 pub struct Paths {
     pub dir: PathBuf,
 }
@@ -74,8 +77,13 @@ fn routes_of(list: &[Prefix], family: Family) -> String {
 pub fn render(s: &Settings, paths: &Paths) -> String {
     let mut c = format!(
         "# Written by c2wall-bgp; edits are overwritten.\nrouter id {};\n\
-         log stderr {{ info, remote, warning, error, auth, fatal, bug }};\nprotocol device {{}}\n",
-        s.router_id
+         log stderr {{ info, remote, warning, error, auth, fatal, bug }};\n\
+         graceful restart wait {wait};\nprotocol device {{}}\n",
+        s.router_id,
+        // After a restart (-R) BIRD announces once its sessions converged,
+        // at the latest after this many seconds; peers hold the old routes
+        // meanwhile.
+        wait = RECOVERY_WAIT_SECONDS
     );
     let comm = |p: &Peer| {
         let mut f = String::new();
@@ -90,15 +98,15 @@ pub fn render(s: &Settings, paths: &Paths) -> String {
             c,
             "ipv4 table t4_{n};\nipv6 table t6_{n};\nflow4 table f4_{n};\nflow6 table f6_{n};\n"
         );
-        for (proto, chan, table, what) in [
-            ("r4", "ipv4", "t4", "rtbh4"),
-            ("r6", "ipv6", "t6", "rtbh6"),
-            ("f4", "flow4", "f4", "flow4"),
-            ("f6", "flow6", "f6", "flow6"),
+        for (chan, table, what) in [
+            ("ipv4", "t4", "rtbh4"),
+            ("ipv6", "t6", "rtbh6"),
+            ("flow4", "f4", "flow4"),
+            ("flow6", "f6", "flow6"),
         ] {
             let _ = write!(
                 c,
-                "protocol static {proto}_{n} {{\n  {chan} {{ table {table}_{n}; }};\ninclude \"{}\";\n}}\n",
+                "protocol static s_{what}_{n} {{\n  {chan} {{ table {table}_{n}; }};\ninclude \"{}\";\n}}\n",
                 paths.include(n, what).display()
             );
         }
@@ -166,11 +174,19 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), BgpError> {
 }
 
 /// Starts `bird` in the foreground on the configuration in `paths`; it is
-/// killed (SIGKILL) when this process dies.
-pub fn spawn(bird: &Path, paths: &Paths) -> Result<Child, BgpError> {
+/// killed (SIGKILL) when this process dies. `restarting`: an earlier run
+/// announced routes (peers may hold them).
+pub fn spawn(bird: &Path, paths: &Paths, restarting: bool) -> Result<Child, BgpError> {
     let mut c = Command::new(bird);
-    c.arg("-f")
-        .arg("-c")
+    c.arg("-f");
+    if restarting {
+        // Start as a restarting speaker (RFC 4724's R and F bits), so peers
+        // keep the routes they hold from the previous run until this one
+        // has sent its own (End-of-RIB), instead of flushing them when the
+        // session comes back.
+        c.arg("-R");
+    }
+    c.arg("-c")
         .arg(paths.conf())
         .arg("-s")
         .arg(paths.socket())

@@ -54,6 +54,7 @@ async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("state_dir {}", s.state_dir.display()))?;
     let metrics = Arc::new(Metrics::new()?);
     let state_file = s.state_dir.join("synced.pb");
+    let mut restarting = state_file.exists();
     let saved = SyncedSet::<Entry>::load(&state_file)?.unwrap_or_default();
     let trust = c2wall_model::sign::Trust::from_hex(s.trust_keys.iter().map(String::as_str))
         .map_err(anyhow::Error::msg)?;
@@ -88,7 +89,9 @@ async fn run(args: Args) -> Result<()> {
     // Supervise BIRD: started again if it dies (its peers keep the routes
     // for the graceful-restart time).
     std::thread::spawn(move || loop {
-        match c2wall_bgp::bird::spawn(&bird_bin, &paths).map(|mut c| c.wait()) {
+        let r = c2wall_bgp::bird::spawn(&bird_bin, &paths, restarting).map(|mut c| c.wait());
+        restarting = true;
+        match r {
             Ok(Ok(st)) => tracing::error!(status = %st, "bird exited; starting it again"),
             Ok(Err(e)) => tracing::error!(error = %e, "waiting for bird"),
             Err(e) => tracing::error!(error = %e, "starting bird"),
