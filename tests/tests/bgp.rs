@@ -1,13 +1,14 @@
 //! The BGP exporter with a real peer: the coordinator and `c2wall-bgp`
-//! (driving its own BIRD) in one namespace, a BIRD 2 router as the peer in
-//! another, joined by a veth pair. A published drop entry appears in the
+//! (driving its own BIRD) in one namespace, the peer in another (BIRD 2 in
+//! one test, GoBGP in the other), joined by a veth pair. A published drop entry appears in the
 //! peer's table as an RTBH route (BLACKHOLE, NO_EXPORT, discard next hop)
 //! within 2 s and goes within 2 s of its withdrawal; a port-scoped entry is
 //! a Flowspec rule in the peer's flow table; a monitor entry never appears;
 //! the route ceiling holds; the kill switch withdraws everything and `clear`
-//! restores it; the exporter killed and restarted within the graceful-
-//! restart time: the peer withdraws nothing; killed for good: the peer
-//! withdraws after the timer.
+//! restores it; the exporter killed and started again within its grace:
+//! it adopts the running BIRD and the peer withdraws nothing; killed for
+//! good: BIRD goes after the grace without a Cease and the peer withdraws
+//! after its graceful-restart timer.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +21,14 @@ use c2wall_e2e::{require_root, unique};
 const PEER_METRICS: &str = "127.0.0.1:9478";
 const GR_SECONDS: u64 = 6;
 
+#[derive(Clone, Copy, PartialEq)]
+enum PeerKind {
+    Bird,
+    Gobgp,
+}
+
 struct Rig {
+    kind: PeerKind,
     topo: Topo,
     _peer_ns: Netns,
     peer_sock: String,
@@ -32,8 +40,10 @@ fn have(bin: &str) -> bool {
     std::path::Path::new(bin).exists()
 }
 
+const GOBGP_API: &str = "127.0.0.1:50052";
+
 impl Rig {
-    fn new() -> Rig {
+    fn new(kind: PeerKind) -> Rig {
         let topo = Topo::new("bg");
         let peer_ns = Netns::new(unique("bgpp"));
         veth(&topo.edge, "g0", &peer_ns, "g1");
@@ -43,26 +53,56 @@ impl Rig {
         let pki = topo.pki();
         topo.issue("agent", "bgp-1");
         std::fs::create_dir_all(&topo.state).unwrap();
-        let peer_conf = topo.state.join("peer.conf");
-        std::fs::write(
-            &peer_conf,
-            "router id 10.77.0.2;\nprotocol device {}\nflow4 table flowtab4;\nflow6 table flowtab6;\n\
-             protocol bgp exporter {\n  local 10.77.0.2 as 64512;\n  neighbor 10.77.0.1 as 64512;\n\
-             \x20 graceful restart aware;\n  ipv4 { import all; export none; };\n\
-             \x20 ipv6 { import all; export none; };\n\
-             \x20 flow4 { table flowtab4; import all; export none; };\n\
-             \x20 flow6 { table flowtab6; import all; export none; };\n}\n",
-        )
-        .unwrap();
         let peer_sock = topo.state.join("peer.ctl").display().to_string();
-        let mut c = peer_ns.command("/usr/sbin/bird");
-        c.arg("-f")
-            .arg("-c")
-            .arg(&peer_conf)
-            .args(["-s", &peer_sock])
-            .stdin(Stdio::null())
+        let peer = match kind {
+            PeerKind::Bird => {
+                let conf = topo.state.join("peer.conf");
+                std::fs::write(
+                    &conf,
+                    "router id 10.77.0.2;\nprotocol device {}\nflow4 table flowtab4;\nflow6 table flowtab6;\n\
+                     protocol bgp exporter {\n  local 10.77.0.2 as 64512;\n  neighbor 10.77.0.1 as 64512;\n\
+                     \x20 graceful restart aware;\n  ipv4 { import all; export none; };\n\
+                     \x20 ipv6 { import all; export none; };\n\
+                     \x20 flow4 { table flowtab4; import all; export none; };\n\
+                     \x20 flow6 { table flowtab6; import all; export none; };\n}\n",
+                )
+                .unwrap();
+                let mut c = peer_ns.command("/usr/sbin/bird");
+                c.arg("-f").arg("-c").arg(&conf).args(["-s", &peer_sock]);
+                c
+            }
+            PeerKind::Gobgp => {
+                let conf = topo.state.join("gobgpd.toml");
+                let afi = |name: &str| {
+                    format!(
+                        "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
+                         afi-safi-name = \"{name}\"\n    \
+                         [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n"
+                    )
+                };
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "[global.config]\n  as = 64512\n  router-id = \"10.77.0.2\"\n  \
+                         local-address-list = [\"10.77.0.2\"]\n[[neighbors]]\n  \
+                         [neighbors.config]\n    neighbor-address = \"10.77.0.1\"\n    \
+                         peer-as = 64512\n  [neighbors.graceful-restart.config]\n    \
+                         enabled = true\n{}{}",
+                        afi("ipv4-unicast"),
+                        afi("ipv4-flowspec")
+                    ),
+                )
+                .unwrap();
+                let mut c = peer_ns.command("/usr/bin/gobgpd");
+                c.arg("-f").arg(&conf).args(["--api-hosts", GOBGP_API]);
+                c
+            }
+        };
+        let mut peer = peer;
+        peer.stdin(Stdio::null())
+            .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let peer = Guarded::spawn(c);
+        let peer = Guarded::spawn(peer);
         let (_, public) = topo.keygen("signing.key");
         let f = |n: &str| pki.join(n).display().to_string();
         let config = topo.state.join("bgp.toml");
@@ -83,6 +123,7 @@ impl Rig {
         )
         .unwrap();
         Rig {
+            kind,
             topo,
             _peer_ns: peer_ns,
             peer_sock,
@@ -113,21 +154,74 @@ impl Rig {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Routes the peer holds from the exporter (unicast and flow tables).
+    /// `gobgp` at the peer (in its namespace, on its API port).
+    fn gobgp(&self, args: &[&str]) -> String {
+        let (host, port) = GOBGP_API.split_once(':').unwrap();
+        let out = self
+            ._peer_ns
+            .command("/usr/bin/gobgp")
+            .args(["-u", host, "-p", port])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn established(&self) -> bool {
+        match self.kind {
+            PeerKind::Bird => self.peer(&["show", "protocols"]).contains("Established"),
+            PeerKind::Gobgp => self.gobgp(&["neighbor"]).contains("Establ"),
+        }
+    }
+
+    /// IPv4 routes and flow rules the peer holds from the exporter.
     fn peer_routes(&self) -> usize {
-        self.peer(&["show", "route", "count"])
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.get(3) == Some(&"routes") && f.get(1) == Some(&"of"))
-                    .then(|| f[0].parse::<usize>().ok())
-                    .flatten()
-            })
-            .sum()
+        match self.kind {
+            PeerKind::Bird => self
+                .peer(&["show", "route", "count"])
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.get(3) == Some(&"routes") && f.get(1) == Some(&"of"))
+                        .then(|| f[0].parse::<usize>().ok())
+                        .flatten()
+                })
+                .sum(),
+            PeerKind::Gobgp => ["ipv4", "ipv4-flowspec"]
+                .iter()
+                .map(|a| {
+                    self.gobgp(&["global", "rib", "-a", a])
+                        .lines()
+                        // `S*>`: a stale route kept for a restarting peer.
+                        .filter(|l| l.trim_start_matches('S').starts_with('*'))
+                        .count()
+                })
+                .sum(),
+        }
+    }
+
+    /// The peer's view of one route (its attributes).
+    fn route(&self, prefix: &str) -> String {
+        match self.kind {
+            PeerKind::Bird => self.peer(&["show", "route", prefix, "all"]),
+            PeerKind::Gobgp => self
+                .gobgp(&["global", "rib", "-a", "ipv4"])
+                .lines()
+                .filter(|l| l.contains(prefix))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
     }
 
     fn has(&self, prefix: &str) -> bool {
-        self.peer(&["show", "route", prefix]).contains(prefix)
+        self.route(prefix).contains(prefix)
+    }
+
+    fn flows(&self) -> String {
+        match self.kind {
+            PeerKind::Bird => self.peer(&["show", "route", "table", "flowtab4"]),
+            PeerKind::Gobgp => self.gobgp(&["global", "rib", "-a", "ipv4-flowspec"]),
+        }
     }
 
     fn until(&self, what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -142,25 +236,44 @@ impl Rig {
 
 #[test]
 fn the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
-    if !require_root("the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart") {
-        return;
+    if require_root("the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart")
+        && peer_installed("/usr/sbin/bird")
+    {
+        scenario(PeerKind::Bird);
     }
-    if !have("/usr/sbin/bird") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "bird missing (scripts/setup.sh installs bird2)"
-        );
-        eprintln!("SKIP: bird is not installed");
-        return;
+}
+
+#[test]
+fn the_list_reaches_a_gobgp_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
+    if require_root("the_list_reaches_a_gobgp_peer_as_rtbh_and_flowspec_and_survives_a_restart")
+        && peer_installed("/usr/bin/gobgpd")
+    {
+        scenario(PeerKind::Gobgp);
     }
-    let r = Rig::new();
+}
+
+/// The peer's daemon is installed; in CI its absence fails the test.
+fn peer_installed(bin: &str) -> bool {
+    if have(bin) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{bin} missing (scripts/setup.sh installs bird2 and gobgpd)"
+    );
+    eprintln!("SKIP: {bin} is not installed");
+    false
+}
+
+fn scenario(kind: PeerKind) {
+    let r = Rig::new(kind);
     let _coord = r.topo.coordinator_with(&[
         "--signing-key",
         r.topo.state.join("signing.key").to_str().unwrap(),
     ]);
     let mut exporter = r.exporter();
     r.until("the session comes up", Duration::from_secs(20), || {
-        r.peer(&["show", "protocols"]).contains("Established")
+        r.established()
     });
 
     // A drop entry: an RTBH route with the communities, within 2 s.
@@ -173,8 +286,12 @@ fn the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
         t.elapsed()
     };
     eprintln!("publish -> route at the peer: {took:?}");
-    let all = r.peer(&["show", "route", "203.0.113.66/32", "all"]);
-    for needle in ["(65535,666)", "(65535,65281)", "(64512,666)", "192.0.2.1"] {
+    let all = r.route("203.0.113.66/32");
+    let needles: &[&str] = match kind {
+        PeerKind::Bird => &["(65535,666)", "(65535,65281)", "(64512,666)", "192.0.2.1"],
+        PeerKind::Gobgp => &["blackhole", "no-export", "64512:666", "192.0.2.1"],
+    };
+    for needle in needles {
         assert!(all.contains(needle), "{needle} in {all}");
     }
     // A port-scoped entry: a Flowspec rule; a monitor entry: nothing.
@@ -188,10 +305,18 @@ fn the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
         "to",
     ]);
     r.topo.publish(&["203.0.113.88", "--action", "monitor"]);
+    let rule = match kind {
+        PeerKind::Bird => "dst 198.51.100.7/32; proto 6; dport 443",
+        PeerKind::Gobgp => {
+            "[destination: 198.51.100.7/32][protocol: ==tcp][destination-port: ==443]"
+        }
+    };
     r.until("the flow rule", Duration::from_secs(2), || {
-        r.peer(&["show", "route", "table", "flowtab4"])
-            .contains("dst 198.51.100.7/32; proto 6; dport 443")
+        r.flows().contains(rule)
     });
+    if kind == PeerKind::Gobgp {
+        assert!(r.flows().contains("discard"), "{}", r.flows());
+    }
     assert!(
         !r.has("203.0.113.88/32"),
         "a monitor entry is never announced"
@@ -232,7 +357,7 @@ fn the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
         r.peer_routes() == 4
     });
 
-    // Killed and restarted within the graceful-restart time: nothing goes.
+    // Killed and started again within the grace: BIRD is adopted, nothing goes.
     drop(exporter);
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(2) {
@@ -244,14 +369,13 @@ fn the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     exporter = r.exporter();
-    // Until the session is back and the list refreshed, the peer never holds
-    // fewer routes (stale ones stay until the End-of-RIB).
+    // The session never drops: the peer holds all the routes throughout.
     let t = Instant::now();
     let mut seen = Vec::new();
     loop {
         let n = r.peer_routes();
         seen.push(n);
-        let up = r.peer(&["show", "protocols"]).contains("Established");
+        let up = r.established();
         if up && t.elapsed() > Duration::from_secs(3) {
             break;
         }
@@ -265,18 +389,19 @@ fn the_list_reaches_a_bird_peer_as_rtbh_and_flowspec_and_survives_a_restart() {
         seen.iter().all(|n| *n == 4),
         "withdrawn across the restart: {seen:?}"
     );
-    // The restarted speaker's recovery ends (it has re-sent the list).
-    std::thread::sleep(Duration::from_secs(
-        c2wall_bgp::bird::RECOVERY_WAIT_SECONDS as u64 + 1,
-    ));
-    assert_eq!(r.peer_routes(), 4, "the list after the restart's recovery");
-    // Killed for good: the peer withdraws after the restart timer.
+    // The adopted BIRD takes the restarted exporter's list.
+    r.topo.publish(&["203.0.113.4"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(r.peer_routes(), 4, "still at the ceiling after the restart");
+    // Killed for good: BIRD goes after the grace, the peer withdraws after
+    // its graceful-restart timer.
     drop(exporter);
     let gone = r.until(
         "withdrawn after the graceful-restart time",
-        Duration::from_secs(GR_SECONDS + 10),
+        Duration::from_secs(c2wall_bgp::watchdog::GRACE_SECONDS + GR_SECONDS + 10),
         || r.peer_routes() == 0,
     );
     eprintln!("exporter gone -> peer withdrew after {gone:?}");
-    assert!(gone >= Duration::from_secs(GR_SECONDS - 1), "{gone:?}");
+    let floor = c2wall_bgp::watchdog::GRACE_SECONDS + GR_SECONDS - 1;
+    assert!(gone >= Duration::from_secs(floor), "{gone:?}");
 }

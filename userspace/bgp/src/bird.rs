@@ -3,16 +3,15 @@
 //! peer with graceful restart), the `bird` process (started and supervised
 //! here, killed with the exporter), reconfiguration and session states.
 //!
-//! BIRD dies with the exporter, abruptly (SIGKILL through PR_SET_PDEATHSIG):
-//! no Cease is sent, so peers keep the routes for the graceful-restart time
-//! (RFC 4724); an exporter started again within it announces the same list
-//! and the peers withdraw nothing. One that stays down is withdrawn when
-//! the timer runs out. The kill switch withdraws on purpose (an empty list).
+//! BIRD outlives an exporter restart (see `watchdog`): the sessions stay up.
+//! An exporter gone for good takes BIRD with it, abruptly (no Cease), so
+//! peers keep the routes for the graceful-restart time (RFC 4724) and then
+//! withdraw them. The kill switch withdraws on purpose (an empty list).
 
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
 };
 
 use c2wall_model::{Family, Prefix};
@@ -171,40 +170,6 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), BgpError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Starts `bird` in the foreground on the configuration in `paths`; it is
-/// killed (SIGKILL) when this process dies. `restarting`: an earlier run
-/// announced routes (peers may hold them).
-pub fn spawn(bird: &Path, paths: &Paths, restarting: bool) -> Result<Child, BgpError> {
-    let mut c = Command::new(bird);
-    c.arg("-f");
-    if restarting {
-        // Start as a restarting speaker (RFC 4724's R and F bits), so peers
-        // keep the routes they hold from the previous run until this one
-        // has sent its own (End-of-RIB), instead of flushing them when the
-        // session comes back.
-        c.arg("-R");
-    }
-    c.arg("-c")
-        .arg(paths.conf())
-        .arg("-s")
-        .arg(paths.socket())
-        .stdin(Stdio::null());
-    // SAFETY: prctl in the child before exec, async-signal-safe.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        c.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    c.spawn().map_err(|source| BgpError::Spawn {
-        program: bird.into(),
-        source,
-    })
 }
 
 /// `birdc -s SOCKET ARGS`: BIRD's answer.

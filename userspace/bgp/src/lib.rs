@@ -13,5 +13,6 @@ pub mod error;
 pub mod exporter;
 pub mod metrics;
 pub mod routes;
+pub mod watchdog;
 
 pub use error::BgpError;

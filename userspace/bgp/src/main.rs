@@ -22,12 +22,28 @@ use clap::Parser;
     after_help = "The config (deploy/bgp.toml documents every key) names the coordinator, this \
         speaker's AS and router id, and the peers. Drop entries only are announced; monitor \
         entries never. The centre's kill switch (`c2wall mode off|monitor`) withdraws everything, \
-        `clear` announces again. Killing the exporter kills BIRD without a Cease: peers keep the \
-        routes for graceful_restart_time; a restart within it withdraws nothing."
+        `clear` announces again. BIRD outlives the exporter by a 5-second grace: a restart within \
+        it adopts BIRD and the sessions never drop; after it BIRD goes without a Cease and peers \
+        keep the routes for graceful_restart_time."
 )]
 struct Args {
     #[arg(long, short = 'c', default_value = "/etc/c2wall/bgp.toml")]
     config: PathBuf,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// (Internal) run BIRD and stop it once the exporter's heartbeat is
+    /// older than the grace period; the exporter starts it.
+    #[command(hide = true)]
+    Watchdog {
+        #[arg(long)]
+        heartbeat: PathBuf,
+        #[arg(last = true, required = true)]
+        bird: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +54,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Cmd::Watchdog { heartbeat, bird }) = &args.cmd {
+        return match c2wall_bgp::watchdog::run(heartbeat, bird) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,7 +79,6 @@ async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("state_dir {}", s.state_dir.display()))?;
     let metrics = Arc::new(Metrics::new()?);
     let state_file = s.state_dir.join("synced.pb");
-    let mut restarting = state_file.exists();
     let saved = SyncedSet::<Entry>::load(&state_file)?.unwrap_or_default();
     let trust = c2wall_model::sign::Trust::from_hex(s.trust_keys.iter().map(String::as_str))
         .map_err(anyhow::Error::msg)?;
@@ -80,25 +104,58 @@ async fn run(args: Args) -> Result<()> {
     let paths = c2wall_bgp::bird::Paths {
         dir: ex.paths.dir.clone(),
     };
-    tracing::info!(
-        version = saved.version,
-        entries = saved.entries.len(),
-        "starting bird"
-    );
+    let birdc_bin = ex.settings.birdc.clone();
+    let alive = move || c2wall_bgp::bird::birdc(&birdc_bin, &paths, &["show", "status"]).is_ok();
     let ex = Arc::new(Mutex::new(ex));
-    // Supervise BIRD: started again if it dies (its peers keep the routes
-    // for the graceful-restart time).
-    std::thread::spawn(move || loop {
-        let r = c2wall_bgp::bird::spawn(&bird_bin, &paths, restarting).map(|mut c| c.wait());
-        restarting = true;
-        match r {
-            Ok(Ok(st)) => tracing::error!(status = %st, "bird exited; starting it again"),
-            Ok(Err(e)) => tracing::error!(error = %e, "waiting for bird"),
-            Err(e) => tracing::error!(error = %e, "starting bird"),
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    });
+    if alive() {
+        // A BIRD from before a restart: adopted, its sessions never dropped.
+        tracing::info!("adopting the running bird (its sessions stay up)");
+        let g = ex.lock().expect("lock");
+        c2wall_bgp::watchdog::beat(&g.paths);
+        c2wall_bgp::bird::reconfigure(&g.settings.birdc, &g.paths)?;
+    } else {
+        tracing::info!(
+            version = saved.version,
+            entries = saved.entries.len(),
+            "starting bird"
+        );
+        let g = ex.lock().expect("lock");
+        c2wall_bgp::watchdog::start(&bird_bin, &g.paths, false)?;
+    }
     wait_bird(&ex).await?;
+    // Heartbeats keep the watchdog from stopping BIRD; a BIRD that died is
+    // started again (its peers keep the routes for the graceful restart).
+    let hb = ex.clone();
+    std::thread::spawn(move || {
+        let mut down = 0;
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let (paths, birdc) = {
+                let g = hb.lock().expect("lock");
+                (
+                    c2wall_bgp::bird::Paths {
+                        dir: g.paths.dir.clone(),
+                    },
+                    g.settings.birdc.clone(),
+                )
+            };
+            c2wall_bgp::watchdog::beat(&paths);
+            if c2wall_bgp::bird::birdc(&birdc, &paths, &["show", "status"]).is_ok() {
+                down = 0;
+                continue;
+            }
+            down += 1;
+            if down == 3 {
+                tracing::error!("bird is not answering; starting it again");
+                if let Err(e) = c2wall_bgp::watchdog::start(&bird_bin, &paths, true) {
+                    tracing::error!(error = %e, "starting bird");
+                }
+            }
+            if down > 10 {
+                down = 0;
+            }
+        }
+    });
 
     let status = Arc::new(SyncStatus::default());
     let (e1, e2, e3, m) = (ex.clone(), ex.clone(), ex.clone(), metrics.clone());
@@ -147,9 +204,13 @@ async fn run(args: Args) -> Result<()> {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    // BIRD dies with this process (no Cease): peers hold the routes for the
-    // graceful-restart time, so a restart (an upgrade) withdraws nothing.
-    tracing::info!("stopping; peers keep the routes for the graceful-restart time");
+    // BIRD stays for the watchdog's grace: a restart within it (an upgrade)
+    // adopts it and the sessions never drop; otherwise it goes without a
+    // Cease and peers hold the routes for their graceful-restart time.
+    tracing::info!(
+        grace_seconds = c2wall_bgp::watchdog::GRACE_SECONDS,
+        "stopping; bird stays for the grace period, for a restart to adopt"
+    );
     Ok(())
 }
 
