@@ -2,6 +2,7 @@
 //! namespaces, processes that are always cleaned up.
 
 pub mod bench_agent;
+pub mod bgp;
 pub mod fleet;
 pub mod netns;
 pub mod packet;
