@@ -24,7 +24,7 @@ pub struct Rig {
     pub topo: Topo,
     _peer_ns: Netns,
     peer_sock: String,
-    _peer: Guarded,
+    peer: Guarded,
     config: std::path::PathBuf,
 }
 
@@ -42,55 +42,7 @@ impl Rig {
         topo.issue("agent", "bgp-1");
         std::fs::create_dir_all(&topo.state).unwrap();
         let peer_sock = topo.state.join("peer.ctl").display().to_string();
-        let peer = match kind {
-            PeerKind::Bird => {
-                let conf = topo.state.join("peer.conf");
-                std::fs::write(
-                    &conf,
-                    "router id 10.77.0.2;\nprotocol device {}\nflow4 table flowtab4;\nflow6 table flowtab6;\n\
-                     protocol bgp exporter {\n  local 10.77.0.2 as 64512;\n  neighbor 10.77.0.1 as 64512;\n\
-                     \x20 graceful restart aware;\n  ipv4 { import all; export none; };\n\
-                     \x20 ipv6 { import all; export none; };\n\
-                     \x20 flow4 { table flowtab4; import all; export none; };\n\
-                     \x20 flow6 { table flowtab6; import all; export none; };\n}\n",
-                )
-                .unwrap();
-                let mut c = peer_ns.command("/usr/sbin/bird");
-                c.arg("-f").arg("-c").arg(&conf).args(["-s", &peer_sock]);
-                c
-            }
-            PeerKind::Gobgp => {
-                let conf = topo.state.join("gobgpd.toml");
-                let afi = |name: &str| {
-                    format!(
-                        "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
-                         afi-safi-name = \"{name}\"\n    \
-                         [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n"
-                    )
-                };
-                std::fs::write(
-                    &conf,
-                    format!(
-                        "[global.config]\n  as = 64512\n  router-id = \"10.77.0.2\"\n  \
-                         local-address-list = [\"10.77.0.2\"]\n[[neighbors]]\n  \
-                         [neighbors.config]\n    neighbor-address = \"10.77.0.1\"\n    \
-                         peer-as = 64512\n  [neighbors.graceful-restart.config]\n    \
-                         enabled = true\n{}{}",
-                        afi("ipv4-unicast"),
-                        afi("ipv4-flowspec")
-                    ),
-                )
-                .unwrap();
-                let mut c = peer_ns.command("/usr/bin/gobgpd");
-                c.arg("-f").arg(&conf).args(["--api-hosts", GOBGP_API]);
-                c
-            }
-        };
-        let mut peer = peer;
-        peer.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let peer = Guarded::spawn(peer);
+        let peer = spawn_peer(kind, &peer_ns, &topo.state, &peer_sock);
         let (_, public) = topo.keygen("signing.key");
         let f = |n: &str| pki.join(n).display().to_string();
         let config = topo.state.join("bgp.toml");
@@ -115,9 +67,23 @@ impl Rig {
             topo,
             _peer_ns: peer_ns,
             peer_sock,
-            _peer: peer,
+            peer,
             config,
         }
+    }
+
+    /// A fresh peer: the old one stopped (its sessions and routes gone),
+    /// a new one started on the same config.
+    pub fn restart_peer(&mut self) {
+        let _ = self.peer.0.kill();
+        let _ = self.peer.0.wait();
+        let _ = std::fs::remove_file(&self.peer_sock);
+        self.peer = spawn_peer(self.kind, &self._peer_ns, &self.topo.state, &self.peer_sock);
+    }
+
+    /// The exporter's metrics endpoint.
+    pub fn exporter_metric(&self, series: &str) -> Option<f64> {
+        self.topo.metric_at(PEER_METRICS, series)
     }
 
     pub fn exporter(&self) -> Guarded {
@@ -220,4 +186,63 @@ impl Rig {
         }
         t.elapsed()
     }
+}
+
+/// Writes the peer's config (in `state`) and starts it in `ns`.
+fn spawn_peer(
+    kind: PeerKind,
+    peer_ns: &Netns,
+    state: &std::path::Path,
+    peer_sock: &str,
+) -> Guarded {
+    let topo_state = state;
+    let peer = match kind {
+        PeerKind::Bird => {
+            let conf = topo_state.join("peer.conf");
+            std::fs::write(
+                    &conf,
+                    "router id 10.77.0.2;\nprotocol device {}\nflow4 table flowtab4;\nflow6 table flowtab6;\n\
+                     protocol bgp exporter {\n  local 10.77.0.2 as 64512;\n  neighbor 10.77.0.1 as 64512;\n\
+                     \x20 graceful restart aware;\n  ipv4 { import all; export none; };\n\
+                     \x20 ipv6 { import all; export none; };\n\
+                     \x20 flow4 { table flowtab4; import all; export none; };\n\
+                     \x20 flow6 { table flowtab6; import all; export none; };\n}\n",
+                )
+                .unwrap();
+            let mut c = peer_ns.command("/usr/sbin/bird");
+            c.arg("-f").arg("-c").arg(&conf).args(["-s", &peer_sock]);
+            c
+        }
+        PeerKind::Gobgp => {
+            let conf = topo_state.join("gobgpd.toml");
+            let afi = |name: &str| {
+                format!(
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
+                         afi-safi-name = \"{name}\"\n    \
+                         [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n"
+                )
+            };
+            std::fs::write(
+                &conf,
+                format!(
+                    "[global.config]\n  as = 64512\n  router-id = \"10.77.0.2\"\n  \
+                         local-address-list = [\"10.77.0.2\"]\n[[neighbors]]\n  \
+                         [neighbors.config]\n    neighbor-address = \"10.77.0.1\"\n    \
+                         peer-as = 64512\n  [neighbors.graceful-restart.config]\n    \
+                         enabled = true\n{}{}",
+                    afi("ipv4-unicast"),
+                    afi("ipv4-flowspec")
+                ),
+            )
+            .unwrap();
+            let mut c = peer_ns.command("/usr/bin/gobgpd");
+            c.arg("-f").arg(&conf).args(["--api-hosts", GOBGP_API]);
+            c
+        }
+    };
+    let mut peer = peer;
+    peer.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Guarded::spawn(peer)
 }

@@ -28,11 +28,17 @@ impl Guarded {
     }
 }
 
-/// Path of a workspace binary built next to the running test executable
-/// (target/<profile>/deps/test-xxxx -> target/<profile>/NAME).
+/// Path of a workspace binary built next to the running executable: a
+/// test's (target/<profile>/deps/test-xxxx -> target/<profile>/NAME) or a
+/// bench binary's (target/<profile>/bench -> target/<profile>/NAME).
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let here = exe.parent().expect("exe dir");
+    let dir = if here.ends_with("deps") {
+        here.parent().expect("target dir")
+    } else {
+        here
+    };
     let p = dir.join(name);
     assert!(
         p.exists(),

@@ -127,6 +127,8 @@ fn scenario(kind: PeerKind) {
         "{metrics}"
     );
 
+    bgp_rules_hold(&metrics);
+
     // The kill switch withdraws everything; clear announces again.
     let (ok, _, err) = r.topo.cli(&["mode", "off", "--reason", "drill"]);
     assert!(ok, "{err}");
@@ -186,4 +188,39 @@ fn scenario(kind: PeerKind) {
     eprintln!("exporter gone -> peer withdrew after {gone:?}");
     let floor = c2wall_bgp::watchdog::GRACE_SECONDS + GR_SECONDS - 1;
     assert!(gone >= Duration::from_secs(floor), "{gone:?}");
+}
+
+/// `deploy/alerts-bgp.yml`: promtool accepts it (when installed) and every
+/// `c2wall_bgp_*` metric its expressions read is on the exporter's /metrics.
+fn bgp_rules_hold(metrics: &str) {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/alerts-bgp.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "promtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut names = 0;
+    for line in text.lines() {
+        let Some(expr) = line.trim().strip_prefix("expr: ") else {
+            continue;
+        };
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("c2wall_bgp_") {
+                assert!(
+                    metrics.lines().any(|l| l.starts_with(&format!("{word}{{"))
+                        || l.starts_with(&format!("{word} "))),
+                    "`{word}` (in `{expr}`) is not served"
+                );
+                names += 1;
+            }
+        }
+    }
+    assert!(names >= 3, "{names}");
 }

@@ -266,6 +266,22 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_deploy_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/bgp.toml");
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("https://coordinator.example:50051", "http://127.0.0.1:1")
+            .replace("tls_ca = \"/etc/c2wall/pki/ca.crt\"", "insecure = true")
+            .replace("tls_cert = \"/etc/c2wall/pki/bgp-1.crt\"", "id = \"bgp-1\"")
+            .replace("tls_key = \"/etc/c2wall/pki/bgp-1.key\"", "");
+        let s = Settings::parse(&text).unwrap();
+        assert_eq!((s.local_asn, s.peers[0].name.as_str()), (64512, "rr1"));
+        assert_eq!(s.peers[0].community, Some((64512, 666)));
+        assert_eq!(s.peers[0].max_routes, 100_000);
+        assert_eq!(s.protected.len(), 1);
+    }
+
+    #[test]
     fn bad_keys_are_refused_naming_them() {
         for (extra, needle) in [
             ("", "[[peer]]"),
