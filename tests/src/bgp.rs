@@ -210,7 +210,7 @@ fn spawn_peer(
                 )
                 .unwrap();
             let mut c = peer_ns.command("/usr/sbin/bird");
-            c.arg("-f").arg("-c").arg(&conf).args(["-s", &peer_sock]);
+            c.arg("-f").arg("-c").arg(&conf).args(["-s", peer_sock]);
             c
         }
         PeerKind::Gobgp => {
