@@ -54,7 +54,8 @@ impl Rig {
                  router_id = \"10.77.0.1\"\nstate_dir = \"{}\"\nmetrics_addr = \"{PEER_METRICS}\"\n\
                  graceful_restart_time = {GR_SECONDS}\n\
                  [[peer]]\nname = \"rr1\"\naddress = \"10.77.0.2\"\nasn = 64512\nrtbh = true\n\
-                 flowspec = true\nmax_routes = {max_routes}\ncommunity = \"64512:666\"\n",
+                 flowspec = true\nmax_routes = {max_routes}\ncommunity = \"64512:666\"\n\
+                 password = \"c2wall-md5\"\n",
                 f("ca.crt"),
                 f("bgp-1.crt"),
                 f("bgp-1.key"),
@@ -202,7 +203,7 @@ fn spawn_peer(
             std::fs::write(
                     &conf,
                     "router id 10.77.0.2;\nprotocol device {}\nflow4 table flowtab4;\nflow6 table flowtab6;\n\
-                     protocol bgp exporter {\n  local 10.77.0.2 as 64512;\n  neighbor 10.77.0.1 as 64512;\n\
+                     protocol bgp exporter {\n  local 10.77.0.2 as 64512;\n  neighbor 10.77.0.1 as 64512;\n  password \"c2wall-md5\";\n\
                      \x20 graceful restart aware;\n  ipv4 { import all; export none; };\n\
                      \x20 ipv6 { import all; export none; };\n\
                      \x20 flow4 { table flowtab4; import all; export none; };\n\
@@ -228,7 +229,7 @@ fn spawn_peer(
                     "[global.config]\n  as = 64512\n  router-id = \"10.77.0.2\"\n  \
                          local-address-list = [\"10.77.0.2\"]\n[[neighbors]]\n  \
                          [neighbors.config]\n    neighbor-address = \"10.77.0.1\"\n    \
-                         peer-as = 64512\n  [neighbors.graceful-restart.config]\n    \
+                         peer-as = 64512\n    auth-password = \"c2wall-md5\"\n  [neighbors.graceful-restart.config]\n    \
                          enabled = true\n{}{}",
                     afi("ipv4-unicast"),
                     afi("ipv4-flowspec")

@@ -49,7 +49,7 @@ fn peer_installed(bin: &str) -> bool {
 
 fn scenario(kind: PeerKind) {
     let r = Rig::new(kind, 4);
-    let _coord = r.topo.coordinator_with(&[
+    let coord = r.topo.coordinator_with(&[
         "--signing-key",
         r.topo.state.join("signing.key").to_str().unwrap(),
     ]);
@@ -177,6 +177,30 @@ fn scenario(kind: PeerKind) {
     r.topo.publish(&["203.0.113.4"]);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(r.peer_routes(), 4, "still at the ceiling after the restart");
+    // An impostor on the coordinator's address, signing with a key the
+    // exporter does not trust: refused, the routers keep the verified list.
+    drop(coord);
+    let (other, _) = r.topo.keygen("impostor.key");
+    let impostor_db = r.topo.state.join("impostor.db");
+    let _impostor = r.topo.coordinator_with(&[
+        "--store",
+        impostor_db.to_str().unwrap(),
+        "--signing-key",
+        other.to_str().unwrap(),
+    ]);
+    r.topo.publish(&["203.0.113.200"]);
+    r.until(
+        "the impostor's version is refused",
+        Duration::from_secs(15),
+        || {
+            r.exporter_metric("c2wall_bgp_refused_versions_total{reason=\"signature\"}")
+                .is_some_and(|n| n > 0.0)
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!r.has("203.0.113.200/32"), "nothing of the impostor's list");
+    assert_eq!(r.peer_routes(), 4, "the last verified list stays");
+
     // Killed for good: BIRD goes after the grace, the peer withdraws after
     // its graceful-restart timer.
     drop(exporter);
@@ -191,10 +215,21 @@ fn scenario(kind: PeerKind) {
 }
 
 /// `deploy/alerts-bgp.yml`: promtool accepts it (when installed) and every
-/// `c2wall_bgp_*` metric its expressions read is on the exporter's /metrics.
+/// `c2wall_bgp_*` metric its expressions (and the exporter dashboard's,
+/// `deploy/grafana-bgp.json`) read is on the exporter's /metrics.
 fn bgp_rules_hold(metrics: &str) {
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/alerts-bgp.yml");
-    let text = std::fs::read_to_string(&rules).unwrap();
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let rules = deploy.join("alerts-bgp.yml");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy.join("grafana-bgp.json")).unwrap())
+            .unwrap();
+    let panels: String = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("expr: {}\n", p["targets"][0]["expr"].as_str().unwrap()))
+        .collect();
+    let text = std::fs::read_to_string(&rules).unwrap() + &panels;
     if let Ok(out) = std::process::Command::new("promtool")
         .args(["check", "rules"])
         .arg(&rules)
@@ -222,5 +257,5 @@ fn bgp_rules_hold(metrics: &str) {
             }
         }
     }
-    assert!(names >= 3, "{names}");
+    assert!(names >= 9, "{names}");
 }

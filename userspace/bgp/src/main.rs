@@ -158,6 +158,7 @@ async fn run(args: Args) -> Result<()> {
     });
 
     let status = Arc::new(SyncStatus::default());
+    metrics.follow(status.clone());
     let (e1, e2, e3, m) = (ex.clone(), ex.clone(), ex.clone(), metrics.clone());
     let apply: ApplyFn<Entry> = Arc::new(move |set, _changes| {
         let mut g = e1.lock().expect("lock");

@@ -1,7 +1,10 @@
 //! The exporter's Prometheus metrics. Peer names are configured (a bounded
 //! label, never the address).
 
-use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::{atomic::Ordering::Relaxed, Arc, OnceLock};
+
+use c2wall_subscriber::SyncStatus;
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::config::Peer;
 use crate::routes::{PeerPlan, Refused};
@@ -13,6 +16,9 @@ pub struct Metrics {
     session_up: IntGaugeVec,
     last_update: IntGauge,
     pub applied_version: IntGauge,
+    refused_versions: IntCounterVec,
+    last_contact: IntGauge,
+    sync: OnceLock<Arc<SyncStatus>>,
 }
 
 impl Metrics {
@@ -48,6 +54,20 @@ impl Metrics {
             "c2wall_bgp_applied_version",
             "The coordinator version whose list the routers are told.",
         )?;
+        let refused_versions = IntCounterVec::new(
+            Opts::new(
+                "c2wall_bgp_refused_versions_total",
+                "Versions from the coordinator refused, by reason (signature, digest, lineage, \
+                 older, gap, invalid); the routers keep the last verified list.",
+            ),
+            &["reason"],
+        )?;
+        let last_contact = IntGauge::new(
+            "c2wall_bgp_last_contact_timestamp_seconds",
+            "Unix time of the last message from the coordinator (0: never).",
+        )?;
+        registry.register(Box::new(refused_versions.clone()))?;
+        registry.register(Box::new(last_contact.clone()))?;
         for c in [&routes, &refused, &session_up] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -60,6 +80,9 @@ impl Metrics {
             session_up,
             last_update,
             applied_version,
+            refused_versions,
+            last_contact,
+            sync: OnceLock::new(),
         })
     }
 
@@ -97,7 +120,21 @@ impl Metrics {
         }
     }
 
+    /// The sync client's status, read at each scrape.
+    pub fn follow(&self, s: Arc<SyncStatus>) {
+        let _ = self.sync.set(s);
+    }
+
     pub fn render(&self) -> String {
+        if let Some(s) = self.sync.get() {
+            self.last_contact.set(s.last_contact.load(Relaxed));
+            let refused = s.refused.lock().expect("lock").clone();
+            for reason in ["signature", "digest", "lineage", "older", "gap", "invalid"] {
+                let c = self.refused_versions.with_label_values(&[reason]);
+                let total = refused.get(reason).copied().unwrap_or(0);
+                c.inc_by(total.saturating_sub(c.get()));
+            }
+        }
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()

@@ -221,7 +221,7 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
             .map(|a| {
                 let s = a.status.clone().unwrap_or_default();
                 let kind = c2wall_model::SubscriberKind::from_wire(s.kind);
-                json!({"agent_id": s.agent_id, "kind": kind.as_str(), "vetoed": s.vetoed, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error, "replica": s.coordinator, "failovers": s.failovers})
+                json!({"agent_id": s.agent_id, "kind": kind.as_str(), "vetoed": s.vetoed, "peers": s.peers, "applied_version": s.applied_version, "connected": a.connected, "last_seen": a.last_seen, "mode": s.mode, "interfaces": s.interfaces, "entries": s.entries, "dropped_packets": s.dropped_packets, "seconds_since_contact": s.seconds_since_contact, "lineage": hex(&s.lineage), "sync_error": s.sync_error, "replica": s.coordinator, "failovers": s.failovers})
             })
             .collect();
         println!(
@@ -256,6 +256,9 @@ pub fn agents(r: &pb::AgentsResponse, as_json: bool) {
     }
     for a in &r.agents {
         let s = a.status.clone().unwrap_or_default();
+        if !s.peers.is_empty() {
+            crate::out!("{}: BGP peers {}", s.agent_id, s.peers.join(", "));
+        }
         if !s.sync_error.is_empty() {
             crate::out!(
                 "{}: cannot apply the latest version: {}",
