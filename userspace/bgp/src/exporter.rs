@@ -72,6 +72,20 @@ impl Exporter {
             .iter()
             .map(|p| plan(p, &self.settings.protected, list))
             .collect();
+        for (p, plan) in self.settings.peers.iter().zip(&self.plans) {
+            let over: Vec<String> = plan
+                .refused
+                .iter()
+                .filter(|(_, r)| *r == crate::routes::Refused::Ceiling)
+                .map(|(i, _)| i.to_string())
+                .collect();
+            if !over.is_empty() {
+                tracing::warn!(peer = %p.name, max_routes = p.max_routes, left_out = over.len(),
+                    first = %over.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                    "over the peer's route ceiling: the least specific entries (shortest prefix \
+                     first, then the highest address) are not announced");
+            }
+        }
         bird::write_routes(&self.paths, &self.settings.peers, &self.plans)?;
         self.metrics.planned(&self.settings.peers, &self.plans);
         Ok(())
