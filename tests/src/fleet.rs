@@ -159,7 +159,11 @@ impl Drop for Coordinators {
 fn spawn(bin: &Path, args: &[std::ffi::OsString]) -> Result<Child> {
     Command::new(bin)
         .args(args)
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("C2WALL_BENCH_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))
 }

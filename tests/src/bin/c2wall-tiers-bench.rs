@@ -48,6 +48,9 @@ struct Args {
     /// Centre versions published while the ISP is away.
     #[arg(long, default_value_t = 10_000)]
     away_versions: usize,
+    /// Entries the centre lists before the measurement (its list's size).
+    #[arg(long, default_value_t = 0)]
+    base_entries: usize,
     /// Small run for CI: 100 subscribers, 20 publishes, 500 versions away.
     #[arg(long)]
     quick: bool,
@@ -151,27 +154,6 @@ async fn run(a: &Args, dir: &std::path::Path) -> Result<()> {
     let isp_url = isp.urls[0].clone();
     let mut isp_client = PublisherClient::new(connect(dir, &isp_url).await?);
 
-    // Idle edge streams on the ISP: 100 per connection.
-    let mut channels = Vec::new();
-    for _ in 0..a.subscribers.div_ceil(100) {
-        channels.push(connect(dir, &isp_url).await?);
-    }
-    let mut idle = Vec::new();
-    for i in 0..a.subscribers {
-        let mut c = AgentSyncClient::new(channels[i / 100].clone());
-        idle.push(tokio::spawn(async move {
-            if let Ok(r) = c
-                .subscribe(pb::SubscribeRequest {
-                    agent_id: format!("idle-{i}"),
-                    ..Default::default()
-                })
-                .await
-            {
-                let mut s = r.into_inner();
-                while let Ok(Some(_)) = s.message().await {}
-            }
-        }));
-    }
     let status = Arc::new(SyncStatus::default());
     let edge = agent(
         std::slice::from_ref(&isp_url),
@@ -199,6 +181,86 @@ async fn run(a: &Args, dir: &std::path::Path) -> Result<()> {
     let before = applied();
     publish(&mut publisher, 0).await?;
     wait_above(&status, before, Duration::from_secs(20)).await?;
+    // The centre's list at its size (in 100.64.0.0/10, apart from the
+    // measured entries), through both tiers.
+    if a.base_entries > 0 {
+        let t = Instant::now();
+        let mut i = 0;
+        while i < a.base_entries {
+            let n = 50_000.min(a.base_entries - i);
+            let before = applied();
+            publisher
+                .publish(pb::PublishRequest {
+                    upserts: (i..i + n)
+                        .map(|k| pb::Entry {
+                            key: Some(pb::EntryKey {
+                                prefix: std::net::Ipv4Addr::from(
+                                    (100u32 << 24 | 64 << 16) + k as u32,
+                                )
+                                .to_string(),
+                                ..Default::default()
+                            }),
+                            source: "bench-base".into(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .await?;
+            wait_above(&status, before, Duration::from_secs(600)).await?;
+            i += n;
+        }
+        println!(
+            "the centre's list: {} entries, through the ISP to the edge in {:.1} s",
+            a.base_entries,
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    // Idle edge streams on the ISP (100 per connection), connected once the
+    // list is in place; measured only once each holds its snapshot, so that
+    // decoding their copies does not compete with the measured agent.
+    let mut channels = Vec::new();
+    for _ in 0..a.subscribers.div_ceil(100) {
+        channels.push(connect(dir, &isp_url).await?);
+    }
+    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut idle = Vec::new();
+    for i in 0..a.subscribers {
+        let mut c = AgentSyncClient::new(channels[i / 100].clone());
+        let ready = ready.clone();
+        idle.push(tokio::spawn(async move {
+            if let Ok(r) = c
+                .subscribe(pb::SubscribeRequest {
+                    agent_id: format!("idle-{i}"),
+                    ..Default::default()
+                })
+                .await
+            {
+                let mut s = r.into_inner();
+                let mut counted = false;
+                while let Ok(Some(m)) = s.message().await {
+                    let whole = match &m.kind {
+                        Some(pb::sync_message::Kind::Snapshot(c)) => c.last,
+                        Some(_) => true,
+                        None => false,
+                    };
+                    if whole && !counted {
+                        counted = true;
+                        ready.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let t = Instant::now();
+    while ready.load(Ordering::Relaxed) < a.subscribers {
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(1200),
+            "idle streams not synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let mut lat = Vec::new();
     for i in 1..=a.publishes {
@@ -211,8 +273,8 @@ async fn run(a: &Args, dir: &std::path::Path) -> Result<()> {
     lat.sort();
     println!(
         "publish at the centre -> applied in the ISP's edge kernel maps (two hops), {} single-entry \
-         publishes, {} other edge streams on the ISP's coordinator:",
-        a.publishes, a.subscribers
+         publishes, {} other edge streams on the ISP's coordinator, {} entries listed:",
+        a.publishes, a.subscribers, a.base_entries
     );
     let (p50, p99) = (pct(&lat, 0.5), pct(&lat, 0.99));
     println!(
@@ -236,7 +298,7 @@ async fn run(a: &Args, dir: &std::path::Path) -> Result<()> {
         a.away_versions,
         t.elapsed().as_secs_f64()
     );
-    let expected = (first + a.away_versions) as u64;
+    let expected = (first + a.away_versions + a.base_entries) as u64;
     let edge_before = applied();
     let t = Instant::now();
     isp.restart(0)?;

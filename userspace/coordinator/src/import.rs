@@ -70,7 +70,31 @@ impl Coordinator {
         origin: &Origin,
         reason: &str,
     ) -> Result<ImportOutcome, CoordError> {
-        self.replace_inner(source, records, opts, origin, reason, false)
+        self.replace_inner(source, records, None, opts, origin, reason, false)
+    }
+
+    /// As [`Coordinator::replace_source`] for the identities in `scope`
+    /// only: `records` are the source's new records among them (an identity
+    /// of `scope` without one is withdrawn); the source's other records are
+    /// untouched. The cost follows the change, not the source's size (a
+    /// followed upstream's delta).
+    pub fn replace_part(
+        &self,
+        source: &str,
+        scope: &std::collections::BTreeSet<Identity>,
+        records: Vec<Record>,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<ImportOutcome, CoordError> {
+        self.replace_inner(
+            source,
+            records,
+            Some(scope),
+            &ImportOptions::default(),
+            origin,
+            reason,
+            false,
+        )
     }
 
     /// An admin's confirmation of a held import: no breaker.
@@ -82,13 +106,15 @@ impl Coordinator {
         origin: &Origin,
         reason: &str,
     ) -> Result<ImportOutcome, CoordError> {
-        self.replace_inner(source, records, opts, origin, reason, true)
+        self.replace_inner(source, records, None, opts, origin, reason, true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn replace_inner(
         &self,
         source: &str,
         records: Vec<Record>,
+        scope: Option<&std::collections::BTreeSet<Identity>>,
         opts: &ImportOptions,
         origin: &Origin,
         reason: &str,
@@ -137,11 +163,24 @@ impl Coordinator {
                 None => true,
             },
         );
-        let old: Vec<Record> = state
-            .all()
-            .filter(|r| r.source() == source)
-            .map(|r| r.record())
-            .collect();
+        let old: Vec<Record> = match scope {
+            Some(ids) => {
+                if let Some((_, (i, r))) = new.iter().find(|(id, _)| !ids.contains(id)) {
+                    return Err(CoordError::Invalid(c2wall_model::wire::WireError {
+                        field: format!("entries[{i}]"),
+                        reason: format!("`{}` is outside the part being replaced", r.identity()),
+                    }));
+                }
+                ids.iter()
+                    .filter_map(|id| state.record(id, source))
+                    .collect()
+            }
+            None => state
+                .all()
+                .filter(|r| r.source() == source)
+                .map(|r| r.record())
+                .collect(),
+        };
         let mut out = ImportOutcome {
             refused: refused.len(),
             refusals: refused.into_iter().take(10).collect(),
@@ -268,6 +307,11 @@ impl Coordinator {
             .filter(|r| r.source() == source)
             .map(|r| r.record())
             .collect()
+    }
+
+    /// `source`'s record of `id`, if it has one.
+    pub fn source_record(&self, id: &Identity, source: &str) -> Option<Record> {
+        self.state.read().expect("lock").record(id, source)
     }
 
     /// Records `source` currently has.

@@ -3,16 +3,19 @@
 //! this side turns the verified set into the records of source
 //! `upstream:NAME` through the local policy and the guards, as one import.
 //!
-//! The sync client never writes the store itself: it wakes the worker,
-//! which writes on the replica that leads (with PostgreSQL replicas every
-//! replica follows and keeps the set, one writes). The worker also rewrites
+//! The sync client never writes the store itself: it notes which entries
+//! changed and wakes the worker, which writes on the replica that leads
+//! (with PostgreSQL replicas every replica follows and keeps the set, one
+//! writes). A delta rewrites only the entries it touched; a snapshot, a
+//! changed protected list, the first write after start or a failed write
+//! rewrites the whole set. The worker also rewrites
 //! when the protected list changes, so a protection vetoes an upstream entry
 //! within a second and its removal restores it. Until a verified set exists
 //! (none saved, upstream never reached) nothing is written: the records the
 //! store already holds stay enforced (fail-static across restarts).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     hash::{Hash, Hasher},
     sync::{Arc, Mutex},
     time::Duration,
@@ -52,6 +55,28 @@ pub struct View {
     pub last_write: i64,
 }
 
+/// What changed upstream since the worker last wrote.
+#[derive(Debug, Default)]
+pub enum Touched {
+    #[default]
+    Nothing,
+    Some(BTreeSet<Identity>),
+    /// A snapshot: everything may have changed.
+    All,
+}
+
+impl Touched {
+    /// Notes a batch the sync client verified (None: a snapshot).
+    pub fn note(&mut self, changes: Option<&[c2wall_subscriber::EntryChange<Record>]>) {
+        match (changes, &mut *self) {
+            (_, Touched::All) => {}
+            (None, t) => *t = Touched::All,
+            (Some(ch), Touched::Some(ids)) => ids.extend(ch.iter().map(|(id, _)| *id)),
+            (Some(ch), t) => *t = Touched::Some(ch.iter().map(|(id, _)| *id).collect()),
+        }
+    }
+}
+
 pub struct Follower {
     pub upstream: Upstream,
     /// `upstream:NAME`.
@@ -60,6 +85,7 @@ pub struct Follower {
     pub synced: SyncedHandle<Record>,
     pub(super) wake: tokio::sync::Notify,
     pub view: Mutex<View>,
+    pub(super) touched: Mutex<Touched>,
 }
 
 impl Follower {
@@ -112,37 +138,60 @@ impl Follower {
         }
     }
 
-    /// One pass: writes the upstream's set if this replica leads and the
-    /// set or the protected list changed since the last write.
+    /// One pass: writes what changed upstream if this replica leads: the
+    /// touched entries after deltas, the whole set when it must.
     fn step(&self, coord: &Coordinator) -> Result<(), CoordError> {
         if !coord.leads() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let protected = fingerprint(&coord.protected());
         let synced = self.synced.lock().expect("lock");
         let set = synced.set();
-        {
+        let whole = {
             let v = self.view.lock().expect("lock");
             let due = set.version != v.taken_version || protected != v.protected || v.failed;
             if set.version == 0 || !due {
                 return Ok(());
             }
-        }
+            protected != v.protected || v.failed || v.taken_version == 0
+        };
+        let touched = std::mem::take(&mut *self.touched.lock().expect("lock"));
+        let scope = match touched {
+            Touched::Some(ids) if !whole => Some(ids),
+            _ => None,
+        };
         let version = set.version;
-        let existing: HashMap<Identity, Record> = coord
-            .source_records(&self.source)
-            .into_iter()
-            .map(|r| (r.identity(), r))
-            .collect();
-        let taken = self.upstream.policy.take(
-            &self.upstream.name,
-            version,
-            set.entries.values(),
-            &existing,
-            now(),
-        );
+        let now = now();
+        let taken = match &scope {
+            Some(ids) => {
+                let existing: HashMap<Identity, Record> = ids
+                    .iter()
+                    .filter_map(|id| coord.source_record(id, &self.source))
+                    .map(|r| (r.identity(), r))
+                    .collect();
+                let upstream = ids.iter().filter_map(|id| set.entries.get(id));
+                self.upstream
+                    .policy
+                    .take(&self.upstream.name, version, upstream, &existing, now)
+            }
+            None => {
+                let existing: HashMap<Identity, Record> = coord
+                    .source_records(&self.source)
+                    .into_iter()
+                    .map(|r| (r.identity(), r))
+                    .collect();
+                self.upstream.policy.take(
+                    &self.upstream.name,
+                    version,
+                    set.entries.values(),
+                    &existing,
+                    now,
+                )
+            }
+        };
         drop(synced);
-        let mut vetoed: BTreeMap<Identity, Veto> = taken
+        let new_vetoes: Vec<(Identity, Veto)> = taken
             .left_out
             .into_iter()
             .map(|(record, why)| {
@@ -161,13 +210,38 @@ impl Follower {
             self.upstream.name,
             self.upstream.urls.join(", ")
         );
-        let o = coord.replace_source(
-            &self.source,
-            taken.records,
-            &ImportOptions::default(),
-            &origin,
-            &reason,
-        )?;
+        let o = match &scope {
+            Some(ids) => coord.replace_part(&self.source, ids, taken.records, &origin, &reason),
+            None => coord.replace_source(
+                &self.source,
+                taken.records,
+                &ImportOptions::default(),
+                &origin,
+                &reason,
+            ),
+        };
+        // On an error the caller marks the write failed: the next pass writes
+        // the whole set, so the touched entries are not lost.
+        let o = o?;
+        tracing::debug!(
+            scoped = scope.is_some(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "upstream write"
+        );
+        let mut vetoed: BTreeMap<Identity, Veto> = match &scope {
+            // Vetoes of untouched entries stand; the touched ones are decided anew.
+            Some(ids) => self
+                .view
+                .lock()
+                .expect("lock")
+                .vetoed
+                .iter()
+                .filter(|(id, _)| !ids.contains(id))
+                .map(|(id, v)| (*id, v.clone()))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        vetoed.extend(new_vetoes);
         for (id, why) in o.refused_entries {
             if let Some(record) = by_id.get(&id).cloned() {
                 vetoed.insert(
@@ -179,7 +253,15 @@ impl Follower {
                 );
             }
         }
-        let entries = coord.source_count(&self.source);
+        let entries = {
+            let before = self.view.lock().expect("lock").entries;
+            match (&scope, o.held) {
+                // Held: nothing of it applied.
+                (_, Some(_)) => before,
+                (Some(_), None) => (before + o.added).saturating_sub(o.withdrawn),
+                (None, None) => coord.source_count(&self.source),
+            }
+        };
         let mut v = self.view.lock().expect("lock");
         let newly: Vec<String> = vetoed
             .iter()
@@ -209,7 +291,7 @@ impl Follower {
             vetoed,
             held: o.held,
             last_error: String::new(),
-            last_write: now(),
+            last_write: now,
         };
         Ok(())
     }

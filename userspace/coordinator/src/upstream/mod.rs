@@ -164,9 +164,10 @@ fn start_one(
     let follower = Arc::new_cyclic(|me: &std::sync::Weak<Follower>| {
         let me = me.clone();
         // The set is verified and about to be saved: the worker writes it.
-        let apply: ApplyFn<Record> = Arc::new(move |_set, _changes| {
+        let apply: ApplyFn<Record> = Arc::new(move |_set, changes| {
             Ok(match me.upgrade() {
                 Some(f) => {
+                    f.touched.lock().expect("lock").note(changes);
                     f.wake.notify_one();
                     f.report()
                 }
@@ -185,6 +186,7 @@ fn start_one(
             upstream: u,
             wake: tokio::sync::Notify::new(),
             view: Mutex::new(Default::default()),
+            touched: Mutex::new(Default::default()),
         }
     });
     let mut tasks = Vec::new();
