@@ -3,7 +3,7 @@
 //! agent restarts: the table is persisted in the state dir. Ids are never reused,
 //! so a new entry never inherits an old entry's hits.
 
-use std::{collections::HashMap, fs, io::Write, path::Path};
+use std::{collections::HashMap, fs, path::Path};
 
 use c2wall_model::{Entry, Identity, PortScope};
 
@@ -218,35 +218,12 @@ fn parse_identity(f: &[&str]) -> Option<Identity> {
 
 /// Appends to a file and fsyncs it (a journal record).
 pub fn append_synced(path: &Path, data: &[u8]) -> Result<(), AgentError> {
-    let err = |source| AgentError::WriteFile {
-        path: path.into(),
-        source,
-    };
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(err)?;
-    f.write_all(data).map_err(err)?;
-    f.sync_data().map_err(err)
+    Ok(c2wall_subscriber::append_synced(path, data)?)
 }
 
+/// Replaces a file atomically (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), AgentError> {
-    let err = |source| AgentError::WriteFile {
-        path: path.into(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(err)?;
-    f.write_all(data).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    Ok(c2wall_subscriber::write_atomic(path, data)?)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ const NO_EXPORT: (u16, u16) = (65535, 65281);
 /// The longest a restarted exporter waits before announcing (see render).
 pub const RECOVERY_WAIT_SECONDS: u32 = 5;
 
+#[derive(Clone, Debug)]
 pub struct Paths {
     pub dir: PathBuf,
 }

@@ -20,7 +20,6 @@ pub struct Exporter {
     pub paths: Paths,
     metrics: Arc<Metrics>,
     entries: Vec<Entry>,
-    version: u64,
     /// The centre's kill switch (None: the exporter's own mode).
     centre_mode: Option<Mode>,
     plans: Vec<PeerPlan>,
@@ -36,7 +35,6 @@ impl Exporter {
             paths,
             metrics,
             entries: Vec::new(),
-            version: 0,
             centre_mode: None,
             plans: Vec::new(),
         }
@@ -48,8 +46,7 @@ impl Exporter {
 
     /// Writes BIRD's main configuration and the routes of `entries` (the
     /// last verified list) before BIRD starts, so it announces them at once.
-    pub fn prepare_with(&mut self, version: u64, entries: Vec<Entry>) -> Result<(), BgpError> {
-        self.version = version;
+    pub fn prepare_with(&mut self, entries: Vec<Entry>) -> Result<(), BgpError> {
         self.entries = entries;
         std::fs::create_dir_all(&self.paths.dir).map_err(|source| BgpError::Write {
             path: self.paths.dir.clone(),
@@ -92,9 +89,8 @@ impl Exporter {
     }
 
     /// A verified version: plan, write, reconfigure.
-    pub fn apply(&mut self, version: u64, entries: Vec<Entry>) -> Result<(), BgpError> {
+    pub fn apply(&mut self, entries: Vec<Entry>) -> Result<(), BgpError> {
         self.entries = entries;
-        self.version = version;
         self.refresh()
     }
 

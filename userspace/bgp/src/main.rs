@@ -100,47 +100,31 @@ async fn run(args: Args) -> Result<()> {
     );
     let mut ex = Exporter::new(s, metrics.clone());
     // The last verified list is announced from the start (fail-static).
-    ex.prepare_with(saved.version, saved.entries.values().copied().collect())?;
-    let paths = c2wall_bgp::bird::Paths {
-        dir: ex.paths.dir.clone(),
-    };
-    let birdc_bin = ex.settings.birdc.clone();
-    let alive = move || c2wall_bgp::bird::birdc(&birdc_bin, &paths, &["show", "status"]).is_ok();
+    ex.prepare_with(saved.entries.values().copied().collect())?;
+    let (paths, birdc_bin) = (ex.paths.clone(), ex.settings.birdc.clone());
     let ex = Arc::new(Mutex::new(ex));
-    if alive() {
+    if c2wall_bgp::bird::birdc(&birdc_bin, &paths, &["show", "status"]).is_ok() {
         // A BIRD from before a restart: adopted, its sessions never dropped.
         tracing::info!("adopting the running bird (its sessions stay up)");
-        let g = ex.lock().expect("lock");
-        c2wall_bgp::watchdog::beat(&g.paths);
-        c2wall_bgp::bird::reconfigure(&g.settings.birdc, &g.paths)?;
+        c2wall_bgp::watchdog::beat(&paths);
+        c2wall_bgp::bird::reconfigure(&birdc_bin, &paths)?;
     } else {
         tracing::info!(
             version = saved.version,
             entries = saved.entries.len(),
             "starting bird"
         );
-        let g = ex.lock().expect("lock");
-        c2wall_bgp::watchdog::start(&bird_bin, &g.paths, false)?;
+        c2wall_bgp::watchdog::start(&bird_bin, &paths, false)?;
     }
-    wait_bird(&ex).await?;
+    wait_bird(&birdc_bin, &paths).await?;
     // Heartbeats keep the watchdog from stopping BIRD; a BIRD that died is
     // started again (its peers keep the routes for the graceful restart).
-    let hb = ex.clone();
     std::thread::spawn(move || {
         let mut down = 0;
         loop {
             std::thread::sleep(Duration::from_secs(1));
-            let (paths, birdc) = {
-                let g = hb.lock().expect("lock");
-                (
-                    c2wall_bgp::bird::Paths {
-                        dir: g.paths.dir.clone(),
-                    },
-                    g.settings.birdc.clone(),
-                )
-            };
             c2wall_bgp::watchdog::beat(&paths);
-            if c2wall_bgp::bird::birdc(&birdc, &paths, &["show", "status"]).is_ok() {
+            if c2wall_bgp::bird::birdc(&birdc_bin, &paths, &["show", "status"]).is_ok() {
                 down = 0;
                 continue;
             }
@@ -162,7 +146,7 @@ async fn run(args: Args) -> Result<()> {
     let (e1, e2, e3, m) = (ex.clone(), ex.clone(), ex.clone(), metrics.clone());
     let apply: ApplyFn<Entry> = Arc::new(move |set, _changes| {
         let mut g = e1.lock().expect("lock");
-        g.apply(set.version, set.entries.values().copied().collect())?;
+        g.apply(set.entries.values().copied().collect())?;
         m.applied_version.set(set.version as i64);
         Ok(g.status())
     });
@@ -216,13 +200,9 @@ async fn run(args: Args) -> Result<()> {
 }
 
 /// Waits until BIRD answers on its control socket (it has read its config).
-async fn wait_bird(ex: &Arc<Mutex<Exporter>>) -> Result<()> {
+async fn wait_bird(birdc: &std::path::Path, paths: &c2wall_bgp::bird::Paths) -> Result<()> {
     for _ in 0..100 {
-        let ok = {
-            let g = ex.lock().expect("lock");
-            c2wall_bgp::bird::birdc(&g.settings.birdc, &g.paths, &["show", "status"]).is_ok()
-        };
-        if ok {
+        if c2wall_bgp::bird::birdc(birdc, paths, &["show", "status"]).is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

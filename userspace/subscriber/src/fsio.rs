@@ -5,7 +5,7 @@ use std::{fs, io::Write, path::Path};
 use crate::error::FileError;
 
 /// Appends to a file and fsyncs it (a journal record).
-pub(crate) fn append_synced(path: &Path, data: &[u8]) -> Result<(), FileError> {
+pub fn append_synced(path: &Path, data: &[u8]) -> Result<(), FileError> {
     let err = |source| FileError::Write {
         path: path.into(),
         source,
@@ -20,7 +20,7 @@ pub(crate) fn append_synced(path: &Path, data: &[u8]) -> Result<(), FileError> {
 }
 
 /// Replaces `path` atomically (temp file, fsync, rename, fsync the folder).
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FileError> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FileError> {
     let err = |source| FileError::Write {
         path: path.into(),
         source,
