@@ -134,17 +134,7 @@ impl Coordinators {
 
     /// Resident memory of replica `i`, MiB.
     pub fn rss_mib(&self, i: usize) -> Option<f64> {
-        let pid = self.procs[i].as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+        crate::stats::rss_mib(self.procs[i].as_ref()?.id())
     }
 }
 

@@ -11,6 +11,8 @@ pub mod packet;
 pub mod pg;
 pub mod process;
 pub mod relay;
+pub mod rules;
+pub mod stats;
 
 /// True when the tests may touch the kernel. Outside CI a non-root run skips
 /// them with a message; in CI (CI=true) not being root is a failure, so a

@@ -218,44 +218,20 @@ fn scenario(kind: PeerKind) {
 /// `c2wall_bgp_*` metric its expressions (and the exporter dashboard's,
 /// `deploy/grafana-bgp.json`) read is on the exporter's /metrics.
 fn bgp_rules_hold(metrics: &str) {
-    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    let rules = deploy.join("alerts-bgp.yml");
+    use c2wall_e2e::rules::{deploy, promtool_accepts, rule_exprs, served};
+    let rules = deploy("alerts-bgp.yml");
+    promtool_accepts(&rules);
     let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(deploy.join("grafana-bgp.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(deploy("grafana-bgp.json")).unwrap())
             .unwrap();
-    let panels: String = dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| format!("expr: {}\n", p["targets"][0]["expr"].as_str().unwrap()))
-        .collect();
-    let text = std::fs::read_to_string(&rules).unwrap() + &panels;
-    if let Ok(out) = std::process::Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-    {
-        assert!(
-            out.status.success(),
-            "promtool: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let mut names = 0;
-    for line in text.lines() {
-        let Some(expr) = line.trim().strip_prefix("expr: ") else {
-            continue;
-        };
-        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if word.starts_with("c2wall_bgp_") {
-                assert!(
-                    metrics.lines().any(|l| l.starts_with(&format!("{word}{{"))
-                        || l.starts_with(&format!("{word} "))),
-                    "`{word}` (in `{expr}`) is not served"
-                );
-                names += 1;
-            }
-        }
-    }
+    let mut exprs = rule_exprs(&rules);
+    exprs.extend(
+        dashboard["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["targets"][0]["expr"].as_str().unwrap().to_string()),
+    );
+    let names = served(&exprs, "c2wall_bgp_", metrics, "");
     assert!(names >= 9, "{names}");
 }

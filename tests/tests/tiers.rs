@@ -235,36 +235,15 @@ fn a_centre_publish_reaches_the_isps_edge_and_the_isp_keeps_its_own_say() {
 /// every `c2wall_upstream_*` metric its expressions read is on the ISP
 /// coordinator's /metrics, labelled with the upstream's name.
 fn upstream_rules_hold(t: &Tiers) {
-    let rules =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/alerts-upstream.yml");
-    let text = std::fs::read_to_string(&rules).unwrap();
-    if let Ok(out) = std::process::Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-    {
-        assert!(
-            out.status.success(),
-            "promtool: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    use c2wall_e2e::rules::{deploy, promtool_accepts, rule_exprs, served};
+    let rules = deploy("alerts-upstream.yml");
+    promtool_accepts(&rules);
     let body = t.topo.http_get_at(ISP_METRICS, "/metrics").unwrap();
-    let mut names = 0;
-    for line in text.lines() {
-        let Some(expr) = line.trim().strip_prefix("expr: ") else {
-            continue;
-        };
-        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if word.starts_with("c2wall_upstream_") {
-                assert!(
-                    body.lines().any(|l| l.starts_with(&format!("{word}{{"))
-                        && l.contains("upstream=\"jp-centre\"")),
-                    "`{word}` (in `{expr}`) is not served"
-                );
-                names += 1;
-            }
-        }
-    }
+    let names = served(
+        &rule_exprs(&rules),
+        "c2wall_upstream_",
+        &body,
+        "upstream=\"jp-centre\"",
+    );
     assert!(names >= 5, "{names}");
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use c2wall_e2e::bgp::{PeerKind, Rig};
+use c2wall_e2e::stats::{ms, pct, rss_mib};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -25,27 +26,6 @@ struct Args {
     /// Small run for CI: 10 publishes, 2,000 routes.
     #[arg(long)]
     quick: bool,
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 /// The BIRD the exporter runs (the watchdog's child, by its config path).

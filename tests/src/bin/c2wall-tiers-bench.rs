@@ -28,6 +28,7 @@ use anyhow::{Context, Result};
 use c2wall_agent::sync::SyncStatus;
 use c2wall_e2e::bench_agent::{agent, make_pki, tls, wait_applied};
 use c2wall_e2e::fleet::Coordinators;
+use c2wall_e2e::stats::{ms, pct};
 use c2wall_proto::v1::{
     self as pb, agent_sync_client::AgentSyncClient, publisher_client::PublisherClient,
 };
@@ -66,14 +67,6 @@ fn entry(i: usize) -> pb::Entry {
         category: "mirai".into(),
         ..Default::default()
     }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 async fn connect(dir: &std::path::Path, url: &str) -> Result<Channel> {

@@ -6,82 +6,20 @@
 //! untrusted key is refused and the last verified set kept; a protected
 //! range vetoes an upstream entry and its removal restores it; the action
 //! override with a soak; the change breaker holds a large upstream change;
-//! a restart with the upstream away keeps the upstream entries.
+//! a restart with the upstream away keeps the upstream entries; sightings
+//! go upstream pseudonymised again when asked. (Views: upstream_view.rs.)
 
 mod common;
 
-use std::{
-    sync::atomic::Ordering::Relaxed,
-    time::{Duration, Instant},
+use std::{sync::atomic::Ordering::Relaxed, time::Duration};
+
+use c2wall_coordinator::core::Origin;
+use c2wall_model::Action;
+use c2wall_proto::v1 as pb;
+use common::upstream::{
+    coordinator, follow, keys, listed, publish, publisher, serve, until, upstream_records, Dir,
+    Relay,
 };
-
-use c2wall_coordinator::{
-    core::{Coordinator, Origin},
-    upstream::{Board, UpstreamConfig},
-};
-use c2wall_model::{sign::Signer32, Action, Record};
-use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
-use common::upstream::{coordinator, serve, Dir, Relay};
-
-fn upstream(port: u16, trust: &str, dir: &Dir, extra: &str) -> UpstreamConfig {
-    toml::from_str(&format!(
-        "name = \"centre\"\nurl = \"http://127.0.0.1:{port}\"\ninsecure = true\n\
-         trust_keys = [\"{trust}\"]\nid = \"isp-a\"\nstate_dir = \"{}\"\n{extra}",
-        dir.0.display()
-    ))
-    .unwrap()
-}
-
-async fn publisher(port: u16) -> PublisherClient<tonic::transport::Channel> {
-    PublisherClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap()
-}
-
-fn entry(prefix: &str, category: &str) -> pb::Entry {
-    pb::Entry {
-        category: category.into(),
-        reference: format!("ticket for {prefix}"),
-        ..common::entry(prefix)
-    }
-}
-
-async fn publish(p: &mut PublisherClient<tonic::transport::Channel>, prefixes: &[&str]) -> u64 {
-    p.publish(pb::PublishRequest {
-        upserts: prefixes.iter().map(|x| entry(x, "mirai")).collect(),
-        reason: "test".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .version
-}
-
-/// The ISP's records of the upstream's source.
-fn upstream_records(isp: &Coordinator) -> Vec<Record> {
-    isp.source_records("upstream:centre")
-}
-
-/// Waits until `f` holds (or panics after 10 s, saying what).
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn listed(isp: &Coordinator, prefix: &str) -> bool {
-    upstream_records(isp)
-        .iter()
-        .any(|r| r.entry.prefix.to_string() == prefix)
-}
-
-fn keys() -> ([u8; 32], String) {
-    let (seed, s) = Signer32::generate();
-    (seed, s.public_hex())
-}
 
 #[tokio::test]
 async fn upstream_versions_become_records_with_provenance_and_resume_by_deltas() {
@@ -94,8 +32,7 @@ async fn upstream_versions_become_records_with_provenance_and_resume_by_deltas()
 
     let relay = Relay::new(port).await;
     let isp = coordinator(&dir, "isp", &keys().0, usize::MAX);
-    let u = upstream(relay.port, &public, &dir, "").check().unwrap();
-    let board = Board::start(isp.clone(), vec![u], &dir.0).unwrap();
+    let board = follow(&isp, relay.port, &public, &dir, "");
     until("the snapshot is taken", || {
         upstream_records(&isp).len() == 2
     })
@@ -173,12 +110,7 @@ async fn a_version_signed_by_an_untrusted_key_is_refused_and_the_last_verified_s
     publish(&mut publisher(port).await, &["192.0.2.1"]).await;
     let relay = Relay::new(port).await;
     let isp = coordinator(&dir, "isp", &keys().0, usize::MAX);
-    let board = Board::start(
-        isp.clone(),
-        vec![upstream(relay.port, &public, &dir, "").check().unwrap()],
-        &dir.0,
-    )
-    .unwrap();
+    let board = follow(&isp, relay.port, &public, &dir, "");
     until("followed", || listed(&isp, "192.0.2.1/32")).await;
     // An impostor on the centre's address, signing with a key nobody trusts.
     let impostor = coordinator(&dir, "impostor", &keys().0, usize::MAX);
@@ -207,12 +139,7 @@ async fn a_protected_range_vetoes_an_upstream_entry_until_it_is_removed() {
     let (port, _stop) = serve(centre.clone(), 0).await;
     publish(&mut publisher(port).await, &["192.0.2.1", "203.0.113.5"]).await;
     let isp = coordinator(&dir, "isp", &keys().0, usize::MAX);
-    let board = Board::start(
-        isp.clone(),
-        vec![upstream(port, &public, &dir, "").check().unwrap()],
-        &dir.0,
-    )
-    .unwrap();
+    let board = follow(&isp, port, &public, &dir, "");
     until("followed", || upstream_records(&isp).len() == 2).await;
     // Protecting a range an upstream entry is in is allowed (it is not the
     // ISP's to withdraw) and vetoes the entry.
@@ -255,8 +182,13 @@ async fn monitor_first_with_a_soak_and_the_breaker_holding_a_large_change() {
     publish(&mut p, &["192.0.2.1"]).await;
     // Breaker: more than 5 entries and 10% of the list is held.
     let isp = coordinator(&dir, "isp", &keys().0, 5);
-    let u = upstream(port, &public, &dir, "action = \"monitor\"\nsoak = \"1h\"\n");
-    let board = Board::start(isp.clone(), vec![u.check().unwrap()], &dir.0).unwrap();
+    let board = follow(
+        &isp,
+        port,
+        &public,
+        &dir,
+        "action = \"monitor\"\nsoak = \"1h\"\n",
+    );
     until("followed", || listed(&isp, "192.0.2.1/32")).await;
     let r = &upstream_records(&isp)[0];
     let now = c2wall_coordinator::core::now();
@@ -304,24 +236,14 @@ async fn a_restart_with_the_upstream_away_keeps_enforcing_its_entries() {
     let isp_seed = keys().0;
     {
         let isp = coordinator(&dir, "isp", &isp_seed, usize::MAX);
-        let board = Board::start(
-            isp.clone(),
-            vec![upstream(port, &public, &dir, "").check().unwrap()],
-            &dir.0,
-        )
-        .unwrap();
+        let board = follow(&isp, port, &public, &dir, "");
         until("followed", || upstream_records(&isp).len() == 2).await;
         drop(board);
     }
     relay.switch(0);
     // A new process: the store and the saved upstream set are all it has.
     let isp = coordinator(&dir, "isp", &isp_seed, usize::MAX);
-    let board = Board::start(
-        isp.clone(),
-        vec![upstream(port, &public, &dir, "").check().unwrap()],
-        &dir.0,
-    )
-    .unwrap();
+    let board = follow(&isp, port, &public, &dir, "");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(upstream_records(&isp).len(), 2);
     let f = &board.followers[0];
@@ -336,14 +258,7 @@ async fn sightings_of_upstream_entries_go_upstream_pseudonymised_again_when_aske
     let (port, _stop) = serve(centre.clone(), 0).await;
     publish(&mut publisher(port).await, &["192.0.2.1"]).await;
     let isp = coordinator(&dir, "isp", &keys().0, usize::MAX);
-    let _board = Board::start(
-        isp.clone(),
-        vec![upstream(port, &public, &dir, "share_sightings = \"1s\"\n")
-            .check()
-            .unwrap()],
-        &dir.0,
-    )
-    .unwrap();
+    let _board = follow(&isp, port, &public, &dir, "share_sightings = \"1s\"\n");
     until("followed", || listed(&isp, "192.0.2.1/32")).await;
     let seen = |prefix: &str, subscriber: &str| pb::Sighting {
         subscriber: subscriber.into(),
@@ -373,63 +288,4 @@ async fn sightings_of_upstream_entries_go_upstream_pseudonymised_again_when_aske
     assert!(s.subscriber.starts_with("p-") && s.subscriber != "p-0123456789ab");
     // The key that pseudonymises again stays with the ISP.
     assert!(std::fs::metadata(dir.0.join("upstream-centre.sightings.key")).is_ok());
-}
-
-/// The centre limits what a downstream sees by serving it through a view:
-/// a coordinator of its own that follows the centre with `sources = [...]`
-/// and signs with its own key; the ISP follows the view and never receives
-/// the other sources' entries. Its records carry both hops.
-#[tokio::test]
-async fn a_view_coordinator_limits_what_a_downstream_sees() {
-    let dir = Dir::new("up-view");
-    let (seed, public) = keys();
-    let centre = coordinator(&dir, "centre", &seed, usize::MAX);
-    let (port, _stop) = serve(centre.clone(), 0).await;
-    let mut p = publisher(port).await;
-    for (prefix, source) in [("192.0.2.1", "feed-a"), ("192.0.2.2", "tlp-red")] {
-        p.publish(pb::PublishRequest {
-            upserts: vec![pb::Entry {
-                source: source.into(),
-                ..entry(prefix, "mirai")
-            }],
-            reason: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
-    let (view_seed, view_public) = keys();
-    let view = coordinator(&dir, "view", &view_seed, usize::MAX);
-    let _view_board = Board::start(
-        view.clone(),
-        vec![upstream(port, &public, &dir, "sources = [\"feed-a\"]\n")
-            .check()
-            .unwrap()],
-        &dir.0,
-    )
-    .unwrap();
-    let (view_port, _view_stop) = serve(view.clone(), 0).await;
-    let isp = coordinator(&dir, "isp", &keys().0, usize::MAX);
-    let follow_view: UpstreamConfig = toml::from_str(&format!(
-        "name = \"view\"\nurl = \"http://127.0.0.1:{view_port}\"\ninsecure = true\n\
-         trust_keys = [\"{view_public}\"]\nid = \"isp-a\"\nstate_dir = \"{}\"\n",
-        dir.0.display()
-    ))
-    .unwrap();
-    let _board = Board::start(isp.clone(), vec![follow_view.check().unwrap()], &dir.0).unwrap();
-    until("the view's set reaches the ISP", || {
-        !isp.source_records("upstream:view").is_empty()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = isp.source_records("upstream:view");
-    assert_eq!(got.len(), 1, "only feed-a's entry: {got:?}");
-    let r = &got[0];
-    assert_eq!(r.entry.prefix.to_string(), "192.0.2.1/32");
-    let hops: Vec<(&str, &str)> = r
-        .chain
-        .iter()
-        .map(|h| (h.upstream.as_str(), h.source.as_str()))
-        .collect();
-    assert_eq!(hops, [("centre", "feed-a"), ("view", "upstream:centre")]);
 }

@@ -3,15 +3,18 @@
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use c2wall_coordinator::upstream::{Board, UpstreamConfig};
 use c2wall_coordinator::{
     core::Coordinator, guards::GuardConfig, service::Service, store::sqlite::SqliteStore,
     sync::AgentSyncServer,
 };
-use c2wall_model::sign::Signer32;
-use c2wall_proto::v1::publisher_server::PublisherServer;
+use c2wall_model::{sign::Signer32, Record};
+use c2wall_proto::v1::{
+    self as pb, publisher_client::PublisherClient, publisher_server::PublisherServer,
+};
 use tokio::sync::oneshot;
 use tonic::transport::Server;
 
@@ -120,4 +123,76 @@ impl Drop for Relay {
         self.switch(0);
         self.accept.abort();
     }
+}
+
+pub fn upstream(port: u16, trust: &str, dir: &Dir, extra: &str) -> UpstreamConfig {
+    toml::from_str(&format!(
+        "name = \"centre\"\nurl = \"http://127.0.0.1:{port}\"\ninsecure = true\n\
+         trust_keys = [\"{trust}\"]\nid = \"isp-a\"\nstate_dir = \"{}\"\n{extra}",
+        dir.0.display()
+    ))
+    .unwrap()
+}
+
+/// `coord` follows the centre at `port` (`extra`: more `[[upstream]]` keys).
+pub fn follow(
+    coord: &std::sync::Arc<Coordinator>,
+    port: u16,
+    trust: &str,
+    dir: &Dir,
+    extra: &str,
+) -> std::sync::Arc<Board> {
+    let u = upstream(port, trust, dir, extra).check().unwrap();
+    Board::start(coord.clone(), vec![u], &dir.0).unwrap()
+}
+
+pub async fn publisher(port: u16) -> PublisherClient<tonic::transport::Channel> {
+    PublisherClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap()
+}
+
+pub fn entry(prefix: &str, category: &str) -> pb::Entry {
+    pb::Entry {
+        category: category.into(),
+        reference: format!("ticket for {prefix}"),
+        ..super::entry(prefix)
+    }
+}
+
+pub async fn publish(p: &mut PublisherClient<tonic::transport::Channel>, prefixes: &[&str]) -> u64 {
+    p.publish(pb::PublishRequest {
+        upserts: prefixes.iter().map(|x| entry(x, "mirai")).collect(),
+        reason: "test".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .version
+}
+
+/// The ISP's records of the upstream's source.
+pub fn upstream_records(isp: &Coordinator) -> Vec<Record> {
+    isp.source_records("upstream:centre")
+}
+
+/// Waits until `f` holds (or panics after 10 s, saying what).
+pub async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn listed(isp: &Coordinator, prefix: &str) -> bool {
+    upstream_records(isp)
+        .iter()
+        .any(|r| r.entry.prefix.to_string() == prefix)
+}
+
+pub fn keys() -> ([u8; 32], String) {
+    let (seed, s) = Signer32::generate();
+    (seed, s.public_hex())
 }
