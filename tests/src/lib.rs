@@ -4,6 +4,7 @@
 pub mod bench_agent;
 pub mod bgp;
 pub mod fleet;
+pub mod flow;
 pub mod netns;
 pub mod packet;
 /// A real PostgreSQL server per test (the coordinator's tests use the same file).

@@ -4,7 +4,7 @@ use c2wall_common::*;
 use c2wall_e2e::{
     packet::{arp_frame, Frame, V6Ext, L4, TPID_8021AD, TPID_8021Q},
     require_root,
-    rig::{Rig, XDP_DROP, XDP_PASS},
+    rig::{Hook, Rig, XDP_DROP, XDP_PASS},
 };
 
 const SUB4: &str = "198.51.100.10";
@@ -15,18 +15,48 @@ fn counters(rig: &Rig) -> Vec<u64> {
     rig.engine.applier.dataplane().counters().unwrap()
 }
 
-macro_rules! root {
-    ($name:expr) => {
-        if !require_root($name) {
-            return;
+/// Each case runs through both entry points: XDP and the tc fallback must
+/// give the same verdicts and counts.
+macro_rules! both_hooks {
+    ($($name:ident),+ $(,)?) => {
+        mod xdp {
+            $(#[test]
+            fn $name() {
+                if super::require_root(stringify!($name)) {
+                    super::$name(super::Hook::Xdp);
+                }
+            })+
+        }
+        mod tc {
+            $(#[test]
+            fn $name() {
+                if super::require_root(stringify!($name)) {
+                    super::$name(super::Hook::Tc);
+                }
+            })+
         }
     };
 }
 
-#[test]
-fn both_directions_and_prefix_edges_ipv4() {
-    root!("both_directions_and_prefix_edges_ipv4");
-    let rig = Rig::new("203.0.113.64/27\n", "", MODE_ENFORCE);
+both_hooks!(
+    both_directions_and_prefix_edges_ipv4,
+    both_directions_and_prefix_edges_ipv6,
+    longest_prefix_wins_in_both_senses,
+    port_scoped_entries,
+    direction_restricted_entries,
+    vlan_tags,
+    ipv6_extension_chains,
+    fragments_match_address_entries_only,
+    ipv4_options_are_skipped,
+    truncated_headers_pass_at_every_offset,
+    malformed_and_non_ip_pass,
+    allowlist_wins_over_blocklist,
+    global_modes,
+    per_entry_hits_and_updates_without_reload,
+);
+
+fn both_directions_and_prefix_edges_ipv4(hook: Hook) {
+    let rig = Rig::with_hook(hook, "203.0.113.64/27\n", "", MODE_ENFORCE);
     let to = |dst: &str| rig.run(&Frame::new(SUB4, dst, L4::Udp(40000, 53)).build());
     let from = |src: &str| rig.run(&Frame::new(src, SUB4, L4::Udp(53, 40000)).build());
     for inside in ["203.0.113.64", "203.0.113.95", "203.0.113.77"] {
@@ -44,10 +74,8 @@ fn both_directions_and_prefix_edges_ipv4() {
     assert_eq!(n(VERDICT_PASS, DIR_TO_CC), 6);
 }
 
-#[test]
-fn both_directions_and_prefix_edges_ipv6() {
-    root!("both_directions_and_prefix_edges_ipv6");
-    let rig = Rig::new("2001:db8:b::/61\n2001:db8:c::7\n", "", MODE_ENFORCE);
+fn both_directions_and_prefix_edges_ipv6(hook: Hook) {
+    let rig = Rig::with_hook(hook, "2001:db8:b::/61\n2001:db8:c::7\n", "", MODE_ENFORCE);
     let to = |dst: &str| rig.run(&Frame::new(SUB6, dst, L4::Tcp(40000, 443)).build());
     let from = |src: &str| rig.run(&Frame::new(src, SUB6, L4::Tcp(443, 40000)).build());
     for inside in [
@@ -74,12 +102,10 @@ fn both_directions_and_prefix_edges_ipv6() {
     );
 }
 
-#[test]
-fn longest_prefix_wins_in_both_senses() {
-    root!("longest_prefix_wins_in_both_senses");
+fn longest_prefix_wins_in_both_senses(hook: Hook) {
     let list = "203.0.113.0/24 monitor\n203.0.113.128/25 drop\n203.0.113.200 monitor\n\
                 10.0.0.0/8\n10.1.0.0/16 monitor\n10.1.2.0/23\n10.1.2.3 monitor\n";
-    let rig = Rig::new(list, "", MODE_ENFORCE);
+    let rig = Rig::with_hook(hook, list, "", MODE_ENFORCE);
     let to = |dst: &str| rig.run(&Frame::new(SUB4, dst, L4::Icmp).build());
     assert_eq!(to("203.0.113.1"), XDP_PASS, "/24 monitor");
     assert_eq!(to("203.0.113.129"), XDP_DROP, "/25 drop");
@@ -95,11 +121,9 @@ fn longest_prefix_wins_in_both_senses() {
     );
 }
 
-#[test]
-fn port_scoped_entries() {
-    root!("port_scoped_entries");
+fn port_scoped_entries(hook: Hook) {
     let list = "203.0.113.5 tcp 443\n203.0.113.0/24 udp 53 monitor\n2001:db8:b::5 udp 8080\n";
-    let rig = Rig::new(list, "", MODE_ENFORCE);
+    let rig = Rig::with_hook(hook, list, "", MODE_ENFORCE);
     let run = |f: Frame| rig.run(&f.build());
     assert_eq!(
         run(Frame::new(SUB4, "203.0.113.5", L4::Tcp(40000, 443))),
@@ -151,10 +175,8 @@ fn port_scoped_entries() {
     );
 }
 
-#[test]
-fn direction_restricted_entries() {
-    root!("direction_restricted_entries");
-    let rig = Rig::new("203.0.113.5 to\n203.0.113.6 from\n", "", MODE_ENFORCE);
+fn direction_restricted_entries(hook: Hook) {
+    let rig = Rig::with_hook(hook, "203.0.113.5 to\n203.0.113.6 from\n", "", MODE_ENFORCE);
     let run = |s: &str, d: &str| rig.run(&Frame::new(s, d, L4::Udp(1, 2)).build());
     assert_eq!(run(SUB4, "203.0.113.5"), XDP_DROP);
     assert_eq!(run("203.0.113.5", SUB4), XDP_PASS);
@@ -162,10 +184,8 @@ fn direction_restricted_entries() {
     assert_eq!(run(SUB4, "203.0.113.6"), XDP_PASS);
 }
 
-#[test]
-fn vlan_tags() {
-    root!("vlan_tags");
-    let rig = Rig::new("203.0.113.5\n2001:db8:b::5\n", "", MODE_ENFORCE);
+fn vlan_tags(hook: Hook) {
+    let rig = Rig::with_hook(hook, "203.0.113.5\n2001:db8:b::5\n", "", MODE_ENFORCE);
     for tags in [
         vec![TPID_8021Q],
         vec![TPID_8021AD, TPID_8021Q],
@@ -193,10 +213,8 @@ fn vlan_tags() {
     assert_eq!(counters(&rig)[CNT_NON_IP as usize], before + 1);
 }
 
-#[test]
-fn ipv6_extension_chains() {
-    root!("ipv6_extension_chains");
-    let rig = Rig::new("2001:db8:b::5 tcp 443\n", "", MODE_ENFORCE);
+fn ipv6_extension_chains(hook: Hook) {
+    let rig = Rig::with_hook(hook, "2001:db8:b::5 tcp 443\n", "", MODE_ENFORCE);
     let chains: Vec<Vec<V6Ext>> = vec![
         vec![V6Ext::HopByHop],
         vec![V6Ext::HopByHop, V6Ext::Routing, V6Ext::DestOpts],
@@ -224,10 +242,9 @@ fn ipv6_extension_chains() {
     }
 }
 
-#[test]
-fn fragments_match_address_entries_only() {
-    root!("fragments_match_address_entries_only");
-    let rig = Rig::new(
+fn fragments_match_address_entries_only(hook: Hook) {
+    let rig = Rig::with_hook(
+        hook,
         "203.0.113.5 tcp 443\n203.0.113.6\n2001:db8:b::5 tcp 443\n2001:db8:b::6\n",
         "",
         MODE_ENFORCE,
@@ -271,20 +288,16 @@ fn fragments_match_address_entries_only() {
     assert_eq!(counters(&rig)[CNT_FRAGMENT as usize], 4);
 }
 
-#[test]
-fn ipv4_options_are_skipped() {
-    root!("ipv4_options_are_skipped");
-    let rig = Rig::new("203.0.113.5 udp 53\n", "", MODE_ENFORCE);
+fn ipv4_options_are_skipped(hook: Hook) {
+    let rig = Rig::with_hook(hook, "203.0.113.5 udp 53\n", "", MODE_ENFORCE);
     for words in [1, 4, 10] {
         let f = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 53)).v4_options(words);
         assert_eq!(rig.run(&f.build()), XDP_DROP, "{words} option words");
     }
 }
 
-#[test]
-fn truncated_headers_pass_at_every_offset() {
-    root!("truncated_headers_pass_at_every_offset");
-    let rig = Rig::new("203.0.113.5\n2001:db8:b::5\n", "", MODE_ENFORCE);
+fn truncated_headers_pass_at_every_offset(hook: Hook) {
+    let rig = Rig::with_hook(hook, "203.0.113.5\n2001:db8:b::5\n", "", MODE_ENFORCE);
     let frames = vec![
         Frame::new(SUB4, "203.0.113.5", L4::Tcp(1, 2)),
         Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2))
@@ -302,19 +315,28 @@ fn truncated_headers_pass_at_every_offset() {
     for f in frames {
         let (full, hlen) = f.build_with_header_len();
         assert_eq!(rig.run(&full), XDP_DROP, "complete frame {f:?}");
-        // The kernel's test harness refuses frames shorter than an Ethernet header.
+        // The kernel's test harness refuses frames shorter than an Ethernet
+        // header; at tc (an skb) also an IP frame cut inside its IP header.
         for cut in 14..hlen {
-            assert_eq!(rig.run(&full[..cut]), XDP_PASS, "{f:?} cut at {cut}");
+            let Some(verdict) = rig.try_run(&full[..cut]) else {
+                assert!(
+                    hook == Hook::Tc,
+                    "{f:?} cut at {cut} refused by the harness"
+                );
+                continue;
+            };
+            assert_eq!(verdict, XDP_PASS, "{f:?} cut at {cut}");
             truncated += 1;
         }
     }
+    // Every frame has bytes beyond its IP header to cut, so both hooks run
+    // dozens of truncated frames.
+    assert!(truncated > 50, "{truncated}");
     assert_eq!(counters(&rig)[CNT_PARSE_ERROR as usize], truncated);
 }
 
-#[test]
-fn malformed_and_non_ip_pass() {
-    root!("malformed_and_non_ip_pass");
-    let rig = Rig::new("203.0.113.5\n", "", MODE_ENFORCE);
+fn malformed_and_non_ip_pass(hook: Hook) {
+    let rig = Rig::with_hook(hook, "203.0.113.5\n", "", MODE_ENFORCE);
     assert_eq!(rig.run(&arp_frame()), XDP_PASS);
     let mut bad_version = Frame::new(SUB4, "203.0.113.5", L4::Icmp).build();
     bad_version[14] = 0x55;
@@ -332,10 +354,9 @@ fn malformed_and_non_ip_pass() {
     );
 }
 
-#[test]
-fn allowlist_wins_over_blocklist() {
-    root!("allowlist_wins_over_blocklist");
-    let rig = Rig::new(
+fn allowlist_wins_over_blocklist(hook: Hook) {
+    let rig = Rig::with_hook(
+        hook,
         "203.0.113.0/24\n2001:db8:b::/48\n",
         "203.0.113.53\n198.51.100.0/30\n2001:db8:b:1::/64\n",
         MODE_ENFORCE,
@@ -363,10 +384,8 @@ fn allowlist_wins_over_blocklist() {
     assert_eq!(allowed, 3);
 }
 
-#[test]
-fn global_modes() {
-    root!("global_modes");
-    let mut rig = Rig::new("203.0.113.5\n203.0.113.6 monitor\n", "", MODE_ENFORCE);
+fn global_modes(hook: Hook) {
+    let mut rig = Rig::with_hook(hook, "203.0.113.5\n203.0.113.6 monitor\n", "", MODE_ENFORCE);
     let drop_pkt = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2)).build();
     let mon_pkt = Frame::new(SUB4, "203.0.113.6", L4::Udp(1, 2)).build();
     assert_eq!(rig.run(&drop_pkt), XDP_DROP);
@@ -389,11 +408,9 @@ fn global_modes() {
     assert_eq!(bytes, 2 * drop_pkt.len() as u64);
 }
 
-#[test]
-fn per_entry_hits_and_updates_without_reload() {
-    root!("per_entry_hits_and_updates_without_reload");
+fn per_entry_hits_and_updates_without_reload(hook: Hook) {
     use c2wall_agent::dataplane::Dataplane;
-    let mut rig = Rig::new("203.0.113.5\n", "", MODE_ENFORCE);
+    let mut rig = Rig::with_hook(hook, "203.0.113.5\n", "", MODE_ENFORCE);
     let p5 = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2)).build();
     let p7 = Frame::new(SUB4, "203.0.113.7", L4::Udp(1, 2)).build();
     for _ in 0..3 {

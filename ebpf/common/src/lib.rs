@@ -52,6 +52,9 @@ pub const ALL_MAPS: [&str; 12] = [
 
 /// Name of the XDP program in the object file (the `#[xdp]` function).
 pub const PROGRAM_NAME: &str = "c2wall";
+/// The same verdict logic at tc ingress (the `#[classifier]` function), for
+/// interfaces where XDP cannot attach.
+pub const TC_PROGRAM_NAME: &str = "c2wall_tc";
 
 /// Maps of the naive comparison program (benchmark only, never deployed).
 pub const MAP_NAIVE_V4: &str = "NAIVE_V4";

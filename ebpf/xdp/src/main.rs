@@ -1,194 +1,69 @@
-//! c2wall XDP program: drop packets to or from listed C&C addresses.
+//! c2wall's dataplane programs: drop packets to or from listed C&C addresses.
 //!
-//! Per packet: parse, read the config, probe the destination and the source in the
-//! active rule set (one hash probe per expansion level in use), take the stronger
-//! match, let the protected allowlist veto it, count, decide.
+//! Two entry points with one verdict logic ([`verdict::drop_frame`]): the XDP
+//! program (`c2wall`, the default) and a tc ingress classifier (`c2wall_tc`)
+//! for interfaces where XDP cannot attach or by choice.
 #![no_std]
 #![no_main]
 
 mod lookup;
 mod maps;
+mod verdict;
 
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_NOEXIST},
-    helpers::bpf_ktime_get_ns,
-    macros::xdp,
-    programs::XdpContext,
+    bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
 };
-use c2wall_common::*;
-use c2wall_xdp::parse::{parse, Packet, Parsed};
+use c2wall_xdp::parse::Frame;
 
-use crate::lookup::{allowlisted, side_rule};
-use crate::maps::{CONFIG, COUNTERS, EVENTS, HITS, IFSLOT, SAMPLER};
+use crate::verdict::drop_frame;
+
+/// Bytes made linear before parsing at tc: Ethernet, VLAN tags, an IP header
+/// with options or IPv6 extension headers, and the ports fit many times over.
+/// A header chain longer than this is treated like a truncated frame (passed
+/// and counted as a parse error), as XDP treats a chain beyond the frame.
+const TC_PULL_BYTES: u32 = 1024;
 
 #[xdp]
 pub fn c2wall(ctx: XdpContext) -> u32 {
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    let ifindex = ctx.ingress_ifindex() as u32;
-    // This interface's block of counters.
-    let base = match IFSLOT.get(ifindex % IFINDEX_BUCKETS) {
-        Some(&slot) if slot < IFACE_SLOTS => slot * COUNTER_SLOTS,
-        _ => 0,
+    let frame = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
     };
-    let pkt = match parse(&ctx) {
-        Parsed::Ip(p) => p,
-        Parsed::NonIp => {
-            count(base + CNT_NON_IP, 1);
-            return xdp_action::XDP_PASS;
-        }
-        Parsed::Malformed => {
-            count(base + CNT_PARSE_ERROR, 1);
-            return xdp_action::XDP_PASS;
-        }
-    };
-    let Some(cfg) = CONFIG.get(0) else {
-        return xdp_action::XDP_PASS;
-    };
-    let mode = cfg.mode;
-    if mode != MODE_ENFORCE && mode != MODE_MONITOR {
-        count(base + CNT_MODE_OFF, 1);
-        return xdp_action::XDP_PASS;
-    }
-    if pkt.fragment {
-        count(base + CNT_FRAGMENT, 1);
-    }
-    let fam = if pkt.family == FAMILY_V4 {
-        FAM_IDX_V4
-    } else {
-        FAM_IDX_V6
-    };
-    let set = cfg.active_set & 1;
-    let levels = if pkt.family == FAMILY_V4 {
-        cfg.v4_levels[set as usize]
-    } else {
-        cfg.v6_levels[set as usize]
-    };
-    let to = side_rule(&pkt, set, levels, true);
-    let from = side_rule(&pkt, set, levels, false);
-    // The stronger action decides; on a tie the destination side is reported.
-    let (rule, dir) = if to.action >= from.action {
-        (to, DIR_TO_CC)
-    } else {
-        (from, DIR_FROM_CC)
-    };
-    if rule.action == ACTION_NONE {
-        count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
-        return xdp_action::XDP_PASS;
-    }
-    // Checked only once something matched: the allowlist is small, but the miss
-    // path is the hot one and must not pay for it.
-    if allowlisted(&pkt) {
-        count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
-        return xdp_action::XDP_PASS;
-    }
-    hit(rule.entry_id);
-    let verdict = if rule.action == ACTION_DROP && mode == MODE_ENFORCE {
-        VERDICT_DROP
-    } else {
-        VERDICT_WOULD_DROP
-    };
-    count_verdict(base, verdict, dir, fam, len);
-    sample(
-        base,
-        cfg.sample_budget,
-        &pkt,
-        rule.entry_id,
-        verdict,
-        dir,
-        ifindex,
-    );
-    if verdict == VERDICT_DROP {
+    if drop_frame(frame, ctx.ingress_ifindex() as u32) {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
     }
 }
 
-/// Writes a drop event if this CPU's budget for the current second allows;
-/// counts what it could not write. Never waits.
-#[inline(always)]
-fn sample(
-    base: u32,
-    budget: u32,
-    pkt: &Packet,
-    entry_id: u32,
-    verdict: u32,
-    dir: u32,
-    ifindex: u32,
-) {
-    if budget == 0 {
-        return;
-    }
-    let Some(st) = SAMPLER.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU value, only this CPU touches it while we run.
-    let st = unsafe { &mut *st };
-    let now = unsafe { bpf_ktime_get_ns() };
-    if now.wrapping_sub(st.window_start_ns) >= 1_000_000_000 {
-        st.window_start_ns = now;
-        st.used = 0;
-    }
-    if st.used >= budget {
-        count(base + CNT_SAMPLE_SUPPRESSED, 1);
-        return;
-    }
-    st.used += 1;
-    let to = dir == DIR_TO_CC;
-    let (subscriber, cc, subscriber_port, cc_port) = if to {
-        (pkt.src, pkt.dst, pkt.sport, pkt.dport)
+/// tc ingress (tcx or clsact, direct action). Passing returns TC_ACT_UNSPEC
+/// (tcx: "next"), so programs after ours still run, as in a shared XDP chain.
+#[classifier]
+pub fn c2wall_tc(ctx: TcContext) -> i32 {
+    // The headers may sit in paged data: make the first bytes linear, only
+    // when they are not already (the pull is then a no-op we skip). A failed
+    // pull leaves what is linear, which the parser bounds.
+    let len = ctx.len();
+    let want = if len < TC_PULL_BYTES {
+        len
     } else {
-        (pkt.dst, pkt.src, pkt.dport, pkt.sport)
+        TC_PULL_BYTES
     };
-    let ev = DropEvent {
-        ts_ns: now,
-        entry_id,
-        ifindex,
-        verdict: verdict as u8,
-        direction: dir as u8,
-        family: pkt.family,
-        protocol: pkt.proto,
-        subscriber_port: if pkt.has_ports {
-            subscriber_port
-        } else {
-            [0; 2]
-        },
-        cc_port: if pkt.has_ports { cc_port } else { [0; 2] },
-        subscriber,
-        cc,
+    if ((ctx.data_end() - ctx.data()) as u32) < want {
+        let _ = ctx.pull_data(want);
+    }
+    let frame = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
     };
-    if EVENTS.output::<DropEvent>(&ev, 0).is_ok() {
-        count(base + CNT_SAMPLED, 1);
+    // SAFETY: the context pointer is valid for the program's run.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    if drop_frame(frame, ifindex) {
+        TC_ACT_SHOT
     } else {
-        count(base + CNT_SAMPLE_LOST, 1);
-    }
-}
-
-#[inline(always)]
-fn count(idx: u32, n: u64) {
-    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
-        // SAFETY: per-CPU slot, only this CPU writes it while we run.
-        unsafe { *p += n };
-    }
-}
-
-#[inline(always)]
-fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
-    count(base + verdict_counter(verdict, dir, fam, UNIT_PACKETS), 1);
-    count(base + verdict_counter(verdict, dir, fam, UNIT_BYTES), len);
-}
-
-#[inline(always)]
-fn hit(entry_id: u32) {
-    if let Some(p) = HITS.get_ptr_mut(entry_id) {
-        // SAFETY: per-CPU value, only this CPU writes it while we run.
-        unsafe { *p += 1 };
-    } else if HITS.insert(entry_id, 1, BPF_NOEXIST as u64).is_err() {
-        // Another CPU created the element between our lookup and insert.
-        if let Some(p) = HITS.get_ptr_mut(entry_id) {
-            // SAFETY: as above.
-            unsafe { *p += 1 };
-        }
+        TC_ACT_UNSPEC
     }
 }
 

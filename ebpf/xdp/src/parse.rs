@@ -1,7 +1,6 @@
 //! Bounded header walking. Every read is checked against `data_end` first (the
 //! verifier insists, and a truncated packet must never be misread).
 
-use aya_ebpf::programs::XdpContext;
 use c2wall_common::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP};
 
 const ETH_HLEN: usize = 14;
@@ -42,10 +41,18 @@ pub enum Parsed {
     Malformed,
 }
 
+/// The bytes of one frame as the hook sees them (XDP: the whole frame; tc:
+/// the linear part of the skb, starting at the Ethernet header).
+#[derive(Clone, Copy)]
+pub struct Frame {
+    pub start: usize,
+    pub end: usize,
+}
+
 #[inline(always)]
-fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
-    let start = ctx.data();
-    let end = ctx.data_end();
+fn bytes<const N: usize>(ctx: &Frame, off: usize) -> Option<[u8; N]> {
+    let start = ctx.start;
+    let end = ctx.end;
     if start + off + N > end {
         return None;
     }
@@ -59,7 +66,7 @@ fn be16(b: [u8; 2]) -> u16 {
 }
 
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Parsed {
+pub fn parse(ctx: &Frame) -> Parsed {
     let Some(eth) = bytes::<ETH_HLEN>(ctx, 0) else {
         return Parsed::Malformed;
     };
@@ -84,7 +91,7 @@ pub fn parse(ctx: &XdpContext) -> Parsed {
 }
 
 #[inline(always)]
-fn parse_v4(ctx: &XdpContext, off: usize) -> Parsed {
+fn parse_v4(ctx: &Frame, off: usize) -> Parsed {
     let Some(h) = bytes::<20>(ctx, off) else {
         return Parsed::Malformed;
     };
@@ -119,7 +126,7 @@ fn parse_v4(ctx: &XdpContext, off: usize) -> Parsed {
 }
 
 #[inline(always)]
-fn parse_v6(ctx: &XdpContext, off: usize) -> Parsed {
+fn parse_v6(ctx: &Frame, off: usize) -> Parsed {
     let Some(h) = bytes::<IPV6_HLEN>(ctx, off) else {
         return Parsed::Malformed;
     };
@@ -174,7 +181,7 @@ fn parse_v6(ctx: &XdpContext, off: usize) -> Parsed {
 }
 
 #[inline(always)]
-fn transport(ctx: &XdpContext, off: usize, mut pkt: Packet) -> Parsed {
+fn transport(ctx: &Frame, off: usize, mut pkt: Packet) -> Parsed {
     if pkt.fragment {
         return Parsed::Ip(pkt);
     }

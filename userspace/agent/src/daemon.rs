@@ -11,6 +11,7 @@ use axum::{routing::get, Router};
 use aya::maps::{MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
+    attach,
     combine::merge,
     config::{ModeArg, RunArgs, Settings},
     dataplane::assign_iface_slot,
@@ -40,7 +41,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     for iface in &settings.interfaces {
         loader::interface_index(iface)?;
     }
-    let (mut ebpf, maps) = loader::load(&paths, &settings.capacity)?;
+    let (mut ebpf, maps) = loader::load(&paths, &settings.capacity, settings.hook)?;
     let mut applier = Applier::adopt(maps)?;
     // The centre's kill switch survives restarts (and a reboot without the
     // coordinator).
@@ -121,8 +122,12 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     };
 
     let mut attached = Vec::new();
+    let plan = attach::Plan {
+        hook: settings.hook,
+        xdp_mode: settings.xdp_mode,
+    };
     for iface in &settings.interfaces {
-        let a = loader::attach(&mut ebpf, &paths, iface, settings.xdp_mode)?;
+        let a = attach::attach(&mut ebpf, &paths, iface, plan)?;
         attached.push((a.interface.clone(), a.mode));
         tracing::info!(interface = %a.interface, xdp_mode = a.mode, adopted = a.adopted, "attached");
         metrics
@@ -145,10 +150,10 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             Err(e) => tracing::warn!(interface = %iface, error = %e, "assigning a counter slot"),
         }
     }
-    for gone in loader::detach_stale(&paths, &settings.interfaces) {
+    for gone in attach::detach_stale(&paths, &settings.interfaces) {
         tracing::warn!(interface = %gone, "detached from an interface that is no longer configured");
     }
-    loader::pin_program(&mut ebpf, &paths)?;
+    loader::pin_program(&mut ebpf, &paths, settings.hook)?;
     for old in loader::remove_stale_maps(&paths) {
         tracing::info!(path = %old.display(), "removed maps of an older map layout");
     }

@@ -1,6 +1,7 @@
 //! c2wall edge agent library: everything but the process edge (main.rs).
 
 pub mod apply;
+pub mod attach;
 pub mod combine;
 pub mod compile;
 pub mod config;

@@ -1,12 +1,10 @@
-//! Loading, pinning, attaching and adopting the XDP program.
+//! Loading and pinning the program and its maps (attaching is `attach/`).
 //!
-//! Pins under the pin dir: `maps-v<ABI>/<MAP>` (the state), `links/<iface>` (one
-//! XDP link per interface, which keeps the program attached with no process
-//! holding it), `prog` (for inspection with bpftool).
+//! Pins under the pin dir: `maps-v<ABI>/<MAP>` (the state), `links/<iface>`
+//! (see `attach/`), `prog` (for inspection with bpftool).
 //!
-//! A new agent adopts existing pins: maps are reused as they are, and each pinned
-//! link is switched to the freshly loaded program with BPF_LINK_UPDATE, which is
-//! atomic, so enforcement never stops across a restart or an upgrade.
+//! A new agent adopts existing pins: maps are reused as they are, so the
+//! state survives a restart or an upgrade.
 
 use std::{
     fs,
@@ -15,12 +13,12 @@ use std::{
 
 use aya::{
     maps::MapInfo,
-    programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
+    programs::{SchedClassifier, Xdp},
     Ebpf, EbpfLoader,
 };
 use c2wall_common::*;
 
-use crate::config::{Capacity, XdpModeArg};
+use crate::config::{Capacity, HookArg};
 use crate::error::AgentError;
 use crate::kernel::KernelMaps;
 use crate::paths::{is_bpffs, Paths, BPFFS_ROOT};
@@ -30,14 +28,6 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// The naive two-LPM baseline, for the benchmark only.
 pub static NAIVE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/c2wall-naive"));
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment {
-    pub interface: String,
-    /// "native" or "generic" (or "kept" when an existing link was adopted).
-    pub mode: &'static str,
-    pub adopted: bool,
-}
 
 /// Mounts bpffs on /sys/fs/bpf if nothing is mounted there.
 pub fn ensure_bpffs(pin_dir: &Path) -> Result<(), AgentError> {
@@ -67,7 +57,11 @@ pub fn ensure_bpffs(pin_dir: &Path) -> Result<(), AgentError> {
 
 /// Loads the object, reusing or creating pinned maps, and loads the program
 /// into the kernel (not yet attached).
-pub fn load(paths: &Paths, cap: &Capacity) -> Result<(Ebpf, KernelMaps), AgentError> {
+pub fn load(
+    paths: &Paths,
+    cap: &Capacity,
+    hook: HookArg,
+) -> Result<(Ebpf, KernelMaps), AgentError> {
     ensure_bpffs(&paths.pin_dir)?;
     for d in [paths.pin_dir.clone(), paths.maps_dir(), paths.links_dir()] {
         fs::create_dir_all(&d).map_err(|source| AgentError::WriteFile { path: d, source })?;
@@ -79,7 +73,10 @@ pub fn load(paths: &Paths, cap: &Capacity) -> Result<(Ebpf, KernelMaps), AgentEr
     }
     set_capacities(&mut loader, cap);
     let mut ebpf = loader.load(OBJECT)?;
-    program(&mut ebpf)?.load()?;
+    match hook {
+        HookArg::Xdp => xdp_program(&mut ebpf)?.load()?,
+        HookArg::Tc | HookArg::TcClsact => tc_program(&mut ebpf)?.load()?,
+    }
     // Pinned maps keep the size they were created with: check against that.
     let actual = |name: &'static str, configured: u32| -> u32 {
         match MapInfo::from_pin(paths.map(name)) {
@@ -138,10 +135,17 @@ fn set_capacities(loader: &mut EbpfLoader<'_>, cap: &Capacity) {
         .map_max_entries(MAP_HITS, cap.hits);
 }
 
-pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {
+pub fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {
     let p = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or(AgentError::MissingMap(PROGRAM_NAME))?;
+    Ok(p.try_into()?)
+}
+
+pub fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, AgentError> {
+    let p = ebpf
+        .program_mut(TC_PROGRAM_NAME)
+        .ok_or(AgentError::MissingMap(TC_PROGRAM_NAME))?;
     Ok(p.try_into()?)
 }
 
@@ -162,102 +166,15 @@ pub fn interface_index(name: &str) -> Result<u32, AgentError> {
     }
 }
 
-/// Attaches to `interface`, or adopts its pinned link, and pins the result.
-pub fn attach(
-    ebpf: &mut Ebpf,
-    paths: &Paths,
-    interface: &str,
-    mode: XdpModeArg,
-) -> Result<Attachment, AgentError> {
-    let link_path = paths.link(interface);
-    let prog = program(ebpf)?;
-    if link_path.exists() {
-        let link = PinnedLink::from_pin(&link_path).map_err(|source| AgentError::Link {
-            path: link_path.clone(),
-            source,
-        })?;
-        let xdp_link =
-            aya::programs::xdp::XdpLink::try_from(FdLink::from(link)).map_err(|source| {
-                AgentError::Link {
-                    path: link_path.clone(),
-                    source,
-                }
-            })?;
-        prog.attach_to_link(xdp_link)?;
-        return Ok(Attachment {
-            interface: interface.to_string(),
-            mode: "kept",
-            adopted: true,
-        });
-    }
-    let iface_err = |message: String| AgentError::Interface {
-        name: interface.to_string(),
-        message,
-    };
-    let tries: &[(XdpMode, &'static str)] = match mode {
-        XdpModeArg::Native => &[(XdpMode::Driver, "native")],
-        XdpModeArg::Generic => &[(XdpMode::Skb, "generic")],
-        XdpModeArg::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "generic")],
-    };
-    let mut last = String::new();
-    for (m, name) in tries {
-        match prog.attach(interface, *m) {
-            Ok(id) => {
-                let link = prog.take_link(id)?;
-                let fd: FdLink = link.try_into().map_err(|e| {
-                    iface_err(format!(
-                        "kernel attached without a BPF link ({e}); kernel too old"
-                    ))
-                })?;
-                fd.pin(&link_path).map_err(|source| AgentError::Pin {
-                    path: link_path.clone(),
-                    source,
-                })?;
-                return Ok(Attachment {
-                    interface: interface.to_string(),
-                    mode: name,
-                    adopted: false,
-                });
-            }
-            Err(e) => {
-                tracing::debug!(interface, mode = name, error = %e, "attach failed");
-                last = format!("{name} mode: {e}");
-            }
-        }
-    }
-    Err(iface_err(format!("cannot attach XDP ({last})")))
-}
-
 /// Pins the loaded program (replacing an older pin) so `bpftool` can find it.
-pub fn pin_program(ebpf: &mut Ebpf, paths: &Paths) -> Result<(), AgentError> {
+pub fn pin_program(ebpf: &mut Ebpf, paths: &Paths, hook: HookArg) -> Result<(), AgentError> {
     let path = paths.program();
     let _ = fs::remove_file(&path);
-    program(ebpf)?
-        .pin(&path)
-        .map_err(|source| AgentError::Pin { path, source })
-}
-
-/// Detaches links of interfaces that are no longer configured.
-pub fn detach_stale(paths: &Paths, keep: &[String]) -> Vec<String> {
-    let mut gone = Vec::new();
-    if let Ok(dir) = fs::read_dir(paths.links_dir()) {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !keep.contains(&name) && unpin_link(&e.path()) {
-                gone.push(name);
-            }
-        }
-    }
-    gone
-}
-
-fn unpin_link(path: &Path) -> bool {
-    match PinnedLink::from_pin(path) {
-        // Dropping the last reference (fd, no pin) detaches.
-        Ok(l) => l.unpin().is_ok(),
-        // Not a link (or already gone): remove the file so it stops confusing us.
-        Err(_) => fs::remove_file(path).is_ok(),
-    }
+    let pinned = match hook {
+        HookArg::Xdp => xdp_program(ebpf)?.pin(&path),
+        HookArg::Tc | HookArg::TcClsact => tc_program(ebpf)?.pin(&path),
+    };
+    pinned.map_err(|source| AgentError::Pin { path, source })
 }
 
 /// Removes every pin: links (detaching the program), program and maps.
@@ -265,7 +182,7 @@ pub fn detach_all(paths: &Paths) -> Result<Vec<String>, AgentError> {
     if !paths.pin_dir.exists() {
         return Ok(Vec::new());
     }
-    let detached = detach_stale(paths, &[]);
+    let detached = crate::attach::detach_stale(paths, &[]);
     let _ = fs::remove_file(paths.program());
     if let Ok(dir) = fs::read_dir(&paths.pin_dir) {
         for e in dir.flatten() {
@@ -302,6 +219,15 @@ pub fn load_unpinned(object: &[u8], prog: &str, cap: &Capacity) -> Result<Ebpf, 
         .ok_or(AgentError::MissingMap(PROGRAM_NAME))?
         .try_into()?;
     p.load()?;
+    Ok(ebpf)
+}
+
+/// As [`load_unpinned`] for the tc entry point of the program.
+pub fn load_unpinned_tc(cap: &Capacity) -> Result<Ebpf, AgentError> {
+    let mut loader = EbpfLoader::new();
+    set_capacities(&mut loader, cap);
+    let mut ebpf = loader.load(OBJECT)?;
+    tc_program(&mut ebpf)?.load()?;
     Ok(ebpf)
 }
 

@@ -114,7 +114,7 @@ pub fn record(
 /// Whether the program is still attached to `iface`: its link pin exists
 /// (`c2wall-agent detach` removes it) and so does the interface.
 pub fn link_pinned(paths: &Paths, iface: &str) -> bool {
-    paths.link(iface).exists() && loader::interface_index(iface).is_ok()
+    c2wall_agent::attach::is_held(paths, iface) && loader::interface_index(iface).is_ok()
 }
 
 /// The pinned drop-event ring buffer (None: sightings off, with the reason logged).

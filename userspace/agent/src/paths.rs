@@ -30,6 +30,10 @@ impl Paths {
     pub fn link(&self, interface: &str) -> PathBuf {
         self.links_dir().join(interface)
     }
+    /// Interfaces that carry our clsact filter (one empty directory each).
+    pub fn clsact_dir(&self) -> PathBuf {
+        self.pin_dir.join("tc-clsact")
+    }
     pub fn program(&self) -> PathBuf {
         self.pin_dir.join("prog")
     }

@@ -12,7 +12,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use c2wall_common::*;
-use c2wall_xdp::parse::{parse, Parsed};
+use c2wall_xdp::parse::{parse, Frame, Parsed};
 
 #[map(name = "NAIVE_V4")]
 static NAIVE_V4: LpmTrie<[u8; 4], Rule> = LpmTrie::with_max_entries(2 * 1024 * 1024, 0);
@@ -24,7 +24,10 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS,
 #[xdp]
 pub fn c2wall_naive(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let Parsed::Ip(pkt) = parse(&ctx) else {
+    let Parsed::Ip(pkt) = parse(&Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    }) else {
         count(CNT_PARSE_ERROR, 1);
         return xdp_action::XDP_PASS;
     };

@@ -1,0 +1,160 @@
+//! The same verdict logic at tc ingress: a tcx link (kernels 6.6 and later,
+//! pinned like the XDP link) or a filter on the clsact qdisc.
+//!
+//! Our tcx link goes first in the interface's tcx chain, so a program before
+//! it cannot end the chain with "pass" before listed traffic is dropped; the
+//! program returns "next" for what it passes, so programs after it still run.
+
+use std::{fs, io};
+
+use aya::{
+    programs::{
+        tc::{
+            qdisc_add_clsact, qdisc_detach_program, NlOptions, SchedClassifierLink,
+            TcAttachOptions, TcHandle,
+        },
+        LinkOrder, SchedClassifier, TcAttachType, TcError,
+    },
+    util::KernelVersion,
+    Ebpf,
+};
+use c2wall_common::TC_PROGRAM_NAME;
+
+use super::{pinned, replace_pin, unpin_link, Attachment};
+use crate::error::AgentError;
+use crate::loader;
+use crate::paths::Paths;
+
+/// Our clsact filter's place: a fixed priority and handle, so a restarted
+/// agent finds and replaces its own filter (atomically, in place).
+const CLSACT_PRIORITY: u16 = 0xc2;
+const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 0xc2);
+
+pub fn attach(
+    ebpf: &mut Ebpf,
+    paths: &Paths,
+    interface: &str,
+    force_clsact: bool,
+) -> Result<Attachment, AgentError> {
+    let prog = loader::tc_program(ebpf)?;
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if force_clsact || !tcx {
+        return attach_clsact(prog, paths, interface);
+    }
+    let link_path = paths.link(interface);
+    if let Some(fd) = pinned(&link_path)? {
+        if let Ok(link) = SchedClassifierLink::try_from(fd) {
+            prog.attach_to_link(link)?;
+            return Ok(Attachment {
+                interface: interface.to_string(),
+                mode: "tcx",
+                adopted: true,
+            });
+        }
+    }
+    let id = prog
+        .attach_with_options(
+            interface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        )
+        .map_err(|e| AgentError::Interface {
+            name: interface.to_string(),
+            message: format!("cannot attach at tcx ingress: {e}"),
+        })?;
+    let link = prog.take_link(id)?;
+    let fd = link.try_into().map_err(|source| AgentError::Link {
+        path: link_path.clone(),
+        source,
+    })?;
+    replace_pin(fd, &link_path)?;
+    remove_clsact(paths, interface);
+    Ok(Attachment {
+        interface: interface.to_string(),
+        mode: "tcx",
+        adopted: false,
+    })
+}
+
+fn attach_clsact(
+    prog: &mut SchedClassifier,
+    paths: &Paths,
+    interface: &str,
+) -> Result<Attachment, AgentError> {
+    let err = |message: String| AgentError::Interface {
+        name: interface.to_string(),
+        message,
+    };
+    match qdisc_add_clsact(interface) {
+        Ok(()) => {}
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(TcError::AlreadyAttached) => {}
+        Err(e) => return Err(err(format!("cannot add the clsact qdisc: {e}"))),
+    }
+    let marker = paths.clsact_dir().join(interface);
+    let adopted = marker.exists();
+    // Replacing a filter at the same priority and handle is atomic (the
+    // kernel swaps the program under the filter); creating one is not a
+    // replacement, so the first attach asks for a new filter.
+    let result = if adopted {
+        SchedClassifierLink::attached(
+            interface,
+            TcAttachType::Ingress,
+            CLSACT_PRIORITY,
+            CLSACT_HANDLE,
+            None,
+        )
+        .map_err(|e| err(e.to_string()))
+        .and_then(|link| prog.attach_to_link(link).map_err(AgentError::from))
+    } else {
+        prog.attach_with_options(
+            interface,
+            TcAttachType::Ingress,
+            TcAttachOptions::Netlink(NlOptions {
+                priority: CLSACT_PRIORITY,
+                handle: CLSACT_HANDLE,
+                classid: None,
+            }),
+        )
+        .map_err(|e| err(format!("cannot attach at clsact ingress: {e}")))
+    };
+    let id = result?;
+    // The filter stays after we exit: forget the link without detaching.
+    let link = prog.take_link(id)?;
+    std::mem::forget(link);
+    fs::create_dir_all(&marker).map_err(|source| AgentError::WriteFile {
+        path: marker.clone(),
+        source,
+    })?;
+    // A link of an earlier hook goes only now that the filter is in place.
+    let link_path = paths.link(interface);
+    if link_path.exists() {
+        unpin_link(&link_path);
+    }
+    Ok(Attachment {
+        interface: interface.to_string(),
+        mode: "clsact",
+        adopted,
+    })
+}
+
+/// Removes our clsact filter from `interface` if we put one there; true if
+/// it did.
+pub fn remove_clsact(paths: &Paths, interface: &str) -> bool {
+    let marker = paths.clsact_dir().join(interface);
+    if !marker.exists() {
+        return false;
+    }
+    match qdisc_detach_program(interface, TcAttachType::Ingress, TC_PROGRAM_NAME) {
+        Ok(()) => {}
+        // The interface (and its qdisc) is gone, or the filter already is.
+        Err(TcError::IoError(e))
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV) => {}
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::ENODEV) => {}
+        Err(e) => {
+            tracing::warn!(interface, error = %e, "removing the clsact filter");
+            return false;
+        }
+    }
+    fs::remove_dir(&marker).is_ok()
+}
