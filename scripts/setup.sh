@@ -19,8 +19,10 @@ need_root() {
 # (ip, nsenter, ping, curl; prometheus and promtool for the metrics test;
 # PostgreSQL, whose servers the replica tests start in temporary directories;
 # BIRD 2, which c2wall-bgp drives, and BIRD 2 and GoBGP as the BGP peers the
-# exporter tests start in namespaces).
-debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd)
+# exporter tests start in namespaces; xdp-tools and libxdp for the XDP
+# neighbour tests: xdp-loader, and libxdp's dispatcher object that
+# `--attach multi` loads).
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1)
 
 install_debs() {
   local missing=()

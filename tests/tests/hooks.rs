@@ -123,3 +123,223 @@ fn tc_fallback_enforces_and_hook_changes_leave_no_gap() {
     assert!(out.contains("e0"), "{out}");
     assert!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20) > 15);
 }
+
+/// xdp-tools' allow-all filter: it counts every packet by verdict (in its
+/// `xdp_stats_map`) and passes them all. Debian's xdp-tools ships it.
+const OTHER_PROGRAM: &str = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
+const OTHER_NAME: &str = "xdpfilt_alw_all";
+
+fn xdp_loader(topo: &Topo, args: &[&str]) -> (bool, String) {
+    let out = topo.edge.command("xdp-loader").args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Packets the other program passed so far, from its stats map, found
+/// through the program that runs at XDP on e0 (its own or a dispatcher's
+/// component): no name lookups that a parallel test could confuse.
+fn other_passed(topo: &Topo) -> u64 {
+    use aya::maps::{Map, MapData, PerCpuArray};
+    let (_, status) = xdp_loader(topo, &["status", "e0"]);
+    let id: u32 = status
+        .lines()
+        .find(|l| l.contains(OTHER_NAME))
+        .and_then(|l| {
+            l.split_whitespace()
+                .skip_while(|w| !w.contains(OTHER_NAME))
+                .nth(2)
+        })
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{OTHER_NAME} not on e0: {status}"));
+    let info = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == id)
+        .expect("the other program is loaded");
+    for map_id in info.map_ids().unwrap().unwrap_or_default() {
+        let data = MapData::from_id(map_id).unwrap();
+        if data.info().unwrap().name_as_str() != Some("xdp_stats_map") {
+            continue;
+        }
+        let m: PerCpuArray<MapData, [u64; 2]> =
+            PerCpuArray::try_from(Map::PerCpuArray(data)).unwrap();
+        const XDP_PASS: u32 = 2;
+        return m.get(&XDP_PASS, 0).unwrap().iter().map(|r| r[0]).sum();
+    }
+    panic!("{OTHER_NAME} has no xdp_stats_map");
+}
+
+#[test]
+fn shares_an_interface_with_a_program_xdp_loader_loaded() {
+    if !require_root("shares_an_interface_with_a_program_xdp_loader_loaded") {
+        return;
+    }
+    let topo = Topo::new("xl");
+    let (ok, out) = xdp_loader(&topo, &["load", "-m", "skb", "e0", OTHER_PROGRAM]);
+    assert!(ok, "xdp-loader load: {out}");
+    let (_, status) = xdp_loader(&topo, &["status", "e0"]);
+    // With freplace, libxdp puts its program in a dispatcher; kernels that
+    // refuse freplace (this project's CI machines) get it alone.
+    let dispatcher = status.contains("xdp_dispatcher");
+    let list = topo.write_list("blocklist.txt", &format!("{CC4}\n{CC6}\n"));
+    let list = list.to_str().unwrap().to_string();
+    // The default, --attach auto.
+    let agent = topo.agent(&["-b", &list]);
+    let (_, status) = xdp_loader(&topo, &["status", "e0"]);
+    assert!(
+        status.contains(OTHER_NAME),
+        "the other program stays: {status}"
+    );
+    let hook = attached_metric(&topo);
+    if dispatcher {
+        // Both components, c2wall first (run priority 10 before 50).
+        let c2 = status.find("c2wall").expect("c2wall is a component");
+        let other = status.rfind(OTHER_NAME).unwrap();
+        assert!(c2 < other, "priority order: {status}");
+        assert!(!hook.contains("tcx"), "{hook}");
+    } else {
+        assert!(
+            hook.contains("interface=\"e0\",xdp_mode=\"tcx\"} 1"),
+            "beside a program alone at XDP, auto enforces at tc: {hook}"
+        );
+    }
+    let before = other_passed(&topo);
+    assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 0);
+    assert_eq!(topo.udp(&topo.sub, SUB6, &topo.net, CC6, 9000, 20), 0);
+    assert!(topo.udp(&topo.sub, SUB4, &topo.net, OK4, 9000, 20) > 15);
+    let after = other_passed(&topo);
+    assert!(
+        after >= before + 20,
+        "the other program keeps counting what it sees: {before} -> {after}"
+    );
+
+    let flow = Flow::start(&topo, &[CC4, OK4]);
+    std::thread::sleep(Duration::from_millis(300));
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    std::thread::sleep(Duration::from_millis(300));
+    let agent = topo.agent(&["-b", &list]);
+    std::thread::sleep(Duration::from_millis(200));
+    // The other program goes while c2wall runs.
+    let (ok, out) = xdp_loader(&topo, &["unload", "e0", "--all"]);
+    assert!(ok, "xdp-loader unload: {out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got) = flow.finish();
+    assert!(sent > 300, "flow too short: {sent}");
+    assert_eq!(
+        got[0], 0,
+        "no listed packet delivered across a kill -9 restart and the other program's unload"
+    );
+    assert!(
+        got[1] as f64 > sent as f64 * 0.95,
+        "benign: {} of {sent}",
+        got[1]
+    );
+    drop(agent);
+
+    // c2wall leaves; the other program keeps running.
+    topo.detach();
+    let (ok, out) = xdp_loader(&topo, &["load", "-m", "skb", "e0", OTHER_PROGRAM]);
+    assert!(ok, "xdp-loader load: {out}");
+    let agent = topo.agent(&["-b", &list]);
+    assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 0);
+    drop(agent);
+    topo.detach();
+    let before = other_passed(&topo);
+    assert!(
+        topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20) > 15,
+        "detached"
+    );
+    assert!(
+        other_passed(&topo) >= before + 15,
+        "the other program still runs"
+    );
+    let _ = xdp_loader(&topo, &["unload", "e0", "--all"]);
+}
+
+#[test]
+fn attach_multi_either_joins_a_dispatcher_or_says_why_and_leaves_nothing() {
+    if !require_root("attach_multi_either_joins_a_dispatcher_or_says_why_and_leaves_nothing") {
+        return;
+    }
+    let topo = Topo::new("mu");
+    let list = topo.write_list("blocklist.txt", &format!("{CC4}\n"));
+    let mut c = topo.edge.command(
+        c2wall_e2e::process::workspace_bin("c2wall-agent")
+            .to_str()
+            .unwrap(),
+    );
+    c.args(["-i", "e0", "-i", "e1", "--attach", "multi", "-b"])
+        .arg(&list)
+        .arg("--pin-dir")
+        .arg(&topo.pins.0)
+        .arg("--state-dir")
+        .arg(&topo.state)
+        .args(["--metrics-addr", METRICS])
+        .stderr(std::process::Stdio::piped());
+    let mut agent = c2wall_e2e::process::Guarded::spawn(c);
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            // The kernel refused the component: a clear error, nothing left.
+            let mut stderr = String::new();
+            use std::io::Read;
+            agent
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            assert!(!status.success());
+            assert!(
+                stderr.contains("refuses freplace") && stderr.contains("--attach-hook tc"),
+                "{stderr}"
+            );
+            assert!(!xdp_attached(&topo, "e0"), "nothing left on the interface");
+            let link = String::from_utf8_lossy(&topo.edge.ip(&["-o", "link", "show", "e0"]).stdout)
+                .into_owned();
+            let ifindex = link.split(':').next().unwrap().trim().to_string();
+            let leftovers: Vec<String> = std::fs::read_dir("/sys/fs/bpf/xdp")
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.starts_with(&format!("dispatch-{ifindex}-")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+            assert!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20) > 15);
+            return;
+        }
+        if topo
+            .http_get("/readyz")
+            .is_some_and(|b| b.contains("ready") && !b.contains("not ready"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "neither ready nor failed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The kernel allows freplace: c2wall is a dispatcher's only component.
+    let (_, status) = xdp_loader(&topo, &["status", "e0"]);
+    assert!(
+        status.contains("xdp_dispatcher") && status.contains("c2wall"),
+        "{status}"
+    );
+    assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 0);
+    drop(agent);
+    topo.detach();
+    assert!(
+        !xdp_attached(&topo, "e0"),
+        "leaving as the last component removes the dispatcher"
+    );
+}

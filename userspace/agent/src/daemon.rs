@@ -124,7 +124,9 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     let mut attached = Vec::new();
     let plan = attach::Plan {
         hook: settings.hook,
+        attach: settings.attach,
         xdp_mode: settings.xdp_mode,
+        capacity: settings.capacity,
     };
     for iface in &settings.interfaces {
         let a = attach::attach(&mut ebpf, &paths, iface, plan)?;

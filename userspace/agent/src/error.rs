@@ -58,6 +58,16 @@ pub enum AgentError {
     },
     #[error("interface {name}: {message}")]
     Interface { name: String, message: String },
+    #[error("XDP dispatcher (libxdp protocol): {0}")]
+    Dispatcher(String),
+    #[error(
+        "this kernel refuses freplace programs ({0}), and the components of a libxdp \
+         dispatcher are freplace programs (xdp-loader falls back to single-program mode here \
+         too); share the interface with `--attach-hook tc` instead"
+    )]
+    FreplaceRefused(String),
+    #[error("XDP dispatcher's configuration map: {0}")]
+    DispatcherMap(#[from] aya::maps::MapError),
     #[error("bpffs: {0}")]
     Bpffs(String),
     #[error("a delta cannot be applied before the first full sync")]

@@ -127,7 +127,7 @@ pub fn remove_stale_maps(paths: &Paths) -> Vec<PathBuf> {
     removed
 }
 
-fn set_capacities(loader: &mut EbpfLoader<'_>, cap: &Capacity) {
+pub fn set_capacities(loader: &mut EbpfLoader<'_>, cap: &Capacity) {
     loader
         .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
         .map_max_entries(MAP_NODES_V6, cap.nodes_v6)

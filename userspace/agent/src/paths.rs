@@ -34,6 +34,11 @@ impl Paths {
     pub fn clsact_dir(&self) -> PathBuf {
         self.pin_dir.join("tc-clsact")
     }
+    /// Interfaces where our component sits in a libxdp dispatcher (one
+    /// empty directory each; the pins themselves are libxdp's).
+    pub fn multi_dir(&self) -> PathBuf {
+        self.pin_dir.join("xdp-multi")
+    }
     pub fn program(&self) -> PathBuf {
         self.pin_dir.join("prog")
     }

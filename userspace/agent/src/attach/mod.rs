@@ -2,14 +2,21 @@
 //! left attached, and detaching.
 //!
 //! Under the pin dir, `links/<iface>` is the BPF link that keeps the program
-//! attached with no process holding it: an XDP link (`xdp.rs`) or a tcx link
-//! (`tc.rs`). The classic clsact hook has no link; `tc-clsact/<iface>` (an
-//! empty directory) records that the interface has our filter.
+//! attached with no process holding it: an XDP link (`xdp.rs`, exclusive) or
+//! a tcx link (`tc.rs`). The classic clsact hook has no link;
+//! `tc-clsact/<iface>` (an empty directory) records that the interface has
+//! our filter. In a libxdp dispatcher (`multi/`) the pins are libxdp's;
+//! `xdp-multi/<iface>` records that one of the components is ours.
 //!
 //! Adoption never opens a gap: a pinned link of the configured kind is
-//! switched to the new program with BPF_LINK_UPDATE (atomic); a change of
-//! hook attaches the new one first and only then removes the old one.
+//! switched to the new program with BPF_LINK_UPDATE (atomic), a dispatcher
+//! is rebuilt with the new component and swapped in atomically, and a
+//! change of hook attaches the new one first and only then removes the old
+//! one. Between exclusive and multi XDP (which the kernel cannot swap in one
+//! step: a BPF link and a netlink attachment exclude each other) our tc
+//! program holds the interface while the XDP form changes.
 
+mod multi;
 mod tc;
 mod xdp;
 
@@ -20,7 +27,7 @@ use aya::{
     Ebpf,
 };
 
-use crate::config::{HookArg, XdpModeArg};
+use crate::config::{AttachArg, Capacity, HookArg, XdpModeArg};
 use crate::error::AgentError;
 use crate::paths::Paths;
 
@@ -28,7 +35,10 @@ use crate::paths::Paths;
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     pub hook: HookArg,
+    pub attach: AttachArg,
     pub xdp_mode: XdpModeArg,
+    /// For the component loaded into a dispatcher (multi).
+    pub capacity: Capacity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +48,8 @@ pub struct Attachment {
     /// existing XDP link was adopted.
     pub mode: &'static str,
     pub adopted: bool,
+    /// Joined a libxdp dispatcher (the mode is that dispatcher's).
+    pub multi: bool,
 }
 
 /// Attaches to `interface` as `plan` says, or adopts what is attached there.
@@ -47,16 +59,107 @@ pub fn attach(
     interface: &str,
     plan: Plan,
 ) -> Result<Attachment, AgentError> {
-    match plan.hook {
-        HookArg::Xdp => xdp::attach(ebpf, paths, interface, plan.xdp_mode),
-        HookArg::Tc => tc::attach(ebpf, paths, interface, false),
-        HookArg::TcClsact => tc::attach(ebpf, paths, interface, true),
+    let in_dispatcher = paths.multi_dir().join(interface).exists();
+    let a = match plan.hook {
+        HookArg::Xdp => match xdp_form(paths, interface, plan.attach, in_dispatcher)? {
+            Form::Exclusive => {
+                let _bridge = if in_dispatcher {
+                    let b = tc::bridge(ebpf, interface)?;
+                    multi::leave(paths, interface);
+                    b
+                } else {
+                    None
+                };
+                xdp::attach(ebpf, paths, interface, plan.xdp_mode)?
+            }
+            Form::Multi => {
+                let link = paths.link(interface);
+                let exclusive_before = pinned(&link)?.is_some_and(is_xdp_link);
+                let bridge = if exclusive_before {
+                    tc::bridge(ebpf, interface)?
+                } else {
+                    None
+                };
+                let own = exclusive_before.then_some(link.as_path());
+                match multi::join(paths, &plan.capacity, interface, plan.xdp_mode, own) {
+                    Ok(a) => a,
+                    Err(AgentError::FreplaceRefused(why)) if plan.attach == AttachArg::Auto => {
+                        drop(bridge);
+                        tracing::warn!(
+                            interface,
+                            reason = %why,
+                            "a libxdp dispatcher holds XDP here but this kernel refuses \
+                             freplace components: enforcing at tc ingress instead"
+                        );
+                        tc::attach(ebpf, paths, interface, false)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Form::TcBeside(other) => {
+                tracing::warn!(
+                    interface,
+                    "XDP program {other} holds this interface alone (not through a libxdp \
+                     dispatcher): enforcing at tc ingress beside it"
+                );
+                tc::attach(ebpf, paths, interface, false)?
+            }
+        },
+        HookArg::Tc => tc::attach(ebpf, paths, interface, false)?,
+        HookArg::TcClsact => tc::attach(ebpf, paths, interface, true)?,
+    };
+    // What an earlier hook left: removed only now that the new one holds.
+    // (tc::attach and xdp::attach clear the link and clsact forms.)
+    if plan.hook != HookArg::Xdp && in_dispatcher {
+        multi::leave(paths, interface);
     }
+    if a.multi {
+        let link = paths.link(interface);
+        if link.exists() {
+            unpin_link(&link);
+        }
+        tc::remove_clsact(paths, interface);
+    }
+    Ok(a)
+}
+
+/// How the XDP hook is taken on one interface.
+enum Form {
+    Exclusive,
+    Multi,
+    /// Auto mode with a foreign program alone at XDP: tc ingress instead.
+    TcBeside(String),
+}
+
+fn xdp_form(
+    paths: &Paths,
+    interface: &str,
+    attach: AttachArg,
+    in_dispatcher: bool,
+) -> Result<Form, AgentError> {
+    let ours_alone = pinned(&paths.link(interface))?.is_some_and(is_xdp_link);
+    Ok(match attach {
+        AttachArg::Exclusive => Form::Exclusive,
+        AttachArg::Multi => Form::Multi,
+        AttachArg::Auto if ours_alone => Form::Exclusive,
+        AttachArg::Auto if in_dispatcher => Form::Multi,
+        AttachArg::Auto => match multi::occupant(interface)? {
+            multi::Occupant::Nothing => Form::Exclusive,
+            multi::Occupant::Dispatcher => Form::Multi,
+            multi::Occupant::Alone(other) => Form::TcBeside(other),
+        },
+    })
+}
+
+fn is_xdp_link(fd: FdLink) -> bool {
+    aya::programs::xdp::XdpLink::try_from(fd).is_ok()
 }
 
 /// Whether something of ours holds `interface` (what /readyz checks).
 pub fn is_held(paths: &Paths, interface: &str) -> bool {
-    paths.link(interface).exists() || paths.clsact_dir().join(interface).exists()
+    paths.link(interface).exists()
+        || paths.clsact_dir().join(interface).exists()
+        || paths.multi_dir().join(interface).exists()
 }
 
 /// Detaches from interfaces that are no longer configured.
@@ -66,6 +169,14 @@ pub fn detach_stale(paths: &Paths, keep: &[String]) -> Vec<String> {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !keep.contains(&name) && unpin_link(&e.path()) {
+                gone.push(name);
+            }
+        }
+    }
+    if let Ok(dir) = fs::read_dir(paths.multi_dir()) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) && multi::leave(paths, &name) && !gone.contains(&name) {
                 gone.push(name);
             }
         }

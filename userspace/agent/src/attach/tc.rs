@@ -20,6 +20,8 @@ use aya::{
 };
 use c2wall_common::TC_PROGRAM_NAME;
 
+use aya::programs::links::FdLink;
+
 use super::{pinned, replace_pin, unpin_link, Attachment};
 use crate::error::AgentError;
 use crate::loader;
@@ -37,6 +39,11 @@ pub fn attach(
     force_clsact: bool,
 ) -> Result<Attachment, AgentError> {
     let prog = loader::tc_program(ebpf)?;
+    // Loaded already when tc is the configured hook; on the way from XDP
+    // (auto beside a foreign program) it is loaded here.
+    if prog.fd().is_err() {
+        prog.load()?;
+    }
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
     if force_clsact || !tcx {
         return attach_clsact(prog, paths, interface);
@@ -49,6 +56,7 @@ pub fn attach(
                 interface: interface.to_string(),
                 mode: "tcx",
                 adopted: true,
+                multi: false,
             });
         }
     }
@@ -73,6 +81,7 @@ pub fn attach(
         interface: interface.to_string(),
         mode: "tcx",
         adopted: false,
+        multi: false,
     })
 }
 
@@ -135,6 +144,7 @@ fn attach_clsact(
         interface: interface.to_string(),
         mode: "clsact",
         adopted,
+        multi: false,
     })
 }
 
@@ -157,4 +167,39 @@ pub fn remove_clsact(paths: &Paths, interface: &str) -> bool {
         }
     }
     fs::remove_dir(&marker).is_ok()
+}
+
+/// Our tc program at the head of the tcx chain of `interface`, unpinned:
+/// it holds the interface while the XDP attachment changes form, and lets
+/// go when dropped. None (and a warning) on kernels without tcx.
+pub fn bridge(ebpf: &mut Ebpf, interface: &str) -> Result<Option<FdLink>, AgentError> {
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if !tcx {
+        tracing::warn!(
+            interface,
+            "no tcx on this kernel: the change between exclusive and shared XDP leaves \
+             the interface unfiltered for a moment"
+        );
+        return Ok(None);
+    }
+    let prog = loader::tc_program(ebpf)?;
+    if prog.fd().is_err() {
+        prog.load()?;
+    }
+    let id = prog
+        .attach_with_options(
+            interface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        )
+        .map_err(|e| AgentError::Interface {
+            name: interface.to_string(),
+            message: format!("cannot hold tcx ingress during the XDP change: {e}"),
+        })?;
+    let link = prog.take_link(id)?;
+    let fd = link.try_into().map_err(|source| AgentError::Link {
+        path: interface.into(),
+        source,
+    })?;
+    Ok(Some(fd))
 }

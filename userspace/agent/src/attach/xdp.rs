@@ -29,6 +29,7 @@ pub fn attach(
                 interface: interface.to_string(),
                 mode: "kept",
                 adopted: true,
+                multi: false,
             });
         }
     }
@@ -39,6 +40,7 @@ pub fn attach(
         interface: interface.to_string(),
         mode: fd.0,
         adopted: false,
+        multi: false,
     })
 }
 
