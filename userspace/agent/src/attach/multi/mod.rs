@@ -17,12 +17,9 @@
 
 mod dispatcher;
 mod netlink;
+mod pins;
 
-use std::{
-    fs,
-    os::fd::{AsFd, AsRawFd},
-    path::{Path, PathBuf},
-};
+use std::{fs, os::fd::AsFd, path::Path};
 
 use aya::{
     programs::{links::FdLink, Extension, ProgramFd, ProgramInfo},
@@ -31,6 +28,7 @@ use aya::{
 use c2wall_common::{ALL_MAPS, PROGRAM_NAME};
 
 use self::dispatcher::Slot;
+use self::pins::{pin_dir, unpin_dir, Lock};
 use super::Attachment;
 use crate::config::{Capacity, XdpModeArg};
 use crate::error::AgentError;
@@ -329,55 +327,6 @@ fn link_components(
         })?;
     }
     Ok(())
-}
-
-/// libxdp's directory lock: an exclusive flock on the bpffs `xdp/`
-/// directory, held while dispatchers are read, built and swapped.
-struct Lock {
-    _held: std::fs::File,
-}
-
-impl Lock {
-    fn acquire() -> Result<Lock, AgentError> {
-        let dir = xdp_dir();
-        fs::create_dir_all(&dir).map_err(|source| AgentError::WriteFile {
-            path: dir.clone(),
-            source,
-        })?;
-        let f = fs::File::open(&dir).map_err(|source| AgentError::ReadFile {
-            path: dir.clone(),
-            source,
-        })?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(AgentError::ReadFile {
-                path: dir,
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(Lock { _held: f })
-    }
-}
-
-/// libxdp's state directory: `$LIBXDP_BPFFS/xdp`, by default /sys/fs/bpf/xdp.
-fn xdp_dir() -> PathBuf {
-    std::env::var_os("LIBXDP_BPFFS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::paths::BPFFS_ROOT.into())
-        .join("xdp")
-}
-
-fn pin_dir(ifindex: u32, prog_id: u32) -> Result<PathBuf, AgentError> {
-    Ok(xdp_dir().join(format!("dispatch-{ifindex}-{prog_id}")))
-}
-
-fn unpin_dir(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let _ = fs::remove_file(e.path());
-        }
-    }
-    let _ = fs::remove_dir(dir);
 }
 
 fn program_info(id: u32) -> Result<ProgramInfo, AgentError> {
