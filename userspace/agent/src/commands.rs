@@ -8,12 +8,19 @@ use c2wall_agent::{
     ids::Ids,
     kernel::KernelMaps,
     loader,
-    paths::{Paths, DEFAULT_STATE_DIR},
+    paths::{Paths, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR},
     source::{file::FileSource, BlocklistSource},
 };
 use c2wall_common::*;
 
-pub fn detach(pin_dir: PathBuf) -> Result<std::process::ExitCode> {
+pub fn detach(pin_dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<std::process::ExitCode> {
+    let pin_dir = match (pin_dir, config) {
+        (Some(p), _) => p,
+        (None, Some(c)) => {
+            c2wall_agent::config::pin_dir_of(&c)?.unwrap_or_else(|| DEFAULT_PIN_DIR.into())
+        }
+        (None, None) => DEFAULT_PIN_DIR.into(),
+    };
     let paths = Paths {
         pin_dir,
         state_dir: DEFAULT_STATE_DIR.into(),

@@ -43,8 +43,13 @@ struct Cli {
 enum Command {
     /// Detach the program from every interface and remove all pins. Enforcement stops.
     Detach {
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
-        pin_dir: PathBuf,
+        /// The pins to remove [default: pin_dir of --config, else /sys/fs/bpf/c2wall].
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Take the pin dir from this agent config file (the Debian package's
+        /// removal script passes /etc/c2wall/agent.toml).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
     },
     /// Parse blocklist and allowlist files, report every bad line, change nothing.
     /// Exits 1 if any line was rejected.
@@ -82,7 +87,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Detach { pin_dir }) => commands::detach(pin_dir),
+        Some(Command::Detach { pin_dir, config }) => commands::detach(pin_dir, config),
         Some(Command::Check {
             blocklists,
             allowlist,

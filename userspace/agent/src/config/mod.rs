@@ -204,6 +204,11 @@ impl Settings {
     }
 }
 
+/// The `pin_dir` an agent config file sets (None: the default).
+pub fn pin_dir_of(path: &Path) -> Result<Option<PathBuf>, AgentError> {
+    Ok(load_file(path)?.pin_dir)
+}
+
 /// The name in this agent's certificate, which the coordinator knows it by.
 fn cert_name(cert: Option<&PathBuf>) -> Result<Option<String>, AgentError> {
     let Some(path) = cert else { return Ok(None) };
