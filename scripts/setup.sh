@@ -21,11 +21,15 @@ need_root() {
 # BIRD 2, which c2wall-bgp drives, and BIRD 2 and GoBGP as the BGP peers the
 # exporter tests start in namespaces; xdp-tools and libxdp for the XDP
 # neighbour tests: xdp-loader, and libxdp's dispatcher object that
-# `--attach multi` loads).
-debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1)
+# `--attach multi` loads; podman and runc for the container test, kubectl
+# (kubernetes-client) to render the Kubernetes manifests).
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1 podman runc)
 
 install_debs() {
   local missing=()
+  # kubectl renders the Kubernetes manifests: Debian's kubernetes-client
+  # unless a kubectl (e.g. Kubernetes' own package) is already there.
+  command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
   for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
