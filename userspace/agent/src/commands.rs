@@ -36,6 +36,18 @@ pub fn detach(pin_dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<std::
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+pub fn mount_bpffs() -> Result<std::process::ExitCode> {
+    if loader::mount_bpffs()? {
+        println!("mounted bpffs on {}", c2wall_agent::paths::BPFFS_ROOT);
+    } else {
+        println!(
+            "bpffs already mounted on {}",
+            c2wall_agent::paths::BPFFS_ROOT
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 pub fn check(
     blocklists: Vec<PathBuf>,
     allowlist: Option<PathBuf>,

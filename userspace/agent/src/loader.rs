@@ -29,22 +29,42 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 pub static NAIVE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/c2wall-naive"));
 
-/// Mounts bpffs on /sys/fs/bpf if nothing is mounted there.
-pub fn ensure_bpffs(pin_dir: &Path) -> Result<(), AgentError> {
+/// Mounts bpffs on /sys/fs/bpf unless it is there; true if it mounted.
+/// mount(2) directly, not mount(8): the container image has no mount
+/// binary, and the Kubernetes init step runs this (`c2wall-agent
+/// mount-bpffs`).
+pub fn mount_bpffs() -> Result<bool, AgentError> {
     let root = Path::new(BPFFS_ROOT);
-    if !is_bpffs(root) {
-        tracing::info!("mounting bpffs on {BPFFS_ROOT}");
-        fs::create_dir_all(root).map_err(|e| AgentError::Bpffs(format!("{BPFFS_ROOT}: {e}")))?;
-        let status = std::process::Command::new("mount")
-            .args(["-t", "bpf", "bpf", BPFFS_ROOT])
-            .status()
-            .map_err(|e| AgentError::Bpffs(format!("running mount: {e}")))?;
-        if !status.success() {
-            return Err(AgentError::Bpffs(format!(
-                "`mount -t bpf bpf {BPFFS_ROOT}` failed ({status})"
-            )));
-        }
+    if is_bpffs(root) {
+        return Ok(false);
     }
+    tracing::info!("mounting bpffs on {BPFFS_ROOT}");
+    fs::create_dir_all(root).map_err(|e| AgentError::Bpffs(format!("{BPFFS_ROOT}: {e}")))?;
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in a literal");
+    let (src, target, fstype) = (c("bpf"), c(BPFFS_ROOT), c("bpf"));
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(AgentError::Bpffs(format!(
+            "mounting bpffs on {BPFFS_ROOT}: {} (needs CAP_SYS_ADMIN; mount it on the host, \
+             or let the Kubernetes init step do it)",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(true)
+}
+
+/// Mounts bpffs if needed and checks that the pin dir is on it.
+pub fn ensure_bpffs(pin_dir: &Path) -> Result<(), AgentError> {
+    mount_bpffs()?;
     let parent = pin_dir.parent().unwrap_or(pin_dir);
     if !is_bpffs(parent) && !is_bpffs(pin_dir) {
         return Err(AgentError::Bpffs(format!(

@@ -51,6 +51,9 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// Mount bpffs on /sys/fs/bpf unless it is mounted (the Kubernetes
+    /// DaemonSet's init step; needs CAP_SYS_ADMIN, which the agent does not).
+    MountBpffs,
     /// Parse blocklist and allowlist files, report every bad line, change nothing.
     /// Exits 1 if any line was rejected.
     Check {
@@ -94,6 +97,7 @@ fn main() -> std::process::ExitCode {
         }) => commands::check(blocklists, allowlist),
         Some(Command::Status { pin_dir, state_dir }) => commands::status(pin_dir, state_dir),
         Some(Command::Top { metrics_addr, json }) => commands::top(metrics_addr, json),
+        Some(Command::MountBpffs) => commands::mount_bpffs(),
         None => daemon::run(cli.run),
     };
     match result {
