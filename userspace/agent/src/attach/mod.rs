@@ -75,7 +75,8 @@ pub fn attach(
             Form::Multi => {
                 let link = paths.link(interface);
                 let exclusive_before = pinned(&link)?.is_some_and(is_xdp_link);
-                let bridge = if exclusive_before {
+                // Held until this arm ends, whichever way it goes.
+                let _bridge = if exclusive_before {
                     tc::bridge(ebpf, interface)?
                 } else {
                     None
@@ -84,7 +85,6 @@ pub fn attach(
                 match multi::join(paths, &plan.capacity, interface, plan.xdp_mode, own) {
                     Ok(a) => a,
                     Err(AgentError::FreplaceRefused(why)) if plan.attach == AttachArg::Auto => {
-                        drop(bridge);
                         tracing::warn!(
                             interface,
                             reason = %why,
