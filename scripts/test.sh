@@ -31,7 +31,7 @@ if grep -qE '^test result: FAILED|^error: ' target/test-output.txt; then
 fi
 
 step "Debian packages: build, install, upgrade while traffic flows, remove (alone: it installs on this machine)"
-cargo test -p c2wall-e2e --test packages -- --ignored 2>&1 | tee -a target/test-output.txt
+cargo test --workspace --test packages -- --ignored 2>&1 | tee -a target/test-output.txt
 if grep -qE '^test result: FAILED|^error: ' target/test-output.txt; then
   exit 1
 fi

@@ -1,7 +1,7 @@
 //! The Debian packages (scripts/package.sh): install, upgrade with traffic
 //! flowing, remove. This test installs packages on the machine it runs on,
 //! so it is #[ignore]d in the parallel suite and scripts/test.sh runs it
-//! alone afterwards (`cargo test -p c2wall-e2e --test packages -- --ignored`).
+//! alone afterwards (`cargo test --workspace --test packages -- --ignored`).
 
 use std::{path::Path, process::Command, time::Duration};
 
