@@ -22,8 +22,10 @@ need_root() {
 # exporter tests start in namespaces; xdp-tools and libxdp for the XDP
 # neighbour tests: xdp-loader, and libxdp's dispatcher object that
 # `--attach multi` loads; podman and runc for the container test, kubectl
-# (kubernetes-client) to render the Kubernetes manifests).
-debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1 podman runc)
+# (kubernetes-client) to render the Kubernetes manifests; qemu, busybox,
+# cpio and bpftool for the dispatcher test in a VM whose Debian kernel
+# allows freplace, fetched by fetch_vm_kernel below).
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1 podman runc qemu-system-x86 busybox-static cpio bpftool)
 
 install_debs() {
   local missing=()
@@ -38,6 +40,28 @@ install_debs() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+}
+
+# Debian's cloud kernel, unpacked under /var/cache/c2wall-vm/KERNEL: the
+# dispatcher test boots it in qemu (this project's CI kernels refuse freplace
+# programs, which libxdp's dispatcher needs).
+fetch_vm_kernel() {
+  [ "$(dpkg --print-architecture)" = amd64 ] || return 0
+  local pkg
+  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+  [ -n "$pkg" ] || { log "no linux-image-cloud-amd64 in the package lists; the VM test will fail"; return 0; }
+  local dir=/var/cache/c2wall-vm/$pkg
+  if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1; then
+    log "fetching $pkg for the dispatcher VM test"
+    local tmp
+    tmp=$(mktemp -d)
+    chmod 0755 "$tmp" && chown _apt "$tmp" 2>/dev/null || true
+    (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
+    mkdir -p "$dir"
+    dpkg-deb -x "$tmp"/"$pkg"_*.deb "$dir"
+    rm -rf "$tmp"
+  fi
+  ln -sfn "$dir" /var/cache/c2wall-vm/current
 }
 
 install_bpf_linker() {
@@ -59,6 +83,7 @@ mount_bpffs() {
 
 need_root
 install_debs
+fetch_vm_kernel
 install_bpf_linker
 mount_bpffs
 log "ready"
