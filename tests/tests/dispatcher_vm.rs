@@ -123,6 +123,35 @@ fn joins_a_libxdp_dispatcher_beside_xdp_loaders_program_in_a_vm() {
     );
     eprintln!("VM kernel {}", one("kernel"));
 
+    // tc on a kernel without tcx: the clsact filter enforces.
+    assert!(
+        one("tc_metric").contains("xdp_mode=\"clsact\"} 1"),
+        "{}",
+        one("tc_metric")
+    );
+    assert_eq!(num("tc_listed"), 0);
+    assert_eq!(num("tc_benign"), 5);
+    // tc -> exclusive XDP -> multi (through a temporary clsact filter) under a
+    // flow: nothing listed gets through, nothing of ours is left at tc.
+    assert!(one("exclusive_metric").contains("xdp_mode=\"native\"} 1"));
+    let multi = one("multi_status");
+    assert!(
+        multi.contains("xdp_dispatcher") && multi.contains("c2wall"),
+        "{multi}"
+    );
+    assert_eq!(num("multi_filters"), 0, "the clsact filters are gone");
+    assert_eq!(
+        num("switch_listed"),
+        0,
+        "no listed packet across tc -> xdp -> multi"
+    );
+    assert!(
+        num("switch_benign") >= 760,
+        "benign: {} of 800",
+        num("switch_benign")
+    );
+    assert!(one("detached0_status").contains("No XDP program loaded"));
+
     // libxdp made a dispatcher for the other program: the kernel allows freplace.
     let only = one("status_other_only");
     assert!(

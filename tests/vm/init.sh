@@ -53,6 +53,34 @@ stats() { # the other program's counters (xdp_stats_map), as JSON on one line
   say stats "$($BPFTOOL -j map dump name xdp_stats_map 2>/dev/null | tr -d '\n')"
 }
 
+metric() { $B wget -q -O - http://127.0.0.1:9469/metrics | grep "^c2wall_xdp_attached{" | tr '\n' '|'; }
+
+# Before any other program: tc on a kernel without tcx (clsact), then
+# exclusive XDP, then multi, under one flow (the change between the two XDP
+# forms goes through the tc program on clsact).
+agent --attach-hook tc || exit 1
+say tc_metric "$(metric)"
+say tc_listed "$(received 10.0.0.3 5 0.2)"
+say tc_benign "$(received 10.0.0.2 5 0.2)"
+$A $PING -q -c 800 -i 0.01 -W 1 10.0.0.3 > /tmp/flow_listed 2>&1 &
+FL=$!
+$A $PING -q -c 800 -i 0.01 -W 1 10.0.0.2 > /tmp/flow_benign 2>&1 &
+FB=$!
+sleep 0.5
+kill "$AGENT"; wait "$AGENT" 2>/dev/null
+agent --attach exclusive || exit 1
+say exclusive_metric "$(metric)"
+kill "$AGENT"; wait "$AGENT" 2>/dev/null
+agent --attach multi || exit 1
+say multi_status "$($B $LOADER status vb | grep -E 'xdp_dispatcher|=>' | tr -s ' ' | tr '\n' '|')"
+say multi_filters "$($B /usr/sbin/tc filter show dev vb ingress 2>/dev/null | grep -c bpf)"
+wait "$FL"; wait "$FB"
+say switch_listed "$(sed -n 's/.* \([0-9]*\) received.*/\1/p' /tmp/flow_listed)"
+say switch_benign "$(sed -n 's/.* \([0-9]*\) received.*/\1/p' /tmp/flow_benign)"
+kill "$AGENT"; wait "$AGENT" 2>/dev/null
+$B /usr/bin/c2wall-agent detach --pin-dir /sys/fs/bpf/c2 > /tmp/detach.log 2>&1 || { say detach0_failed; cat /tmp/detach.log; }
+say detached0_status "$($B $LOADER status vb | tr -s ' ' | tr '\n' '|')"
+
 $B $LOADER load -m skb vb "$OTHER" > /tmp/loader.log 2>&1 || { say loader_failed; cat /tmp/loader.log; }
 say status_other_only "$($B $LOADER status vb | grep -E 'xdp_dispatcher|=>' | tr -s ' ' | tr '\n' '|')"
 agent || exit 1

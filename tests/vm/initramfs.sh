@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the dispatcher VM's initramfs: busybox, the agent, xdp-loader,
-# bpftool, ip and ping with the libraries they link, libxdp's objects, the
+# bpftool, ip, tc and ping with the libraries they link, libxdp's objects, the
 # kernel modules the test needs, and tests/vm/init.sh as /init.
 # Usage: tests/vm/initramfs.sh KERNEL_TREE AGENT_BINARY OUT.cpio.gz
 set -euo pipefail
@@ -12,10 +12,10 @@ mkdir -p "$root"/{bin,proc,sys,dev,tmp,run,modules,usr/bin,usr/sbin}
 cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$agent" "$root/usr/bin/c2wall-agent"
 strip --strip-unneeded "$root/usr/bin/c2wall-agent"
-for b in /usr/sbin/xdp-loader /usr/sbin/bpftool /usr/sbin/ip /usr/bin/ping; do
+for b in /usr/sbin/xdp-loader /usr/sbin/bpftool /usr/sbin/ip /usr/sbin/tc /usr/bin/ping; do
   cp "$b" "$root$b"
 done
-for b in "$agent" /usr/sbin/xdp-loader /usr/sbin/bpftool /usr/sbin/ip /usr/bin/ping; do
+for b in "$agent" /usr/sbin/xdp-loader /usr/sbin/bpftool /usr/sbin/ip /usr/sbin/tc /usr/bin/ping; do
   for lib in $(ldd "$b" | grep -oE '/[^ ]+'); do cp --parents -L "$lib" "$root/"; done
 done
 cp --parents -r /usr/lib/x86_64-linux-gnu/bpf "$root/"

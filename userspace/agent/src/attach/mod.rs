@@ -66,7 +66,7 @@ pub fn attach(
                 let _bridge = if in_dispatcher {
                     let b = tc::bridge(ebpf, interface)?;
                     multi::leave(paths, interface);
-                    b
+                    Some(b)
                 } else {
                     None
                 };
@@ -77,7 +77,7 @@ pub fn attach(
                 let exclusive_before = pinned(&link)?.is_some_and(is_xdp_link);
                 // Held until this arm ends, whichever way it goes.
                 let _bridge = if exclusive_before {
-                    tc::bridge(ebpf, interface)?
+                    Some(tc::bridge(ebpf, interface)?)
                 } else {
                     None
                 };

@@ -169,37 +169,81 @@ pub fn remove_clsact(paths: &Paths, interface: &str) -> bool {
     fs::remove_dir(&marker).is_ok()
 }
 
-/// Our tc program at the head of the tcx chain of `interface`, unpinned:
-/// it holds the interface while the XDP attachment changes form, and lets
-/// go when dropped. None (and a warning) on kernels without tcx.
-pub fn bridge(ebpf: &mut Ebpf, interface: &str) -> Result<Option<FdLink>, AgentError> {
-    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-    if !tcx {
-        tracing::warn!(
-            interface,
-            "no tcx on this kernel: the change between exclusive and shared XDP leaves \
-             the interface unfiltered for a moment"
-        );
-        return Ok(None);
+/// Our tc program holding `interface` at tc ingress while the XDP
+/// attachment changes form; it lets go when dropped.
+pub enum Bridge {
+    /// First in the tcx chain, unpinned: closing the link detaches it.
+    Tcx { _held: FdLink },
+    /// A clsact filter of its own priority (kernels without tcx), removed
+    /// on drop.
+    Clsact(Option<SchedClassifierLink>),
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Bridge::Clsact(link) = self {
+            if let Some(l) = link.take() {
+                use aya::programs::links::Link;
+                if let Err(e) = l.detach() {
+                    tracing::warn!(error = %e, "removing the temporary clsact filter");
+                }
+            }
+        }
     }
+}
+
+/// The bridge's clsact place, apart from the persistent filter's.
+const BRIDGE_PRIORITY: u16 = CLSACT_PRIORITY + 1;
+const BRIDGE_HANDLE: TcHandle = TcHandle::new(0, 0xc3);
+
+/// Puts our tc program on `interface` for the length of an XDP change.
+pub fn bridge(ebpf: &mut Ebpf, interface: &str) -> Result<Bridge, AgentError> {
     let prog = loader::tc_program(ebpf)?;
     if prog.fd().is_err() {
         prog.load()?;
+    }
+    let err = |e: aya::programs::ProgramError| AgentError::Interface {
+        name: interface.to_string(),
+        message: format!("cannot hold tc ingress during the XDP change: {e}"),
+    };
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if tcx {
+        let id = prog
+            .attach_with_options(
+                interface,
+                TcAttachType::Ingress,
+                TcAttachOptions::TcxOrder(LinkOrder::first()),
+            )
+            .map_err(err)?;
+        let fd = prog
+            .take_link(id)?
+            .try_into()
+            .map_err(|source| AgentError::Link {
+                path: interface.into(),
+                source,
+            })?;
+        return Ok(Bridge::Tcx { _held: fd });
+    }
+    match qdisc_add_clsact(interface) {
+        Ok(()) | Err(TcError::AlreadyAttached) => {}
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(e) => {
+            return Err(AgentError::Interface {
+                name: interface.to_string(),
+                message: format!("cannot add the clsact qdisc: {e}"),
+            })
+        }
     }
     let id = prog
         .attach_with_options(
             interface,
             TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::first()),
+            TcAttachOptions::Netlink(NlOptions {
+                priority: BRIDGE_PRIORITY,
+                handle: BRIDGE_HANDLE,
+                classid: None,
+            }),
         )
-        .map_err(|e| AgentError::Interface {
-            name: interface.to_string(),
-            message: format!("cannot hold tcx ingress during the XDP change: {e}"),
-        })?;
-    let link = prog.take_link(id)?;
-    let fd = link.try_into().map_err(|source| AgentError::Link {
-        path: interface.into(),
-        source,
-    })?;
-    Ok(Some(fd))
+        .map_err(err)?;
+    Ok(Bridge::Clsact(Some(prog.take_link(id)?)))
 }
