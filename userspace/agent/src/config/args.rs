@@ -21,8 +21,7 @@ pub struct RunArgs {
     /// How to attach the XDP program [default: auto].
     #[arg(long, value_enum)]
     pub xdp_mode: Option<XdpModeArg>,
-    /// Share the interface with other XDP programs or not [default: auto:
-    /// join a libxdp dispatcher when one is there, alone otherwise].
+    /// Share the interface with other XDP programs or not [default: auto].
     #[arg(long, value_enum)]
     pub attach: Option<AttachArg>,
     /// The hook: xdp, or tc ingress where XDP cannot attach [default: xdp].

@@ -25,7 +25,8 @@ pub enum AttachArg {
     /// As one component of the libxdp multi-program dispatcher, beside
     /// programs loaded by xdp-loader or other libxdp users.
     Multi,
-    /// Join the dispatcher when one is on the interface, alone otherwise.
+    /// Join the dispatcher when one is on the interface; at tc ingress
+    /// beside a program that holds XDP alone; alone otherwise.
     #[default]
     Auto,
 }
