@@ -1,12 +1,15 @@
 //! `c2wall-bench`: per-packet cost of the XDP program via BPF_PROG_TEST_RUN, at
-//! several list sizes, against the naive two-LPM-trie design; and the time to
-//! load the list. Needs root. Not a test: it prints figures.
+//! several list sizes, against its peers in the same run: xdp-filter's shipped
+//! program (Debian's xdp-tools, exact addresses only) and the naive
+//! two-LPM-trie design; the time to load the list and the kernel memory of
+//! each. Needs root. Not a test: it prints figures.
 
-use std::{
-    collections::HashSet,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    time::Instant,
-};
+mod list;
+mod xdpfilt;
+
+use list::{make_list, probes, Probes};
+
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use aya::{
@@ -15,22 +18,24 @@ use aya::{
     Ebpf,
 };
 use c2wall_agent::{
-    apply::Applier, compile::compile, config::Capacity, engine::Engine, ids::Ids, loader, sim,
+    apply::Applier, compile::compile, config::Capacity, engine::Engine, ids::Ids, loader,
     source::Snapshot,
 };
 use c2wall_common::*;
-use c2wall_model::{matcher::PacketView, Action, Direction, Entry, PortScope, Prefix, Protocol};
+use c2wall_model::Entry;
 use clap::Parser;
-use rand::{rngs::StdRng, Rng, SeedableRng};
 
 #[derive(Parser)]
 #[command(
-    about = "Benchmark the c2wall XDP program against a naive two-LPM-trie program.",
-    long_about = "Benchmark the c2wall XDP program against a naive two-LPM-trie program.\n\n\
+    about = "Benchmark the c2wall XDP program against xdp-filter's and a naive two-LPM-trie program.",
+    long_about = "Benchmark the c2wall XDP program against its peers in one run: xdp-filter's \
+        shipped program (Debian xdp-tools' xdpfilt_alw_ip.o, exact addresses only, its maps \
+        enlarged to the list's host entries) and a naive two-LPM-trie program.\n\n\
         For each list size: builds a deterministic, realistic list (mostly /32 and /128, \
-        some IPv4 /16-/24 and IPv6 /32-/64, some port-scoped), loads it into both programs, \
+        some IPv4 /16-/24 and IPv6 /32-/64, some port-scoped), loads it into each program, \
         and measures ns per packet with BPF_PROG_TEST_RUN for packets that miss and packets \
-        that hit, IPv4 and IPv6.\n\
+        that hit, IPv4 and IPv6; then the load time, the kernel memory of each program's \
+        maps (the memlock the kernel reports) and c2wall's ratio to each peer.\n\
         hot  = the same packet repeated (caches warm), averaged over distinct packets;\n\
         cold = a different address on every run (repeat 1, includes the test-run timer overhead, \
         identical for both programs)."
@@ -51,157 +56,6 @@ struct Args {
     /// Small sizes and few packets: a CI smoke run that checks the command works.
     #[arg(long)]
     quick: bool,
-}
-
-const SUB4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-const SUB6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x10);
-
-/// The realistic mix: 85% IPv4 hosts, 9% IPv6 hosts, 3% IPv4 /16-/24, 1% IPv6
-/// /32-/64, 2% port-scoped IPv4 hosts (tcp 443/8080/447, udp 53).
-fn make_list(n: usize, seed: u64) -> Vec<Entry> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut seen = HashSet::with_capacity(n);
-    let mut out = Vec::with_capacity(n);
-    let sub_net: Prefix = "198.51.100.0/24".parse().unwrap();
-    while out.len() < n {
-        let r = rng.random_range(0..100);
-        let (prefix, scope) = match r {
-            0..85 => (Prefix::host(IpAddr::V4(rng.random::<u32>().into())), None),
-            85..94 => (Prefix::host(IpAddr::V6(rand_v6(&mut rng))), None),
-            94..97 => {
-                let len = rng.random_range(16..=24);
-                (masked(IpAddr::V4(rng.random::<u32>().into()), len), None)
-            }
-            97..98 => {
-                let len = rng.random_range(32..=64);
-                (masked(IpAddr::V6(rand_v6(&mut rng)), len), None)
-            }
-            _ => {
-                let (protocol, port) = [
-                    (Protocol::Tcp, 443),
-                    (Protocol::Tcp, 8080),
-                    (Protocol::Tcp, 447),
-                    (Protocol::Udp, 53),
-                ][rng.random_range(0..4)];
-                (
-                    Prefix::host(IpAddr::V4(rng.random::<u32>().into())),
-                    Some(PortScope { protocol, port }),
-                )
-            }
-        };
-        if sub_net.contains(&prefix)
-            || prefix.contains_addr(IpAddr::V4(SUB4))
-            || prefix.contains_addr(IpAddr::V6(SUB6))
-        {
-            continue;
-        }
-        let e = Entry {
-            prefix,
-            scope,
-            action: Action::Drop,
-            direction: Direction::Both,
-        };
-        if seen.insert(e.identity()) {
-            out.push(e);
-        }
-    }
-    out
-}
-
-fn rand_v6(rng: &mut StdRng) -> Ipv6Addr {
-    // Global unicast 2000::/3.
-    let v: u128 = rng.random::<u128>() & (u128::MAX >> 3) | (1u128 << 125);
-    v.into()
-}
-
-fn masked(a: IpAddr, len: u8) -> Prefix {
-    let h = Prefix::host(a);
-    let bits = h.bits() & (u128::MAX << (128 - len as u32));
-    let addr = match a {
-        IpAddr::V4(_) => IpAddr::V4(((bits >> 96) as u32).into()),
-        IpAddr::V6(_) => IpAddr::V6(bits.into()),
-    };
-    Prefix::new(addr, len).unwrap()
-}
-
-fn frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-    let udp = |f: &mut Vec<u8>| {
-        f.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb, 0, 16, 0, 0]);
-        f.extend_from_slice(&[0xab; 8]);
-    };
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 36, 0, 0, 0, 0, 64, 17, 0, 0]);
-            f.extend_from_slice(&s.octets());
-            f.extend_from_slice(&d.octets());
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 16, 17, 64]);
-            f.extend_from_slice(&s.octets());
-            f.extend_from_slice(&d.octets());
-        }
-        _ => unreachable!(),
-    }
-    udp(&mut f);
-    f
-}
-
-struct Probes {
-    miss4: Vec<Vec<u8>>,
-    miss6: Vec<Vec<u8>>,
-    hit4: Vec<Vec<u8>>,
-    hit6: Vec<Vec<u8>>,
-}
-
-fn probes(list: &[Entry], n: usize, seed: u64) -> Probes {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut ids = Ids::new();
-    let (with_ids, _) = ids.assign(list);
-    let table = compile(&with_ids);
-    let sim = sim::Sim::new(&table);
-    let misses = |rng: &mut StdRng, v6: bool| -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        while out.len() < n {
-            let (src, dst) = if v6 {
-                (IpAddr::V6(SUB6), IpAddr::V6(rand_v6(rng)))
-            } else {
-                (IpAddr::V4(SUB4), IpAddr::V4(rng.random::<u32>().into()))
-            };
-            let view = PacketView {
-                src,
-                dst,
-                ports: Some((Protocol::Udp, 40000, 443)),
-            };
-            if sim.decide(&view).is_none() {
-                out.push(frame(src, dst));
-            }
-        }
-        out
-    };
-    let hosts = |v6: bool| -> Vec<IpAddr> {
-        list.iter()
-            .filter(|e| e.prefix.is_host() && e.scope.is_none() && e.prefix.addr().is_ipv6() == v6)
-            .map(|e| e.prefix.addr())
-            .collect()
-    };
-    let hits = |rng: &mut StdRng, v6: bool| -> Vec<Vec<u8>> {
-        let h = hosts(v6);
-        let src = if v6 {
-            IpAddr::V6(SUB6)
-        } else {
-            IpAddr::V4(SUB4)
-        };
-        (0..n)
-            .map(|_| frame(src, h[rng.random_range(0..h.len())]))
-            .collect()
-    };
-    Probes {
-        miss4: misses(&mut rng, false),
-        miss6: misses(&mut rng, true),
-        hit4: hits(&mut rng, false),
-        hit6: hits(&mut rng, true),
-    }
 }
 
 fn ns_per_packet(prog: &Xdp, frames: &[Vec<u8>], repeat: u32, expect: u32) -> Result<f64> {
@@ -237,9 +91,28 @@ fn measure(prog: &Xdp, p: &Probes, args: &Args) -> Result<[f64; 6]> {
 
 fn print_row(n: usize, name: &str, r: &[f64; 6]) {
     println!(
-        "{n:>9} {name:<8} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+        "{n:>9} {name:<17} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
         r[0], r[1], r[2], r[3], r[4], r[5]
     );
+}
+
+/// c2wall's cost as a multiple of a peer's, per column.
+fn print_ratio(n: usize, peer: &str, c2: &[f64; 6], other: &[f64; 6]) {
+    let r: Vec<f64> = c2.iter().zip(other).map(|(a, b)| a / b).collect();
+    println!(
+        "{n:>9} {:<17} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
+        format!("c2wall/{peer}"),
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5]
+    );
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
@@ -279,6 +152,19 @@ fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
     Ok((ebpf, start.elapsed().as_secs_f64()))
 }
 
+/// One list size's loading and memory figures.
+struct Load {
+    n: usize,
+    compile_s: f64,
+    load_s: f64,
+    slots: usize,
+    c2_mem: u64,
+    /// xdp-filter: load seconds, host entries it holds, kernel memory.
+    filt: Option<(f64, usize, u64)>,
+    naive_load: f64,
+    naive_mem: u64,
+}
+
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
@@ -302,7 +188,7 @@ fn main() -> Result<()> {
         args.cold_packets
     );
     println!(
-        "{:>9} {:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>9} {:<17} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "entries",
         "program",
         "miss4 hot",
@@ -338,24 +224,77 @@ fn main() -> Result<()> {
         };
         engine.sync(&snap)?;
         let load_s = t.elapsed().as_secs_f64();
-        let row = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
-        print_row(n, "c2wall", &row);
-        miss_hot.push((n, row[0], row[1]));
+        let c2 = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
+        print_row(n, "c2wall", &c2);
+        miss_hot.push((n, c2[0], c2[1]));
+        let c2_mem = xdpfilt::maps_memlock(program(&ebpf, PROGRAM_NAME))?;
         drop(engine);
         drop(ebpf);
+
+        let mut filt = None;
+        if xdpfilt::object().is_some() {
+            let pins = std::path::PathBuf::from(format!(
+                "/sys/fs/bpf/c2wall-bench-{}",
+                std::process::id()
+            ));
+            let loaded = xdpfilt::load(&list, &pins);
+            let _ = std::fs::remove_dir_all(&pins);
+            let (f, f_load, f_entries) = loaded?;
+            let row = measure(program(&f, xdpfilt::PROGRAM), &p, &args)?;
+            print_row(n, "xdp-filter", &row);
+            print_ratio(n, "xdp-filter", &c2, &row);
+            let mem = xdpfilt::maps_memlock(program(&f, xdpfilt::PROGRAM))?;
+            filt = Some((f_load, f_entries, mem));
+        }
 
         let (naive, naive_load) = load_naive(&list)?;
         let row = measure(program(&naive, NAIVE_PROGRAM_NAME), &p, &args)?;
         print_row(n, "naive", &row);
-        loads.push((n, compile_s, load_s, slots, naive_load));
+        print_ratio(n, "naive", &c2, &row);
+        let naive_mem = xdpfilt::maps_memlock(program(&naive, NAIVE_PROGRAM_NAME))?;
+        loads.push(Load {
+            n,
+            compile_s,
+            load_s,
+            slots,
+            c2_mem,
+            filt,
+            naive_load,
+            naive_mem,
+        });
+    }
+    if xdpfilt::object().is_none() {
+        println!("(xdp-filter's program is not installed: apt-get install xdp-tools to compare)");
     }
     println!();
     println!(
-        "{:>9} {:>12} {:>14} {:>12} {:>16}",
-        "entries", "compile s", "load total s", "slots", "naive load s"
+        "{:>9} {:>10} {:>10} {:>10} {:>11} {:>12} {:>10} {:>10} {:>11} {:>10}",
+        "entries",
+        "compile s",
+        "c2 load s",
+        "slots",
+        "c2 MiB",
+        "filt load s",
+        "filt hosts",
+        "filt MiB",
+        "naive load s",
+        "naive MiB"
     );
-    for (n, c, l, s, nl) in &loads {
-        println!("{n:>9} {c:>12.2} {l:>14.2} {s:>12} {nl:>16.2}");
+    for l in &loads {
+        let (fl, fe, fm) = match l.filt {
+            Some((a, b, c)) => (format!("{a:.2}"), b.to_string(), format!("{:.1}", mib(c))),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{:>9} {:>10.2} {:>10.2} {:>10} {:>11.1} {fl:>12} {fe:>10} {fm:>10} {:>11.2} {:>10.1}",
+            l.n,
+            l.compile_s,
+            l.load_s,
+            l.slots,
+            mib(l.c2_mem),
+            l.naive_load,
+            mib(l.naive_mem)
+        );
     }
     if let (Some(first), Some(last)) = (miss_hot.first(), miss_hot.last()) {
         println!();
