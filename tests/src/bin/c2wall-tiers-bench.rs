@@ -233,10 +233,13 @@ async fn run(a: &Args, dir: &std::path::Path) -> Result<()> {
                 let mut s = r.into_inner();
                 let mut counted = false;
                 while let Ok(Some(m)) = s.message().await {
+                    // In step once the snapshot's last chunk (or, for a
+                    // stream that needed none, a delta) is in: the control
+                    // frame and heartbeats come first and say nothing.
                     let whole = match &m.kind {
                         Some(pb::sync_message::Kind::Snapshot(c)) => c.last,
-                        Some(_) => true,
-                        None => false,
+                        Some(pb::sync_message::Kind::Delta(_)) => true,
+                        _ => false,
                     };
                     if whole && !counted {
                         counted = true;
