@@ -11,10 +11,8 @@ use axum::{routing::get, Router};
 use aya::maps::{MapData, RingBuf};
 use c2wall_agent::{
     apply::Applier,
-    attach,
     combine::merge,
     config::{ModeArg, RunArgs, Settings},
-    dataplane::assign_iface_slot,
     engine::Engine,
     events::{read_events, report_sightings},
     ids::Ids,
@@ -121,40 +119,8 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         }
     };
 
-    let mut attached = Vec::new();
-    let plan = attach::Plan {
-        hook: settings.hook,
-        attach: settings.attach,
-        xdp_mode: settings.xdp_mode,
-        capacity: settings.capacity,
-    };
-    for iface in &settings.interfaces {
-        let a = attach::attach(&mut ebpf, &paths, iface, plan)?;
-        attached.push((a.interface.clone(), a.mode));
-        tracing::info!(interface = %a.interface, xdp_mode = a.mode, adopted = a.adopted, "attached");
-        metrics
-            .attached
-            .with_label_values(&[&a.interface, a.mode])
-            .set(1);
-    }
-    for iface in &settings.interfaces {
-        let idx = loader::interface_index(iface)?;
-        match assign_iface_slot(engine.applier.dataplane_mut(), idx) {
-            Ok(Some(slot)) => {
-                iface_names
-                    .lock()
-                    .expect("lock")
-                    .insert(slot, iface.clone());
-            }
-            Ok(None) => {
-                tracing::warn!(interface = %iface, "no counter slot left; counted as `other`")
-            }
-            Err(e) => tracing::warn!(interface = %iface, error = %e, "assigning a counter slot"),
-        }
-    }
-    for gone in attach::detach_stale(&paths, &settings.interfaces) {
-        tracing::warn!(interface = %gone, "detached from an interface that is no longer configured");
-    }
+    let attached =
+        crate::interfaces::hold(&mut ebpf, &settings, &mut engine, &metrics, &iface_names)?;
     loader::pin_program(&mut ebpf, &paths, settings.hook)?;
     for old in loader::remove_stale_maps(&paths) {
         tracing::info!(path = %old.display(), "removed maps of an older map layout");

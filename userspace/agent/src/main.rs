@@ -2,6 +2,7 @@
 
 mod commands;
 mod daemon;
+mod interfaces;
 mod observe;
 mod shared;
 
