@@ -131,3 +131,28 @@ impl Rig {
         })
     }
 }
+
+/// Runs each named case `fn(hook: Hook)` through both entry points, as
+/// `xdp::NAME` and `tc::NAME` tests: XDP and the tc fallback must give the
+/// same verdicts and counts. Root-only, as [`crate::require_root`] says.
+#[macro_export]
+macro_rules! both_hooks {
+    ($($name:ident),+ $(,)?) => {
+        mod xdp {
+            $(#[test]
+            fn $name() {
+                if $crate::require_root(stringify!($name)) {
+                    super::$name($crate::rig::Hook::Xdp);
+                }
+            })+
+        }
+        mod tc {
+            $(#[test]
+            fn $name() {
+                if $crate::require_root(stringify!($name)) {
+                    super::$name($crate::rig::Hook::Tc);
+                }
+            })+
+        }
+    };
+}
