@@ -68,7 +68,7 @@ impl Flow {
         }
     }
 
-    pub fn finish(self) -> (usize, Vec<usize>) {
+    fn finish(self) -> (usize, Vec<usize>) {
         self.stop.store(true, Ordering::Relaxed);
         let sent = self.sent.join().unwrap();
         // Let in-flight packets land before the receivers give up.
@@ -80,5 +80,24 @@ impl Flow {
                 .map(|h| h.join().unwrap())
                 .collect(),
         )
+    }
+
+    /// Stops the flow and checks that it saw no gap while `what` happened:
+    /// more than `min_rounds` rounds sent, no packet to the first (listed)
+    /// destination delivered, more than 95% of those to the second (benign)
+    /// one. Prints the figures.
+    pub fn finish_without_gap(self, what: &str, min_rounds: usize) {
+        let (sent, got) = self.finish();
+        assert!(sent > min_rounds, "flow too short: {sent}");
+        assert_eq!(got[0], 0, "no listed packet delivered {what} ({sent} sent)");
+        assert!(
+            got[1] as f64 > sent as f64 * 0.95,
+            "benign flow kept going {what}: {} of {sent}",
+            got[1]
+        );
+        eprintln!(
+            "{what}: {sent} rounds, listed delivered {}, benign {}",
+            got[0], got[1]
+        );
     }
 }

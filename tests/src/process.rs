@@ -28,6 +28,20 @@ impl Guarded {
     }
 }
 
+/// Runs `c` to its end: whether it succeeded, and its stdout then its
+/// stderr (for assertion messages and for output checks alike).
+pub fn capture(c: &mut Command) -> (bool, String) {
+    let out = c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Path of a workspace binary built next to the running executable: a
 /// test's (target/<profile>/deps/test-xxxx -> target/<profile>/NAME) or a
 /// bench binary's (target/<profile>/bench -> target/<profile>/NAME).

@@ -10,7 +10,7 @@ use std::{
     process::Command,
 };
 
-use c2wall_e2e::process::workspace_bin;
+use c2wall_e2e::process::{capture, workspace_bin};
 
 const KERNEL_TREE: &str = "/var/cache/c2wall-vm/current";
 
@@ -64,17 +64,13 @@ fn joins_a_libxdp_dispatcher_beside_xdp_loaders_program_in_a_vm() {
     std::fs::create_dir_all(&dir).unwrap();
     let initrd = dir.join("initramfs.cpio.gz");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/vm/initramfs.sh");
-    let out = Command::new("bash")
-        .args([script, KERNEL_TREE])
-        .arg(workspace_bin("c2wall-agent"))
-        .arg(&initrd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = capture(
+        Command::new("bash")
+            .args([script, KERNEL_TREE])
+            .arg(workspace_bin("c2wall-agent"))
+            .arg(&initrd),
     );
+    assert!(ok, "{text}");
     // Software emulation: these machines offer no usable KVM.
     let out = Command::new("timeout")
         .arg("600")

@@ -50,19 +50,9 @@ fn kill_9_during_traffic_leaves_no_gap_and_a_new_agent_converges() {
     let cfg = topo.write_list("agent.toml", "[capacity]\nnodes_v4 = 1000\n");
     let agent = topo.agent(&["-b", &list_s, "--config", cfg.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(300));
-    let (sent, got) = flow.finish();
+    flow.finish_without_gap("across two kill -9 restarts", 500);
     assert!(!stale.exists(), "maps of an older layout are unpinned");
 
-    assert!(sent > 500, "flow too short: {sent}");
-    assert_eq!(
-        got[0], 0,
-        "no listed packet delivered across two kill -9 restarts ({sent} sent)"
-    );
-    assert!(
-        got[1] as f64 > sent as f64 * 0.95,
-        "benign flow kept going: {} of {sent}",
-        got[1]
-    );
     let second_prog = xdp_prog_id(&topo, "e0").expect("attached");
     assert_ne!(
         first_prog, second_prog,
@@ -84,10 +74,6 @@ fn kill_9_during_traffic_leaves_no_gap_and_a_new_agent_converges() {
             c2wall_common::DEFAULT_NODES_V4_CAPACITY
         )),
         "capacity checks use the pinned map's real size: {metrics}"
-    );
-    eprintln!(
-        "restart flow: {sent} rounds sent, listed delivered {}, benign delivered {}",
-        got[0], got[1]
     );
     drop(agent);
 }

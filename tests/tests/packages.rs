@@ -5,18 +5,18 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use c2wall_e2e::{flow::Flow, process::workspace_bin, process::Guarded, require_root, topo::*};
+use c2wall_e2e::{
+    flow::Flow,
+    process::{capture, workspace_bin, Guarded},
+    require_root,
+    topo::*,
+};
 
 const PACKAGES: [&str; 3] = ["c2wall-agent", "c2wall-coordinator", "c2wall"];
 
 fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd} {args:?}: {text}");
+    let (ok, text) = capture(Command::new(cmd).args(args));
+    assert!(ok, "{cmd} {args:?}: {text}");
     text
 }
 
@@ -143,7 +143,7 @@ fn upgrade_keeps_enforcing_and_removal_detaches() {
     drop(agent);
     let agent = start_installed_agent(&topo);
     std::thread::sleep(Duration::from_millis(300));
-    let (sent, got) = flow.finish();
+    flow.finish_without_gap("during the upgrade", 300);
     assert_eq!(
         installed_version("c2wall-agent").as_deref(),
         Some("0.1.0+n2")
@@ -152,20 +152,6 @@ fn upgrade_keeps_enforcing_and_removal_detaches() {
         std::fs::read_to_string("/etc/c2wall/agent.toml").unwrap(),
         config,
         "the operator's config survives the upgrade"
-    );
-    assert!(sent > 300, "flow too short: {sent}");
-    assert_eq!(
-        got[0], 0,
-        "no listed packet delivered during the upgrade ({sent} sent)"
-    );
-    assert!(
-        got[1] as f64 > sent as f64 * 0.95,
-        "benign: {} of {sent}",
-        got[1]
-    );
-    eprintln!(
-        "upgrade flow: {sent} rounds, listed delivered {}, benign {}",
-        got[0], got[1]
     );
 
     // Removal: the unit is stopped (systemd would), then prerm detaches.
