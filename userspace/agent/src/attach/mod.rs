@@ -61,50 +61,7 @@ pub fn attach(
 ) -> Result<Attachment, AgentError> {
     let in_dispatcher = paths.multi_dir().join(interface).exists();
     let a = match plan.hook {
-        HookArg::Xdp => match xdp_form(paths, interface, plan.attach, in_dispatcher)? {
-            Form::Exclusive => {
-                let _bridge = if in_dispatcher {
-                    let b = tc::bridge(ebpf, interface)?;
-                    multi::leave(paths, interface);
-                    Some(b)
-                } else {
-                    None
-                };
-                xdp::attach(ebpf, paths, interface, plan.xdp_mode)?
-            }
-            Form::Multi => {
-                let link = paths.link(interface);
-                let exclusive_before = pinned(&link)?.is_some_and(is_xdp_link);
-                // Held until this arm ends, whichever way it goes.
-                let _bridge = if exclusive_before {
-                    Some(tc::bridge(ebpf, interface)?)
-                } else {
-                    None
-                };
-                let own = exclusive_before.then_some(link.as_path());
-                match multi::join(paths, &plan.capacity, interface, plan.xdp_mode, own) {
-                    Ok(a) => a,
-                    Err(AgentError::FreplaceRefused(why)) if plan.attach == AttachArg::Auto => {
-                        tracing::warn!(
-                            interface,
-                            reason = %why,
-                            "a libxdp dispatcher holds XDP here but this kernel refuses \
-                             freplace components: enforcing at tc ingress instead"
-                        );
-                        tc::attach(ebpf, paths, interface, false)?
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Form::TcBeside(other) => {
-                tracing::warn!(
-                    interface,
-                    "XDP program {other} holds this interface alone (not through a libxdp \
-                     dispatcher): enforcing at tc ingress beside it"
-                );
-                tc::attach(ebpf, paths, interface, false)?
-            }
-        },
+        HookArg::Xdp => attach_xdp(ebpf, paths, interface, plan, in_dispatcher)?,
         HookArg::Tc => tc::attach(ebpf, paths, interface, false)?,
         HookArg::TcClsact => tc::attach(ebpf, paths, interface, true)?,
     };
@@ -123,6 +80,63 @@ pub fn attach(
     Ok(a)
 }
 
+/// XDP as `plan.attach` says: alone, in a libxdp dispatcher, or at tc
+/// beside a program that holds XDP alone (auto).
+fn attach_xdp(
+    ebpf: &mut Ebpf,
+    paths: &Paths,
+    interface: &str,
+    plan: Plan,
+    in_dispatcher: bool,
+) -> Result<Attachment, AgentError> {
+    let link = paths.link(interface);
+    // Our exclusive XDP link holds the interface now.
+    let ours_alone = pinned(&link)?.is_some_and(is_xdp_link);
+    let a = match xdp_form(interface, plan.attach, in_dispatcher, ours_alone)? {
+        Form::Exclusive => {
+            let _bridge = if in_dispatcher {
+                let b = tc::bridge(ebpf, interface)?;
+                multi::leave(paths, interface);
+                Some(b)
+            } else {
+                None
+            };
+            xdp::attach(ebpf, paths, interface, plan.xdp_mode)?
+        }
+        Form::Multi => {
+            // Held until this arm ends, whichever way it goes.
+            let _bridge = if ours_alone {
+                Some(tc::bridge(ebpf, interface)?)
+            } else {
+                None
+            };
+            let own = ours_alone.then_some(link.as_path());
+            match multi::join(paths, &plan.capacity, interface, plan.xdp_mode, own) {
+                Ok(a) => a,
+                Err(AgentError::FreplaceRefused(why)) if plan.attach == AttachArg::Auto => {
+                    tracing::warn!(
+                        interface,
+                        reason = %why,
+                        "a libxdp dispatcher holds XDP here but this kernel refuses \
+                         freplace components: enforcing at tc ingress instead"
+                    );
+                    tc::attach(ebpf, paths, interface, false)?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Form::TcBeside(other) => {
+            tracing::warn!(
+                interface,
+                "XDP program {other} holds this interface alone (not through a libxdp \
+                 dispatcher): enforcing at tc ingress beside it"
+            );
+            tc::attach(ebpf, paths, interface, false)?
+        }
+    };
+    Ok(a)
+}
+
 /// How the XDP hook is taken on one interface.
 enum Form {
     Exclusive,
@@ -132,12 +146,11 @@ enum Form {
 }
 
 fn xdp_form(
-    paths: &Paths,
     interface: &str,
     attach: AttachArg,
     in_dispatcher: bool,
+    ours_alone: bool,
 ) -> Result<Form, AgentError> {
-    let ours_alone = pinned(&paths.link(interface))?.is_some_and(is_xdp_link);
     Ok(match attach {
         AttachArg::Exclusive => Form::Exclusive,
         AttachArg::Multi => Form::Multi,

@@ -38,14 +38,8 @@ pub fn attach(
     interface: &str,
     force_clsact: bool,
 ) -> Result<Attachment, AgentError> {
-    let prog = loader::tc_program(ebpf)?;
-    // Loaded already when tc is the configured hook; on the way from XDP
-    // (auto beside a foreign program) it is loaded here.
-    if prog.fd().is_err() {
-        prog.load()?;
-    }
-    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-    if force_clsact || !tcx {
+    let prog = loaded(ebpf)?;
+    if force_clsact || !has_tcx() {
         return attach_clsact(prog, paths, interface);
     }
     let link_path = paths.link(interface);
@@ -94,12 +88,7 @@ fn attach_clsact(
         name: interface.to_string(),
         message,
     };
-    match qdisc_add_clsact(interface) {
-        Ok(()) => {}
-        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(TcError::AlreadyAttached) => {}
-        Err(e) => return Err(err(format!("cannot add the clsact qdisc: {e}"))),
-    }
+    add_clsact(interface)?;
     let marker = paths.clsact_dir().join(interface);
     let adopted = marker.exists();
     // Replacing a filter at the same priority and handle is atomic (the
@@ -198,16 +187,12 @@ const BRIDGE_HANDLE: TcHandle = TcHandle::new(0, 0xc3);
 
 /// Puts our tc program on `interface` for the length of an XDP change.
 pub fn bridge(ebpf: &mut Ebpf, interface: &str) -> Result<Bridge, AgentError> {
-    let prog = loader::tc_program(ebpf)?;
-    if prog.fd().is_err() {
-        prog.load()?;
-    }
+    let prog = loaded(ebpf)?;
     let err = |e: aya::programs::ProgramError| AgentError::Interface {
         name: interface.to_string(),
         message: format!("cannot hold tc ingress during the XDP change: {e}"),
     };
-    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-    if tcx {
+    if has_tcx() {
         let id = prog
             .attach_with_options(
                 interface,
@@ -224,16 +209,7 @@ pub fn bridge(ebpf: &mut Ebpf, interface: &str) -> Result<Bridge, AgentError> {
             })?;
         return Ok(Bridge::Tcx { _held: fd });
     }
-    match qdisc_add_clsact(interface) {
-        Ok(()) | Err(TcError::AlreadyAttached) => {}
-        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => {
-            return Err(AgentError::Interface {
-                name: interface.to_string(),
-                message: format!("cannot add the clsact qdisc: {e}"),
-            })
-        }
-    }
+    add_clsact(interface)?;
     let id = prog
         .attach_with_options(
             interface,
@@ -246,4 +222,32 @@ pub fn bridge(ebpf: &mut Ebpf, interface: &str) -> Result<Bridge, AgentError> {
         )
         .map_err(err)?;
     Ok(Bridge::Clsact(Some(prog.take_link(id)?)))
+}
+
+/// The tc program, loaded: already so when tc is the configured hook; on
+/// the way from XDP (auto beside a foreign program, or a bridge) it is
+/// loaded here.
+fn loaded(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, AgentError> {
+    let prog = loader::tc_program(ebpf)?;
+    if prog.fd().is_err() {
+        prog.load()?;
+    }
+    Ok(prog)
+}
+
+/// tcx exists from kernel 6.6.
+fn has_tcx() -> bool {
+    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
+}
+
+/// The clsact qdisc on `interface`, whether it was there or not.
+fn add_clsact(interface: &str) -> Result<(), AgentError> {
+    match qdisc_add_clsact(interface) {
+        Ok(()) | Err(TcError::AlreadyAttached) => Ok(()),
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(AgentError::Interface {
+            name: interface.to_string(),
+            message: format!("cannot add the clsact qdisc: {e}"),
+        }),
+    }
 }

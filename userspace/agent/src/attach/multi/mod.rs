@@ -165,7 +165,7 @@ fn rebuild(
                 ),
             });
         };
-        let dir = pin_dir(ifindex, a.prog_id)?;
+        let dir = pin_dir(ifindex, a.prog_id);
         for (i, slot) in config.slots().into_iter().enumerate() {
             let path = dir.join(format!("prog{i}-prog"));
             let name = ProgramInfo::from_pin(&path)?
@@ -226,7 +226,7 @@ fn rebuild(
         .ok_or(AgentError::MissingMap(dispatcher::PROGRAM))?
         .info()?
         .id();
-    let new_dir = pin_dir(ifindex, disp_id)?;
+    let new_dir = pin_dir(ifindex, disp_id);
     if let Err(e) = link_components(&mut components, mine.as_mut(), disp_fd, &new_dir) {
         unpin_dir(&new_dir);
         return Err(e);

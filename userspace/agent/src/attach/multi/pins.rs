@@ -45,8 +45,8 @@ fn xdp_dir() -> PathBuf {
         .join("xdp")
 }
 
-pub fn pin_dir(ifindex: u32, prog_id: u32) -> Result<PathBuf, AgentError> {
-    Ok(xdp_dir().join(format!("dispatch-{ifindex}-{prog_id}")))
+pub fn pin_dir(ifindex: u32, prog_id: u32) -> PathBuf {
+    xdp_dir().join(format!("dispatch-{ifindex}-{prog_id}"))
 }
 
 pub fn unpin_dir(dir: &Path) {
