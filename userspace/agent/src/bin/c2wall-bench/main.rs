@@ -9,7 +9,10 @@ mod xdpfilt;
 
 use list::{make_list, probes, Probes};
 
-use std::time::Instant;
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use aya::{
@@ -227,7 +230,7 @@ fn main() -> Result<()> {
         let c2 = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
         print_row(n, "c2wall", &c2);
         miss_hot.push((n, c2[0], c2[1]));
-        let c2_mem = xdpfilt::maps_memlock(program(&ebpf, PROGRAM_NAME))?;
+        let c2_mem = maps_memlock(program(&ebpf, PROGRAM_NAME))?;
         drop(engine);
         drop(ebpf);
 
@@ -243,7 +246,7 @@ fn main() -> Result<()> {
             let row = measure(program(&f, xdpfilt::PROGRAM), &p, &args)?;
             print_row(n, "xdp-filter", &row);
             print_ratio(n, "xdp-filter", &c2, &row);
-            let mem = xdpfilt::maps_memlock(program(&f, xdpfilt::PROGRAM))?;
+            let mem = maps_memlock(program(&f, xdpfilt::PROGRAM))?;
             filt = Some((f_load, f_entries, mem));
         }
 
@@ -251,7 +254,7 @@ fn main() -> Result<()> {
         let row = measure(program(&naive, NAIVE_PROGRAM_NAME), &p, &args)?;
         print_row(n, "naive", &row);
         print_ratio(n, "naive", &c2, &row);
-        let naive_mem = xdpfilt::maps_memlock(program(&naive, NAIVE_PROGRAM_NAME))?;
+        let naive_mem = maps_memlock(program(&naive, NAIVE_PROGRAM_NAME))?;
         loads.push(Load {
             n,
             compile_s,
@@ -307,4 +310,21 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Kernel memory of a program's maps: the `memlock` the kernel reports
+/// for each (what it charges for the map), summed.
+fn maps_memlock(prog: &Xdp) -> Result<u64> {
+    let mut total = 0;
+    for id in prog.info()?.map_ids()?.unwrap_or_default() {
+        let data = aya::maps::MapData::from_id(id)?;
+        let fd = data.fd().as_fd().as_raw_fd();
+        let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .context("no memlock in fdinfo")?;
+    }
+    Ok(total)
 }

@@ -4,11 +4,7 @@
 //! with its maps enlarged to the list, loaded as xdp-filter would load it
 //! but from this process with private maps.
 
-use std::{
-    os::fd::{AsFd, AsRawFd},
-    path::PathBuf,
-    time::Instant,
-};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context, Result};
 use aya::{
@@ -75,21 +71,4 @@ fn hosts<const N: usize>(list: &[Entry], len: usize) -> Vec<[u8; N]> {
         .filter(|o| o.len() == len)
         .map(|o| o.as_slice().try_into().expect("length checked"))
         .collect()
-}
-
-/// Kernel memory of a program's maps: the `memlock` the kernel reports
-/// for each (what it charges for the map), summed.
-pub fn maps_memlock(prog: &Xdp) -> Result<u64> {
-    let mut total = 0;
-    for id in prog.info()?.map_ids()?.unwrap_or_default() {
-        let data = MapData::from_id(id)?;
-        let fd = data.fd().as_fd().as_raw_fd();
-        let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-        total += text
-            .lines()
-            .find_map(|l| l.strip_prefix("memlock:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .context("no memlock in fdinfo")?;
-    }
-    Ok(total)
 }
