@@ -65,7 +65,7 @@ pub async fn agent(
     state_file: std::path::PathBuf,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let cap = Capacity::default();
-    let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME, &cap)?;
+    let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME)?;
     let maps = loader::take_maps(&mut ebpf, &cap)?;
     let mut applier = Applier::adopt(maps)?;
     applier.set_mode(MODE_ENFORCE)?;

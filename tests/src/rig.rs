@@ -45,8 +45,8 @@ impl Rig {
     pub fn with_hook(hook: Hook, list: &str, allow: &str, mode: u32) -> Rig {
         let cap = Capacity::default();
         let mut ebpf = match hook {
-            Hook::Xdp => loader::load_unpinned(loader::OBJECT, PROGRAM_NAME, &cap),
-            Hook::Tc => loader::load_unpinned_tc(&cap),
+            Hook::Xdp => loader::load_unpinned(loader::OBJECT, PROGRAM_NAME),
+            Hook::Tc => loader::load_unpinned_tc(),
         }
         .expect("load program");
         let maps = loader::take_maps(&mut ebpf, &cap).expect("maps");

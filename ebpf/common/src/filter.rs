@@ -10,10 +10,15 @@
 //! Bits are only ever added in place, never cleared, so the filter has no false
 //! negatives; a reload rebuilds it exactly. These functions are the single
 //! definition used by the kernel and by userspace.
+//!
+//! Each rule set has its own filter map of `1 << bits` blocks, sized by
+//! userspace to the set's slots ([`crate::Config::filter_bits`]), so a short
+//! list holds a few KiB, not the 8 MiB a million entries want.
 
-/// Blocks per rule set (power of two); the map holds two sets.
-pub const FILTER_BLOCKS_PER_SET: u32 = 1 << 17;
-const BLOCK_INDEX_BITS: u32 = 17;
+/// Fewest and most index bits of a set's filter (64 blocks = 4 KiB to
+/// 131,072 blocks = 8 MiB).
+pub const FILTER_MIN_BITS: u8 = 6;
+pub const FILTER_MAX_BITS: u8 = 17;
 pub const FILTER_BLOCK_WORDS: usize = 8;
 /// IPv4 levels >= this are filtered (the block is chosen by the /16).
 pub const V4_FILTER_MIN_LEVEL: u32 = 16;
@@ -43,21 +48,24 @@ impl FilterBlock {
     }
 }
 
+/// The top `bits` bits of the mixed value. `bits` is 1..=63 in practice; 0
+/// (a filter that was never sized) gives an index past any map, so the
+/// lookup finds no block and every level is probed.
 #[inline(always)]
-fn block_index(set: u32, x: u64) -> u32 {
-    ((x.wrapping_mul(K1) >> (64 - BLOCK_INDEX_BITS)) as u32) + (set & 1) * FILTER_BLOCKS_PER_SET
+fn block_index(bits: u32, x: u64) -> u32 {
+    (x.wrapping_mul(K1) >> ((64 - bits) & 63)) as u32
 }
 
-/// Block of an IPv4 address (host byte order) in rule set `set`.
+/// Block of an IPv4 address (host byte order) in a filter of `1 << bits` blocks.
 #[inline(always)]
-pub fn filter_block_v4(set: u32, addr: u32) -> u32 {
-    block_index(set, (addr >> 16) as u64 | (4u64 << 32))
+pub fn filter_block_v4(bits: u32, addr: u32) -> u32 {
+    block_index(bits, (addr >> 16) as u64 | (4u64 << 32))
 }
 
 /// Block of an IPv6 address given as its high 64 bits (host byte order).
 #[inline(always)]
-pub fn filter_block_v6(set: u32, hi: u64) -> u32 {
-    block_index(set, (hi >> 32) | (6u64 << 32))
+pub fn filter_block_v6(bits: u32, hi: u64) -> u32 {
+    block_index(bits, (hi >> 32) | (6u64 << 32))
 }
 
 /// Bit (0..512) of an IPv4 slot: `masked` is the slot address, host order.

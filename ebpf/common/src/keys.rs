@@ -16,7 +16,8 @@ pub const FAMILY_V6: u8 = 6;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
-/// Key of [`crate::MAP_NODES_V4`]: one expanded slot of one rule set.
+/// Key of a rule set's IPv4 node map (see [`crate::MAP_NODES_V4`]): one
+/// expanded slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct V4Key {
@@ -24,12 +25,10 @@ pub struct V4Key {
     pub addr: [u8; 4],
     /// Expansion level (0, 4, ..., 32).
     pub level: u8,
-    /// Rule set, 0 or 1 (see [`crate::Config::active_set`]).
-    pub set: u8,
-    pub _pad: [u8; 2],
+    pub _pad: [u8; 3],
 }
 
-/// Key of [`crate::MAP_NODES_V6`].
+/// Key of a rule set's IPv6 node map (see [`crate::MAP_NODES_V6`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct V6Key {
@@ -37,8 +36,7 @@ pub struct V6Key {
     pub addr: [u8; 16],
     /// Expansion level (0, 8, ..., 128).
     pub level: u8,
-    pub set: u8,
-    pub _pad: [u8; 2],
+    pub _pad: [u8; 3],
 }
 
 /// What one side of a packet (destination = towards C&C, source = from C&C)
@@ -66,18 +64,19 @@ pub struct NodeValue {
     pub _pad: u32,
 }
 
-/// Key of [`crate::MAP_PORTS`]: a slot plus the C&C-side protocol and port.
+/// Key of a rule set's port map (see [`crate::MAP_PORTS`]): a slot plus the
+/// C&C-side protocol and port.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortKey {
     /// Slot address, network byte order; IPv4 uses the first 4 bytes, rest zero.
     pub addr: [u8; 16],
     pub level: u8,
-    pub set: u8,
     /// [`FAMILY_V4`] or [`FAMILY_V6`].
     pub family: u8,
     /// [`PROTO_TCP`] or [`PROTO_UDP`].
     pub proto: u8,
+    pub _pad0: u8,
     /// Port, network byte order.
     pub port: [u8; 2],
     pub _pad: [u8; 2],

@@ -19,9 +19,15 @@ pub use filter::*;
 pub use keys::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
-// Map names: must match the `#[map]` statics in ebpf/xdp/src/maps.rs.
+// Map names: must match the statics in ebpf/xdp/src/maps.rs.
+//
+// The per-set rule maps (nodes, ports, filter) and the hit counters are
+// arrays of maps: the outer map, pinned and referenced by the program, holds
+// one inner map per rule set (index = set), which userspace creates sized to
+// what it will hold and swaps in whole. That is how memory follows the list
+// and how a map grows or shrinks with no enforcement gap.
 pub const MAP_CONFIG: &str = "C2W_CONFIG";
 pub const MAP_NODES_V4: &str = "C2W_NODES_V4";
 pub const MAP_NODES_V6: &str = "C2W_NODES_V6";
@@ -61,13 +67,22 @@ pub const MAP_NAIVE_V4: &str = "NAIVE_V4";
 pub const MAP_NAIVE_V6: &str = "NAIVE_V6";
 pub const NAIVE_PROGRAM_NAME: &str = "c2wall_naive";
 
-/// Default capacities; userspace may override them before the maps are created.
+/// Default upper limits of the inner maps (slots); each inner map is created
+/// with what its content needs plus headroom, never more than these.
 pub const DEFAULT_NODES_V4_CAPACITY: u32 = 4 * 1024 * 1024;
 pub const DEFAULT_NODES_V6_CAPACITY: u32 = 2 * 1024 * 1024;
 pub const DEFAULT_PORTS_CAPACITY: u32 = 1024 * 1024;
 pub const ALLOW_CAPACITY: u32 = 65_536;
-/// Capacity of [`MAP_HITS`] (keyed by entry id; id 0 is never assigned).
+/// Default limit of the hit-counter map (keyed by entry id; id 0 is never
+/// assigned; it holds the entries that were hit).
 pub const DEFAULT_MAX_ENTRY_IDS: u32 = 2 * 1024 * 1024;
+/// Rule sets: the active one and the one a reload fills.
+pub const RULE_SETS: u32 = 2;
+
+/// [`Config::allow`]: the IPv4 allowlist has prefixes.
+pub const ALLOW_HAS_V4: u8 = 1;
+/// [`Config::allow`]: the IPv6 allowlist has prefixes.
+pub const ALLOW_HAS_V6: u8 = 2;
 
 // Prefix expansion levels. A prefix of length L is stored at the smallest level
 // >= L, expanded into 2^(level-L) slots; a lookup probes one hash slot per level
@@ -103,7 +118,12 @@ pub struct Config {
     pub v6_levels: [u32; 2],
     /// Sampled drop events per CPU per second (0: none).
     pub sample_budget: u32,
-    pub _pad: u32,
+    /// Per set: its filter map has `1 << filter_bits[set]` blocks.
+    pub filter_bits: [u8; 2],
+    /// [`ALLOW_HAS_V4`] | [`ALLOW_HAS_V6`]: which allowlists to consult; an
+    /// empty one is skipped (the hit path is not charged for it).
+    pub allow: u8,
+    pub _pad: u8,
     /// The coordinator version whose list the maps hold (0: none), native
     /// byte order. Written by userspace after each apply, never read by the
     /// program: the kernel is the truth a restarted agent must not go below.

@@ -7,37 +7,42 @@ use c2wall_xdp::parse::Packet;
 use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, NODES_V4, NODES_V6, PORTS};
 
 /// The rule that decides for one side: the destination (`to_cc`) or the source.
-#[inline(always)]
-pub fn side_rule(pkt: &Packet, set: u32, levels: u32, to_cc: bool) -> Rule {
+/// `set` is the active rule set; its inner maps are looked up here, per
+/// side. Not inlined: a BPF-to-BPF call gives each side's keys their own
+/// frame, which keeps the program within the 512-byte stack.
+#[inline(never)]
+pub fn side_rule(pkt: &Packet, set: u32, cfg: &Config, to_cc: bool) -> Rule {
     let (addr, port) = if to_cc {
         (&pkt.dst, pkt.dport)
     } else {
         (&pkt.src, pkt.sport)
     };
     let found = if pkt.family == FAMILY_V4 {
-        find_v4(addr, set, levels)
+        find_v4(addr, set, cfg)
     } else {
-        find_v6(addr, set, levels)
+        find_v6(addr, set, cfg)
     };
     let Some((node, slot_addr, level)) = found else {
         return Rule::default();
     };
     let mut rule = if to_cc { node.to_cc } else { node.from_cc };
     if node.flags & NODE_HAS_PORTS != 0 && pkt.has_ports {
-        let key = PortKey {
-            addr: slot_addr,
-            level,
-            set: set as u8,
-            family: pkt.family,
-            proto: pkt.proto,
-            port,
-            _pad: [0; 2],
-        };
-        // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(pv) = unsafe { PORTS.get(key) } {
-            let r = if to_cc { pv.to_cc } else { pv.from_cc };
-            if r.action != ACTION_NONE {
-                rule = r;
+        if let Some(ports) = PORTS.get(set) {
+            let key = PortKey {
+                addr: slot_addr,
+                level,
+                family: pkt.family,
+                proto: pkt.proto,
+                _pad0: 0,
+                port,
+                _pad: [0; 2],
+            };
+            // SAFETY: NO_PREALLOC map, value copied out immediately.
+            if let Some(pv) = unsafe { ports.get(key) } {
+                let r = if to_cc { pv.to_cc } else { pv.from_cc };
+                if r.action != ACTION_NONE {
+                    rule = r;
+                }
             }
         }
     }
@@ -46,9 +51,14 @@ pub fn side_rule(pkt: &Packet, set: u32, levels: u32, to_cc: bool) -> Rule {
 
 /// Longest used level first; the first slot hit is the most specific node.
 #[inline(always)]
-fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16], u8)> {
+fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 16], u8)> {
+    let nodes = NODES_V4.get(set)?;
+    let levels = cfg.v4_levels[(set & 1) as usize];
     let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-    let block = FILTER.get(filter_block_v4(set, a));
+    let bits = cfg.filter_bits[(set & 1) as usize] as u32;
+    let block = FILTER
+        .get(set)
+        .and_then(|f| f.get(filter_block_v4(bits, a)));
     let mut i = V4_LEVELS;
     while i > 0 {
         i -= 1;
@@ -71,11 +81,10 @@ fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
         let key = V4Key {
             addr: masked.to_be_bytes(),
             level: level as u8,
-            set: set as u8,
-            _pad: [0; 2],
+            _pad: [0; 3],
         };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { NODES_V4.get(key) } {
+        if let Some(v) = unsafe { nodes.get(key) } {
             let mut slot = [0u8; 16];
             slot[..4].copy_from_slice(&key.addr);
             return Some((*v, slot, level as u8));
@@ -85,14 +94,19 @@ fn find_v4(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
 }
 
 #[inline(always)]
-fn find_v6(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16], u8)> {
+fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 16], u8)> {
+    let nodes = NODES_V6.get(set)?;
+    let levels = cfg.v6_levels[(set & 1) as usize];
+    let bits = cfg.filter_bits[(set & 1) as usize] as u32;
     let hi = u64::from_be_bytes([
         addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
     ]);
     let lo = u64::from_be_bytes([
         addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
     ]);
-    let block = FILTER.get(filter_block_v6(set, hi));
+    let block = FILTER
+        .get(set)
+        .and_then(|f| f.get(filter_block_v6(bits, hi)));
     let mut i = V6_LEVELS;
     while i > 0 {
         i -= 1;
@@ -124,24 +138,31 @@ fn find_v6(addr: &[u8; 16], set: u32, levels: u32) -> Option<(NodeValue, [u8; 16
         let key = V6Key {
             addr: a,
             level: level as u8,
-            set: set as u8,
-            _pad: [0; 2],
+            _pad: [0; 3],
         };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { NODES_V6.get(key) } {
+        if let Some(v) = unsafe { nodes.get(key) } {
             return Some((*v, key.addr, key.level));
         }
     }
     None
 }
 
+/// Whether either address is in the protected allowlist; a family whose
+/// allowlist is empty (`allow` bits of the config) costs nothing.
 #[inline(always)]
-pub fn allowlisted(pkt: &Packet) -> bool {
+pub fn allowlisted(pkt: &Packet, allow: u8) -> bool {
     if pkt.family == FAMILY_V4 {
+        if allow & ALLOW_HAS_V4 == 0 {
+            return false;
+        }
         let s = [pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]];
         let d = [pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]];
         ALLOW_V4.get(Key::new(32, d)).is_some() || ALLOW_V4.get(Key::new(32, s)).is_some()
     } else {
+        if allow & ALLOW_HAS_V6 == 0 {
+            return false;
+        }
         ALLOW_V6.get(Key::new(128, pkt.dst)).is_some()
             || ALLOW_V6.get(Key::new(128, pkt.src)).is_some()
     }

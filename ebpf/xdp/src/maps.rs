@@ -1,29 +1,44 @@
-//! Map definitions. Names must match c2wall_common::MAP_*; userspace overrides
-//! the capacities before creating the maps and pins them.
+//! Map definitions. Names must match c2wall_common::MAP_*; userspace pins them.
+//!
+//! The rule maps and the hit counters are arrays of maps (BTF-defined, which
+//! is how the inner map's type reaches the loader): userspace creates each
+//! inner map sized to its content and swaps it in whole, so kernel memory
+//! follows the list and a map grows or shrinks with no enforcement gap. The
+//! inner definitions below are templates; only their types and flags bind
+//! the real inner maps, not their sizes.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
-    macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
+    bindings::{BPF_F_INNER_MAP, BPF_F_NO_PREALLOC},
+    btf_maps::{self, ArrayOfMaps},
+    macros::{btf_map, map},
+    maps::{Array, LpmTrie, PerCpuArray, RingBuf},
 };
 use c2wall_common::*;
 
 #[map(name = "C2W_CONFIG")]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-// NO_PREALLOC: capacity is sized for millions of slots, memory should follow what
-// is loaded. It also makes updates and deletes safe against concurrent lookups.
-#[map(name = "C2W_NODES_V4")]
-pub static NODES_V4: HashMap<V4Key, NodeValue> =
-    HashMap::with_max_entries(DEFAULT_NODES_V4_CAPACITY, BPF_F_NO_PREALLOC);
+const NO_PREALLOC: usize = BPF_F_NO_PREALLOC as usize;
+const INNER: usize = BPF_F_INNER_MAP as usize;
 
-#[map(name = "C2W_NODES_V6")]
-pub static NODES_V6: HashMap<V6Key, NodeValue> =
-    HashMap::with_max_entries(DEFAULT_NODES_V6_CAPACITY, BPF_F_NO_PREALLOC);
+// NO_PREALLOC: memory follows what is loaded, and updates and deletes are
+// safe against concurrent lookups.
+pub type NodesV4 = btf_maps::HashMap<V4Key, NodeValue, 1, NO_PREALLOC>;
+pub type NodesV6 = btf_maps::HashMap<V6Key, NodeValue, 1, NO_PREALLOC>;
+pub type Ports = btf_maps::HashMap<PortKey, PortValue, 1, NO_PREALLOC>;
+// INNER_MAP: inner arrays of different sizes may share one outer map.
+pub type Filter = btf_maps::Array<FilterBlock, 1, INNER>;
+pub type Hits = btf_maps::PerCpuHashMap<u32, u64, 1, NO_PREALLOC>;
 
-#[map(name = "C2W_PORTS")]
-pub static PORTS: HashMap<PortKey, PortValue> =
-    HashMap::with_max_entries(DEFAULT_PORTS_CAPACITY, BPF_F_NO_PREALLOC);
+/// Index = rule set.
+#[btf_map(name = "C2W_NODES_V4")]
+pub static NODES_V4: ArrayOfMaps<NodesV4, 2> = ArrayOfMaps::new();
+
+#[btf_map(name = "C2W_NODES_V6")]
+pub static NODES_V6: ArrayOfMaps<NodesV6, 2> = ArrayOfMaps::new();
+
+#[btf_map(name = "C2W_PORTS")]
+pub static PORTS: ArrayOfMaps<Ports, 2> = ArrayOfMaps::new();
 
 #[map(name = "C2W_ALLOW_V4")]
 pub static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
@@ -48,14 +63,13 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map(name = "C2W_SAMPLER")]
 pub static SAMPLER: PerCpuArray<SamplerState> = PerCpuArray::with_max_entries(1, 0);
 
-// Per-entry hit counts, keyed by entry id. Per-CPU so a flood never contends on
-// one cache line; a hash (not an array) so memory is spent only on entries that
-// were hit, not on every possible id times every CPU.
-#[map(name = "C2W_HITS")]
-pub static HITS: PerCpuHashMap<u32, u64> =
-    PerCpuHashMap::with_max_entries(DEFAULT_MAX_ENTRY_IDS, BPF_F_NO_PREALLOC);
+// Per-entry hit counts, keyed by entry id, in the one inner map at index 0.
+// Per-CPU so a flood never contends on one cache line; a hash (not an array)
+// because ids are never reused, so memory goes to the entries that were hit.
+#[btf_map(name = "C2W_HITS")]
+pub static HITS: ArrayOfMaps<Hits, 1> = ArrayOfMaps::new();
 
-// Two sets of FILTER_BLOCKS_PER_SET 64-byte blocks (16 MiB, preallocated: an
-// array lookup is a bounds check and an add, cheaper than any hash probe).
-#[map(name = "C2W_FILTER")]
-pub static FILTER: Array<FilterBlock> = Array::with_max_entries(2 * FILTER_BLOCKS_PER_SET, 0);
+// Per set, `1 << Config::filter_bits[set]` 64-byte blocks (an array lookup is
+// a bounds check and an add, cheaper than any hash probe).
+#[btf_map(name = "C2W_FILTER")]
+pub static FILTER: ArrayOfMaps<Filter, 2> = ArrayOfMaps::new();

@@ -48,13 +48,8 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
         FAM_IDX_V6
     };
     let set = cfg.active_set & 1;
-    let levels = if pkt.family == FAMILY_V4 {
-        cfg.v4_levels[set as usize]
-    } else {
-        cfg.v6_levels[set as usize]
-    };
-    let to = side_rule(&pkt, set, levels, true);
-    let from = side_rule(&pkt, set, levels, false);
+    let to = side_rule(&pkt, set, cfg, true);
+    let from = side_rule(&pkt, set, cfg, false);
     // The stronger action decides; on a tie the destination side is reported.
     let (rule, dir) = if to.action >= from.action {
         (to, DIR_TO_CC)
@@ -67,7 +62,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
     }
     // Checked only once something matched: the allowlist is small, but the miss
     // path is the hot one and must not pay for it.
-    if allowlisted(&pkt) {
+    if allowlisted(&pkt, cfg.allow) {
         count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
         return false;
     }
@@ -166,12 +161,15 @@ fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
 
 #[inline(always)]
 fn hit(entry_id: u32) {
-    if let Some(p) = HITS.get_ptr_mut(entry_id) {
+    let Some(hits) = HITS.get(0) else {
+        return;
+    };
+    if let Some(p) = hits.get_ptr_mut(entry_id) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe { *p += 1 };
-    } else if HITS.insert(entry_id, 1, BPF_NOEXIST as u64).is_err() {
+    } else if hits.insert(entry_id, 1u64, BPF_NOEXIST as u64).is_err() {
         // Another CPU created the element between our lookup and insert.
-        if let Some(p) = HITS.get_ptr_mut(entry_id) {
+        if let Some(p) = hits.get_ptr_mut(entry_id) {
             // SAFETY: as above.
             unsafe { *p += 1 };
         }

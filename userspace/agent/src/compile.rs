@@ -428,19 +428,23 @@ pub fn compile(entries: &[(Entry, u32)]) -> Compiled {
     Compiler::new(entries).compile()
 }
 
-/// The filter block index and bit of a node slot in rule set `set`, or None
-/// for levels the filter does not cover.
-pub fn filter_bit(slot: &NodeSlot, set: u8) -> Option<(u32, u32)> {
+/// The filter block index and bit of a node slot in a filter of `1 << bits`
+/// blocks, or None for levels the filter does not cover (or no filter).
+pub fn filter_bit(slot: &NodeSlot, bits: u8) -> Option<(u32, u32)> {
     let level = slot.level as u32;
+    let bits = bits as u32;
+    if bits == 0 {
+        return None;
+    }
     match slot.family {
         Family::V4 if level >= V4_FILTER_MIN_LEVEL => {
             let a = u32::from_be_bytes([slot.addr[0], slot.addr[1], slot.addr[2], slot.addr[3]]);
-            Some((filter_block_v4(set as u32, a), filter_bit_v4(level, a)))
+            Some((filter_block_v4(bits, a), filter_bit_v4(level, a)))
         }
         Family::V6 if level >= V6_FILTER_MIN_LEVEL => {
             let (hi, lo) = halves(&slot.addr);
             Some((
-                filter_block_v6(set as u32, hi),
+                filter_block_v6(bits, hi),
                 filter_bit_v6(level, hi, lo),
             ))
         }
@@ -448,12 +452,12 @@ pub fn filter_bit(slot: &NodeSlot, set: u8) -> Option<(u32, u32)> {
     }
 }
 
-/// The filter blocks (see c2wall_common::filter) that `c` needs in rule set
-/// `set`: every filtered slot's bit set, nothing else.
-pub fn filter_blocks(c: &Compiled, set: u8) -> HashMap<u32, FilterBlock> {
+/// The filter blocks (see c2wall_common::filter) that `c` needs in a filter
+/// of `1 << bits` blocks: every filtered slot's bit set, nothing else.
+pub fn filter_blocks(c: &Compiled, bits: u8) -> HashMap<u32, FilterBlock> {
     let mut out: HashMap<u32, FilterBlock> = HashMap::new();
     for slot in c.nodes.keys() {
-        if let Some((idx, bit)) = filter_bit(slot, set) {
+        if let Some((idx, bit)) = filter_bit(slot, bits) {
             out.entry(idx).or_default().set(bit);
         }
     }

@@ -12,6 +12,33 @@ use c2wall_model::Prefix;
 use crate::compile::{NodeSlot, PortSlot};
 use crate::error::AgentError;
 
+/// After a rule set stops being the active one, or a map is swapped out,
+/// packets that read the old one may still be in the program for a few
+/// microseconds; wait well past that before reusing or freeing it.
+pub const GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The capacities one rule set's maps were created with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetSize {
+    pub nodes_v4: u32,
+    pub nodes_v6: u32,
+    pub ports: u32,
+    /// The filter has `1 << filter_bits` blocks (0: no filter, every level
+    /// in use is probed).
+    pub filter_bits: u8,
+}
+
+impl SetSize {
+    /// What a set that holds nothing is given: the smallest maps the kernel
+    /// creates, so the set that is not in use costs next to nothing.
+    pub const EMPTY: SetSize = SetSize {
+        nodes_v4: 1,
+        nodes_v6: 1,
+        ports: 1,
+        filter_bits: 0,
+    };
+}
+
 pub trait Dataplane {
     fn read_config(&self) -> Result<Config, AgentError>;
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError>;
@@ -37,10 +64,20 @@ pub trait Dataplane {
     /// Per-entry hits summed over CPUs.
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
-    /// Writes one slot-filter block (index covers both sets).
-    fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
-    /// Slot capacities (v4 nodes, v6 nodes, ports).
+    /// Writes one block of rule set `set`'s slot filter.
+    fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
+    /// Replaces rule set `set`'s maps with new, empty ones of `size`: what it
+    /// held is gone. Only for the set packets do not read.
+    fn reset_set(&mut self, set: u8, size: SetSize) -> Result<(), AgentError>;
+    /// The capacities rule set `set`'s maps have now.
+    fn set_size(&self, set: u8) -> SetSize;
+    /// Upper limits of a set's capacities, from the configuration (v4 nodes,
+    /// v6 nodes, ports).
     fn capacity(&self) -> (usize, usize, usize);
+    /// Capacity of the hit-counter map now, and its configured limit.
+    fn hits_capacity(&self) -> (u32, u32);
+    /// Moves the hit counters into a new map of `capacity` (counts kept).
+    fn resize_hits(&mut self, capacity: u32) -> Result<(), AgentError>;
 }
 
 /// The counter slot of interface `ifindex`: the one it already has (kept in
@@ -64,6 +101,7 @@ pub fn assign_iface_slot<D: Dataplane>(
     }
 }
 
+/// What [`Dataplane::dump`] reads: every slot of both sets, by set.
 #[derive(Default, Debug)]
 pub struct Dump {
     pub nodes: Vec<(u8, NodeSlot, NodeValue)>,
@@ -79,11 +117,20 @@ pub struct MemDataplane {
     pub allow: Vec<Prefix>,
     pub counters: Vec<u64>,
     pub hits: HashMap<u32, u64>,
-    pub filter: HashMap<u32, FilterBlock>,
+    /// Per set: its filter blocks.
+    pub filter: [HashMap<u32, FilterBlock>; 2],
+    pub sizes: [SetSize; 2],
+    pub hits_cap: (u32, u32),
     pub ifslots: HashMap<u32, u32>,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
     pub caps: (usize, usize, usize),
+}
+
+impl Default for SetSize {
+    fn default() -> Self {
+        SetSize::EMPTY
+    }
 }
 
 impl MemDataplane {
@@ -95,6 +142,7 @@ impl MemDataplane {
                 DEFAULT_NODES_V6_CAPACITY as usize,
                 DEFAULT_PORTS_CAPACITY as usize,
             ),
+            hits_cap: (1, DEFAULT_MAX_ENTRY_IDS),
             ..Default::default()
         }
     }
@@ -150,14 +198,15 @@ impl Dataplane for MemDataplane {
     fn put_node(&mut self, set: u8, slot: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
         self.write()?;
         // Like the kernel: a new key in a full map is E2BIG.
+        let size = self.sizes[set as usize & 1];
         let cap = match slot.family {
-            c2wall_model::Family::V4 => self.caps.0,
-            c2wall_model::Family::V6 => self.caps.1,
-        };
+            c2wall_model::Family::V4 => size.nodes_v4,
+            c2wall_model::Family::V6 => size.nodes_v6,
+        } as usize;
         let used = self
             .nodes
             .keys()
-            .filter(|(_, k)| k.family == slot.family)
+            .filter(|(s, k)| *s == set && k.family == slot.family)
             .count();
         if used >= cap && !self.nodes.contains_key(&(set, *slot)) {
             return Err(AgentError::MapWrite {
@@ -175,6 +224,15 @@ impl Dataplane for MemDataplane {
     }
     fn put_port(&mut self, set: u8, slot: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
         self.write()?;
+        let used = self.ports.keys().filter(|(s, _)| *s == set).count();
+        if used >= self.sizes[set as usize & 1].ports as usize
+            && !self.ports.contains_key(&(set, *slot))
+        {
+            return Err(AgentError::MapWrite {
+                map: "mem",
+                source: std::io::Error::from_raw_os_error(libc::E2BIG),
+            });
+        }
         self.ports.insert((set, *slot), *v);
         Ok(())
     }
@@ -231,16 +289,42 @@ impl Dataplane for MemDataplane {
         self.hits.remove(&id);
         Ok(())
     }
-    fn put_filter(&mut self, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
+    fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
         self.write()?;
+        let s = set as usize & 1;
+        if index >= 1u32 << self.sizes[s].filter_bits {
+            return Err(AgentError::MapWrite {
+                map: "mem",
+                source: std::io::Error::from_raw_os_error(libc::E2BIG),
+            });
+        }
         if *block == FilterBlock::default() {
-            self.filter.remove(&index);
+            self.filter[s].remove(&index);
         } else {
-            self.filter.insert(index, *block);
+            self.filter[s].insert(index, *block);
         }
         Ok(())
     }
+    fn reset_set(&mut self, set: u8, size: SetSize) -> Result<(), AgentError> {
+        self.write()?;
+        self.nodes.retain(|(s, _), _| *s != set);
+        self.ports.retain(|(s, _), _| *s != set);
+        self.filter[set as usize & 1].clear();
+        self.sizes[set as usize & 1] = size;
+        Ok(())
+    }
+    fn set_size(&self, set: u8) -> SetSize {
+        self.sizes[set as usize & 1]
+    }
     fn capacity(&self) -> (usize, usize, usize) {
         self.caps
+    }
+    fn hits_capacity(&self) -> (u32, u32) {
+        self.hits_cap
+    }
+    fn resize_hits(&mut self, capacity: u32) -> Result<(), AgentError> {
+        self.write()?;
+        self.hits_cap.0 = capacity;
+        Ok(())
     }
 }

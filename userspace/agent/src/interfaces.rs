@@ -27,7 +27,6 @@ pub fn hold(
         hook: settings.hook,
         attach: settings.attach,
         xdp_mode: settings.xdp_mode,
-        capacity: settings.capacity,
     };
     for iface in &settings.interfaces {
         let a = attach::attach(ebpf, &settings.paths, iface, plan)?;

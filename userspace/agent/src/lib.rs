@@ -17,6 +17,7 @@ mod ops;
 pub mod paths;
 pub mod sightings;
 pub mod sim;
+pub mod sizing;
 pub mod source;
 pub mod sync;
 

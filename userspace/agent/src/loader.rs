@@ -12,7 +12,6 @@ use std::{
 };
 
 use aya::{
-    maps::MapInfo,
     programs::{SchedClassifier, Xdp},
     Ebpf, EbpfLoader,
 };
@@ -91,34 +90,14 @@ pub fn load(
     for (name, path) in &map_paths {
         loader.map_pin_path(name, path.as_path());
     }
-    set_capacities(&mut loader, cap);
     let mut ebpf = loader.load(OBJECT)?;
     match hook {
         HookArg::Xdp => xdp_program(&mut ebpf)?.load()?,
         HookArg::Tc | HookArg::TcClsact => tc_program(&mut ebpf)?.load()?,
     }
-    // Pinned maps keep the size they were created with: check against that.
-    let actual = |name: &'static str, configured: u32| -> u32 {
-        match MapInfo::from_pin(paths.map(name)) {
-            Ok(info) if info.max_entries() != configured => {
-                tracing::warn!(
-                    map = name,
-                    pinned = info.max_entries(),
-                    configured,
-                    "the pinned map keeps its size; run `c2wall-agent detach` and restart to apply the configured capacity"
-                );
-                info.max_entries()
-            }
-            Ok(info) => info.max_entries(),
-            Err(_) => configured,
-        }
-    };
-    let caps = (
-        actual(MAP_NODES_V4, cap.nodes_v4),
-        actual(MAP_NODES_V6, cap.nodes_v6),
-        actual(MAP_PORTS, cap.ports),
-    );
-    let maps = KernelMaps::new(|n| ebpf.take_map(n), caps)?;
+    // The rule maps are sized by each reload (within `cap`), so a changed
+    // capacity applies at the next reload, pinned maps or not.
+    let maps = KernelMaps::new(|n| ebpf.take_map(n), *cap)?;
     Ok((ebpf, maps))
 }
 
@@ -145,14 +124,6 @@ pub fn remove_stale_maps(paths: &Paths) -> Vec<PathBuf> {
         }
     }
     removed
-}
-
-pub fn set_capacities(loader: &mut EbpfLoader<'_>, cap: &Capacity) {
-    loader
-        .map_max_entries(MAP_NODES_V4, cap.nodes_v4)
-        .map_max_entries(MAP_NODES_V6, cap.nodes_v6)
-        .map_max_entries(MAP_PORTS, cap.ports)
-        .map_max_entries(MAP_HITS, cap.hits);
 }
 
 pub fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, AgentError> {
@@ -228,12 +199,8 @@ pub fn detach_all(paths: &Paths) -> Result<Vec<String>, AgentError> {
 
 /// Loads an object with fresh, unpinned maps (gone when dropped) and loads its
 /// XDP program `prog`: for BPF_PROG_TEST_RUN tests and the benchmark.
-pub fn load_unpinned(object: &[u8], prog: &str, cap: &Capacity) -> Result<Ebpf, AgentError> {
-    let mut loader = EbpfLoader::new();
-    if prog == PROGRAM_NAME {
-        set_capacities(&mut loader, cap);
-    }
-    let mut ebpf = loader.load(object)?;
+pub fn load_unpinned(object: &[u8], prog: &str) -> Result<Ebpf, AgentError> {
+    let mut ebpf = EbpfLoader::new().load(object)?;
     let p: &mut Xdp = ebpf
         .program_mut(prog)
         .ok_or(AgentError::MissingMap(PROGRAM_NAME))?
@@ -243,16 +210,14 @@ pub fn load_unpinned(object: &[u8], prog: &str, cap: &Capacity) -> Result<Ebpf, 
 }
 
 /// As [`load_unpinned`] for the tc entry point of the program.
-pub fn load_unpinned_tc(cap: &Capacity) -> Result<Ebpf, AgentError> {
-    let mut loader = EbpfLoader::new();
-    set_capacities(&mut loader, cap);
-    let mut ebpf = loader.load(OBJECT)?;
+pub fn load_unpinned_tc() -> Result<Ebpf, AgentError> {
+    let mut ebpf = EbpfLoader::new().load(OBJECT)?;
     tc_program(&mut ebpf)?.load()?;
     Ok(ebpf)
 }
 
 /// The kernel maps of an object loaded with [`load_unpinned`].
+/// `cap`: the upper limits of the rule maps' sizes.
 pub fn take_maps(ebpf: &mut Ebpf, cap: &Capacity) -> Result<KernelMaps, AgentError> {
-    let caps = (cap.nodes_v4, cap.nodes_v6, cap.ports);
-    KernelMaps::new(|n| ebpf.take_map(n), caps)
+    KernelMaps::new(|n| ebpf.take_map(n), *cap)
 }

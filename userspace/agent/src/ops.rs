@@ -1,5 +1,4 @@
-//! What the applier writes: slot operations, the level bitmaps they imply,
-//! and filter blocks.
+//! What the applier writes: slot operations and the level bitmaps they imply.
 
 use std::collections::HashMap;
 
@@ -7,8 +6,6 @@ use c2wall_common::*;
 use c2wall_model::Family;
 
 use crate::compile::{stride, Compiled, NodeSlot, PortSlot};
-use crate::dataplane::Dataplane;
-use crate::error::AgentError;
 
 pub(crate) type Filter = HashMap<u32, FilterBlock>;
 
@@ -65,40 +62,4 @@ pub(crate) fn levels_of(counts: &LevelCounts) -> (u32, u32) {
         }
     }
     (v4, v6)
-}
-
-/// Writes the filter of `set` so that it equals `new`: only the blocks that
-/// differ from `old`, or every block of the set when `old` is unknown.
-pub(crate) fn write_filter<D: Dataplane>(
-    dp: &mut D,
-    set: u8,
-    old: Option<&Filter>,
-    new: &Filter,
-) -> Result<usize, AgentError> {
-    let zero = FilterBlock::default();
-    let mut n = 0;
-    match old {
-        None => {
-            let base = set as u32 * FILTER_BLOCKS_PER_SET;
-            for idx in base..base + FILTER_BLOCKS_PER_SET {
-                dp.put_filter(idx, new.get(&idx).unwrap_or(&zero))?;
-                n += 1;
-            }
-        }
-        Some(old) => {
-            for (idx, b) in new {
-                if old.get(idx) != Some(b) {
-                    dp.put_filter(*idx, b)?;
-                    n += 1;
-                }
-            }
-            for idx in old.keys() {
-                if !new.contains_key(idx) {
-                    dp.put_filter(*idx, &zero)?;
-                    n += 1;
-                }
-            }
-        }
-    }
-    Ok(n)
 }

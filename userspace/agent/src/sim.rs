@@ -11,17 +11,23 @@ use c2wall_model::{matcher::PacketView, Family, Prefix};
 
 use crate::compile::{filter_blocks, halves, slot_of, stride, Compiled, PortSlot};
 
+/// A set's filter blocks and its size (`1 << bits` blocks).
+type SimFilter = (std::collections::HashMap<u32, FilterBlock>, u32);
+
 /// A compiled set with its filter, ready to answer lookups.
 pub struct Sim<'a> {
     set: &'a Compiled,
-    filter: std::collections::HashMap<u32, FilterBlock>,
+    filter: SimFilter,
 }
 
 impl<'a> Sim<'a> {
+    /// The filter is sized as a reload sizes it for this set.
     pub fn new(set: &'a Compiled) -> Self {
+        let (n4, n6, _) = set.slot_counts();
+        let bits = crate::sizing::filter_bits(n4 + n6);
         Sim {
             set,
-            filter: filter_blocks(set, 0),
+            filter: (filter_blocks(set, bits), bits as u32),
         }
     }
 
@@ -31,11 +37,7 @@ impl<'a> Sim<'a> {
     }
 }
 
-fn decide_with(
-    set: &Compiled,
-    filter: &std::collections::HashMap<u32, FilterBlock>,
-    pkt: &PacketView,
-) -> Option<(bool, Rule)> {
+fn decide_with(set: &Compiled, filter: &SimFilter, pkt: &PacketView) -> Option<(bool, Rule)> {
     let to = side(set, filter, pkt, true);
     let from = side(set, filter, pkt, false);
     let (rule, to_cc) = if to.action >= from.action {
@@ -46,12 +48,8 @@ fn decide_with(
     (rule.action != ACTION_NONE).then_some((to_cc, rule))
 }
 
-fn side(
-    set: &Compiled,
-    filter: &std::collections::HashMap<u32, FilterBlock>,
-    pkt: &PacketView,
-    to_cc: bool,
-) -> Rule {
+fn side(set: &Compiled, filter: &SimFilter, pkt: &PacketView, to_cc: bool) -> Rule {
+    let (filter, bits) = (&filter.0, filter.1);
     let (addr, port) = if to_cc {
         (pkt.dst, pkt.ports.map(|(p, _, d)| (p, d)))
     } else {
@@ -77,7 +75,7 @@ fn side(
                 let a = (host.bits() >> 96) as u32;
                 let m = (masked.bits() >> 96) as u32;
                 let b = filter
-                    .get(&filter_block_v4(0, a))
+                    .get(&filter_block_v4(bits, a))
                     .copied()
                     .unwrap_or_default();
                 b.has(filter_bit_v4(level as u32, m))
@@ -86,7 +84,7 @@ fn side(
                 let (hi, _) = halves(&(host.bits().to_be_bytes()));
                 let (mh, ml) = halves(&slot.addr);
                 let b = filter
-                    .get(&filter_block_v6(0, hi))
+                    .get(&filter_block_v6(bits, hi))
                     .copied()
                     .unwrap_or_default();
                 b.has(filter_bit_v6(level as u32, mh, ml))

@@ -27,7 +27,7 @@ use aya::{
     Ebpf,
 };
 
-use crate::config::{AttachArg, Capacity, HookArg, XdpModeArg};
+use crate::config::{AttachArg, HookArg, XdpModeArg};
 use crate::error::AgentError;
 use crate::paths::Paths;
 
@@ -37,8 +37,6 @@ pub struct Plan {
     pub hook: HookArg,
     pub attach: AttachArg,
     pub xdp_mode: XdpModeArg,
-    /// For the component loaded into a dispatcher (multi).
-    pub capacity: Capacity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +109,7 @@ fn attach_xdp(
                 None
             };
             let own = ours_alone.then_some(link.as_path());
-            match multi::join(paths, &plan.capacity, interface, plan.xdp_mode, own) {
+            match multi::join(paths, interface, plan.xdp_mode, own) {
                 Ok(a) => a,
                 Err(AgentError::FreplaceRefused(why)) if plan.attach == AttachArg::Auto => {
                     tracing::warn!(

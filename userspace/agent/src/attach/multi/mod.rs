@@ -30,7 +30,7 @@ use c2wall_common::{ALL_MAPS, PROGRAM_NAME};
 use self::dispatcher::Slot;
 use self::pins::{pin_dir, unpin_dir, Lock};
 use super::Attachment;
-use crate::config::{Capacity, XdpModeArg};
+use crate::config::XdpModeArg;
 use crate::error::AgentError;
 use crate::loader::{self, OBJECT};
 use crate::paths::Paths;
@@ -77,12 +77,11 @@ pub fn occupant(interface: &str) -> Result<Occupant, AgentError> {
 /// our tc program holds the interface.
 pub fn join(
     paths: &Paths,
-    cap: &Capacity,
     interface: &str,
     mode: XdpModeArg,
     own_link: Option<&Path>,
 ) -> Result<Attachment, AgentError> {
-    let mine = component_loader(paths, cap)?;
+    let mine = component_loader(paths)?;
     let adopted = paths.multi_dir().join(interface).exists();
     let mode = rebuild(interface, Some((mine, mode)), own_link)?;
     fs::create_dir_all(paths.multi_dir().join(interface)).map_err(|source| {
@@ -121,14 +120,13 @@ pub fn leave(paths: &Paths, interface: &str) -> bool {
 /// Our object, loaded with its XDP program as an freplace component and the
 /// agent's pinned maps (not yet loaded into the kernel: that needs the
 /// dispatcher it will replace a slot of).
-fn component_loader(paths: &Paths, cap: &Capacity) -> Result<Ebpf, AgentError> {
+fn component_loader(paths: &Paths) -> Result<Ebpf, AgentError> {
     let map_paths: Vec<_> = ALL_MAPS.iter().map(|m| (*m, paths.map(m))).collect();
     let mut l = EbpfLoader::new();
     l.extension(PROGRAM_NAME);
     for (name, path) in &map_paths {
         l.map_pin_path(name, path.as_path());
     }
-    loader::set_capacities(&mut l, cap);
     Ok(l.load(OBJECT)?)
 }
 

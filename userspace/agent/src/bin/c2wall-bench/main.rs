@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use aya::{
-    maps::{lpm_trie::Key, LpmTrie, MapData},
+    maps::{lpm_trie::Key, ArrayOfMaps, LpmTrie, Map, MapData},
     programs::{TestRun, TestRunOptions, Xdp},
     Ebpf,
 };
@@ -123,11 +123,7 @@ fn program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
 }
 
 fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
-    let mut ebpf = loader::load_unpinned(
-        loader::NAIVE_OBJECT,
-        NAIVE_PROGRAM_NAME,
-        &Capacity::default(),
-    )?;
+    let mut ebpf = loader::load_unpinned(loader::NAIVE_OBJECT, NAIVE_PROGRAM_NAME)?;
     let start = Instant::now();
     let mut v4: LpmTrie<MapData, [u8; 4], Rule> =
         LpmTrie::try_from(ebpf.take_map(MAP_NAIVE_V4).context("naive v4 map")?)?;
@@ -208,7 +204,7 @@ fn main() -> Result<()> {
         let p = probes(&list, args.hot_packets.max(args.cold_packets), 7);
 
         let cap = Capacity::default();
-        let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME, &cap)?;
+        let mut ebpf = loader::load_unpinned(loader::OBJECT, PROGRAM_NAME)?;
         let maps = loader::take_maps(&mut ebpf, &cap)?;
         let mut applier = Applier::adopt(maps)?;
         applier.set_mode(MODE_ENFORCE)?;
@@ -313,18 +309,30 @@ fn main() -> Result<()> {
 }
 
 /// Kernel memory of a program's maps: the `memlock` the kernel reports
-/// for each (what it charges for the map), summed.
+/// for each (what it charges for the map), summed, with the inner maps of
+/// every array of maps.
 fn maps_memlock(prog: &Xdp) -> Result<u64> {
     let mut total = 0;
     for id in prog.info()?.map_ids()?.unwrap_or_default() {
-        let data = aya::maps::MapData::from_id(id)?;
-        let fd = data.fd().as_fd().as_raw_fd();
-        let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-        total += text
-            .lines()
-            .find_map(|l| l.strip_prefix("memlock:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .context("no memlock in fdinfo")?;
+        let data = MapData::from_id(id)?;
+        total += memlock(&data)?;
+        if let Map::ArrayOfMaps(outer) = Map::from_map_data(data)? {
+            let outer: ArrayOfMaps<MapData, MapData> = ArrayOfMaps::try_from(Map::ArrayOfMaps(outer))?;
+            for i in 0..outer.len() {
+                if let Ok(inner) = outer.get(&i, 0) {
+                    total += memlock(&inner)?;
+                }
+            }
+        }
     }
     Ok(total)
+}
+
+fn memlock(data: &MapData) -> Result<u64> {
+    let fd = data.fd().as_fd().as_raw_fd();
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .context("no memlock in fdinfo")
 }

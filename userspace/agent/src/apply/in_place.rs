@@ -1,0 +1,124 @@
+//! Small changes written straight into the active set.
+
+use c2wall_model::Family;
+
+use super::Applier;
+use crate::compile::filter_bit;
+use crate::dataplane::Dataplane;
+use crate::error::AgentError;
+use crate::ops::Ops;
+use crate::sizing::{check_limits, fits_set};
+
+impl<D: Dataplane> Applier<D> {
+    pub(super) fn in_place_or_restore(
+        &mut self,
+        ops: &Ops,
+        levels: (u32, u32),
+    ) -> Result<(usize, usize), AgentError> {
+        self.in_place(ops, levels).inspect_err(|e| {
+            // Part of the change is in the active set. A reload of the previous
+            // table (into the other set) restores exactly what was enforced.
+            tracing::error!(error = %e, "in-place update failed; restoring the previous list");
+            let previous = self.shadow.clone();
+            if let Err(e) = self.reload(previous) {
+                tracing::error!(error = %e, "restoring the previous list failed");
+            }
+        })
+    }
+
+    /// Writes `ops` into the active set in an order that never exposes a
+    /// slot pointing at port rules that are not there yet.
+    fn in_place(&mut self, ops: &Ops, levels: (u32, u32)) -> Result<(usize, usize), AgentError> {
+        let set = (self.cfg.active_set & 1) as u8;
+        let bits = self.cfg.filter_bits[set as usize];
+        let (mut writes, mut deletes) = (0, 0);
+        // Filter bits before the slots they admit (never cleared in place).
+        let filter = &mut self.filters[set as usize];
+        let mut grown = Vec::new();
+        for (slot, _) in ops.nodes.iter().filter(|(_, v)| v.is_some()) {
+            if let Some((idx, bit)) = filter_bit(slot, bits) {
+                let cur = filter.entry(idx).or_default();
+                if !cur.has(bit) {
+                    cur.set(bit);
+                    grown.push(idx);
+                }
+            }
+        }
+        grown.sort_unstable();
+        grown.dedup();
+        for idx in &grown {
+            self.dp.put_filter(set, *idx, &filter[idx])?;
+            writes += 1;
+        }
+        // Port rules before the nodes that point at them.
+        for (k, v) in &ops.ports {
+            if let Some(v) = v {
+                self.dp.put_port(set, k, v)?;
+                writes += 1;
+            }
+        }
+        for (k, v) in &ops.nodes {
+            if let Some(v) = v {
+                self.dp.put_node(set, k, v)?;
+                writes += 1;
+            }
+        }
+        // New levels become visible once their slots exist; levels that are
+        // going away stay probed until their slots are gone (a probe that misses
+        // costs time, never correctness).
+        let mut c = self.cfg;
+        c.v4_levels[set as usize] |= levels.0;
+        c.v6_levels[set as usize] |= levels.1;
+        if c != self.cfg {
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        for (k, v) in &ops.nodes {
+            if v.is_none() {
+                self.dp.del_node(set, k)?;
+                deletes += 1;
+            }
+        }
+        for (k, v) in &ops.ports {
+            if v.is_none() {
+                self.dp.del_port(set, k)?;
+                deletes += 1;
+            }
+        }
+        c.v4_levels[set as usize] = levels.0;
+        c.v6_levels[set as usize] = levels.1;
+        if c != self.cfg {
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok((writes, deletes))
+    }
+
+    /// Whether `ops` fit the active set's maps (an in-place update peaks at
+    /// the union of old and new slots: it adds before it deletes) and the
+    /// hit counters. False means a reload, which sizes new maps; beyond the
+    /// configured limits is an error.
+    pub(super) fn fits_in_place(&self, ops: &Ops) -> Result<bool, AgentError> {
+        let (mut add4, mut add6, mut addp) = (0, 0, 0);
+        for (k, v) in &ops.nodes {
+            if v.is_some() && !self.shadow.nodes.contains_key(k) {
+                match k.family {
+                    Family::V4 => add4 += 1,
+                    Family::V6 => add6 += 1,
+                }
+            }
+        }
+        for (k, v) in &ops.ports {
+            if v.is_some() && !self.shadow.ports.contains_key(k) {
+                addp += 1;
+            }
+        }
+        let (old4, old6, oldp) = self.shadow.slot_counts();
+        let peak = (old4 + add4, old6 + add6, oldp + addp);
+        check_limits(peak, self.dp.capacity())?;
+        let set = (self.cfg.active_set & 1) as u8;
+        let (hits, hits_limit) = self.dp.hits_capacity();
+        let hits_ok = peak.0 + peak.1 <= hits as usize || hits >= hits_limit;
+        Ok(fits_set(peak, self.dp.set_size(set)) && hits_ok)
+    }
+}

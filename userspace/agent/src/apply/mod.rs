@@ -1,0 +1,260 @@
+//! Keeps the kernel's active rule set equal to a compiled table.
+//!
+//! Two ways to get there:
+//! - reload: write the whole table into the inactive set, then flip
+//!   `Config::active_set`. Packets see the old set or the new one, never a mix.
+//! - in place: write only the slots that differ into the active set, ordered so
+//!   that a slot never points at port rules that are not there yet. Used for small
+//!   changes (a single entry touches a handful of slots), so they need no reload.
+//!
+//! If writing fails half-way, the applier restores what packets were seeing
+//! before, so a failed apply leaves the previous list enforced.
+//!
+//! Each set has maps of its own, created by the reload that fills it at the
+//! size its table needs (`sizing`); the set that is not in use is given
+//! empty minimal maps. In-place changes that outgrow the active set's maps
+//! take a reload instead, which is how the maps grow and shrink.
+
+mod in_place;
+mod reload;
+
+use std::time::{Duration, Instant};
+
+use c2wall_common::*;
+
+use crate::compile::{filter_blocks, Compiled, Patch};
+use crate::dataplane::{Dataplane, SetSize};
+use crate::error::AgentError;
+use crate::ops::{level_counts, levels_of, Filter, LevelCounts, Ops};
+
+/// Changes up to this many slot writes go in place; more use a full reload.
+pub const IN_PLACE_LIMIT: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub reload: bool,
+    pub writes: usize,
+    pub deletes: usize,
+    pub elapsed: Duration,
+}
+
+/// A lineage as the kernel records it: 16 bytes, zeros for none.
+pub fn lineage16(l: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = l.len().min(16);
+    out[..n].copy_from_slice(&l[..n]);
+    out
+}
+
+pub struct Applier<D: Dataplane> {
+    dp: D,
+    cfg: Config,
+    /// What the active set holds.
+    shadow: Compiled,
+    /// Per set: the filter blocks in the kernel (non-empty ones).
+    filters: [Filter; 2],
+    /// Slots per (family, level) in the active set, to keep the level bitmaps
+    /// right when a patch empties or fills a level.
+    level_counts: LevelCounts,
+}
+
+impl<D: Dataplane> Applier<D> {
+    /// Takes over maps that may already hold state (pinned by an earlier agent):
+    /// reads the active set as the shadow and drops leftovers of an interrupted
+    /// reload by giving the inactive set empty maps.
+    pub fn adopt(mut dp: D) -> Result<Self, AgentError> {
+        let cfg = dp.read_config()?;
+        let active = (cfg.active_set & 1) as u8;
+        let dump = dp.dump()?;
+        let mut shadow = Compiled {
+            v4_levels: cfg.v4_levels[active as usize],
+            v6_levels: cfg.v6_levels[active as usize],
+            ..Default::default()
+        };
+        for (set, slot, v) in dump.nodes {
+            if set == active {
+                shadow.nodes.insert(slot, v);
+            }
+        }
+        for (set, slot, v) in dump.ports {
+            if set == active {
+                shadow.ports.insert(slot, v);
+            }
+        }
+        dp.reset_set(1 - active, SetSize::EMPTY)?;
+        // Make sure the active set's filter covers every active slot; extra bits
+        // left by an earlier agent only cost a probe.
+        let filter = filter_blocks(&shadow, cfg.filter_bits[active as usize]);
+        for (idx, b) in &filter {
+            dp.put_filter(active, *idx, b)?;
+        }
+        let mut filters = [Filter::new(), Filter::new()];
+        filters[active as usize] = filter;
+        Ok(Applier {
+            dp,
+            cfg,
+            level_counts: level_counts(&shadow),
+            shadow,
+            filters,
+        })
+    }
+
+    pub fn dataplane(&self) -> &D {
+        &self.dp
+    }
+    pub fn dataplane_mut(&mut self) -> &mut D {
+        &mut self.dp
+    }
+    pub fn active(&self) -> &Compiled {
+        &self.shadow
+    }
+    pub fn mode(&self) -> u32 {
+        self.cfg.mode
+    }
+
+    pub fn set_mode(&mut self, mode: u32) -> Result<(), AgentError> {
+        if self.cfg.mode != mode {
+            let mut c = self.cfg;
+            c.mode = mode;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
+    /// The coordinator version (and its lineage) the maps hold, as recorded
+    /// by the last apply: survives agent restarts with the pinned maps.
+    pub fn synced(&self) -> (u64, [u8; 16]) {
+        (self.cfg.synced_version, self.cfg.synced_lineage)
+    }
+
+    /// Records the coordinator version the maps now hold.
+    pub fn set_synced(&mut self, version: u64, lineage: &[u8]) -> Result<(), AgentError> {
+        let l = lineage16(lineage);
+        if (self.cfg.synced_version, self.cfg.synced_lineage) != (version, l) {
+            let mut c = self.cfg;
+            c.synced_version = version;
+            c.synced_lineage = l;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
+    /// Sampled drop events per CPU per second (0: none).
+    pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
+        if self.cfg.sample_budget != budget {
+            let mut c = self.cfg;
+            c.sample_budget = budget;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
+    /// Makes the active set equal to `new`, in place when the change is small.
+    pub fn apply(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
+        let start = Instant::now();
+        let ops = self.diff(&new);
+        if ops.is_empty() && self.levels_match(&new) {
+            return Ok(ApplyStats {
+                elapsed: start.elapsed(),
+                ..Default::default()
+            });
+        }
+        if ops.len() > IN_PLACE_LIMIT || !self.fits_in_place(&ops)? {
+            return self.reload(new);
+        }
+        let (writes, deletes) = self.in_place_or_restore(&ops, (new.v4_levels, new.v6_levels))?;
+        self.level_counts = level_counts(&new);
+        self.shadow = new;
+        Ok(ApplyStats {
+            reload: false,
+            writes,
+            deletes,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Applies a compiler patch: the slots it names that differ from the
+    /// active set are written in place (or, if there are many, the patched
+    /// table is reloaded). Cost follows the size of the patch, not of the list.
+    pub fn apply_patch(&mut self, patch: &Patch) -> Result<ApplyStats, AgentError> {
+        let start = Instant::now();
+        let mut ops = Ops::default();
+        for (k, v) in &patch.nodes {
+            if self.shadow.nodes.get(k) != v.as_ref() {
+                ops.nodes.push((*k, *v));
+            }
+        }
+        for (k, v) in &patch.ports {
+            if self.shadow.ports.get(k) != v.as_ref() {
+                ops.ports.push((*k, *v));
+            }
+        }
+        if ops.is_empty() {
+            return Ok(ApplyStats {
+                elapsed: start.elapsed(),
+                ..Default::default()
+            });
+        }
+        let mut counts = self.level_counts.clone();
+        for (k, v) in &ops.nodes {
+            let key = (k.family, k.level);
+            match (self.shadow.nodes.contains_key(k), v.is_some()) {
+                (false, true) => *counts.entry(key).or_default() += 1,
+                (true, false) => *counts.entry(key).or_default() -= 1,
+                _ => {}
+            }
+        }
+        let levels = levels_of(&counts);
+        if ops.len() > IN_PLACE_LIMIT || !self.fits_in_place(&ops)? {
+            let mut new = self.shadow.clone();
+            ops.apply_to(&mut new);
+            (new.v4_levels, new.v6_levels) = levels;
+            return self.reload(new);
+        }
+        let (writes, deletes) = self.in_place_or_restore(&ops, levels)?;
+        ops.apply_to(&mut self.shadow);
+        (self.shadow.v4_levels, self.shadow.v6_levels) = levels;
+        counts.retain(|_, n| *n > 0);
+        self.level_counts = counts;
+        Ok(ApplyStats {
+            reload: false,
+            writes,
+            deletes,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn levels_match(&self, new: &Compiled) -> bool {
+        new.v4_levels == self.shadow.v4_levels && new.v6_levels == self.shadow.v6_levels
+    }
+
+    /// The slot writes and deletes that take the active set to `new`.
+    fn diff(&self, new: &Compiled) -> Ops {
+        let old = &self.shadow;
+        let mut ops = Ops::default();
+        for (k, v) in &new.nodes {
+            if old.nodes.get(k) != Some(v) {
+                ops.nodes.push((*k, Some(*v)));
+            }
+        }
+        for k in old.nodes.keys() {
+            if !new.nodes.contains_key(k) {
+                ops.nodes.push((*k, None));
+            }
+        }
+        for (k, v) in &new.ports {
+            if old.ports.get(k) != Some(v) {
+                ops.ports.push((*k, Some(*v)));
+            }
+        }
+        for k in old.ports.keys() {
+            if !new.ports.contains_key(k) {
+                ops.ports.push((*k, None));
+            }
+        }
+        ops
+    }
+}

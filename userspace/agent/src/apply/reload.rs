@@ -1,0 +1,78 @@
+//! Full reload: a new set of maps, sized to the table, filled while packets
+//! still read the old set, then one flip of `Config::active_set`.
+
+use std::time::Instant;
+
+use super::{ApplyStats, Applier};
+use crate::compile::{filter_blocks, Compiled};
+use crate::dataplane::{Dataplane, SetSize, GRACE};
+use crate::error::AgentError;
+use crate::ops::{level_counts, Filter};
+use crate::sizing::{hits_resize, set_size};
+
+impl<D: Dataplane> Applier<D> {
+    /// Full reload into the inactive set and an atomic flip.
+    pub fn reload(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
+        let start = Instant::now();
+        let size = set_size(&new, self.dp.capacity())?;
+        let (n4, n6, _) = new.slot_counts();
+        let (hits, hits_limit) = self.dp.hits_capacity();
+        if let Some(cap) = hits_resize(hits, n4 + n6, hits_limit) {
+            // Before the new set is enforced, so its entries can count.
+            self.dp.resize_hits(cap)?;
+        }
+        let active = (self.cfg.active_set & 1) as u8;
+        let next = 1 - active;
+        let mut writes = 0;
+        let filter = filter_blocks(&new, size.filter_bits);
+        let written = (|| -> Result<(), AgentError> {
+            self.dp.reset_set(next, size)?;
+            for (idx, b) in &filter {
+                self.dp.put_filter(next, *idx, b)?;
+                writes += 1;
+            }
+            for (slot, v) in &new.ports {
+                self.dp.put_port(next, slot, v)?;
+                writes += 1;
+            }
+            for (slot, v) in &new.nodes {
+                self.dp.put_node(next, slot, v)?;
+                writes += 1;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // The active set was never touched; drop what we wrote.
+            self.release(next);
+            return Err(e);
+        }
+        self.filters[next as usize] = filter;
+        let mut c = self.cfg;
+        c.v4_levels[next as usize] = new.v4_levels;
+        c.v6_levels[next as usize] = new.v6_levels;
+        c.filter_bits[next as usize] = size.filter_bits;
+        self.dp.write_config(&c)?;
+        c.active_set = next as u32;
+        self.dp.write_config(&c)?;
+        self.cfg = c;
+        std::thread::sleep(GRACE);
+        self.level_counts = level_counts(&new);
+        let old = std::mem::replace(&mut self.shadow, new);
+        self.release(active);
+        Ok(ApplyStats {
+            reload: true,
+            writes,
+            deletes: old.nodes.len() + old.ports.len(),
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Gives a set packets do not read empty minimal maps (its memory goes
+    /// back to the kernel).
+    fn release(&mut self, set: u8) {
+        self.filters[set as usize] = Filter::new();
+        if let Err(e) = self.dp.reset_set(set, SetSize::EMPTY) {
+            tracing::warn!(error = %e, set, "releasing the inactive rule set's maps");
+        }
+    }
+}
