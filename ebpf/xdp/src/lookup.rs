@@ -2,7 +2,7 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use c2wall_common::*;
-use c2wall_xdp::parse::Packet;
+use c2wall_xdp::parse::{v4_in_16, Packet};
 
 use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, NODES_V4, NODES_V6, PORTS};
 
@@ -49,6 +49,89 @@ pub fn side_rule(pkt: &Packet, set: u32, cfg: &Config, to_cc: bool) -> Rule {
     rule
 }
 
+/// True when the slot filter rules out every level in use for `addr` in
+/// rule set `set`: a sure miss, decided without the node maps or a call.
+/// Levels the filter does not cover count as possible.
+#[inline(always)]
+pub fn sure_miss(addr: &[u8; 16], family: u8, set: u32, cfg: &Config) -> bool {
+    let s = (set & 1) as usize;
+    let bits = cfg.filter_bits[s] as u32;
+    let Some(filter) = FILTER.get(set) else {
+        return false;
+    };
+    if family == FAMILY_V4 {
+        let levels = cfg.v4_levels[s];
+        let first = V4_FILTER_MIN_LEVEL / V4_STRIDE;
+        if levels & ((1 << first) - 1) != 0 {
+            return false;
+        }
+        let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+        let Some(b) = filter.get(filter_block_v4(bits, a)) else {
+            return false;
+        };
+        let mut i = first;
+        while i < V4_LEVELS {
+            if levels & (1 << i) != 0 {
+                let level = i * V4_STRIDE;
+                if b.has(filter_bit_v4(level, a & (u32::MAX << (32 - level)))) {
+                    return false;
+                }
+            }
+            i += 1;
+        }
+        true
+    } else {
+        let levels = cfg.v6_levels[s];
+        let first = V6_FILTER_MIN_LEVEL / V6_STRIDE;
+        if levels & ((1 << first) - 1) != 0 {
+            return false;
+        }
+        let (hi, lo) = halves(addr);
+        let Some(b) = filter.get(filter_block_v6(bits, hi)) else {
+            return false;
+        };
+        let mut i = first;
+        while i < V6_LEVELS {
+            if levels & (1 << i) != 0 {
+                let level = i * V6_STRIDE;
+                let (h, l) = mask_v6(hi, lo, level);
+                if b.has(filter_bit_v6(level, h, l)) {
+                    return false;
+                }
+            }
+            i += 1;
+        }
+        true
+    }
+}
+
+#[inline(always)]
+fn halves(addr: &[u8; 16]) -> (u64, u64) {
+    let hi = u64::from_be_bytes([
+        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+    ]);
+    let lo = u64::from_be_bytes([
+        addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
+    ]);
+    (hi, lo)
+}
+
+/// An IPv6 address as two halves masked to `level` bits (BPF has no
+/// 128-bit shifts).
+#[inline(always)]
+fn mask_v6(hi: u64, lo: u64, level: u32) -> (u64, u64) {
+    let (mh, ml) = if level == 0 {
+        (0, 0)
+    } else if level <= 64 {
+        (u64::MAX << (64 - level), 0)
+    } else if level == 128 {
+        (u64::MAX, u64::MAX)
+    } else {
+        (u64::MAX, u64::MAX << (128 - level))
+    };
+    (hi & mh, lo & ml)
+}
+
 /// Longest used level first; the first slot hit is the most specific node.
 #[inline(always)]
 fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 16], u8)> {
@@ -85,9 +168,7 @@ fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
         };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
         if let Some(v) = unsafe { nodes.get(key) } {
-            let mut slot = [0u8; 16];
-            slot[..4].copy_from_slice(&key.addr);
-            return Some((*v, slot, level as u8));
+            return Some((*v, v4_in_16(key.addr), level as u8));
         }
     }
     None
@@ -98,12 +179,7 @@ fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
     let nodes = NODES_V6.get(set)?;
     let levels = cfg.v6_levels[(set & 1) as usize];
     let bits = cfg.filter_bits[(set & 1) as usize] as u32;
-    let hi = u64::from_be_bytes([
-        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
-    ]);
-    let lo = u64::from_be_bytes([
-        addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
-    ]);
+    let (hi, lo) = halves(addr);
     let block = FILTER
         .get(set)
         .and_then(|f| f.get(filter_block_v6(bits, hi)));
@@ -114,17 +190,7 @@ fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
             continue;
         }
         let level = i * V6_STRIDE;
-        // Mask as two u64 halves: BPF has no 128-bit shifts.
-        let (mh, ml) = if level == 0 {
-            (0, 0)
-        } else if level <= 64 {
-            (u64::MAX << (64 - level), 0)
-        } else if level == 128 {
-            (u64::MAX, u64::MAX)
-        } else {
-            (u64::MAX, u64::MAX << (128 - level))
-        };
-        let (h, l) = (hi & mh, lo & ml);
+        let (h, l) = mask_v6(hi, lo, level);
         if level >= V6_FILTER_MIN_LEVEL {
             if let Some(b) = block {
                 if !b.has(filter_bit_v6(level, h, l)) {

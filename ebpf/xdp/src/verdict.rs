@@ -7,7 +7,7 @@ use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
 use c2wall_common::*;
 use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
-use crate::lookup::{allowlisted, side_rule};
+use crate::lookup::{allowlisted, side_rule, sure_miss};
 use crate::maps::{CONFIG, COUNTERS, EVENTS, HITS, IFSLOT, SAMPLER};
 
 /// The verdict for one frame arriving on `ifindex`: true to drop. Both hooks
@@ -48,8 +48,24 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
         FAM_IDX_V6
     };
     let set = cfg.active_set & 1;
-    let to = side_rule(&pkt, set, cfg, true);
-    let from = side_rule(&pkt, set, cfg, false);
+    // Most packets match nothing, and the filter says so for both sides
+    // before any node map is read; a side it rules out is not looked up.
+    let dst_miss = sure_miss(&pkt.dst, pkt.family, set, cfg);
+    let src_miss = sure_miss(&pkt.src, pkt.family, set, cfg);
+    if dst_miss && src_miss {
+        count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
+        return false;
+    }
+    let to = if dst_miss {
+        Rule::default()
+    } else {
+        side_rule(&pkt, set, cfg, true)
+    };
+    let from = if src_miss {
+        Rule::default()
+    } else {
+        side_rule(&pkt, set, cfg, false)
+    };
     // The stronger action decides; on a tie the destination side is reported.
     let (rule, dir) = if to.action >= from.action {
         (to, DIR_TO_CC)
