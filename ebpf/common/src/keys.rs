@@ -44,8 +44,11 @@ pub struct V6Key {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Rule {
-    /// Index into [`crate::MAP_HITS`]; 0 when `action` is [`ACTION_NONE`].
+    /// The entry (reported in drop events); 0 when `action` is [`ACTION_NONE`].
     pub entry_id: u32,
+    /// The entry's slot in the hit-counter array ([`crate::MAP_HITS`]),
+    /// given by userspace as the rule goes into the kernel.
+    pub counter: u32,
     pub action: u8,
     pub _pad: [u8; 3],
 }

@@ -8,7 +8,7 @@
 //! the real inner maps, not their sizes.
 
 use aya_ebpf::{
-    bindings::{BPF_F_INNER_MAP, BPF_F_NO_PREALLOC},
+    bindings::{BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
     maps::{Array, LpmTrie, PerCpuArray, RingBuf},
@@ -28,7 +28,10 @@ pub type NodesV6 = btf_maps::HashMap<V6Key, NodeValue, 1, NO_PREALLOC>;
 pub type Ports = btf_maps::HashMap<PortKey, PortValue, 1, NO_PREALLOC>;
 // INNER_MAP: inner arrays of different sizes may share one outer map.
 pub type Filter = btf_maps::Array<FilterBlock, 1, INNER>;
-pub type Hits = btf_maps::PerCpuHashMap<u32, u64, 1, NO_PREALLOC>;
+// Element 0: slots per CPU (S); slot s of CPU c at 1 + c * S + s. A plain
+// array because only plain arrays may differ in size behind one outer map;
+// MMAPABLE so userspace reads the counters as memory.
+pub type Hits = btf_maps::Array<u64, 1, { INNER | BPF_F_MMAPABLE as usize }>;
 
 /// Index = rule set.
 #[btf_map(name = "C2W_NODES_V4")]
@@ -63,9 +66,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map(name = "C2W_SAMPLER")]
 pub static SAMPLER: PerCpuArray<SamplerState> = PerCpuArray::with_max_entries(1, 0);
 
-// Per-entry hit counts, keyed by entry id, in the one inner map at index 0.
-// Per-CPU so a flood never contends on one cache line; a hash (not an array)
-// because ids are never reused, so memory goes to the entries that were hit.
+// Per-entry hit counts, indexed by the counter slot userspace gives each
+// entry (`Rule::counter`), in the one inner map at index 0. One counter per
+// CPU, each CPU's contiguous, so a flood never contends on one cache line;
+// an array, not a hash keyed by entry id, so counting costs no hash probe.
 #[btf_map(name = "C2W_HITS")]
 pub static HITS: ArrayOfMaps<Hits, 1> = ArrayOfMaps::new();
 

@@ -103,7 +103,7 @@ fn parse_v4(ctx: &Frame, off: usize) -> Parsed {
         return Parsed::Malformed;
     }
     let frag_off = be16([h[6], h[7]]) & 0x1fff;
-    let mut pkt = Packet {
+    let pkt = Packet {
         family: FAMILY_V4,
         src: v4_in_16([h[12], h[13], h[14], h[15]]),
         dst: v4_in_16([h[16], h[17], h[18], h[19]]),

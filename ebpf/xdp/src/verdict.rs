@@ -3,7 +3,7 @@
 //! expansion level in use), take the stronger match, let the protected
 //! allowlist veto it, count, sample.
 
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
+use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns};
 use c2wall_common::*;
 use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
@@ -82,7 +82,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
         count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
         return false;
     }
-    hit(rule.entry_id);
+    hit(rule.counter);
     let verdict = if rule.action == ACTION_DROP && mode == MODE_ENFORCE {
         VERDICT_DROP
     } else {
@@ -175,19 +175,27 @@ fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
     count(base + verdict_counter(verdict, dir, fam, UNIT_BYTES), len);
 }
 
+/// Counts a hit of the entry whose counter slot is `counter`, in this CPU's
+/// part of the hit array (see maps.rs).
 #[inline(always)]
-fn hit(entry_id: u32) {
+fn hit(counter: u32) {
     let Some(hits) = HITS.get(0) else {
         return;
     };
-    if let Some(p) = hits.get_ptr_mut(entry_id) {
-        // SAFETY: per-CPU value, only this CPU writes it while we run.
+    let Some(&slots) = hits.get(0) else {
+        return;
+    };
+    if counter as u64 >= slots {
+        return;
+    }
+    let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
+    let idx = 1 + cpu * slots + counter as u64;
+    if idx > u32::MAX as u64 {
+        return;
+    }
+    if let Some(p) = hits.get_ptr_mut(idx as u32) {
+        // SAFETY: this CPU's counter; only this CPU writes it, and the
+        // program is not preempted or migrated while it runs.
         unsafe { *p += 1 };
-    } else if hits.insert(entry_id, 1u64, BPF_NOEXIST as u64).is_err() {
-        // Another CPU created the element between our lookup and insert.
-        if let Some(p) = hits.get_ptr_mut(entry_id) {
-            // SAFETY: as above.
-            unsafe { *p += 1 };
-        }
     }
 }

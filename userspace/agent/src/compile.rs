@@ -158,8 +158,10 @@ fn node_value(r: &Resolved) -> NodeValue {
 }
 
 fn rule_of(e: &Entry, id: u32) -> [Option<Rule>; 2] {
+    // The counter slot is the kernel layer's to give (kernel/hits.rs).
     let rule = Rule {
         entry_id: id,
+        counter: 0,
         action: action_code(e.action),
         _pad: [0; 3],
     };
@@ -443,10 +445,7 @@ pub fn filter_bit(slot: &NodeSlot, bits: u8) -> Option<(u32, u32)> {
         }
         Family::V6 if level >= V6_FILTER_MIN_LEVEL => {
             let (hi, lo) = halves(&slot.addr);
-            Some((
-                filter_block_v6(bits, hi),
-                filter_bit_v6(level, hi, lo),
-            ))
+            Some((filter_block_v6(bits, hi), filter_bit_v6(level, hi, lo)))
         }
         _ => None,
     }

@@ -74,10 +74,12 @@ pub trait Dataplane {
     /// Upper limits of a set's capacities, from the configuration (v4 nodes,
     /// v6 nodes, ports).
     fn capacity(&self) -> (usize, usize, usize);
-    /// Capacity of the hit-counter map now, and its configured limit.
-    fn hits_capacity(&self) -> (u32, u32);
-    /// Moves the hit counters into a new map of `capacity` (counts kept).
-    fn resize_hits(&mut self, capacity: u32) -> Result<(), AgentError>;
+    /// Whether rule set `set`'s maps can be read (false only after a crash
+    /// left their pins behind the maps the program reads; a reload replaces
+    /// them).
+    fn readable(&self, _set: u8) -> bool {
+        true
+    }
 }
 
 /// The counter slot of interface `ifindex`: the one it already has (kept in
@@ -120,7 +122,6 @@ pub struct MemDataplane {
     /// Per set: its filter blocks.
     pub filter: [HashMap<u32, FilterBlock>; 2],
     pub sizes: [SetSize; 2],
-    pub hits_cap: (u32, u32),
     pub ifslots: HashMap<u32, u32>,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
@@ -142,7 +143,6 @@ impl MemDataplane {
                 DEFAULT_NODES_V6_CAPACITY as usize,
                 DEFAULT_PORTS_CAPACITY as usize,
             ),
-            hits_cap: (1, DEFAULT_MAX_ENTRY_IDS),
             ..Default::default()
         }
     }
@@ -318,13 +318,5 @@ impl Dataplane for MemDataplane {
     }
     fn capacity(&self) -> (usize, usize, usize) {
         self.caps
-    }
-    fn hits_capacity(&self) -> (u32, u32) {
-        self.hits_cap
-    }
-    fn resize_hits(&mut self, capacity: u32) -> Result<(), AgentError> {
-        self.write()?;
-        self.hits_cap.0 = capacity;
-        Ok(())
     }
 }

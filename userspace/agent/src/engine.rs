@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use c2wall_common::ACTION_MONITOR;
+use c2wall_common::{ACTION_MONITOR, ALLOW_HAS_V4, ALLOW_HAS_V6};
 use c2wall_model::{Action, Entry, Family, Identity, Prefix};
 
 use crate::apply::{Applier, ApplyStats};
@@ -59,8 +59,12 @@ impl<D: Dataplane> Engine<D> {
     /// changes and shrinks after it, so no moment is less protected than either
     /// end state.
     pub fn sync(&mut self, snap: &Snapshot) -> Result<SyncReport, AgentError> {
+        let current: Vec<Prefix> = self.applier.dataplane().allowlist()?;
+        // The program consults a family's allowlist from before its first
+        // prefix goes in until after its last one is gone.
+        let before = allow_families(&current) | allow_families(&snap.allow);
+        self.applier.set_allow(before)?;
         let dp = self.applier.dataplane_mut();
-        let current: Vec<Prefix> = dp.allowlist()?;
         for p in &snap.allow {
             if !current.contains(p) {
                 dp.put_allow(p)?;
@@ -79,6 +83,8 @@ impl<D: Dataplane> Engine<D> {
                 dp.del_allow(p)?;
             }
         }
+        self.applier.set_allow(allow_families(&snap.allow))?;
+        let dp = self.applier.dataplane_mut();
         for id in gone {
             dp.forget_hits(id)?;
         }
@@ -171,4 +177,14 @@ impl<D: Dataplane> Engine<D> {
 
 fn kind(e: &Entry) -> (Family, Action) {
     (e.prefix.family(), e.action)
+}
+
+/// The `Config::allow` bits of the families `prefixes` cover.
+fn allow_families(prefixes: &[Prefix]) -> u8 {
+    prefixes.iter().fold(0, |bits, p| {
+        bits | match p.family() {
+            Family::V4 => ALLOW_HAS_V4,
+            Family::V6 => ALLOW_HAS_V6,
+        }
+    })
 }

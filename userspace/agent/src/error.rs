@@ -72,6 +72,11 @@ pub enum AgentError {
     Bpffs(String),
     #[error("a delta cannot be applied before the first full sync")]
     DeltaBeforeFullSync,
+    #[error(
+        "rule set {0}'s maps cannot be read (their pins do not name the maps the program \
+         reads, as after a crash mid-reload); the next full sync replaces them"
+    )]
+    UnreadableRuleSet(u8),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }

@@ -97,7 +97,8 @@ pub fn load(
     }
     // The rule maps are sized by each reload (within `cap`), so a changed
     // capacity applies at the next reload, pinned maps or not.
-    let maps = KernelMaps::new(|n| ebpf.take_map(n), *cap)?;
+    let maps_dir = paths.maps_dir();
+    let maps = KernelMaps::new(|n| ebpf.take_map(n), *cap, Some(&maps_dir))?;
     Ok((ebpf, maps))
 }
 
@@ -219,5 +220,5 @@ pub fn load_unpinned_tc() -> Result<Ebpf, AgentError> {
 /// The kernel maps of an object loaded with [`load_unpinned`].
 /// `cap`: the upper limits of the rule maps' sizes.
 pub fn take_maps(ebpf: &mut Ebpf, cap: &Capacity) -> Result<KernelMaps, AgentError> {
-    KernelMaps::new(|n| ebpf.take_map(n), *cap)
+    KernelMaps::new(|n| ebpf.take_map(n), *cap, None)
 }

@@ -62,15 +62,6 @@ pub fn fits_set((n4, n6, np): (usize, usize, usize), size: SetSize) -> bool {
     n4 <= size.nodes_v4 as usize && n6 <= size.nodes_v6 as usize && np <= size.ports as usize
 }
 
-/// The hit-counter map's new capacity when `slots` node slots are listed
-/// (an upper bound on the entries that can be hit), or None to keep
-/// `current`: grown when too small, shrunk when four times too big.
-pub fn hits_resize(current: u32, slots: usize, limit: u32) -> Option<u32> {
-    let want = with_headroom(slots).min(limit as usize).max(1) as u32;
-    let needed = (slots as u32).min(limit);
-    (current < needed || current / 4 > want).then_some(want)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,17 +72,6 @@ mod tests {
         assert_eq!(filter_bits(1_000), 7);
         assert_eq!(filter_bits(100_000), 14);
         assert_eq!(filter_bits(10_000_000), FILTER_MAX_BITS);
-    }
-
-    #[test]
-    fn hits_grow_when_short_and_shrink_when_far_too_big() {
-        assert_eq!(hits_resize(1, 1_000, 1 << 21), Some(2274));
-        assert_eq!(hits_resize(2274, 1_000, 1 << 21), None);
-        assert_eq!(hits_resize(2274, 2_000, 1 << 21), None);
-        assert_eq!(hits_resize(1 << 20, 1_000, 1 << 21), Some(2274));
-        // Never above the configured limit.
-        assert_eq!(hits_resize(1, 5_000_000, 1 << 21), Some(1 << 21));
-        assert_eq!(hits_resize(1 << 21, 5_000_000, 1 << 21), None);
     }
 
     #[test]

@@ -42,7 +42,9 @@ fn small_changes_go_in_place_large_ones_reload_and_both_converge() {
         None,
     );
     let r = eng.sync(&snap("203.0.113.0/24\n")).unwrap();
-    assert!(!r.stats.reload);
+    assert!(r.stats.reload, "the first list sizes the maps");
+    let r = eng.sync(&snap("203.0.113.0/24\n198.51.100.1\n")).unwrap();
+    assert!(!r.stats.reload, "a small change goes in place");
     let set_before = eng.applier.dataplane().config.active_set;
     let r = eng.sync(&snap(&hosts(IN_PLACE_LIMIT + 10, 0))).unwrap();
     assert!(r.stats.reload, "a big change is a reload");
@@ -233,4 +235,34 @@ fn a_failed_delta_changes_nothing() {
     let want = compile(&with_ids);
     let got = eng.applier.dataplane().active();
     assert_eq!((got.nodes, got.ports), (want.nodes, want.ports));
+}
+
+#[test]
+fn in_place_keeps_the_filter_bits_a_reload_wrote() {
+    use c2wall_agent::compile::{filter_bit, NodeSlot};
+    let mut eng = Engine::new(
+        Applier::adopt(MemDataplane::new()).unwrap(),
+        Ids::new(),
+        None,
+    );
+    let r = eng.sync(&snap("203.0.113.66\n")).unwrap();
+    assert!(r.stats.reload, "maps sized for the first list");
+    let r = eng.sync(&snap("203.0.113.77\n")).unwrap();
+    assert!(!r.stats.reload, "a swap goes in place");
+    let dp = eng.applier.dataplane();
+    let set = dp.config.active_set as u8;
+    let bits = dp.config.filter_bits[set as usize];
+    // Bits are never cleared in place: both addresses' bits are set.
+    for a in ["203.0.113.66", "203.0.113.77"] {
+        let ip: std::net::Ipv4Addr = a.parse().unwrap();
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&ip.octets());
+        let slot = NodeSlot {
+            family: c2wall_model::Family::V4,
+            level: 32,
+            addr,
+        };
+        let (idx, bit) = filter_bit(&slot, bits).unwrap();
+        assert!(dp.filter[set as usize][&idx].has(bit), "{a}");
+    }
 }

@@ -4,7 +4,7 @@ use c2wall_model::Family;
 
 use super::Applier;
 use crate::compile::filter_bit;
-use crate::dataplane::Dataplane;
+use crate::dataplane::{Dataplane, SetSize};
 use crate::error::AgentError;
 use crate::ops::Ops;
 use crate::sizing::{check_limits, fits_set};
@@ -95,9 +95,9 @@ impl<D: Dataplane> Applier<D> {
     }
 
     /// Whether `ops` fit the active set's maps (an in-place update peaks at
-    /// the union of old and new slots: it adds before it deletes) and the
-    /// hit counters. False means a reload, which sizes new maps; beyond the
-    /// configured limits is an error.
+    /// the union of old and new slots: it adds before it deletes). False
+    /// means a reload, which sizes new maps; beyond the configured limits is
+    /// an error.
     pub(super) fn fits_in_place(&self, ops: &Ops) -> Result<bool, AgentError> {
         let (mut add4, mut add6, mut addp) = (0, 0, 0);
         for (k, v) in &ops.nodes {
@@ -117,8 +117,10 @@ impl<D: Dataplane> Applier<D> {
         let peak = (old4 + add4, old6 + add6, oldp + addp);
         check_limits(peak, self.dp.capacity())?;
         let set = (self.cfg.active_set & 1) as u8;
-        let (hits, hits_limit) = self.dp.hits_capacity();
-        let hits_ok = peak.0 + peak.1 <= hits as usize || hits >= hits_limit;
-        Ok(fits_set(peak, self.dp.set_size(set)) && hits_ok)
+        let size = self.dp.set_size(set);
+        // Empty minimal maps (a fresh agent's) are never filled in place:
+        // the first list takes a reload, which sizes the maps for it.
+        let grows = add4 + add6 + addp > 0;
+        Ok(!self.stale && !(grows && size == SetSize::EMPTY) && fits_set(peak, size))
     }
 }

@@ -56,6 +56,9 @@ pub struct Applier<D: Dataplane> {
     /// Slots per (family, level) in the active set, to keep the level bitmaps
     /// right when a patch empties or fills a level.
     level_counts: LevelCounts,
+    /// The active set's maps could not be read at adoption: the shadow is
+    /// unknown, so the next change must be a full reload.
+    stale: bool,
 }
 
 impl<D: Dataplane> Applier<D> {
@@ -82,11 +85,20 @@ impl<D: Dataplane> Applier<D> {
             }
         }
         dp.reset_set(1 - active, SetSize::EMPTY)?;
+        let stale = !dp.readable(active);
+        if stale {
+            tracing::warn!(
+                set = active,
+                "the enforced rule set cannot be read back; it stays enforced until the next full sync replaces it"
+            );
+        }
         // Make sure the active set's filter covers every active slot; extra bits
         // left by an earlier agent only cost a probe.
         let filter = filter_blocks(&shadow, cfg.filter_bits[active as usize]);
-        for (idx, b) in &filter {
-            dp.put_filter(active, *idx, b)?;
+        if !stale {
+            for (idx, b) in &filter {
+                dp.put_filter(active, *idx, b)?;
+            }
         }
         let mut filters = [Filter::new(), Filter::new()];
         filters[active as usize] = filter;
@@ -96,6 +108,7 @@ impl<D: Dataplane> Applier<D> {
             level_counts: level_counts(&shadow),
             shadow,
             filters,
+            stale,
         })
     }
 
@@ -141,6 +154,20 @@ impl<D: Dataplane> Applier<D> {
         Ok(())
     }
 
+    /// Which allowlists (`ALLOW_HAS_V4` | `ALLOW_HAS_V6`) the program
+    /// consults. Set a family before its first prefix goes in, clear it
+    /// after its last one is gone: a skipped non-empty allowlist would drop
+    /// protected traffic, a consulted empty one only costs a lookup.
+    pub fn set_allow(&mut self, families: u8) -> Result<(), AgentError> {
+        if self.cfg.allow != families {
+            let mut c = self.cfg;
+            c.allow = families;
+            self.dp.write_config(&c)?;
+            self.cfg = c;
+        }
+        Ok(())
+    }
+
     /// Sampled drop events per CPU per second (0: none).
     pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
         if self.cfg.sample_budget != budget {
@@ -155,6 +182,9 @@ impl<D: Dataplane> Applier<D> {
     /// Makes the active set equal to `new`, in place when the change is small.
     pub fn apply(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
         let start = Instant::now();
+        if self.stale {
+            return self.reload(new);
+        }
         let ops = self.diff(&new);
         if ops.is_empty() && self.levels_match(&new) {
             return Ok(ApplyStats {
@@ -180,6 +210,11 @@ impl<D: Dataplane> Applier<D> {
     /// active set are written in place (or, if there are many, the patched
     /// table is reloaded). Cost follows the size of the patch, not of the list.
     pub fn apply_patch(&mut self, patch: &Patch) -> Result<ApplyStats, AgentError> {
+        if self.stale {
+            // The shadow is not what the kernel holds: a patch has nothing
+            // to apply to.
+            return Err(AgentError::DeltaBeforeFullSync);
+        }
         let start = Instant::now();
         let mut ops = Ops::default();
         for (k, v) in &patch.nodes {

@@ -3,24 +3,18 @@
 
 use std::time::Instant;
 
-use super::{ApplyStats, Applier};
+use super::{Applier, ApplyStats};
 use crate::compile::{filter_blocks, Compiled};
 use crate::dataplane::{Dataplane, SetSize, GRACE};
 use crate::error::AgentError;
 use crate::ops::{level_counts, Filter};
-use crate::sizing::{hits_resize, set_size};
+use crate::sizing::set_size;
 
 impl<D: Dataplane> Applier<D> {
     /// Full reload into the inactive set and an atomic flip.
     pub fn reload(&mut self, new: Compiled) -> Result<ApplyStats, AgentError> {
         let start = Instant::now();
         let size = set_size(&new, self.dp.capacity())?;
-        let (n4, n6, _) = new.slot_counts();
-        let (hits, hits_limit) = self.dp.hits_capacity();
-        if let Some(cap) = hits_resize(hits, n4 + n6, hits_limit) {
-            // Before the new set is enforced, so its entries can count.
-            self.dp.resize_hits(cap)?;
-        }
         let active = (self.cfg.active_set & 1) as u8;
         let next = 1 - active;
         let mut writes = 0;
@@ -58,6 +52,7 @@ impl<D: Dataplane> Applier<D> {
         std::thread::sleep(GRACE);
         self.level_counts = level_counts(&new);
         let old = std::mem::replace(&mut self.shadow, new);
+        self.stale = false;
         self.release(active);
         Ok(ApplyStats {
             reload: true,

@@ -1,10 +1,19 @@
 //! [`Dataplane`] over the real BPF maps.
+//!
+//! The program's maps come from the loaded object (or their pins); the
+//! rule sets' inner maps and the hit counters behind the arrays of maps are
+//! managed here (`sets`, `hits`).
 
+mod allow;
+mod dump;
+mod hits;
 mod sets;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::Path;
 
-use aya::maps::{lpm_trie::Key, Array, LpmTrie, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
 use c2wall_common::*;
 use c2wall_model::{Family, Prefix};
 
@@ -12,19 +21,33 @@ use crate::compile::{NodeSlot, PortSlot};
 use crate::config::Capacity;
 use crate::dataplane::{Dataplane, Dump, SetSize};
 use crate::error::AgentError;
-use sets::{Hits, Outer, SetMaps};
+use allow::Allow;
+use hits::HitSlots;
+use sets::{Outer, SetMaps};
+
+/// Whether this handle may change what the program reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The agent: creates missing inner maps, writes.
+    Own,
+    /// `status`, the metrics reader, tests: never replaces a map.
+    Read,
+}
 
 pub struct KernelMaps {
     config: Array<MapData, Config>,
-    outer: Outer,
-    /// Per rule set: the inner maps in its outer slots.
-    sets: [SetMaps; 2],
-    allow_v4: LpmTrie<MapData, [u8; 4], u32>,
-    allow_v6: LpmTrie<MapData, [u8; 16], u32>,
+    outer: RefCell<Outer>,
+    /// Per rule set: its inner maps, None when they cannot be read (only
+    /// for a reader, or for a set the program reads whose pins a crash left
+    /// behind: the next reload replaces it).
+    sets: [Option<SetMaps>; 2],
+    allow: Allow,
     counters: PerCpuArray<MapData, u64>,
-    hits: Hits,
     ifslot: Array<MapData, u32>,
+    /// Built on first use from the rules in the kernel (a full scan).
+    hits: RefCell<Option<HitSlots>>,
     limits: Capacity,
+    access: Access,
 }
 
 fn typed<T: TryFrom<Map, Error = MapError>>(
@@ -35,53 +58,50 @@ fn typed<T: TryFrom<Map, Error = MapError>>(
     T::try_from(m).map_err(|source| AgentError::Map { map: name, source })
 }
 
+fn raw(
+    maps: &mut impl FnMut(&'static str) -> Option<Map>,
+    name: &'static str,
+) -> Result<Map, AgentError> {
+    maps(name).ok_or(AgentError::MissingMap(name))
+}
+
+pub(crate) fn put_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
+    move |e| match e {
+        MapError::SyscallError(s) => AgentError::MapWrite {
+            map,
+            source: s.io_error,
+        },
+        source => AgentError::Map { map, source },
+    }
+}
+
+/// Deleting what is already gone is success: deletes must be idempotent for
+/// adoption and rollback.
+pub(crate) fn del_ok(map: &'static str, r: Result<(), MapError>) -> Result<(), AgentError> {
+    match r {
+        Ok(()) | Err(MapError::KeyNotFound) | Err(MapError::ElementNotFound) => Ok(()),
+        Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(put_err(map)(e)),
+    }
+}
+
 impl KernelMaps {
-    /// Takes the maps out of a loaded object (or from pins, via `take`).
-    /// Rule sets and hit counters already in the outer maps (pinned by an
-    /// earlier agent) are read; empty outer slots get empty minimal maps.
-    /// `limits`: the configured upper capacities.
+    /// Takes the maps out of a loaded object (via `take`). Rule sets already
+    /// in the outer maps (pinned by an earlier agent under `pins`) are read;
+    /// empty or untrustworthy outer slots of a set the program does not read
+    /// get empty minimal maps. `limits`: the configured upper capacities.
     pub fn new(
-        mut take: impl FnMut(&'static str) -> Option<Map>,
+        take: impl FnMut(&'static str) -> Option<Map>,
         limits: Capacity,
+        pins: Option<&Path>,
     ) -> Result<Self, AgentError> {
-        let config: Array<MapData, Config> = typed(&mut take, MAP_CONFIG)?;
-        let cfg = config.get(&0, 0).map_err(|source| AgentError::Map {
-            map: MAP_CONFIG,
-            source,
-        })?;
-        let mut outer = Outer {
-            nodes_v4: typed(&mut take, MAP_NODES_V4)?,
-            nodes_v6: typed(&mut take, MAP_NODES_V6)?,
-            ports: typed(&mut take, MAP_PORTS)?,
-            filter: typed(&mut take, MAP_FILTER)?,
-            hits: typed(&mut take, MAP_HITS)?,
-        };
-        let mut set = |i: u32| -> Result<SetMaps, AgentError> {
-            if let Some(m) = SetMaps::read(&outer, i, cfg.filter_bits[i as usize]) {
-                return Ok(m);
-            }
-            let m = SetMaps::create(SetSize::EMPTY)?;
-            m.install(&mut outer, i)?;
-            Ok(m)
-        };
-        let sets = [set(0)?, set(1)?];
-        let hits = sets::read_or_create_hits(&mut outer, 1)?;
-        Ok(KernelMaps {
-            config,
-            outer,
-            sets,
-            allow_v4: typed(&mut take, MAP_ALLOW_V4)?,
-            allow_v6: typed(&mut take, MAP_ALLOW_V6)?,
-            counters: typed(&mut take, MAP_COUNTERS)?,
-            hits,
-            ifslot: typed(&mut take, MAP_IFSLOT)?,
-            limits,
-        })
+        Self::open(take, limits, pins, Access::Own)
     }
 
-    /// Opens the maps pinned under `dir` (read-only users: `status`, tests).
-    pub fn from_pins(dir: &std::path::Path) -> Result<Self, AgentError> {
-        let mut open = |name: &'static str| {
+    /// Opens the maps pinned under `dir` to read them (`status`, metrics,
+    /// tests): nothing is created or replaced.
+    pub fn from_pins(dir: &Path) -> Result<Self, AgentError> {
+        let open = |name: &'static str| {
             MapData::from_pin(dir.join(name))
                 .ok()
                 .and_then(|d| Map::from_map_data(d).ok())
@@ -92,40 +112,100 @@ impl KernelMaps {
             ports: u32::MAX,
             hits: u32::MAX,
         };
-        Self::new(&mut open, unlimited)
+        Self::open(open, unlimited, Some(dir), Access::Read)
     }
 
-    fn set(&self, set: u8) -> &SetMaps {
-        &self.sets[set as usize & 1]
-    }
-
-    fn set_mut(&mut self, set: u8) -> &mut SetMaps {
-        &mut self.sets[set as usize & 1]
-    }
-
-    /// Which allowlists have prefixes, for `Config::allow`.
-    fn allow_bits(&self) -> u8 {
-        let mut bits = 0;
-        if self.allow_v4.keys().next().is_some() {
-            bits |= ALLOW_HAS_V4;
+    fn open(
+        mut take: impl FnMut(&'static str) -> Option<Map>,
+        limits: Capacity,
+        pins: Option<&Path>,
+        access: Access,
+    ) -> Result<Self, AgentError> {
+        let config: Array<MapData, Config> = typed(&mut take, MAP_CONFIG)?;
+        let cfg = config.get(&0, 0).map_err(|source| AgentError::Map {
+            map: MAP_CONFIG,
+            source,
+        })?;
+        let mut outer = Outer {
+            nodes_v4: raw(&mut take, MAP_NODES_V4)?,
+            nodes_v6: raw(&mut take, MAP_NODES_V6)?,
+            ports: raw(&mut take, MAP_PORTS)?,
+            filter: raw(&mut take, MAP_FILTER)?,
+            hits: raw(&mut take, MAP_HITS)?,
+            pins: pins.map(Path::to_path_buf),
+        };
+        let active = cfg.active_set & 1;
+        let mut sets = [None, None];
+        for set in 0..RULE_SETS {
+            let mut m = SetMaps::read(&mut outer, set, cfg.filter_bits[set as usize]);
+            // A set packets do not read can always be replaced; the active
+            // one only when nothing is in it yet (fresh maps).
+            let fresh = cfg.v4_levels[set as usize] == 0 && cfg.v6_levels[set as usize] == 0;
+            if m.is_none() && access == Access::Own && (set != active || fresh) {
+                let created = SetMaps::create(SetSize::EMPTY)?;
+                created.install(&mut outer, set)?;
+                m = Some(created);
+            }
+            sets[set as usize] = m;
         }
-        if self.allow_v6.keys().next().is_some() {
-            bits |= ALLOW_HAS_V6;
-        }
-        bits
+        Ok(KernelMaps {
+            config,
+            outer: RefCell::new(outer),
+            sets,
+            allow: Allow {
+                v4: typed(&mut take, MAP_ALLOW_V4)?,
+                v6: typed(&mut take, MAP_ALLOW_V6)?,
+            },
+            counters: typed(&mut take, MAP_COUNTERS)?,
+            ifslot: typed(&mut take, MAP_IFSLOT)?,
+            hits: RefCell::new(None),
+            limits,
+            access,
+        })
     }
 
-    /// Records in the config which allowlists the program must consult.
-    /// Called with `extra` set before a prefix is added (so it is consulted
-    /// from the moment it exists) and after one is removed.
-    fn write_allow_bits(&mut self, extra: u8) -> Result<(), AgentError> {
-        let mut cfg = self.read_config()?;
-        let bits = self.allow_bits() | extra;
-        if cfg.allow != bits {
-            cfg.allow = bits;
-            self.write_config(&cfg)?;
+    fn set_mut(&mut self, set: u8) -> Result<&mut SetMaps, AgentError> {
+        self.sets[set as usize & 1]
+            .as_mut()
+            .ok_or(AgentError::UnreadableRuleSet(set))
+    }
+
+    /// Runs `f` on the hit-counter table (built first if needed: a scan of
+    /// the rules in the kernel) and the outer maps.
+    fn with_hits<T>(
+        &self,
+        f: impl FnOnce(&mut HitSlots, &mut Outer) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        let mut outer = self.outer.borrow_mut();
+        let mut hits = self.hits.borrow_mut();
+        if hits.is_none() {
+            let mut in_use = Vec::new();
+            for m in self.sets.iter().flatten() {
+                dump::counter_slots(m, &mut in_use)?;
+            }
+            let array = match (sets::read_hit_array(&mut outer)?, self.access) {
+                (Some(a), _) => a,
+                (None, Access::Own) => {
+                    sets::create_hit_array(&mut outer, hits::MIN_SLOTS, |_| Ok(()))?.0
+                }
+                (None, Access::Read) => return Err(AgentError::MissingMap(MAP_HITS)),
+            };
+            *hits = Some(HitSlots::adopt(array, in_use));
         }
-        Ok(())
+        f(hits.as_mut().expect("built above"), &mut outer)
+    }
+
+    /// `rules` with their counter slots filled in.
+    fn counted(&self, rules: [Rule; 2]) -> Result<[Rule; 2], AgentError> {
+        self.with_hits(|h, outer| {
+            let mut out = rules;
+            for r in &mut out {
+                if r.action != ACTION_NONE {
+                    r.counter = h.assign(outer, r.entry_id)?;
+                }
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -160,30 +240,6 @@ fn port_key(s: &PortSlot) -> PortKey {
     }
 }
 
-fn put_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
-    move |e| match e {
-        MapError::SyscallError(s) => AgentError::MapWrite {
-            map,
-            source: s.io_error,
-        },
-        source => AgentError::Map { map, source },
-    }
-}
-
-/// Deleting what is already gone is success: deletes must be idempotent for
-/// adoption and rollback.
-fn del_ok(map: &'static str, r: Result<(), MapError>) -> Result<(), AgentError> {
-    match r {
-        Ok(()) | Err(MapError::KeyNotFound) | Err(MapError::ElementNotFound) => Ok(()),
-        Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(put_err(map)(e)),
-    }
-}
-
-fn allow_data(p: &Prefix) -> (u32, Vec<u8>) {
-    (p.len() as u32, p.octets())
-}
-
 impl Dataplane for KernelMaps {
     fn read_config(&self) -> Result<Config, AgentError> {
         self.config.get(&0, 0).map_err(|source| AgentError::Map {
@@ -195,7 +251,13 @@ impl Dataplane for KernelMaps {
         self.config.set(0, cfg, 0).map_err(put_err(MAP_CONFIG))
     }
     fn put_node(&mut self, set: u8, s: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
-        let m = self.set_mut(set);
+        let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+        let v = NodeValue {
+            to_cc,
+            from_cc,
+            ..*v
+        };
+        let m = self.set_mut(set)?;
         match s.family {
             Family::V4 => m
                 .nodes_v4
@@ -208,42 +270,42 @@ impl Dataplane for KernelMaps {
         }
     }
     fn del_node(&mut self, set: u8, s: &NodeSlot) -> Result<(), AgentError> {
-        let m = self.set_mut(set);
+        let m = self.set_mut(set)?;
         match s.family {
             Family::V4 => del_ok(MAP_NODES_V4, m.nodes_v4.remove(&v4_key(s))),
             Family::V6 => del_ok(MAP_NODES_V6, m.nodes_v6.remove(&v6_key(s))),
         }
     }
     fn put_port(&mut self, set: u8, s: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
-        self.set_mut(set)
+        let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+        self.set_mut(set)?
             .ports
-            .insert(port_key(s), v, 0)
+            .insert(port_key(s), PortValue { to_cc, from_cc }, 0)
             .map_err(put_err(MAP_PORTS))
     }
     fn del_port(&mut self, set: u8, s: &PortSlot) -> Result<(), AgentError> {
-        del_ok(MAP_PORTS, self.set_mut(set).ports.remove(&port_key(s)))
+        del_ok(MAP_PORTS, self.set_mut(set)?.ports.remove(&port_key(s)))
     }
     fn dump(&self) -> Result<Dump, AgentError> {
         let mut d = Dump::default();
-        for set in 0..2u8 {
-            self.dump_set(set, &mut d)?;
+        for (set, m) in self.sets.iter().enumerate() {
+            if let Some(m) = m {
+                dump::dump_set(m, set as u8, &mut d)?;
+            }
         }
         Ok(d)
     }
+    fn readable(&self, set: u8) -> bool {
+        self.sets[set as usize & 1].is_some()
+    }
     fn allowlist(&self) -> Result<Vec<Prefix>, AgentError> {
-        self.allowlist_prefixes()
+        self.allow.prefixes()
     }
     fn put_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
-        let extra = match p.family() {
-            Family::V4 => ALLOW_HAS_V4,
-            Family::V6 => ALLOW_HAS_V6,
-        };
-        self.write_allow_bits(extra)?;
-        self.insert_allow(p)
+        self.allow.insert(p)
     }
     fn del_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
-        self.remove_allow(p)?;
-        self.write_allow_bits(0)
+        self.allow.remove(p)
     }
     fn counters(&self) -> Result<Vec<u64>, AgentError> {
         let by_slot = self.counters_by_slot()?;
@@ -292,146 +354,31 @@ impl Dataplane for KernelMaps {
             .map_err(put_err(MAP_IFSLOT))
     }
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError> {
-        let mut out = HashMap::new();
-        for kv in self.hits.iter() {
-            let (k, v) = kv.map_err(|source| AgentError::Map {
-                map: MAP_HITS,
-                source,
-            })?;
-            out.insert(k, v.iter().sum());
-        }
-        Ok(out)
+        self.with_hits(|h, _| Ok(h.hits()))
     }
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
-        del_ok(MAP_HITS, self.hits.remove(&id))
+        self.with_hits(|h, _| h.forget(id))
     }
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
-        self.set_mut(set)
+        self.set_mut(set)?
             .filter
             .set(index, block, 0)
             .map_err(put_err(MAP_FILTER))
     }
     fn reset_set(&mut self, set: u8, size: SetSize) -> Result<(), AgentError> {
         let fresh = SetMaps::create(size)?;
-        fresh.install(&mut self.outer, (set & 1) as u32)?;
+        fresh.install(&mut self.outer.borrow_mut(), (set & 1) as u32)?;
         // The old maps are freed when the last reference (ours, here) goes.
-        *self.set_mut(set) = fresh;
+        self.sets[set as usize & 1] = Some(fresh);
         Ok(())
     }
     fn set_size(&self, set: u8) -> SetSize {
-        self.set(set).size
+        self.sets[set as usize & 1]
+            .as_ref()
+            .map_or(SetSize::EMPTY, |m| m.size)
     }
     fn capacity(&self) -> (usize, usize, usize) {
         let l = &self.limits;
         (l.nodes_v4 as usize, l.nodes_v6 as usize, l.ports as usize)
-    }
-    fn hits_capacity(&self) -> (u32, u32) {
-        (sets::hits_capacity(&self.hits), self.limits.hits)
-    }
-    fn resize_hits(&mut self, capacity: u32) -> Result<(), AgentError> {
-        self.hits = sets::resize_hits(&mut self.outer, &self.hits, capacity)?;
-        Ok(())
-    }
-}
-
-impl KernelMaps {
-    fn dump_set(&self, set: u8, d: &mut Dump) -> Result<(), AgentError> {
-        let err = |map| move |source| AgentError::Map { map, source };
-        let m = self.set(set);
-        for kv in m.nodes_v4.iter() {
-            let (k, v) = kv.map_err(err(MAP_NODES_V4))?;
-            let mut addr = [0; 16];
-            addr[..4].copy_from_slice(&k.addr);
-            let slot = NodeSlot {
-                family: Family::V4,
-                level: k.level,
-                addr,
-            };
-            d.nodes.push((set, slot, v));
-        }
-        for kv in m.nodes_v6.iter() {
-            let (k, v) = kv.map_err(err(MAP_NODES_V6))?;
-            let slot = NodeSlot {
-                family: Family::V6,
-                level: k.level,
-                addr: k.addr,
-            };
-            d.nodes.push((set, slot, v));
-        }
-        for kv in m.ports.iter() {
-            let (k, v) = kv.map_err(err(MAP_PORTS))?;
-            let family = if k.family == FAMILY_V4 {
-                Family::V4
-            } else {
-                Family::V6
-            };
-            let slot = PortSlot {
-                node: NodeSlot {
-                    family,
-                    level: k.level,
-                    addr: k.addr,
-                },
-                proto: k.proto,
-                port: u16::from_be_bytes(k.port),
-            };
-            d.ports.push((set, slot, v));
-        }
-        Ok(())
-    }
-
-    fn allowlist_prefixes(&self) -> Result<Vec<Prefix>, AgentError> {
-        let mut out = Vec::new();
-        for k in self.allow_v4.keys() {
-            let k = k.map_err(|source| AgentError::Map {
-                map: MAP_ALLOW_V4,
-                source,
-            })?;
-            let addr = std::net::Ipv4Addr::from(k.data());
-            if let Ok(p) = Prefix::new(addr.into(), k.prefix_len() as u8) {
-                out.push(p);
-            }
-        }
-        for k in self.allow_v6.keys() {
-            let k = k.map_err(|source| AgentError::Map {
-                map: MAP_ALLOW_V6,
-                source,
-            })?;
-            let addr = std::net::Ipv6Addr::from(k.data());
-            if let Ok(p) = Prefix::new(addr.into(), k.prefix_len() as u8) {
-                out.push(p);
-            }
-        }
-        Ok(out)
-    }
-    fn insert_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
-        let (len, o) = allow_data(p);
-        match p.family() {
-            Family::V4 => self
-                .allow_v4
-                .insert(&Key::new(len, [o[0], o[1], o[2], o[3]]), 0, 0)
-                .map_err(put_err(MAP_ALLOW_V4)),
-            Family::V6 => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&o);
-                self.allow_v6
-                    .insert(&Key::new(len, a), 0, 0)
-                    .map_err(put_err(MAP_ALLOW_V6))
-            }
-        }
-    }
-    fn remove_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
-        let (len, o) = allow_data(p);
-        match p.family() {
-            Family::V4 => del_ok(
-                MAP_ALLOW_V4,
-                self.allow_v4
-                    .remove(&Key::new(len, [o[0], o[1], o[2], o[3]])),
-            ),
-            Family::V6 => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&o);
-                del_ok(MAP_ALLOW_V6, self.allow_v6.remove(&Key::new(len, a)))
-            }
-        }
     }
 }

@@ -1,32 +1,43 @@
 //! The inner maps behind the arrays of maps: one group per rule set and the
 //! hit counters. Each is created at the size asked for and swapped into its
 //! outer slot whole, so packets see the old map or the new one.
+//!
+//! Inner maps are pinned beside their outer map (`C2W_NODES_V4-0` is set 0's)
+//! because a restarted agent cannot open them by id: that takes
+//! CAP_SYS_ADMIN, which the agent's unit does not grant. A pin is trusted
+//! only if it names the map the outer slot holds (ids compared), since a
+//! crash can fall between the swap and the pin.
 
-use aya::maps::{
-    Array, ArrayOfMaps, HashMap as BpfHashMap, IterableMap, MapData, MapError, PerCpuHashMap,
-    PerCpuValues,
-};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
 use c2wall_common::*;
 
-use crate::dataplane::{SetSize, GRACE};
+use crate::dataplane::SetSize;
 use crate::error::AgentError;
 
-const BPF_F_NO_PREALLOC: u32 = 1;
+pub const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_F_INNER_MAP: u32 = 1 << 12;
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 pub type NodesV4 = BpfHashMap<MapData, V4Key, NodeValue>;
 pub type NodesV6 = BpfHashMap<MapData, V6Key, NodeValue>;
 pub type Ports = BpfHashMap<MapData, PortKey, PortValue>;
 pub type Filter = Array<MapData, FilterBlock>;
-pub type Hits = PerCpuHashMap<MapData, u32, u64>;
+use super::hits::{elements, Counters, HitArray};
 
-/// The outer maps: index = rule set (hits: index 0).
+/// The outer maps (index = rule set; hits: index 0), and where inner maps
+/// are pinned (None: unpinned maps of a test or the benchmark, which are
+/// opened by id).
 pub struct Outer {
-    pub nodes_v4: ArrayOfMaps<MapData, NodesV4>,
-    pub nodes_v6: ArrayOfMaps<MapData, NodesV6>,
-    pub ports: ArrayOfMaps<MapData, Ports>,
-    pub filter: ArrayOfMaps<MapData, Filter>,
-    pub hits: ArrayOfMaps<MapData, Hits>,
+    pub nodes_v4: Map,
+    pub nodes_v6: Map,
+    pub ports: Map,
+    pub filter: Map,
+    pub hits: Map,
+    pub pins: Option<PathBuf>,
 }
 
 /// One rule set's inner maps and the capacities they were created with.
@@ -38,12 +49,131 @@ pub struct SetMaps {
     pub size: SetSize,
 }
 
-fn create_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
     move |source| AgentError::Map { map, source }
 }
 
 fn capacity<K: aya::Pod, V>(m: &impl IterableMap<K, V>) -> u32 {
     m.map().info().map(|i| i.max_entries()).unwrap_or(0)
+}
+
+/// The id of the inner map in slot `index` of `outer` (None: empty slot).
+/// A lookup from userspace returns the id; it needs no privilege.
+fn slot_id(outer: &Map, index: u32) -> io::Result<Option<u32>> {
+    let Map::ArrayOfMaps(data) = outer else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    #[repr(C)]
+    struct LookupAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let mut id: u32 = 0;
+    let attr = LookupAttr {
+        map_fd: data.fd().as_fd().as_raw_fd() as u32,
+        _pad: 0,
+        key: &index as *const u32 as u64,
+        value: &mut id as *mut u32 as u64,
+        flags: 0,
+    };
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    // SAFETY: attr points at valid key and value buffers for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &attr as *const LookupAttr,
+            std::mem::size_of::<LookupAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(Some(id))
+    } else {
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            _ => Err(e),
+        }
+    }
+}
+
+/// Pin path of the inner map of `outer_name` in slot `index`.
+fn inner_pin(dir: &Path, outer_name: &str, index: u32) -> PathBuf {
+    dir.join(format!("{outer_name}-{index}"))
+}
+
+/// The inner map in slot `index` of an outer map, typed, if it can be
+/// trusted: from its pin when the maps are pinned (and the pin names the
+/// map in the slot), else by id.
+fn read_inner<V>(outer: &mut Map, name: &'static str, pins: Option<&Path>, index: u32) -> Option<V>
+where
+    V: TryFrom<Map, Error = MapError> + aya::maps::InnerMap,
+    V: aya::maps::FromMapData,
+{
+    let in_slot = slot_id(outer, index).ok()??;
+    match pins {
+        Some(dir) => {
+            let data = MapData::from_pin(inner_pin(dir, name, index)).ok()?;
+            (data.info().ok()?.id() == in_slot).then_some(())?;
+            V::try_from(Map::from_map_data(data).ok()?).ok()
+        }
+        None => {
+            let view = ArrayOfMaps::<&mut MapData, V>::try_from(&mut *outer).ok()?;
+            view.get(&index, 0).ok()
+        }
+    }
+}
+
+/// Puts `inner` in slot `index` of `outer` and, for pinned maps, pins it
+/// (staged, then renamed over the old pin once the slot holds it).
+fn install_inner<V>(
+    outer: &mut Map,
+    name: &'static str,
+    pins: Option<&Path>,
+    index: u32,
+    inner: &V,
+) -> Result<(), AgentError>
+where
+    V: aya::maps::InnerMap + IterableMapData,
+{
+    let staged = pins.map(|dir| dir.join(format!("{name}-{index}-staged")));
+    if let Some(path) = &staged {
+        let _ = std::fs::remove_file(path);
+        inner.data().pin(path).map_err(|source| AgentError::Pin {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let mut view = ArrayOfMaps::<&mut MapData, V>::try_from(&mut *outer).map_err(map_err(name))?;
+    view.set(index, inner, 0).map_err(map_err(name))?;
+    if let (Some(dir), Some(path)) = (pins, staged) {
+        let final_path = inner_pin(dir, name, index);
+        std::fs::rename(&path, &final_path).map_err(|source| AgentError::WriteFile {
+            path: final_path,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The MapData of a typed map, for pinning.
+pub trait IterableMapData {
+    fn data(&self) -> &MapData;
+}
+
+impl<K: aya::Pod, V: aya::Pod> IterableMapData for BpfHashMap<MapData, K, V> {
+    fn data(&self) -> &MapData {
+        self.map()
+    }
+}
+
+impl<V: aya::Pod> IterableMapData for Array<MapData, V> {
+    fn data(&self) -> &MapData {
+        self.map()
+    }
 }
 
 impl SetMaps {
@@ -55,27 +185,29 @@ impl SetMaps {
         };
         Ok(SetMaps {
             nodes_v4: NodesV4::create(size.nodes_v4, BPF_F_NO_PREALLOC)
-                .map_err(create_err(MAP_NODES_V4))?,
+                .map_err(map_err(MAP_NODES_V4))?,
             nodes_v6: NodesV6::create(size.nodes_v6, BPF_F_NO_PREALLOC)
-                .map_err(create_err(MAP_NODES_V6))?,
-            ports: Ports::create(size.ports, BPF_F_NO_PREALLOC).map_err(create_err(MAP_PORTS))?,
-            filter: Filter::create(blocks, BPF_F_INNER_MAP).map_err(create_err(MAP_FILTER))?,
+                .map_err(map_err(MAP_NODES_V6))?,
+            ports: Ports::create(size.ports, BPF_F_NO_PREALLOC).map_err(map_err(MAP_PORTS))?,
+            filter: Filter::create(blocks, BPF_F_INNER_MAP).map_err(map_err(MAP_FILTER))?,
             size,
         })
     }
 
-    /// The maps in rule set `set`'s outer slots, or None if a slot is empty
-    /// (maps just created).
-    pub fn read(outer: &Outer, set: u32, filter_bits: u8) -> Option<SetMaps> {
-        let nodes_v4 = outer.nodes_v4.get(&set, 0).ok()?;
-        let nodes_v6 = outer.nodes_v6.get(&set, 0).ok()?;
-        let ports = outer.ports.get(&set, 0).ok()?;
-        let filter = outer.filter.get(&set, 0).ok()?;
+    /// The maps in rule set `set`'s outer slots, or None when any of them
+    /// is missing or cannot be trusted.
+    pub fn read(outer: &mut Outer, set: u32, filter_bits: u8) -> Option<SetMaps> {
+        let pins = outer.pins.clone();
+        let pins = pins.as_deref();
+        let nodes_v4: NodesV4 = read_inner(&mut outer.nodes_v4, MAP_NODES_V4, pins, set)?;
+        let nodes_v6: NodesV6 = read_inner(&mut outer.nodes_v6, MAP_NODES_V6, pins, set)?;
+        let ports: Ports = read_inner(&mut outer.ports, MAP_PORTS, pins, set)?;
+        let filter: Filter = read_inner(&mut outer.filter, MAP_FILTER, pins, set)?;
         let size = SetSize {
             nodes_v4: capacity(&nodes_v4),
             nodes_v6: capacity(&nodes_v6),
             ports: capacity(&ports),
-            filter_bits: if capacity(&filter) >= 1 << filter_bits {
+            filter_bits: if filter_bits > 0 && capacity(&filter) >= 1 << filter_bits {
                 filter_bits
             } else {
                 0
@@ -90,92 +222,45 @@ impl SetMaps {
         })
     }
 
-    /// Puts these maps in rule set `set`'s outer slots.
+    /// Puts these maps in rule set `set`'s outer slots (filter and ports
+    /// first: a node never points at port rules that are not reachable).
     pub fn install(&self, outer: &mut Outer, set: u32) -> Result<(), AgentError> {
-        let put = |map| {
-            move |source| AgentError::Map { map, source }
-        };
-        outer
-            .filter
-            .set(set, &self.filter, 0)
-            .map_err(put(MAP_FILTER))?;
-        outer.ports.set(set, &self.ports, 0).map_err(put(MAP_PORTS))?;
-        outer
-            .nodes_v4
-            .set(set, &self.nodes_v4, 0)
-            .map_err(put(MAP_NODES_V4))?;
-        outer
-            .nodes_v6
-            .set(set, &self.nodes_v6, 0)
-            .map_err(put(MAP_NODES_V6))
+        let pins = outer.pins.clone();
+        let pins = pins.as_deref();
+        install_inner(&mut outer.filter, MAP_FILTER, pins, set, &self.filter)?;
+        install_inner(&mut outer.ports, MAP_PORTS, pins, set, &self.ports)?;
+        install_inner(&mut outer.nodes_v4, MAP_NODES_V4, pins, set, &self.nodes_v4)?;
+        install_inner(&mut outer.nodes_v6, MAP_NODES_V6, pins, set, &self.nodes_v6)
     }
 }
 
-/// The hit-counter map in the outer slot, or a new one of `capacity`
-/// installed there.
-pub fn read_or_create_hits(outer: &mut Outer, capacity: u32) -> Result<Hits, AgentError> {
-    if let Ok(h) = outer.hits.get(&0, 0) {
-        return Ok(h);
+/// The hit-counter array in the outer slot, if it can be trusted, mapped.
+pub fn read_hit_array(outer: &mut Outer) -> Result<Option<Counters>, AgentError> {
+    let pins = outer.pins.clone();
+    match read_inner::<HitArray>(&mut outer.hits, MAP_HITS, pins.as_deref(), 0) {
+        Some(a) => Counters::map(a, None).map(Some),
+        None => Ok(None),
     }
-    let h = Hits::create(capacity, BPF_F_NO_PREALLOC).map_err(create_err(MAP_HITS))?;
-    outer
-        .hits
-        .set(0, &h, 0)
-        .map_err(create_err(MAP_HITS))?;
-    Ok(h)
 }
 
-pub fn hits_capacity(h: &Hits) -> u32 {
-    capacity(h)
-}
-
-/// Moves the counts of `old` into a new map of `capacity` and swaps it in.
-/// Counts are copied, the new map installed, and once no packet can still
-/// be counting into `old`, what it gained meanwhile is added: only an
-/// increment landing on the same entry in the instant of that last write
-/// can be lost.
-pub fn resize_hits(outer: &mut Outer, old: &Hits, capacity: u32) -> Result<Hits, AgentError> {
-    let mut new = Hits::create(capacity, BPF_F_NO_PREALLOC).map_err(create_err(MAP_HITS))?;
-    let read = |m: &Hits| -> Result<Vec<(u32, Vec<u64>)>, AgentError> {
-        m.iter()
-            .map(|kv| kv.map(|(k, v)| (k, v.iter().copied().collect())))
-            .collect::<Result<_, _>>()
-            .map_err(create_err(MAP_HITS))
-    };
-    let per_cpu = |v: Vec<u64>| {
-        PerCpuValues::try_from(v).map_err(|e| AgentError::MapWrite {
-            map: MAP_HITS,
-            source: e,
-        })
-    };
-    let copied = read(old)?;
-    for (k, v) in &copied {
-        // A shrink may leave more counters than room: keep what fits.
-        if new.insert(k, per_cpu(v.clone())?, 0).is_err() {
-            break;
-        }
-    }
-    outer
-        .hits
-        .set(0, &new, 0)
-        .map_err(create_err(MAP_HITS))?;
-    std::thread::sleep(GRACE);
-    let before: std::collections::HashMap<u32, Vec<u64>> = copied.into_iter().collect();
-    for (k, v) in read(old)? {
-        let was = before.get(&k);
-        let gained: Vec<u64> = v
-            .iter()
-            .enumerate()
-            .map(|(cpu, n)| n - was.map_or(0, |w| w.get(cpu).copied().unwrap_or(0)))
-            .collect();
-        if gained.iter().all(|n| *n == 0) {
-            continue;
-        }
-        let now: Vec<u64> = match new.get(&k, 0) {
-            Ok(cur) => cur.iter().zip(&gained).map(|(a, b)| a + b).collect(),
-            Err(_) => gained,
-        };
-        let _ = new.insert(k, per_cpu(now)?, 0);
-    }
-    Ok(new)
+/// A new hit-counter array of `slots` slots per CPU, filled by `fill`
+/// before it is swapped into the outer map.
+pub fn create_hit_array<T>(
+    outer: &mut Outer,
+    slots: u32,
+    fill: impl FnOnce(&Counters) -> Result<T, AgentError>,
+) -> Result<(Counters, T), AgentError> {
+    let a = HitArray::create(elements(slots)?, BPF_F_INNER_MAP | BPF_F_MMAPABLE)
+        .map_err(map_err(MAP_HITS))?;
+    let counters = Counters::map(a, Some(slots))?;
+    let t = fill(&counters)?;
+    let pins = outer.pins.clone();
+    install_inner(
+        &mut outer.hits,
+        MAP_HITS,
+        pins.as_deref(),
+        0,
+        counters.array(),
+    )?;
+    Ok((counters, t))
 }

@@ -132,6 +132,7 @@ fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
     for (i, e) in list.iter().enumerate() {
         let rule = Rule {
             entry_id: i as u32 + 1,
+            counter: 0,
             action: ACTION_DROP,
             _pad: [0; 3],
         };
@@ -317,7 +318,8 @@ fn maps_memlock(prog: &Xdp) -> Result<u64> {
         let data = MapData::from_id(id)?;
         total += memlock(&data)?;
         if let Map::ArrayOfMaps(outer) = Map::from_map_data(data)? {
-            let outer: ArrayOfMaps<MapData, MapData> = ArrayOfMaps::try_from(Map::ArrayOfMaps(outer))?;
+            let outer: ArrayOfMaps<MapData, MapData> =
+                ArrayOfMaps::try_from(Map::ArrayOfMaps(outer))?;
             for i in 0..outer.len() {
                 if let Ok(inner) = outer.get(&i, 0) {
                     total += memlock(&inner)?;
