@@ -72,10 +72,27 @@ fn runs_with_the_units_capabilities_and_not_fewer() {
             .output();
     }
 
-    let mut c = bounded(&caps, &topo, list);
-    c.stderr(std::process::Stdio::null());
-    let _agent = c2wall_e2e::process::Guarded::spawn(c);
-    topo.wait_ready(std::time::Duration::from_secs(20));
+    let start = || {
+        let mut c = bounded(&caps, &topo, list);
+        c.stderr(std::process::Stdio::null());
+        let agent = c2wall_e2e::process::Guarded::spawn(c);
+        topo.wait_ready(std::time::Duration::from_secs(20));
+        agent
+    };
+    let agent = start();
     assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, OK4, 9000, 20), 20);
     assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 0);
+
+    // A restart with the same capabilities adopts the pinned rule set: the
+    // inner maps are opened from their pins (opening them by id would need
+    // CAP_SYS_ADMIN), so the same list needs no reload.
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    let _agent = start();
+    assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 0);
+    let m = topo.http_get("/metrics").unwrap();
+    assert!(
+        !m.contains("c2wall_applies_total{kind=\"reload\"}"),
+        "the restarted agent read the enforced set back: {m}"
+    );
 }

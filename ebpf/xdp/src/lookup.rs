@@ -215,8 +215,9 @@ fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
 }
 
 /// Whether either address is in the protected allowlist; a family whose
-/// allowlist is empty (`allow` bits of the config) costs nothing.
-#[inline(always)]
+/// allowlist is empty (`allow` bits of the config) costs nothing. Not
+/// inlined: the trie keys get a frame of their own (stack, see sample()).
+#[inline(never)]
 pub fn allowlisted(pkt: &Packet, allow: u8) -> bool {
     if pkt.family == FAMILY_V4 {
         if allow & ALLOW_HAS_V4 == 0 {

@@ -89,33 +89,46 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
         VERDICT_WOULD_DROP
     };
     count_verdict(base, verdict, dir, fam, len);
-    sample(
-        base,
-        cfg.sample_budget,
-        &pkt,
-        rule.entry_id,
-        verdict,
-        dir,
-        ifindex,
-    );
+    if cfg.sample_budget != 0 {
+        let what = Sampled {
+            base,
+            budget: cfg.sample_budget,
+            entry_id: rule.entry_id,
+            verdict,
+            dir,
+            ifindex,
+        };
+        sample(&what, &pkt);
+    }
     verdict == VERDICT_DROP
 }
 
-/// Writes a drop event if this CPU's budget for the current second allows;
-/// counts what it could not write. Never waits.
-#[inline(always)]
-fn sample(
+/// What [`sample`] reports, gathered in one struct: a BPF call takes at most
+/// five arguments.
+#[derive(Clone, Copy)]
+struct Sampled {
     base: u32,
     budget: u32,
-    pkt: &Packet,
     entry_id: u32,
     verdict: u32,
     dir: u32,
     ifindex: u32,
-) {
-    if budget == 0 {
-        return;
-    }
+}
+
+/// Writes a drop event if this CPU's budget for the current second allows;
+/// counts what it could not write. Never waits. Not inlined: the event is
+/// built on its own stack frame, which keeps the program's deepest call
+/// chain within the 512 bytes every kernel allows.
+#[inline(never)]
+fn sample(what: &Sampled, pkt: &Packet) {
+    let Sampled {
+        base,
+        budget,
+        entry_id,
+        verdict,
+        dir,
+        ifindex,
+    } = *what;
     let Some(st) = SAMPLER.get_ptr_mut(0) else {
         return;
     };

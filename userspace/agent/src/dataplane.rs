@@ -46,6 +46,23 @@ pub trait Dataplane {
     fn del_node(&mut self, set: u8, slot: &NodeSlot) -> Result<(), AgentError>;
     fn put_port(&mut self, set: u8, slot: &PortSlot, v: &PortValue) -> Result<(), AgentError>;
     fn del_port(&mut self, set: u8, slot: &PortSlot) -> Result<(), AgentError>;
+    /// Writes a whole table into `set` (a reload's fill), port rules first;
+    /// returns the number of writes. The same as one `put_port`/`put_node`
+    /// each; the kernel implementation batches them.
+    fn fill(
+        &mut self,
+        set: u8,
+        nodes: &HashMap<NodeSlot, NodeValue>,
+        ports: &HashMap<PortSlot, PortValue>,
+    ) -> Result<usize, AgentError> {
+        for (slot, v) in ports {
+            self.put_port(set, slot, v)?;
+        }
+        for (slot, v) in nodes {
+            self.put_node(set, slot, v)?;
+        }
+        Ok(nodes.len() + ports.len())
+    }
     /// Everything in the rule maps, both sets (used once, to adopt pinned maps).
     fn dump(&self) -> Result<Dump, AgentError>;
     fn allowlist(&self) -> Result<Vec<Prefix>, AgentError>;

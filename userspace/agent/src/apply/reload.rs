@@ -25,14 +25,7 @@ impl<D: Dataplane> Applier<D> {
                 self.dp.put_filter(next, *idx, b)?;
                 writes += 1;
             }
-            for (slot, v) in &new.ports {
-                self.dp.put_port(next, slot, v)?;
-                writes += 1;
-            }
-            for (slot, v) in &new.nodes {
-                self.dp.put_node(next, slot, v)?;
-                writes += 1;
-            }
+            writes += self.dp.fill(next, &new.nodes, &new.ports)?;
             Ok(())
         })();
         if let Err(e) = written {

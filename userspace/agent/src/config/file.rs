@@ -49,8 +49,9 @@ pub(super) struct FileConfig {
     pub(super) capacity: Capacity,
 }
 
-/// Map capacities (slots). Read when the maps are first created; changing them
-/// later needs `c2wall-agent detach` first.
+/// Upper limits of the maps (slots). Each reload sizes the maps of the rule
+/// set it fills to its list, never above these; a change applies at the next
+/// reload. `hits`: hit-counter slots, one per listed entry.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Capacity {

@@ -5,7 +5,9 @@
 //! managed here (`sets`, `hits`).
 
 mod allow;
+mod batch;
 mod dump;
+mod hit_array;
 mod hits;
 mod sets;
 
@@ -13,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 
-use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, IterableMap, Map, MapData, MapError, PerCpuArray};
 use c2wall_common::*;
 use c2wall_model::{Family, Prefix};
 
@@ -183,14 +185,14 @@ impl KernelMaps {
             for m in self.sets.iter().flatten() {
                 dump::counter_slots(m, &mut in_use)?;
             }
-            let array = match (sets::read_hit_array(&mut outer)?, self.access) {
+            let array = match (hit_array::read_hit_array(&mut outer)?, self.access) {
                 (Some(a), _) => a,
                 (None, Access::Own) => {
-                    sets::create_hit_array(&mut outer, hits::MIN_SLOTS, |_| Ok(()))?.0
+                    hit_array::create_hit_array(&mut outer, hits::MIN_SLOTS, |_| Ok(()))?.0
                 }
                 (None, Access::Read) => return Err(AgentError::MissingMap(MAP_HITS)),
             };
-            *hits = Some(HitSlots::adopt(array, in_use));
+            *hits = Some(HitSlots::adopt(array, in_use, self.limits.hits));
         }
         f(hits.as_mut().expect("built above"), &mut outer)
     }
@@ -285,6 +287,45 @@ impl Dataplane for KernelMaps {
     }
     fn del_port(&mut self, set: u8, s: &PortSlot) -> Result<(), AgentError> {
         del_ok(MAP_PORTS, self.set_mut(set)?.ports.remove(&port_key(s)))
+    }
+    fn fill(
+        &mut self,
+        set: u8,
+        nodes: &HashMap<NodeSlot, NodeValue>,
+        ports: &HashMap<PortSlot, PortValue>,
+    ) -> Result<usize, AgentError> {
+        let mut pk = Vec::with_capacity(ports.len());
+        let mut pv = Vec::with_capacity(ports.len());
+        for (s, v) in ports {
+            let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+            pk.push(port_key(s));
+            pv.push(PortValue { to_cc, from_cc });
+        }
+        let (mut k4, mut v4, mut k6, mut v6) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (s, v) in nodes {
+            let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+            let v = NodeValue {
+                to_cc,
+                from_cc,
+                ..*v
+            };
+            match s.family {
+                Family::V4 => {
+                    k4.push(v4_key(s));
+                    v4.push(v);
+                }
+                Family::V6 => {
+                    k6.push(v6_key(s));
+                    v6.push(v);
+                }
+            }
+        }
+        let m = self.set_mut(set)?;
+        let write = |map: &'static str| move |source| AgentError::MapWrite { map, source };
+        batch::update(m.ports.map(), &pk, &pv).map_err(write(MAP_PORTS))?;
+        batch::update(m.nodes_v4.map(), &k4, &v4).map_err(write(MAP_NODES_V4))?;
+        batch::update(m.nodes_v6.map(), &k6, &v6).map_err(write(MAP_NODES_V6))?;
+        Ok(nodes.len() + ports.len())
     }
     fn dump(&self) -> Result<Dump, AgentError> {
         let mut d = Dump::default();

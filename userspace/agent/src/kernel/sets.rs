@@ -19,14 +19,12 @@ use crate::dataplane::SetSize;
 use crate::error::AgentError;
 
 pub const BPF_F_NO_PREALLOC: u32 = 1;
-const BPF_F_INNER_MAP: u32 = 1 << 12;
-const BPF_F_MMAPABLE: u32 = 1 << 10;
+pub const BPF_F_INNER_MAP: u32 = 1 << 12;
 
 pub type NodesV4 = BpfHashMap<MapData, V4Key, NodeValue>;
 pub type NodesV6 = BpfHashMap<MapData, V6Key, NodeValue>;
 pub type Ports = BpfHashMap<MapData, PortKey, PortValue>;
 pub type Filter = Array<MapData, FilterBlock>;
-use super::hits::{elements, Counters, HitArray};
 
 /// The outer maps (index = rule set; hits: index 0), and where inner maps
 /// are pinned (None: unpinned maps of a test or the benchmark, which are
@@ -108,7 +106,12 @@ fn inner_pin(dir: &Path, outer_name: &str, index: u32) -> PathBuf {
 /// The inner map in slot `index` of an outer map, typed, if it can be
 /// trusted: from its pin when the maps are pinned (and the pin names the
 /// map in the slot), else by id.
-fn read_inner<V>(outer: &mut Map, name: &'static str, pins: Option<&Path>, index: u32) -> Option<V>
+pub(super) fn read_inner<V>(
+    outer: &mut Map,
+    name: &'static str,
+    pins: Option<&Path>,
+    index: u32,
+) -> Option<V>
 where
     V: TryFrom<Map, Error = MapError> + aya::maps::InnerMap,
     V: aya::maps::FromMapData,
@@ -129,7 +132,7 @@ where
 
 /// Puts `inner` in slot `index` of `outer` and, for pinned maps, pins it
 /// (staged, then renamed over the old pin once the slot holds it).
-fn install_inner<V>(
+pub(super) fn install_inner<V>(
     outer: &mut Map,
     name: &'static str,
     pins: Option<&Path>,
@@ -232,35 +235,4 @@ impl SetMaps {
         install_inner(&mut outer.nodes_v4, MAP_NODES_V4, pins, set, &self.nodes_v4)?;
         install_inner(&mut outer.nodes_v6, MAP_NODES_V6, pins, set, &self.nodes_v6)
     }
-}
-
-/// The hit-counter array in the outer slot, if it can be trusted, mapped.
-pub fn read_hit_array(outer: &mut Outer) -> Result<Option<Counters>, AgentError> {
-    let pins = outer.pins.clone();
-    match read_inner::<HitArray>(&mut outer.hits, MAP_HITS, pins.as_deref(), 0) {
-        Some(a) => Counters::map(a, None).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// A new hit-counter array of `slots` slots per CPU, filled by `fill`
-/// before it is swapped into the outer map.
-pub fn create_hit_array<T>(
-    outer: &mut Outer,
-    slots: u32,
-    fill: impl FnOnce(&Counters) -> Result<T, AgentError>,
-) -> Result<(Counters, T), AgentError> {
-    let a = HitArray::create(elements(slots)?, BPF_F_INNER_MAP | BPF_F_MMAPABLE)
-        .map_err(map_err(MAP_HITS))?;
-    let counters = Counters::map(a, Some(slots))?;
-    let t = fill(&counters)?;
-    let pins = outer.pins.clone();
-    install_inner(
-        &mut outer.hits,
-        MAP_HITS,
-        pins.as_deref(),
-        0,
-        counters.array(),
-    )?;
-    Ok((counters, t))
 }

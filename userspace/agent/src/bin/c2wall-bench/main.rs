@@ -209,6 +209,8 @@ fn main() -> Result<()> {
         let maps = loader::take_maps(&mut ebpf, &cap)?;
         let mut applier = Applier::adopt(maps)?;
         applier.set_mode(MODE_ENFORCE)?;
+        // Sampling as deployed: the default budget of drop events.
+        applier.set_sample_budget(DEFAULT_SAMPLE_BUDGET)?;
         let mut engine = Engine::new(applier, Ids::new(), None);
         let t = Instant::now();
         let mut ids = Ids::new();

@@ -1,0 +1,176 @@
+//! The hit-counter array, mapped into the agent's memory.
+//!
+//! Layout (`u64` elements): element 0 holds S, the slots per CPU; the
+//! counter of slot `s` on CPU `c` is element `1 + c * S + s`. Each CPU's
+//! counters are contiguous, so CPUs counting one entry do not share a cache
+//! line, and only the CPU that owns a counter increments it. The kernel
+//! cannot resize a per-CPU array behind an array of maps (it allows
+//! differing sizes only for plain arrays), hence a plain array laid out
+//! per CPU. It is mmapped, so reading a million counters is a memory scan.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aya::maps::{Array, IterableMap, MapData};
+use aya::util::nr_cpus;
+use c2wall_common::*;
+
+use super::sets::{install_inner, read_inner, Outer, BPF_F_INNER_MAP};
+use crate::error::AgentError;
+
+pub type HitArray = Array<MapData, u64>;
+
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+fn io_err(source: std::io::Error) -> AgentError {
+    AgentError::MapWrite {
+        map: MAP_HITS,
+        source,
+    }
+}
+
+/// Elements of an array of `slots` slots per CPU.
+pub fn elements(slots: u32) -> Result<u32, AgentError> {
+    let cpus = nr_cpus().map_err(|(_, e)| io_err(e))? as u64;
+    u32::try_from(1 + cpus * slots as u64)
+        .map_err(|_| io_err(std::io::Error::from_raw_os_error(libc::E2BIG)))
+}
+
+/// A hit array mapped into our memory.
+pub struct Counters {
+    map: HitArray,
+    base: *mut u64,
+    len: usize,
+    slots: u64,
+    cpus: u64,
+}
+
+// SAFETY: the mapping is owned by this value and only reached through it.
+unsafe impl Send for Counters {}
+
+impl Counters {
+    /// Maps `map` (created with BPF_F_MMAPABLE); when `slots` is Some, the
+    /// array is new and its slots-per-CPU element is written.
+    pub fn map(map: HitArray, slots: Option<u32>) -> Result<Counters, AgentError> {
+        let elements = map.len() as usize;
+        let page = 4096;
+        let len = (elements * 8).div_ceil(page) * page;
+        let fd = map.map().fd().as_fd().as_raw_fd();
+        // SAFETY: a shared mapping of the map's value area, unmapped on drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io_err(std::io::Error::last_os_error()));
+        }
+        let base = ptr as *mut u64;
+        if let Some(s) = slots {
+            // SAFETY: element 0 is inside the mapping.
+            unsafe { base.write_volatile(s as u64) };
+        }
+        // SAFETY: as above.
+        let slots = unsafe { base.read_volatile() };
+        let cpus = if slots == 0 {
+            0
+        } else {
+            (elements as u64 - 1) / slots
+        };
+        Ok(Counters {
+            map,
+            base,
+            len,
+            slots,
+            cpus,
+        })
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots as u32
+    }
+
+    pub fn array(&self) -> &HitArray {
+        &self.map
+    }
+
+    fn cell(&self, cpu: u64, slot: u32) -> Option<&AtomicU64> {
+        if (slot as u64) >= self.slots || cpu >= self.cpus {
+            return None;
+        }
+        let i = 1 + cpu * self.slots + slot as u64;
+        // SAFETY: i < elements, inside the mapping; u64 cells are aligned.
+        Some(unsafe { AtomicU64::from_ptr(self.base.add(i as usize)) })
+    }
+
+    /// Per-CPU counts of `slot`.
+    pub fn read(&self, slot: u32) -> Vec<u64> {
+        (0..self.cpus)
+            .map(|c| self.cell(c, slot).map_or(0, |a| a.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn add(&self, slot: u32, per_cpu: &[u64]) {
+        for (c, n) in per_cpu.iter().enumerate() {
+            if let Some(a) = self.cell(c as u64, slot) {
+                a.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn zero(&self, slot: u32) {
+        for c in 0..self.cpus {
+            if let Some(a) = self.cell(c, slot) {
+                a.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        // SAFETY: base/len are the mapping made in `map`.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// The hit-counter array in the outer slot, if it can be trusted, mapped.
+pub fn read_hit_array(outer: &mut Outer) -> Result<Option<Counters>, AgentError> {
+    let pins = outer.pins.clone();
+    match read_inner::<HitArray>(&mut outer.hits, MAP_HITS, pins.as_deref(), 0) {
+        Some(a) => Counters::map(a, None).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A new hit-counter array of `slots` slots per CPU, filled by `fill`
+/// before it is swapped into the outer map.
+pub fn create_hit_array<T>(
+    outer: &mut Outer,
+    slots: u32,
+    fill: impl FnOnce(&Counters) -> Result<T, AgentError>,
+) -> Result<(Counters, T), AgentError> {
+    let a =
+        HitArray::create(elements(slots)?, BPF_F_INNER_MAP | BPF_F_MMAPABLE).map_err(|source| {
+            AgentError::Map {
+                map: MAP_HITS,
+                source,
+            }
+        })?;
+    let counters = Counters::map(a, Some(slots))?;
+    let t = fill(&counters)?;
+    let pins = outer.pins.clone();
+    install_inner(
+        &mut outer.hits,
+        MAP_HITS,
+        pins.as_deref(),
+        0,
+        counters.array(),
+    )?;
+    Ok((counters, t))
+}
