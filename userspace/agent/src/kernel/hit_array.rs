@@ -15,7 +15,8 @@ use aya::maps::{Array, IterableMap, MapData};
 use aya::util::nr_cpus;
 use c2wall_common::*;
 
-use super::sets::{install_inner, read_inner, Outer, BPF_F_INNER_MAP};
+use super::create::BPF_MAP_TYPE_ARRAY;
+use super::sets::{install_inner, new_inner, read_inner, Outer, BPF_F_INNER_MAP};
 use crate::error::AgentError;
 
 pub type HitArray = Array<MapData, u64>;
@@ -155,13 +156,13 @@ pub fn create_hit_array<T>(
     slots: u32,
     fill: impl FnOnce(&Counters) -> Result<T, AgentError>,
 ) -> Result<(Counters, T), AgentError> {
-    let a =
-        HitArray::create(elements(slots)?, BPF_F_INNER_MAP | BPF_F_MMAPABLE).map_err(|source| {
-            AgentError::Map {
-                map: MAP_HITS,
-                source,
-            }
-        })?;
+    let a: HitArray = new_inner(
+        MAP_HITS,
+        BPF_MAP_TYPE_ARRAY,
+        "c2w_hits",
+        elements(slots)?,
+        BPF_F_INNER_MAP | BPF_F_MMAPABLE,
+    )?;
     let counters = Counters::map(a, Some(slots))?;
     let t = fill(&counters)?;
     let pins = outer.pins.clone();

@@ -6,6 +6,7 @@
 
 mod allow;
 mod batch;
+mod create;
 mod dump;
 mod hit_array;
 mod hits;

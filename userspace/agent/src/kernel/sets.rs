@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
 use c2wall_common::*;
 
+use super::create::{self, BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH};
 use crate::dataplane::SetSize;
 use crate::error::AgentError;
 
-pub const BPF_F_NO_PREALLOC: u32 = 1;
+const NO_PREALLOC: u32 = 1;
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
 
 pub type NodesV4 = BpfHashMap<MapData, V4Key, NodeValue>;
@@ -162,6 +163,39 @@ where
     Ok(())
 }
 
+/// A new inner map for outer map `map`, typed (key and value sizes from
+/// the type), with BTF (see create.rs).
+pub(super) fn new_inner<T>(
+    map: &'static str,
+    map_type: u32,
+    name: &str,
+    max_entries: u32,
+    flags: u32,
+) -> Result<T, AgentError>
+where
+    T: TryFrom<Map, Error = MapError> + InnerKv,
+{
+    let m = create::create(map_type, name, T::KEY, T::VALUE, max_entries, flags)
+        .map_err(|source| AgentError::MapWrite { map, source })?;
+    T::try_from(m).map_err(map_err(map))
+}
+
+/// Key and value sizes of a typed inner map.
+pub(super) trait InnerKv {
+    const KEY: u32;
+    const VALUE: u32;
+}
+
+impl<K: aya::Pod, V: aya::Pod> InnerKv for BpfHashMap<MapData, K, V> {
+    const KEY: u32 = std::mem::size_of::<K>() as u32;
+    const VALUE: u32 = std::mem::size_of::<V>() as u32;
+}
+
+impl<V: aya::Pod> InnerKv for Array<MapData, V> {
+    const KEY: u32 = 4;
+    const VALUE: u32 = std::mem::size_of::<V>() as u32;
+}
+
 /// The MapData of a typed map, for pinning.
 pub trait IterableMapData {
     fn data(&self) -> &MapData;
@@ -187,12 +221,22 @@ impl SetMaps {
             1u32 << size.filter_bits
         };
         Ok(SetMaps {
-            nodes_v4: NodesV4::create(size.nodes_v4, BPF_F_NO_PREALLOC)
-                .map_err(map_err(MAP_NODES_V4))?,
-            nodes_v6: NodesV6::create(size.nodes_v6, BPF_F_NO_PREALLOC)
-                .map_err(map_err(MAP_NODES_V6))?,
-            ports: Ports::create(size.ports, BPF_F_NO_PREALLOC).map_err(map_err(MAP_PORTS))?,
-            filter: Filter::create(blocks, BPF_F_INNER_MAP).map_err(map_err(MAP_FILTER))?,
+            nodes_v4: new_inner(
+                MAP_NODES_V4,
+                HASH,
+                "c2w_nodes_v4",
+                size.nodes_v4,
+                NO_PREALLOC,
+            )?,
+            nodes_v6: new_inner(
+                MAP_NODES_V6,
+                HASH,
+                "c2w_nodes_v6",
+                size.nodes_v6,
+                NO_PREALLOC,
+            )?,
+            ports: new_inner(MAP_PORTS, HASH, "c2w_ports", size.ports, NO_PREALLOC)?,
+            filter: new_inner(MAP_FILTER, ARRAY, "c2w_filter", blocks, BPF_F_INNER_MAP)?,
             size,
         })
     }
