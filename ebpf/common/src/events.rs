@@ -8,7 +8,7 @@
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropEvent {
-    /// `bpf_ktime_get_ns()`: nanoseconds since boot.
+    /// `bpf_ktime_get_coarse_ns()`: CLOCK_MONOTONIC nanoseconds (tick resolution).
     pub ts_ns: u64,
     /// The entry that matched (its id; see the agent's id table).
     pub entry_id: u32,

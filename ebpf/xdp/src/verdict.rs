@@ -3,7 +3,7 @@
 //! expansion level in use), take the stronger match, let the protected
 //! allowlist veto it, count, sample.
 
-use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns};
+use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns};
 use c2wall_common::*;
 use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
@@ -134,7 +134,9 @@ fn sample(what: &Sampled, pkt: &Packet) {
     };
     // SAFETY: per-CPU value, only this CPU touches it while we run.
     let st = unsafe { &mut *st };
-    let now = unsafe { bpf_ktime_get_ns() };
+    // The coarse clock (CLOCK_MONOTONIC at tick resolution) is a fraction of
+    // the precise one's cost and plenty for a one-second budget window.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     if now.wrapping_sub(st.window_start_ns) >= 1_000_000_000 {
         st.window_start_ns = now;
         st.used = 0;
