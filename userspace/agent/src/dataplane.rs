@@ -81,6 +81,10 @@ pub trait Dataplane {
     /// Per-entry hits summed over CPUs.
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
+    /// After entries went away (their hits forgotten): give memory back.
+    fn tidy(&mut self) -> Result<(), AgentError> {
+        Ok(())
+    }
     /// Writes one block of rule set `set`'s slot filter.
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
     /// Replaces rule set `set`'s maps with new, empty ones of `size`: what it

@@ -88,6 +88,7 @@ impl<D: Dataplane> Engine<D> {
         for id in gone {
             dp.forget_hits(id)?;
         }
+        dp.tidy()?;
         if let Some(path) = &self.ids_path {
             self.ids.save(path)?;
         }
@@ -156,6 +157,9 @@ impl<D: Dataplane> Engine<D> {
         let dp = self.applier.dataplane_mut();
         for (_, id) in &plan.removed {
             dp.forget_hits(*id)?;
+        }
+        if !plan.removed.is_empty() {
+            dp.tidy()?;
         }
         Ok(self.report(stats))
     }

@@ -11,9 +11,12 @@
 //!
 //! The array grows by doubling: a new one, the counts copied, swapped into
 //! the outer map; what the old array gained in the instant of the swap is
-//! added once no packet can be counting into it any more.
+//! added once no packet can be counting into it any more. Freed slots are
+//! reused lowest first, and when the list shrinks to a quarter of the array
+//! (and the slots in use allow it) the array is swapped for a smaller one
+//! the same way.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::hit_array::{create_hit_array, Counters};
@@ -37,7 +40,10 @@ pub struct HitSlots {
     counters: Counters,
     slot_of: HashMap<u32, u32>,
     id_of: HashMap<u32, u32>,
+    /// Freed slots in quarantine, oldest first.
     free: VecDeque<(u32, Instant)>,
+    /// Freed slots out of quarantine, reused lowest first.
+    ready: BTreeSet<u32>,
     /// Slots below this have been given out at some time (slot 0 never is).
     next: u32,
     /// Most slots (`capacity.hits`); entries beyond it are enforced but not
@@ -59,6 +65,7 @@ impl HitSlots {
             slot_of: HashMap::new(),
             id_of: HashMap::new(),
             free: VecDeque::new(),
+            ready: BTreeSet::new(),
             next: 1,
             limit,
             retired: None,
@@ -84,20 +91,23 @@ impl HitSlots {
         if let Some(s) = self.slot_of.get(&id) {
             return Ok(*s);
         }
-        let slot = match self.free.front() {
-            Some((s, at)) if at.elapsed() >= QUARANTINE => {
-                let s = *s;
-                self.free.pop_front();
-                s
+        while let Some((s, at)) = self.free.front() {
+            if at.elapsed() < QUARANTINE {
+                break;
             }
-            _ if self.next >= self.limit => {
+            self.ready.insert(*s);
+            self.free.pop_front();
+        }
+        let slot = match self.ready.pop_first() {
+            Some(s) => s,
+            None if self.next >= self.limit => {
                 tracing::warn!(
                     limit = self.limit,
                     "hit-counter slots exhausted (capacity.hits): new entries are enforced but not counted"
                 );
                 return Ok(0);
             }
-            _ => {
+            None => {
                 self.next += 1;
                 self.next - 1
             }
@@ -107,7 +117,7 @@ impl HitSlots {
                 .max(slot + 1)
                 .max(MIN_SLOTS)
                 .min(self.limit.max(MIN_SLOTS));
-            self.grow(outer, cap)?;
+            self.resize(outer, cap)?;
         }
         self.slot_of.insert(id, slot);
         self.id_of.insert(slot, id);
@@ -138,7 +148,29 @@ impl HitSlots {
             .collect()
     }
 
-    fn grow(&mut self, outer: &mut Outer, slots: u32) -> Result<(), AgentError> {
+    /// After entries went away: a smaller array when the slots in use fill
+    /// less than a quarter of this one and all fit the smaller one.
+    pub fn shrink_if_sparse(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
+        let cap = self.counters.slots();
+        let live = self.id_of.len() as u32;
+        if cap <= MIN_SLOTS || live.saturating_mul(4) >= cap {
+            return Ok(());
+        }
+        let top = self.id_of.keys().max().copied().unwrap_or(0);
+        let want = (live.max(top + 1) * 2).next_power_of_two().max(MIN_SLOTS);
+        if want >= cap || top >= want {
+            return Ok(());
+        }
+        self.resize(outer, want)?;
+        // Slots beyond the new end are gone; the next new one follows the
+        // highest in use.
+        self.next = top + 1;
+        self.ready.retain(|s| *s < self.next);
+        self.free.retain(|(s, _)| *s < self.next);
+        Ok(())
+    }
+
+    fn resize(&mut self, outer: &mut Outer, slots: u32) -> Result<(), AgentError> {
         self.fold_retired(true);
         let old = &self.counters;
         let ids = &self.id_of;

@@ -10,6 +10,7 @@ mod create;
 mod dump;
 mod hit_array;
 mod hits;
+pub mod memory;
 mod sets;
 
 use std::cell::RefCell;
@@ -400,6 +401,9 @@ impl Dataplane for KernelMaps {
     }
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
         self.with_hits(|h, _| h.forget(id))
+    }
+    fn tidy(&mut self) -> Result<(), AgentError> {
+        self.with_hits(|h, outer| h.shrink_if_sparse(outer))
     }
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
         self.set_mut(set)?

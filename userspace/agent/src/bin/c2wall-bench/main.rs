@@ -9,10 +9,7 @@ mod xdpfilt;
 
 use list::{make_list, probes, Probes};
 
-use std::{
-    os::fd::{AsFd, AsRawFd},
-    time::Instant,
-};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use aya::{
@@ -21,8 +18,8 @@ use aya::{
     Ebpf,
 };
 use c2wall_agent::{
-    apply::Applier, compile::compile, config::Capacity, engine::Engine, ids::Ids, loader,
-    source::Snapshot,
+    apply::Applier, compile::compile, config::Capacity, engine::Engine, ids::Ids, kernel::memory,
+    loader, source::Snapshot,
 };
 use c2wall_common::*;
 use c2wall_model::Entry;
@@ -318,25 +315,16 @@ fn maps_memlock(prog: &Xdp) -> Result<u64> {
     let mut total = 0;
     for id in prog.info()?.map_ids()?.unwrap_or_default() {
         let data = MapData::from_id(id)?;
-        total += memlock(&data)?;
+        total += memory::memlock(&data)?;
         if let Map::ArrayOfMaps(outer) = Map::from_map_data(data)? {
             let outer: ArrayOfMaps<MapData, MapData> =
                 ArrayOfMaps::try_from(Map::ArrayOfMaps(outer))?;
             for i in 0..outer.len() {
                 if let Ok(inner) = outer.get(&i, 0) {
-                    total += memlock(&inner)?;
+                    total += memory::memlock(&inner)?;
                 }
             }
         }
     }
     Ok(total)
-}
-
-fn memlock(data: &MapData) -> Result<u64> {
-    let fd = data.fd().as_fd().as_raw_fd();
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("memlock:"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .context("no memlock in fdinfo")
 }
