@@ -121,6 +121,7 @@ impl<D: Dataplane> Applier<D> {
         // Empty minimal maps (a fresh agent's) are never filled in place:
         // the first list takes a reload, which sizes the maps for it.
         let grows = add4 + add6 + addp > 0;
-        Ok(!self.stale && !(grows && size == SetSize::EMPTY) && fits_set(peak, size))
+        let fresh = grows && size == SetSize::EMPTY;
+        Ok(!self.stale && !fresh && fits_set(peak, size))
     }
 }

@@ -78,11 +78,7 @@ impl Counters {
         }
         // SAFETY: as above.
         let slots = unsafe { base.read_volatile() };
-        let cpus = if slots == 0 {
-            0
-        } else {
-            (elements as u64 - 1) / slots
-        };
+        let cpus = (elements as u64 - 1).checked_div(slots).unwrap_or(0);
         Ok(Counters {
             map,
             base,
