@@ -1,0 +1,231 @@
+//! The [`Dataplane`] operations on [`KernelMaps`]: map keys from slots,
+//! counter slots filled into rules on their way in, the rest delegated to
+//! the module that owns each map.
+
+use std::collections::HashMap;
+
+use aya::maps::IterableMap;
+use c2wall_common::*;
+use c2wall_model::{Family, Prefix};
+
+use super::sets::SetMaps;
+use super::{batch, del_ok, dump, put_err, KernelMaps};
+use crate::compile::{NodeSlot, PortSlot};
+use crate::dataplane::{Dataplane, Dump, SetSize};
+use crate::error::AgentError;
+
+fn v4_key(s: &NodeSlot) -> V4Key {
+    V4Key {
+        addr: [s.addr[0], s.addr[1], s.addr[2], s.addr[3]],
+        level: s.level,
+        _pad: [0; 3],
+    }
+}
+
+fn v6_key(s: &NodeSlot) -> V6Key {
+    V6Key {
+        addr: s.addr,
+        level: s.level,
+        _pad: [0; 3],
+    }
+}
+
+fn port_key(s: &PortSlot) -> PortKey {
+    PortKey {
+        addr: s.node.addr,
+        level: s.node.level,
+        family: match s.node.family {
+            Family::V4 => FAMILY_V4,
+            Family::V6 => FAMILY_V6,
+        },
+        proto: s.proto,
+        _pad0: 0,
+        port: s.port.to_be_bytes(),
+        _pad: [0; 2],
+    }
+}
+
+impl Dataplane for KernelMaps {
+    fn read_config(&self) -> Result<Config, AgentError> {
+        self.config.get(&0, 0).map_err(|source| AgentError::Map {
+            map: MAP_CONFIG,
+            source,
+        })
+    }
+    fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {
+        self.config.set(0, cfg, 0).map_err(put_err(MAP_CONFIG))
+    }
+    fn put_node(&mut self, set: u8, s: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
+        let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+        let v = NodeValue {
+            to_cc,
+            from_cc,
+            ..*v
+        };
+        let m = self.set_mut(set)?;
+        match s.family {
+            Family::V4 => m
+                .nodes_v4
+                .insert(v4_key(s), v, 0)
+                .map_err(put_err(MAP_NODES_V4)),
+            Family::V6 => m
+                .nodes_v6
+                .insert(v6_key(s), v, 0)
+                .map_err(put_err(MAP_NODES_V6)),
+        }
+    }
+    fn del_node(&mut self, set: u8, s: &NodeSlot) -> Result<(), AgentError> {
+        let m = self.set_mut(set)?;
+        match s.family {
+            Family::V4 => del_ok(MAP_NODES_V4, m.nodes_v4.remove(&v4_key(s))),
+            Family::V6 => del_ok(MAP_NODES_V6, m.nodes_v6.remove(&v6_key(s))),
+        }
+    }
+    fn put_port(&mut self, set: u8, s: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
+        let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+        self.set_mut(set)?
+            .ports
+            .insert(port_key(s), PortValue { to_cc, from_cc }, 0)
+            .map_err(put_err(MAP_PORTS))
+    }
+    fn del_port(&mut self, set: u8, s: &PortSlot) -> Result<(), AgentError> {
+        del_ok(MAP_PORTS, self.set_mut(set)?.ports.remove(&port_key(s)))
+    }
+    fn fill(
+        &mut self,
+        set: u8,
+        nodes: &HashMap<NodeSlot, NodeValue>,
+        ports: &HashMap<PortSlot, PortValue>,
+    ) -> Result<usize, AgentError> {
+        let mut pk = Vec::with_capacity(ports.len());
+        let mut pv = Vec::with_capacity(ports.len());
+        for (s, v) in ports {
+            let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+            pk.push(port_key(s));
+            pv.push(PortValue { to_cc, from_cc });
+        }
+        let (mut k4, mut v4, mut k6, mut v6) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (s, v) in nodes {
+            let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
+            let v = NodeValue {
+                to_cc,
+                from_cc,
+                ..*v
+            };
+            match s.family {
+                Family::V4 => {
+                    k4.push(v4_key(s));
+                    v4.push(v);
+                }
+                Family::V6 => {
+                    k6.push(v6_key(s));
+                    v6.push(v);
+                }
+            }
+        }
+        let m = self.set_mut(set)?;
+        let write = |map: &'static str| move |source| AgentError::MapWrite { map, source };
+        batch::update(m.ports.map(), &pk, &pv).map_err(write(MAP_PORTS))?;
+        batch::update(m.nodes_v4.map(), &k4, &v4).map_err(write(MAP_NODES_V4))?;
+        batch::update(m.nodes_v6.map(), &k6, &v6).map_err(write(MAP_NODES_V6))?;
+        Ok(nodes.len() + ports.len())
+    }
+    fn dump(&self) -> Result<Dump, AgentError> {
+        let mut d = Dump::default();
+        for (set, m) in self.sets.iter().enumerate() {
+            if let Some(m) = m {
+                dump::dump_set(m, set as u8, &mut d)?;
+            }
+        }
+        Ok(d)
+    }
+    fn readable(&self, set: u8) -> bool {
+        self.sets[set as usize & 1].is_some()
+    }
+    fn allowlist(&self) -> Result<Vec<Prefix>, AgentError> {
+        self.allow.prefixes()
+    }
+    fn put_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
+        self.allow.insert(p)
+    }
+    fn del_allow(&mut self, p: &Prefix) -> Result<(), AgentError> {
+        self.allow.remove(p)
+    }
+    fn counters(&self) -> Result<Vec<u64>, AgentError> {
+        let by_slot = self.counters_by_slot()?;
+        Ok((0..COUNTER_SLOTS as usize)
+            .map(|i| by_slot.iter().map(|c| c[i]).sum())
+            .collect())
+    }
+    fn counters_by_slot(&self) -> Result<Vec<Vec<u64>>, AgentError> {
+        let all: Vec<u64> = (0..COUNTER_ARRAY)
+            .map(|i| {
+                self.counters
+                    .get(&i, 0)
+                    .map(|per_cpu| per_cpu.iter().sum())
+                    .map_err(|source| AgentError::Map {
+                        map: MAP_COUNTERS,
+                        source,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(all
+            .chunks(COUNTER_SLOTS as usize)
+            .map(<[u64]>::to_vec)
+            .collect())
+    }
+    fn iface_slot(&self, ifindex: u32) -> Result<u32, AgentError> {
+        self.ifslot
+            .get(&(ifindex % IFINDEX_BUCKETS), 0)
+            .map_err(|source| AgentError::Map {
+                map: MAP_IFSLOT,
+                source,
+            })
+    }
+    fn iface_slots_used(&self) -> Result<Vec<u32>, AgentError> {
+        (0..IFINDEX_BUCKETS)
+            .map(|b| self.ifslot.get(&b, 0))
+            .filter(|r| !matches!(r, Ok(0)))
+            .collect::<Result<_, _>>()
+            .map_err(|source| AgentError::Map {
+                map: MAP_IFSLOT,
+                source,
+            })
+    }
+    fn set_iface_slot(&mut self, ifindex: u32, slot: u32) -> Result<(), AgentError> {
+        self.ifslot
+            .set(ifindex % IFINDEX_BUCKETS, slot, 0)
+            .map_err(put_err(MAP_IFSLOT))
+    }
+    fn hits(&self) -> Result<HashMap<u32, u64>, AgentError> {
+        self.with_hits(|h, _| Ok(h.hits()))
+    }
+    fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
+        self.with_hits(|h, _| h.forget(id))
+    }
+    fn tidy(&mut self) -> Result<(), AgentError> {
+        self.with_hits(|h, outer| h.shrink_if_sparse(outer))
+    }
+    fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
+        self.set_mut(set)?
+            .filter
+            .set(index, block, 0)
+            .map_err(put_err(MAP_FILTER))
+    }
+    fn reset_set(&mut self, set: u8, size: SetSize) -> Result<(), AgentError> {
+        let fresh = SetMaps::create(size)?;
+        fresh.install(&mut self.outer.borrow_mut(), (set & 1) as u32)?;
+        // The old maps are freed when the last reference (ours, here) goes.
+        self.sets[set as usize & 1] = Some(fresh);
+        Ok(())
+    }
+    fn set_size(&self, set: u8) -> SetSize {
+        self.sets[set as usize & 1]
+            .as_ref()
+            .map_or(SetSize::EMPTY, |m| m.size)
+    }
+    fn capacity(&self) -> (usize, usize, usize) {
+        let l = &self.limits;
+        (l.nodes_v4 as usize, l.nodes_v6 as usize, l.ports as usize)
+    }
+}
