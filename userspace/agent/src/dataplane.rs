@@ -81,7 +81,8 @@ pub trait Dataplane {
     /// Per-entry hits summed over CPUs.
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
-    /// After entries went away (their hits forgotten): give memory back.
+    /// After an apply (and the hits of entries that went away forgotten):
+    /// finish deferred work and give memory back.
     fn tidy(&mut self) -> Result<(), AgentError> {
         Ok(())
     }

@@ -113,7 +113,20 @@ impl<D: Dataplane> Applier<D> {
                 addp += 1;
             }
         }
-        let (old4, old6, oldp) = self.shadow.slot_counts();
+        // From the per-level counts, not a walk of the table: a delta's cost
+        // must follow the delta, not the list.
+        let count = |f: Family| -> usize {
+            self.level_counts
+                .iter()
+                .filter(|((fam, _), _)| *fam == f)
+                .map(|(_, n)| *n)
+                .sum()
+        };
+        let (old4, old6, oldp) = (
+            count(Family::V4),
+            count(Family::V6),
+            self.shadow.ports.len(),
+        );
         let peak = (old4 + add4, old6 + add6, oldp + addp);
         check_limits(peak, self.dp.capacity())?;
         let set = (self.cfg.active_set & 1) as u8;

@@ -204,7 +204,7 @@ impl Dataplane for KernelMaps {
         self.with_hits(|h, _| h.forget(id))
     }
     fn tidy(&mut self) -> Result<(), AgentError> {
-        self.with_hits(|h, outer| h.shrink_if_sparse(outer))
+        self.with_hits(|h, outer| h.tidy(outer))
     }
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
         self.set_mut(set)?

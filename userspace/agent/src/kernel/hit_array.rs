@@ -106,6 +106,22 @@ impl Counters {
     }
 
     /// Per-CPU counts of `slot`.
+    pub fn cpus(&self) -> u64 {
+        self.cpus
+    }
+
+    /// The count of `slot` on `cpu`.
+    pub fn get(&self, cpu: u64, slot: u32) -> u64 {
+        self.cell(cpu, slot)
+            .map_or(0, |a| a.load(Ordering::Relaxed))
+    }
+
+    pub fn add_one(&self, cpu: u64, slot: u32, n: u64) {
+        if let Some(a) = self.cell(cpu, slot) {
+            a.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     pub fn read(&self, slot: u32) -> Vec<u64> {
         (0..self.cpus)
             .map(|c| self.cell(c, slot).map_or(0, |a| a.load(Ordering::Relaxed)))

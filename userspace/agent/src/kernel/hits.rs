@@ -148,9 +148,16 @@ impl HitSlots {
             .collect()
     }
 
-    /// After entries went away: a smaller array when the slots in use fill
-    /// less than a quarter of this one and all fit the smaller one.
-    pub fn shrink_if_sparse(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
+    /// After an apply: folds in what a swapped-out array still holds (so
+    /// later deltas do not pay for it), then shrinks the array if sparse.
+    pub fn tidy(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
+        self.fold_retired(true);
+        self.shrink_if_sparse(outer)
+    }
+
+    /// A smaller array when the slots in use fill less than a quarter of
+    /// this one and all fit the smaller one.
+    fn shrink_if_sparse(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
         let cap = self.counters.slots();
         let live = self.id_of.len() as u32;
         if cap <= MIN_SLOTS || live.saturating_mul(4) >= cap {
@@ -210,17 +217,23 @@ impl HitSlots {
             std::thread::sleep(GRACE - age);
         }
         let r = self.retired.take().expect("checked above");
-        for slot in self.id_of.keys() {
-            let before = r.copied.get(slot);
-            let gained: Vec<u64> = r
-                .counters
-                .read(*slot)
-                .iter()
-                .enumerate()
-                .map(|(cpu, n)| n - before.and_then(|b| b.get(cpu)).copied().unwrap_or(0))
-                .collect();
-            if gained.iter().any(|n| *n != 0) {
-                self.counters.add(*slot, &gained);
+        // A scan of the old array's memory: cheap even at a million slots,
+        // unlike a walk of the slot table.
+        for cpu in 0..r.counters.cpus() {
+            for slot in 1..r.counters.slots() {
+                let now = r.counters.get(cpu, slot);
+                if now == 0 || !self.id_of.contains_key(&slot) {
+                    continue;
+                }
+                let before = r
+                    .copied
+                    .get(&slot)
+                    .and_then(|b| b.get(cpu as usize))
+                    .copied()
+                    .unwrap_or(0);
+                if now > before {
+                    self.counters.add_one(cpu, slot, now - before);
+                }
             }
         }
     }

@@ -35,7 +35,9 @@ use clap::Parser;
         some IPv4 /16-/24 and IPv6 /32-/64, some port-scoped), loads it into each program, \
         and measures ns per packet with BPF_PROG_TEST_RUN for packets that miss and packets \
         that hit, IPv4 and IPv6; then the load time, the kernel memory of each program's \
-        maps (the memlock the kernel reports) and c2wall's ratio to each peer.\n\
+        maps (the memlock the kernel reports) and c2wall's ratio to each peer; for c2wall \
+        also the time to apply a single-entry delta to the loaded list and the resident \
+        memory its engine took to load it.\n\
         hot  = the same packet repeated (caches warm), averaged over distinct packets;\n\
         cold = a different address on every run (repeat 1, includes the test-run timer overhead, \
         identical for both programs)."
@@ -160,6 +162,39 @@ struct Load {
     filt: Option<(f64, usize, u64)>,
     naive_load: f64,
     naive_mem: u64,
+    /// One entry added to and withdrawn from the loaded list, in ms.
+    delta_ms: (f64, f64),
+    /// Resident memory the agent's engine took to load the list.
+    engine_rss: u64,
+}
+
+/// This process's resident memory, in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The time to apply a single-entry delta (add, then withdraw) to the
+/// loaded list, as a coordinator delta reaches the agent.
+fn single_entry_delta(engine: &mut Engine<c2wall_agent::kernel::KernelMaps>) -> Result<(f64, f64)> {
+    // In the subscriber /24 the list generator leaves out.
+    let e = Entry {
+        prefix: "198.51.100.77/32".parse()?,
+        scope: None,
+        action: c2wall_model::Action::Drop,
+        direction: c2wall_model::Direction::Both,
+    };
+    let t = Instant::now();
+    engine.sync_changes(&[(e.identity(), Some(e.clone()))])?;
+    let add = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    engine.sync_changes(&[(e.identity(), None)])?;
+    Ok((add, t.elapsed().as_secs_f64() * 1e3))
 }
 
 const XDP_DROP: u32 = 1;
@@ -216,6 +251,7 @@ fn main() -> Result<()> {
         let compile_s = t.elapsed().as_secs_f64();
         let slots = compiled.nodes.len() + compiled.ports.len();
         drop(compiled);
+        let rss_before = rss();
         let t = Instant::now();
         let snap = Snapshot {
             entries: list.clone(),
@@ -223,6 +259,8 @@ fn main() -> Result<()> {
         };
         engine.sync(&snap)?;
         let load_s = t.elapsed().as_secs_f64();
+        let engine_rss = rss().saturating_sub(rss_before);
+        let delta_ms = single_entry_delta(&mut engine)?;
         let c2 = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
         print_row(n, "c2wall", &c2);
         miss_hot.push((n, c2[0], c2[1]));
@@ -252,6 +290,8 @@ fn main() -> Result<()> {
         print_ratio(n, "naive", &c2, &row);
         let naive_mem = maps_memlock(program(&naive, NAIVE_PROGRAM_NAME))?;
         loads.push(Load {
+            delta_ms,
+            engine_rss,
             n,
             compile_s,
             load_s,
@@ -293,6 +333,20 @@ fn main() -> Result<()> {
             mib(l.c2_mem),
             l.naive_load,
             mib(l.naive_mem)
+        );
+    }
+    println!();
+    println!(
+        "{:>9} {:>14} {:>19} {:>16}",
+        "entries", "delta add ms", "delta withdraw ms", "engine RSS MiB"
+    );
+    for l in &loads {
+        println!(
+            "{:>9} {:>14.3} {:>19.3} {:>16.1}",
+            l.n,
+            l.delta_ms.0,
+            l.delta_ms.1,
+            mib(l.engine_rss)
         );
     }
     if let (Some(first), Some(last)) = (miss_hot.first(), miss_hot.last()) {
