@@ -190,7 +190,7 @@ fn single_entry_delta(engine: &mut Engine<c2wall_agent::kernel::KernelMaps>) -> 
         direction: c2wall_model::Direction::Both,
     };
     let t = Instant::now();
-    engine.sync_changes(&[(e.identity(), Some(e.clone()))])?;
+    engine.sync_changes(&[(e.identity(), Some(e))])?;
     let add = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     engine.sync_changes(&[(e.identity(), None)])?;
