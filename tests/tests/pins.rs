@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use c2wall_e2e::{require_root, topo::*};
+use c2wall_e2e::{process::capture, require_root, topo::*};
 
 #[test]
 fn a_pin_that_names_another_map_is_not_trusted_and_the_set_keeps_enforcing() {
@@ -29,18 +29,14 @@ fn a_pin_that_names_another_map_is_not_trusted_and_the_set_keeps_enforcing() {
     for set in 0..2 {
         let pin = maps.join(format!("C2W_NODES_V4-{set}"));
         std::fs::remove_file(&pin).unwrap();
-        let out = Command::new("bpftool")
-            .args(["map", "create"])
-            .arg(&pin)
-            .args(["type", "hash", "key", "8", "value", "32", "entries", "1"])
-            .args(["name", "stray", "flags", "1"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (ok, out) = capture(
+            Command::new("bpftool")
+                .args(["map", "create"])
+                .arg(&pin)
+                .args(["type", "hash", "key", "8", "value", "32", "entries", "1"])
+                .args(["name", "stray", "flags", "1"]),
         );
+        assert!(ok, "{out}");
     }
     // With no agent the program still reads the real maps.
     assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 0);

@@ -126,9 +126,14 @@ impl<D: Dataplane> Applier<D> {
     }
 
     pub fn set_mode(&mut self, mode: u32) -> Result<(), AgentError> {
-        if self.cfg.mode != mode {
-            let mut c = self.cfg;
-            c.mode = mode;
+        self.update_config(|c| c.mode = mode)
+    }
+
+    /// Changes the config with `f` and writes it, only if that changed it.
+    fn update_config(&mut self, f: impl FnOnce(&mut Config)) -> Result<(), AgentError> {
+        let mut c = self.cfg;
+        f(&mut c);
+        if c != self.cfg {
             self.dp.write_config(&c)?;
             self.cfg = c;
         }
@@ -144,14 +149,10 @@ impl<D: Dataplane> Applier<D> {
     /// Records the coordinator version the maps now hold.
     pub fn set_synced(&mut self, version: u64, lineage: &[u8]) -> Result<(), AgentError> {
         let l = lineage16(lineage);
-        if (self.cfg.synced_version, self.cfg.synced_lineage) != (version, l) {
-            let mut c = self.cfg;
+        self.update_config(|c| {
             c.synced_version = version;
             c.synced_lineage = l;
-            self.dp.write_config(&c)?;
-            self.cfg = c;
-        }
-        Ok(())
+        })
     }
 
     /// Which allowlists (`ALLOW_HAS_V4` | `ALLOW_HAS_V6`) the program
@@ -159,24 +160,12 @@ impl<D: Dataplane> Applier<D> {
     /// after its last one is gone: a skipped non-empty allowlist would drop
     /// protected traffic, a consulted empty one only costs a lookup.
     pub fn set_allow(&mut self, families: u8) -> Result<(), AgentError> {
-        if self.cfg.allow != families {
-            let mut c = self.cfg;
-            c.allow = families;
-            self.dp.write_config(&c)?;
-            self.cfg = c;
-        }
-        Ok(())
+        self.update_config(|c| c.allow = families)
     }
 
     /// Sampled drop events per CPU per second (0: none).
     pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
-        if self.cfg.sample_budget != budget {
-            let mut c = self.cfg;
-            c.sample_budget = budget;
-            self.dp.write_config(&c)?;
-            self.cfg = c;
-        }
-        Ok(())
+        self.update_config(|c| c.sample_budget = budget)
     }
 
     /// Makes the active set equal to `new`, in place when the change is small.
