@@ -41,6 +41,7 @@ impl FEntry {
                 prefix,
                 protocol: self.protocol % 4,
                 port: self.port % 70_000,
+                domain: String::new(),
             }),
             direction: self.direction % 5,
             action: self.action % 4,

@@ -37,8 +37,8 @@ proptest! {
         for p in gen::probes(seed, &entries, 40) {
             let want = decide(&entries, &p);
             let got = sim.decide(&p);
-            let want = want.map(|m| (m.side == Side::ToCc, *m.entry));
-            let got = got.map(|(to, r)| (to, *by_id[&r.entry_id]));
+            let want = want.map(|m| (m.side == Side::ToCc, m.entry.clone()));
+            let got = got.map(|(to, r)| (to, by_id[&r.entry_id].clone()));
             prop_assert_eq!(got, want, "packet {:?}", p);
         }
     }
@@ -74,7 +74,7 @@ fn incremental(seeds: [u64; 3], n: usize) -> Result<(), TestCaseError> {
         None,
     );
     let first = Snapshot {
-        entries: lists[0].values().copied().collect(),
+        entries: lists[0].values().cloned().collect(),
         ..Default::default()
     };
     eng.sync(&first).unwrap();
@@ -83,11 +83,11 @@ fn incremental(seeds: [u64; 3], n: usize) -> Result<(), TestCaseError> {
         let mut changes: Vec<(Identity, Option<Entry>)> = next
             .iter()
             .filter(|(k, e)| cur.get(*k) != Some(*e))
-            .map(|(k, e)| (*k, Some(*e)))
+            .map(|(k, e)| (k.clone(), Some(e.clone())))
             .chain(
                 cur.keys()
                     .filter(|k| !next.contains_key(*k))
-                    .map(|k| (*k, None)),
+                    .map(|k| (k.clone(), None)),
             )
             .collect();
         let mut rng = seeds[step] ^ 0x5151;
@@ -102,7 +102,7 @@ fn incremental(seeds: [u64; 3], n: usize) -> Result<(), TestCaseError> {
         cur = next.clone();
         let with_ids: Vec<(Entry, u32)> = cur
             .iter()
-            .map(|(k, e)| (*e, eng.ids().get(k).expect("id")))
+            .map(|(k, e)| (e.clone(), eng.ids().get(k).expect("id")))
             .collect();
         let want = compile(&with_ids);
         let got = eng.applier.dataplane().active();

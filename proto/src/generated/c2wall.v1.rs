@@ -3,7 +3,7 @@
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct EntryKey {
     /// Canonical CIDR ("203.0.113.0/24", "2001:db8::/32"); host bits set is an
-    /// error. A bare address means /32 or /128.
+    /// error. A bare address means /32 or /128. Empty for a domain entry.
     #[prost(string, tag = "1")]
     pub prefix: ::prost::alloc::string::String,
     #[prost(enumeration = "Protocol", tag = "2")]
@@ -11,6 +11,12 @@ pub struct EntryKey {
     /// The C&C-side port, 1-65535 when protocol is set, else 0.
     #[prost(uint32, tag = "3")]
     pub port: u32,
+    /// A domain entry: "evil.example" (that name) or "\*.evil.example" (the name
+    /// and every name below it), normalised (lower case, no trailing dot, IDNA
+    /// A-labels). Exactly one of prefix and domain is set; a domain entry has no
+    /// protocol, port or direction.
+    #[prost(string, tag = "4")]
+    pub domain: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Entry {
@@ -415,12 +421,16 @@ pub struct SetModeResponse {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProtectedRequest {}
+/// One protected prefix or domain (exactly one of the two is set). A
+/// protected domain covers the name and every name below it.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProtectedPrefix {
     #[prost(string, tag = "1")]
     pub prefix: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub why: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub domain: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ProtectedResponse {
@@ -429,6 +439,7 @@ pub struct ProtectedResponse {
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProtectRequest {
+    /// A prefix, or empty when domain is set.
     #[prost(string, tag = "1")]
     pub prefix: ::prost::alloc::string::String,
     /// Why it must never be blocked (required to add).
@@ -439,6 +450,9 @@ pub struct ProtectRequest {
     pub remove: bool,
     #[prost(string, tag = "4")]
     pub reason: ::prost::alloc::string::String,
+    /// A domain to protect with everything below it ("isp.example").
+    #[prost(string, tag = "5")]
+    pub domain: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PendingRequest {}
@@ -717,6 +731,8 @@ pub struct GetResponse {
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ExplainRequest {
+    /// An IP address, or a DNS name ("www.evil.example": the domain entries
+    /// covering it, the exact one first, then wildcards from the name upwards).
     #[prost(string, tag = "1")]
     pub address: ::prost::alloc::string::String,
 }

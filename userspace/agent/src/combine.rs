@@ -23,7 +23,7 @@ pub fn merge(files: &Snapshot, coordinator: &SyncedSet) -> Snapshot {
         if local.contains(id) {
             overridden += 1;
         } else {
-            out.entries.push(*e);
+            out.entries.push(e.clone());
         }
     }
     if overridden > 0 {
@@ -51,7 +51,7 @@ pub fn enforce<D: Dataplane>(
             let ours: Vec<_> = changes
                 .iter()
                 .filter(|(id, _)| !local.contains(id))
-                .copied()
+                .cloned()
                 .collect();
             engine.sync_changes(&ours)
         }

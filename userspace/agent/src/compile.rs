@@ -203,7 +203,11 @@ impl Compiler {
     pub fn new(entries: &[(Entry, u32)]) -> Self {
         let mut own: BTreeMap<Prefix, Own> = BTreeMap::new();
         for (e, id) in entries {
-            let node = own.entry(e.prefix).or_default();
+            // Domain entries are enforced by resolvers, not by prefix tables.
+            let Some(prefix) = e.listed_prefix() else {
+                continue;
+            };
+            let node = own.entry(prefix).or_default();
             let rules = rule_of(e, *id);
             match e.scope {
                 None => node.addr = rules,
@@ -217,7 +221,7 @@ impl Compiler {
 
     /// The rules the entry `ident` compiled into, if it is listed.
     pub fn rules_of(&self, ident: &Identity) -> Option<[Option<Rule>; 2]> {
-        let o = self.own.get(&ident.prefix)?;
+        let o = self.own.get(&ident.prefix()?)?;
         let pair = match ident.scope {
             None => o.addr,
             Some(s) => *o.ports.get(&(s.protocol.number(), s.port))?,
@@ -290,12 +294,14 @@ impl Compiler {
     /// way. Either way the compiler holds the new entries; [`Compiler::revert`]
     /// with the returned undo puts the old ones back.
     pub fn update(&mut self, changes: &[Change]) -> (Option<Patch>, Undo) {
-        let slots = self.slots_under(changes.iter().map(|(i, _)| i.prefix));
+        let slots = self.slots_under(changes.iter().filter_map(|(i, _)| i.prefix()));
         let before = slots.as_ref().map(|s| self.contents(s));
         let mut undo = Vec::new();
         let mut saved = std::collections::HashSet::new();
         for (ident, new) in changes {
-            let p = ident.prefix;
+            let Some(p) = ident.prefix() else {
+                continue;
+            };
             if saved.insert(p) {
                 undo.push((p, self.own.get(&p).cloned()));
             }

@@ -93,8 +93,8 @@ impl<D: Dataplane> Engine<D> {
             self.ids.save(path)?;
         }
         self.kinds.clear();
-        for e in &snap.entries {
-            *self.kinds.entry(kind(e)).or_insert(0) += 1;
+        for k in snap.entries.iter().filter_map(kind) {
+            *self.kinds.entry(k).or_insert(0) += 1;
         }
         self.allow = snap.allow.len();
         self.rejected = snap.rejected.len();
@@ -116,28 +116,36 @@ impl<D: Dataplane> Engine<D> {
         let Some(compiler) = self.compiler.as_mut() else {
             return Err(AgentError::DeltaBeforeFullSync);
         };
+        // Domain entries are the resolvers' to enforce, not the prefix tables'.
+        let changes: Vec<&(Identity, Option<Entry>)> = changes
+            .iter()
+            .filter(|(i, _)| i.prefix().is_some())
+            .collect();
         let listed = changes.iter().filter(|(_, e)| e.is_some()).map(|(i, _)| i);
         let withdrawn = changes.iter().filter(|(_, e)| e.is_none()).map(|(i, _)| i);
         let plan = self.ids.plan(listed, withdrawn);
-        let fresh: std::collections::HashMap<Identity, u32> = plan.added.iter().copied().collect();
+        let fresh: std::collections::HashMap<Identity, u32> = plan.added.iter().cloned().collect();
         let mut kinds = self.kinds.clone();
         let mut with_ids: Vec<Change> = Vec::with_capacity(changes.len());
-        for (ident, entry) in changes {
+        for (ident, entry) in changes.iter().copied() {
             if let Some(rules) = compiler.rules_of(ident) {
                 let action = match rules.iter().flatten().next().map(|r| r.action) {
                     Some(ACTION_MONITOR) => Action::Monitor,
                     _ => Action::Drop,
                 };
-                if let Some(n) = kinds.get_mut(&(ident.prefix.family(), action)) {
+                let family = ident.prefix().map(|p| p.family());
+                if let Some(n) = family.and_then(|f| kinds.get_mut(&(f, action))) {
                     *n = n.saturating_sub(1);
                 }
             }
-            let with_id = entry.map(|e| {
-                *kinds.entry(kind(&e)).or_insert(0) += 1;
+            let with_id = entry.clone().map(|e| {
+                if let Some(k) = kind(&e) {
+                    *kinds.entry(k).or_insert(0) += 1;
+                }
                 let id = self.ids.get(ident).or(fresh.get(ident).copied());
                 (e, id.expect("planned"))
             });
-            with_ids.push((*ident, with_id));
+            with_ids.push((ident.clone(), with_id));
         }
         kinds.retain(|_, n| *n > 0);
         let (patch, undo) = compiler.update(&with_ids);
@@ -179,8 +187,10 @@ impl<D: Dataplane> Engine<D> {
     }
 }
 
-fn kind(e: &Entry) -> (Family, Action) {
-    (e.prefix.family(), e.action)
+/// The metric kind of a prefix entry; `None` for a domain entry, which the
+/// prefix tables do not hold.
+fn kind(e: &Entry) -> Option<(Family, Action)> {
+    Some((e.listed_prefix()?.family(), e.action))
 }
 
 /// The `Config::allow` bits of the families `prefixes` cover.

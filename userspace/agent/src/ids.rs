@@ -43,7 +43,8 @@ impl Ids {
     pub fn assign(&mut self, entries: &[Entry]) -> (Vec<(Entry, u32)>, Vec<u32>) {
         let mut keep = HashMap::with_capacity(entries.len());
         let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
+        // Domain entries are not compiled into the prefix tables: no id.
+        for e in entries.iter().filter(|e| e.listed_prefix().is_some()) {
             let ident = e.identity();
             let id = match self.by_identity.get(&ident) {
                 Some(id) => *id,
@@ -54,7 +55,7 @@ impl Ids {
                 }
             };
             keep.insert(ident, id);
-            out.push((*e, id));
+            out.push((e.clone(), id));
         }
         let gone = self
             .by_identity
@@ -62,7 +63,7 @@ impl Ids {
             .filter(|(k, _)| !keep.contains_key(k))
             .map(|(_, v)| *v)
             .collect();
-        self.by_id = keep.iter().map(|(k, v)| (*v, *k)).collect();
+        self.by_id = keep.iter().map(|(k, v)| (*v, k.clone())).collect();
         self.by_identity = keep;
         (out, gone)
     }
@@ -85,14 +86,14 @@ impl Ids {
         let mut fresh: HashMap<Identity, u32> = HashMap::new();
         for ident in listed {
             if !self.by_identity.contains_key(ident) && !fresh.contains_key(ident) {
-                fresh.insert(*ident, plan.next);
-                plan.added.push((*ident, plan.next));
+                fresh.insert(ident.clone(), plan.next);
+                plan.added.push((ident.clone(), plan.next));
                 plan.next += 1;
             }
         }
         for ident in withdrawn {
             if let Some(id) = self.by_identity.get(ident) {
-                plan.removed.push((*ident, *id));
+                plan.removed.push((ident.clone(), *id));
             }
         }
         plan
@@ -103,8 +104,8 @@ impl Ids {
     /// journal outgrows the table.
     pub fn commit(&mut self, plan: &IdPlan, journal: Option<&Path>) -> Result<(), AgentError> {
         for (ident, id) in &plan.added {
-            self.by_identity.insert(*ident, *id);
-            self.by_id.insert(*id, *ident);
+            self.by_identity.insert(ident.clone(), *id);
+            self.by_id.insert(*id, ident.clone());
         }
         for (ident, id) in &plan.removed {
             self.by_identity.remove(ident);
@@ -147,7 +148,7 @@ impl Ids {
 
     /// The entry an id names, if it is listed.
     pub fn identity(&self, id: u32) -> Option<Identity> {
-        self.by_id.get(&id).copied()
+        self.by_id.get(&id).cloned()
     }
 
     /// Loads the table; a missing file is an empty table.
@@ -185,7 +186,7 @@ impl Ids {
                 }
             }
         }
-        ids.by_id = ids.by_identity.iter().map(|(k, v)| (*v, *k)).collect();
+        ids.by_id = ids.by_identity.iter().map(|(k, v)| (*v, k.clone())).collect();
         // Lines beyond one per listed entry are journal to compact.
         ids.journal_lines = ids.journal_lines.saturating_sub(ids.by_identity.len());
         Ok(ids)
@@ -205,11 +206,11 @@ impl Ids {
 fn parse_identity(f: &[&str]) -> Option<Identity> {
     match f {
         [p] => Some(Identity {
-            prefix: p.parse().ok()?,
+            target: p.parse().ok()?,
             scope: None,
         }),
         [p, proto, port] => Some(Identity {
-            prefix: p.parse().ok()?,
+            target: p.parse().ok()?,
             scope: Some(PortScope::parse(proto, port).ok()?),
         }),
         _ => None,
@@ -233,7 +234,7 @@ mod tests {
 
     fn entry(s: &str) -> Entry {
         Entry {
-            prefix: s.parse().unwrap(),
+            target: s.parse().unwrap(),
             scope: None,
             action: Action::Drop,
             direction: Direction::Both,

@@ -176,7 +176,7 @@ fn allowlist_changes_apply_add_first() {
 }
 
 fn change(line: &str) -> (c2wall_model::Identity, Option<Entry>) {
-    let e = entries(line)[0];
+    let e = entries(line)[0].clone();
     (e.identity(), Some(e))
 }
 
@@ -230,7 +230,7 @@ fn a_failed_delta_changes_nothing() {
     let list = entries("203.0.113.0/24\n203.0.113.64/26 monitor\n192.0.2.1\n");
     let with_ids: Vec<(Entry, u32)> = list
         .iter()
-        .map(|e| (*e, eng.ids().get(&e.identity()).unwrap()))
+        .map(|e| (e.clone(), eng.ids().get(&e.identity()).unwrap()))
         .collect();
     let want = compile(&with_ids);
     let got = eng.applier.dataplane().active();

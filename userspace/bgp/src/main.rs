@@ -100,7 +100,7 @@ async fn run(args: Args) -> Result<()> {
     );
     let mut ex = Exporter::new(s, metrics.clone());
     // The last verified list is announced from the start (fail-static).
-    ex.prepare_with(saved.entries.values().copied().collect())?;
+    ex.prepare_with(saved.entries.values().cloned().collect())?;
     let (paths, birdc_bin) = (ex.paths.clone(), ex.settings.birdc.clone());
     let ex = Arc::new(Mutex::new(ex));
     if c2wall_bgp::bird::birdc(&birdc_bin, &paths, &["show", "status"]).is_ok() {
@@ -146,7 +146,7 @@ async fn run(args: Args) -> Result<()> {
     let (e1, e2, e3, m) = (ex.clone(), ex.clone(), ex.clone(), metrics.clone());
     let apply: ApplyFn<Entry> = Arc::new(move |set, _changes| {
         let mut g = e1.lock().expect("lock");
-        g.apply(set.entries.values().copied().collect())?;
+        g.apply(set.entries.values().cloned().collect())?;
         m.applied_version.set(set.version as i64);
         Ok(g.status())
     });

@@ -75,19 +75,19 @@ impl PeerPlan {
     }
 }
 
-fn flows(e: &Entry) -> Vec<Flow> {
+fn flows(e: &Entry, prefix: Prefix) -> Vec<Flow> {
     let scope = e.scope.map(|s| (s.protocol.number(), s.port));
     let mut out = Vec::new();
     if e.direction.includes_to() {
         out.push(Flow {
-            prefix: e.prefix,
+            prefix,
             destination: true,
             scope,
         });
     }
     if e.direction.includes_from() {
         out.push(Flow {
-            prefix: e.prefix,
+            prefix,
             destination: false,
             scope,
         });
@@ -106,6 +106,10 @@ pub fn plan<'a>(
     let mut fl: Vec<(Identity, Flow)> = Vec::new();
     let mut out = PeerPlan::default();
     for e in entries {
+        // A domain entry is the resolvers' (RPZ), never a route.
+        let Some(prefix) = e.listed_prefix() else {
+            continue;
+        };
         let id = e.identity();
         if e.action != Action::Drop {
             out.refused.push((id, Refused::Monitor));
@@ -113,28 +117,28 @@ pub fn plan<'a>(
         }
         if protected
             .iter()
-            .any(|p| p.contains(&e.prefix) || e.prefix.contains(p))
+            .any(|p| p.contains(&prefix) || prefix.contains(p))
         {
             out.refused.push((id, Refused::Protected));
             continue;
         }
         let whole = e.scope.is_none() && e.direction != Direction::From;
-        let floor_ok = e.prefix.len() >= peer.floor(e.prefix.family());
+        let floor_ok = prefix.len() >= peer.floor(prefix.family());
         if whole && peer.rtbh && floor_ok {
-            rtbh.push((id, e.prefix));
+            rtbh.push((id, prefix));
         } else if peer.flowspec {
             // A whole prefix below the RTBH floor still goes as a precise
             // destination rule; Flowspec has no floor of its own.
             let rules = if whole {
                 vec![Flow {
-                    prefix: e.prefix,
+                    prefix,
                     destination: true,
                     scope: None,
                 }]
             } else {
-                flows(e)
+                flows(e, prefix)
             };
-            fl.extend(rules.into_iter().map(|f| (id, f)));
+            fl.extend(rules.into_iter().map(|f| (id.clone(), f)));
         } else if whole {
             out.refused.push((id, Refused::Floor));
         } else {
@@ -155,7 +159,7 @@ pub fn plan<'a>(
             .map(|(i, p)| (i, Some(p), None))
             .chain(fl.drain(..).map(|(i, f)| (i, None, Some(f))))
             .collect();
-        all.sort_by_key(|(i, _, _)| key(&i.prefix));
+        all.sort_by_key(|(i, _, _)| i.prefix().as_ref().map(key));
         for (n, (i, p, f)) in all.into_iter().enumerate() {
             if n >= peer.max_routes {
                 out.refused.push((i, Refused::Ceiling));
@@ -196,7 +200,7 @@ mod tests {
 
     fn e(p: &str, action: Action, direction: Direction, port: Option<u16>) -> Entry {
         Entry {
-            prefix: p.parse().unwrap(),
+            target: p.parse().unwrap(),
             scope: port.map(|port| PortScope {
                 protocol: Protocol::Tcp,
                 port,

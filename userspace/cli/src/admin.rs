@@ -9,20 +9,29 @@ use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum ProtectCommand {
-    /// The protected prefixes (no entry may overlap them).
+    /// The protected prefixes and domains (no entry may overlap them).
     List,
-    /// Protect a prefix: entries inside it or containing it are refused.
+    /// Protect a prefix (entries inside it or containing it are refused) or,
+    /// with --domain, a name and everything below it (`c2wall protect add
+    /// --domain isp.example --why "our own portal"`).
     Add {
-        prefix: String,
+        #[arg(required_unless_present = "domain", conflicts_with = "domain")]
+        prefix: Option<String>,
+        /// A domain: entries at or below it, and wildcards above it, are refused.
+        #[arg(long, value_name = "NAME")]
+        domain: Option<String>,
         /// Why it must never be blocked (e.g. "ISP resolvers").
         #[arg(long)]
         why: String,
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Stop protecting a prefix.
+    /// Stop protecting a prefix or (--domain) a name.
     Remove {
-        prefix: String,
+        #[arg(required_unless_present = "domain", conflicts_with = "domain")]
+        prefix: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        domain: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -53,14 +62,24 @@ pub fn protected(r: &pb::ProtectedResponse, as_json: bool) {
         let list: Vec<_> = r
             .prefixes
             .iter()
-            .map(|p| json!({"prefix": p.prefix, "why": p.why}))
+            .map(|p| {
+                if p.domain.is_empty() {
+                    json!({"prefix": p.prefix, "why": p.why})
+                } else {
+                    json!({"domain": p.domain, "why": p.why})
+                }
+            })
             .collect();
         println!("{}", json!({ "protected": list }));
         return;
     }
-    crate::out!("{:<40} WHY", "PROTECTED PREFIX");
+    crate::out!("{:<40} WHY", "PROTECTED PREFIX OR DOMAIN");
     for p in &r.prefixes {
-        crate::out!("{:<40} {}", p.prefix, p.why);
+        if p.domain.is_empty() {
+            crate::out!("{:<40} {}", p.prefix, p.why);
+        } else {
+            crate::out!("{:<40} {}", format!("{} (and below)", p.domain), p.why);
+        }
     }
 }
 
@@ -150,6 +169,7 @@ pub async fn protect(
         ProtectCommand::List => client.protected(pb::ProtectedRequest {}).await?,
         ProtectCommand::Add {
             prefix,
+            domain,
             why,
             reason,
         } => {
@@ -157,7 +177,8 @@ pub async fn protect(
                 .protect(with_actor(
                     actor,
                     pb::ProtectRequest {
-                        prefix,
+                        prefix: prefix.unwrap_or_default(),
+                        domain: domain.unwrap_or_default(),
                         why,
                         remove: false,
                         reason,
@@ -165,12 +186,17 @@ pub async fn protect(
                 ))
                 .await?
         }
-        ProtectCommand::Remove { prefix, reason } => {
+        ProtectCommand::Remove {
+            prefix,
+            domain,
+            reason,
+        } => {
             client
                 .protect(with_actor(
                     actor,
                     pb::ProtectRequest {
-                        prefix,
+                        prefix: prefix.unwrap_or_default(),
+                        domain: domain.unwrap_or_default(),
                         why: String::new(),
                         remove: true,
                         reason,

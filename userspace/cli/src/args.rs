@@ -88,7 +88,9 @@ pub struct Scope {
 pub enum Command {
     /// Add or update entries (one version, all or nothing).
     Publish {
-        /// Prefixes (a bare address is a /32 or /128). Or use --file.
+        /// Prefixes (a bare address is a /32 or /128) or domains
+        /// (`evil.example` is that name, `*.evil.example` the name and
+        /// everything below it; served to resolvers as RPZ). Or use --file.
         prefixes: Vec<String>,
         #[command(flatten)]
         scope: Scope,
@@ -153,8 +155,11 @@ pub enum Command {
         #[command(flatten)]
         scope: Scope,
     },
-    /// Which entries match an address, most specific first.
-    Explain { address: String },
+    /// Which entries match an address or a DNS name, most specific first.
+    Explain {
+        /// An IP address, or a DNS name (which entries block it by name).
+        address: String,
+    },
     /// Recent versions.
     History {
         #[arg(long, default_value_t = 20)]

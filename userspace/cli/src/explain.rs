@@ -1,4 +1,5 @@
-//! `c2wall explain ADDRESS`: every record covering an address, where each
+//! `c2wall explain ADDRESS|NAME`: every record covering an address or a
+//! name, where each
 //! came from (through upstream coordinators, hop by hop), and upstream
 //! entries this coordinator keeps out.
 
@@ -22,6 +23,8 @@ pub fn print(addr: &str, r: &pb::ExplainResponse, as_json: bool) {
     }
     if r.matches.is_empty() {
         crate::out!("{addr}: not listed (version {})", r.version);
+    } else if addr.parse::<std::net::IpAddr>().is_err() {
+        crate::out!("{addr} is covered by (most specific first; resolvers answer it as the first says):");
     } else {
         crate::out!("{addr} is covered by (most specific first; the first whose port and direction fit the packet decides):");
     }

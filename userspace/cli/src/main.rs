@@ -20,19 +20,25 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use c2wall_model::wire::{entry_to_wire, identity_to_wire};
-use c2wall_model::{Action, Direction, Entry, Identity, PortScope, Prefix};
+use c2wall_model::{Action, Direction, Entry, Identity, PortScope, Target};
 use c2wall_proto::v1::{self as pb, publisher_client::PublisherClient};
 use clap::Parser;
 
+/// A prefix or a domain (`evil.example`, `*.evil.example`) with its scope.
 fn identity(prefix: &str, scope: &Scope) -> anyhow::Result<Identity> {
-    let prefix: Prefix = prefix.parse().map_err(|e| anyhow!("{e}"))?;
+    let target: Target = prefix.parse().map_err(|e| anyhow!("{e}"))?;
     let scope = match (&scope.protocol, scope.port) {
         (Some(p), Some(port)) => {
             Some(PortScope::parse(p, &port.to_string()).map_err(|e| anyhow!("{e}"))?)
         }
         _ => None,
     };
-    Ok(Identity { prefix, scope })
+    if let (Target::Domain(d), Some(_)) = (&target, scope) {
+        return Err(anyhow!(
+            "`{d}` is a domain entry: it has no protocol or port"
+        ));
+    }
+    Ok(Identity { target, scope })
 }
 
 enum Failure {
@@ -228,7 +234,7 @@ async fn run(
                     valid_until,
                     promote_at,
                     ..entry_to_wire(&Entry {
-                        prefix: id.prefix,
+                        target: id.target,
                         scope: id.scope,
                         action,
                         direction,

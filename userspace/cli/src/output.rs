@@ -11,6 +11,9 @@ pub use crate::text::ts;
 
 pub(crate) fn key(e: &pb::Entry) -> String {
     let k = e.key.clone().unwrap_or_default();
+    if !k.domain.is_empty() {
+        return k.domain;
+    }
     match pb::Protocol::try_from(k.protocol) {
         Ok(pb::Protocol::Tcp) => format!("{} tcp {}", k.prefix, k.port),
         Ok(pb::Protocol::Udp) => format!("{} udp {}", k.prefix, k.port),
@@ -34,12 +37,39 @@ pub(crate) fn direction(e: &pb::Entry) -> &'static str {
     }
 }
 
+/// One entry as `list --json` prints it: a prefix entry has `prefix`,
+/// `protocol` and `port`; a domain entry has `domain` instead.
 pub(crate) fn entry_json(e: &pb::Entry) -> Value {
     let k = e.key.clone().unwrap_or_default();
+    let mut v = entry_json_fields(e);
+    if let Value::Object(m) = &mut v {
+        if k.domain.is_empty() {
+            m.insert("prefix".into(), Value::from(k.prefix));
+            m.insert(
+                "protocol".into(),
+                match pb::Protocol::try_from(k.protocol) {
+                    Ok(pb::Protocol::Tcp) => Value::from("tcp"),
+                    Ok(pb::Protocol::Udp) => Value::from("udp"),
+                    _ => Value::Null,
+                },
+            );
+            m.insert(
+                "port".into(),
+                if k.port == 0 {
+                    Value::Null
+                } else {
+                    Value::from(k.port)
+                },
+            );
+        } else {
+            m.insert("domain".into(), Value::from(k.domain));
+        }
+    }
+    v
+}
+
+fn entry_json_fields(e: &pb::Entry) -> Value {
     json!({
-        "prefix": k.prefix,
-        "protocol": match pb::Protocol::try_from(k.protocol) { Ok(pb::Protocol::Tcp) => Value::from("tcp"), Ok(pb::Protocol::Udp) => Value::from("udp"), _ => Value::Null },
-        "port": if k.port == 0 { Value::Null } else { Value::from(k.port) },
         "action": action(e),
         "direction": direction(e),
         "source": e.source,

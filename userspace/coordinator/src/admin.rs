@@ -1,7 +1,7 @@
 //! Admin operations: the protected allowlist, held changes, the audit log,
 //! guard settings.
 
-use c2wall_model::{wire::records_from_wire, HeldKind, HeldState, Prefix};
+use c2wall_model::{wire::records_from_wire, HeldKind, HeldState, Target};
 use c2wall_proto::v1 as pb;
 use prost::Message;
 
@@ -26,13 +26,13 @@ impl Coordinator {
         inner.guards = Guards::new(cfg, protected);
     }
 
-    /// Why `prefix` from `source` would be refused, if it would.
-    pub fn guard_check(&self, prefix: &Prefix, source: &str) -> Option<String> {
+    /// Why `target` from `source` would be refused, if it would.
+    pub fn guard_check(&self, target: &Target, source: &str) -> Option<String> {
         self.inner
             .lock()
             .expect("lock")
             .guards
-            .refuse(prefix, source)
+            .refuse(target, source)
     }
 
     /// Writes one event to the audit log (the coordinator's own workers'
@@ -48,21 +48,23 @@ impl Coordinator {
         self.inner.lock().expect("lock").store.audit(&e)
     }
 
-    pub fn protected(&self) -> Vec<(Prefix, String)> {
+    /// The protected allowlist as stored: prefixes, then domains.
+    pub fn protected(&self) -> Vec<(Target, String)> {
         let inner = self.inner.lock().expect("lock");
         inner
             .guards
             .protected
             .iter()
-            .map(|(p, w)| (*p, w.clone()))
+            .map(|(p, w)| (p.clone(), w.clone()))
             .collect()
     }
 
-    /// Adds (`why` given) or removes a protected prefix, audited. Adding one
-    /// that listed entries overlap is refused, naming them: withdraw first.
+    /// Adds (`why` given) or removes a protected prefix or domain, audited.
+    /// Adding one that listed entries overlap is refused, naming them:
+    /// withdraw first. A protected domain protects its whole subtree.
     pub fn protect(
         &self,
-        prefix: Prefix,
+        prefix: Target,
         why: Option<&str>,
         origin: &Origin,
         reason: &str,
@@ -76,7 +78,7 @@ impl Coordinator {
                 let state = self.state.read().expect("lock");
                 let overlapping: Vec<String> = state
                     .listed_identities()
-                    .filter(|i| i.prefix.contains(&prefix) || prefix.contains(&i.prefix))
+                    .filter(|i| overlaps(&i.target, &prefix))
                     .filter(|i| {
                         !state
                             .records_of(i)
@@ -106,7 +108,7 @@ impl Coordinator {
             .store
             .set_protected(&prefix.to_string(), why, &audit)?;
         match why {
-            Some(w) => inner.guards.protected.insert(prefix, w.to_string()),
+            Some(w) => inner.guards.protected.insert(prefix.clone(), w.to_string()),
             None => inner.guards.protected.remove(&prefix),
         };
         Ok(())
@@ -290,5 +292,18 @@ impl Coordinator {
         drop(inner);
         self.forget_snapshot();
         Ok(m)
+    }
+}
+
+/// Some address or name is covered by both: prefixes that nest, or a domain
+/// at or below a protected one (a protected domain covers its subtree, and a
+/// wildcard entry covers the protected name if it lies above it).
+fn overlaps(listed: &Target, protected: &Target) -> bool {
+    match (listed, protected) {
+        (Target::Prefix(a), Target::Prefix(b)) => a.contains(b) || b.contains(a),
+        (Target::Domain(a), Target::Domain(b)) => {
+            a.name.is_at_or_below(&b.name) || (a.subtree && b.name.is_at_or_below(&a.name))
+        }
+        _ => false,
     }
 }

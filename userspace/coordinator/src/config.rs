@@ -145,7 +145,7 @@ struct File {
     /// `[[feed]]` tables.
     #[serde(default)]
     feed: Vec<crate::feeds::FeedConfig>,
-    /// `[guards]`: prefix floors and the change breaker.
+    /// `[guards]`: prefix floors, domain guards and the change breaker.
     #[serde(default)]
     guards: crate::guards::GuardConfig,
     /// `[limits]`: resource bounds.
@@ -266,6 +266,14 @@ impl Settings {
             },
         };
         let mut s = s;
+        crate::guards::Guards::check_config(&s.guards).map_err(|message| CoordError::Config {
+            path: a
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message,
+        })?;
         let mut names = std::collections::HashSet::new();
         for fc in &f.feed {
             let feed = fc.check().map_err(|message| CoordError::Config {

@@ -7,10 +7,14 @@
 //! - The protected allowlist (the ISP's and the centre's infrastructure,
 //!   public resolvers, anything an admin adds): an entry overlapping a
 //!   protected prefix (inside it or containing it) is refused, naming it.
+//! - Domains: never a public suffix (the Public Suffix List, compiled in),
+//!   a wildcard only at or below the depth its source allows, and never at,
+//!   below or above a protected domain (the big platforms by default, plus
+//!   the ISP's own names from config or `c2wall protect add --domain`).
 
 use std::collections::BTreeMap;
 
-use c2wall_model::{Family, Prefix};
+use c2wall_model::{Domain, DomainName, Family, Prefix, Target};
 use serde::Deserialize;
 
 /// Ranges no entry may touch, with why.
@@ -42,6 +46,36 @@ pub const DEFAULT_PROTECTED: &[(&str, &str)] = &[
     ("2620:fe::fe/128", "public resolver (Quad9)"),
 ];
 
+/// Names protected by default (`[guards] protected_domains` replaces the
+/// list): blocking them, or anything below them, would cut customers off
+/// services they use every day. A C&C hosted under one of them is reported
+/// to its operator, not blocked by name.
+pub const DEFAULT_PROTECTED_DOMAINS: &[&str] = &[
+    "google.com",
+    "googleapis.com",
+    "gstatic.com",
+    "youtube.com",
+    "apple.com",
+    "icloud.com",
+    "microsoft.com",
+    "windowsupdate.com",
+    "live.com",
+    "office.com",
+    "amazon.com",
+    "amazonaws.com",
+    "cloudflare.com",
+    "akamaiedge.net",
+    "akamai.net",
+    "facebook.com",
+    "instagram.com",
+    "whatsapp.net",
+    "github.com",
+    "line.me",
+    "yahoo.co.jp",
+    "rakuten.co.jp",
+    "ntp.org",
+];
+
 /// `[guards]` in the coordinator's config.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,6 +89,13 @@ pub struct GuardConfig {
     /// `breaker_share` of the list is held for an admin's confirmation.
     pub breaker_entries: usize,
     pub breaker_share: f64,
+    /// Names no domain entry may be at, below or above (the ISP adds its
+    /// own). Protected by config: `c2wall protect` does not remove them.
+    pub protected_domains: Vec<String>,
+    /// Labels a wildcard entry's name needs below its public suffix: 1
+    /// allows `*.evil.example` (a registrable domain and everything in it),
+    /// 2 only `*.cc.evil.example`. A source may have its own.
+    pub min_wildcard_labels: u8,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,6 +103,7 @@ pub struct GuardConfig {
 pub struct SourceFloor {
     pub min_prefix_v4: Option<u8>,
     pub min_prefix_v6: Option<u8>,
+    pub min_wildcard_labels: Option<u8>,
 }
 
 impl Default for GuardConfig {
@@ -72,20 +114,34 @@ impl Default for GuardConfig {
             sources: BTreeMap::new(),
             breaker_entries: 1000,
             breaker_share: 0.1,
+            protected_domains: DEFAULT_PROTECTED_DOMAINS
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+            min_wildcard_labels: 1,
         }
     }
 }
 
-/// The guards in force: config plus the protected allowlist from the store.
+/// The guards in force: config plus the protected allowlist from the store
+/// (prefixes and domains).
 #[derive(Debug, Clone, Default)]
 pub struct Guards {
     pub config: GuardConfig,
     special: Vec<(Prefix, &'static str)>,
-    pub protected: BTreeMap<Prefix, String>,
+    pub protected: BTreeMap<Target, String>,
+    /// `config.protected_domains`, parsed (a name that does not parse is
+    /// refused when the config is read).
+    config_domains: Vec<DomainName>,
 }
 
 impl Guards {
-    pub fn new(config: GuardConfig, protected: BTreeMap<Prefix, String>) -> Self {
+    pub fn new(config: GuardConfig, protected: BTreeMap<Target, String>) -> Self {
+        let config_domains = config
+            .protected_domains
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
         Guards {
             config,
             special: SPECIAL
@@ -93,7 +149,74 @@ impl Guards {
                 .map(|(p, why)| (p.parse().expect("literal"), *why))
                 .collect(),
             protected,
+            config_domains,
         }
+    }
+
+    /// The config's protected names that do not parse, with why.
+    pub fn check_config(config: &GuardConfig) -> Result<(), String> {
+        for d in &config.protected_domains {
+            d.parse::<DomainName>()
+                .map_err(|e| format!("[guards] protected_domains: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Why `t` from `source` must not be listed, if it must not.
+    pub fn refuse(&self, t: &Target, source: &str) -> Option<String> {
+        match t {
+            Target::Prefix(p) => self.refuse_prefix(p, source),
+            Target::Domain(d) => self.refuse_domain(d, source),
+        }
+    }
+
+    fn refuse_domain(&self, d: &Domain, source: &str) -> Option<String> {
+        let name = d.name.as_str();
+        let suffix = psl::suffix(name.as_bytes())
+            .and_then(|s| std::str::from_utf8(s.as_bytes()).ok().map(str::to_string))
+            .unwrap_or_default();
+        let suffix_labels = if suffix.is_empty() {
+            0
+        } else {
+            suffix.split('.').count()
+        };
+        let below = d.name.label_count().saturating_sub(suffix_labels);
+        if below == 0 {
+            return Some(format!(
+                "`{d}` is a public suffix (`{suffix}` on the Public Suffix List): \
+                 it would block every domain registered under it"
+            ));
+        }
+        if d.subtree {
+            let floor = self
+                .config
+                .sources
+                .get(source)
+                .and_then(|s| s.min_wildcard_labels)
+                .unwrap_or(self.config.min_wildcard_labels)
+                .max(1) as usize;
+            if below < floor {
+                return Some(format!(
+                    "`{d}` is a wildcard {below} label(s) below the public suffix `{suffix}`; \
+                     source `{source}` may list wildcards at least {floor} below \
+                     ([guards.sources.\"{source}\"] min_wildcard_labels)"
+                ));
+            }
+        }
+        let protected = self
+            .config_domains
+            .iter()
+            .map(|p| (p.clone(), "the coordinator's [guards] protected_domains".to_string()))
+            .chain(self.protected.iter().filter_map(|(t, why)| {
+                t.domain().map(|pd| (pd.name.clone(), why.clone()))
+            }));
+        for (p, why) in protected {
+            let hit = d.name.is_at_or_below(&p) || (d.subtree && p.is_at_or_below(&d.name));
+            if hit {
+                return Some(format!("`{d}` overlaps the protected domain {p} ({why})"));
+            }
+        }
+        None
     }
 
     fn floor(&self, source: &str, f: Family) -> u8 {
@@ -108,8 +231,7 @@ impl Guards {
         }
     }
 
-    /// Why `p` from `source` must not be listed, if it must not.
-    pub fn refuse(&self, p: &Prefix, source: &str) -> Option<String> {
+    fn refuse_prefix(&self, p: &Prefix, source: &str) -> Option<String> {
         if p.len() == 0 {
             return Some(format!(
                 "`{p}` is a default route: it would block everything"
@@ -136,12 +258,12 @@ impl Guards {
         // those inside p lie between p and its last host.
         let inside = self
             .protected
-            .range(*p..=p.last_host())
+            .range(Target::Prefix(*p)..=Target::Prefix(p.last_host()))
             .next()
-            .map(|(q, why)| (*q, why));
+            .and_then(|(q, why)| Some((q.prefix()?, why)));
         let around = (0..=p.len())
             .map(|l| p.truncate(l))
-            .find_map(|q| self.protected.get(&q).map(|why| (q, why)));
+            .find_map(|q| self.protected.get(&Target::Prefix(q)).map(|why| (q, why)));
         if let Some((q, why)) = around.or(inside) {
             return Some(format!("`{p}` overlaps the protected prefix {q} ({why})"));
         }
@@ -167,6 +289,7 @@ mod tests {
             SourceFloor {
                 min_prefix_v4: Some(8),
                 min_prefix_v6: None,
+                min_wildcard_labels: None,
             },
         );
         let protected = DEFAULT_PROTECTED

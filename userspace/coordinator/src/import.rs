@@ -154,10 +154,10 @@ impl Coordinator {
         let mut refused = Vec::new();
         let mut refused_entries = Vec::new();
         new.retain(
-            |id, (i, r)| match inner.guards.refuse(&r.entry.prefix, source) {
+            |id, (i, r)| match inner.guards.refuse(&r.entry.target, source) {
                 Some(why) => {
                     refused.push(format!("entries[{i}]: {why}"));
-                    refused_entries.push((*id, why));
+                    refused_entries.push((id.clone(), why));
                     false
                 }
                 None => true,

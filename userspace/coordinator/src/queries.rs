@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, ops::Bound};
 
-use c2wall_model::{Identity, Prefix, Record};
+use c2wall_model::{Domain, Identity, Prefix, Record, Target};
 use c2wall_proto::v1 as pb;
 use prost::Message;
 
@@ -27,7 +27,7 @@ impl Coordinator {
             (Some(k), _) => Bound::Excluded(k),
             (None, Some(w)) => Bound::Included((
                 Identity {
-                    prefix: w,
+                    target: w.into(),
                     scope: None,
                 },
                 String::new(),
@@ -37,8 +37,12 @@ impl Coordinator {
         let end = within.map(|w| w.last_host());
         let mut it = state
             .range(start)
-            .take_while(|r| end.is_none_or(|e| r.identity().prefix <= e))
-            .filter(|r| within.is_none_or(|w| w.contains(&r.identity().prefix)))
+            // Domain entries sort after every prefix: a `within` range ends
+            // at the first of them.
+            .take_while(|r| end.is_none_or(|e| r.identity().prefix().is_some_and(|p| p <= e)))
+            .filter(|r| {
+                within.is_none_or(|w| r.identity().prefix().is_some_and(|p| w.contains(&p)))
+            })
             .filter(|r| source.is_empty() || r.source() == source);
         let out: Vec<Record> = it.by_ref().take(limit).map(|r| r.record()).collect();
         let more = it.next().is_some();
@@ -62,17 +66,43 @@ impl Coordinator {
         for len in (0..=host.len()).rev() {
             let p = host.truncate(len);
             let from = Identity {
-                prefix: p,
+                target: p.into(),
                 scope: None,
             };
             let mut at: Vec<Record> = state
                 .range(Bound::Included((from, String::new())))
-                .take_while(|r| r.identity().prefix == p)
+                .take_while(|r| r.identity().prefix() == Some(p))
                 .map(|r| r.record())
                 .collect();
             // At equal length a port-scoped entry is the more specific.
             at.sort_by_key(|r| std::cmp::Reverse(r.entry.scope.is_some()));
             out.extend(at);
+        }
+        (out, state.version)
+    }
+
+    /// Records of domain entries covering `name`, most specific first: the
+    /// exact entry, then the wildcard of the name, then of each parent.
+    pub fn explain_name(&self, name: &c2wall_model::DomainName) -> (Vec<Record>, u64) {
+        let state = self.state.read().expect("lock");
+        let mut out = Vec::new();
+        let mut keys = vec![Domain {
+            name: name.clone(),
+            subtree: false,
+        }];
+        let mut at = Some(name.clone());
+        while let Some(n) = at {
+            at = n.parent();
+            keys.push(Domain {
+                name: n,
+                subtree: true,
+            });
+        }
+        for d in keys {
+            out.extend(state.records_of(&Identity {
+                target: Target::Domain(d),
+                scope: None,
+            }));
         }
         (out, state.version)
     }

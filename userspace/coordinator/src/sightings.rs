@@ -54,8 +54,9 @@ impl Coordinator {
             let Some(id) = s.entry.as_ref().and_then(|k| identity_from_wire(k).ok()) else {
                 return false;
             };
-            within.is_none_or(|w| w.contains(&id.prefix))
-                && family.is_none_or(|f| f == id.prefix.family())
+            let prefix = id.prefix();
+            within.is_none_or(|w| prefix.is_some_and(|p| w.contains(&p)))
+                && family.is_none_or(|f| prefix.is_some_and(|p| p.family() == f))
         };
         self.reader
             .lock()

@@ -39,7 +39,7 @@ async fn upstream_versions_become_records_with_provenance_and_resume_by_deltas()
     .await;
     let r = upstream_records(&isp)
         .into_iter()
-        .find(|r| r.entry.prefix.to_string() == "192.0.2.1/32")
+        .find(|r| r.entry.listed_prefix().unwrap().to_string() == "192.0.2.1/32")
         .unwrap();
     assert_eq!((r.category.as_str(), r.confidence), ("mirai", 90));
     assert_eq!(r.reference, "ticket for 192.0.2.1");

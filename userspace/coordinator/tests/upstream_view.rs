@@ -52,7 +52,7 @@ async fn a_view_coordinator_limits_what_a_downstream_sees() {
     let got = isp.source_records("upstream:view");
     assert_eq!(got.len(), 1, "only feed-a's entry: {got:?}");
     let r = &got[0];
-    assert_eq!(r.entry.prefix.to_string(), "192.0.2.1/32");
+    assert_eq!(r.entry.listed_prefix().unwrap().to_string(), "192.0.2.1/32");
     let hops: Vec<(&str, &str)> = r
         .chain
         .iter()

@@ -72,7 +72,7 @@ impl Policy {
             out.push(Record {
                 promote_at: None,
                 entry: Entry {
-                    prefix: e.prefix,
+                    target: e.prefix.into(),
                     scope,
                     action: self.action,
                     direction: Direction::Both,

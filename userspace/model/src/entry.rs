@@ -1,9 +1,78 @@
-//! A blocklist entry: a C&C prefix, optionally scoped to the C&C-side protocol
-//! and port, with the direction it applies to and what to do on a match.
+//! A blocklist entry: a C&C prefix (optionally scoped to the C&C-side
+//! protocol and port, with the direction it applies to) or a C&C domain, and
+//! what to do on a match.
 
 use std::{fmt, str::FromStr};
 
-use crate::{ModelError, Prefix};
+use crate::{Domain, ModelError, Prefix};
+
+/// What an entry lists: addresses (enforced by the edge's XDP program and
+/// border routers) or a DNS name (enforced by the ISP's resolvers through
+/// RPZ, and at the edge by following DNS answers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Prefix(Prefix),
+    Domain(Domain),
+}
+
+impl Target {
+    pub fn prefix(&self) -> Option<Prefix> {
+        match self {
+            Target::Prefix(p) => Some(*p),
+            Target::Domain(_) => None,
+        }
+    }
+    pub fn domain(&self) -> Option<&Domain> {
+        match self {
+            Target::Prefix(_) => None,
+            Target::Domain(d) => Some(d),
+        }
+    }
+}
+
+impl From<Prefix> for Target {
+    fn from(p: Prefix) -> Self {
+        Target::Prefix(p)
+    }
+}
+
+impl From<Domain> for Target {
+    fn from(d: Domain) -> Self {
+        Target::Domain(d)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Prefix(p) => p.fmt(f),
+            Target::Domain(d) => d.fmt(f),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = ModelError;
+    /// An address or prefix if it reads as one; otherwise a name when it
+    /// holds a letter or a `*` (so a mistyped address is reported as an
+    /// address, not as a strange name).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<Prefix>() {
+            Ok(p) => Ok(Target::Prefix(p)),
+            Err(e) => {
+                let t = s.trim();
+                let looks_like_name = !t.contains(':')
+                    && !t.contains('/')
+                    && t.chars().any(|c| c.is_alphabetic() || c == '*' || c == '_');
+                if looks_like_name {
+                    Ok(Target::Domain(t.parse()?))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -130,17 +199,23 @@ impl fmt::Display for Direction {
     }
 }
 
-/// What makes two entries the same entry: the prefix and the port scope.
+/// What makes two entries the same entry: the target and the port scope.
 /// Direction and action are attributes of the entry, not part of its identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Identity {
-    pub prefix: Prefix,
+    pub target: Target,
     pub scope: Option<PortScope>,
+}
+
+impl Identity {
+    pub fn prefix(&self) -> Option<Prefix> {
+        self.target.prefix()
+    }
 }
 
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.prefix)?;
+        write!(f, "{}", self.target)?;
         if let Some(s) = self.scope {
             write!(f, " {} {}", s.protocol, s.port)?;
         }
@@ -148,9 +223,9 @@ impl fmt::Display for Identity {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Entry {
-    pub prefix: Prefix,
+    pub target: Target,
     pub scope: Option<PortScope>,
     pub action: Action,
     pub direction: Direction,
@@ -159,9 +234,32 @@ pub struct Entry {
 impl Entry {
     pub fn identity(&self) -> Identity {
         Identity {
-            prefix: self.prefix,
+            target: self.target.clone(),
             scope: self.scope,
         }
+    }
+    /// The listed prefix; `None` for a domain entry.
+    pub fn listed_prefix(&self) -> Option<Prefix> {
+        self.target.prefix()
+    }
+    /// Refuses what a domain entry cannot carry: a port scope or a
+    /// direction (a resolver sees names, not flows).
+    pub fn check(&self) -> Result<(), ModelError> {
+        if let Target::Domain(d) = &self.target {
+            if self.scope.is_some() {
+                return Err(ModelError::DomainWith {
+                    domain: d.to_string(),
+                    what: "a protocol and port",
+                });
+            }
+            if self.direction != Direction::Both {
+                return Err(ModelError::DomainWith {
+                    domain: d.to_string(),
+                    what: "a direction",
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -177,10 +275,11 @@ impl fmt::Display for Entry {
 }
 
 /// One entry in the blocklist line syntax (comment already removed):
-/// `PREFIX [tcp|udp PORT] [drop|monitor] [to|from|both]`.
+/// `PREFIX [tcp|udp PORT] [drop|monitor] [to|from|both]` or
+/// `NAME [drop|monitor]` (`evil.example`, `*.evil.example`).
 pub fn parse_entry(line: &str) -> Result<Entry, String> {
     let mut tokens = line.split_whitespace();
-    let prefix: Prefix = tokens
+    let target: Target = tokens
         .next()
         .ok_or("empty entry")?
         .parse()
@@ -218,10 +317,12 @@ pub fn parse_entry(line: &str) -> Result<Entry, String> {
             }
         }
     }
-    Ok(Entry {
-        prefix,
+    let entry = Entry {
+        target,
         scope,
         action: action.unwrap_or_default(),
         direction: direction.unwrap_or_default(),
-    })
+    };
+    entry.check().map_err(|e| e.to_string())?;
+    Ok(entry)
 }

@@ -17,6 +17,14 @@ pub enum ModelError {
     BadAction(String),
     #[error("`{0}` is not a direction (to, from or both)")]
     BadDirection(String),
+    #[error("`{input}`: label `{label}` {why}")]
+    BadDomain {
+        input: String,
+        label: String,
+        why: String,
+    },
+    #[error("domain entry `{domain}` cannot carry {what}")]
+    DomainWith { domain: String, what: &'static str },
     #[error("label {0}")]
     BadLabel(String),
 }

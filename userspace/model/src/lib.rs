@@ -3,6 +3,7 @@
 //! Nothing here touches the kernel: the kernel layout lives in `c2wall-common`
 //! and the translation in the agent's compiler.
 
+mod domain;
 mod entry;
 mod error;
 pub mod labels;
@@ -15,7 +16,8 @@ pub mod sign;
 mod subscriber;
 pub mod wire;
 
-pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol};
+pub use domain::{Domain, DomainName};
+pub use entry::{parse_entry, Action, Direction, Entry, Identity, PortScope, Protocol, Target};
 pub use error::ModelError;
 pub use labels::{Labels, Selector};
 pub use mode::{HeldKind, HeldState, Mode, Modes, Scope};

@@ -52,12 +52,12 @@ pub fn side_match<'a>(entries: &'a [Entry], pkt: &PacketView, side: Side) -> Opt
             Side::ToCc => e.direction.includes_to(),
             Side::FromCc => e.direction.includes_from(),
         })
-        .filter(|e| e.prefix.contains_addr(addr))
+        .filter(|e| e.listed_prefix().is_some_and(|p| p.contains_addr(addr)))
         .filter(|e| match e.scope {
             None => true,
             Some(PortScope { protocol, port: p }) => port == Some((protocol, p)),
         })
-        .max_by_key(|e| (e.prefix.len(), e.scope.is_some()))
+        .max_by_key(|e| (e.listed_prefix().map(|p| p.len()), e.scope.is_some()))
 }
 
 /// The entry that decides the packet, if any.
@@ -94,7 +94,7 @@ mod tests {
 
     fn e(s: &str, scope: Option<(Protocol, u16)>, action: Action, direction: Direction) -> Entry {
         Entry {
-            prefix: s.parse().unwrap(),
+            target: s.parse().unwrap(),
             scope: scope.map(|(protocol, port)| PortScope { protocol, port }),
             action,
             direction,
@@ -134,7 +134,7 @@ mod tests {
             "203.0.113.7",
             Some((Protocol::Tcp, 5000, 80)),
         );
-        assert_eq!(decide(&list, &tcp80).unwrap().entry.prefix.len(), 24);
+        assert_eq!(decide(&list, &tcp80).unwrap().entry.listed_prefix().unwrap().len(), 24);
         let none = pkt("198.51.100.1", "203.0.114.7", None);
         assert!(decide(&list, &none).is_none());
     }

@@ -199,7 +199,7 @@ mod tests {
         Record {
             promote_at: None,
             entry: Entry {
-                prefix: line.parse().unwrap(),
+                target: line.parse().unwrap(),
                 scope: None,
                 action,
                 direction,
@@ -248,7 +248,7 @@ mod tests {
         d3.remove(&es[0]);
         assert_eq!(d3, SetDigest::of(&es[1..]));
         assert_eq!(SetDigest::from_bytes(&d1.to_bytes()), Some(d1));
-        let mut changed = es[0];
+        let mut changed = es[0].clone();
         changed.action = Action::Monitor;
         assert_ne!(SetDigest::of([&changed]), SetDigest::of([&es[0]]));
     }

@@ -4,7 +4,9 @@
 
 use c2wall_proto::v1 as pb;
 
-use crate::{limits, Action, Direction, Entry, Identity, PortScope, Prefix, Protocol, Record};
+use crate::{
+    limits, Action, Direction, Domain, Entry, Identity, PortScope, Prefix, Protocol, Record, Target,
+};
 
 pub use crate::error::WireError;
 
@@ -15,6 +17,29 @@ impl From<WireError> for tonic::Status {
 }
 
 pub fn identity_from_wire(k: &pb::EntryKey) -> Result<Identity, WireError> {
+    if !k.domain.is_empty() {
+        if !k.prefix.is_empty() {
+            return Err(WireError::new(
+                "domain",
+                "both prefix and domain are set; an entry lists one of them",
+            ));
+        }
+        if k.protocol != 0 || k.port != 0 {
+            return Err(WireError::new(
+                "domain",
+                "a domain entry has no protocol or port",
+            ));
+        }
+        limits::text("domain", &k.domain, limits::NAME_BYTES)?;
+        let domain: Domain = k
+            .domain
+            .parse()
+            .map_err(|e: crate::ModelError| WireError::new("domain", e.to_string()))?;
+        return Ok(Identity {
+            target: Target::Domain(domain),
+            scope: None,
+        });
+    }
     let prefix: Prefix = k
         .prefix
         .trim()
@@ -52,7 +77,10 @@ pub fn identity_from_wire(k: &pb::EntryKey) -> Result<Identity, WireError> {
             ))
         }
     };
-    Ok(Identity { prefix, scope })
+    Ok(Identity {
+        target: Target::Prefix(prefix),
+        scope,
+    })
 }
 
 pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
@@ -67,10 +95,17 @@ pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
             port,
         }) => (pb::Protocol::Udp, port),
     };
-    pb::EntryKey {
-        prefix: i.prefix.to_string(),
-        protocol: protocol as i32,
-        port: port as u32,
+    match &i.target {
+        Target::Prefix(p) => pb::EntryKey {
+            prefix: p.to_string(),
+            protocol: protocol as i32,
+            port: port as u32,
+            domain: String::new(),
+        },
+        Target::Domain(d) => pb::EntryKey {
+            domain: d.to_string(),
+            ..Default::default()
+        },
     }
 }
 
@@ -153,14 +188,18 @@ impl TryFrom<&pb::Entry> for Record {
                 "only a monitor entry is promoted (publish it with action monitor)",
             ));
         }
+        let entry = Entry {
+            target: ident.target,
+            scope: ident.scope,
+            action,
+            direction,
+        };
+        entry
+            .check()
+            .map_err(|err| WireError::new("direction", err.to_string()))?;
         Ok(Record {
             promote_at,
-            entry: Entry {
-                prefix: ident.prefix,
-                scope: ident.scope,
-                action,
-                direction,
-            },
+            entry,
             source: e.source.clone(),
             category: e.category.clone(),
             reference: e.reference.clone(),
@@ -253,6 +292,7 @@ mod tests {
                 prefix: prefix.into(),
                 protocol: protocol as i32,
                 port,
+                domain: String::new(),
             }),
             source: "feed".into(),
             confidence: 80,

@@ -9,7 +9,7 @@ use std::{
     },
 };
 
-use c2wall_model::{Identity, Prefix, SetDigest};
+use c2wall_model::{Identity, SetDigest};
 use c2wall_proto::v1 as pb;
 
 pub use crate::origin::{now, Origin};
@@ -23,7 +23,7 @@ use c2wall_model::sign::Signer32;
 /// The protected allowlist as stored.
 pub(crate) fn protected_of(
     store: &dyn Store,
-) -> Result<std::collections::BTreeMap<Prefix, String>, CoordError> {
+) -> Result<std::collections::BTreeMap<c2wall_model::Target, String>, CoordError> {
     store
         .protected()?
         .into_iter()

@@ -41,9 +41,12 @@ impl Coordinator {
                     reason: format!("`{}` from {} is also upserts[{j}]", r.identity(), r.source),
                 }));
             }
-            if let Some(why) = inner.guards.refuse(&r.entry.prefix, &r.source) {
+            if let Some(why) = inner.guards.refuse(&r.entry.target, &r.source) {
                 return Err(CoordError::Invalid(c2wall_model::wire::WireError {
-                    field: format!("upserts[{i}].key.prefix"),
+                    field: format!(
+                        "upserts[{i}].key.{}",
+                        if r.entry.target.domain().is_some() { "domain" } else { "prefix" }
+                    ),
                     reason: format!("refused: {why}"),
                 }));
             }
@@ -69,7 +72,7 @@ impl Coordinator {
                     "withdrawals[{i}]: `{}` is listed only by {}, which this coordinator follows: \
                      its entries change upstream; to keep it out here, protect it \
                      (`c2wall protect add {}`)",
-                    w.identity, upstream[0].source, w.identity.prefix
+                    w.identity, upstream[0].source, protect_arg(&w.identity.target)
                 )));
             }
             if matching.is_empty() {
@@ -362,5 +365,13 @@ impl Coordinator {
             .saturating_sub(keep)
             + 1;
         inner.store.compact(from)
+    }
+}
+
+/// The `c2wall protect add` arguments that keep `t` out.
+fn protect_arg(t: &c2wall_model::Target) -> String {
+    match t {
+        c2wall_model::Target::Prefix(p) => p.to_string(),
+        c2wall_model::Target::Domain(d) => format!("--domain {}", d.name),
     }
 }

@@ -131,7 +131,7 @@ pub fn stage_health(
     let busiest = subscribers
         .iter()
         .max_by_key(|(_, s)| s.len())
-        .map(|(id, s)| (*id, s.len() as u64));
+        .map(|(id, s)| (id.clone(), s.len() as u64));
     let heaviest = per_agent
         .iter()
         .max_by_key(|(_, n)| **n)
@@ -139,7 +139,7 @@ pub fn stage_health(
 
     let mut breach = None;
     let mut signals = Vec::new();
-    let subs = busiest.map_or(0, |(_, n)| n);
+    let subs = busiest.as_ref().map_or(0, |(_, n)| *n);
     if let Some((id, n)) = busiest.filter(|(_, n)| *n > b.max_subscribers_per_new_entry) {
         breach = Some((
             format!(
@@ -241,10 +241,10 @@ mod tests {
         let now = 10_000;
         let digests: HashMap<u64, Vec<u8>> = (1..=3).map(|v| (v, vec![v as u8])).collect();
         let bad: Identity = c2wall_model::Identity {
-            prefix: "192.0.2.9".parse().unwrap(),
+            target: "192.0.2.9".parse().unwrap(),
             scope: None,
         };
-        let new_entries = HashMap::from([(bad, 3u64)]);
+        let new_entries = HashMap::from([(bad.clone(), 3u64)]);
         let key = c2wall_model::wire::identity_to_wire(&bad);
         let sighting = |sub: &str| pb::Sighting {
             subscriber: sub.into(),

@@ -1,7 +1,7 @@
-//! Explain: the records covering an address, and the upstream entries
-//! covering it that this coordinator keeps out (and why).
+//! Explain: the records covering an address or a name, and the upstream
+//! entries covering it that this coordinator keeps out (and why).
 
-use c2wall_model::{limits, Prefix};
+use c2wall_model::{limits, DomainName, Prefix};
 use c2wall_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -12,16 +12,26 @@ pub(super) fn explain(
     req: Request<pb::ExplainRequest>,
 ) -> Result<Response<pb::ExplainResponse>, Status> {
     let a = req.into_inner().address;
-    let addr = a.trim().parse().map_err(|_| {
-        Status::invalid_argument(format!(
-            "address: `{}` is not an IP address",
-            limits::quote(&a, 64)
-        ))
-    })?;
-    let (matches, version) = svc.coord.explain(addr);
-    let vetoed = svc
-        .upstreams
-        .vetoes_covering(&Prefix::host(addr))
+    let (matches, version, vetoes) = match a.trim().parse() {
+        Ok(addr) => {
+            let (m, v) = svc.coord.explain(addr);
+            (m, v, svc.upstreams.vetoes_covering(&Prefix::host(addr)))
+        }
+        Err(_) if a.len() <= limits::NAME_BYTES && a.chars().any(|c| c.is_alphabetic()) => {
+            let name: DomainName = a
+                .parse()
+                .map_err(|e| Status::invalid_argument(format!("address: {e}")))?;
+            let (m, v) = svc.coord.explain_name(&name);
+            (m, v, svc.upstreams.vetoes_covering_name(&name))
+        }
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "address: `{}` is neither an IP address nor a DNS name",
+                limits::quote(&a, 64)
+            )))
+        }
+    };
+    let vetoed = vetoes
         .into_iter()
         .map(|v| pb::Veto {
             entry: Some(pb::Entry::from(&v.record)),

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use c2wall_model::{
     limits,
     wire::{identity_from_wire, records_from_wire, WireError},
-    Prefix,
+    Domain, Prefix, Target,
 };
 use c2wall_proto::v1::{self as pb, publisher_server::Publisher};
 use prost::Message;
@@ -218,15 +218,33 @@ impl Publisher for Service {
         let r = req.into_inner();
         check_reason("why", &r.why)?;
         check_reason("reason", &r.reason)?;
-        let prefix: Prefix = r
-            .prefix
-            .trim()
-            .parse()
-            .map_err(|e| Status::invalid_argument(format!("prefix: {e}")))?;
+        let prefix: Target = match (r.prefix.trim(), r.domain.trim()) {
+            (p, "") => Target::Prefix(
+                p.parse()
+                    .map_err(|e| Status::invalid_argument(format!("prefix: {e}")))?,
+            ),
+            ("", d) if !d.starts_with('*') => Target::Domain(Domain {
+                name: d
+                    .parse()
+                    .map_err(|e| Status::invalid_argument(format!("domain: {e}")))?,
+                subtree: true,
+            }),
+            ("", d) => {
+                return Err(Status::invalid_argument(format!(
+                    "domain: `{d}`: give the name alone; a protected domain always covers \
+                     everything below it"
+                )))
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "prefix and domain are both set: protect one at a time",
+                ))
+            }
+        };
         if !r.remove && r.why.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "why: say why the prefix must never be blocked",
-            ));
+            return Err(Status::invalid_argument(format!(
+                "why: say why {prefix} must never be blocked"
+            )));
         }
         let coord = self.coord.clone();
         let why = (!r.remove).then(|| r.why.trim().to_string());
@@ -450,9 +468,17 @@ fn protected_response(coord: &Coordinator) -> pb::ProtectedResponse {
         prefixes: coord
             .protected()
             .into_iter()
-            .map(|(p, why)| pb::ProtectedPrefix {
-                prefix: p.to_string(),
-                why,
+            .map(|(t, why)| match t {
+                Target::Prefix(p) => pb::ProtectedPrefix {
+                    prefix: p.to_string(),
+                    why,
+                    domain: String::new(),
+                },
+                Target::Domain(d) => pb::ProtectedPrefix {
+                    domain: d.name.to_string(),
+                    why,
+                    prefix: String::new(),
+                },
             })
             .collect(),
     }

@@ -282,19 +282,20 @@ struct Received {
     records: Vec<c2wall_model::Record>,
 }
 
-/// A page token names the last record of the page: `prefix|protocol|port|source`.
+/// A page token names the last record of the page:
+/// `prefix-or-domain|protocol|port|source`.
 pub(super) fn page_token(r: &c2wall_model::Record) -> String {
     let (proto, port) = r
         .entry
         .scope
         .map(|s| (s.protocol.number(), s.port))
         .unwrap_or((0, 0));
-    format!("{}|{proto}|{port}|{}", r.entry.prefix, r.source)
+    format!("{}|{proto}|{port}|{}", r.entry.target, r.source)
 }
 
 pub(super) fn parse_page_token(t: &str) -> Option<crate::state::RecordKey> {
     let mut f = t.splitn(4, '|');
-    let prefix: Prefix = f.next()?.parse().ok()?;
+    let target: c2wall_model::Target = f.next()?.parse().ok()?;
     let proto: u8 = f.next()?.parse().ok()?;
     let port: u16 = f.next()?.parse().ok()?;
     let source = f.next()?.to_string();
@@ -310,5 +311,5 @@ pub(super) fn parse_page_token(t: &str) -> Option<crate::state::RecordKey> {
         }),
         _ => return None,
     };
-    Some((c2wall_model::Identity { prefix, scope }, source))
+    Some((c2wall_model::Identity { target, scope }, source))
 }

@@ -72,7 +72,7 @@ impl State {
         // past its window is one the expiry worker has not removed yet (it
         // deletes what it expires), so it still counts; its expiry is the
         // worker's next version.
-        let mut ids: Vec<Identity> = s.records.keys().map(|(i, _)| *i).collect();
+        let mut ids: Vec<Identity> = s.records.keys().map(|(i, _)| i.clone()).collect();
         ids.dedup();
         let mut effective = Vec::with_capacity(ids.len());
         for i in ids {
@@ -88,7 +88,7 @@ impl State {
     }
 
     fn key(&self, ident: &Identity, source: &str) -> Option<Key> {
-        self.names.get(source).map(|s| (*ident, s))
+        self.names.get(source).map(|s| (ident.clone(), s))
     }
 
     fn effective_of_record(&mut self, r: &Record) -> Effective {
@@ -108,12 +108,12 @@ impl State {
         now: i64,
     ) -> Option<Record> {
         let changed: Vec<(&str, &Option<Record>)> = overlay
-            .range((*ident, String::new())..)
+            .range((ident.clone(), String::new())..)
             .take_while(|((i, _), _)| i == ident)
             .map(|((_, source), r)| (source.as_str(), r))
             .collect();
         let base = self
-            .refs(Bound::Included((*ident, Arc::from(""))))
+            .refs(Bound::Included((ident.clone(), Arc::from(""))))
             .take_while(|r| r.ident == ident)
             .filter(|r| !changed.iter().any(|(s, _)| *s == r.source()))
             .map(|r| r.record());
@@ -149,7 +149,7 @@ impl State {
 
     /// Records of one identity (any source).
     pub fn records_of(&self, ident: &Identity) -> Vec<Record> {
-        self.refs(Bound::Included((*ident, Arc::from(""))))
+        self.refs(Bound::Included((ident.clone(), Arc::from(""))))
             .take_while(|r| r.ident == ident)
             .map(|r| r.record())
             .collect()
@@ -189,7 +189,7 @@ impl State {
     }
 
     fn materialise(&self, ident: &Identity, e: &Effective) -> Record {
-        let supplier = self.records.get(&(*ident, e.source.clone()));
+        let supplier = self.records.get(&(ident.clone(), e.source.clone()));
         let mut r = match supplier {
             Some(s) => s.record(ident, &e.source),
             // Applied records and effective entries move together (records
@@ -371,7 +371,7 @@ impl State {
             .from
             .range((after + 1, (min_identity(), Arc::from("")))..)
             .take_while(|(f, _)| *f <= upto)
-            .map(|(_, (i, _))| *i)
+            .map(|(_, (i, _))| i.clone())
             .collect();
         (expired, opened)
     }
@@ -394,7 +394,7 @@ fn effective_of_records(records: impl IntoIterator<Item = Record>) -> Option<Rec
 
 fn min_identity() -> Identity {
     Identity {
-        prefix: c2wall_model::Prefix::host(std::net::Ipv4Addr::UNSPECIFIED.into()).truncate(0),
+        target: (c2wall_model::Prefix::host(std::net::Ipv4Addr::UNSPECIFIED.into()).truncate(0)).into(),
         scope: None,
     }
 }

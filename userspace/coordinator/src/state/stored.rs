@@ -67,7 +67,7 @@ impl Stored {
     pub(super) fn record(&self, ident: &Identity, source: &str) -> Record {
         Record {
             entry: Entry {
-                prefix: ident.prefix,
+                target: ident.target.clone(),
                 scope: ident.scope,
                 action: self.action,
                 direction: self.direction,
@@ -99,7 +99,7 @@ pub(super) struct Effective {
 impl Effective {
     pub(super) fn entry(&self, ident: &Identity) -> Entry {
         Entry {
-            prefix: ident.prefix,
+            target: ident.target.clone(),
             scope: ident.scope,
             action: self.action,
             direction: self.direction,

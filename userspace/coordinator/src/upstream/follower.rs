@@ -71,8 +71,8 @@ impl Touched {
         match (changes, &mut *self) {
             (_, Touched::All) => {}
             (None, t) => *t = Touched::All,
-            (Some(ch), Touched::Some(ids)) => ids.extend(ch.iter().map(|(id, _)| *id)),
-            (Some(ch), t) => *t = Touched::Some(ch.iter().map(|(id, _)| *id).collect()),
+            (Some(ch), Touched::Some(ids)) => ids.extend(ch.iter().map(|(id, _)| id.clone())),
+            (Some(ch), t) => *t = Touched::Some(ch.iter().map(|(id, _)| id.clone()).collect()),
         }
     }
 }
@@ -109,7 +109,19 @@ impl Follower {
             .expect("lock")
             .vetoed
             .values()
-            .filter(|v| v.record.entry.prefix.contains(p))
+            .filter(|v| v.record.entry.listed_prefix().is_some_and(|q| q.contains(p)))
+            .cloned()
+            .collect()
+    }
+
+    /// Vetoed upstream domain entries covering `name` (for explain).
+    pub fn vetoes_covering_name(&self, name: &c2wall_model::DomainName) -> Vec<Veto> {
+        self.view
+            .lock()
+            .expect("lock")
+            .vetoed
+            .values()
+            .filter(|v| v.record.entry.target.domain().is_some_and(|d| d.covers(name)))
             .cloned()
             .collect()
     }
@@ -237,7 +249,7 @@ impl Follower {
                 .vetoed
                 .iter()
                 .filter(|(id, _)| !ids.contains(id))
-                .map(|(id, v)| (*id, v.clone()))
+                .map(|(id, v)| (id.clone(), v.clone()))
                 .collect(),
             None => BTreeMap::new(),
         };
@@ -297,7 +309,7 @@ impl Follower {
     }
 }
 
-fn fingerprint(protected: &[(Prefix, String)]) -> u64 {
+fn fingerprint(protected: &[(c2wall_model::Target, String)]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (p, _) in protected {
         p.to_string().hash(&mut h);

@@ -114,6 +114,13 @@ impl Board {
             .flat_map(|f| f.vetoes_covering(p))
             .collect()
     }
+
+    pub fn vetoes_covering_name(&self, name: &c2wall_model::DomainName) -> Vec<Veto> {
+        self.followers
+            .iter()
+            .flat_map(|f| f.vetoes_covering_name(name))
+            .collect()
+    }
 }
 
 fn start_one(

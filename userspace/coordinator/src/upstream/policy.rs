@@ -62,13 +62,15 @@ impl Policy {
         if r.confidence < self.min_confidence {
             return Err(LeftOut::Confidence(r.confidence));
         }
-        let p = &r.entry.prefix;
-        let min = match p.family() {
-            Family::V4 => self.min_prefix_v4,
-            Family::V6 => self.min_prefix_v6,
-        };
-        if let Some(min) = min.filter(|m| p.len() < *m) {
-            return Err(LeftOut::Floor { len: p.len(), min });
+        // Prefix floors; a domain entry has its own guards (refuse).
+        if let Some(p) = r.entry.listed_prefix() {
+            let min = match p.family() {
+                Family::V4 => self.min_prefix_v4,
+                Family::V6 => self.min_prefix_v6,
+            };
+            if let Some(min) = min.filter(|m| p.len() < *m) {
+                return Err(LeftOut::Floor { len: p.len(), min });
+            }
         }
         Ok(())
     }
@@ -104,7 +106,10 @@ impl Policy {
                 (Some(a), _) => (a, None),
             };
             let mut r = Record {
-                entry: c2wall_model::Entry { action, ..u.entry },
+                entry: c2wall_model::Entry {
+                    action,
+                    ..u.entry.clone()
+                },
                 chain,
                 promote_at,
                 ..u.clone()
@@ -146,7 +151,7 @@ impl Policy {
             || (have.entry.action == new.entry.action && have.promote_at == new.promote_at);
         hops_equal
             && action_equal
-            && have.entry.prefix == new.entry.prefix
+            && have.entry.target == new.entry.target
             && have.entry.scope == new.entry.scope
             && have.entry.direction == new.entry.direction
             && have.category == new.category
@@ -164,7 +169,7 @@ mod tests {
     fn rec(p: &str, category: &str, confidence: u8, action: Action) -> Record {
         Record {
             entry: Entry {
-                prefix: p.parse().unwrap(),
+                target: p.parse().unwrap(),
                 scope: None,
                 action,
                 direction: Direction::Both,

@@ -98,7 +98,7 @@ pub async fn run(
                 .set()
                 .entries
                 .keys()
-                .copied()
+                .cloned()
                 .collect();
             let seen = c.sightings(None, None, since, READ_LIMIT).ok()?;
             Some(aggregate(&key, &ours, seen.into_iter().map(|(_, s)| s)))
@@ -156,7 +156,7 @@ mod tests {
     fn only_upstream_entries_leave_pseudonymised_again_and_summed() {
         let key = [7u8; 32];
         let ours: HashSet<Identity> = [Identity {
-            prefix: "192.0.2.1".parse().unwrap(),
+            target: "192.0.2.1".parse().unwrap(),
             scope: None,
         }]
         .into();

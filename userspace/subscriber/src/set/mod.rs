@@ -282,18 +282,18 @@ impl<V: SetValue> SyncedSet<V> {
             if let Some(old) = &old {
                 self.digest.remove(old.entry());
             }
+            p.touched.insert(id.clone());
             p.undo.push((id, old));
-            p.touched.insert(id);
         }
         for v in upserts {
             let id = v.entry().identity();
             self.digest.add(v.entry());
-            let old = self.entries.insert(id, v);
+            let old = self.entries.insert(id.clone(), v);
             if let Some(old) = &old {
                 self.digest.remove(old.entry());
             }
+            p.touched.insert(id.clone());
             p.undo.push((id, old));
-            p.touched.insert(id);
         }
         let verified = check_digest(d.version, self.digest, &d.digest).and_then(|()| {
             check_signature(trust, &d.lineage, d.version, &self.digest, &d.signature)
@@ -335,7 +335,7 @@ impl<V: SetValue> SyncedSet<V> {
     pub fn changes(&self, p: &Pending<V>) -> Vec<EntryChange<V>> {
         p.touched
             .iter()
-            .map(|id| (*id, self.entries.get(id).cloned()))
+            .map(|id| (id.clone(), self.entries.get(id).cloned()))
             .collect()
     }
 }

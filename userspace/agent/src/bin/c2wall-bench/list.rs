@@ -52,7 +52,7 @@ pub fn make_list(n: usize, seed: u64) -> Vec<Entry> {
             continue;
         }
         let e = Entry {
-            prefix,
+            target: prefix.into(),
             scope,
             action: Action::Drop,
             direction: Direction::Both,
@@ -137,8 +137,8 @@ pub fn probes(list: &[Entry], n: usize, seed: u64) -> Probes {
     };
     let hosts = |v6: bool| -> Vec<IpAddr> {
         list.iter()
-            .filter(|e| e.prefix.is_host() && e.scope.is_none() && e.prefix.addr().is_ipv6() == v6)
-            .map(|e| e.prefix.addr())
+            .filter(|e| e.listed_prefix().unwrap().is_host() && e.scope.is_none() && e.listed_prefix().unwrap().addr().is_ipv6() == v6)
+            .map(|e| e.listed_prefix().unwrap().addr())
             .collect()
     };
     let hits = |rng: &mut StdRng, v6: bool| -> Vec<Vec<u8>> {

@@ -135,8 +135,8 @@ fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
             action: ACTION_DROP,
             _pad: [0; 3],
         };
-        let o = e.prefix.octets();
-        let len = e.prefix.len() as u32;
+        let o = e.listed_prefix().unwrap().octets();
+        let len = e.listed_prefix().unwrap().len() as u32;
         if o.len() == 4 {
             v4.insert(&Key::new(len, [o[0], o[1], o[2], o[3]]), rule, 0)?;
         } else {
@@ -184,13 +184,13 @@ fn rss() -> u64 {
 fn single_entry_delta(engine: &mut Engine<c2wall_agent::kernel::KernelMaps>) -> Result<(f64, f64)> {
     // In the subscriber /24 the list generator leaves out.
     let e = Entry {
-        prefix: "198.51.100.77/32".parse()?,
+        target: "198.51.100.77/32".parse()?,
         scope: None,
         action: c2wall_model::Action::Drop,
         direction: c2wall_model::Direction::Both,
     };
     let t = Instant::now();
-    engine.sync_changes(&[(e.identity(), Some(e))])?;
+    engine.sync_changes(&[(e.identity(), Some(e.clone()))])?;
     let add = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     engine.sync_changes(&[(e.identity(), None)])?;

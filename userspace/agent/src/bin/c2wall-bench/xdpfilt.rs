@@ -66,8 +66,8 @@ pub fn load(list: &[Entry], pins: &std::path::Path) -> Result<(Ebpf, f64, usize)
 
 fn hosts<const N: usize>(list: &[Entry], len: usize) -> Vec<[u8; N]> {
     list.iter()
-        .filter(|e| e.prefix.is_host() && e.scope.is_none())
-        .map(|e| e.prefix.octets())
+        .filter(|e| e.listed_prefix().unwrap().is_host() && e.scope.is_none())
+        .map(|e| e.listed_prefix().unwrap().octets())
         .filter(|o| o.len() == len)
         .map(|o| o.as_slice().try_into().expect("length checked"))
         .collect()
