@@ -24,8 +24,9 @@ need_root() {
 # `--attach multi` loads; podman and runc for the container test, kubectl
 # (kubernetes-client) to render the Kubernetes manifests; qemu, busybox,
 # cpio and bpftool for the dispatcher test in a VM whose Debian kernel
-# allows freplace, fetched by fetch_vm_kernel below).
-debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1 podman runc qemu-system-x86 busybox-static cpio bpftool)
+# allows freplace, fetched by fetch_vm_kernel below); Unbound and BIND 9, the
+# resolvers the RPZ tests start as secondaries of the coordinator, and dig.
+debs=(rustc-web cargo-web rust-web-clippy rustfmt-web libstd-rust-web-dev-bpf llvm-22-dev iproute2 iputils-ping procps curl util-linux ca-certificates prometheus postgresql bird2 gobgpd xdp-tools libxdp1 podman runc qemu-system-x86 busybox-static cpio bpftool unbound bind9 bind9-dnsutils)
 
 install_debs() {
   local missing=()

@@ -119,7 +119,10 @@ fn edge_addrs(p: &Prefix) -> Vec<IpAddr> {
 /// transport (ports from the same small set the entries use).
 pub fn probes(seed: u64, entries: &[Entry], n_random: usize) -> Vec<PacketView> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9);
-    let mut addrs: Vec<IpAddr> = entries.iter().flat_map(|e| edge_addrs(&e.listed_prefix().unwrap())).collect();
+    let mut addrs: Vec<IpAddr> = entries
+        .iter()
+        .flat_map(|e| edge_addrs(&e.listed_prefix().unwrap()))
+        .collect();
     for _ in 0..n_random {
         let v6 = rng.random_bool(0.4);
         addrs.push(addr(&mut rng, v6));

@@ -63,7 +63,10 @@ pub fn check(
     let v4 = snap
         .entries
         .iter()
-        .filter(|e| e.listed_prefix().is_some_and(|p| p.family() == c2wall_model::Family::V4))
+        .filter(|e| {
+            e.listed_prefix()
+                .is_some_and(|p| p.family() == c2wall_model::Family::V4)
+        })
         .count();
     let scoped = snap.entries.iter().filter(|e| e.scope.is_some()).count();
     println!(

@@ -186,7 +186,11 @@ impl Ids {
                 }
             }
         }
-        ids.by_id = ids.by_identity.iter().map(|(k, v)| (*v, k.clone())).collect();
+        ids.by_id = ids
+            .by_identity
+            .iter()
+            .map(|(k, v)| (*v, k.clone()))
+            .collect();
         // Lines beyond one per listed entry are journal to compact.
         ids.journal_lines = ids.journal_lines.saturating_sub(ids.by_identity.len());
         Ok(ids)

@@ -186,7 +186,7 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// The protected allowlist: prefixes no entry may overlap.
+    /// The protected allowlist: prefixes and domains no entry may overlap.
     Protect {
         #[command(subcommand)]
         cmd: admin::ProtectCommand,

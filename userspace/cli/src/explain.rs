@@ -24,7 +24,9 @@ pub fn print(addr: &str, r: &pb::ExplainResponse, as_json: bool) {
     if r.matches.is_empty() {
         crate::out!("{addr}: not listed (version {})", r.version);
     } else if addr.parse::<std::net::IpAddr>().is_err() {
-        crate::out!("{addr} is covered by (most specific first; resolvers answer it as the first says):");
+        crate::out!(
+            "{addr} is covered by (most specific first; resolvers answer it as the first says):"
+        );
     } else {
         crate::out!("{addr} is covered by (most specific first; the first whose port and direction fit the packet decides):");
     }

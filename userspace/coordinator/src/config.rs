@@ -157,6 +157,8 @@ struct File {
     /// `[[upstream]]` tables: coordinators this one follows.
     #[serde(default)]
     upstream: Vec<crate::upstream::UpstreamConfig>,
+    /// `[rpz]`: the domain entries as a Response Policy Zone for resolvers.
+    rpz: Option<crate::rpz::config::RpzConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +192,8 @@ pub struct Settings {
     pub rollout: Option<crate::rollout::policy::Policy>,
     /// Upstream coordinators followed.
     pub upstreams: Vec<crate::upstream::Upstream>,
+    /// The RPZ server (None: not served).
+    pub rpz: Option<crate::rpz::config::Rpz>,
 }
 
 impl Settings {
@@ -227,6 +231,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("literal")),
             feeds: Vec::new(),
             upstreams: Vec::new(),
+            rpz: f.rpz.as_ref().map(|r| r.check()).transpose()?,
             signing_key: a.signing_key.clone().or(f.signing_key.clone()),
             tokens_file: a.tokens_file.clone().or(f.tokens_file.clone()),
             tls: c2wall_tls::ServerTls {

@@ -206,10 +206,17 @@ impl Guards {
         let protected = self
             .config_domains
             .iter()
-            .map(|p| (p.clone(), "the coordinator's [guards] protected_domains".to_string()))
-            .chain(self.protected.iter().filter_map(|(t, why)| {
-                t.domain().map(|pd| (pd.name.clone(), why.clone()))
-            }));
+            .map(|p| {
+                (
+                    p.clone(),
+                    "the coordinator's [guards] protected_domains".to_string(),
+                )
+            })
+            .chain(
+                self.protected
+                    .iter()
+                    .filter_map(|(t, why)| t.domain().map(|pd| (pd.name.clone(), why.clone()))),
+            );
         for (p, why) in protected {
             let hit = d.name.is_at_or_below(&p) || (d.subtree && p.is_at_or_below(&d.name));
             if hit {

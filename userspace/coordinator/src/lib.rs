@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod origin;
 mod queries;
 pub mod rollout;
+pub mod rpz;
 mod schedule;
 pub mod service;
 pub mod sightings;

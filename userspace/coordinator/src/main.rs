@@ -64,6 +64,32 @@ enum Cmd {
         #[arg(long)]
         name: String,
     },
+    /// Create a TSIG key (hmac-sha256, mode 0600) for RPZ zone transfers,
+    /// in BIND's key-file format: `[rpz] tsig_key_file` names it, and the
+    /// same file works with `dig -k`, BIND's `include` and Knot.
+    TsigKeygen {
+        /// The key's name, as secondaries will name it (e.g. c2wall-rpz).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+}
+
+fn tsig_keygen(name: &str, out: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = c2wall_coordinator::rpz::tsig::Key::generate(name)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
+    f.write_all(key.to_bind().as_bytes())?;
+    f.sync_all()?;
+    println!("wrote TSIG key `{}` to {}", key.name, out.display());
+    Ok(())
 }
 
 fn keygen(out: &std::path::Path) -> Result<()> {
@@ -123,6 +149,7 @@ fn main() -> std::process::ExitCode {
             println!("tokens file line: {line}");
             Ok(())
         }
+        Some(Cmd::TsigKeygen { name, out }) => tsig_keygen(name, out),
         None => run(cli.args),
     };
     match r {
@@ -256,6 +283,7 @@ fn run(args: CoordArgs) -> Result<()> {
     );
     let feeds = s.feeds.clone();
     let (upstreams, upstream_dir) = (s.upstreams.clone(), s.store.local_dir());
+    let rpz = s.rpz.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -270,6 +298,11 @@ fn run(args: CoordArgs) -> Result<()> {
                 c2wall_coordinator::upstream::collector::UpstreamCollector::new(board.clone())?,
             ))?;
             svc.upstreams = board;
+        }
+        if let Some(cfg) = rpz {
+            let m = Arc::new(c2wall_coordinator::rpz::metrics::RpzMetrics::new()?);
+            m.register(&metrics)?;
+            c2wall_coordinator::rpz::start(coord.clone(), cfg, m).await?;
         }
         if !feeds.is_empty() {
             let runner = Runner::new(coord.clone(), feeds, metrics.clone());

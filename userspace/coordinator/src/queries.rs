@@ -107,6 +107,18 @@ impl Coordinator {
         (out, state.version)
     }
 
+    /// The effective domain entries and the version they are at.
+    pub fn domain_set(&self) -> (u64, Vec<(Domain, c2wall_model::Action, String)>) {
+        let state = self.state.read().expect("lock");
+        (state.version, state.effective_domains())
+    }
+
+    /// The stored deltas after `version`, oldest first; `None` when the log
+    /// no longer reaches back that far.
+    pub fn deltas_after(&self, version: u64) -> Result<Option<Vec<Vec<u8>>>, CoordError> {
+        self.reader.lock().expect("lock").deltas_after(version)
+    }
+
     pub fn history(&self, before: u64, limit: u32) -> Result<Vec<VersionInfo>, CoordError> {
         self.reader.lock().expect("lock").history(before, limit)
     }

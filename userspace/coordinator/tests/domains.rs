@@ -163,16 +163,32 @@ async fn bad_names_and_domain_entries_with_ports_are_refused_naming_the_field() 
     with_port.key.as_mut().unwrap().protocol = pb::Protocol::Tcp as i32;
     with_port.key.as_mut().unwrap().port = 443;
     let e = refused(&r, with_port).await;
-    assert!(e.message().contains("no protocol or port"), "{}", e.message());
+    assert!(
+        e.message().contains("no protocol or port"),
+        "{}",
+        e.message()
+    );
     let mut with_direction = domain("evil.example");
     with_direction.direction = pb::Direction::To as i32;
     let e = refused(&r, with_direction).await;
-    assert!(e.message().contains("cannot carry a direction"), "{}", e.message());
+    assert!(
+        e.message().contains("cannot carry a direction"),
+        "{}",
+        e.message()
+    );
     let mut both = domain("evil.example");
     both.key.as_mut().unwrap().prefix = "192.0.2.9".into();
     let e = refused(&r, both).await;
-    assert!(e.message().contains("both prefix and domain"), "{}", e.message());
-    assert_eq!(r.coord.latest_version(), 0, "nothing of a refused batch applied");
+    assert!(
+        e.message().contains("both prefix and domain"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        r.coord.latest_version(),
+        0,
+        "nothing of a refused batch applied"
+    );
 }
 
 #[tokio::test]
@@ -214,7 +230,11 @@ async fn public_suffixes_protected_names_and_shallow_wildcards_are_refused() {
     let mut shallow = domain("*.evil.example");
     shallow.source = "cautious".into();
     let e = refused(&r, shallow.clone()).await;
-    assert!(e.message().contains("min_wildcard_labels"), "{}", e.message());
+    assert!(
+        e.message().contains("min_wildcard_labels"),
+        "{}",
+        e.message()
+    );
     let mut deep = domain("*.cc.evil.example");
     deep.source = "cautious".into();
     shallow.source = "feed-a".into();

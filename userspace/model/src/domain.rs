@@ -39,7 +39,8 @@ impl DomainName {
     /// `self` is `other` or below it.
     pub fn is_at_or_below(&self, other: &DomainName) -> bool {
         let (s, o) = (self.as_str(), other.as_str());
-        s == o || (s.len() > o.len() && s.ends_with(o) && s.as_bytes()[s.len() - o.len() - 1] == b'.')
+        s == o
+            || (s.len() > o.len() && s.ends_with(o) && s.as_bytes()[s.len() - o.len() - 1] == b'.')
     }
     /// The parent name (`evil.example` for `www.evil.example`); `None` for a
     /// single label.
@@ -101,7 +102,11 @@ impl FromStr for DomainName {
             } else {
                 // UTS 46 mapping, then Punycode: `Bücher` -> `xn--bcher-kva`.
                 idna::domain_to_ascii_strict(label).map_err(|_| {
-                    bad(input, label, "is not a valid internationalised (IDNA) label")
+                    bad(
+                        input,
+                        label,
+                        "is not a valid internationalised (IDNA) label",
+                    )
                 })?
             };
             check_label(input, label, &ascii)?;

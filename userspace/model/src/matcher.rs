@@ -134,7 +134,15 @@ mod tests {
             "203.0.113.7",
             Some((Protocol::Tcp, 5000, 80)),
         );
-        assert_eq!(decide(&list, &tcp80).unwrap().entry.listed_prefix().unwrap().len(), 24);
+        assert_eq!(
+            decide(&list, &tcp80)
+                .unwrap()
+                .entry
+                .listed_prefix()
+                .unwrap()
+                .len(),
+            24
+        );
         let none = pkt("198.51.100.1", "203.0.114.7", None);
         assert!(decide(&list, &none).is_none());
     }

@@ -125,7 +125,10 @@ mod tests {
         assert!(r.is_empty(), "{r:?}");
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].0, 2);
-        assert_eq!(e[0].1.listed_prefix().unwrap().to_string(), "203.0.113.7/32");
+        assert_eq!(
+            e[0].1.listed_prefix().unwrap().to_string(),
+            "203.0.113.7/32"
+        );
         assert_eq!(e[0].1.action, Action::Drop);
         assert_eq!(e[0].1.direction, Direction::Both);
         let s = e[1].1.scope.unwrap();

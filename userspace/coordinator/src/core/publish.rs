@@ -45,7 +45,11 @@ impl Coordinator {
                 return Err(CoordError::Invalid(c2wall_model::wire::WireError {
                     field: format!(
                         "upserts[{i}].key.{}",
-                        if r.entry.target.domain().is_some() { "domain" } else { "prefix" }
+                        if r.entry.target.domain().is_some() {
+                            "domain"
+                        } else {
+                            "prefix"
+                        }
                     ),
                     reason: format!("refused: {why}"),
                 }));
@@ -72,7 +76,9 @@ impl Coordinator {
                     "withdrawals[{i}]: `{}` is listed only by {}, which this coordinator follows: \
                      its entries change upstream; to keep it out here, protect it \
                      (`c2wall protect add {}`)",
-                    w.identity, upstream[0].source, protect_arg(&w.identity.target)
+                    w.identity,
+                    upstream[0].source,
+                    protect_arg(&w.identity.target)
                 )));
             }
             if matching.is_empty() {

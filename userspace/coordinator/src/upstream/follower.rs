@@ -109,7 +109,12 @@ impl Follower {
             .expect("lock")
             .vetoed
             .values()
-            .filter(|v| v.record.entry.listed_prefix().is_some_and(|q| q.contains(p)))
+            .filter(|v| {
+                v.record
+                    .entry
+                    .listed_prefix()
+                    .is_some_and(|q| q.contains(p))
+            })
             .cloned()
             .collect()
     }
@@ -121,7 +126,13 @@ impl Follower {
             .expect("lock")
             .vetoed
             .values()
-            .filter(|v| v.record.entry.target.domain().is_some_and(|d| d.covers(name)))
+            .filter(|v| {
+                v.record
+                    .entry
+                    .target
+                    .domain()
+                    .is_some_and(|d| d.covers(name))
+            })
             .cloned()
             .collect()
     }

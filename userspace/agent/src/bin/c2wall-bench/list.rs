@@ -137,7 +137,11 @@ pub fn probes(list: &[Entry], n: usize, seed: u64) -> Probes {
     };
     let hosts = |v6: bool| -> Vec<IpAddr> {
         list.iter()
-            .filter(|e| e.listed_prefix().unwrap().is_host() && e.scope.is_none() && e.listed_prefix().unwrap().addr().is_ipv6() == v6)
+            .filter(|e| {
+                e.listed_prefix().unwrap().is_host()
+                    && e.scope.is_none()
+                    && e.listed_prefix().unwrap().addr().is_ipv6() == v6
+            })
             .map(|e| e.listed_prefix().unwrap().addr())
             .collect()
     };
