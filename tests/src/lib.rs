@@ -3,6 +3,7 @@
 
 pub mod bench_agent;
 pub mod bgp;
+pub mod dns;
 pub mod fleet;
 pub mod flow;
 pub mod netns;

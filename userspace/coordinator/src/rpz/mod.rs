@@ -86,7 +86,7 @@ async fn update(
     // NOTIFY at start too: a secondary that missed versions while this
     // coordinator was down asks at once instead of at its next refresh.
     let start = zone.read().expect("lock").version;
-    notify_all(&cfg, start, &metrics).await;
+    notify_all(&cfg, start, &metrics);
     loop {
         tokio::select! {
             _ = wake.notified() => {}
@@ -101,7 +101,7 @@ async fn update(
         match moved {
             Ok(Ok(v)) if v != at => {
                 publish_gauges(&cfg, &zone, &metrics);
-                notify_all(&cfg, v, &metrics).await;
+                notify_all(&cfg, v, &metrics);
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "RPZ zone update failed; retrying"),
@@ -139,14 +139,19 @@ fn catch_up(
     Ok(z.version)
 }
 
-async fn notify_all(cfg: &Rpz, version: u64, metrics: &RpzMetrics) {
-    for target in &cfg.notify {
-        let acked = notify_one(cfg, *target, version).await;
-        let result = if acked { "acknowledged" } else { "unanswered" };
-        metrics.notifies.with_label_values(&[result]).inc();
-        if !acked {
-            tracing::warn!(%target, serial = version, "NOTIFY unanswered after 3 tries");
-        }
+/// NOTIFY every secondary, each on its own task: one that is down must not
+/// delay the others, nor the next version.
+fn notify_all(cfg: &Arc<Rpz>, version: u64, metrics: &Arc<RpzMetrics>) {
+    for target in cfg.notify.clone() {
+        let (cfg, metrics) = (cfg.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let acked = notify_one(&cfg, target, version).await;
+            let result = if acked { "acknowledged" } else { "unanswered" };
+            metrics.notifies.with_label_values(&[result]).inc();
+            if !acked {
+                tracing::warn!(%target, serial = version, "NOTIFY unanswered after 3 tries");
+            }
+        });
     }
 }
 
@@ -160,10 +165,11 @@ async fn notify_one(cfg: &Rpz, target: std::net::SocketAddr, version: u64) -> bo
         return false;
     };
     let id = (version as u16) ^ 0x5a5a;
-    let mut msg = messages::notify(cfg, id, version);
-    if let Some(key) = &cfg.key {
-        tsig::sign_request(&mut msg, key, crate::core::now().max(0) as u64);
-    }
+    // Unsigned: NOTIFY only makes a secondary check the SOA early (the
+    // transfer it then asks for is what TSIG or allow_transfer guards), and
+    // resolvers without TSIG support (Unbound) refuse a signed message as
+    // malformed. Secondaries accept it by its address (allow-notify).
+    let msg = messages::notify(cfg, id, version);
     let mut buf = [0u8; 1024];
     for _ in 0..3 {
         if sock.send_to(&msg, target).await.is_err() {

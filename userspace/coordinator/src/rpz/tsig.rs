@@ -393,7 +393,7 @@ impl<'a> ResponseSigner<'a> {
     }
 }
 
-/// Signs a request we send (NOTIFY).
+/// Signs a request (a client's transfer request; the tests use it).
 pub fn sign_request(msg: &mut Vec<u8>, key: &Key, now: u64) {
     let mut mac = key.mac();
     mac.update(msg);
