@@ -105,10 +105,17 @@ pub fn check(format: Format, file: &PathBuf, as_json: bool) -> anyhow::Result<bo
     let p = parse_file(format, file)?;
     let mut by_len: BTreeMap<(Family, u8), usize> = BTreeMap::new();
     let mut with_port = 0;
+    let (mut domains, mut wildcards) = (0, 0);
     for e in &p.entries {
-        *by_len
-            .entry((e.prefix.family(), e.prefix.len()))
-            .or_default() += 1;
+        match &e.target {
+            c2wall_model::Target::Prefix(pfx) => {
+                *by_len.entry((pfx.family(), pfx.len())).or_default() += 1;
+            }
+            c2wall_model::Target::Domain(d) => {
+                domains += 1;
+                wildcards += d.subtree as usize;
+            }
+        }
         with_port += e.scope.is_some() as usize;
     }
     let clean = p.rejected.is_empty() && p.truncated.is_none();
@@ -125,6 +132,7 @@ pub fn check(format: Format, file: &PathBuf, as_json: bool) -> anyhow::Result<bo
         println!(
             "{}",
             json!({"format": format.name(), "entries": p.entries.len(), "with_port": with_port,
+                "domains": domains, "wildcard_domains": wildcards,
                 "duplicates": p.duplicates, "skipped": p.skipped, "truncated": p.truncated,
                 "by_prefix_length": lens, "rejected": rejected})
         );
@@ -141,6 +149,9 @@ pub fn check(format: Format, file: &PathBuf, as_json: bool) -> anyhow::Result<bo
     );
     for ((f, l), n) in &by_len {
         crate::out!("  {:<5} /{:<3} {n}", f.name(), l);
+    }
+    if domains > 0 {
+        crate::out!("  domain       {domains} ({wildcards} with everything below them)");
     }
     if let Some(t) = &p.truncated {
         crate::out!("TRUNCATED: {t}");

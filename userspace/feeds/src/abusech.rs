@@ -56,17 +56,25 @@ impl Columns {
         }
     }
 
+    /// Fields a row needs to hold every wanted column.
+    fn needed(&self, wanted: &[&str]) -> usize {
+        wanted
+            .iter()
+            .filter_map(|w| self.names.iter().position(|n| n == w))
+            .map(|i| self.at[i] + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn get<'a>(&self, fields: &'a [String], name: &str) -> &'a str {
         let i = self.names.iter().position(|n| *n == name).expect("known");
         fields.get(self.at[i]).map(|s| s.as_str()).unwrap_or("")
     }
 }
 
-/// `# END (123 entries)`.
+/// `# END (123 entries)` or `# Number of entries: 123`.
 fn footer(line: &str) -> Option<usize> {
-    let rest = line.trim_start_matches('#').trim().strip_prefix("END")?;
-    let n: String = rest.chars().filter(|c| c.is_ascii_digit()).collect();
-    n.parse().ok()
+    text::stated_count(line)
 }
 
 fn nullable(s: &str) -> &str {
@@ -108,7 +116,17 @@ fn rows(
         if cols.header(&fields, wanted) {
             continue;
         }
-        if fields.len() != cols.width {
+        // A trailing column the header (or the default layout) does not
+        // name is data, not an error (abuse.ch lists have gained columns
+        // over the years); a row missing a named column is broken.
+        // Without a header, an older, shorter layout is read as long as the
+        // wanted columns are there.
+        let short = if cols.named {
+            fields.len() < cols.width
+        } else {
+            cols.needed(wanted) > fields.len()
+        };
+        if short {
             c.reject(
                 Location::Line(n),
                 format!("expected {} fields, found {}", cols.width, fields.len()),
@@ -208,12 +226,16 @@ const THREATFOX: &[&str] = &[
     "reporter",
 ];
 
-/// ThreatFox CSV export: `ip:port` IOCs of threat type `botnet_cc`; other
-/// IOC types (domains, URLs, hashes) and threat types are skipped.
+/// ThreatFox CSV export, IOCs of threat type `botnet_cc`: `ip:port` (the
+/// address with its port), `domain` (the name) and `url` (its host, a name or
+/// an address); other IOC types (hashes) and threat types are skipped.
 pub fn parse_threatfox_csv(bytes: &[u8]) -> Result<Parsed, FeedError> {
     let wanted = &["ioc_value", "ioc_type", "threat_type"];
     rows(bytes, Columns::new(THREATFOX), wanted, |cols, f, n, c| {
-        if cols.get(f, "ioc_type") != "ip:port" || cols.get(f, "threat_type") != "botnet_cc" {
+        let kind = cols.get(f, "ioc_type");
+        if !matches!(kind, "ip:port" | "domain" | "url")
+            || cols.get(f, "threat_type") != "botnet_cc"
+        {
             c.skip();
             return;
         }
@@ -230,10 +252,21 @@ pub fn parse_threatfox_csv(bytes: &[u8]) -> Result<Parsed, FeedError> {
                 }
             },
         };
-        match text::addr_port(cols.get(f, "ioc_value")) {
-            Ok((p, port)) => {
-                let mut e = FeedEntry::new(p);
-                e.scope = text::scope(Protocol::Tcp, port);
+        let value = cols.get(f, "ioc_value");
+        let parsed = match kind {
+            "domain" => text::domain(value).map(|d| (d.into(), None)),
+            "url" => text::url_host(value).map(|t| (t, None)),
+            _ => text::addr_port(value).map(|(p, port)| {
+                (
+                    c2wall_model::Target::from(p),
+                    text::scope(Protocol::Tcp, port),
+                )
+            }),
+        };
+        match parsed {
+            Ok((target, scope)) => {
+                let mut e = FeedEntry::new(target);
+                e.scope = scope;
                 e.reference = format!("threatfox:{}", cols.get(f, "ioc_id"));
                 e.category = nullable(cols.get(f, "malware_printable")).to_string();
                 e.confidence = confidence;
@@ -252,8 +285,8 @@ mod tests {
         p.entries
             .iter()
             .map(|e| match e.scope {
-                Some(s) => format!("{} {} {}", e.prefix, s.protocol, s.port),
-                None => e.prefix.to_string(),
+                Some(s) => format!("{} {} {}", e.target, s.protocol, s.port),
+                None => e.target.to_string(),
             })
             .collect()
     }
@@ -291,6 +324,47 @@ mod tests {
     }
 
     #[test]
+    fn extra_trailing_columns_are_data_and_counts_are_honoured() {
+        // Feodo rows with a trailing column the header does not name, and a
+        // header-stated count.
+        let input = "# Number of entries: 2
+# first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware
+2026-11-01 00:00:00,192.0.2.30,443,online,2026-11-20,QakBot,extra note
+2026-11-01 00:00:00,192.0.2.31,8080,online,2026-11-20,Emotet
+";
+        let p = parse_feodo_csv(input.as_bytes()).unwrap();
+        assert_eq!(
+            keys(&p),
+            ["192.0.2.30/32 tcp 443", "192.0.2.31/32 tcp 8080"]
+        );
+        assert_eq!(p.entries[0].category, "QakBot");
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        assert_eq!(p.truncated, None);
+        let cut = input.replace("entries: 2", "entries: 3");
+        assert!(parse_feodo_csv(cut.as_bytes()).unwrap().truncated.is_some());
+        // SSLBL without a header and a malware-name column added at the end.
+        let sslbl = "2026-11-01 10:00:00,192.0.2.32,443,Dridex
+";
+        let p = parse_sslbl_csv(sslbl.as_bytes()).unwrap();
+        assert_eq!(keys(&p), ["192.0.2.32/32 tcp 443"]);
+        // An older headerless Feodo layout without the status column.
+        let old = "2019-01-01 00:00:00,192.0.2.33,447,2019-02-01
+";
+        assert_eq!(
+            keys(&parse_feodo_csv(old.as_bytes()).unwrap()),
+            ["192.0.2.33/32 tcp 447"]
+        );
+        // A named row missing columns is still an error.
+        let broken = "# dst_ip,dst_port,malware
+192.0.2.34
+";
+        assert_eq!(
+            parse_feodo_csv(broken.as_bytes()).unwrap().rejected.len(),
+            1
+        );
+    }
+
+    #[test]
     fn sslbl_current_and_older_column_order() {
         let now = "# Firstseen,DstIP,DstPort\n2026-11-01 10:00:00,192.0.2.10,443\n2026-11-01 10:00:00,192.0.2.10,8443";
         assert_eq!(
@@ -319,6 +393,8 @@ mod tests {
 "2026-11-20 10:00:00", "1001", "192.0.2.20:443", "ip:port", "botnet_cc", "win.cobalt_strike", "None", "Cobalt Strike", "None", "100", "None", "c2", "0", "abuse_ch"
 "2026-11-20 10:00:00", "1002", "[2001:DB8::20]:8080", "ip:port", "botnet_cc", "elf.mirai", "None", "Mirai", "None", "75", "None", "None", "0", "abuse_ch"
 "2026-11-20 10:00:00", "1003", "evil.example", "domain", "botnet_cc", "win.x", "None", "X", "None", "50", "None", "None", "0", "abuse_ch"
+"2026-11-20 10:00:00", "1007", "http://Gate.Example:8080/panel/", "url", "botnet_cc", "win.x", "None", "X", "None", "50", "None", "None", "0", "abuse_ch"
+"2026-11-20 10:00:00", "1008", "0123abcd", "md5_hash", "botnet_cc", "win.x", "None", "X", "None", "50", "None", "None", "0", "abuse_ch"
 "2026-11-20 10:00:00", "1004", "192.0.2.21:80", "ip:port", "payload_delivery", "win.x", "None", "X", "None", "50", "None", "None", "0", "abuse_ch"
 "2026-11-20 10:00:00", "1005", "192.0.2.22:0", "ip:port", "botnet_cc", "win.x", "None", "X", "None", "50", "None", "None", "0", "abuse_ch"
 "2026-11-20 10:00:00", "1006", "192.0.2.23:443", "ip:port", "botnet_cc", "win.x", "None", "None", "None", "None", "None", "None", "0", "abuse_ch"
@@ -329,6 +405,8 @@ mod tests {
             [
                 "192.0.2.20/32 tcp 443",
                 "2001:db8::20/128 tcp 8080",
+                "evil.example",
+                "gate.example",
                 "192.0.2.23/32 tcp 443"
             ]
         );
@@ -336,11 +414,11 @@ mod tests {
         assert_eq!(p.entries[1].category, "Mirai");
         assert_eq!(p.entries[1].confidence, Some(75));
         assert_eq!(
-            (p.entries[2].category.as_str(), p.entries[2].confidence),
+            (p.entries[4].category.as_str(), p.entries[4].confidence),
             ("", None)
         );
-        assert_eq!(p.skipped, 2);
+        assert_eq!(p.skipped, 2, "payload delivery and a hash");
         assert_eq!(p.rejected.len(), 1);
-        assert_eq!(p.rejected[0].at, Location::Line(10));
+        assert_eq!(p.rejected[0].at, Location::Line(12));
     }
 }

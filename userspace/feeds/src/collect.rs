@@ -2,14 +2,14 @@
 
 use std::collections::HashSet;
 
-use c2wall_model::{PortScope, Prefix};
+use c2wall_model::{PortScope, Target};
 
 use crate::{FeedEntry, Location, Parsed, Rejected};
 
 #[derive(Default)]
 pub struct Collector {
     out: Parsed,
-    seen: HashSet<(Prefix, Option<PortScope>)>,
+    seen: HashSet<(Target, Option<PortScope>)>,
 }
 
 impl Collector {
@@ -20,7 +20,7 @@ impl Collector {
     /// Keeps the first of exact repeats; nested and overlapping prefixes are
     /// different entries and each keeps its own reference.
     pub fn entry(&mut self, e: FeedEntry) {
-        if self.seen.insert((e.prefix, e.scope)) {
+        if self.seen.insert((e.target.clone(), e.scope)) {
             self.out.entries.push(e);
         } else {
             self.out.duplicates += 1;

@@ -3,7 +3,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use crate::{abusech, misp, plain, spamhaus, stix, suricata, FeedError, Parsed};
+use crate::{abusech, misp, names, plain, spamhaus, stix, suricata, FeedError, Parsed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -19,6 +19,8 @@ pub enum Format {
     EtBotcc,
     Stix,
     Misp,
+    Domains,
+    Hosts,
 }
 
 pub const ALL: &[Format] = &[
@@ -34,6 +36,8 @@ pub const ALL: &[Format] = &[
     Format::EtBotcc,
     Format::Stix,
     Format::Misp,
+    Format::Domains,
+    Format::Hosts,
 ];
 
 impl Format {
@@ -51,6 +55,8 @@ impl Format {
             Format::EtBotcc => "et-botcc",
             Format::Stix => "stix",
             Format::Misp => "misp",
+            Format::Domains => "domains",
+            Format::Hosts => "hosts",
         }
     }
 
@@ -68,6 +74,8 @@ impl Format {
             Format::EtBotcc => "Emerging Threats botcc Suricata rules",
             Format::Stix => "STIX 2.0/2.1 bundle or TAXII 2.1 envelope",
             Format::Misp => "MISP event JSON",
+            Format::Domains => "one domain per line (*.name: the name and below), # comments",
+            Format::Hosts => "hosts file (0.0.0.0 name...): the names",
         }
     }
 
@@ -81,7 +89,7 @@ impl Format {
             | Format::EtCompromised => 3600,
             Format::FeodoIps | Format::FeodoCsv | Format::SslblCsv | Format::ThreatfoxCsv => 300,
             Format::FireholNetset | Format::Misp => 300,
-            Format::Plain | Format::Stix => 60,
+            Format::Plain | Format::Stix | Format::Domains | Format::Hosts => 60,
         })
     }
 
@@ -100,6 +108,8 @@ impl Format {
             Format::EtBotcc => suricata::parse(bytes),
             Format::Stix => stix::parse(bytes, now),
             Format::Misp => misp::parse(bytes),
+            Format::Domains => names::parse_domains(bytes),
+            Format::Hosts => names::parse_hosts(bytes),
         }
     }
 }

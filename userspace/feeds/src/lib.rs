@@ -16,6 +16,7 @@ mod collect;
 mod csv;
 pub mod format;
 pub mod misp;
+pub mod names;
 pub mod plain;
 pub mod policy;
 pub mod spamhaus;
@@ -25,15 +26,16 @@ pub mod text;
 
 use std::fmt;
 
-use c2wall_model::{PortScope, Prefix};
+use c2wall_model::{PortScope, Target};
 
 pub use collect::Collector;
 pub use format::Format;
 
-/// One address (or prefix) a feed lists, with what the feed says about it.
+/// One address, prefix or domain a feed lists, with what the feed says
+/// about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedEntry {
-    pub prefix: Prefix,
+    pub target: Target,
     /// The C&C-side protocol and port, when the feed gives one.
     pub scope: Option<PortScope>,
     /// The feed's id for the listing (SBL id, ThreatFox IOC id, STIX id, ...).
@@ -47,9 +49,9 @@ pub struct FeedEntry {
 }
 
 impl FeedEntry {
-    pub fn new(prefix: Prefix) -> Self {
+    pub fn new(target: impl Into<Target>) -> Self {
         FeedEntry {
-            prefix,
+            target: target.into(),
             scope: None,
             reference: String::new(),
             category: String::new(),

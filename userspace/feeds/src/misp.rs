@@ -1,8 +1,9 @@
 //! MISP event JSON (`{"Event": {...}}`, a list of those, or `{"response":
-//! [...]}`): `ip-dst` and `ip-dst|port` attributes with `to_ids` set, at the
-//! event level and inside objects; deleted attributes are skipped.
+//! [...]}`): `ip-dst`, `ip-dst|port`, `domain`, `hostname`, `domain|ip` (both
+//! the name and the address) and `url` (its host) attributes with `to_ids`
+//! set, at the event level and inside objects; deleted attributes are skipped.
 
-use c2wall_model::Protocol;
+use c2wall_model::{Protocol, Target};
 use serde_json::Value;
 
 use crate::{text, Collector, FeedEntry, FeedError, Location, Parsed};
@@ -69,31 +70,45 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, FeedError> {
 
 fn attribute(a: &Value, info: &str, event: &str, at: Location, c: &mut Collector) {
     let kind = a.get("type").and_then(Value::as_str).unwrap_or("");
-    if !matches!(kind, "ip-dst" | "ip-dst|port")
-        || !truthy(a.get("to_ids"))
+    if !matches!(
+        kind,
+        "ip-dst" | "ip-dst|port" | "domain" | "hostname" | "domain|ip" | "url"
+    ) || !truthy(a.get("to_ids"))
         || truthy(a.get("deleted"))
     {
         c.skip();
         return;
     }
     let value = a.get("value").and_then(Value::as_str).unwrap_or("").trim();
-    let parsed = if kind == "ip-dst" {
-        text::prefix(value).map(|p| (p, None))
-    } else {
-        match value.rsplit_once('|') {
-            Some((ip, port)) => text::prefix(ip)
-                .and_then(|p| Ok((p, text::scope(Protocol::Tcp, text::port(port)?)))),
+    let parsed: Result<Vec<(Target, Option<_>)>, String> = match kind {
+        "ip-dst" => text::prefix(value).map(|p| vec![(p.into(), None)]),
+        "domain" | "hostname" => text::domain(value).map(|d| vec![(d.into(), None)]),
+        "url" => text::url_host(value).map(|t| vec![(t, None)]),
+        "domain|ip" => match value.split_once('|') {
+            Some((name, ip)) => text::domain(name)
+                .and_then(|d| Ok(vec![(d.into(), None), (text::prefix(ip)?.into(), None)])),
+            None => Err(format!("`{value}`: expected name|IP")),
+        },
+        _ => match value.rsplit_once('|') {
+            Some((ip, port)) => text::prefix(ip).and_then(|p| {
+                Ok(vec![(
+                    p.into(),
+                    text::scope(Protocol::Tcp, text::port(port)?),
+                )])
+            }),
             None => Err(format!("`{value}`: expected IP|port")),
-        }
+        },
     };
     match parsed {
-        Ok((prefix, scope)) => {
-            let mut e = FeedEntry::new(prefix);
-            e.scope = scope;
-            let uuid = a.get("uuid").and_then(Value::as_str).unwrap_or("");
-            e.reference = format!("misp:{event}/{uuid}");
-            e.category = info.to_string();
-            c.entry(e);
+        Ok(targets) => {
+            for (target, scope) in targets {
+                let mut e = FeedEntry::new(target);
+                e.scope = scope;
+                let uuid = a.get("uuid").and_then(Value::as_str).unwrap_or("");
+                e.reference = format!("misp:{event}/{uuid}");
+                e.category = info.to_string();
+                c.entry(e);
+            }
         }
         Err(e) => c.reject(at, e),
     }
@@ -121,8 +136,8 @@ mod tests {
             .entries
             .iter()
             .map(|e| match e.scope {
-                Some(s) => format!("{} {}", e.prefix, s.port),
-                None => e.prefix.to_string(),
+                Some(s) => format!("{} {}", e.target, s.port),
+                None => e.target.to_string(),
             })
             .collect();
         assert_eq!(
@@ -135,5 +150,38 @@ mod tests {
         assert_eq!(p.rejected.len(), 1);
         assert_eq!(p.rejected[0].at, Location::Object(6));
         assert!(parse(br#"{"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn domain_hostname_domain_ip_and_url_attributes() {
+        let input = r#"{"Event":{"id":"7","info":"C2 names","Attribute":[
+            {"type":"domain","value":"Evil.Example.","to_ids":true,"uuid":"d1"},
+            {"type":"hostname","value":"c2.evil.example","to_ids":true,"uuid":"d2"},
+            {"type":"domain|ip","value":"cc.example|192.0.2.7","to_ids":true,"uuid":"d3"},
+            {"type":"url","value":"http://gate.example:8080/p.php?x=1","to_ids":true,"uuid":"d4"},
+            {"type":"url","value":"https://[2001:db8::9]/x","to_ids":true,"uuid":"d5"},
+            {"type":"domain","value":"bad..example","to_ids":true,"uuid":"d6"},
+            {"type":"domain","value":"off.example","to_ids":false,"uuid":"d7"}]}}"#;
+        let p = parse(input.as_bytes()).unwrap();
+        let got: Vec<String> = p.entries.iter().map(|e| e.target.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "evil.example",
+                "c2.evil.example",
+                "cc.example",
+                "192.0.2.7/32",
+                "gate.example",
+                "2001:db8::9/128"
+            ]
+        );
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].at, Location::Object(6));
+        assert!(
+            p.rejected[0].reason.contains("is empty"),
+            "{}",
+            p.rejected[0].reason
+        );
+        assert_eq!(p.skipped, 1);
     }
 }

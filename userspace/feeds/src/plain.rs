@@ -1,12 +1,18 @@
 //! One address or CIDR per line: plain lists, FireHOL `.netset`, Emerging
 //! Threats compromised-IP lists, the Feodo Tracker IP list. `#` and `;` start
-//! comments (whole-line or trailing); a bare address is a /32 or /128.
+//! comments (whole-line or trailing); a bare address is a /32 or /128. A
+//! stated count (`# Number of entries: N`, `# END (N entries)`) the file does
+//! not hold marks it truncated.
 
 use crate::{text, Collector, FeedEntry, FeedError, Location, Parsed};
 
 pub fn parse(bytes: &[u8]) -> Result<Parsed, FeedError> {
     let mut c = Collector::new();
+    let mut stated = None;
     for (n, raw) in text::lines(text::utf8(bytes)?) {
+        if let Some(k) = text::stated_count(raw) {
+            stated = Some(k);
+        }
         let line = text::uncomment(raw, &['#', ';']);
         if line.is_empty() {
             continue;
@@ -26,6 +32,12 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, FeedError> {
             Ok(p) => c.entry(FeedEntry::new(p)),
             Err(e) => c.reject(Location::Line(n), e),
         }
+    }
+    if let Some(k) = stated.filter(|k| *k != c.records()) {
+        c.truncated(format!(
+            "the file says it has {k} entries, it holds {}",
+            c.records()
+        ));
     }
     Ok(c.finish())
 }
@@ -53,7 +65,7 @@ mod tests {
             192.0.2.9 extra\n\
             192.0.2.7";
         let p = parse(input.as_bytes()).unwrap();
-        let got: Vec<String> = p.entries.iter().map(|e| e.prefix.to_string()).collect();
+        let got: Vec<String> = p.entries.iter().map(|e| e.target.to_string()).collect();
         assert_eq!(
             got,
             [

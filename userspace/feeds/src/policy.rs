@@ -51,28 +51,37 @@ impl Policy {
         let mut dropped = Dropped::default();
         let mut seen = std::collections::HashSet::new();
         for e in &parsed.entries {
-            let min = match e.prefix.family() {
-                Family::V4 => self.min_len_v4,
-                Family::V6 => self.min_len_v6,
-            };
-            if e.prefix.len() < min {
-                dropped.too_short += 1;
-                continue;
+            // Domains have their own guards (the coordinator's); a prefix
+            // shorter than the feed's floor is a feed mistake.
+            if let Some(p) = e.target.prefix() {
+                let min = match p.family() {
+                    Family::V4 => self.min_len_v4,
+                    Family::V6 => self.min_len_v6,
+                };
+                if p.len() < min {
+                    dropped.too_short += 1;
+                    continue;
+                }
             }
             let confidence = e.confidence.unwrap_or(self.default_confidence);
             if confidence < self.min_confidence {
                 dropped.low_confidence += 1;
                 continue;
             }
-            let scope = if self.ports { e.scope } else { None };
+            // A domain entry has no port (the resolver sees names only).
+            let scope = if self.ports && e.target.prefix().is_some() {
+                e.scope
+            } else {
+                None
+            };
             // Widening ports to the address can fold several entries into one.
-            if !seen.insert((e.prefix, scope)) {
+            if !seen.insert((e.target.clone(), scope)) {
                 continue;
             }
             out.push(Record {
                 promote_at: None,
                 entry: Entry {
-                    target: e.prefix.into(),
+                    target: e.target.clone(),
                     scope,
                     action: self.action,
                     direction: Direction::Both,

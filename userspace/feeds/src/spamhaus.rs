@@ -104,7 +104,7 @@ mod tests {
         let got: Vec<(String, &str)> = p
             .entries
             .iter()
-            .map(|e| (e.prefix.to_string(), e.reference.as_str()))
+            .map(|e| (e.target.to_string(), e.reference.as_str()))
             .collect();
         assert_eq!(
             got,

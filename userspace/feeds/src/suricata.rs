@@ -90,7 +90,7 @@ alert ip $HOME_NET any -> $EXTERNAL_NET any (msg:\"no group\"; sid:2404304;)\r\n
 alert ip $HOME_NET any -> 203.0.113.5 53 (msg:\"one\"; sid:2404305;)\r\n\
 alert ip broken";
         let p = parse(input.as_bytes()).unwrap();
-        let got: Vec<String> = p.entries.iter().map(|e| e.prefix.to_string()).collect();
+        let got: Vec<String> = p.entries.iter().map(|e| e.target.to_string()).collect();
         assert_eq!(
             got,
             [

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use c2wall_model::{PortScope, Prefix, Protocol};
+use c2wall_model::{Domain, PortScope, Prefix, Protocol, Target};
 
 use crate::FeedError;
 
@@ -50,6 +50,67 @@ pub fn address(s: &str) -> Result<IpAddr, String> {
         return Err(format!("`{s}`: expected an address, not a prefix"));
     }
     Ok(prefix(s)?.addr())
+}
+
+/// A DNS name as a feed lists it: `evil.example` is that name, `*.evil.example`
+/// the name and everything below it; normalised (case, final dot, IDNA).
+pub fn domain(s: &str) -> Result<Domain, String> {
+    s.trim().parse::<Domain>().map_err(|e| e.to_string())
+}
+
+/// The host of a URL IOC (`http://evil.example:8080/gate.php`): its name as
+/// a domain entry, or its address as a host prefix.
+pub fn url_host(url: &str) -> Result<Target, String> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("`{url}` is not a URL (no scheme://)"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split_once(']').map(|(h, _)| h).unwrap_or(v6)
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if let Ok(a) = host.parse::<IpAddr>() {
+        return Ok(Target::Prefix(Prefix::host(a)));
+    }
+    Ok(Target::Domain(
+        domain(host).map_err(|e| format!("`{url}`: {e}"))?,
+    ))
+}
+
+/// An entry count a feed states about itself in a comment line:
+/// `# Number of entries: 123`, `# Total entries: 123`, `# Entries: 123`,
+/// `# END (123 entries)`.
+pub fn stated_count(line: &str) -> Option<usize> {
+    let body = line.trim_start_matches(['#', ';', ' ']).trim();
+    let lower = body.to_ascii_lowercase();
+    let digits = |s: &str| -> Option<usize> {
+        let d: String = s
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(char::is_ascii_digit)
+            .collect();
+        d.parse().ok()
+    };
+    if let Some(rest) = lower.strip_prefix("end") {
+        return rest.contains("entries").then(|| digits(rest)).flatten();
+    }
+    for key in ["number of entries:", "total entries:", "entries:"] {
+        if let Some(rest) = lower.strip_prefix(key) {
+            return rest
+                .trim()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+                .then(|| digits(rest))
+                .flatten();
+        }
+    }
+    None
 }
 
 /// A C&C-side port: 1-65535, digits only.

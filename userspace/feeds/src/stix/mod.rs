@@ -116,7 +116,7 @@ fn indicator(o: &Value, now: i64, c: &mut Collector) -> Result<(), String> {
             alt.protocols.clone()
         };
         for a in &alt.addrs {
-            let scopes: Vec<_> = if alt.ports.is_empty() {
+            let scopes: Vec<_> = if alt.ports.is_empty() || a.domain().is_some() {
                 vec![None]
             } else {
                 alt.ports
@@ -125,7 +125,7 @@ fn indicator(o: &Value, now: i64, c: &mut Collector) -> Result<(), String> {
                     .collect()
             };
             for scope in scopes {
-                let mut e = FeedEntry::new(*a);
+                let mut e = FeedEntry::new(a.clone());
                 e.scope = scope;
                 e.reference = id.clone();
                 e.category = category.clone();
@@ -175,8 +175,8 @@ mod tests {
             .entries
             .iter()
             .map(|e| match e.scope {
-                Some(s) => format!("{} {} {}", e.prefix, s.protocol, s.port),
-                None => e.prefix.to_string(),
+                Some(s) => format!("{} {} {}", e.target, s.protocol, s.port),
+                None => e.target.to_string(),
             })
             .collect();
         assert_eq!(
@@ -184,6 +184,7 @@ mod tests {
             [
                 "192.0.2.1/32",
                 "2001:db8::2/128 tcp 443",
+                "evil.example",
                 "192.0.2.9/32",
                 "192.0.2.0/24"
             ]
@@ -191,11 +192,8 @@ mod tests {
         assert_eq!(p.entries[0].category, "Mirai C2");
         assert_eq!(p.entries[0].confidence, Some(80));
         assert_eq!(p.entries[0].reference, "indicator--1");
-        assert_eq!(p.entries[2].valid_until, Some(1_798_761_600));
-        assert_eq!(
-            p.skipped, 4,
-            "revoked, expired, no address, other pattern type"
-        );
+        assert_eq!(p.entries[3].valid_until, Some(1_798_761_600));
+        assert_eq!(p.skipped, 3, "revoked, expired, other pattern type");
         assert_eq!(p.rejected.len(), 1);
         assert_eq!(p.rejected[0].at, Location::Object(6));
     }

@@ -7,9 +7,11 @@
 //! Addresses come from `ipv4-addr:value`, `ipv6-addr:value` and
 //! `network-traffic:dst_ref.value` compared with `=`, `IN` or `ISSUBSET`;
 //! `network-traffic:dst_port` and `network-traffic:protocols[*]` narrow them.
-//! Negated comparisons and source addresses never produce a block.
+//! Names come from `domain-name:value`, from the host of `url:value`, and
+//! from `network-traffic:dst_ref.value` when it is a name. Negated
+//! comparisons and source addresses never produce a block.
 
-use c2wall_model::{Prefix, Protocol};
+use c2wall_model::{Protocol, Target};
 
 use crate::text;
 
@@ -137,7 +139,8 @@ fn string(cs: &[char], mut i: usize) -> Result<(String, usize), String> {
 /// One alternative of a comparison expression: what it binds together.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Alt {
-    pub addrs: Vec<Prefix>,
+    /// Addresses and names (a name takes no port: resolvers see names only).
+    pub addrs: Vec<Target>,
     pub ports: Vec<u16>,
     pub protocols: Vec<Protocol>,
 }
@@ -269,7 +272,7 @@ impl Parser {
             for a in &out {
                 for b in &rhs {
                     let mut m = a.clone();
-                    m.addrs.extend(&b.addrs);
+                    m.addrs.extend(b.addrs.iter().cloned());
                     m.ports.extend(&b.ports);
                     m.protocols.extend(&b.protocols);
                     product.push(m);
@@ -346,11 +349,38 @@ fn comparison(path: &str, negated: bool, op: &str, values: &[Tok]) -> R<Vec<Alt>
         return Ok(vec![Alt::default()]);
     }
     match path {
-        "ipv4-addr:value" | "ipv6-addr:value" | "network-traffic:dst_ref.value" => {
+        "ipv4-addr:value" | "ipv6-addr:value" => {
             let mut alts = Vec::new();
             for s in strings() {
                 alts.push(Alt {
-                    addrs: vec![text::prefix(s.trim())?],
+                    addrs: vec![text::prefix(s.trim())?.into()],
+                    ..Default::default()
+                });
+            }
+            Ok(alts)
+        }
+        "network-traffic:dst_ref.value" | "domain-name:value" | "url:value" => {
+            let mut alts = Vec::new();
+            for s in strings() {
+                let s = s.trim();
+                let t = match path {
+                    "url:value" => text::url_host(s)?,
+                    "domain-name:value" => text::domain(s)?.into(),
+                    // An address, else a name (dst_ref may be a domain-name).
+                    _ => match text::prefix(s) {
+                        Ok(p) => p.into(),
+                        Err(e)
+                            if s.chars().any(|c| c.is_ascii_alphabetic()) && !s.contains(':') =>
+                        {
+                            text::domain(s)
+                                .map_err(|d| format!("{e}; as a name: {d}"))?
+                                .into()
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
+                alts.push(Alt {
+                    addrs: vec![t],
                     ..Default::default()
                 });
             }
@@ -460,11 +490,49 @@ mod tests {
         assert!(addrs("[ipv4-addr:value != '192.0.2.1']").is_empty());
         assert!(addrs("[ipv4-addr:value NOT = '192.0.2.1']").is_empty());
         assert!(addrs("[network-traffic:src_ref.value = '192.0.2.1']").is_empty());
-        let hashes =
-            "[file:hashes.'SHA-256' = 'aa'] AND [domain-name:value = 'x.example'] REPEATS 2 TIMES";
+        let hashes = "[file:hashes.'SHA-256' = 'aa'] AND [x-custom:value = 'x'] REPEATS 2 TIMES";
         assert_eq!(parse(hashes).map(|a| a.len()), Ok(2));
         assert!(addrs(hashes).is_empty());
-        assert!(addrs("[domain-name:value = 'evil.example'] START t'2026-01-01T00:00:00Z' STOP t'2026-02-01T00:00:00Z'").is_empty());
+    }
+
+    #[test]
+    fn names_from_domain_name_url_and_dst_ref() {
+        assert_eq!(
+            addrs("[domain-name:value = 'Evil.Example'] START t'2026-01-01T00:00:00Z' STOP t'2026-02-01T00:00:00Z'"),
+            [("evil.example".into(), vec![], 0)]
+        );
+        assert_eq!(
+            addrs(
+                "[url:value = 'http://gate.example:8080/x'] OR [url:value = 'https://192.0.2.40/']"
+            ),
+            [
+                ("gate.example".into(), vec![], 0),
+                ("192.0.2.40/32".into(), vec![], 0)
+            ]
+        );
+        assert_eq!(
+            addrs("[network-traffic:dst_ref.type = 'domain-name' AND network-traffic:dst_ref.value = 'c2.example']"),
+            [("c2.example".into(), vec![], 0)]
+        );
+        assert!(parse("[domain-name:value = 'bad..example']").is_err());
+    }
+
+    #[test]
+    fn every_form_pairing_an_address_with_a_port() {
+        // An address object ANDed with a network-traffic port in one
+        // observation, in either order, with or without dst_ref.type.
+        for p in [
+            "[ipv4-addr:value = '192.0.2.50' AND network-traffic:dst_port = 443]",
+            "[network-traffic:dst_port = 443 AND ipv4-addr:value = '192.0.2.50']",
+            "[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_ref.value = '192.0.2.50' AND network-traffic:dst_port = 443]",
+            "[(network-traffic:dst_ref.value = '192.0.2.50') AND (network-traffic:dst_port = 443)]",
+        ] {
+            assert_eq!(addrs(p), [("192.0.2.50/32".into(), vec![443], 0)], "{p}");
+        }
+        assert_eq!(
+            addrs("[ipv6-addr:value = '2001:db8::50' AND network-traffic:dst_port = 8443 AND network-traffic:protocols[*] = 'udp']"),
+            [("2001:db8::50/128".into(), vec![8443], 1)]
+        );
     }
 
     #[test]
