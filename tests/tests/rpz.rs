@@ -94,9 +94,18 @@ fn resolvers_refuse_published_domains_within_two_seconds_and_resolve_them_again_
     for i in 0..rounds {
         let name = format!("n{i}.lat.example");
         rig.cli(&["publish", &name]);
-        for (k, (r, port)) in RESOLVERS.iter().enumerate() {
-            let t = rig.until_status(*port, &name, "NXDOMAIN", WITHIN);
-            lat[k].push(t.unwrap_or_else(|| panic!("{r}: {name} not refused within 2 s")));
+        // Both resolvers polled in turn from the same start.
+        let start = std::time::Instant::now();
+        let mut seen: [Option<Duration>; 2] = [None, None];
+        while seen.iter().any(Option::is_none) && start.elapsed() < WITHIN {
+            for (k, (_, port)) in RESOLVERS.iter().enumerate() {
+                if seen[k].is_none() && rig.resolve(*port, &name).0 == "NXDOMAIN" {
+                    seen[k] = Some(start.elapsed());
+                }
+            }
+        }
+        for (k, (r, _)) in RESOLVERS.iter().enumerate() {
+            lat[k].push(seen[k].unwrap_or_else(|| panic!("{r}: {name} not refused within 2 s")));
         }
     }
     for (k, (r, _)) in RESOLVERS.iter().enumerate() {
