@@ -11,6 +11,7 @@ pub mod guards;
 pub mod highwater;
 pub mod import;
 pub mod integrity;
+pub mod keyfiles;
 pub mod killswitch;
 pub mod limits;
 pub mod metrics;

@@ -76,38 +76,6 @@ enum Cmd {
     },
 }
 
-fn tsig_keygen(name: &str, out: &std::path::Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let key = c2wall_coordinator::rpz::tsig::Key::generate(name)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
-    f.write_all(key.to_bind().as_bytes())?;
-    f.sync_all()?;
-    println!("wrote TSIG key `{}` to {}", key.name, out.display());
-    Ok(())
-}
-
-fn keygen(out: &std::path::Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let (seed, signer) = c2wall_model::sign::Signer32::generate();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
-    writeln!(f, "{}", c2wall_model::sign::hex(&seed))?;
-    f.sync_all()?;
-    println!("{}", signer.public_hex());
-    Ok(())
-}
-
 /// SIGHUP: re-reads the certificate, key, client CA and CRL for new
 /// connections (a renewal or a revocation without a restart). A file that no
 /// longer loads keeps the settings in use.
@@ -141,7 +109,9 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let r = match &cli.cmd {
-        Some(Cmd::Keygen { out }) => keygen(out),
+        Some(Cmd::Keygen { out }) => c2wall_coordinator::keyfiles::signing_key(out)
+            .map(|public| println!("{public}"))
+            .map_err(Into::into),
         Some(Cmd::Token { role, name }) => {
             let role = c2wall_coordinator::auth::Role::parse(role).expect("clap checked");
             let (token, line) = c2wall_coordinator::auth::new_token(role, name);
@@ -149,7 +119,9 @@ fn main() -> std::process::ExitCode {
             println!("tokens file line: {line}");
             Ok(())
         }
-        Some(Cmd::TsigKeygen { name, out }) => tsig_keygen(name, out),
+        Some(Cmd::TsigKeygen { name, out }) => c2wall_coordinator::keyfiles::tsig_key(name, out)
+            .map(|key| println!("wrote TSIG key `{}` to {}", key.name, out.display()))
+            .map_err(Into::into),
         None => run(cli.args),
     };
     match r {

@@ -17,10 +17,7 @@ pub fn apex(cfg: &Rpz) -> Name {
     Name::from_ascii(format!("{}.", cfg.zone)).expect("checked zone name")
 }
 
-/// The serial a version is published as (RFC 1982 arithmetic wraps at 2^32).
-pub fn serial(version: u64) -> u32 {
-    version as u32
-}
+pub use super::zone::serial;
 
 pub fn soa(cfg: &Rpz, version: u64) -> Record {
     let zone = apex(cfg);

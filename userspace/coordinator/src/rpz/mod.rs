@@ -7,6 +7,7 @@
 //! server only reads it.
 
 pub mod config;
+pub mod key;
 mod messages;
 pub mod metrics;
 pub mod server;

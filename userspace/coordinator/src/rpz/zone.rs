@@ -21,6 +21,11 @@ pub struct Rr {
     pub target: Option<String>,
 }
 
+/// The serial a version is published as (RFC 1982 arithmetic wraps at 2^32).
+pub fn serial(version: u64) -> u32 {
+    version as u32
+}
+
 /// Versions kept for IXFR: older clients get the whole zone.
 const JOURNAL_STEPS: usize = 10_000;
 /// Records kept in the journal, over all steps.
@@ -164,7 +169,7 @@ impl Zone {
         self.journal
             .iter()
             .map(|s| s.from)
-            .find(|v| super::messages::serial(*v) == client)
+            .find(|v| serial(*v) == client)
     }
 
     /// The net change from `from` to this version (one condensed IXFR

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use c2wall_model::{
     limits,
     wire::{identity_from_wire, records_from_wire, WireError},
-    Domain, Prefix, Target,
+    Prefix,
 };
 use c2wall_proto::v1::{self as pb, publisher_server::Publisher};
 use prost::Message;
@@ -15,6 +15,7 @@ use crate::core::{Coordinator, Published, Withdrawal};
 
 mod checks;
 mod explain;
+mod protect;
 mod publish;
 mod rollout;
 
@@ -207,49 +208,14 @@ impl Publisher for Service {
         &self,
         _req: Request<pb::ProtectedRequest>,
     ) -> Result<Response<pb::ProtectedResponse>, Status> {
-        Ok(Response::new(protected_response(&self.coord)))
+        Ok(Response::new(protect::protected_response(&self.coord)))
     }
 
     async fn protect(
         &self,
         req: Request<pb::ProtectRequest>,
     ) -> Result<Response<pb::ProtectedResponse>, Status> {
-        let origin = origin(&req);
-        let r = req.into_inner();
-        check_reason("why", &r.why)?;
-        check_reason("reason", &r.reason)?;
-        let prefix: Target = match (r.prefix.trim(), r.domain.trim()) {
-            (p, "") => Target::Prefix(
-                p.parse()
-                    .map_err(|e| Status::invalid_argument(format!("prefix: {e}")))?,
-            ),
-            ("", d) if !d.starts_with('*') => Target::Domain(Domain {
-                name: d
-                    .parse()
-                    .map_err(|e| Status::invalid_argument(format!("domain: {e}")))?,
-                subtree: true,
-            }),
-            ("", d) => {
-                return Err(Status::invalid_argument(format!(
-                    "domain: `{d}`: give the name alone; a protected domain always covers \
-                     everything below it"
-                )))
-            }
-            _ => {
-                return Err(Status::invalid_argument(
-                    "prefix and domain are both set: protect one at a time",
-                ))
-            }
-        };
-        if !r.remove && r.why.trim().is_empty() {
-            return Err(Status::invalid_argument(format!(
-                "why: say why {prefix} must never be blocked"
-            )));
-        }
-        let coord = self.coord.clone();
-        let why = (!r.remove).then(|| r.why.trim().to_string());
-        blocking(move || coord.protect(prefix, why.as_deref(), &origin, &r.reason)).await?;
-        Ok(Response::new(protected_response(&self.coord)))
+        protect::protect(self, req).await
     }
 
     async fn pending(
@@ -460,26 +426,5 @@ impl Publisher for Service {
         req: Request<pb::RolloutResumeRequest>,
     ) -> Result<Response<pb::RolloutStatusResponse>, Status> {
         self.do_rollout_resume(req).await
-    }
-}
-
-fn protected_response(coord: &Coordinator) -> pb::ProtectedResponse {
-    pb::ProtectedResponse {
-        prefixes: coord
-            .protected()
-            .into_iter()
-            .map(|(t, why)| match t {
-                Target::Prefix(p) => pb::ProtectedPrefix {
-                    prefix: p.to_string(),
-                    why,
-                    domain: String::new(),
-                },
-                Target::Domain(d) => pb::ProtectedPrefix {
-                    domain: d.name.to_string(),
-                    why,
-                    prefix: String::new(),
-                },
-            })
-            .collect(),
     }
 }

@@ -10,6 +10,7 @@ use c2wall_proto::v1 as pb;
 
 use crate::store::RecordChange;
 
+mod domains;
 mod stored;
 
 pub use stored::RecordRef;
@@ -181,28 +182,6 @@ impl State {
         self.effective
             .get(ident)
             .map(|e| self.materialise(ident, e))
-    }
-
-    /// The effective domain entries: name, action and supplying source.
-    /// Domain identities sort after every prefix identity, so this is a
-    /// range, not a scan of the prefixes.
-    pub fn effective_domains(&self) -> Vec<(c2wall_model::Domain, c2wall_model::Action, String)> {
-        let last_prefix = Identity {
-            target: c2wall_model::Target::Prefix(c2wall_model::Prefix::host(
-                std::net::Ipv6Addr::from(u128::MAX).into(),
-            )),
-            scope: Some(c2wall_model::PortScope {
-                protocol: c2wall_model::Protocol::Udp,
-                port: u16::MAX,
-            }),
-        };
-        self.effective
-            .range((Bound::Excluded(last_prefix), Bound::Unbounded))
-            .filter_map(|(i, e)| {
-                let d = i.target.domain()?.clone();
-                Some((d, e.action, e.source.to_string()))
-            })
-            .collect()
     }
 
     /// Every effective record, in identity order.
