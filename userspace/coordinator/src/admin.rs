@@ -59,6 +59,16 @@ impl Coordinator {
             .collect()
     }
 
+    /// The names the config protects (`[guards] protected_domains`).
+    pub fn protected_by_config(&self) -> Vec<c2wall_model::DomainName> {
+        self.inner
+            .lock()
+            .expect("lock")
+            .guards
+            .config_domains()
+            .to_vec()
+    }
+
     /// Adds (`why` given) or removes a protected prefix or domain, audited.
     /// Adding one that listed entries overlap is refused, naming them:
     /// withdraw first. A protected domain protects its whole subtree.
@@ -98,6 +108,19 @@ impl Coordinator {
             }
             None => {
                 if !inner.guards.protected.contains_key(&prefix) {
+                    let in_config = prefix
+                        .domain()
+                        .is_some_and(|d| inner.guards.config_domains().contains(&d.name));
+                    if in_config {
+                        return Err(CoordError::Precondition(format!(
+                            "{} is protected by the coordinator's config ([guards] \
+                             protected_domains): remove it there",
+                            prefix
+                                .domain()
+                                .map(|d| d.name.to_string())
+                                .unwrap_or_default()
+                        )));
+                    }
                     return Err(CoordError::NotFound(format!("{prefix} is not protected")));
                 }
                 ("unprotect", prefix.to_string())

@@ -153,6 +153,11 @@ impl Guards {
         }
     }
 
+    /// The names `[guards] protected_domains` protects (not in the store).
+    pub fn config_domains(&self) -> &[DomainName] {
+        &self.config_domains
+    }
+
     /// The config's protected names that do not parse, with why.
     pub fn check_config(config: &GuardConfig) -> Result<(), String> {
         for d in &config.protected_domains {

@@ -283,4 +283,20 @@ async fn public_suffixes_protected_names_and_shallow_wildcards_are_refused() {
         .prefixes
         .iter()
         .any(|p| p.domain == "partner.example" && p.prefix.is_empty()));
+    // The config's names are listed too, and are removed in the config only.
+    assert!(p
+        .prefixes
+        .iter()
+        .any(|p| p.domain == "isp.example" && p.why.contains("protected_domains")));
+    let e = r
+        .publisher()
+        .protect(pb::ProtectRequest {
+            domain: "google.com".into(),
+            remove: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("remove it there"), "{}", e.message());
 }

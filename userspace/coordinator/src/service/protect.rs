@@ -67,6 +67,16 @@ pub(super) fn protected_response(coord: &Coordinator) -> pb::ProtectedResponse {
                     prefix: String::new(),
                 },
             })
+            .chain(
+                coord
+                    .protected_by_config()
+                    .into_iter()
+                    .map(|n| pb::ProtectedPrefix {
+                        domain: n.to_string(),
+                        why: "[guards] protected_domains in the coordinator's config".into(),
+                        prefix: String::new(),
+                    }),
+            )
             .collect(),
     }
 }

@@ -189,7 +189,7 @@ pub async fn until(what: &str, mut f: impl FnMut() -> bool) {
 pub fn listed(isp: &Coordinator, prefix: &str) -> bool {
     upstream_records(isp)
         .iter()
-        .any(|r| r.entry.listed_prefix().unwrap().to_string() == prefix)
+        .any(|r| r.entry.target.to_string() == prefix)
 }
 
 pub fn keys() -> ([u8; 32], String) {
