@@ -285,3 +285,37 @@ fn one_change_on_a_100k_name_zone_is_an_ixfr_under_2_kb() {
     assert!(ixfr.contains("one-more.example.c2wall.rpz."), "{ixfr}");
     assert!(bytes < 2048, "IXFR of one change is {bytes} bytes");
 }
+
+#[test]
+fn ip_triggers_refuse_names_that_resolve_to_a_listed_address_when_enabled() {
+    if !require_root("rpz ip triggers") {
+        return;
+    }
+    let rig = RpzRig::start(
+        "rpzp",
+        Resolvers {
+            unbound: true,
+            bind: true,
+        },
+        "ip_triggers = true",
+        "",
+    );
+    for (r, port) in RESOLVERS {
+        assert_eq!(rig.resolve(port, "watch.example").0, "NOERROR", "{r}");
+    }
+    // watch.example is 192.0.2.13 in both resolvers' data.
+    rig.cli(&["publish", "192.0.2.13"]);
+    for (r, port) in RESOLVERS {
+        let t = rig.until_status(port, "watch.example", "NXDOMAIN", WITHIN);
+        assert!(
+            t.is_some(),
+            "{r}: a name answering a listed address is refused"
+        );
+        assert_eq!(rig.resolve(port, "phish.example").0, "NOERROR", "{r}");
+    }
+    rig.cli(&["withdraw", "192.0.2.13"]);
+    for (r, port) in RESOLVERS {
+        let t = rig.until_status(port, "watch.example", "NOERROR", WITHIN);
+        assert!(t.is_some(), "{r}: withdrawn, it resolves again");
+    }
+}

@@ -107,10 +107,26 @@ impl Coordinator {
         (out, state.version)
     }
 
-    /// The effective domain entries and the version they are at.
-    pub fn domain_set(&self) -> (u64, Vec<(Domain, c2wall_model::Action, String)>) {
+    /// The effective domain entries and the version they are at (with
+    /// `ip_triggers`, the whole-prefix entries towards a C&C too).
+    pub fn rpz_set(&self, ip_triggers: bool) -> (u64, Vec<(Target, c2wall_model::Action, String)>) {
         let state = self.state.read().expect("lock");
-        (state.version, state.effective_domains())
+        let mut out: Vec<(Target, c2wall_model::Action, String)> = Vec::new();
+        if ip_triggers {
+            out.extend(
+                state
+                    .effective_ip_triggers()
+                    .into_iter()
+                    .map(|(p, a, s)| (Target::Prefix(p), a, s)),
+            );
+        }
+        out.extend(
+            state
+                .effective_domains()
+                .into_iter()
+                .map(|(d, a, s)| (Target::Domain(d), a, s)),
+        );
+        (state.version, out)
     }
 
     /// The stored deltas after `version`, oldest first; `None` when the log

@@ -51,7 +51,7 @@ async fn centre_domains_reach_the_isp_and_its_protected_names_are_vetoed() {
         listed(&isp, "evil.example") && listed(&isp, "*.cc.example")
     })
     .await;
-    let (_, names) = isp.domain_set();
+    let (_, names) = isp.rpz_set(false);
     let names: Vec<String> = names.iter().map(|(d, _, _)| d.to_string()).collect();
     assert_eq!(
         names,
@@ -73,5 +73,5 @@ async fn centre_domains_reach_the_isp_and_its_protected_names_are_vetoed() {
     .await
     .unwrap();
     until("the withdrawal is taken", || !listed(&isp, "evil.example")).await;
-    assert_eq!(isp.domain_set().1.len(), 1);
+    assert_eq!(isp.rpz_set(false).1.len(), 1);
 }

@@ -40,6 +40,12 @@ pub struct RpzConfig {
     /// TTL of the policy records (how long clients may cache a rewrite).
     #[serde(default = "default_ttl")]
     pub ttl: u32,
+    /// Also export whole-prefix entries towards a C&C as `rpz-ip` triggers
+    /// (a resolver then refuses any name whose answer holds such an
+    /// address). Off by default: an address shared by many sites (hosting,
+    /// CDNs) would take all their names with it.
+    #[serde(default)]
+    pub ip_triggers: bool,
 }
 
 fn default_zone() -> String {
@@ -92,6 +98,7 @@ pub struct Rpz {
     pub action: Policy,
     pub source_actions: BTreeMap<String, Policy>,
     pub ttl: u32,
+    pub ip_triggers: bool,
 }
 
 impl RpzConfig {
@@ -134,6 +141,7 @@ impl RpzConfig {
             action,
             source_actions,
             ttl: self.ttl,
+            ip_triggers: self.ip_triggers,
         })
     }
 }

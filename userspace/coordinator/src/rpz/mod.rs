@@ -50,9 +50,9 @@ pub async fn start(
     let bind = |e: std::io::Error| CoordError::Setting(format!("[rpz] listen {}: {e}", cfg.listen));
     let tcp = TcpListener::bind(cfg.listen).await.map_err(bind)?;
     let udp = UdpSocket::bind(cfg.listen).await.map_err(bind)?;
-    let (version, names) = coord.domain_set();
-    let zone = Arc::new(RwLock::new(Zone::new(version, names)));
-    publish_gauges(&cfg, &zone, &metrics);
+    let (version, names) = coord.rpz_set(cfg.ip_triggers);
+    let zone = Arc::new(RwLock::new(Zone::new(&cfg, version, names)));
+    publish_gauges(&zone, &metrics);
     let server = Arc::new(Server {
         cfg: cfg.clone(),
         zone: zone.clone(),
@@ -68,11 +68,11 @@ pub async fn start(
     ])
 }
 
-fn publish_gauges(cfg: &Rpz, zone: &RwLock<Zone>, m: &RpzMetrics) {
+fn publish_gauges(zone: &RwLock<Zone>, m: &RpzMetrics) {
     let z = zone.read().expect("lock");
     m.serial.set(messages::serial(z.version) as i64);
     m.names.set(z.names() as i64);
-    m.records.set(z.records(cfg).len() as i64);
+    m.records.set(z.size() as i64);
 }
 
 /// Brings the zone to each new version (from the log; a reload when the log
@@ -101,7 +101,7 @@ async fn update(
         let moved = tokio::task::spawn_blocking(move || catch_up(&c, &k, &z, at)).await;
         match moved {
             Ok(Ok(v)) if v != at => {
-                publish_gauges(&cfg, &zone, &metrics);
+                publish_gauges(&zone, &metrics);
                 notify_all(&cfg, v, &metrics);
             }
             Ok(Ok(_)) => {}
@@ -118,13 +118,13 @@ fn catch_up(
     at: u64,
 ) -> Result<u64, CoordError> {
     let Some(deltas) = coord.deltas_after(at)? else {
-        let (version, names) = coord.domain_set();
+        let (version, names) = coord.rpz_set(cfg.ip_triggers);
         tracing::info!(
             from = at,
             to = version,
             "RPZ zone reloaded (the log no longer reaches back)"
         );
-        *zone.write().expect("lock") = Zone::new(version, names);
+        *zone.write().expect("lock") = Zone::new(cfg, version, names);
         return Ok(version);
     };
     let mut z = zone.write().expect("lock");
@@ -132,8 +132,8 @@ fn catch_up(
         if let Err(e) = z.apply(cfg, d) {
             drop(z);
             tracing::warn!(error = %e, "RPZ zone reloaded");
-            let (version, names) = coord.domain_set();
-            *zone.write().expect("lock") = Zone::new(version, names);
+            let (version, names) = coord.rpz_set(cfg.ip_triggers);
+            *zone.write().expect("lock") = Zone::new(cfg, version, names);
             return Ok(version);
         }
     }

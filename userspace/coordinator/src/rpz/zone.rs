@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use c2wall_model::wire::identity_from_wire;
-use c2wall_model::{Action, Domain, Target};
+use c2wall_model::{Action, Prefix, Target};
 use c2wall_proto::v1 as pb;
 use prost::Message;
 
@@ -40,28 +40,39 @@ pub struct Step {
     pub added: Vec<Rr>,
 }
 
-/// A listed name as the zone needs it: the effective action and the source
-/// that supplies it (which picks the policy).
-type Listed = BTreeMap<Domain, (Action, String)>;
+/// A listed name (or, with `ip_triggers`, prefix) as the zone needs it: the
+/// effective action and the source that supplies it (which picks the policy).
+type Listed = BTreeMap<Target, (Action, String)>;
 
 pub struct Zone {
     pub version: u64,
     names: Listed,
     journal: VecDeque<Step>,
     journal_records: usize,
+    /// Policy records in the zone (kept as deltas apply, for the gauge).
+    size: usize,
 }
 
 /// The records one listed name contributes. Monitor entries contribute
 /// none: RPZ's PASSTHRU would exempt the name from every later policy zone
 /// the resolver has (a commercial feed's, the ISP's own), the opposite of
 /// "watch it"; a monitor entry is observed by the edge agents instead.
-pub fn records_of(cfg: &Rpz, d: &Domain, action: Action, source: &str) -> Vec<Rr> {
+pub fn records_of(cfg: &Rpz, t: &Target, action: Action, source: &str) -> Vec<Rr> {
     if action != Action::Drop {
         return Vec::new();
     }
     let target = match cfg.policy(source) {
         Policy::Nxdomain => None,
         Policy::Redirect(n) => Some(n.to_string()),
+    };
+    let d = match t {
+        Target::Domain(d) => d,
+        Target::Prefix(p) => {
+            return vec![Rr {
+                owner: rpz_ip_owner(p),
+                target,
+            }]
+        }
     };
     let name = d.name.to_string();
     let mut out = vec![Rr {
@@ -77,14 +88,65 @@ pub fn records_of(cfg: &Rpz, d: &Domain, action: Action, source: &str) -> Vec<Rr
     out
 }
 
+/// An `rpz-ip` trigger's owner (relative to the zone): the prefix length,
+/// then the address's labels reversed; IPv6 groups in hex with the longest
+/// run of two or more zero groups as `zz` (`2001:db8::/32` is
+/// `32.zz.db8.2001.rpz-ip`).
+pub fn rpz_ip_owner(p: &Prefix) -> String {
+    let labels: Vec<String> = match p.addr() {
+        std::net::IpAddr::V4(a) => a.octets().iter().rev().map(|o| o.to_string()).collect(),
+        std::net::IpAddr::V6(a) => {
+            let g = a.segments();
+            // The longest run of zero groups (two or more; the first on a tie).
+            let (mut best, mut run) = ((0, 0), (0, 0));
+            for (i, x) in g.iter().enumerate() {
+                if *x == 0 {
+                    run = if run.1 == 0 {
+                        (i, 1)
+                    } else {
+                        (run.0, run.1 + 1)
+                    };
+                    if run.1 > best.1 {
+                        best = run;
+                    }
+                } else {
+                    run = (0, 0);
+                }
+            }
+            let mut out: Vec<String> = Vec::new();
+            let mut i = 0;
+            while i < 8 {
+                if best.1 >= 2 && i == best.0 {
+                    out.push("zz".into());
+                    i += best.1;
+                } else {
+                    out.push(format!("{:x}", g[i]));
+                    i += 1;
+                }
+            }
+            out.reverse();
+            out
+        }
+    };
+    format!("{}.{}.rpz-ip", p.len(), labels.join("."))
+}
+
 impl Zone {
-    pub fn new(version: u64, names: Vec<(Domain, Action, String)>) -> Self {
-        Zone {
+    pub fn new(cfg: &Rpz, version: u64, names: Vec<(Target, Action, String)>) -> Self {
+        let mut z = Zone {
             version,
             names: names.into_iter().map(|(d, a, s)| (d, (a, s))).collect(),
             journal: VecDeque::new(),
             journal_records: 0,
-        }
+            size: 0,
+        };
+        z.size = z.records(cfg).len();
+        z
+    }
+
+    /// Policy records in the zone.
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     /// Listed names (drop and monitor).
@@ -122,28 +184,43 @@ impl Zone {
         };
         let mut before = BTreeSet::new();
         let mut after = BTreeSet::new();
-        let touch = |names: &Listed, dom: &Domain, out: &mut BTreeSet<Rr>| {
-            if let Some((a, s)) = names.get(dom) {
-                out.extend(records_of(cfg, dom, *a, s));
+        let touch = |names: &Listed, t: &Target, out: &mut BTreeSet<Rr>| {
+            if let Some((a, s)) = names.get(t) {
+                out.extend(records_of(cfg, t, *a, s));
             }
         };
+        // What the zone holds of an identity: every domain; with ip_triggers,
+        // a whole prefix (no port).
+        let held = |i: &c2wall_model::Identity| match &i.target {
+            Target::Domain(_) => true,
+            Target::Prefix(_) => cfg.ip_triggers && i.scope.is_none(),
+        };
         for k in &d.removals {
-            if let Target::Domain(dom) = identity_from_wire(k).map_err(corrupt)?.target {
-                touch(&self.names, &dom, &mut before);
-                self.names.remove(&dom);
+            let ident = identity_from_wire(k).map_err(corrupt)?;
+            if held(&ident) {
+                touch(&self.names, &ident.target, &mut before);
+                self.names.remove(&ident.target);
             }
         }
         for e in &d.upserts {
             let Some(k) = &e.key else { continue };
-            if let Target::Domain(dom) = identity_from_wire(k).map_err(corrupt)?.target {
-                touch(&self.names, &dom, &mut before);
+            let ident = identity_from_wire(k).map_err(corrupt)?;
+            if !held(&ident) {
+                continue;
+            }
+            let t = ident.target;
+            touch(&self.names, &t, &mut before);
+            self.names.remove(&t);
+            // A prefix entry only `from` the C&C is no trigger for answers.
+            let towards = e.direction != pb::Direction::From as i32;
+            if t.domain().is_some() || towards {
                 let action = if e.action == pb::Action::Monitor as i32 {
                     Action::Monitor
                 } else {
                     Action::Drop
                 };
-                self.names.insert(dom.clone(), (action, e.source.clone()));
-                touch(&self.names, &dom, &mut after);
+                self.names.insert(t.clone(), (action, e.source.clone()));
+                touch(&self.names, &t, &mut after);
             }
         }
         let step = Step {
@@ -152,6 +229,7 @@ impl Zone {
             deleted: before.difference(&after).cloned().collect(),
             added: after.difference(&before).cloned().collect(),
         };
+        self.size = (self.size + step.added.len()).saturating_sub(step.deleted.len());
         self.journal_records += step.deleted.len() + step.added.len();
         self.journal.push_back(step);
         while self.journal.len() > JOURNAL_STEPS || self.journal_records > JOURNAL_RECORDS {
@@ -248,9 +326,75 @@ mod tests {
     }
 
     #[test]
+    fn rpz_ip_owners_reverse_the_address_and_compress_zeros() {
+        let o = |p: &str| rpz_ip_owner(&p.parse().unwrap());
+        assert_eq!(o("192.0.2.0/24"), "24.0.2.0.192.rpz-ip");
+        assert_eq!(o("198.51.100.7"), "32.7.100.51.198.rpz-ip");
+        assert_eq!(o("2001:db8::/32"), "32.zz.db8.2001.rpz-ip");
+        assert_eq!(o("2001:db8::1"), "128.1.zz.db8.2001.rpz-ip");
+        assert_eq!(o("2001:db8:0:1:0:0:0:5"), "128.5.zz.1.0.db8.2001.rpz-ip");
+        assert_eq!(o("2001:db8:1:2:3:4:5:6"), "128.6.5.4.3.2.1.db8.2001.rpz-ip");
+    }
+
+    #[test]
+    fn ip_triggers_hold_whole_prefixes_towards_the_cc_only_when_asked() {
+        let off = cfg();
+        let mut on = cfg();
+        on.ip_triggers = true;
+        let prefix = |p: &str, dir: pb::Direction, port: u32| pb::Entry {
+            key: Some(pb::EntryKey {
+                prefix: p.into(),
+                protocol: if port > 0 {
+                    pb::Protocol::Tcp as i32
+                } else {
+                    0
+                },
+                port,
+                ..Default::default()
+            }),
+            direction: dir as i32,
+            action: pb::Action::Drop as i32,
+            source: "feed".into(),
+            ..Default::default()
+        };
+        let d = delta(
+            0,
+            1,
+            vec![
+                prefix("192.0.2.0/24", pb::Direction::Both, 0),
+                prefix("198.51.100.1", pb::Direction::From, 0),
+                prefix("203.0.113.1", pb::Direction::To, 443),
+            ],
+            &[],
+        );
+        let mut z = Zone::new(&off, 0, vec![]);
+        z.apply(&off, &d).unwrap();
+        assert!(z.records(&off).is_empty(), "off by default");
+        let mut z = Zone::new(&on, 0, vec![]);
+        z.apply(&on, &d).unwrap();
+        assert_eq!(z.records(&on), [rr("24.0.2.0.192.rpz-ip", None)]);
+        z.apply(
+            &on,
+            &pb::Delta {
+                previous_version: 1,
+                version: 2,
+                removals: vec![pb::EntryKey {
+                    prefix: "192.0.2.0/24".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+        .unwrap();
+        assert!(z.records(&on).is_empty());
+        assert_eq!(z.since(1).unwrap().0, [rr("24.0.2.0.192.rpz-ip", None)]);
+    }
+
+    #[test]
     fn records_follow_action_subtree_and_source_policy() {
         let c = cfg();
-        let mut z = Zone::new(0, vec![]);
+        let mut z = Zone::new(&c, 0, vec![]);
         z.apply(
             &c,
             &delta(
@@ -290,6 +434,7 @@ mod tests {
         assert_eq!(del, [rr("bad.example", Some("garden.isp.example"))]);
         assert_eq!(add, [rr("watch.example", None)]);
         assert_eq!(z.since(4).unwrap(), (vec![], vec![]));
+        assert_eq!(z.size(), z.records(&c).len(), "the size follows the deltas");
         assert_eq!(
             z.since(0).unwrap().1,
             z.records(&c),

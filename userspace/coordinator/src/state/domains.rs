@@ -1,4 +1,5 @@
-//! The effective domain entries, for the RPZ zone.
+//! The effective domain entries (and, for `rpz-ip` triggers, the whole-prefix
+//! entries towards a C&C), for the RPZ zone.
 
 use std::ops::Bound;
 
@@ -24,6 +25,17 @@ impl State {
                 let d = i.target.domain()?.clone();
                 Some((d, e.action, e.source.to_string()))
             })
+            .collect()
+    }
+
+    /// Effective prefix entries an `rpz-ip` trigger can express: no port,
+    /// towards the C&C (`to` or `both`).
+    pub fn effective_ip_triggers(&self) -> Vec<(Prefix, Action, String)> {
+        self.effective
+            .iter()
+            .take_while(|(i, _)| i.target.prefix().is_some())
+            .filter(|(i, e)| i.scope.is_none() && e.direction.includes_to())
+            .filter_map(|(i, e)| Some((i.target.prefix()?, e.action, e.source.to_string())))
             .collect()
     }
 }
