@@ -167,10 +167,15 @@ impl RpzRig {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "{what} did not listen on {port}; logs in {}",
-            self.dir.display()
-        );
+        let logs: String = ["coordinator.log", "unbound.log", "named.log"]
+            .iter()
+            .filter_map(|f| {
+                let text = std::fs::read_to_string(self.dir.join(f)).ok()?;
+                Some(format!("--- {f}\n{text}"))
+            })
+            .collect();
+        let (_, ss) = capture(self.ns.command("ss").args(["-lntuH"]));
+        panic!("{what} did not listen on {port} within 20 s; sockets:\n{ss}\n{logs}");
     }
 
     /// `c2wall ARGS` against the coordinator; panics with its output on failure.
