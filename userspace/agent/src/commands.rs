@@ -69,15 +69,26 @@ pub fn check(
         })
         .count();
     let scoped = snap.entries.iter().filter(|e| e.scope.is_some()).count();
+    let domains = snap
+        .entries
+        .iter()
+        .filter(|e| e.listed_prefix().is_none())
+        .count();
     println!(
         "{} entries ({} IPv4, {} IPv6, {} port-scoped), {} protected prefixes, {} rejected lines",
-        snap.entries.len(),
+        snap.entries.len() - domains,
         v4,
-        snap.entries.len() - v4,
+        snap.entries.len() - domains - v4,
         scoped,
         snap.allow.len(),
         snap.rejected.len()
     );
+    if domains > 0 {
+        println!(
+            "{domains} domain entries: the agent does not enforce names (the coordinator \
+             serves them to the ISP's resolvers as RPZ); they are ignored here"
+        );
+    }
     Ok(if snap.rejected.is_empty() {
         std::process::ExitCode::SUCCESS
     } else {
