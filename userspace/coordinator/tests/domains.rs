@@ -208,11 +208,12 @@ async fn public_suffixes_protected_names_and_shallow_wildcards_are_refused() {
     );
     r.coord.set_guard_config(cfg);
     for (name, want) in [
-        ("com", "public suffix (`com`"),
+        ("com", "single label"),
+        ("co.jp", "public suffix (`co.jp`"),
         ("*.co.jp", "public suffix (`co.jp`"),
         // The list's private section: blocking it blocks every user's site.
         ("*.github.io", "public suffix (`github.io`"),
-        ("*.example", "public suffix"),
+        ("*.example", "single label"),
         ("google.com", "protected domain google.com"),
         ("accounts.google.com", "protected domain google.com"),
         ("*.yahoo.co.jp", "protected domain yahoo.co.jp"),

@@ -185,6 +185,15 @@ impl FromStr for Domain {
             },
             other => other,
         })?;
+        if name.label_count() < 2 {
+            // A single label is a top-level domain (or a typo: a local file's
+            // `not-an-address` must be a rejected line, not an entry).
+            return Err(bad(
+                input,
+                name.as_str(),
+                "is a single label: an entry names a domain with its suffix (`evil.example`)",
+            ));
+        }
         Ok(Domain { name, subtree })
     }
 }
@@ -214,6 +223,7 @@ mod tests {
         assert!(e("www.*.example").contains("wildcard"));
         assert!(e("1.2.3.4").contains("all digits"));
         assert!(e("").contains("empty"));
+        assert!(e("not-an-address").contains("single label"));
         let long = vec!["abcdefghi"; 26].join(".");
         assert!(e(&long).contains("at most 253"), "{}", e(&long));
     }
