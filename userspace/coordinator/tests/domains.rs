@@ -95,6 +95,18 @@ async fn domains_are_normalised_listed_synced_explained_and_withdrawn() {
             .count(),
         3
     );
+    // The digest an agent recomputes from the entries it received is the
+    // one the coordinator sent: domain entries verify like prefixes.
+    let entries: Vec<c2wall_model::Entry> =
+        c2wall_model::wire::records_from_wire(&snap.entries, "entries")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry)
+            .collect();
+    assert_eq!(
+        c2wall_model::SetDigest::of(&entries).to_bytes(),
+        snap.digest
+    );
     // Explain by name: the exact entry, then wildcards from the name up.
     let ex = r
         .publisher()
