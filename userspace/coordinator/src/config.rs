@@ -271,13 +271,13 @@ impl Settings {
             },
         };
         let mut s = s;
-        crate::guards::Guards::check_config(&s.guards).map_err(|message| CoordError::Config {
+        crate::guards::Guards::check_config(&s.guards).map_err(|e| CoordError::Config {
             path: a
                 .config
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            message,
+            message: e.to_string(),
         })?;
         let mut names = std::collections::HashSet::new();
         for fc in &f.feed {

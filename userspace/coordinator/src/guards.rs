@@ -159,10 +159,11 @@ impl Guards {
     }
 
     /// The config's protected names that do not parse, with why.
-    pub fn check_config(config: &GuardConfig) -> Result<(), String> {
+    pub fn check_config(config: &GuardConfig) -> Result<(), crate::CoordError> {
         for d in &config.protected_domains {
-            d.parse::<DomainName>()
-                .map_err(|e| format!("[guards] protected_domains: {e}"))?;
+            d.parse::<DomainName>().map_err(|e| {
+                crate::CoordError::Setting(format!("[guards] protected_domains: {e}"))
+            })?;
         }
         Ok(())
     }

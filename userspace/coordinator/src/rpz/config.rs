@@ -69,18 +69,18 @@ pub enum Policy {
 }
 
 impl std::str::FromStr for Policy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CoordError;
+    fn from_str(s: &str) -> Result<Self, CoordError> {
         match s.trim() {
             "nxdomain" => Ok(Policy::Nxdomain),
             other => match other.strip_prefix("redirect:") {
                 Some(name) => name
                     .parse()
                     .map(Policy::Redirect)
-                    .map_err(|e| format!("{e}")),
-                None => Err(format!(
+                    .map_err(|e| CoordError::Setting(e.to_string())),
+                None => Err(CoordError::Setting(format!(
                     "`{other}` is not an action (nxdomain or redirect:NAME)"
-                )),
+                ))),
             },
         }
     }
@@ -119,14 +119,17 @@ impl RpzConfig {
                     .into(),
             ));
         }
-        let action = self.action.parse().map_err(|e| bad("action", e))?;
+        let action = self
+            .action
+            .parse()
+            .map_err(|e: CoordError| bad("action", e.to_string()))?;
         let source_actions = self
             .source_actions
             .iter()
             .map(|(s, a)| {
                 a.parse()
                     .map(|p| (s.clone(), p))
-                    .map_err(|e| bad(&format!("source_actions.\"{s}\""), e))
+                    .map_err(|e: CoordError| bad(&format!("source_actions.\"{s}\""), e.to_string()))
             })
             .collect::<Result<_, _>>()?;
         if self.ttl == 0 || self.ttl > 86_400 {

@@ -68,11 +68,16 @@ impl Key {
     pub fn load(path: &Path) -> Result<Self, CoordError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CoordError::Setting(format!("TSIG key file {}: {e}", path.display())))?;
-        Key::parse(&text)
-            .map_err(|m| CoordError::Setting(format!("TSIG key file {}: {m}", path.display())))
+        Key::parse(&text, &format!("file {}", path.display()))
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses a key statement; `origin` names where it came from in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, CoordError> {
+        Key::parse_statement(text)
+            .map_err(|why| CoordError::Setting(format!("TSIG key {origin}: {why}")))
+    }
+
+    fn parse_statement(text: &str) -> Result<Self, String> {
         let text: String = text
             .lines()
             .map(|l| {
@@ -138,14 +143,21 @@ mod tests {
         let k = Key::generate("Transfer.Key.").unwrap();
         let text = k.to_bind();
         assert!(text.starts_with("key \"transfer.key\" {\n\talgorithm hmac-sha256;"));
-        let back = Key::parse(&text).unwrap();
+        let back = Key::parse(&text, "test").unwrap();
         assert_eq!(
             (back.name.as_str(), &back.secret),
             ("transfer.key", &k.secret)
         );
-        let e = Key::parse("key \"k\" { algorithm hmac-md5; secret \"AAAA\"; };").unwrap_err();
+        let e = Key::parse(
+            "key \"k\" { algorithm hmac-md5; secret \"AAAA\"; };",
+            "test",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("hmac-md5"), "{e}");
-        let e = Key::parse("key \"k\" { algorithm hmac-sha256; };").unwrap_err();
+        let e = Key::parse("key \"k\" { algorithm hmac-sha256; };", "test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no `secret`"), "{e}");
     }
 }
