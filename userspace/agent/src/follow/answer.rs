@@ -108,51 +108,52 @@ mod tests {
         Record::from_rdata(n(owner), ttl, RData::CNAME(CNAME(n(target))))
     }
 
-    #[test]
-    fn addresses_follow_the_cname_chain_with_the_shortest_ttl() {
-        let b = response(
-            "WWW.Evil.example.",
-            vec![
-                cname("www.evil.example.", 300, "cdn.evil.example."),
-                cname("cdn.evil.example.", 60, "edge.host.example."),
-                a("edge.host.example.", 600, [192, 0, 2, 7]),
-                Record::from_rdata(
-                    n("edge.host.example."),
-                    30,
-                    RData::AAAA(AAAA::from(
-                        "2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap(),
-                    )),
-                ),
-                // Not on the chain: never taken.
-                a("unrelated.example.", 600, [198, 51, 100, 1]),
-            ],
-        );
-        let ans = parse(&b).unwrap();
-        assert_eq!(ans.name.as_str(), "www.evil.example");
-        assert_eq!(
-            ans.addrs,
-            [
-                ("192.0.2.7".parse().unwrap(), 60),
-                ("2001:db8::7".parse().unwrap(), 30)
-            ]
-        );
+    fn aaaa(owner: &str, ttl: u32, ip: &str) -> Record {
+        Record::from_rdata(
+            n(owner),
+            ttl,
+            RData::AAAA(AAAA::from(ip.parse::<std::net::Ipv6Addr>().unwrap())),
+        )
     }
 
     #[test]
-    fn loops_repeats_and_bounds() {
-        let b = response(
-            "a.example.",
-            vec![
-                cname("a.example.", 100, "b.example."),
-                cname("b.example.", 100, "a.example."),
-                a("b.example.", 100, [192, 0, 2, 1]),
-                a("b.example.", 100, [192, 0, 2, 1]),
-            ],
-        );
-        assert_eq!(
-            parse(&b).unwrap().addrs,
-            [("192.0.2.1".parse().unwrap(), 100)]
-        );
+    fn addresses_follow_the_cname_chain_with_the_shortest_ttl_bounded() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // (question, answer records, addresses expected)
+        type Case<'a> = (&'a str, Vec<Record>, Vec<(IpAddr, u32)>);
+        let cases: Vec<Case> = vec![
+            // A chain of two aliases; a record off the chain is never taken.
+            (
+                "WWW.Evil.example.",
+                vec![
+                    cname("www.evil.example.", 300, "cdn.evil.example."),
+                    cname("cdn.evil.example.", 60, "edge.host.example."),
+                    a("edge.host.example.", 600, [192, 0, 2, 7]),
+                    aaaa("edge.host.example.", 30, "2001:db8::7"),
+                    a("unrelated.example.", 600, [198, 51, 100, 1]),
+                ],
+                vec![(ip("192.0.2.7"), 60), (ip("2001:db8::7"), 30)],
+            ),
+            // An alias loop ends where it closes; a repeated record counts once.
+            (
+                "a.example.",
+                vec![
+                    cname("a.example.", 100, "b.example."),
+                    cname("b.example.", 100, "a.example."),
+                    a("b.example.", 100, [192, 0, 2, 1]),
+                    a("b.example.", 100, [192, 0, 2, 1]),
+                ],
+                vec![(ip("192.0.2.1"), 100)],
+            ),
+        ];
+        for (q, records, want) in cases {
+            let ans = parse(&response(q, records)).unwrap();
+            assert_eq!(ans.addrs, want, "{q}");
+            assert_eq!(
+                ans.name.as_str(),
+                q.trim_end_matches('.').to_ascii_lowercase()
+            );
+        }
         let many: Vec<Record> = (0..100u8)
             .map(|i| a("m.example.", 5, [10, 0, 0, i]))
             .collect();
