@@ -35,6 +35,19 @@ pub struct Resolvers {
     pub bind: bool,
 }
 
+impl Resolvers {
+    /// Unbound and BIND 9 as secondaries.
+    pub const BOTH: Resolvers = Resolvers {
+        unbound: true,
+        bind: true,
+    };
+    /// The coordinator alone (transfers checked with dig).
+    pub const NONE: Resolvers = Resolvers {
+        unbound: false,
+        bind: false,
+    };
+}
+
 pub struct RpzRig {
     // Dropped in order: processes first, then the namespace and the files.
     procs: Vec<Guarded>,

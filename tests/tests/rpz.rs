@@ -25,10 +25,7 @@ fn resolvers_refuse_published_domains_within_two_seconds_and_resolve_them_again_
     }
     let rig = RpzRig::start(
         "rpz",
-        Resolvers {
-            unbound: true,
-            bind: true,
-        },
+        Resolvers::BOTH,
         "source_actions = { walled = \"redirect:garden.example\" }",
         "",
     );
@@ -129,15 +126,7 @@ fn transfers_need_the_key_or_an_allowed_address() {
     if !require_root("rpz transfers") {
         return;
     }
-    let rig = RpzRig::start(
-        "rpzk",
-        Resolvers {
-            unbound: false,
-            bind: false,
-        },
-        "",
-        "",
-    );
+    let rig = RpzRig::start("rpzk", Resolvers::NONE, "", "");
     rig.cli(&["publish", "evil.example"]);
     let axfr = |from: &str, key: Option<&std::path::Path>| {
         let port = RPZ_PORT.to_string();
@@ -209,10 +198,7 @@ fn one_change_on_a_100k_name_zone_is_an_ixfr_under_2_kb() {
     }
     let rig = RpzRig::start(
         "rpzi",
-        Resolvers {
-            unbound: false,
-            bind: false,
-        },
+        Resolvers::NONE,
         "",
         "[guards]\nbreaker_entries = 1000000\n",
     );
@@ -291,15 +277,7 @@ fn ip_triggers_refuse_names_that_resolve_to_a_listed_address_when_enabled() {
     if !require_root("rpz ip triggers") {
         return;
     }
-    let rig = RpzRig::start(
-        "rpzp",
-        Resolvers {
-            unbound: true,
-            bind: true,
-        },
-        "ip_triggers = true",
-        "",
-    );
+    let rig = RpzRig::start("rpzp", Resolvers::BOTH, "ip_triggers = true", "");
     for (r, port) in RESOLVERS {
         assert_eq!(rig.resolve(port, "watch.example").0, "NOERROR", "{r}");
     }

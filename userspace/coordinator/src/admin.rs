@@ -324,9 +324,7 @@ impl Coordinator {
 fn overlaps(listed: &Target, protected: &Target) -> bool {
     match (listed, protected) {
         (Target::Prefix(a), Target::Prefix(b)) => a.contains(b) || b.contains(a),
-        (Target::Domain(a), Target::Domain(b)) => {
-            a.name.is_at_or_below(&b.name) || (a.subtree && b.name.is_at_or_below(&a.name))
-        }
+        (Target::Domain(a), Target::Domain(b)) => a.touches_subtree(&b.name),
         _ => false,
     }
 }

@@ -209,6 +209,15 @@ impl Settings {
                 toml::from_str(&text).map_err(|e| err(e.to_string()))?
             }
         };
+        // A setting refused, naming the config file.
+        let config_error = |message: String| CoordError::Config {
+            path: a
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message,
+        };
         let s = Settings {
             listen: a
                 .listen
@@ -254,16 +263,8 @@ impl Settings {
                 ..f.limits.clone()
             },
             recover_store: a.recover_store.clone(),
-            rollout: crate::rollout::policy::Policy::from_config(&f.rollout).map_err(|e| {
-                CoordError::Config {
-                    path: a
-                        .config
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    message: e.to_string(),
-                }
-            })?,
+            rollout: crate::rollout::policy::Policy::from_config(&f.rollout)
+                .map_err(|e| config_error(e.to_string()))?,
             guards: crate::guards::GuardConfig {
                 breaker_entries: a.breaker_entries.unwrap_or(f.guards.breaker_entries),
                 breaker_share: a.breaker_share.unwrap_or(f.guards.breaker_share),
@@ -271,24 +272,10 @@ impl Settings {
             },
         };
         let mut s = s;
-        crate::guards::Guards::check_config(&s.guards).map_err(|e| CoordError::Config {
-            path: a
-                .config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            message: e.to_string(),
-        })?;
+        crate::guards::Guards::check_config(&s.guards).map_err(|e| config_error(e.to_string()))?;
         let mut names = std::collections::HashSet::new();
         for fc in &f.feed {
-            let feed = fc.check().map_err(|message| CoordError::Config {
-                path: a
-                    .config
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                message,
-            })?;
+            let feed = fc.check().map_err(config_error)?;
             if !names.insert(feed.name.clone()) {
                 return Err(CoordError::Precondition(format!(
                     "two feeds are named `{}`",

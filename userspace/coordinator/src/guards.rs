@@ -209,24 +209,22 @@ impl Guards {
                 ));
             }
         }
-        let protected = self
-            .config_domains
+        if let Some(p) = self.config_domains.iter().find(|p| d.touches_subtree(p)) {
+            return Some(format!(
+                "`{d}` overlaps the protected domain {p} (the coordinator's [guards] \
+                 protected_domains)"
+            ));
+        }
+        let stored = self
+            .protected
             .iter()
-            .map(|p| {
-                (
-                    p.clone(),
-                    "the coordinator's [guards] protected_domains".to_string(),
-                )
-            })
-            .chain(
-                self.protected
-                    .iter()
-                    .filter_map(|(t, why)| t.domain().map(|pd| (pd.name.clone(), why.clone()))),
-            );
-        for (p, why) in protected {
-            let hit = d.name.is_at_or_below(&p) || (d.subtree && p.is_at_or_below(&d.name));
-            if hit {
-                return Some(format!("`{d}` overlaps the protected domain {p} ({why})"));
+            .filter_map(|(t, why)| Some((t.domain()?, why)));
+        for (p, why) in stored {
+            if d.touches_subtree(&p.name) {
+                return Some(format!(
+                    "`{d}` overlaps the protected domain {} ({why})",
+                    p.name
+                ));
             }
         }
         None

@@ -10,25 +10,6 @@ use c2wall_proto::v1::sync_message::Kind;
 use common::*;
 use tonic::Code;
 
-fn domain(name: &str) -> pb::Entry {
-    pb::Entry {
-        key: Some(pb::EntryKey {
-            domain: name.into(),
-            ..Default::default()
-        }),
-        source: "feed-a".into(),
-        confidence: 90,
-        ..Default::default()
-    }
-}
-
-fn domain_key(name: &str) -> pb::EntryKey {
-    pb::EntryKey {
-        domain: name.into(),
-        ..Default::default()
-    }
-}
-
 async fn refused(r: &Rig, e: pb::Entry) -> tonic::Status {
     r.publisher()
         .publish(pb::PublishRequest {

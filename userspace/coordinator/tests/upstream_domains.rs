@@ -7,19 +7,8 @@ mod common;
 
 use c2wall_coordinator::guards::GuardConfig;
 use c2wall_proto::v1 as pb;
+use common::domain;
 use common::upstream::{coordinator, follow, keys, listed, publisher, serve, until, Dir};
-
-fn domain(name: &str) -> pb::Entry {
-    pb::Entry {
-        key: Some(pb::EntryKey {
-            domain: name.into(),
-            ..Default::default()
-        }),
-        source: "feed-a".into(),
-        confidence: 90,
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn centre_domains_reach_the_isp_and_its_protected_names_are_vetoed() {

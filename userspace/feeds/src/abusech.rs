@@ -72,11 +72,6 @@ impl Columns {
     }
 }
 
-/// `# END (123 entries)` or `# Number of entries: 123`.
-fn footer(line: &str) -> Option<usize> {
-    text::stated_count(line)
-}
-
 fn nullable(s: &str) -> &str {
     if s == "None" || s == "null" {
         ""
@@ -93,16 +88,16 @@ fn rows(
     mut row: impl FnMut(&Columns, &[String], usize, &mut Collector),
 ) -> Result<Parsed, FeedError> {
     let mut c = Collector::new();
-    let mut end = None;
     for (n, line) in text::lines(text::utf8(bytes)?) {
         if line.is_empty() {
             continue;
         }
         if let Some(body) = line.strip_prefix('#') {
-            if let Some(k) = footer(line) {
-                end = Some(k);
-            } else if let Ok(f) = csv::fields(body.trim()) {
-                cols.header(&f, wanted);
+            // A stated count (`# END (N entries)`) or perhaps a header.
+            if !c.stated_count(line) {
+                if let Ok(f) = csv::fields(body.trim()) {
+                    cols.header(&f, wanted);
+                }
             }
             continue;
         }
@@ -134,14 +129,6 @@ fn rows(
             continue;
         }
         row(&cols, &fields, n, &mut c);
-    }
-    if let Some(k) = end {
-        if k != c.records() {
-            c.truncated(format!(
-                "the footer says {k} entries, the file holds {}",
-                c.records()
-            ));
-        }
     }
     Ok(c.finish())
 }

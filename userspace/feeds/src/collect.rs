@@ -10,6 +10,8 @@ use crate::{FeedEntry, Location, Parsed, Rejected};
 pub struct Collector {
     out: Parsed,
     seen: HashSet<(Target, Option<PortScope>)>,
+    /// The entry count the feed states about itself, if it does.
+    stated: Option<usize>,
 }
 
 impl Collector {
@@ -42,12 +44,33 @@ impl Collector {
         self.out.truncated = Some(why);
     }
 
+    /// Notes the entry count a comment line states (`# Number of entries:
+    /// N`, `# END (N entries)`), if it states one; `finish` checks it.
+    /// Returns whether the line stated a count.
+    pub fn stated_count(&mut self, line: &str) -> bool {
+        match crate::text::stated_count(line) {
+            Some(k) => {
+                self.stated = Some(k);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Records seen so far (accepted, repeated, rejected; not skipped).
     pub fn records(&self) -> usize {
         self.out.records()
     }
 
-    pub fn finish(self) -> Parsed {
+    /// The parse; a stated count that the records do not match marks it
+    /// truncated (a download that ended early).
+    pub fn finish(mut self) -> Parsed {
+        let held = self.records();
+        if let Some(k) = self.stated.filter(|k| *k != held) {
+            if self.out.truncated.is_none() {
+                self.truncated(format!("the file says it has {k} entries, it holds {held}"));
+            }
+        }
         self.out
     }
 }

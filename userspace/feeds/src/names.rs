@@ -23,53 +23,14 @@ const HOSTS_OWN: &[&str] = &[
     "0.0.0.0",
 ];
 
-fn finish(c: Collector, stated: Option<usize>) -> Parsed {
-    let mut c = c;
-    if let Some(k) = stated {
-        if k != c.records() {
-            c.truncated(format!(
-                "the file says it has {k} entries, it holds {}",
-                c.records()
-            ));
-        }
-    }
-    c.finish()
-}
-
 pub fn parse_domains(bytes: &[u8]) -> Result<Parsed, FeedError> {
-    let mut c = Collector::new();
-    let mut stated = None;
-    for (n, raw) in text::lines(text::utf8(bytes)?) {
-        if let Some(k) = text::stated_count(raw) {
-            stated = Some(k);
-        }
-        let line = text::uncomment(raw, &['#', ';']);
-        if line.is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() != 1 {
-            c.reject(
-                Location::Line(n),
-                format!("expected one name, found {} fields: `{line}`", fields.len()),
-            );
-            continue;
-        }
-        match text::domain(fields[0]) {
-            Ok(d) => c.entry(FeedEntry::new(d)),
-            Err(e) => c.reject(Location::Line(n), e),
-        }
-    }
-    Ok(finish(c, stated))
+    crate::plain::one_per_line(bytes, "name", |s| text::domain(s).map(Into::into))
 }
 
 pub fn parse_hosts(bytes: &[u8]) -> Result<Parsed, FeedError> {
     let mut c = Collector::new();
-    let mut stated = None;
     for (n, raw) in text::lines(text::utf8(bytes)?) {
-        if let Some(k) = text::stated_count(raw) {
-            stated = Some(k);
-        }
+        c.stated_count(raw);
         let line = text::uncomment(raw, &['#']);
         if line.is_empty() {
             continue;
@@ -106,7 +67,7 @@ pub fn parse_hosts(bytes: &[u8]) -> Result<Parsed, FeedError> {
             }
         }
     }
-    Ok(finish(c, stated))
+    Ok(c.finish())
 }
 
 #[cfg(test)]

@@ -4,15 +4,26 @@
 //! stated count (`# Number of entries: N`, `# END (N entries)`) the file does
 //! not hold marks it truncated.
 
+use c2wall_model::Target;
+
 use crate::{text, Collector, FeedEntry, FeedError, Location, Parsed};
 
 pub fn parse(bytes: &[u8]) -> Result<Parsed, FeedError> {
+    one_per_line(bytes, "address or CIDR", |s| {
+        text::prefix(s).map(Target::from)
+    })
+}
+
+/// One `what` per line, read by `item`; `#` and `;` comments; a stated
+/// count checked. The plain address lists and the domain lists.
+pub(crate) fn one_per_line(
+    bytes: &[u8],
+    what: &str,
+    item: impl Fn(&str) -> Result<Target, String>,
+) -> Result<Parsed, FeedError> {
     let mut c = Collector::new();
-    let mut stated = None;
     for (n, raw) in text::lines(text::utf8(bytes)?) {
-        if let Some(k) = text::stated_count(raw) {
-            stated = Some(k);
-        }
+        c.stated_count(raw);
         let line = text::uncomment(raw, &['#', ';']);
         if line.is_empty() {
             continue;
@@ -22,22 +33,16 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, FeedError> {
             c.reject(
                 Location::Line(n),
                 format!(
-                    "expected one address or CIDR, found {} fields: `{line}`",
+                    "expected one {what}, found {} fields: `{line}`",
                     fields.len()
                 ),
             );
             continue;
         }
-        match text::prefix(fields[0]) {
-            Ok(p) => c.entry(FeedEntry::new(p)),
+        match item(fields[0]) {
+            Ok(t) => c.entry(FeedEntry::new(t)),
             Err(e) => c.reject(Location::Line(n), e),
         }
-    }
-    if let Some(k) = stated.filter(|k| *k != c.records()) {
-        c.truncated(format!(
-            "the file says it has {k} entries, it holds {}",
-            c.records()
-        ));
     }
     Ok(c.finish())
 }

@@ -29,10 +29,6 @@ impl DomainName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// Labels from the left (`www`, `evil`, `example`).
-    pub fn labels(&self) -> impl DoubleEndedIterator<Item = &str> {
-        self.0.split('.')
-    }
     pub fn label_count(&self) -> usize {
         self.0.split('.').count()
     }
@@ -58,9 +54,11 @@ impl Domain {
             *name == self.name
         }
     }
-    /// Whether some name is covered by both entries.
-    pub fn overlaps(&self, other: &Domain) -> bool {
-        self.covers(&other.name) || other.covers(&self.name)
+    /// Whether the entry reaches into the subtree of `protected`: it is at
+    /// or below it, or a wildcard above it.
+    pub fn touches_subtree(&self, protected: &DomainName) -> bool {
+        self.name.is_at_or_below(protected)
+            || (self.subtree && protected.is_at_or_below(&self.name))
     }
 }
 
@@ -236,6 +234,10 @@ mod tests {
         assert!(!d("*.evil.example").covers(&n("notevil.example")));
         assert!(!d("evil.example").covers(&n("a.evil.example")));
         assert!(d("evil.example").covers(&n("evil.example")));
+        assert!(d("www.isp.example").touches_subtree(&n("isp.example")));
+        assert!(d("*.example.net").touches_subtree(&n("isp.example.net")));
+        assert!(!d("isp.example.net").touches_subtree(&n("www.isp.example.net")));
+        assert!(!d("*.other.example").touches_subtree(&n("isp.example")));
         assert_eq!(n("a.b.example").parent(), Some(n("b.example")));
         assert_eq!(n("example").parent(), None);
     }

@@ -117,24 +117,21 @@ fn catch_up(
     zone: &RwLock<Zone>,
     at: u64,
 ) -> Result<u64, CoordError> {
-    let Some(deltas) = coord.deltas_after(at)? else {
+    // The whole zone again from the set (its journal starts over).
+    let reload = |why: &str| {
         let (version, names) = coord.rpz_set(cfg.ip_triggers);
-        tracing::info!(
-            from = at,
-            to = version,
-            "RPZ zone reloaded (the log no longer reaches back)"
-        );
+        tracing::info!(from = at, to = version, why, "RPZ zone reloaded");
         *zone.write().expect("lock") = Zone::new(cfg, version, names);
-        return Ok(version);
+        Ok(version)
+    };
+    let Some(deltas) = coord.deltas_after(at)? else {
+        return reload("the log no longer reaches back");
     };
     let mut z = zone.write().expect("lock");
     for d in &deltas {
         if let Err(e) = z.apply(cfg, d) {
             drop(z);
-            tracing::warn!(error = %e, "RPZ zone reloaded");
-            let (version, names) = coord.rpz_set(cfg.ip_triggers);
-            *zone.write().expect("lock") = Zone::new(cfg, version, names);
-            return Ok(version);
+            return reload(&e.to_string());
         }
     }
     Ok(z.version)

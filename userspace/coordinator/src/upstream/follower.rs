@@ -104,35 +104,21 @@ impl Follower {
 
     /// Vetoed upstream entries whose prefix contains `p` (for explain).
     pub fn vetoes_covering(&self, p: &Prefix) -> Vec<Veto> {
-        self.view
-            .lock()
-            .expect("lock")
-            .vetoed
-            .values()
-            .filter(|v| {
-                v.record
-                    .entry
-                    .listed_prefix()
-                    .is_some_and(|q| q.contains(p))
-            })
-            .cloned()
-            .collect()
+        self.vetoes_where(|t| t.prefix().is_some_and(|q| q.contains(p)))
     }
 
     /// Vetoed upstream domain entries covering `name` (for explain).
     pub fn vetoes_covering_name(&self, name: &c2wall_model::DomainName) -> Vec<Veto> {
+        self.vetoes_where(|t| t.domain().is_some_and(|d| d.covers(name)))
+    }
+
+    fn vetoes_where(&self, keep: impl Fn(&c2wall_model::Target) -> bool) -> Vec<Veto> {
         self.view
             .lock()
             .expect("lock")
             .vetoed
             .values()
-            .filter(|v| {
-                v.record
-                    .entry
-                    .target
-                    .domain()
-                    .is_some_and(|d| d.covers(name))
-            })
+            .filter(|v| keep(&v.record.entry.target))
             .cloned()
             .collect()
     }

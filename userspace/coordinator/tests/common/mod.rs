@@ -125,21 +125,35 @@ impl Drop for Rig {
     }
 }
 
-pub fn entry(prefix: &str) -> pb::Entry {
+/// A feed-a record of `key`, confidence 90.
+fn record(key: pb::EntryKey) -> pb::Entry {
     pb::Entry {
-        key: Some(pb::EntryKey {
-            prefix: prefix.into(),
-            ..Default::default()
-        }),
+        key: Some(key),
         source: "feed-a".into(),
         confidence: 90,
         ..Default::default()
     }
 }
 
+pub fn entry(prefix: &str) -> pb::Entry {
+    record(key(prefix))
+}
+
 pub fn key(prefix: &str) -> pb::EntryKey {
     pb::EntryKey {
         prefix: prefix.into(),
+        ..Default::default()
+    }
+}
+
+/// A domain entry (`evil.example`, `*.evil.example`) from feed-a.
+pub fn domain(name: &str) -> pb::Entry {
+    record(domain_key(name))
+}
+
+pub fn domain_key(name: &str) -> pb::EntryKey {
+    pb::EntryKey {
+        domain: name.into(),
         ..Default::default()
     }
 }
