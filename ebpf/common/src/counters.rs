@@ -45,8 +45,17 @@ pub const CNT_SAMPLED: u32 = VERDICT_COUNTERS + 4;
 pub const CNT_SAMPLE_SUPPRESSED: u32 = VERDICT_COUNTERS + 5;
 /// Drop events not written: the ring buffer was full (userspace behind).
 pub const CNT_SAMPLE_LOST: u32 = VERDICT_COUNTERS + 6;
+/// DNS responses looked at (UDP from port 53, some name listed).
+pub const CNT_DNS_RESPONSES: u32 = VERDICT_COUNTERS + 7;
+/// Responses for a listed name copied to the agent.
+pub const CNT_DNS_FOLLOWED: u32 = VERDICT_COUNTERS + 8;
+/// Responses for a listed name not copied: the ring buffer was full.
+pub const CNT_DNS_LOST: u32 = VERDICT_COUNTERS + 9;
+/// Responses whose question could not be walked (truncated, compressed,
+/// over-long): passed, not followed.
+pub const CNT_DNS_UNPARSED: u32 = VERDICT_COUNTERS + 10;
 /// Counters of one interface slot.
-pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 7;
+pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 11;
 /// The whole counter array: [`COUNTER_SLOTS`] per interface slot
 /// ([`crate::IFACE_SLOTS`]; slot 0 = interfaces without a slot).
 pub const COUNTER_ARRAY: u32 = COUNTER_SLOTS * crate::IFACE_SLOTS;

@@ -9,17 +9,19 @@
 #![no_std]
 
 mod counters;
+mod dns;
 mod events;
 mod filter;
 mod keys;
 
 pub use counters::*;
+pub use dns::*;
 pub use events::*;
 pub use filter::*;
 pub use keys::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 // Map names: must match the statics in ebpf/xdp/src/maps.rs.
 //
@@ -40,8 +42,15 @@ pub const MAP_FILTER: &str = "C2W_FILTER";
 pub const MAP_EVENTS: &str = "C2W_EVENTS";
 pub const MAP_SAMPLER: &str = "C2W_SAMPLER";
 pub const MAP_IFSLOT: &str = "C2W_IFSLOT";
+/// Listed DNS names: name key ([`name_key`]) -> [`DNS_NAME_EXACT`] |
+/// [`DNS_NAME_SUBTREE`].
+pub const MAP_DNS_NAMES: &str = "C2W_DNS_NAMES";
+/// Responses for listed names, [`DnsAnswer`] each, for the agent.
+pub const MAP_DNS_ANSWERS: &str = "C2W_DNS_ANSWERS";
+/// Per-CPU scratch holding the question name while it is walked.
+pub const MAP_DNS_SCRATCH: &str = "C2W_DNS_SCRATCH";
 /// Every map the program uses, in the order userspace pins them.
-pub const ALL_MAPS: [&str; 12] = [
+pub const ALL_MAPS: [&str; 15] = [
     MAP_CONFIG,
     MAP_NODES_V4,
     MAP_NODES_V6,
@@ -54,6 +63,9 @@ pub const ALL_MAPS: [&str; 12] = [
     MAP_EVENTS,
     MAP_SAMPLER,
     MAP_IFSLOT,
+    MAP_DNS_NAMES,
+    MAP_DNS_ANSWERS,
+    MAP_DNS_SCRATCH,
 ];
 
 /// Name of the XDP program in the object file (the `#[xdp]` function).
@@ -123,7 +135,9 @@ pub struct Config {
     /// [`ALLOW_HAS_V4`] | [`ALLOW_HAS_V6`]: which allowlists to consult; an
     /// empty one is skipped (the hit path is not charged for it).
     pub allow: u8,
-    pub _pad: u8,
+    /// [`FOLLOW_DNS`] when some name is listed: only then does a DNS
+    /// response cost more than any other packet.
+    pub follow: u8,
     /// The coordinator version whose list the maps hold (0: none), native
     /// byte order. Written by userspace after each apply, never read by the
     /// program: the kernel is the truth a restarted agent must not go below.
@@ -146,4 +160,6 @@ mod pod {
     unsafe impl aya::Pod for super::FilterBlock {}
     unsafe impl aya::Pod for super::DropEvent {}
     unsafe impl aya::Pod for super::SamplerState {}
+    unsafe impl aya::Pod for super::DnsAnswer {}
+    unsafe impl aya::Pod for super::DnsScratch {}
 }

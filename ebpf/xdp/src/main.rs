@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+mod counters;
+mod dns;
 mod lookup;
 mod maps;
 mod verdict;
@@ -17,7 +19,7 @@ use aya_ebpf::{
 };
 use c2wall_xdp::parse::Frame;
 
-use crate::verdict::drop_frame;
+use crate::verdict::{drop_frame, DROP, FOLLOW};
 
 /// Bytes made linear before parsing at tc: Ethernet, VLAN tags, an IP header
 /// with options or IPv6 extension headers, and the ports fit many times over.
@@ -31,7 +33,14 @@ pub fn c2wall(ctx: XdpContext) -> u32 {
         start: ctx.data(),
         end: ctx.data_end(),
     };
-    if drop_frame(frame, ctx.ingress_ifindex() as u32) {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let v = drop_frame(frame, ifindex);
+    // After the verdict, where every way through the headers has joined
+    // (see c2wall_common::DnsScratch).
+    if v & FOLLOW != 0 {
+        dns::follow(ifindex);
+    }
+    if v & DROP != 0 {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
@@ -60,7 +69,11 @@ pub fn c2wall_tc(ctx: TcContext) -> i32 {
     };
     // SAFETY: the context pointer is valid for the program's run.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    if drop_frame(frame, ifindex) {
+    let v = drop_frame(frame, ifindex);
+    if v & FOLLOW != 0 {
+        dns::follow(ifindex);
+    }
+    if v & DROP != 0 {
         TC_ACT_SHOT
     } else {
         TC_ACT_UNSPEC

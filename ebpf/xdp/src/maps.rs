@@ -11,7 +11,7 @@ use aya_ebpf::{
     bindings::{BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
-    maps::{Array, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use c2wall_common::*;
 
@@ -77,3 +77,16 @@ pub static HITS: ArrayOfMaps<Hits, 1> = ArrayOfMaps::new();
 // a bounds check and an add, cheaper than any hash probe).
 #[btf_map(name = "C2W_FILTER")]
 pub static FILTER: ArrayOfMaps<Filter, 2> = ArrayOfMaps::new();
+
+// Listed DNS names (see c2wall_common::dns). A plain hash without
+// prealloc: names are added and removed one by one, memory follows them.
+#[map(name = "C2W_DNS_NAMES")]
+pub static DNS_NAMES: HashMap<u64, u32> =
+    HashMap::with_max_entries(DNS_NAMES_CAPACITY, BPF_F_NO_PREALLOC);
+
+// Responses for listed names, for the agent to parse.
+#[map(name = "C2W_DNS_ANSWERS")]
+pub static DNS_ANSWERS: RingBuf = RingBuf::with_byte_size(DNS_ANSWERS_BYTES, 0);
+
+#[map(name = "C2W_DNS_SCRATCH")]
+pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);

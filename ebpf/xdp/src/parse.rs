@@ -32,6 +32,9 @@ pub struct Packet {
     pub fragment: bool,
     pub sport: [u8; 2],
     pub dport: [u8; 2],
+    /// Offset of the transport header from the frame's start (valid when
+    /// `has_ports`).
+    pub l4: u16,
 }
 
 pub enum Parsed {
@@ -112,6 +115,7 @@ fn parse_v4(ctx: &Frame, off: usize) -> Parsed {
         fragment: frag_off != 0,
         sport: [0; 2],
         dport: [0; 2],
+        l4: 0,
     };
     // Options must be present in full even when we do not read them.
     if bytes::<1>(ctx, off + ihl - 1).is_none() {
@@ -148,6 +152,7 @@ fn parse_v6(ctx: &Frame, off: usize) -> Parsed {
         fragment: false,
         sport: [0; 2],
         dport: [0; 2],
+        l4: 0,
     };
     pkt.src.copy_from_slice(&h[8..24]);
     pkt.dst.copy_from_slice(&h[24..40]);
@@ -205,5 +210,6 @@ fn transport(ctx: &Frame, off: usize, mut pkt: Packet) -> Parsed {
     pkt.sport = [p[0], p[1]];
     pkt.dport = [p[2], p[3]];
     pkt.has_ports = true;
+    pkt.l4 = off as u16;
     Parsed::Ip(pkt)
 }

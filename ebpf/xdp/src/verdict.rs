@@ -7,13 +7,21 @@ use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns};
 use c2wall_common::*;
 use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
+use crate::counters::count;
+use crate::dns;
 use crate::lookup::{allowlisted, side_rule, sure_miss};
-use crate::maps::{CONFIG, COUNTERS, EVENTS, HITS, IFSLOT, SAMPLER};
+use crate::maps::{CONFIG, EVENTS, HITS, IFSLOT, SAMPLER};
 
-/// The verdict for one frame arriving on `ifindex`: true to drop. Both hooks
-/// (XDP and tc) call this, so they share maps, counters and behaviour.
+/// [`drop_frame`]'s answer: drop the frame.
+pub const DROP: u32 = 1;
+/// [`drop_frame`]'s answer: a DNS response to follow (see dns.rs).
+pub const FOLLOW: u32 = 2;
+
+/// The verdict for one frame arriving on `ifindex`: [`DROP`] and
+/// [`FOLLOW`] bits. Both hooks (XDP and tc) call this, so they share maps,
+/// counters and behaviour.
 #[inline(always)]
-pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
+pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     let len = (frame.end - frame.start) as u64;
     // This interface's block of counters.
     let base = match IFSLOT.get(ifindex % IFINDEX_BUCKETS) {
@@ -24,23 +32,32 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
         Parsed::Ip(p) => p,
         Parsed::NonIp => {
             count(base + CNT_NON_IP, 1);
-            return false;
+            return 0;
         }
         Parsed::Malformed => {
             count(base + CNT_PARSE_ERROR, 1);
-            return false;
+            return 0;
         }
     };
     let Some(cfg) = CONFIG.get(0) else {
-        return false;
+        return 0;
     };
     let mode = cfg.mode;
     if mode != MODE_ENFORCE && mode != MODE_MONITOR {
         count(base + CNT_MODE_OFF, 1);
-        return false;
+        return 0;
     }
     if pkt.fragment {
         count(base + CNT_FRAGMENT, 1);
+    }
+    // A DNS response is looked at only while some name is listed; the
+    // response itself is judged like any other packet.
+    let mut follow = 0;
+    if cfg.follow != 0 && dns::is_response(&pkt) {
+        count(base + CNT_DNS_RESPONSES, 1);
+        if dns::note(&frame, &pkt, base) {
+            follow = FOLLOW;
+        }
     }
     let fam = if pkt.family == FAMILY_V4 {
         FAM_IDX_V4
@@ -54,7 +71,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
     let src_miss = sure_miss(&pkt.src, pkt.family, set, cfg);
     if dst_miss && src_miss {
         count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
-        return false;
+        return follow;
     }
     let to = if dst_miss {
         Rule::default()
@@ -74,13 +91,13 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
     };
     if rule.action == ACTION_NONE {
         count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
-        return false;
+        return follow;
     }
     // Checked only once something matched: the allowlist is small, but the miss
     // path is the hot one and must not pay for it.
     if allowlisted(&pkt, cfg.allow) {
         count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
-        return false;
+        return follow;
     }
     hit(rule.counter);
     let verdict = if rule.action == ACTION_DROP && mode == MODE_ENFORCE {
@@ -100,7 +117,11 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> bool {
         };
         sample(&what, &pkt);
     }
-    verdict == VERDICT_DROP
+    if verdict == VERDICT_DROP {
+        follow | DROP
+    } else {
+        follow
+    }
 }
 
 /// What [`sample`] reports, gathered in one struct: a BPF call takes at most
@@ -173,14 +194,6 @@ fn sample(what: &Sampled, pkt: &Packet) {
         count(base + CNT_SAMPLED, 1);
     } else {
         count(base + CNT_SAMPLE_LOST, 1);
-    }
-}
-
-#[inline(always)]
-fn count(idx: u32, n: u64) {
-    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
-        // SAFETY: per-CPU slot, only this CPU writes it while we run.
-        unsafe { *p += n };
     }
 }
 
