@@ -4,6 +4,7 @@
 pub mod bench_agent;
 pub mod bgp;
 pub mod dns;
+pub mod dnswire;
 pub mod fleet;
 pub mod flow;
 pub mod netns;

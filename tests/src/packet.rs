@@ -193,6 +193,15 @@ impl Frame {
     pub fn build(&self) -> Vec<u8> {
         self.build_with_header_len().0
     }
+
+    /// The frame carrying `payload` (a DNS message, say) after its headers.
+    pub fn carrying(&self, payload: &[u8]) -> Vec<u8> {
+        let mut f = self.clone();
+        f.payload = payload.len();
+        let (mut bytes, header_len) = f.build_with_header_len();
+        bytes[header_len..].copy_from_slice(payload);
+        bytes
+    }
 }
 
 /// A frame of an unrelated EtherType (ARP).

@@ -158,7 +158,9 @@ pub struct DnsScratch {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::format;
 
     #[test]
     fn keys_fold_case_and_differ_by_label_split() {

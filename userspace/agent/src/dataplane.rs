@@ -102,6 +102,10 @@ pub trait Dataplane {
     fn readable(&self, _set: u8) -> bool {
         true
     }
+    /// The DNS names the program follows: key -> DNS_NAME_* bits.
+    fn names(&self) -> Result<HashMap<u64, u32>, AgentError>;
+    fn put_name(&mut self, key: u64, flags: u32) -> Result<(), AgentError>;
+    fn del_name(&mut self, key: u64) -> Result<(), AgentError>;
 }
 
 /// The counter slot of interface `ifindex`: the one it already has (kept in
@@ -145,6 +149,7 @@ pub struct MemDataplane {
     pub filter: [HashMap<u32, FilterBlock>; 2],
     pub sizes: [SetSize; 2],
     pub ifslots: HashMap<u32, u32>,
+    pub names: HashMap<u64, u32>,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
     pub caps: (usize, usize, usize),
@@ -211,6 +216,19 @@ impl MemDataplane {
 impl Dataplane for MemDataplane {
     fn read_config(&self) -> Result<Config, AgentError> {
         Ok(self.config)
+    }
+    fn names(&self) -> Result<HashMap<u64, u32>, AgentError> {
+        Ok(self.names.clone())
+    }
+    fn put_name(&mut self, key: u64, flags: u32) -> Result<(), AgentError> {
+        self.write()?;
+        self.names.insert(key, flags);
+        Ok(())
+    }
+    fn del_name(&mut self, key: u64) -> Result<(), AgentError> {
+        self.write()?;
+        self.names.remove(&key);
+        Ok(())
     }
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {
         self.write()?;

@@ -6,15 +6,19 @@
 //! takes the entries that changed (a coordinator delta) and writes only the
 //! slots under them, so its cost follows the change, not the list.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+};
 
-use c2wall_common::{ACTION_MONITOR, ALLOW_HAS_V4, ALLOW_HAS_V6};
+use c2wall_common::{ACTION_MONITOR, ALLOW_HAS_V4, ALLOW_HAS_V6, FOLLOW_DNS};
 use c2wall_model::{Action, Entry, Family, Identity, Prefix};
 
 use crate::apply::{Applier, ApplyStats};
 use crate::compile::{Change, Compiler};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
+use crate::follow::names::Listed;
 use crate::ids::Ids;
 use crate::source::Snapshot;
 
@@ -40,6 +44,10 @@ pub struct Engine<D: Dataplane> {
     kinds: Kinds,
     allow: usize,
     rejected: usize,
+    /// The domain entries, which the program follows DNS answers for.
+    listed: Listed,
+    /// What the program's name map holds; None until first read.
+    name_keys: Option<HashMap<u64, u32>>,
 }
 
 impl<D: Dataplane> Engine<D> {
@@ -52,7 +60,52 @@ impl<D: Dataplane> Engine<D> {
             kinds: Kinds::new(),
             allow: 0,
             rejected: 0,
+            listed: Listed::default(),
+            name_keys: None,
         }
+    }
+
+    /// The domain entries in force.
+    pub fn listed(&self) -> &Listed {
+        &self.listed
+    }
+
+    /// Makes the program's name map hold `listed`'s keys. The program looks
+    /// at DNS responses from before the first name goes in until after the
+    /// last one is gone.
+    fn sync_names(&mut self, listed: Listed) -> Result<(), AgentError> {
+        let want = listed.keys();
+        let have = match self.name_keys.take() {
+            Some(k) => k,
+            None => self.applier.dataplane().names()?,
+        };
+        if !want.is_empty() {
+            self.applier.set_follow(FOLLOW_DNS)?;
+        }
+        let dp = self.applier.dataplane_mut();
+        let mut done = have.clone();
+        let mut written = || -> Result<(), AgentError> {
+            for (k, f) in &want {
+                if have.get(k) != Some(f) {
+                    dp.put_name(*k, *f)?;
+                    done.insert(*k, *f);
+                }
+            }
+            for k in have.keys().filter(|k| !want.contains_key(k)) {
+                dp.del_name(*k)?;
+                done.remove(k);
+            }
+            Ok(())
+        };
+        let r = written();
+        // What the map holds now, even after a failed write.
+        self.name_keys = Some(done);
+        r?;
+        if want.is_empty() {
+            self.applier.set_follow(0)?;
+        }
+        self.listed = listed;
+        Ok(())
     }
 
     /// Makes the kernel enforce `snap`. The allowlist grows before the blocklist
@@ -98,6 +151,7 @@ impl<D: Dataplane> Engine<D> {
         }
         self.allow = snap.allow.len();
         self.rejected = snap.rejected.len();
+        self.sync_names(Listed::from_entries(&snap.entries))?;
         Ok(self.report(stats))
     }
 
@@ -113,10 +167,19 @@ impl<D: Dataplane> Engine<D> {
         &mut self,
         changes: &[(Identity, Option<Entry>)],
     ) -> Result<SyncReport, AgentError> {
+        if self.compiler.is_none() {
+            return Err(AgentError::DeltaBeforeFullSync);
+        }
+        // Domain entries are followed through DNS answers, not held in the
+        // prefix tables.
+        if changes.iter().any(|(i, _)| i.target.domain().is_some()) {
+            let mut listed = self.listed.clone();
+            listed.apply(changes);
+            self.sync_names(listed)?;
+        }
         let Some(compiler) = self.compiler.as_mut() else {
             return Err(AgentError::DeltaBeforeFullSync);
         };
-        // Domain entries are the resolvers' to enforce, not the prefix tables'.
         let changes: Vec<&(Identity, Option<Entry>)> = changes
             .iter()
             .filter(|(i, _)| i.prefix().is_some())
@@ -124,7 +187,7 @@ impl<D: Dataplane> Engine<D> {
         let listed = changes.iter().filter(|(_, e)| e.is_some()).map(|(i, _)| i);
         let withdrawn = changes.iter().filter(|(_, e)| e.is_none()).map(|(i, _)| i);
         let plan = self.ids.plan(listed, withdrawn);
-        let fresh: std::collections::HashMap<Identity, u32> = plan.added.iter().cloned().collect();
+        let fresh: HashMap<Identity, u32> = plan.added.iter().cloned().collect();
         let mut kinds = self.kinds.clone();
         let mut with_ids: Vec<Change> = Vec::with_capacity(changes.len());
         for (ident, entry) in changes.iter().copied() {

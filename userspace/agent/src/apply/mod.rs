@@ -163,6 +163,11 @@ impl<D: Dataplane> Applier<D> {
         self.update_config(|c| c.allow = families)
     }
 
+    /// Whether the program looks at DNS responses (c2wall_common::FOLLOW_DNS).
+    pub fn set_follow(&mut self, follow: u8) -> Result<(), AgentError> {
+        self.update_config(|c| c.follow = follow)
+    }
+
     /// Sampled drop events per CPU per second (0: none).
     pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
         self.update_config(|c| c.sample_budget = budget)

@@ -1,6 +1,6 @@
 //! Following DNS answers for listed names (issue 15, enforcement 2): the
-//! addresses a response gives for a name the coordinator lists by domain.
-//! Only the answer parsing exists so far; the XDP side that hands responses
-//! to the agent and the entries it adds are not built yet.
+//! names the program keys (`names`) and the addresses a response gives for
+//! one of them (`answer`).
 
 pub mod answer;
+pub mod names;

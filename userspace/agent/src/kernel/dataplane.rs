@@ -46,6 +46,23 @@ fn port_key(s: &PortSlot) -> PortKey {
 }
 
 impl Dataplane for KernelMaps {
+    fn names(&self) -> Result<HashMap<u64, u32>, AgentError> {
+        self.names
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|source| AgentError::Map {
+                map: MAP_DNS_NAMES,
+                source,
+            })
+    }
+    fn put_name(&mut self, key: u64, flags: u32) -> Result<(), AgentError> {
+        self.names
+            .insert(key, flags, 0)
+            .map_err(put_err(MAP_DNS_NAMES))
+    }
+    fn del_name(&mut self, key: u64) -> Result<(), AgentError> {
+        del_ok(MAP_DNS_NAMES, self.names.remove(&key))
+    }
     fn read_config(&self) -> Result<Config, AgentError> {
         self.config.get(&0, 0).map_err(|source| AgentError::Map {
             map: MAP_CONFIG,

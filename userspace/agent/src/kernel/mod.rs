@@ -46,6 +46,8 @@ pub struct KernelMaps {
     allow: Allow,
     counters: PerCpuArray<MapData, u64>,
     ifslot: Array<MapData, u32>,
+    /// Listed DNS names (key -> DNS_NAME_* bits).
+    names: aya::maps::HashMap<MapData, u64, u32>,
     /// Built on first use from the rules in the kernel (a full scan).
     hits: RefCell<Option<HitSlots>>,
     limits: Capacity,
@@ -160,6 +162,7 @@ impl KernelMaps {
             },
             counters: typed(&mut take, MAP_COUNTERS)?,
             ifslot: typed(&mut take, MAP_IFSLOT)?,
+            names: typed(&mut take, MAP_DNS_NAMES)?,
             hits: RefCell::new(None),
             limits,
             access,
