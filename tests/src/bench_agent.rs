@@ -78,7 +78,14 @@ pub async fn agent(
     let none = HashSet::new();
     let apply: ApplyFn = Arc::new(move |set, changes| {
         let mut g = engine.lock().expect("lock");
-        enforce(&mut g.0, &Snapshot::default(), &none, set, changes)?;
+        enforce(
+            &mut g.0,
+            &Snapshot::default(),
+            &none,
+            set,
+            changes,
+            &Default::default(),
+        )?;
         Ok(pb::AgentStatus::default())
     });
     let synced = Synced::new(

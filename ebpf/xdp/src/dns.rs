@@ -169,7 +169,7 @@ fn listed(s: &mut DnsScratch, n: u32) -> Option<bool> {
             continue;
         }
         // SAFETY: the value is only read.
-        if let Some(&flags) = unsafe { DNS_NAMES.get(&key) } {
+        if let Some(&flags) = unsafe { DNS_NAMES.get(key) } {
             if flags & DNS_NAME_SUBTREE != 0 || (flags & DNS_NAME_EXACT != 0 && d + 1 == labels) {
                 return Some(true);
             }

@@ -1,6 +1,8 @@
-//! The local files and the coordinator's set as one list: a local line wins
+//! The local files, the coordinator's set and the addresses followed from
+//! DNS answers as one list, in that order of precedence: a local line wins
 //! over the coordinator's entry of the same identity (an engineer's
-//! override), and the allowlist is local only.
+//! override), either wins over a followed address, and the allowlist is
+//! local only.
 
 use std::collections::HashSet;
 
@@ -9,13 +11,14 @@ use c2wall_model::Identity;
 use crate::dataplane::Dataplane;
 use crate::engine::{Engine, SyncReport};
 use crate::error::AgentError;
+use crate::follow::table::Followed;
 use crate::source::{identities, Snapshot};
 use crate::sync::{EntryChange, SyncedSet};
 
-/// The local files' snapshot with the coordinator's entries added. A local
-/// line wins over the coordinator's entry of the same identity (an engineer's
-/// override), and the allowlist is local only.
-pub fn merge(files: &Snapshot, coordinator: &SyncedSet) -> Snapshot {
+/// The local files' snapshot with the coordinator's entries and the
+/// followed addresses added, each only where no earlier layer has its
+/// identity.
+pub fn merge(files: &Snapshot, coordinator: &SyncedSet, followed: &Followed) -> Snapshot {
     let local = identities(files);
     let mut out = files.clone();
     let mut overridden = 0;
@@ -32,22 +35,31 @@ pub fn merge(files: &Snapshot, coordinator: &SyncedSet) -> Snapshot {
             "local blocklist lines override coordinator entries"
         );
     }
+    out.entries.extend(followed.entries().filter(|e| {
+        let id = e.identity();
+        !local.contains(&id) && !coordinator.entries.contains_key(&id)
+    }));
     out
 }
 
 /// Enforces the coordinator's set on top of the local files: the changed
 /// entries alone when `changes` is given and the engine has a full state,
 /// otherwise a full merge. `local` holds the identities the files list (they
-/// override the coordinator's).
+/// override the coordinator's). A change to an identity also followed from
+/// DNS takes the full merge, so the followed entry stays when the
+/// coordinator's goes.
 pub fn enforce<D: Dataplane>(
     engine: &mut Engine<D>,
     files: &Snapshot,
     local: &HashSet<Identity>,
     set: &SyncedSet,
     changes: Option<&[EntryChange]>,
+    followed: &Followed,
 ) -> Result<SyncReport, AgentError> {
     match changes {
-        Some(changes) if engine.has_full_state() => {
+        Some(changes)
+            if engine.has_full_state() && !changes.iter().any(|(id, _)| followed.holds(id)) =>
+        {
             let ours: Vec<_> = changes
                 .iter()
                 .filter(|(id, _)| !local.contains(id))
@@ -55,6 +67,24 @@ pub fn enforce<D: Dataplane>(
                 .collect();
             engine.sync_changes(&ours)
         }
-        _ => engine.sync(&merge(files, set)),
+        _ => engine.sync(&merge(files, set, followed)),
     }
+}
+
+/// Applies changes of followed addresses where no earlier layer lists the
+/// same identity (there the file's or the coordinator's entry stays).
+pub fn enforce_followed<D: Dataplane>(
+    engine: &mut Engine<D>,
+    local: &HashSet<Identity>,
+    set: &SyncedSet,
+    changes: Vec<EntryChange>,
+) -> Result<Option<SyncReport>, AgentError> {
+    let ours: Vec<EntryChange> = changes
+        .into_iter()
+        .filter(|(id, _)| !local.contains(id) && !set.entries.contains_key(id))
+        .collect();
+    if ours.is_empty() || !engine.has_full_state() {
+        return Ok(None);
+    }
+    engine.sync_changes(&ours).map(Some)
 }

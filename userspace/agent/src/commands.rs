@@ -171,6 +171,11 @@ pub fn status(pin_dir: PathBuf, state_dir: PathBuf) -> Result<std::process::Exit
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `  (dns:NAME)` for an entry followed from a DNS answer.
+fn via(v: &serde_json::Value) -> String {
+    v.as_str().map(|s| format!("  ({s})")).unwrap_or_default()
+}
+
 /// `c2wall-agent top`: reads /top from the running agent.
 pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
     use std::fmt::Write as _;
@@ -195,9 +200,10 @@ pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
     for t in v["top"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "  {:>12}  {}",
+            "  {:>12}  {}{}",
             t["hits"],
-            t["entry"].as_str().unwrap_or("?")
+            t["entry"].as_str().unwrap_or("?"),
+            via(&t["via"])
         );
     }
     out.push_str("latest sampled drops (newest first):\n");
@@ -205,7 +211,7 @@ pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
         let at = r["at"].as_i64().unwrap_or(0).max(0) as u64;
         let _ = writeln!(
             out,
-            "  {}  {:<8} {:<28} -> {} ({} port {}) {}",
+            "  {}  {:<8} {:<28} -> {} ({} port {}) {}{}",
             humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(at)
             ),
@@ -219,6 +225,7 @@ pub fn top(addr: std::net::SocketAddr, as_json: bool) -> Result<ExitCode> {
             } else {
                 "would drop"
             },
+            via(&r["via"]),
         );
     }
     emit(&mut std::io::stdout(), &out)?;

@@ -57,6 +57,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     applier.set_sample_budget(settings.sample_budget)?;
     let ids = Ids::load(&paths.ids_file())?;
     let mut engine = Engine::new(applier, ids, Some(paths.ids_file()));
+    engine.set_following(settings.follow.enabled);
 
     // Converge the maps before touching any link: an adopted link keeps enforcing
     // the previous list until the new one is complete.
@@ -104,7 +105,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         }
         Ok(snap) => {
             report_rejected(&snap.rejected);
-            let merged = merge(&snap, &synced);
+            let merged = merge(&snap, &synced, &Default::default());
             let r = engine.sync(&merged);
             record(&engine, r, &metrics, "full")
                 .context("applying the blocklist (the previous list stays enforced)")?;
@@ -126,6 +127,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         tracing::info!(path = %old.display(), "removed maps of an older map layout");
     }
 
+    let follow_limits = settings.follow;
     let shared = Arc::new(Mutex::new(Shared {
         engine,
         settings,
@@ -140,6 +142,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             disk_stale: kernel_ahead.into(),
             ..Default::default()
         }),
+        followed: c2wall_agent::follow::table::Followed::new(follow_limits),
     }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -155,8 +158,11 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             s.sightings_max,
         )))
     };
-    let ring = open_ring(&paths);
-    let code = rt.block_on(serve(shared.clone(), metrics, sightings, ring, synced))?;
+    let rings = Rings {
+        events: open_ring(&paths),
+        answers: crate::following::open_answers(&paths),
+    };
+    let code = rt.block_on(serve(shared.clone(), metrics, sightings, rings, synced))?;
     let s = shared.lock().expect("lock");
     if s.settings.detach_on_exit {
         let gone = loader::detach_all(&s.settings.paths)?;
@@ -174,18 +180,24 @@ fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {
     }
 }
 
+/// The program's ring buffers: sampled drops, DNS answers.
+struct Rings {
+    events: Option<RingBuf<MapData>>,
+    answers: Option<RingBuf<MapData>>,
+}
+
 async fn serve(
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     sightings: Arc<Mutex<Sightings>>,
-    ring: Option<RingBuf<MapData>>,
+    rings: Rings,
     synced: SyncedSet,
 ) -> Result<std::process::ExitCode> {
     let (addr, sync) = {
         let s = shared.lock().expect("lock");
         (s.settings.metrics_addr, s.sync.clone())
     };
-    if let Some(ring) = ring {
+    if let Some(ring) = rings.events {
         tokio::spawn(read_events(ring, sightings.clone()));
     }
     let m = metrics.clone();
@@ -225,9 +237,12 @@ async fn serve(
             get(move || async move {
                 let sh = sh.clone();
                 let sg = sg.clone();
-                tokio::task::spawn_blocking(move || top_json(&sh.lock().expect("lock").engine, &sg))
-                    .await
-                    .unwrap_or_default()
+                tokio::task::spawn_blocking(move || {
+                    let s = sh.lock().expect("lock");
+                    top_json(&s.engine, &s.followed, &sg)
+                })
+                .await
+                .unwrap_or_default()
             })
         })
         .route("/healthz", get(|| async { "ok\n" }))
@@ -324,6 +339,20 @@ async fn serve(
         tokio::spawn(client.run());
         coordinator = Some(handle);
     }
+
+    if let Some(ring) = rings.answers {
+        tokio::spawn(crate::following::read_answers(
+            ring,
+            shared.clone(),
+            coordinator.clone(),
+            metrics.clone(),
+        ));
+    }
+    tokio::spawn(crate::following::expire(
+        shared.clone(),
+        coordinator.clone(),
+        metrics.clone(),
+    ));
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

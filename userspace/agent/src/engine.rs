@@ -48,6 +48,8 @@ pub struct Engine<D: Dataplane> {
     listed: Listed,
     /// What the program's name map holds; None until first read.
     name_keys: Option<HashMap<u64, u32>>,
+    /// `[follow] enabled`: false keeps the name map empty.
+    following: bool,
 }
 
 impl<D: Dataplane> Engine<D> {
@@ -62,7 +64,14 @@ impl<D: Dataplane> Engine<D> {
             rejected: 0,
             listed: Listed::default(),
             name_keys: None,
+            following: true,
         }
+    }
+
+    /// Whether the program follows DNS answers at all (`[follow] enabled`);
+    /// takes effect at the next sync.
+    pub fn set_following(&mut self, on: bool) {
+        self.following = on;
     }
 
     /// The domain entries in force.
@@ -74,7 +83,11 @@ impl<D: Dataplane> Engine<D> {
     /// at DNS responses from before the first name goes in until after the
     /// last one is gone.
     fn sync_names(&mut self, listed: Listed) -> Result<(), AgentError> {
-        let want = listed.keys();
+        let want = if self.following {
+            listed.keys()
+        } else {
+            HashMap::new()
+        };
         let have = match self.name_keys.take() {
             Some(k) => k,
             None => self.applier.dataplane().names()?,

@@ -2,6 +2,7 @@
 
 mod commands;
 mod daemon;
+mod following;
 mod interfaces;
 mod observe;
 mod shared;

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub apply_duration: HistogramVec,
     pub sightings: IntGauge,
     pub sightings_reported: IntCounter,
+    pub follow: crate::follow::metrics::FollowMetrics,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -201,6 +202,7 @@ impl Metrics {
                 "c2wall_sightings_reported_total",
                 "Sightings sent to the coordinator.",
             ))?,
+            follow: crate::follow::metrics::FollowMetrics::register(&registry, counters.clone())?,
             registry,
         };
         let build = IntGaugeVec::new(

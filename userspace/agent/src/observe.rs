@@ -9,6 +9,7 @@ use std::{
 
 use anyhow::Result;
 use aya::maps::{Map, MapData, RingBuf};
+use c2wall_agent::follow::table::Followed;
 use c2wall_agent::sightings::Sightings;
 use c2wall_agent::{
     dataplane::Dataplane,
@@ -133,14 +134,23 @@ pub fn open_ring(paths: &Paths) -> Option<RingBuf<MapData>> {
 }
 
 /// `c2wall-agent top`: entries by hits and the latest sampled drops, as JSON.
-pub(crate) fn top_json(engine: &Engine<KernelMaps>, sightings: &Mutex<Sightings>) -> String {
-    let mut hits: Vec<(u64, String)> = engine
+/// Entries followed from DNS answers carry `via: "dns:NAME"`.
+pub(crate) fn top_json(
+    engine: &Engine<KernelMaps>,
+    followed: &Followed,
+    sightings: &Mutex<Sightings>,
+) -> String {
+    let via = |id: &c2wall_model::Identity| followed.source_of(id).map(|n| format!("dns:{n}"));
+    let mut hits: Vec<(u64, String, Option<String>)> = engine
         .applier
         .dataplane()
         .hits()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(id, n)| Some((n, engine.ids().identity(id)?.to_string())))
+        .filter_map(|(id, n)| {
+            let ident = engine.ids().identity(id)?;
+            Some((n, ident.to_string(), via(&ident)))
+        })
         .collect();
     hits.sort_by(|a, b| b.cmp(a));
     hits.truncate(20);
@@ -154,6 +164,7 @@ pub(crate) fn top_json(engine: &Engine<KernelMaps>, sightings: &Mutex<Sightings>
                 "at": r.at,
                 "subscriber": r.key.subscriber,
                 "entry": ids.identity(r.key.entry_id).map(|i| i.to_string()),
+                "via": ids.identity(r.key.entry_id).and_then(|i| via(&i)),
                 "cc": r.cc.to_string(),
                 "protocol": r.key.protocol,
                 "cc_port": r.key.cc_port,
@@ -164,7 +175,7 @@ pub(crate) fn top_json(engine: &Engine<KernelMaps>, sightings: &Mutex<Sightings>
         .collect();
     let top: Vec<serde_json::Value> = hits
         .into_iter()
-        .map(|(n, e)| serde_json::json!({"entry": e, "hits": n}))
+        .map(|(n, e, v)| serde_json::json!({"entry": e, "hits": n, "via": v}))
         .collect();
     serde_json::json!({"top": top, "recent": recent}).to_string()
 }

@@ -10,6 +10,7 @@ use c2wall_agent::{
     config::{ModeArg, RunArgs, Settings},
     dataplane::Dataplane,
     engine::Engine,
+    follow::table::Followed,
     kernel::KernelMaps,
     metrics::Metrics,
     source::Snapshot,
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     /// coordinator's snapshot arrives.
     pub(crate) kernel_ahead: bool,
     pub(crate) sync: Arc<SyncStatus>,
+    /// Addresses followed from DNS answers (see following.rs).
+    pub(crate) followed: Followed,
 }
 
 impl Shared {
@@ -96,7 +99,7 @@ impl Shared {
             );
             return Ok(());
         }
-        let snap = merge(&self.files, set);
+        let snap = merge(&self.files, set, &self.followed);
         let r = self.engine.sync(&snap);
         record(&self.engine, r, metrics, "full")
     }
@@ -114,7 +117,14 @@ impl Shared {
         } else {
             "full"
         };
-        let r = enforce(&mut self.engine, &self.files, &self.local, set, changes);
+        let r = enforce(
+            &mut self.engine,
+            &self.files,
+            &self.local,
+            set,
+            changes,
+            &self.followed,
+        );
         record(&self.engine, r, metrics, kind)?;
         self.kernel_ahead = false;
         // The kernel's record of what it holds, read back at the next start.

@@ -17,19 +17,7 @@ use std::collections::BTreeMap;
 use c2wall_model::{Domain, DomainName, Family, Prefix, Target};
 use serde::Deserialize;
 
-/// Ranges no entry may touch, with why.
-pub const SPECIAL: &[(&str, &str)] = &[
-    ("0.0.0.0/8", "\"this network\" (RFC 791)"),
-    ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "IPv4 link-local"),
-    ("224.0.0.0/4", "IPv4 multicast"),
-    ("255.255.255.255/32", "limited broadcast"),
-    ("::/128", "the unspecified address"),
-    ("::1/128", "IPv6 loopback"),
-    ("::ffff:0:0/96", "IPv4-mapped addresses"),
-    ("fe80::/10", "IPv6 link-local"),
-    ("ff00::/8", "IPv6 multicast"),
-];
+pub use c2wall_model::special::SPECIAL;
 
 /// Public resolvers protected in a new store (an admin can remove them).
 pub const DEFAULT_PROTECTED: &[(&str, &str)] = &[

@@ -13,6 +13,7 @@ mod mode;
 mod prefix;
 mod record;
 pub mod sign;
+pub mod special;
 mod subscriber;
 pub mod wire;
 

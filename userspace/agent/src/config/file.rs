@@ -47,6 +47,8 @@ pub(super) struct FileConfig {
     pub(super) insecure: Option<bool>,
     #[serde(default)]
     pub(super) capacity: Capacity,
+    #[serde(default)]
+    pub(super) follow: crate::follow::table::Limits,
 }
 
 /// Upper limits of the maps (slots). Each reload sizes the maps of the rule

@@ -55,6 +55,8 @@ pub struct Settings {
     pub endpoints: Vec<tonic::transport::Endpoint>,
     /// The file the settings came from, re-read on SIGHUP.
     pub source: Option<PathBuf>,
+    /// `[follow]`: following DNS answers for listed names.
+    pub follow: crate::follow::table::Limits,
 }
 
 impl Settings {
@@ -99,6 +101,16 @@ impl Settings {
             },
             detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
             capacity: file.capacity,
+            follow: {
+                let f = file.follow;
+                if f.ttl_floor > f.ttl_ceiling {
+                    return Err(AgentError::Setting(format!(
+                        "[follow] ttl_floor ({}) is above ttl_ceiling ({})",
+                        f.ttl_floor, f.ttl_ceiling
+                    )));
+                }
+                f
+            },
             coordinators: match c2wall_model::wire::url_list(args.coordinator.clone()) {
                 flags if !flags.is_empty() => flags,
                 _ => file

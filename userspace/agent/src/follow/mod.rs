@@ -3,4 +3,6 @@
 //! one of them (`answer`).
 
 pub mod answer;
+pub mod metrics;
 pub mod names;
+pub mod table;
