@@ -49,8 +49,10 @@ pub const MAP_DNS_NAMES: &str = "C2W_DNS_NAMES";
 pub const MAP_DNS_ANSWERS: &str = "C2W_DNS_ANSWERS";
 /// Per-CPU scratch holding the question name while it is walked.
 pub const MAP_DNS_SCRATCH: &str = "C2W_DNS_SCRATCH";
+/// One bit per listed name key, checked before [`MAP_DNS_NAMES`].
+pub const MAP_DNS_FILTER: &str = "C2W_DNS_FILTER";
 /// Every map the program uses, in the order userspace pins them.
-pub const ALL_MAPS: [&str; 15] = [
+pub const ALL_MAPS: [&str; 16] = [
     MAP_CONFIG,
     MAP_NODES_V4,
     MAP_NODES_V6,
@@ -66,6 +68,7 @@ pub const ALL_MAPS: [&str; 15] = [
     MAP_DNS_NAMES,
     MAP_DNS_ANSWERS,
     MAP_DNS_SCRATCH,
+    MAP_DNS_FILTER,
 ];
 
 /// Name of the XDP program in the object file (the `#[xdp]` function).

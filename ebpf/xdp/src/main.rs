@@ -38,7 +38,7 @@ pub fn c2wall(ctx: XdpContext) -> u32 {
     // After the verdict, where every way through the headers has joined
     // (see c2wall_common::DnsScratch).
     if v & FOLLOW != 0 {
-        dns::follow(ifindex);
+        dns::follow(&ctx, ifindex);
     }
     if v & DROP != 0 {
         xdp_action::XDP_DROP
@@ -71,7 +71,7 @@ pub fn c2wall_tc(ctx: TcContext) -> i32 {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let v = drop_frame(frame, ifindex);
     if v & FOLLOW != 0 {
-        dns::follow(ifindex);
+        dns::follow(&ctx, ifindex);
     }
     if v & DROP != 0 {
         TC_ACT_SHOT

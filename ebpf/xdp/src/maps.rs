@@ -90,3 +90,7 @@ pub static DNS_ANSWERS: RingBuf = RingBuf::with_byte_size(DNS_ANSWERS_BYTES, 0);
 
 #[map(name = "C2W_DNS_SCRATCH")]
 pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);
+
+// One bit per listed name key (see c2wall_common::filter_bit).
+#[map(name = "C2W_DNS_FILTER")]
+pub static DNS_FILTER: Array<u64> = Array::with_max_entries(DNS_FILTER_WORDS, 0);

@@ -39,6 +39,11 @@ impl SetSize {
     };
 }
 
+/// Reads the kernel counters: per interface (its name, or `other` for
+/// interfaces without a counter slot), indexed as in c2wall_common::counters.
+pub type CounterReader =
+    std::sync::Arc<dyn Fn() -> Result<Vec<(String, Vec<u64>)>, AgentError> + Send + Sync>;
+
 pub trait Dataplane {
     fn read_config(&self) -> Result<Config, AgentError>;
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError>;
@@ -106,6 +111,9 @@ pub trait Dataplane {
     fn names(&self) -> Result<HashMap<u64, u32>, AgentError>;
     fn put_name(&mut self, key: u64, flags: u32) -> Result<(), AgentError>;
     fn del_name(&mut self, key: u64) -> Result<(), AgentError>;
+    /// The name filter's non-zero words (c2wall_common::filter_bit).
+    fn name_filter(&self) -> Result<HashMap<u32, u64>, AgentError>;
+    fn put_name_filter(&mut self, word: u32, value: u64) -> Result<(), AgentError>;
 }
 
 /// The counter slot of interface `ifindex`: the one it already has (kept in
@@ -150,6 +158,7 @@ pub struct MemDataplane {
     pub sizes: [SetSize; 2],
     pub ifslots: HashMap<u32, u32>,
     pub names: HashMap<u64, u32>,
+    pub name_filter: HashMap<u32, u64>,
     /// Fail the n-th write from now (0 = next), to test error paths.
     pub fail_after: Option<usize>,
     pub caps: (usize, usize, usize),
@@ -228,6 +237,18 @@ impl Dataplane for MemDataplane {
     fn del_name(&mut self, key: u64) -> Result<(), AgentError> {
         self.write()?;
         self.names.remove(&key);
+        Ok(())
+    }
+    fn name_filter(&self) -> Result<HashMap<u32, u64>, AgentError> {
+        Ok(self.name_filter.clone())
+    }
+    fn put_name_filter(&mut self, word: u32, value: u64) -> Result<(), AgentError> {
+        self.write()?;
+        if value == 0 {
+            self.name_filter.remove(&word);
+        } else {
+            self.name_filter.insert(word, value);
+        }
         Ok(())
     }
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {

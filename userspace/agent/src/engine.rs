@@ -18,6 +18,7 @@ use crate::apply::{Applier, ApplyStats};
 use crate::compile::{Change, Compiler};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
+use crate::follow::kernel::NameMaps;
 use crate::follow::names::Listed;
 use crate::ids::Ids;
 use crate::source::Snapshot;
@@ -46,8 +47,8 @@ pub struct Engine<D: Dataplane> {
     rejected: usize,
     /// The domain entries, which the program follows DNS answers for.
     listed: Listed,
-    /// What the program's name map holds; None until first read.
-    name_keys: Option<HashMap<u64, u32>>,
+    /// What the program's name maps hold; None until first read.
+    name_maps: Option<NameMaps>,
     /// `[follow] enabled`: false keeps the name map empty.
     following: bool,
 }
@@ -63,7 +64,7 @@ impl<D: Dataplane> Engine<D> {
             allow: 0,
             rejected: 0,
             listed: Listed::default(),
-            name_keys: None,
+            name_maps: None,
             following: true,
         }
     }
@@ -88,31 +89,15 @@ impl<D: Dataplane> Engine<D> {
         } else {
             HashMap::new()
         };
-        let have = match self.name_keys.take() {
-            Some(k) => k,
-            None => self.applier.dataplane().names()?,
+        let mut maps = match self.name_maps.take() {
+            Some(m) => m,
+            None => NameMaps::read(self.applier.dataplane())?,
         };
         if !want.is_empty() {
             self.applier.set_follow(FOLLOW_DNS)?;
         }
-        let dp = self.applier.dataplane_mut();
-        let mut done = have.clone();
-        let mut written = || -> Result<(), AgentError> {
-            for (k, f) in &want {
-                if have.get(k) != Some(f) {
-                    dp.put_name(*k, *f)?;
-                    done.insert(*k, *f);
-                }
-            }
-            for k in have.keys().filter(|k| !want.contains_key(k)) {
-                dp.del_name(*k)?;
-                done.remove(k);
-            }
-            Ok(())
-        };
-        let r = written();
-        // What the map holds now, even after a failed write.
-        self.name_keys = Some(done);
+        let r = maps.write(self.applier.dataplane_mut(), &want);
+        self.name_maps = Some(maps);
         r?;
         if want.is_empty() {
             self.applier.set_follow(0)?;

@@ -1,8 +1,6 @@
 //! Prometheus metrics. Kernel counters are read and summed over CPUs at scrape
 //! time (nothing is polled in between); labels are low-cardinality only.
 
-use std::sync::Arc;
-
 use c2wall_common::*;
 use prometheus::{
     core::{Collector, Desc},
@@ -13,9 +11,7 @@ use prometheus::{
 
 use crate::error::AgentError;
 
-/// Reads the kernel counters: per interface (its name, or `other` for
-/// interfaces without a counter slot), indexed as in c2wall_common::counters.
-pub type CounterReader = Arc<dyn Fn() -> Result<Vec<(String, Vec<u64>)>, AgentError> + Send + Sync>;
+pub use crate::dataplane::CounterReader;
 
 pub struct Metrics {
     pub registry: Registry,

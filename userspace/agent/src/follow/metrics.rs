@@ -8,8 +8,8 @@ use prometheus::{
     IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use crate::dataplane::CounterReader;
 use crate::error::AgentError;
-use crate::metrics::CounterReader;
 
 pub struct FollowMetrics {
     /// Answers the agent read, by outcome.

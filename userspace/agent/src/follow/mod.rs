@@ -3,6 +3,7 @@
 //! one of them (`answer`).
 
 pub mod answer;
+pub mod kernel;
 pub mod metrics;
 pub mod names;
 pub mod table;

@@ -63,6 +63,24 @@ impl Dataplane for KernelMaps {
     fn del_name(&mut self, key: u64) -> Result<(), AgentError> {
         del_ok(MAP_DNS_NAMES, self.names.remove(&key))
     }
+    fn name_filter(&self) -> Result<HashMap<u32, u64>, AgentError> {
+        let mut out = HashMap::new();
+        for (i, w) in self.name_filter.iter().enumerate() {
+            let w = w.map_err(|source| AgentError::Map {
+                map: MAP_DNS_FILTER,
+                source,
+            })?;
+            if w != 0 {
+                out.insert(i as u32, w);
+            }
+        }
+        Ok(out)
+    }
+    fn put_name_filter(&mut self, word: u32, value: u64) -> Result<(), AgentError> {
+        self.name_filter
+            .set(word, value, 0)
+            .map_err(put_err(MAP_DNS_FILTER))
+    }
     fn read_config(&self) -> Result<Config, AgentError> {
         self.config.get(&0, 0).map_err(|source| AgentError::Map {
             map: MAP_CONFIG,

@@ -48,6 +48,8 @@ pub struct KernelMaps {
     ifslot: Array<MapData, u32>,
     /// Listed DNS names (key -> DNS_NAME_* bits).
     names: aya::maps::HashMap<MapData, u64, u32>,
+    /// One bit per listed name key.
+    name_filter: Array<MapData, u64>,
     /// Built on first use from the rules in the kernel (a full scan).
     hits: RefCell<Option<HitSlots>>,
     limits: Capacity,
@@ -163,6 +165,7 @@ impl KernelMaps {
             counters: typed(&mut take, MAP_COUNTERS)?,
             ifslot: typed(&mut take, MAP_IFSLOT)?,
             names: typed(&mut take, MAP_DNS_NAMES)?,
+            name_filter: typed(&mut take, MAP_DNS_FILTER)?,
             hits: RefCell::new(None),
             limits,
             access,

@@ -4,6 +4,7 @@
 //! two-LPM-trie design; the time to load the list and the kernel memory of
 //! each. Needs root. Not a test: it prints figures.
 
+mod dns;
 mod list;
 mod xdpfilt;
 
@@ -55,6 +56,10 @@ struct Args {
     /// Distinct packets in the cold measurement.
     #[arg(long, default_value_t = 20_000)]
     cold_packets: usize,
+    /// Listed DNS names for the DNS-following table (on a 10,000-entry
+    /// prefix list).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1_000, 100_000])]
+    names: Vec<usize>,
     /// Small sizes and few packets: a CI smoke run that checks the command works.
     #[arg(long)]
     quick: bool,
@@ -207,6 +212,7 @@ fn main() -> Result<()> {
         args.hot_packets = 16;
         args.repeat = 200;
         args.cold_packets = 500;
+        args.names = vec![1_000, 10_000];
     }
     anyhow::ensure!(
         unsafe { libc::geteuid() } == 0,
@@ -349,6 +355,12 @@ fn main() -> Result<()> {
             mib(l.engine_rss)
         );
     }
+    dns::run(
+        &args.names,
+        &make_list(10_000, 42),
+        args.hot_packets,
+        args.repeat,
+    )?;
     if let (Some(first), Some(last)) = (miss_hot.first(), miss_hot.last()) {
         println!();
         println!(
