@@ -433,6 +433,7 @@ impl Collector for KernelCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn names_follow_conventions_and_kernel_values_are_exposed() {
