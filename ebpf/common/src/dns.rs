@@ -30,10 +30,11 @@ pub const DNS_MAX_LABELS: u32 = 20;
 /// Labels from the right whose suffixes are keyed: a name deeper than this
 /// is matched only through a listed parent within this depth.
 pub const DNS_SUFFIX_LABELS: u32 = 16;
-/// Bytes of a DNS message handed to userspace: the EDNS payload size most
-/// resolvers use (DNS Flag Day 2020), so a whole UDP answer fits.
-pub const DNS_COPY_BYTES: usize = 1232;
-/// Size of the answer ring buffer: about 800 answers waiting for the agent.
+/// Bytes of a DNS message handed to userspace: more than a UDP answer in an
+/// Ethernet frame can hold, and a power of two, so the program bounds a
+/// copy's length with a mask the verifier of every kernel follows.
+pub const DNS_COPY_BYTES: usize = 2048;
+/// Size of the answer ring buffer: about 500 answers waiting for the agent.
 pub const DNS_ANSWERS_BYTES: u32 = 1024 * 1024;
 /// Upper limit of listed names in the kernel (a hash without prealloc:
 /// memory follows the names actually listed).

@@ -127,12 +127,14 @@ fn walk<C: LoadBytes>(ctx: &C, s: &mut DnsScratch, ifindex: u32) -> Followed {
     }
     // Offsets from the frame's start, as the helpers take them.
     let msg_off = (l4 + UDP_HLEN) as u32;
-    let Some(n) = opaque_len(s, n as u32, DNS_NAME_BYTES) else {
-        return Followed::Unparsed;
-    };
+    let n = opaque_len(s, n as u32, DNS_NAME_BYTES);
     if !ctx.load(msg_off + DNS_HLEN as u32, s.bytes.as_mut_ptr(), n) {
         return Followed::Unparsed;
     }
+    // Hidden from the compiler, which would otherwise drop the walk's
+    // index masks as redundant with `n <= 256`: the verifier of kernel 6.1
+    // cannot see that bound through a spill, and needs the masks.
+    let n = hide(s, n);
     match listed(s, n) {
         None => Followed::Unparsed,
         Some(false) => Followed::Unlisted,
@@ -208,19 +210,25 @@ fn listed(s: &mut DnsScratch, n: u32) -> Option<bool> {
     Some(false)
 }
 
-/// `len` as the verifier can check it: between 1 and `max`. `len - 1`
-/// passes through the scratch element as a volatile write and read, so the
-/// compiler can neither drop the check it proves redundant (it knows `len`
-/// is never 0 here; the verifier does not, and refuses a helper call that
-/// might copy nothing) nor fold the `+ 1` back into `len`.
+/// `len` (between 1 and `size`, a power of two: the caller knows) in a
+/// form the verifier can bound on any kernel: `((len - 1) & (size - 1)) + 1`,
+/// with `len - 1` passed through the scratch element as a volatile write
+/// and read so the compiler cannot fold it all back into `len` (the
+/// verifier of kernel 6.1 loses a bound checked on a spilled copy).
 #[inline(always)]
-fn opaque_len(s: &mut DnsScratch, len: u32, max: u32) -> Option<u32> {
+fn opaque_len(s: &mut DnsScratch, len: u32, size: u32) -> u32 {
+    (hide(s, len.wrapping_sub(1)) & (size - 1)) + 1
+}
+
+/// `v` as a value the compiler knows nothing about (a volatile write and
+/// read of the scratch element).
+#[inline(always)]
+fn hide(s: &mut DnsScratch, v: u32) -> u32 {
     // SAFETY: a field of this CPU's element.
-    let below = unsafe {
-        core::ptr::write_volatile(&mut s.copy_len, len.wrapping_sub(1));
+    unsafe {
+        core::ptr::write_volatile(&mut s.copy_len, v);
         core::ptr::read_volatile(&s.copy_len)
-    };
-    (below < max).then(|| below + 1)
+    }
 }
 
 /// Copies the message (up to DNS_COPY_BYTES) with its addresses to the
@@ -252,10 +260,7 @@ fn copy_out<C: LoadBytes>(
         (*p)._pad = [0; 7];
         (*p).resolver = s.resolver;
         (*p).subscriber = s.subscriber;
-        let Some(len) = opaque_len(s, len as u32, DNS_COPY_BYTES as u32) else {
-            entry.discard(0);
-            return Followed::Unparsed;
-        };
+        let len = opaque_len(s, len as u32, DNS_COPY_BYTES as u32);
         if !ctx.load(msg_off, (*p).message.as_mut_ptr(), len) {
             entry.discard(0);
             return Followed::Unparsed;
