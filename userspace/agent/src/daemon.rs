@@ -127,7 +127,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         tracing::info!(path = %old.display(), "removed maps of an older map layout");
     }
 
-    let follow_limits = settings.follow;
+    let follow_limits = settings.follow.clone();
     let shared = Arc::new(Mutex::new(Shared {
         engine,
         settings,

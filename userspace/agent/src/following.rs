@@ -18,7 +18,7 @@ use c2wall_agent::{
     paths::Paths,
     sync::{SyncedHandle, SyncedSet},
 };
-use c2wall_common::{DnsAnswer, MAP_DNS_ANSWERS};
+use c2wall_common::{DnsAnswer, FAMILY_V4, MAP_DNS_ANSWERS};
 use tokio::io::unix::AsyncFd;
 
 use crate::observe::record;
@@ -128,6 +128,16 @@ impl Shared {
         let m = &metrics.follow;
         if !self.followed.limits().enabled {
             m.answers.with_label_values(&["disabled"]).inc();
+            return;
+        }
+        let resolver: std::net::IpAddr = if a.family == FAMILY_V4 {
+            std::net::Ipv4Addr::new(a.resolver[0], a.resolver[1], a.resolver[2], a.resolver[3])
+                .into()
+        } else {
+            std::net::Ipv6Addr::from(a.resolver).into()
+        };
+        if !self.followed.accepts(resolver) {
+            m.answers.with_label_values(&["other_resolver"]).inc();
             return;
         }
         let len = (a.len as usize).min(a.message.len());

@@ -102,7 +102,7 @@ impl Settings {
             detach_on_exit: args.detach_on_exit || file.detach_on_exit.unwrap_or(false),
             capacity: file.capacity,
             follow: {
-                let f = file.follow;
+                let f = file.follow.clone();
                 if f.ttl_floor > f.ttl_ceiling {
                     return Err(AgentError::Setting(format!(
                         "[follow] ttl_floor ({}) is above ttl_ceiling ({})",

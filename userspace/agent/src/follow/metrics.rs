@@ -23,7 +23,13 @@ pub struct FollowMetrics {
 }
 
 /// Outcomes of an answer the agent read.
-pub const ANSWER_OUTCOMES: [&str; 4] = ["followed", "unlisted", "unparsed", "disabled"];
+pub const ANSWER_OUTCOMES: [&str; 5] = [
+    "followed",
+    "unlisted",
+    "unparsed",
+    "disabled",
+    "other_resolver",
+];
 /// Reasons an answered address was not added (follow::table::Refused).
 pub const REFUSED_REASONS: [&str; 4] = ["special", "allowlisted", "per_name", "total"];
 
@@ -36,7 +42,7 @@ impl FollowMetrics {
                     "DNS answers for listed names read from the program, by outcome: followed \
                      (addresses taken), unlisted (the name is not listed: a key collision or a \
                      name withdrawn meanwhile), unparsed (not a usable answer), disabled \
-                     ([follow] enabled = false).",
+                     ([follow] enabled = false), other_resolver (not from [follow] resolvers).",
                 ),
                 &["outcome"],
             )?,

@@ -13,7 +13,7 @@ use c2wall_model::{Action, Direction, DomainName, Entry, Identity, Prefix, Targe
 use serde::Deserialize;
 
 /// `[follow]` in the agent's config.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Follow DNS answers for listed names at all.
@@ -28,6 +28,24 @@ pub struct Limits {
     pub per_name: usize,
     /// Addresses held in all.
     pub total: usize,
+    /// Follow only answers from these resolvers (empty: from any). With
+    /// the ISP's resolvers and the public ones its subscribers use listed,
+    /// an answer spoofed from elsewhere cannot add an entry.
+    #[serde(deserialize_with = "prefixes")]
+    pub resolvers: Vec<Prefix>,
+}
+
+fn prefixes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Prefix>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|p| {
+            p.parse::<Prefix>().map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "resolvers: `{p}` is not an address or prefix: {e}"
+                ))
+            })
+        })
+        .collect()
 }
 
 impl Default for Limits {
@@ -38,6 +56,7 @@ impl Default for Limits {
             ttl_ceiling: 3600,
             per_name: 16,
             total: 65_536,
+            resolvers: Vec::new(),
         }
     }
 }
@@ -112,6 +131,16 @@ impl Followed {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether answers from `resolver` are followed (`resolvers`, if set).
+    pub fn accepts(&self, resolver: IpAddr) -> bool {
+        self.limits.resolvers.is_empty()
+            || self
+                .limits
+                .resolvers
+                .iter()
+                .any(|p| p.contains_addr(resolver))
     }
 
     /// Holds the answered `addrs` of `name` (listed with `action`) from

@@ -15,7 +15,32 @@ fn limits() -> Limits {
         ttl_ceiling: 100,
         per_name: 2,
         total: 3,
+        resolvers: Vec::new(),
     }
+}
+
+#[test]
+fn only_configured_resolvers_are_followed_when_set() {
+    let any = Followed::new(limits());
+    assert!(any.accepts(ip("192.0.2.53")));
+    let mut l = limits();
+    l.resolvers = vec!["192.0.2.0/28".parse().expect("prefix")];
+    let some = Followed::new(l);
+    assert!(some.accepts(ip("192.0.2.5")));
+    assert!(!some.accepts(ip("192.0.2.53")));
+    assert!(!some.accepts(ip("2001:db8::53")));
+}
+
+#[test]
+fn the_follow_table_parses_and_names_a_bad_resolver() {
+    let l: Limits =
+        toml::from_str("resolvers = [\"192.0.2.53\", \"2001:db8::/64\"]\nttl_floor = 5")
+            .expect("parses");
+    assert_eq!(l.resolvers.len(), 2);
+    assert_eq!(l.ttl_floor, 5);
+    assert_eq!(l.ttl_ceiling, Limits::default().ttl_ceiling);
+    let e = toml::from_str::<Limits>("resolvers = [\"resolver.example\"]").unwrap_err();
+    assert!(e.to_string().contains("`resolver.example`"), "{e}");
 }
 
 #[test]
