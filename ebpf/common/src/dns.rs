@@ -34,11 +34,14 @@ pub const DNS_SUFFIX_LABELS: u32 = 16;
 /// Ethernet frame can hold, and a power of two, so the program bounds a
 /// copy's length with a mask the verifier of every kernel follows.
 pub const DNS_COPY_BYTES: usize = 2048;
-/// Size of the answer ring buffer: about 500 answers waiting for the agent.
-pub const DNS_ANSWERS_BYTES: u32 = 1024 * 1024;
-/// Upper limit of listed names in the kernel (a hash without prealloc:
-/// memory follows the names actually listed).
-pub const DNS_NAMES_CAPACITY: u32 = 1024 * 1024;
+/// Size of the answer ring buffer: about 120 answers waiting for the agent,
+/// which reads them as they come (a full ring counts as lost).
+pub const DNS_ANSWERS_BYTES: u32 = 256 * 1024;
+/// Upper limit of listed names in the kernel's name map. A hash without
+/// prealloc holds only the names listed, but the kernel allocates its
+/// buckets for this many up front (16 bytes each: 2 MiB), so it is sized
+/// for a national feed's names, not for millions.
+pub const DNS_NAMES_CAPACITY: u32 = 128 * 1024;
 
 /// One DNS response for a listed name, copied for the agent.
 #[repr(C)]

@@ -85,7 +85,15 @@ impl<D: Dataplane> Engine<D> {
     /// last one is gone.
     fn sync_names(&mut self, listed: Listed) -> Result<(), AgentError> {
         let want = if self.following {
-            listed.keys()
+            let (keys, left_out) = listed.keys();
+            if left_out > 0 {
+                tracing::warn!(
+                    left_out,
+                    "listed names the edge cannot follow (deeper than 16 labels, or past the \
+                     kernel's name capacity); the resolvers' RPZ still refuses them"
+                );
+            }
+            keys
         } else {
             HashMap::new()
         };

@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use c2wall_common::{name_key, DNS_NAME_EXACT, DNS_NAME_SUBTREE, DNS_SUFFIX_LABELS};
+use c2wall_common::{
+    name_key, DNS_NAMES_CAPACITY, DNS_NAME_EXACT, DNS_NAME_SUBTREE, DNS_SUFFIX_LABELS,
+};
 use c2wall_model::{Action, Domain, DomainName, Entry, Identity};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,11 +72,16 @@ impl Listed {
 
     /// What the program's name map must hold: key -> DNS_NAME_* bits. A
     /// name deeper than the program keys is left out (only its resolvers
-    /// enforce it).
-    pub fn keys(&self) -> HashMap<u64, u32> {
+    /// enforce it), and so is every name past the map's capacity (in name
+    /// order); the second value counts what was left out.
+    pub fn keys(&self) -> (HashMap<u64, u32>, usize) {
         let mut keys = HashMap::new();
+        let mut left_out = 0;
         for d in self.domains.keys() {
-            if d.name.label_count() > DNS_SUFFIX_LABELS as usize {
+            if d.name.label_count() > DNS_SUFFIX_LABELS as usize
+                || keys.len() >= DNS_NAMES_CAPACITY as usize
+            {
+                left_out += 1;
                 continue;
             }
             let bit = if d.subtree {
@@ -84,7 +91,7 @@ impl Listed {
             };
             *keys.entry(name_key(d.name.as_str())).or_insert(0) |= bit;
         }
-        keys
+        (keys, left_out)
     }
 }
 
@@ -135,7 +142,8 @@ mod tests {
             entry("evil.example", Action::Drop),
             entry("*.evil.example", Action::Drop),
         ];
-        let keys = Listed::from_entries(&list).keys();
+        let (keys, left_out) = Listed::from_entries(&list).keys();
+        assert_eq!(left_out, 0);
         assert_eq!(
             keys.get(&name_key("evil.example")),
             Some(&(DNS_NAME_EXACT | DNS_NAME_SUBTREE))
