@@ -18,13 +18,16 @@ use c2wall_agent::{
     ids::Ids,
     loader,
     metrics::Metrics,
+    ring::open_pinned,
     sightings::{load_or_create_key, Sightings},
     source::{file::FileSource, identities, BlocklistSource, Snapshot},
     sync::{ApplyFn, ModeFn, StatusFn, SyncClient, SyncStatus, Synced, SyncedHandle, SyncedSet},
 };
+use c2wall_common::{MAP_DNS_ANSWERS, MAP_EVENTS};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::observe::{counter_reader, link_pinned, open_ring, record, top_json};
+use crate::observe::{counter_reader, link_pinned, record, top_json};
+use crate::reload::{reload, report_rejected};
 use crate::shared::Shared;
 
 pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
@@ -159,8 +162,8 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         )))
     };
     let rings = Rings {
-        events: open_ring(&paths),
-        answers: crate::following::open_answers(&paths),
+        events: open_pinned(&paths, MAP_EVENTS, "no sightings"),
+        answers: open_pinned(&paths, MAP_DNS_ANSWERS, "DNS answers are not followed"),
     };
     let code = rt.block_on(serve(shared.clone(), metrics, sightings, rings, synced))?;
     let s = shared.lock().expect("lock");
@@ -172,12 +175,6 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
     }
     drop(ebpf);
     Ok(code)
-}
-
-fn report_rejected(rejected: &[c2wall_agent::source::Rejected]) {
-    for r in rejected {
-        tracing::warn!("rejected {r}");
-    }
 }
 
 /// The program's ring buffers: sampled drops, DNS answers.
@@ -340,19 +337,7 @@ async fn serve(
         coordinator = Some(handle);
     }
 
-    if let Some(ring) = rings.answers {
-        tokio::spawn(crate::following::read_answers(
-            ring,
-            shared.clone(),
-            coordinator.clone(),
-            metrics.clone(),
-        ));
-    }
-    tokio::spawn(crate::following::expire(
-        shared.clone(),
-        coordinator.clone(),
-        metrics.clone(),
-    ));
+    crate::following::spawn(rings.answers, &shared, coordinator.as_ref(), &metrics);
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -375,46 +360,4 @@ async fn serve(
     }
     server.abort();
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// SIGHUP: re-read the config file (mode, files) and the lists; apply the difference.
-/// Locks the coordinator's set before the daemon's state, as its owner does
-/// when it applies (one lock order, no deadlock).
-fn reload(shared: &Mutex<Shared>, synced: Option<&SyncedHandle>, metrics: &Metrics) -> Result<()> {
-    let owner = synced.map(|h| h.lock().expect("lock"));
-    let empty = SyncedSet::default();
-    let set = owner.as_ref().map_or(&empty, |o| o.set());
-    let mut s = shared.lock().expect("lock");
-    if s.settings.source.is_some() {
-        match Settings::resolve(&s.args) {
-            Ok(new) => {
-                s.settings.mode = new.mode;
-                s.settings.sample_budget = new.sample_budget;
-                s.settings.blocklists = new.blocklists;
-                s.settings.allowlist = new.allowlist;
-            }
-            Err(e) => tracing::error!("keeping the previous settings: {e}"),
-        }
-    }
-    let mode = s.mode();
-    s.engine.applier.set_mode(mode.code())?;
-    let budget = s.settings.sample_budget;
-    s.engine.applier.set_sample_budget(budget)?;
-    metrics.set_mode(mode.name());
-    let mut source = FileSource {
-        blocklists: s.settings.blocklists.clone(),
-        allowlist: s.settings.allowlist.clone(),
-    };
-    let snap = match source.snapshot() {
-        Ok(snap) => snap,
-        Err(e) => {
-            metrics.source_errors.inc();
-            return Err(e).context("re-reading the lists (the previous list stays enforced)");
-        }
-    };
-    report_rejected(&snap.rejected);
-    s.local = identities(&snap);
-    s.files = snap;
-    s.apply(set, metrics)
-        .context("applying the blocklist (the previous list stays enforced)")
 }

@@ -2,7 +2,6 @@
 //! reports sightings to the coordinator.
 
 use std::{
-    os::fd::AsRawFd,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -10,7 +9,6 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use c2wall_model::{wire::identity_to_wire, Identity};
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient};
-use tokio::io::unix::AsyncFd;
 
 use crate::sightings::{event_from_bytes, Sightings};
 
@@ -32,34 +30,9 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-struct Fd(RingBuf<MapData>);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
 /// Drains the ring buffer whenever it has data, until the task is dropped.
 pub async fn read_events(ring: RingBuf<MapData>, sightings: Arc<Mutex<Sightings>>) {
-    // SAFETY: the ring buffer owns its fd and keeps it open, unchanged, for as
-    // long as the AsyncFd holds it.
-    let mut fd = match unsafe { AsyncFd::register(Fd(ring)) } {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot poll the drop-event ring buffer; no sightings");
-            return;
-        }
-    };
-    loop {
-        let mut guard = match fd.readable_mut().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!(error = %e, "polling the drop-event ring buffer");
-                return;
-            }
-        };
-        let ring = &mut guard.get_inner_mut().0;
+    crate::ring::drain(ring, "sampled drops", |ring| {
         let (now, mono) = (unix_now(), monotonic_ns());
         let mut s = sightings.lock().expect("lock");
         while let Some(item) = ring.next() {
@@ -68,9 +41,8 @@ pub async fn read_events(ring: RingBuf<MapData>, sightings: Arc<Mutex<Sightings>
                 s.record(&ev, now - age as i64);
             }
         }
-        drop(s);
-        guard.clear_ready();
-    }
+    })
+    .await
 }
 
 /// Names an entry id (None once the entry is gone).

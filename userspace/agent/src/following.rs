@@ -5,48 +5,21 @@
 //! whose name was withdrawn) goes.
 
 use std::{
-    os::fd::AsRawFd,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 use c2wall_agent::{
     combine::enforce_followed,
     follow::answer,
     metrics::Metrics,
-    paths::Paths,
     sync::{SyncedHandle, SyncedSet},
 };
-use c2wall_common::{DnsAnswer, FAMILY_V4, MAP_DNS_ANSWERS};
-use tokio::io::unix::AsyncFd;
+use c2wall_common::{DnsAnswer, FAMILY_V4};
 
 use crate::observe::record;
 use crate::shared::Shared;
-
-/// The pinned answer ring buffer; None (following off) when it cannot be
-/// opened.
-pub(crate) fn open_answers(paths: &Paths) -> Option<RingBuf<MapData>> {
-    let opened = MapData::from_pin(paths.map(MAP_DNS_ANSWERS))
-        .map_err(|e| e.to_string())
-        .and_then(|d| Map::from_map_data(d).map_err(|e| e.to_string()))
-        .and_then(|m| RingBuf::try_from(m).map_err(|e| e.to_string()));
-    match opened {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the DNS answer ring buffer; DNS answers are not followed");
-            None
-        }
-    }
-}
-
-struct Fd(RingBuf<MapData>);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
-    }
-}
 
 fn answer_from_bytes(b: &[u8]) -> Option<DnsAnswer> {
     if b.len() < std::mem::size_of::<DnsAnswer>() {
@@ -57,40 +30,45 @@ fn answer_from_bytes(b: &[u8]) -> Option<DnsAnswer> {
     Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const DnsAnswer) })
 }
 
+/// Starts reading the answer ring (when it could be opened) and the expiry
+/// tick.
+pub(crate) fn spawn(
+    answers: Option<RingBuf<MapData>>,
+    shared: &Arc<Mutex<Shared>>,
+    coordinator: Option<&SyncedHandle>,
+    metrics: &Arc<Metrics>,
+) {
+    if let Some(ring) = answers {
+        tokio::spawn(read_answers(
+            ring,
+            shared.clone(),
+            coordinator.cloned(),
+            metrics.clone(),
+        ));
+    }
+    tokio::spawn(expire(
+        shared.clone(),
+        coordinator.cloned(),
+        metrics.clone(),
+    ));
+}
+
 /// Reads answers as they come, until the task is dropped. Locks the
 /// coordinator's set before the daemon's state, as every other path does.
-pub(crate) async fn read_answers(
+async fn read_answers(
     ring: RingBuf<MapData>,
     shared: Arc<Mutex<Shared>>,
     coordinator: Option<SyncedHandle>,
     metrics: Arc<Metrics>,
 ) {
-    // SAFETY: the ring buffer owns its fd and keeps it open, unchanged, for
-    // as long as the AsyncFd holds it.
-    let mut fd = match unsafe { AsyncFd::register(Fd(ring)) } {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot poll the DNS answer ring buffer");
-            return;
-        }
-    };
     let empty = SyncedSet::default();
-    loop {
-        let mut guard = match fd.readable_mut().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!(error = %e, "polling the DNS answer ring buffer");
-                return;
-            }
-        };
-        let ring = &mut guard.get_inner_mut().0;
+    c2wall_agent::ring::drain(ring, "DNS answers", |ring| {
         let mut answers = Vec::new();
         while let Some(item) = ring.next() {
             answers.extend(answer_from_bytes(&item));
         }
-        guard.clear_ready();
         if answers.is_empty() {
-            continue;
+            return;
         }
         let owner = coordinator.as_ref().map(|h| h.lock().expect("lock"));
         let set = owner.as_ref().map_or(&empty, |o| o.set());
@@ -98,12 +76,13 @@ pub(crate) async fn read_answers(
         for a in &answers {
             s.follow_answer(a, set, &metrics);
         }
-    }
+    })
+    .await
 }
 
 /// Once a second: removes the addresses whose time ran out or whose name is
 /// no longer listed.
-pub(crate) async fn expire(
+async fn expire(
     shared: Arc<Mutex<Shared>>,
     coordinator: Option<SyncedHandle>,
     metrics: Arc<Metrics>,
@@ -112,6 +91,11 @@ pub(crate) async fn expire(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
+        // Most seconds nothing is held: skip the locks (and any wait behind
+        // an apply) then.
+        if shared.lock().expect("lock").followed.counts() == (0, 0) {
+            continue;
+        }
         let owner = coordinator.as_ref().map(|h| h.lock().expect("lock"));
         let set = owner.as_ref().map_or(&empty, |o| o.set());
         shared
@@ -150,8 +134,7 @@ impl Shared {
             m.answers.with_label_values(&["unlisted"]).inc();
             return;
         };
-        let domain = domain.clone();
-        let allow = self.files.allow.clone();
+        let allow = &self.files.allow;
         let added = self
             .followed
             .add(&ans.name, action, &ans.addrs, Instant::now(), |addr| {
@@ -162,7 +145,7 @@ impl Shared {
         m.refreshed.inc_by(added.refreshed as u64);
         for (addr, why) in &added.refused {
             m.refused.with_label_values(&[why.reason()]).inc();
-            tracing::info!(%addr, name = %ans.name, reason = why.reason(), "answered address not followed");
+            tracing::info!(%addr, name = %ans.name, reason = ?why, "answered address not followed");
         }
         if added.added > 0 {
             tracing::info!(name = %ans.name, entry = %domain, added = added.added, "following DNS answer");

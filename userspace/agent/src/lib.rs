@@ -16,6 +16,7 @@ pub mod loader;
 pub mod metrics;
 mod ops;
 pub mod paths;
+pub mod ring;
 pub mod sightings;
 pub mod sim;
 pub mod sizing;

@@ -5,6 +5,7 @@ mod daemon;
 mod following;
 mod interfaces;
 mod observe;
+mod reload;
 mod shared;
 
 use std::path::PathBuf;

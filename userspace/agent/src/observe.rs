@@ -8,7 +8,6 @@ use std::{
 };
 
 use anyhow::Result;
-use aya::maps::{Map, MapData, RingBuf};
 use c2wall_agent::follow::table::Followed;
 use c2wall_agent::sightings::Sightings;
 use c2wall_agent::{
@@ -116,21 +115,6 @@ pub fn record(
 /// (`c2wall-agent detach` removes it) and so does the interface.
 pub fn link_pinned(paths: &Paths, iface: &str) -> bool {
     c2wall_agent::attach::is_held(paths, iface) && loader::interface_index(iface).is_ok()
-}
-
-/// The pinned drop-event ring buffer (None: sightings off, with the reason logged).
-pub fn open_ring(paths: &Paths) -> Option<RingBuf<MapData>> {
-    let opened = MapData::from_pin(paths.map(MAP_EVENTS))
-        .map_err(|e| e.to_string())
-        .and_then(|d| Map::from_map_data(d).map_err(|e| e.to_string()))
-        .and_then(|m| RingBuf::try_from(m).map_err(|e| e.to_string()));
-    match opened {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the drop-event ring buffer; no sightings");
-            None
-        }
-    }
 }
 
 /// `c2wall-agent top`: entries by hits and the latest sampled drops, as JSON.

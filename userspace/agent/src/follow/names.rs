@@ -38,14 +38,6 @@ impl Listed {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.domains.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.domains.len()
-    }
-
     /// The entry that covers `name`: the name itself (exact or subtree),
     /// else the nearest parent listed with its subtree.
     pub fn covering(&self, name: &DomainName) -> Option<(&Domain, Action)> {
@@ -155,9 +147,11 @@ mod tests {
     fn changes_add_and_withdraw_domains_only() {
         let mut l = Listed::default();
         let e = entry("evil.example", Action::Drop);
+        let name = "evil.example".parse::<DomainName>().expect("name");
         l.apply(&[(e.identity(), Some(e.clone()))]);
-        assert_eq!(l.len(), 1);
+        assert!(l.covering(&name).is_some());
         l.apply(&[(e.identity(), None)]);
-        assert!(l.is_empty());
+        assert!(l.covering(&name).is_none());
+        assert_eq!(l, Listed::default());
     }
 }
