@@ -186,8 +186,17 @@ fn answered_addresses_drop_within_100ms_and_return_after_the_ttl() {
         "[follow]\nttl_floor = 1\nttl_ceiling = 5\nper_name = 4\n",
     );
     let _agent = topo.agent(&["-c", config.to_str().unwrap(), "-b", list.to_str().unwrap()]);
-    // Before any answer the address is not blocked.
+    // Before any answer no answered address is blocked (so a round that
+    // delivers nothing afterwards measures a drop, not a dead path).
     assert_eq!(topo.udp(&topo.sub, SUB4, &topo.net, CC4, 9000, 20), 20);
+    for i in 0..rounds() {
+        let a = round_addr(i);
+        assert_eq!(
+            topo.udp(&topo.sub, SUB4, &topo.net, &a, 9000, 5),
+            5,
+            "{a} reachable"
+        );
+    }
 
     // The figure: one round per name, each answered address probed from
     // the moment its answer arrives.
