@@ -78,18 +78,7 @@ impl Key {
     }
 
     fn parse_statement(text: &str) -> Result<Self, String> {
-        let text: String = text
-            .lines()
-            .map(|l| {
-                l.split("//")
-                    .next()
-                    .unwrap_or("")
-                    .split('#')
-                    .next()
-                    .unwrap_or("")
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = without_comments(text);
         let after_key = text
             .split_once("key")
             .map(|(_, r)| r)
@@ -128,6 +117,42 @@ impl Key {
     }
 }
 
+/// The text with BIND's comments (`//`, `#` to the end of the line, and
+/// `/* ... */`) removed outside quoted strings: a base64 secret may hold
+/// `//`, so a comment marker inside quotes is data.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_quotes = false;
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            in_quotes = c != '"';
+            out.push(c);
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_quotes = true;
+                out.push(c);
+            }
+            ('#', _) | ('/', Some('/')) => while chars.next_if(|&n| n != '\n').is_some() {},
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for n in chars.by_ref() {
+                    if last == '*' && n == '/' {
+                        break;
+                    }
+                    last = n;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn quoted(s: &str) -> Option<String> {
     let start = s.find('"')? + 1;
     let len = s[start..].find('"')?;
@@ -159,5 +184,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no `secret`"), "{e}");
+    }
+
+    #[test]
+    fn comment_markers_inside_the_secret_are_data() {
+        // Base64 holds `/`, so one secret in about a hundred has `//`:
+        // 0xff 0xff 0xff encodes as `////`.
+        let k = Key::new("k", vec![0xff; 18]).unwrap();
+        let text = format!(
+            "# a comment\n/* another\n one */ {} // trailing \"quote\n",
+            k.to_bind()
+        );
+        assert!(text.contains("////"), "{text}");
+        let back = Key::parse(&text, "test").unwrap();
+        assert_eq!(back.secret, k.secret);
     }
 }
