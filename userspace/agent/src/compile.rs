@@ -12,7 +12,17 @@
 //! Slots here are independent of the kernel's double-buffer set; the applier adds
 //! the set when writing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+
+use std::collections::HashMap;
+
+/// The maps that hold a slot per entry or more: foldhash, several times
+/// SipHash's speed on these small keys (a 1M-entry list is 1.4M slots).
+/// Its seed is random per process, so crafted keys cannot aim at one
+/// bucket.
+pub type FastMap<K, V> = foldhash::HashMap<K, V>;
+pub type FastSet<T> = foldhash::HashSet<T>;
 
 use c2wall_common::*;
 use c2wall_model::{Action, Entry, Family, Identity, Prefix};
@@ -37,8 +47,8 @@ pub struct PortSlot {
 /// The complete content of one rule set.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Compiled {
-    pub nodes: HashMap<NodeSlot, NodeValue>,
-    pub ports: HashMap<PortSlot, PortValue>,
+    pub nodes: FastMap<NodeSlot, NodeValue>,
+    pub ports: FastMap<PortSlot, PortValue>,
     /// Bit i: IPv4 level i*V4_STRIDE has slots.
     pub v4_levels: u32,
     /// Bit i: IPv6 level i*V6_STRIDE has slots.
@@ -200,15 +210,22 @@ type SlotContent = Option<(NodeValue, Vec<((u8, u16), PortValue)>)>;
 impl Compiler {
     /// Identities must be unique (the sources dedupe); if one repeats, the
     /// later entry wins.
-    pub fn new(entries: &[(Entry, u32)]) -> Self {
-        let mut own: BTreeMap<Prefix, Own> = BTreeMap::new();
-        for (e, id) in entries {
-            // Domain entries are enforced by resolvers, not by prefix tables.
-            let Some(prefix) = e.listed_prefix() else {
-                continue;
-            };
-            let node = own.entry(prefix).or_default();
-            let rules = rule_of(e, *id);
+    pub fn new<E: Borrow<Entry>>(entries: &[(E, u32)]) -> Self {
+        // Domain entries are enforced by resolvers, not by prefix tables.
+        let mut listed: Vec<(Prefix, &Entry, u32)> = entries
+            .iter()
+            .filter_map(|(e, id)| Some((e.borrow().listed_prefix()?, e.borrow(), *id)))
+            .collect();
+        // Sorted (stably: a repeated identity keeps its later entry), the
+        // map is built in one pass instead of a million tree inserts.
+        listed.sort_by_key(|(p, _, _)| *p);
+        let mut grouped: Vec<(Prefix, Own)> = Vec::new();
+        for (prefix, e, id) in listed {
+            if grouped.last().is_none_or(|(p, _)| *p != prefix) {
+                grouped.push((prefix, Own::default()));
+            }
+            let node = &mut grouped.last_mut().expect("pushed above").1;
+            let rules = rule_of(e, id);
             match e.scope {
                 None => node.addr = rules,
                 Some(s) => {
@@ -216,7 +233,9 @@ impl Compiler {
                 }
             }
         }
-        Compiler { own }
+        Compiler {
+            own: grouped.into_iter().collect(),
+        }
     }
 
     /// The rules the entry `ident` compiled into, if it is listed.
@@ -253,7 +272,8 @@ impl Compiler {
         }
 
         // Expansion: later (more specific) nodes overwrite earlier ones' slots.
-        let mut owner: HashMap<NodeSlot, usize> = HashMap::with_capacity(resolved.len());
+        let mut owner: FastMap<NodeSlot, usize> =
+            FastMap::with_capacity_and_hasher(resolved.len(), Default::default());
         for (i, (p, _)) in resolved.iter().enumerate() {
             let level = level_of(p.family(), p.len());
             for k in 0..expansion(p.family(), p.len()) {
@@ -432,7 +452,7 @@ impl Compiler {
 }
 
 /// Compiles `(entry, id)` pairs into a complete table.
-pub fn compile(entries: &[(Entry, u32)]) -> Compiled {
+pub fn compile<E: Borrow<Entry>>(entries: &[(E, u32)]) -> Compiled {
     Compiler::new(entries).compile()
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use c2wall_common::*;
 use c2wall_model::Prefix;
 
-use crate::compile::{NodeSlot, PortSlot};
+use crate::compile::{FastMap, NodeSlot, PortSlot};
 use crate::error::AgentError;
 
 /// After a rule set stops being the active one, or a map is swapped out,
@@ -57,8 +57,8 @@ pub trait Dataplane {
     fn fill(
         &mut self,
         set: u8,
-        nodes: &HashMap<NodeSlot, NodeValue>,
-        ports: &HashMap<PortSlot, PortValue>,
+        nodes: &FastMap<NodeSlot, NodeValue>,
+        ports: &FastMap<PortSlot, PortValue>,
     ) -> Result<usize, AgentError> {
         for (slot, v) in ports {
             self.put_port(set, slot, v)?;

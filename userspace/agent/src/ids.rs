@@ -5,15 +5,17 @@
 
 use std::{collections::HashMap, fs, path::Path};
 
+use crate::compile::FastMap;
+
 use c2wall_model::{Entry, Identity, PortScope};
 
 use crate::error::AgentError;
 
 #[derive(Debug, Default, Clone)]
 pub struct Ids {
-    by_identity: HashMap<Identity, u32>,
+    by_identity: FastMap<Identity, u32>,
     /// The reverse, for naming the entry of a sampled drop event.
-    by_id: HashMap<u32, Identity>,
+    by_id: FastMap<u32, Identity>,
     next: u32,
     /// Lines appended to the file since it was last written whole.
     journal_lines: usize,
@@ -31,8 +33,8 @@ pub struct IdPlan {
 impl Ids {
     pub fn new() -> Self {
         Ids {
-            by_identity: HashMap::new(),
-            by_id: HashMap::new(),
+            by_identity: FastMap::default(),
+            by_id: FastMap::default(),
             next: 1,
             journal_lines: 0,
         }
@@ -40,8 +42,8 @@ impl Ids {
 
     /// Ids for `entries`; identities no longer listed are forgotten and returned
     /// so their hit counters can be dropped.
-    pub fn assign(&mut self, entries: &[Entry]) -> (Vec<(Entry, u32)>, Vec<u32>) {
-        let mut keep = HashMap::with_capacity(entries.len());
+    pub fn assign<'e>(&mut self, entries: &'e [Entry]) -> (Vec<(&'e Entry, u32)>, Vec<u32>) {
+        let mut keep = FastMap::with_capacity_and_hasher(entries.len(), Default::default());
         let mut out = Vec::with_capacity(entries.len());
         // Domain entries are not compiled into the prefix tables: no id.
         for e in entries.iter().filter(|e| e.listed_prefix().is_some()) {
@@ -55,7 +57,7 @@ impl Ids {
                 }
             };
             keep.insert(ident, id);
-            out.push((e.clone(), id));
+            out.push((e, id));
         }
         let gone = self
             .by_identity
@@ -140,10 +142,6 @@ impl Ids {
 
     pub fn is_empty(&self) -> bool {
         self.by_identity.is_empty()
-    }
-
-    pub fn identity_of(&self) -> HashMap<u32, Identity> {
-        self.by_id.clone()
     }
 
     /// The entry an id names, if it is listed.
@@ -251,14 +249,19 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ids");
         let mut ids = Ids::new();
-        let (a, _) = ids.assign(&[entry("192.0.2.1"), entry("192.0.2.2")]);
-        let (b, gone) = ids.assign(&[entry("192.0.2.2"), entry("192.0.2.3")]);
+        let (first, second) = (
+            [entry("192.0.2.1"), entry("192.0.2.2")],
+            [entry("192.0.2.2"), entry("192.0.2.3")],
+        );
+        let (a, _) = ids.assign(&first);
+        let (b, gone) = ids.assign(&second);
         assert_eq!(a[1].1, b[0].1, "a kept entry keeps its id");
         assert_eq!(gone, vec![a[0].1]);
         assert!(b[1].1 > a[1].1, "a new entry gets a fresh id");
         ids.save(&path).unwrap();
         let mut again = Ids::load(&path).unwrap();
-        let (c, _) = again.assign(&[entry("192.0.2.3"), entry("192.0.2.4")]);
+        let third = [entry("192.0.2.3"), entry("192.0.2.4")];
+        let (c, _) = again.assign(&third);
         assert_eq!(c[0].1, b[1].1);
         assert!(c[1].1 > b[1].1);
         fs::remove_dir_all(&dir).unwrap();

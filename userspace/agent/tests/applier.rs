@@ -62,7 +62,8 @@ fn small_changes_go_in_place_large_ones_reload_and_both_converge() {
     assert_eq!(r.stats.writes, 1);
     // Converged: the active set equals a fresh compile of the same list.
     let mut ids = Ids::new();
-    let (with_ids, _) = ids.assign(&entries(&hosts(IN_PLACE_LIMIT + 11, 0)));
+    let list = entries(&hosts(IN_PLACE_LIMIT + 11, 0));
+    let (with_ids, _) = ids.assign(&list);
     let want = compile(&with_ids);
     let got = eng.applier.dataplane().active();
     assert_eq!(

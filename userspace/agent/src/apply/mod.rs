@@ -100,7 +100,7 @@ impl<D: Dataplane> Applier<D> {
                 dp.put_filter(active, *idx, b)?;
             }
         }
-        let mut filters = [Filter::new(), Filter::new()];
+        let mut filters = [Filter::default(), Filter::default()];
         filters[active as usize] = filter;
         Ok(Applier {
             dp,

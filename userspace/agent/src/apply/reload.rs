@@ -58,7 +58,7 @@ impl<D: Dataplane> Applier<D> {
     /// Gives a set packets do not read empty minimal maps (its memory goes
     /// back to the kernel).
     fn release(&mut self, set: u8) {
-        self.filters[set as usize] = Filter::new();
+        self.filters[set as usize] = Filter::default();
         if let Err(e) = self.dp.reset_set(set, SetSize::EMPTY) {
             tracing::warn!(error = %e, set, "releasing the inactive rule set's maps");
         }

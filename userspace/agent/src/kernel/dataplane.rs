@@ -10,7 +10,7 @@ use c2wall_model::{Family, Prefix};
 
 use super::sets::SetMaps;
 use super::{batch, del_ok, dump, put_err, KernelMaps};
-use crate::compile::{NodeSlot, PortSlot};
+use crate::compile::{FastMap, NodeSlot, PortSlot};
 use crate::dataplane::{Dataplane, Dump, SetSize};
 use crate::error::AgentError;
 
@@ -129,35 +129,30 @@ impl Dataplane for KernelMaps {
     fn fill(
         &mut self,
         set: u8,
-        nodes: &HashMap<NodeSlot, NodeValue>,
-        ports: &HashMap<PortSlot, PortValue>,
+        nodes: &FastMap<NodeSlot, NodeValue>,
+        ports: &FastMap<PortSlot, PortValue>,
     ) -> Result<usize, AgentError> {
-        let mut pk = Vec::with_capacity(ports.len());
-        let mut pv = Vec::with_capacity(ports.len());
-        for (s, v) in ports {
-            let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
-            pk.push(port_key(s));
-            pv.push(PortValue { to_cc, from_cc });
-        }
+        let pk: Vec<PortKey> = ports.keys().map(port_key).collect();
+        let mut pv: Vec<PortValue> = ports.values().copied().collect();
         let (mut k4, mut v4, mut k6, mut v6) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (s, v) in nodes {
-            let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
-            let v = NodeValue {
-                to_cc,
-                from_cc,
-                ..*v
-            };
             match s.family {
                 Family::V4 => {
                     k4.push(v4_key(s));
-                    v4.push(v);
+                    v4.push(*v);
                 }
                 Family::V6 => {
                     k6.push(v6_key(s));
-                    v6.push(v);
+                    v6.push(*v);
                 }
             }
         }
+        let port_rules = pv.iter_mut().flat_map(|v| [&mut v.to_cc, &mut v.from_cc]);
+        let node_rules = v4
+            .iter_mut()
+            .chain(v6.iter_mut())
+            .flat_map(|v| [&mut v.to_cc, &mut v.from_cc]);
+        self.count_in_place(port_rules.chain(node_rules))?;
         let m = self.set_mut(set)?;
         let write = |map: &'static str| move |source| AgentError::MapWrite { map, source };
         batch::update(m.ports.map(), &pk, &pv).map_err(write(MAP_PORTS))?;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::hit_array::{create_hit_array, Counters};
 use super::sets::Outer;
+use crate::compile::{FastMap, FastSet};
 use crate::dataplane::GRACE;
 use crate::error::AgentError;
 
@@ -38,8 +39,8 @@ struct Retired {
 
 pub struct HitSlots {
     counters: Counters,
-    slot_of: HashMap<u32, u32>,
-    id_of: HashMap<u32, u32>,
+    slot_of: FastMap<u32, u32>,
+    id_of: FastMap<u32, u32>,
     /// Freed slots in quarantine, oldest first.
     free: VecDeque<(u32, Instant)>,
     /// Freed slots out of quarantine, reused lowest first.
@@ -62,8 +63,8 @@ impl HitSlots {
     ) -> HitSlots {
         let mut s = HitSlots {
             counters,
-            slot_of: HashMap::new(),
-            id_of: HashMap::new(),
+            slot_of: FastMap::default(),
+            id_of: FastMap::default(),
             free: VecDeque::new(),
             ready: BTreeSet::new(),
             next: 1,
@@ -84,6 +85,27 @@ impl HitSlots {
             }
         }
         s
+    }
+
+    /// Grows the array once to hold a slot for every one of `ids` that has
+    /// none, so a full load does not grow it step by step (each step copies
+    /// the counts and waits out a grace period).
+    pub fn reserve(
+        &mut self,
+        outer: &mut Outer,
+        ids: impl Iterator<Item = u32>,
+    ) -> Result<(), AgentError> {
+        let mut new = FastSet::default();
+        for id in ids {
+            if !self.slot_of.contains_key(&id) {
+                new.insert(id);
+            }
+        }
+        let want = (self.next as usize + new.len()).min(self.limit as usize) as u32;
+        if want > self.counters.slots() {
+            self.resize(outer, want.max(MIN_SLOTS))?;
+        }
+        Ok(())
     }
 
     /// The slot of entry `id`, given one if it has none.

@@ -205,14 +205,25 @@ impl KernelMaps {
 
     /// `rules` with their counter slots filled in.
     fn counted(&self, rules: [Rule; 2]) -> Result<[Rule; 2], AgentError> {
+        let mut out = rules;
+        self.count_in_place(out.iter_mut())?;
+        Ok(out)
+    }
+
+    /// Fills in the counter slot of every rule that acts; one borrow of the
+    /// hit table for all of them (a full load counts over a million), and
+    /// the array grown at most once.
+    fn count_in_place<'r>(
+        &self,
+        rules: impl Iterator<Item = &'r mut Rule>,
+    ) -> Result<(), AgentError> {
+        let mut acting: Vec<&mut Rule> = rules.filter(|r| r.action != ACTION_NONE).collect();
         self.with_hits(|h, outer| {
-            let mut out = rules;
-            for r in &mut out {
-                if r.action != ACTION_NONE {
-                    r.counter = h.assign(outer, r.entry_id)?;
-                }
+            h.reserve(outer, acting.iter().map(|r| r.entry_id))?;
+            for r in &mut acting {
+                r.counter = h.assign(outer, r.entry_id)?;
             }
-            Ok(out)
+            Ok(())
         })
     }
 }
