@@ -115,12 +115,22 @@ fn listed_cost(prog: &Xdp, ring: &mut RingBuf<MapData>, f: &[Vec<u8>], repeat: u
     Ok(total / f.len() as f64)
 }
 
+/// Rounds of alternating off/on measurements.
+const ROUNDS: usize = 7;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Prints the DNS table for each names count, on a list of `prefixes`.
 pub fn run(sizes: &[usize], prefixes: &[Entry], hot: usize, repeat: u32) -> Result<()> {
     println!();
     println!(
         "DNS following, ns per packet (hot: {hot} packets x {repeat} repeats; copies: x {} with \
-         the ring drained), on {} prefix entries; off = no names listed",
+         the ring drained), on {} prefix entries; medians of {ROUNDS} alternating off/on \
+         rounds; off = following off, as with no names listed; extra = median of the rounds' \
+         unlisted on - off",
         repeat.min(400),
         prefixes.len()
     );
@@ -144,26 +154,41 @@ pub fn run(sizes: &[usize], prefixes: &[Entry], hot: usize, repeat: u32) -> Resu
         let mut ring = RingBuf::try_from(ebpf.take_map(MAP_DNS_ANSWERS).context("answer ring")?)?;
         let prog: &Xdp = ebpf.program(PROGRAM_NAME).context("program")?.try_into()?;
         let fr = frames(hot, n);
-        engine.sync(&Snapshot {
-            entries: prefixes.to_vec(),
-            ..Default::default()
-        })?;
-        let other_off = ns_per_packet(prog, &fr.other, repeat, XDP_PASS)?;
-        let unlisted_off = ns_per_packet(prog, &fr.unlisted, repeat, XDP_PASS)?;
         let mut entries = prefixes.to_vec();
         entries.extend(names(n));
         engine.sync(&Snapshot {
             entries,
             ..Default::default()
         })?;
-        let other_on = ns_per_packet(prog, &fr.other, repeat, XDP_PASS)?;
-        let unlisted_on = ns_per_packet(prog, &fr.unlisted, repeat, XDP_PASS)?;
+        // Off and on alternate, ROUNDS times, and the medians are compared:
+        // a drift of the machine between the two phases would otherwise
+        // show as a cost. Off is Config.follow = 0, the program's state when
+        // no name is listed.
+        let mut rounds = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..ROUNDS {
+            engine.applier.set_follow(0)?;
+            let other_off = ns_per_packet(prog, &fr.other, repeat, XDP_PASS)?;
+            let unlisted_off = ns_per_packet(prog, &fr.unlisted, repeat, XDP_PASS)?;
+            engine.applier.set_follow(FOLLOW_DNS)?;
+            let other_on = ns_per_packet(prog, &fr.other, repeat, XDP_PASS)?;
+            let unlisted_on = ns_per_packet(prog, &fr.unlisted, repeat, XDP_PASS)?;
+            for (r, v) in rounds.iter_mut().zip([
+                other_off,
+                other_on,
+                unlisted_off,
+                unlisted_on,
+                unlisted_on - unlisted_off,
+            ]) {
+                r.push(v);
+            }
+        }
+        let [other_off, other_on, unlisted_off, unlisted_on, extra] = rounds.map(median);
         let listed_on = listed_cost(prog, &mut ring, &fr.listed, repeat.min(400))?;
         let copied = engine.applier.dataplane().counters()?[CNT_DNS_FOLLOWED as usize];
         println!(
             "{n:>9} {other_off:>12.1} {other_on:>12.1} {unlisted_off:>13.1} {unlisted_on:>13.1} \
              {:>11.1} {listed_on:>12.1} {:>11.2}x",
-            unlisted_on - unlisted_off,
+            extra,
             unlisted_on / unlisted_off
         );
         anyhow::ensure!(copied > 0, "no listed response was copied");
