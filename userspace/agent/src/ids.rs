@@ -7,15 +7,17 @@ use std::{collections::HashMap, fs, path::Path};
 
 use crate::compile::FastMap;
 
-use c2wall_model::{Entry, Identity, PortScope};
+use std::net::IpAddr;
+
+use c2wall_model::{Entry, Identity, PortScope, Prefix, Target};
 
 use crate::error::AgentError;
 
 #[derive(Debug, Default, Clone)]
 pub struct Ids {
-    by_identity: FastMap<Identity, u32>,
+    by_identity: FastMap<Key, u32>,
     /// The reverse, for naming the entry of a sampled drop event.
-    by_id: FastMap<u32, Identity>,
+    by_id: FastMap<u32, Key>,
     next: u32,
     /// Lines appended to the file since it was last written whole.
     journal_lines: usize,
@@ -46,9 +48,11 @@ impl Ids {
         let mut keep = FastMap::with_capacity_and_hasher(entries.len(), Default::default());
         let mut out = Vec::with_capacity(entries.len());
         // Domain entries are not compiled into the prefix tables: no id.
-        for e in entries.iter().filter(|e| e.listed_prefix().is_some()) {
-            let ident = e.identity();
-            let id = match self.by_identity.get(&ident) {
+        for e in entries {
+            let Some(key) = Key::of(&e.identity()) else {
+                continue;
+            };
+            let id = match self.by_identity.get(&key) {
                 Some(id) => *id,
                 None => {
                     let id = self.next;
@@ -56,7 +60,7 @@ impl Ids {
                     id
                 }
             };
-            keep.insert(ident, id);
+            keep.insert(key, id);
             out.push((e, id));
         }
         let gone = self
@@ -65,13 +69,13 @@ impl Ids {
             .filter(|(k, _)| !keep.contains_key(k))
             .map(|(_, v)| *v)
             .collect();
-        self.by_id = keep.iter().map(|(k, v)| (*v, k.clone())).collect();
+        self.by_id = keep.iter().map(|(k, v)| (*v, *k)).collect();
         self.by_identity = keep;
         (out, gone)
     }
 
     pub fn get(&self, ident: &Identity) -> Option<u32> {
-        self.by_identity.get(ident).copied()
+        self.by_identity.get(&Key::of(ident)?).copied()
     }
 
     /// The ids `listed` and `withdrawn` identities would take, without
@@ -87,15 +91,15 @@ impl Ids {
         };
         let mut fresh: HashMap<Identity, u32> = HashMap::new();
         for ident in listed {
-            if !self.by_identity.contains_key(ident) && !fresh.contains_key(ident) {
+            if self.get(ident).is_none() && !fresh.contains_key(ident) {
                 fresh.insert(ident.clone(), plan.next);
                 plan.added.push((ident.clone(), plan.next));
                 plan.next += 1;
             }
         }
         for ident in withdrawn {
-            if let Some(id) = self.by_identity.get(ident) {
-                plan.removed.push((ident.clone(), *id));
+            if let Some(id) = self.get(ident) {
+                plan.removed.push((ident.clone(), id));
             }
         }
         plan
@@ -106,11 +110,15 @@ impl Ids {
     /// journal outgrows the table.
     pub fn commit(&mut self, plan: &IdPlan, journal: Option<&Path>) -> Result<(), AgentError> {
         for (ident, id) in &plan.added {
-            self.by_identity.insert(ident.clone(), *id);
-            self.by_id.insert(*id, ident.clone());
+            if let Some(key) = Key::of(ident) {
+                self.by_identity.insert(key, *id);
+                self.by_id.insert(*id, key);
+            }
         }
         for (ident, id) in &plan.removed {
-            self.by_identity.remove(ident);
+            if let Some(key) = Key::of(ident) {
+                self.by_identity.remove(&key);
+            }
             self.by_id.remove(id);
         }
         self.next = self.next.max(plan.next);
@@ -146,7 +154,7 @@ impl Ids {
 
     /// The entry an id names, if it is listed.
     pub fn identity(&self, id: u32) -> Option<Identity> {
-        self.by_id.get(&id).cloned()
+        self.by_id.get(&id).map(Key::identity)
     }
 
     /// Loads the table; a missing file is an empty table.
@@ -170,25 +178,22 @@ impl Ids {
             }
             ids.journal_lines += 1;
             if let ["-", rest @ ..] = f.as_slice() {
-                if let Some(ident) = parse_identity(rest) {
-                    ids.by_identity.remove(&ident);
+                if let Some(key) = parse_identity(rest).as_ref().and_then(Key::of) {
+                    ids.by_identity.remove(&key);
                 }
                 continue;
             }
             // A damaged line (a torn append too) only costs that entry its
             // hit history.
             if let [id, rest @ ..] = f.as_slice() {
-                if let (Ok(id), Some(ident)) = (id.parse::<u32>(), parse_identity(rest)) {
-                    ids.by_identity.insert(ident, id);
+                let key = parse_identity(rest).as_ref().and_then(Key::of);
+                if let (Ok(id), Some(key)) = (id.parse::<u32>(), key) {
+                    ids.by_identity.insert(key, id);
                     ids.next = ids.next.max(id + 1);
                 }
             }
         }
-        ids.by_id = ids
-            .by_identity
-            .iter()
-            .map(|(k, v)| (*v, k.clone()))
-            .collect();
+        ids.by_id = ids.by_identity.iter().map(|(k, v)| (*v, *k)).collect();
         // Lines beyond one per listed entry are journal to compact.
         ids.journal_lines = ids.journal_lines.saturating_sub(ids.by_identity.len());
         Ok(ids)
@@ -198,10 +203,39 @@ impl Ids {
     pub fn save(&mut self, path: &Path) -> Result<(), AgentError> {
         self.journal_lines = 0;
         let mut text = format!("next {}\n", self.next);
-        for (ident, id) in &self.by_identity {
-            text.push_str(&format!("{id} {ident}\n"));
+        for (key, id) in &self.by_identity {
+            text.push_str(&format!("{id} {}\n", key.identity()));
         }
         write_atomic(path, text.as_bytes())
+    }
+}
+
+/// A prefix identity as the id maps hold it, one per entry in each: 22
+/// bytes, where an `Identity` takes 64 (its prefix aligns a u128 and its
+/// target has room for a domain). Domain entries take no id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    addr: IpAddr,
+    len: u8,
+    scope: Option<PortScope>,
+}
+
+impl Key {
+    fn of(ident: &Identity) -> Option<Key> {
+        let p = ident.prefix()?;
+        Some(Key {
+            addr: p.addr(),
+            len: p.len(),
+            scope: ident.scope,
+        })
+    }
+
+    fn identity(&self) -> Identity {
+        let prefix = Prefix::new(self.addr, self.len).expect("made from a prefix");
+        Identity {
+            target: Target::Prefix(prefix),
+            scope: self.scope,
+        }
     }
 }
 

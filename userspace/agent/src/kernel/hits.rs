@@ -101,7 +101,10 @@ impl HitSlots {
                 new.insert(id);
             }
         }
-        let want = (self.next as usize + new.len()).min(self.limit as usize) as u32;
+        // A power of two, as growing by doubling would reach: room for the
+        // entries added after the load without growing again at once.
+        let want = (self.next as usize + new.len()).next_power_of_two();
+        let want = want.min(self.limit.max(MIN_SLOTS) as usize) as u32;
         if want > self.counters.slots() {
             self.resize(outer, want.max(MIN_SLOTS))?;
         }
