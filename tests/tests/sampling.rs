@@ -72,6 +72,42 @@ fn a_flood_yields_the_budget_and_counts_the_rest() {
 }
 
 #[test]
+fn the_budget_comes_back_in_the_next_second_and_not_before() {
+    if !require_root("the_budget_comes_back_in_the_next_second_and_not_before") {
+        return;
+    }
+    // The budget is per CPU: every run on CPU 0.
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+    let mut rig = Rig::new("203.0.113.66\n", "", MODE_ENFORCE);
+    rig.engine.applier.set_sample_budget(5).unwrap();
+    let frame = Frame::new("198.51.100.10", "203.0.113.66", L4::Udp(40000, 9000)).build();
+    let sampled =
+        |rig: &mut Rig| rig.engine.applier.dataplane().counters().unwrap()[CNT_SAMPLED as usize];
+    // The window is timed in jiffies, its length the kernel's HZ as the
+    // agent read it: 200 ms later the budget is still spent, 1.2 s after the
+    // first flood it is back.
+    let start = std::time::Instant::now();
+    rig.run_repeat(&frame, 50);
+    assert_eq!(sampled(&mut rig), 5);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rig.run_repeat(&frame, 50);
+    if start.elapsed() < std::time::Duration::from_millis(900) {
+        assert_eq!(sampled(&mut rig), 5, "no new budget within the second");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1200).saturating_sub(start.elapsed()));
+    rig.run_repeat(&frame, 50);
+    assert_eq!(sampled(&mut rig), 10, "a new second, a new budget");
+}
+
+#[test]
 fn a_full_ring_buffer_is_counted_as_lost_and_never_stalls() {
     if !require_root("a_full_ring_buffer_is_counted_as_lost_and_never_stalls") {
         return;

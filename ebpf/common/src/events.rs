@@ -34,10 +34,15 @@ pub struct DropEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SamplerState {
-    pub window_start_ns: u64,
+    /// `bpf_jiffies64()` at the window's start.
+    pub window_start: u64,
     pub used: u32,
     pub _pad: u32,
 }
+
+/// Sampling window in jiffies when `Config::sample_window` is 0: one second
+/// at the largest usual HZ, four at 250.
+pub const DEFAULT_SAMPLE_WINDOW: u32 = 1000;
 
 /// Ring buffer size in bytes (a power of two, a multiple of the page size):
 /// about 4,600 events of 56 bytes (+8 header) waiting for userspace.

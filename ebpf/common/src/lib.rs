@@ -21,7 +21,7 @@ pub use filter::*;
 pub use keys::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 // Map names: must match the statics in ebpf/xdp/src/maps.rs.
 //
@@ -141,6 +141,12 @@ pub struct Config {
     /// [`FOLLOW_DNS`] when some name is listed: only then does a DNS
     /// response cost more than any other packet.
     pub follow: u8,
+    /// Jiffies per second (the kernel's HZ): the length of a sampling window,
+    /// timed with `bpf_jiffies64()`, which costs a fraction of a clock read
+    /// on every sampled hit. Userspace sets it (`clock_getres` of the coarse
+    /// clock gives the tick); 0 counts as [`DEFAULT_SAMPLE_WINDOW`].
+    pub sample_window: u32,
+    pub _pad: u32,
     /// The coordinator version whose list the maps hold (0: none), native
     /// byte order. Written by userspace after each apply, never read by the
     /// program: the kernel is the truth a restarted agent must not go below.

@@ -170,7 +170,11 @@ impl<D: Dataplane> Applier<D> {
 
     /// Sampled drop events per CPU per second (0: none).
     pub fn set_sample_budget(&mut self, budget: u32) -> Result<(), AgentError> {
-        self.update_config(|c| c.sample_budget = budget)
+        let window = jiffies_per_second();
+        self.update_config(|c| {
+            c.sample_budget = budget;
+            c.sample_window = window;
+        })
     }
 
     /// Makes the active set equal to `new`, in place when the change is small.
@@ -285,5 +289,31 @@ impl<D: Dataplane> Applier<D> {
             }
         }
         ops
+    }
+}
+
+/// The kernel's HZ, from the resolution of the coarse clock (one tick), for
+/// the program's sampling window; 0 (the program's default) if unknown.
+fn jiffies_per_second() -> u32 {
+    let mut res = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_getres writes the timespec it is given.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
+    if rc != 0 || res.tv_sec != 0 || res.tv_nsec <= 0 {
+        return 0;
+    }
+    ((1_000_000_000 + res.tv_nsec / 2) / res.tv_nsec) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sampling_window_is_the_kernels_tick_rate() {
+        // Linux's HZ is one of these; a wrong reading would stretch or shrink
+        // the per-second sampling budget.
+        let hz = super::jiffies_per_second();
+        assert!([100, 250, 300, 1000].contains(&hz), "HZ {hz}");
     }
 }
