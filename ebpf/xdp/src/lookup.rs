@@ -22,14 +22,14 @@ pub fn side_rule(pkt: &Packet, set: u32, cfg: &Config, to_cc: bool) -> Rule {
     } else {
         find_v6(addr, set, cfg)
     };
-    let Some((node, slot_addr, level)) = found else {
+    let Some((node, level)) = found else {
         return Rule::default();
     };
     let mut rule = if to_cc { node.to_cc } else { node.from_cc };
     if node.flags & NODE_HAS_PORTS != 0 && pkt.has_ports {
         if let Some(ports) = PORTS.get(set) {
             let key = PortKey {
-                addr: slot_addr,
+                addr: slot_addr(addr, pkt.family, level),
                 level,
                 family: pkt.family,
                 proto: pkt.proto,
@@ -132,9 +132,60 @@ fn mask_v6(hi: u64, lo: u64, level: u32) -> (u64, u64) {
     (hi & mh, lo & ml)
 }
 
+/// The address of the slot at `level` that holds `addr` (port keys name it).
+#[inline(always)]
+fn slot_addr(addr: &[u8; 16], family: u8, level: u8) -> [u8; 16] {
+    if family == FAMILY_V4 {
+        let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+        v4_in_16(mask_v4(a, level as u32).to_be_bytes())
+    } else {
+        let (hi, lo) = halves(addr);
+        let (h, l) = mask_v6(hi, lo, level as u32);
+        let mut a = [0u8; 16];
+        a[..8].copy_from_slice(&h.to_be_bytes());
+        a[8..].copy_from_slice(&l.to_be_bytes());
+        a
+    }
+}
+
+#[inline(always)]
+fn mask_v4(a: u32, level: u32) -> u32 {
+    if level == 0 {
+        0
+    } else {
+        a & (u32::MAX << (32 - level))
+    }
+}
+
+/// The key of the IPv4 slot `masked` at `level`, built as one word (the
+/// program is little-endian): field by field, the zeroed padding is a call
+/// to a byte-by-byte memset on every probe.
+#[inline(always)]
+fn v4_key(masked: u32, level: u32) -> V4Key {
+    let word = (masked.to_be() as u64) | ((level as u64) << 32);
+    // SAFETY: V4Key is 8 bytes of plain data (address, level, zero padding).
+    unsafe { core::mem::transmute::<u64, V4Key>(word) }
+}
+
+/// The key of the IPv6 slot (h, l) at `level`, built as five words (see
+/// [`v4_key`]).
+#[inline(always)]
+fn v6_key(h: u64, l: u64, level: u32) -> V6Key {
+    let (h, l) = (h.to_be(), l.to_be());
+    let words = [
+        h as u32,
+        (h >> 32) as u32,
+        l as u32,
+        (l >> 32) as u32,
+        level,
+    ];
+    // SAFETY: V6Key is 20 bytes of plain data (address, level, zero padding).
+    unsafe { core::mem::transmute::<[u32; 5], V6Key>(words) }
+}
+
 /// Longest used level first; the first slot hit is the most specific node.
 #[inline(always)]
-fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 16], u8)> {
+fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, u8)> {
     let nodes = NODES_V4.get(set)?;
     let levels = cfg.v4_levels[(set & 1) as usize];
     let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
@@ -149,11 +200,7 @@ fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
             continue;
         }
         let level = i * V4_STRIDE;
-        let masked = if level == 0 {
-            0
-        } else {
-            a & (u32::MAX << (32 - level))
-        };
+        let masked = mask_v4(a, level);
         if level >= V4_FILTER_MIN_LEVEL {
             if let Some(b) = block {
                 if !b.has(filter_bit_v4(level, masked)) {
@@ -161,21 +208,16 @@ fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
                 }
             }
         }
-        let key = V4Key {
-            addr: masked.to_be_bytes(),
-            level: level as u8,
-            _pad: [0; 3],
-        };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { nodes.get(key) } {
-            return Some((*v, v4_in_16(key.addr), level as u8));
+        if let Some(v) = unsafe { nodes.get(v4_key(masked, level)) } {
+            return Some((*v, level as u8));
         }
     }
     None
 }
 
 #[inline(always)]
-fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 16], u8)> {
+fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, u8)> {
     let nodes = NODES_V6.get(set)?;
     let levels = cfg.v6_levels[(set & 1) as usize];
     let bits = cfg.filter_bits[(set & 1) as usize] as u32;
@@ -198,17 +240,9 @@ fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, [u8; 1
                 }
             }
         }
-        let mut a = [0u8; 16];
-        a[..8].copy_from_slice(&h.to_be_bytes());
-        a[8..].copy_from_slice(&l.to_be_bytes());
-        let key = V6Key {
-            addr: a,
-            level: level as u8,
-            _pad: [0; 3],
-        };
         // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { nodes.get(key) } {
-            return Some((*v, key.addr, key.level));
+        if let Some(v) = unsafe { nodes.get(v6_key(h, l, level)) } {
+            return Some((*v, level as u8));
         }
     }
     None
