@@ -257,6 +257,10 @@ fn main() -> Result<()> {
         let compile_s = t.elapsed().as_secs_f64();
         let slots = compiled.nodes.len() + compiled.ports.len();
         drop(compiled);
+        // Free heap memory (the list's generation, the probes' reference
+        // table) goes back first, or the engine would reuse it unseen.
+        // SAFETY: malloc_trim only returns free pages.
+        unsafe { libc::malloc_trim(0) };
         let rss_before = rss();
         let t = Instant::now();
         let snap = Snapshot {
