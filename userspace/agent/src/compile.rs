@@ -13,16 +13,9 @@
 //! the set when writing.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use std::collections::HashMap;
-
-/// The maps that hold a slot per entry or more: foldhash, several times
-/// SipHash's speed on these small keys (a 1M-entry list is 1.4M slots).
-/// Its seed is random per process, so crafted keys cannot aim at one
-/// bucket.
-pub type FastMap<K, V> = foldhash::HashMap<K, V>;
-pub type FastSet<T> = foldhash::HashSet<T>;
+use crate::fastmap::FastMap;
 
 use c2wall_common::*;
 use c2wall_model::{Action, Entry, Family, Identity, Prefix};

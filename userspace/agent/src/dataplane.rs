@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use c2wall_common::*;
 use c2wall_model::Prefix;
 
-use crate::compile::{FastMap, NodeSlot, PortSlot};
+use crate::compile::{NodeSlot, PortSlot};
 use crate::error::AgentError;
+use crate::fastmap::FastMap;
 
 /// After a rule set stops being the active one, or a map is swapped out,
 /// packets that read the old one may still be in the program for a few

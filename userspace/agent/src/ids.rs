@@ -3,15 +3,12 @@
 //! agent restarts: the table is persisted in the state dir. Ids are never reused,
 //! so a new entry never inherits an old entry's hits.
 
-use std::{collections::HashMap, fs, path::Path};
-
-use crate::compile::FastMap;
-
-use std::net::IpAddr;
+use std::{collections::HashMap, fs, net::IpAddr, path::Path};
 
 use c2wall_model::{Entry, Identity, PortScope, Prefix, Target};
 
 use crate::error::AgentError;
+use crate::fastmap::FastMap;
 
 #[derive(Debug, Default, Clone)]
 pub struct Ids {

@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod fastmap;
 pub mod follow;
 pub mod ids;
 pub mod kernel;

@@ -10,9 +10,10 @@ use c2wall_model::{Family, Prefix};
 
 use super::sets::SetMaps;
 use super::{batch, del_ok, dump, put_err, KernelMaps};
-use crate::compile::{FastMap, NodeSlot, PortSlot};
+use crate::compile::{NodeSlot, PortSlot};
 use crate::dataplane::{Dataplane, Dump, SetSize};
 use crate::error::AgentError;
+use crate::fastmap::FastMap;
 
 fn v4_key(s: &NodeSlot) -> V4Key {
     V4Key {

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use super::hit_array::{create_hit_array, Counters};
 use super::sets::Outer;
-use crate::compile::{FastMap, FastSet};
 use crate::dataplane::GRACE;
 use crate::error::AgentError;
+use crate::fastmap::{FastMap, FastSet};
 
 /// How long a freed slot stays unused.
 pub const QUARANTINE: Duration = Duration::from_secs(2);
