@@ -278,7 +278,7 @@ fn allow_families(prefixes: &[Prefix]) -> u8 {
 /// what was freed on its heap (for allocations under its mmap threshold,
 /// which rises to 32 MiB after large frees), so without this the agent's
 /// resident memory would stay at the sync's peak.
-fn release_freed_memory() {
+pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages; no pointer is touched.
     unsafe {

@@ -259,8 +259,7 @@ fn main() -> Result<()> {
         drop(compiled);
         // Free heap memory (the list's generation, the probes' reference
         // table) goes back first, or the engine would reuse it unseen.
-        // SAFETY: malloc_trim only returns free pages.
-        unsafe { libc::malloc_trim(0) };
+        c2wall_agent::engine::release_freed_memory();
         let rss_before = rss();
         let t = Instant::now();
         let snap = Snapshot {
