@@ -69,7 +69,12 @@ fn kernel_memory_grows_and_shrinks_with_the_list_without_a_gap() {
         "kernel memory of the pinned maps: {small} B with 1 entry, {big} B with 100,001, {again} B with 1 again"
     );
     assert!(small <= 4 << 20, "1 entry: {small} B, at most 4 MiB");
-    assert!(big > 4 * small, "grown with the list: {big} B vs {small} B");
+    // A slot table entry is 12 bytes (c2wall_common::table), before the
+    // table's free room, the filter and the hit counters.
+    assert!(
+        big >= small + 100_000 * 12,
+        "grown with the list: {big} B vs {small} B"
+    );
     assert!(
         again <= small + small / 2,
         "shrunk back with the list: {again} B vs {small} B at first"

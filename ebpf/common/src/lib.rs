@@ -13,15 +13,17 @@ mod dns;
 mod events;
 mod filter;
 mod keys;
+mod table;
 
 pub use counters::*;
 pub use dns::*;
 pub use events::*;
 pub use filter::*;
 pub use keys::*;
+pub use table::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 // Map names: must match the statics in ebpf/xdp/src/maps.rs.
 //
@@ -33,6 +35,10 @@ pub const ABI_VERSION: u32 = 6;
 pub const MAP_CONFIG: &str = "C2W_CONFIG";
 pub const MAP_NODES_V4: &str = "C2W_NODES_V4";
 pub const MAP_NODES_V6: &str = "C2W_NODES_V6";
+/// Per set: the slots an in-place change could not place in the table (see
+/// table.rs), [`V4Key`] -> meta word; probed only at [`Config::stash_v4_levels`].
+pub const MAP_STASH_V4: &str = "C2W_STASH_V4";
+pub const MAP_STASH_V6: &str = "C2W_STASH_V6";
 pub const MAP_PORTS: &str = "C2W_PORTS";
 pub const MAP_ALLOW_V4: &str = "C2W_ALLOW_V4";
 pub const MAP_ALLOW_V6: &str = "C2W_ALLOW_V6";
@@ -52,10 +58,12 @@ pub const MAP_DNS_SCRATCH: &str = "C2W_DNS_SCRATCH";
 /// One bit per listed name key, checked before [`MAP_DNS_NAMES`].
 pub const MAP_DNS_FILTER: &str = "C2W_DNS_FILTER";
 /// Every map the program uses, in the order userspace pins them.
-pub const ALL_MAPS: [&str; 16] = [
+pub const ALL_MAPS: [&str; 18] = [
     MAP_CONFIG,
     MAP_NODES_V4,
     MAP_NODES_V6,
+    MAP_STASH_V4,
+    MAP_STASH_V6,
     MAP_PORTS,
     MAP_ALLOW_V4,
     MAP_ALLOW_V6,
@@ -153,6 +161,14 @@ pub struct Config {
     pub synced_version: u64,
     /// That version's store lineage (zeros: none).
     pub synced_lineage: [u8; 16],
+    /// Per set: buckets in its IPv4 and IPv6 slot tables (see table.rs).
+    pub v4_buckets: [u32; 2],
+    pub v6_buckets: [u32; 2],
+    /// Per set: levels (as in `v4_levels`) that have slots in the stash.
+    pub stash_v4_levels: [u32; 2],
+    pub stash_v6_levels: [u32; 2],
+    /// Per set: the seed of its tables' hash, chosen at each reload.
+    pub table_seed: [u64; 2],
 }
 
 #[cfg(feature = "user")]
@@ -167,6 +183,8 @@ mod pod {
     unsafe impl aya::Pod for super::PortKey {}
     unsafe impl aya::Pod for super::PortValue {}
     unsafe impl aya::Pod for super::FilterBlock {}
+    unsafe impl aya::Pod for super::V4Bucket {}
+    unsafe impl aya::Pod for super::V6Bucket {}
     unsafe impl aya::Pod for super::DropEvent {}
     unsafe impl aya::Pod for super::SamplerState {}
     unsafe impl aya::Pod for super::DnsAnswer {}

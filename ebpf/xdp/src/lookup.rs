@@ -4,29 +4,59 @@ use aya_ebpf::maps::lpm_trie::Key;
 use c2wall_common::*;
 use c2wall_xdp::parse::{v4_in_16, Packet};
 
-use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, NODES_V4, NODES_V6, PORTS};
+use crate::maps::{
+    NodesV4, NodesV6, ALLOW_V4, ALLOW_V6, CONFIG, FILTER, NODES_V4, NODES_V6, PORTS, STASH_V4,
+    STASH_V6,
+};
 
-/// The rule that decides for one side: the destination (`to_cc`) or the source.
-/// `set` is the active rule set; its inner maps are looked up here, per
-/// side. Not inlined: a BPF-to-BPF call gives each side's keys their own
-/// frame, which keeps the program within the 512-byte stack.
+/// The meta word of the most specific slot that holds `addr` in rule set
+/// `set` (0: none), through the global lookups (see [`c2w_find_v4`]).
+/// Called from the program's main frame, not from [`side_rule`], so the
+/// deepest call chain stays within the 512-byte stack.
+#[inline(always)]
+pub fn find(addr: &[u8; 16], family: u8, set: u32) -> u64 {
+    if family == FAMILY_V4 {
+        let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+        c2w_find_v4(set as u64, a as u64)
+    } else {
+        let (hi, lo) = halves(addr);
+        c2w_find_v6(set as u64, hi, lo)
+    }
+}
+
+/// The rule that decides for one side: the destination (`to_cc`) or the
+/// source, given the slot [`find`] found for it (`meta`). Not inlined: a
+/// BPF-to-BPF call gives the port key its own frame.
 #[inline(never)]
-pub fn side_rule(pkt: &Packet, set: u32, cfg: &Config, to_cc: bool) -> Rule {
+pub fn side_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> Rule {
     let (addr, port) = if to_cc {
         (&pkt.dst, pkt.dport)
     } else {
         (&pkt.src, pkt.sport)
     };
-    let found = if pkt.family == FAMILY_V4 {
-        find_v4(addr, set, cfg)
+    let stride = if pkt.family == FAMILY_V4 {
+        V4_STRIDE
     } else {
-        find_v6(addr, set, cfg)
+        V6_STRIDE
     };
-    let Some((node, level)) = found else {
+    let Some(idx) = meta_level(meta) else {
         return Rule::default();
     };
-    let mut rule = if to_cc { node.to_cc } else { node.from_cc };
-    if node.flags & NODE_HAS_PORTS != 0 && pkt.has_ports {
+    let level = (idx * stride) as u8;
+    let (action, counter) = if to_cc {
+        meta_to(meta)
+    } else {
+        meta_from(meta)
+    };
+    // The entry id is looked up from the counter slot only for a sampled
+    // event (verdict.rs).
+    let mut rule = Rule {
+        entry_id: 0,
+        counter,
+        action,
+        _pad: [0; 3],
+    };
+    if meta & META_PORTS != 0 && pkt.has_ports {
         if let Some(ports) = PORTS.get(set) {
             let key = PortKey {
                 addr: slot_addr(addr, pkt.family, level),
@@ -183,13 +213,118 @@ fn v6_key(h: u64, l: u64, level: u32) -> V6Key {
     unsafe { core::mem::transmute::<[u32; 5], V6Key>(words) }
 }
 
-/// Longest used level first; the first slot hit is the most specific node.
+/// All ones when `d` is zero, else zero: a compare without a branch (BPF
+/// has no conditional move), which keeps the verifier's paths per level
+/// few and the CPU's branch predictor out of the probe.
 #[inline(always)]
-fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, u8)> {
-    let nodes = NODES_V4.get(set)?;
-    let levels = cfg.v4_levels[(set & 1) as usize];
-    let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-    let bits = cfg.filter_bits[(set & 1) as usize] as u32;
+fn all_if_zero(d: u64) -> u64 {
+    (((d | d.wrapping_neg()) >> 63) ^ 1).wrapping_neg()
+}
+
+/// The live meta word of IPv4 slot (`masked`, `want`) in bucket `b`, or 0.
+#[inline(always)]
+fn scan_v4(table: &NodesV4, b: u32, masked: u32, want: u64) -> u64 {
+    let Some(bucket) = table.get(b) else {
+        return 0;
+    };
+    let mut found = 0;
+    for e in 0..BUCKET_ENTRIES {
+        // Meta word first, then the address (see table.rs).
+        // SAFETY: in-bounds reads of the bucket the map returned.
+        let m = unsafe { core::ptr::read_volatile(&bucket.meta[e]) };
+        let a = unsafe { core::ptr::read_volatile(&bucket.addr[e]) };
+        found |= m & all_if_zero(((m & META_KEY_MASK) ^ want) | (a ^ masked) as u64);
+    }
+    found
+}
+
+#[inline(always)]
+fn scan_v6(table: &NodesV6, b: u32, h: u64, l: u64, want: u64) -> u64 {
+    let Some(bucket) = table.get(b) else {
+        return 0;
+    };
+    let mut found = 0;
+    for e in 0..BUCKET_ENTRIES {
+        // SAFETY: as in scan_v4.
+        let m = unsafe { core::ptr::read_volatile(&bucket.meta[e]) };
+        let ah = unsafe { core::ptr::read_volatile(&bucket.addr[e][0]) };
+        let al = unsafe { core::ptr::read_volatile(&bucket.addr[e][1]) };
+        found |= m & all_if_zero(((m & META_KEY_MASK) ^ want) | (ah ^ h) | (al ^ l));
+    }
+    found
+}
+
+/// The meta word of the most specific live slot that holds IPv4 address
+/// `a` (native order) in rule set `set`, or 0: longest used level first.
+///
+/// A global function: the verifier checks it once, on its own, with its
+/// arguments and result as unknown numbers. Inlined (or a static call), it
+/// was checked anew on every path that leads to a lookup, and the program
+/// went past the verifier's budget of a million instructions.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn c2w_find_v4(set: u64, a: u64) -> u64 {
+    find_v4(a as u32, set as u32).unwrap_or(0)
+}
+
+/// [`c2w_find_v4`] for IPv6 address (hi, lo).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn c2w_find_v6(set: u64, hi: u64, lo: u64) -> u64 {
+    find_v6(hi, lo, set as u32).unwrap_or(0)
+}
+
+/// Set, bucket count and level index in one argument: a BPF call takes at
+/// most five.
+#[inline(always)]
+fn pack(set: u32, n: u32, idx: u32) -> u64 {
+    (set & 1) as u64 | ((idx as u64) << 8) | ((n as u64) << 32)
+}
+
+/// One level's probe of the IPv4 table: the meta word of slot (`masked`,
+/// level index) if live in its first bucket, then its second, else 0. Global for the same
+/// reason as [`c2w_find_v4`]: checked once, not once per path through the
+/// level loop.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn c2w_probe_v4(packed: u64, seed: u64, masked: u64) -> u64 {
+    let Some(table) = NODES_V4.get((packed & 1) as u32) else {
+        return 0;
+    };
+    let idx = ((packed >> 8) & 0xff) as u32;
+    let (first, second) = buckets(hash_v4(seed, masked as u32, idx), (packed >> 32) as u32);
+    let want = meta_key(idx);
+    let m = scan_v4(table, first, masked as u32, want);
+    if m != 0 {
+        return m;
+    }
+    scan_v4(table, second, masked as u32, want)
+}
+
+/// [`c2w_probe_v4`] for the IPv6 table.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn c2w_probe_v6(packed: u64, seed: u64, h: u64, l: u64) -> u64 {
+    let Some(table) = NODES_V6.get((packed & 1) as u32) else {
+        return 0;
+    };
+    let idx = ((packed >> 8) & 0xff) as u32;
+    let (first, second) = buckets(hash_v6(seed, h, l, idx), (packed >> 32) as u32);
+    let want = meta_key(idx);
+    let m = scan_v6(table, first, h, l, want);
+    if m != 0 {
+        return m;
+    }
+    scan_v6(table, second, h, l, want)
+}
+
+#[inline(always)]
+fn find_v4(a: u32, set: u32) -> Option<u64> {
+    let cfg = CONFIG.get(0)?;
+    let s = (set & 1) as usize;
+    let (n, seed, stashed) = (cfg.v4_buckets[s], cfg.table_seed[s], cfg.stash_v4_levels[s]);
+    let levels = cfg.v4_levels[s];
+    let bits = cfg.filter_bits[s] as u32;
     let block = FILTER
         .get(set)
         .and_then(|f| f.get(filter_block_v4(bits, a)));
@@ -208,20 +343,30 @@ fn find_v4(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, u8)> {
                 }
             }
         }
-        // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { nodes.get(v4_key(masked, level)) } {
-            return Some((*v, level as u8));
+        if n != 0 {
+            let m = c2w_probe_v4(pack(set, n, i), seed, masked as u64);
+            if m != 0 {
+                return Some(m);
+            }
+        }
+        if stashed & (1 << i) != 0 {
+            let stash = STASH_V4.get(set)?;
+            // SAFETY: NO_PREALLOC map, value copied out immediately.
+            if let Some(m) = unsafe { stash.get(v4_key(masked, level)) } {
+                return Some(*m);
+            }
         }
     }
     None
 }
 
 #[inline(always)]
-fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, u8)> {
-    let nodes = NODES_V6.get(set)?;
-    let levels = cfg.v6_levels[(set & 1) as usize];
-    let bits = cfg.filter_bits[(set & 1) as usize] as u32;
-    let (hi, lo) = halves(addr);
+fn find_v6(hi: u64, lo: u64, set: u32) -> Option<u64> {
+    let cfg = CONFIG.get(0)?;
+    let s = (set & 1) as usize;
+    let (n, seed, stashed) = (cfg.v6_buckets[s], cfg.table_seed[s], cfg.stash_v6_levels[s]);
+    let levels = cfg.v6_levels[s];
+    let bits = cfg.filter_bits[s] as u32;
     let block = FILTER
         .get(set)
         .and_then(|f| f.get(filter_block_v6(bits, hi)));
@@ -240,9 +385,18 @@ fn find_v6(addr: &[u8; 16], set: u32, cfg: &Config) -> Option<(NodeValue, u8)> {
                 }
             }
         }
-        // SAFETY: NO_PREALLOC map, value copied out immediately.
-        if let Some(v) = unsafe { nodes.get(v6_key(h, l, level)) } {
-            return Some((*v, level as u8));
+        if n != 0 {
+            let m = c2w_probe_v6(pack(set, n, i), seed, h, l);
+            if m != 0 {
+                return Some(m);
+            }
+        }
+        if stashed & (1 << i) != 0 {
+            let stash = STASH_V6.get(set)?;
+            // SAFETY: NO_PREALLOC map, value copied out immediately.
+            if let Some(m) = unsafe { stash.get(v6_key(h, l, level)) } {
+                return Some(*m);
+            }
         }
     }
     None

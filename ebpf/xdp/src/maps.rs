@@ -21,17 +21,24 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 const NO_PREALLOC: usize = BPF_F_NO_PREALLOC as usize;
 const INNER: usize = BPF_F_INNER_MAP as usize;
 
+const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
+
+// The slot tables (c2wall_common::table): arrays of buckets, MMAPABLE so
+// userspace fills and patches them as memory.
+pub type NodesV4 = btf_maps::Array<V4Bucket, 1, { INNER | MMAPABLE }>;
+pub type NodesV6 = btf_maps::Array<V6Bucket, 1, { INNER | MMAPABLE }>;
 // NO_PREALLOC: memory follows what is loaded, and updates and deletes are
 // safe against concurrent lookups.
-pub type NodesV4 = btf_maps::HashMap<V4Key, NodeValue, 1, NO_PREALLOC>;
-pub type NodesV6 = btf_maps::HashMap<V6Key, NodeValue, 1, NO_PREALLOC>;
+pub type StashV4 = btf_maps::HashMap<V4Key, u64, 1, NO_PREALLOC>;
+pub type StashV6 = btf_maps::HashMap<V6Key, u64, 1, NO_PREALLOC>;
 pub type Ports = btf_maps::HashMap<PortKey, PortValue, 1, NO_PREALLOC>;
 // INNER_MAP: inner arrays of different sizes may share one outer map.
 pub type Filter = btf_maps::Array<FilterBlock, 1, INNER>;
-// Element 0: slots per CPU (S); slot s of CPU c at 1 + c * S + s. A plain
+// Element 0: slots per CPU (S), then entry ids and per-CPU counters
+// (c2wall_common::hit_counter_index). A plain
 // array because only plain arrays may differ in size behind one outer map;
 // MMAPABLE so userspace reads the counters as memory.
-pub type Hits = btf_maps::Array<u64, 1, { INNER | BPF_F_MMAPABLE as usize }>;
+pub type Hits = btf_maps::Array<u64, 1, { INNER | MMAPABLE }>;
 
 /// Index = rule set.
 #[btf_map(name = "C2W_NODES_V4")]
@@ -39,6 +46,12 @@ pub static NODES_V4: ArrayOfMaps<NodesV4, 2> = ArrayOfMaps::new();
 
 #[btf_map(name = "C2W_NODES_V6")]
 pub static NODES_V6: ArrayOfMaps<NodesV6, 2> = ArrayOfMaps::new();
+
+#[btf_map(name = "C2W_STASH_V4")]
+pub static STASH_V4: ArrayOfMaps<StashV4, 2> = ArrayOfMaps::new();
+
+#[btf_map(name = "C2W_STASH_V6")]
+pub static STASH_V6: ArrayOfMaps<StashV6, 2> = ArrayOfMaps::new();
 
 #[btf_map(name = "C2W_PORTS")]
 pub static PORTS: ArrayOfMaps<Ports, 2> = ArrayOfMaps::new();

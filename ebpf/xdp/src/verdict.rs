@@ -11,7 +11,7 @@ use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
 use crate::counters::count;
 use crate::dns;
-use crate::lookup::{allowlisted, side_rule, sure_miss};
+use crate::lookup::{allowlisted, find, side_rule, sure_miss};
 use crate::maps::{CONFIG, EVENTS, HITS, IFSLOT, SAMPLER};
 
 /// [`drop_frame`]'s answer: drop the frame.
@@ -78,12 +78,12 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     let to = if dst_miss {
         Rule::default()
     } else {
-        side_rule(&pkt, set, cfg, true)
+        side_rule(&pkt, set, find(&pkt.dst, pkt.family, set), true)
     };
     let from = if src_miss {
         Rule::default()
     } else {
-        side_rule(&pkt, set, cfg, false)
+        side_rule(&pkt, set, find(&pkt.src, pkt.family, set), false)
     };
     // The stronger action decides; on a tie the destination side is reported.
     let (rule, dir) = if to.action >= from.action {
@@ -109,16 +109,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     };
     count_verdict(base, verdict, dir, fam, len);
     if cfg.sample_budget != 0 {
-        let what = Sampled {
-            base,
-            budget: cfg.sample_budget,
-            window: cfg.sample_window,
-            entry_id: rule.entry_id,
-            verdict,
-            dir,
-            ifindex,
-        };
-        sample(&what, &pkt);
+        sample(&pkt, base, rule.counter, verdict | (dir << 8), ifindex);
     }
     if verdict == VERDICT_DROP {
         follow | DROP
@@ -127,34 +118,19 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     }
 }
 
-/// What [`sample`] reports, gathered in one struct: a BPF call takes at most
-/// five arguments.
-#[derive(Clone, Copy)]
-struct Sampled {
-    base: u32,
-    budget: u32,
-    window: u32,
-    entry_id: u32,
-    verdict: u32,
-    dir: u32,
-    ifindex: u32,
-}
-
 /// Writes a drop event if this CPU's budget for the current second allows;
 /// counts what it could not write. Never waits. Not inlined: the event is
 /// built on its own stack frame, which keeps the program's deepest call
-/// chain within the 512 bytes every kernel allows.
+/// chain within the 512 bytes every kernel allows. Five arguments at most
+/// (a BPF call's limit), none through the caller's stack: the verdict and
+/// direction share one, the budget and window are read from the config.
 #[inline(never)]
-fn sample(what: &Sampled, pkt: &Packet) {
-    let Sampled {
-        base,
-        budget,
-        window,
-        entry_id,
-        verdict,
-        dir,
-        ifindex,
-    } = *what;
+fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32) {
+    let Some(cfg) = CONFIG.get(0) else {
+        return;
+    };
+    let (budget, window) = (cfg.sample_budget, cfg.sample_window);
+    let (verdict, dir) = (verdict_dir & 0xff, verdict_dir >> 8);
     let Some(st) = SAMPLER.get_ptr_mut(0) else {
         return;
     };
@@ -186,7 +162,7 @@ fn sample(what: &Sampled, pkt: &Packet) {
     };
     let ev = DropEvent {
         ts_ns: unsafe { bpf_ktime_get_coarse_ns() },
-        entry_id,
+        entry_id: entry_of(counter),
         ifindex,
         verdict: verdict as u8,
         direction: dir as u8,
@@ -215,7 +191,7 @@ fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
 }
 
 /// Counts a hit of the entry whose counter slot is `counter`, in this CPU's
-/// part of the hit array (see maps.rs).
+/// part of the hit array (layout: c2wall_common::table).
 #[inline(always)]
 fn hit(counter: u32) {
     let Some(hits) = HITS.get(0) else {
@@ -228,7 +204,7 @@ fn hit(counter: u32) {
         return;
     }
     let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
-    let idx = 1 + cpu * slots + counter as u64;
+    let idx = hit_counter_index(slots, cpu, counter);
     if idx > u32::MAX as u64 {
         return;
     }
@@ -236,5 +212,25 @@ fn hit(counter: u32) {
         // SAFETY: this CPU's counter; only this CPU writes it, and the
         // program is not preempted or migrated while it runs.
         unsafe { *p += 1 };
+    }
+}
+
+/// The entry id of counter slot `counter` (0 if unknown): only a sampled
+/// event names it, so the hit path does not carry it.
+#[inline(always)]
+fn entry_of(counter: u32) -> u32 {
+    let Some(hits) = HITS.get(0) else {
+        return 0;
+    };
+    let Some(&slots) = hits.get(0) else {
+        return 0;
+    };
+    if counter as u64 >= slots {
+        return 0;
+    }
+    let (idx, shift) = hit_id_index(counter);
+    match hits.get(idx as u32) {
+        Some(&w) => (w >> shift) as u32,
+        None => 0,
     }
 }

@@ -79,6 +79,15 @@ pub enum AgentError {
     UnreadableRuleSet(u8),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// An in-place change found no room in its slot table or the stash; the
+    /// applier answers it with a reload, which sizes new tables.
+    #[error("the {0} slot table and its stash are full")]
+    SetFull(&'static str),
+    #[error(
+        "cannot place {slots} {what} slots in a slot table: two buckets per slot \
+         did not suffice at any size tried"
+    )]
+    Placement { what: &'static str, slots: usize },
 }
 
 /// The saved set's and key files' errors, as the agent names them.

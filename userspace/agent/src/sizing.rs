@@ -36,14 +36,22 @@ pub fn check_limits(
     Ok(())
 }
 
+/// Slots of a slot table for `n` slots: 90% full, which two buckets of
+/// five entries per slot place easily (c2wall_common::table); slots that
+/// later find no room in place go to the stash.
+pub fn table_slots(n: usize) -> usize {
+    n + n / 9 + 64
+}
+
 /// The maps a set holding `c` is created with.
 pub fn set_size(c: &Compiled, limits: (usize, usize, usize)) -> Result<SetSize, AgentError> {
     let (n4, n6, np) = c.slot_counts();
     check_limits((n4, n6, np), limits)?;
     let cap = |n: usize, limit: usize| with_headroom(n).min(limit).max(1) as u32;
+    let table = |n: usize, limit: usize| table_slots(n).min(limit.max(n)).max(1) as u32;
     Ok(SetSize {
-        nodes_v4: cap(n4, limits.0),
-        nodes_v6: cap(n6, limits.1),
+        nodes_v4: table(n4, limits.0),
+        nodes_v6: table(n6, limits.1),
         ports: cap(np, limits.2),
         filter_bits: filter_bits(n4 + n6),
     })

@@ -2,28 +2,50 @@
 
 use c2wall_model::Family;
 
-use super::Applier;
+use super::{Applier, ApplyStats};
 use crate::compile::filter_bit;
 use crate::dataplane::{Dataplane, SetSize};
 use crate::error::AgentError;
 use crate::ops::Ops;
 use crate::sizing::{check_limits, fits_set};
 
+/// How an in-place change ended.
+pub(super) enum InPlace {
+    /// Written in place: (writes, deletes).
+    Done(usize, usize),
+    /// The active set had no room for it: the whole new table was reloaded.
+    Reloaded(ApplyStats),
+}
+
 impl<D: Dataplane> Applier<D> {
     pub(super) fn in_place_or_restore(
         &mut self,
         ops: &Ops,
         levels: (u32, u32),
-    ) -> Result<(usize, usize), AgentError> {
-        self.in_place(ops, levels).inspect_err(|e| {
-            // Part of the change is in the active set. A reload of the previous
-            // table (into the other set) restores exactly what was enforced.
-            tracing::error!(error = %e, "in-place update failed; restoring the previous list");
-            let previous = self.shadow.clone();
-            if let Err(e) = self.reload(previous) {
-                tracing::error!(error = %e, "restoring the previous list failed");
+    ) -> Result<InPlace, AgentError> {
+        match self.in_place(ops, levels) {
+            Ok((writes, deletes)) => Ok(InPlace::Done(writes, deletes)),
+            Err(AgentError::SetFull(what)) => {
+                // Part of the change may be in the active set; the reload
+                // (into the other set) enforces all of it at once.
+                tracing::info!(what, "no room in place; reloading into new tables");
+                let mut new = self.shadow.clone();
+                ops.apply_to(&mut new);
+                (new.v4_levels, new.v6_levels) = levels;
+                self.reload(new).map(InPlace::Reloaded)
             }
-        })
+            Err(e) => {
+                // Part of the change is in the active set. A reload of the
+                // previous table (into the other set) restores exactly what
+                // was enforced.
+                tracing::error!(error = %e, "in-place update failed; restoring the previous list");
+                let previous = self.shadow.clone();
+                if let Err(e) = self.reload(previous) {
+                    tracing::error!(error = %e, "restoring the previous list failed");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Writes `ops` into the active set in an order that never exposes a

@@ -18,6 +18,8 @@
 mod in_place;
 mod reload;
 
+use in_place::InPlace;
+
 use std::time::{Duration, Instant};
 
 use c2wall_common::*;
@@ -193,7 +195,11 @@ impl<D: Dataplane> Applier<D> {
         if ops.len() > IN_PLACE_LIMIT || !self.fits_in_place(&ops)? {
             return self.reload(new);
         }
-        let (writes, deletes) = self.in_place_or_restore(&ops, (new.v4_levels, new.v6_levels))?;
+        let (writes, deletes) =
+            match self.in_place_or_restore(&ops, (new.v4_levels, new.v6_levels))? {
+                InPlace::Done(w, d) => (w, d),
+                InPlace::Reloaded(stats) => return Ok(stats),
+            };
         self.level_counts = level_counts(&new);
         self.shadow = new;
         Ok(ApplyStats {
@@ -247,7 +253,10 @@ impl<D: Dataplane> Applier<D> {
             (new.v4_levels, new.v6_levels) = levels;
             return self.reload(new);
         }
-        let (writes, deletes) = self.in_place_or_restore(&ops, levels)?;
+        let (writes, deletes) = match self.in_place_or_restore(&ops, levels)? {
+            InPlace::Done(w, d) => (w, d),
+            InPlace::Reloaded(stats) => return Ok(stats),
+        };
         ops.apply_to(&mut self.shadow);
         (self.shadow.v4_levels, self.shadow.v6_levels) = levels;
         counts.retain(|_, n| *n > 0);

@@ -22,7 +22,7 @@ pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// Sizes the BTF describes: for each, a byte array (type id 4 + 2 * index)
 /// and a struct holding it (the next id).
-const SIZES: [u32; 7] = [4, 8, 20, 24, 32, 64, 16];
+const SIZES: [u32; 8] = [4, 8, 20, 24, 32, 64, 16, 128];
 const U8: u32 = 1;
 const U32: u32 = 2;
 const U64: u32 = 3;

@@ -8,26 +8,19 @@ use aya::maps::IterableMap;
 use c2wall_common::*;
 use c2wall_model::{Family, Prefix};
 
+use super::nodes::TableKey;
 use super::sets::SetMaps;
-use super::{batch, del_ok, dump, put_err, KernelMaps};
+use super::{batch, del_ok, dump, node_meta, put_err, KernelMaps};
 use crate::compile::{NodeSlot, PortSlot};
 use crate::dataplane::{Dataplane, Dump, SetSize};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
 
-fn v4_key(s: &NodeSlot) -> V4Key {
-    V4Key {
-        addr: [s.addr[0], s.addr[1], s.addr[2], s.addr[3]],
-        level: s.level,
-        _pad: [0; 3],
-    }
-}
-
-fn v6_key(s: &NodeSlot) -> V6Key {
-    V6Key {
-        addr: s.addr,
-        level: s.level,
-        _pad: [0; 3],
+/// A slot's level as an index (level / stride).
+fn level_index(s: &NodeSlot) -> u32 {
+    match s.family {
+        Family::V4 => s.level as u32 / V4_STRIDE,
+        Family::V6 => s.level as u32 / V6_STRIDE,
     }
 }
 
@@ -89,33 +82,21 @@ impl Dataplane for KernelMaps {
         })
     }
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {
-        self.config.set(0, cfg, 0).map_err(put_err(MAP_CONFIG))
+        let c = self.described(cfg);
+        self.config.set(0, c, 0).map_err(put_err(MAP_CONFIG))
     }
     fn put_node(&mut self, set: u8, s: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
-        let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
-        let v = NodeValue {
-            to_cc,
-            from_cc,
-            ..*v
-        };
-        let m = self.set_mut(set)?;
-        match s.family {
-            Family::V4 => m
-                .nodes_v4
-                .insert(v4_key(s), v, 0)
-                .map_err(put_err(MAP_NODES_V4)),
-            Family::V6 => m
-                .nodes_v6
-                .insert(v6_key(s), v, 0)
-                .map_err(put_err(MAP_NODES_V6)),
+        let meta = self.meta_of(level_index(s), v)?;
+        if self.set_mut(set)?.put_node(s, meta)? {
+            self.redescribe()?;
         }
+        Ok(())
     }
     fn del_node(&mut self, set: u8, s: &NodeSlot) -> Result<(), AgentError> {
-        let m = self.set_mut(set)?;
-        match s.family {
-            Family::V4 => del_ok(MAP_NODES_V4, m.nodes_v4.remove(&v4_key(s))),
-            Family::V6 => del_ok(MAP_NODES_V6, m.nodes_v6.remove(&v6_key(s))),
+        if self.set_mut(set)?.del_node(s)? {
+            self.redescribe()?;
         }
+        Ok(())
     }
     fn put_port(&mut self, set: u8, s: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
         let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
@@ -135,39 +116,43 @@ impl Dataplane for KernelMaps {
     ) -> Result<usize, AgentError> {
         let pk: Vec<PortKey> = ports.keys().map(port_key).collect();
         let mut pv: Vec<PortValue> = ports.values().copied().collect();
-        let (mut k4, mut v4, mut k6, mut v6) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (s, v) in nodes {
-            match s.family {
-                Family::V4 => {
-                    k4.push(v4_key(s));
-                    v4.push(*v);
-                }
-                Family::V6 => {
-                    k6.push(v6_key(s));
-                    v6.push(*v);
-                }
+        // Every counter slot given in one pass (the hit array grows once).
+        let mut rules: Vec<[Rule; 2]> = nodes.values().map(|v| [v.to_cc, v.from_cc]).collect();
+        let port_rules = pv.iter_mut().flat_map(|v| [&mut v.to_cc, &mut v.from_cc]);
+        self.count_in_place(port_rules.chain(rules.iter_mut().flatten()))?;
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for ((s, v), r) in nodes.iter().zip(rules) {
+            let m = node_meta(level_index(s), r, v.flags);
+            match TableKey::of(s) {
+                TableKey::V4(a, idx) => v4.push((a, idx, m)),
+                TableKey::V6(a, idx) => v6.push((a, idx, m)),
             }
         }
-        let port_rules = pv.iter_mut().flat_map(|v| [&mut v.to_cc, &mut v.from_cc]);
-        let node_rules = v4
-            .iter_mut()
-            .chain(v6.iter_mut())
-            .flat_map(|v| [&mut v.to_cc, &mut v.from_cc]);
-        self.count_in_place(port_rules.chain(node_rules))?;
         let m = self.set_mut(set)?;
         let write = |map: &'static str| move |source| AgentError::MapWrite { map, source };
         batch::update(m.ports.map(), &pk, &pv).map_err(write(MAP_PORTS))?;
-        batch::update(m.nodes_v4.map(), &k4, &v4).map_err(write(MAP_NODES_V4))?;
-        batch::update(m.nodes_v6.map(), &k6, &v6).map_err(write(MAP_NODES_V6))?;
+        if m.place(&v4, &v6)? {
+            // A table grew: the larger one goes in the set's outer slot.
+            let m = self.sets[set as usize & 1]
+                .as_ref()
+                .expect("set_mut found it");
+            m.install(&mut self.outer.borrow_mut(), (set & 1) as u32)?;
+        }
         Ok(nodes.len() + ports.len())
     }
     fn dump(&self) -> Result<Dump, AgentError> {
         let mut d = Dump::default();
-        for (set, m) in self.sets.iter().enumerate() {
-            if let Some(m) = m {
-                dump::dump_set(m, set as u8, &mut d)?;
-            }
+        if self.sets.iter().all(Option::is_none) {
+            return Ok(d);
         }
+        self.with_hits(|h, _| {
+            for (set, m) in self.sets.iter().enumerate() {
+                if let Some(m) = m {
+                    dump::dump_set(m, set as u8, &|slot| h.entry(slot), &mut d)?;
+                }
+            }
+            Ok(())
+        })?;
         Ok(d)
     }
     fn readable(&self, set: u8) -> bool {

@@ -20,14 +20,6 @@ fn bare(mut r: Rule) -> Rule {
     r
 }
 
-fn bare_node(v: NodeValue) -> NodeValue {
-    NodeValue {
-        to_cc: bare(v.to_cc),
-        from_cc: bare(v.from_cc),
-        ..v
-    }
-}
-
 fn bare_port(v: PortValue) -> PortValue {
     PortValue {
         to_cc: bare(v.to_cc),
@@ -35,27 +27,44 @@ fn bare_port(v: PortValue) -> PortValue {
     }
 }
 
-/// Appends set `set`'s slots to `d`, rules without their counter slots.
-pub fn dump_set(m: &SetMaps, set: u8, d: &mut Dump) -> Result<(), AgentError> {
-    for kv in m.nodes_v4.iter() {
-        let (k, v) = kv.map_err(err(MAP_NODES_V4))?;
-        let mut addr = [0; 16];
-        addr[..4].copy_from_slice(&k.addr);
-        let slot = NodeSlot {
-            family: Family::V4,
-            level: k.level,
-            addr,
-        };
-        d.nodes.push((set, slot, bare_node(v)));
+/// One side of a meta word as the compiler wrote it, its entry id read
+/// back through its counter slot.
+fn side_rule((action, counter): (u8, u32), id_of: &impl Fn(u32) -> u32) -> Rule {
+    if action == ACTION_NONE {
+        return Rule::default();
     }
-    for kv in m.nodes_v6.iter() {
-        let (k, v) = kv.map_err(err(MAP_NODES_V6))?;
-        let slot = NodeSlot {
-            family: Family::V6,
-            level: k.level,
-            addr: k.addr,
-        };
-        d.nodes.push((set, slot, bare_node(v)));
+    Rule {
+        entry_id: id_of(counter),
+        counter: 0,
+        action,
+        _pad: [0; 3],
+    }
+}
+
+/// The slot value a meta word stands for.
+fn node_value(m: u64, id_of: &impl Fn(u32) -> u32) -> NodeValue {
+    NodeValue {
+        to_cc: side_rule(meta_to(m), id_of),
+        from_cc: side_rule(meta_from(m), id_of),
+        flags: if m & META_PORTS != 0 {
+            NODE_HAS_PORTS
+        } else {
+            0
+        },
+        _pad: 0,
+    }
+}
+
+/// Appends set `set`'s slots to `d`, rules without their counter slots;
+/// `id_of` names the entry of a counter slot.
+pub fn dump_set(
+    m: &SetMaps,
+    set: u8,
+    id_of: &impl Fn(u32) -> u32,
+    d: &mut Dump,
+) -> Result<(), AgentError> {
+    for (slot, meta) in m.live_nodes()? {
+        d.nodes.push((set, slot, node_value(meta, id_of)));
     }
     for kv in m.ports.iter() {
         let (k, v) = kv.map_err(err(MAP_PORTS))?;
@@ -74,30 +83,6 @@ pub fn dump_set(m: &SetMaps, set: u8, d: &mut Dump) -> Result<(), AgentError> {
             port: u16::from_be_bytes(k.port),
         };
         d.ports.push((set, slot, bare_port(v)));
-    }
-    Ok(())
-}
-
-/// Every `(entry id, counter slot)` the set's rules carry.
-pub fn counter_slots(m: &SetMaps, out: &mut Vec<(u32, u32)>) -> Result<(), AgentError> {
-    let mut rules = |rs: [Rule; 2]| {
-        for r in rs {
-            if r.action != ACTION_NONE {
-                out.push((r.entry_id, r.counter));
-            }
-        }
-    };
-    for kv in m.nodes_v4.iter() {
-        let (_, v) = kv.map_err(err(MAP_NODES_V4))?;
-        rules([v.to_cc, v.from_cc]);
-    }
-    for kv in m.nodes_v6.iter() {
-        let (_, v) = kv.map_err(err(MAP_NODES_V6))?;
-        rules([v.to_cc, v.from_cc]);
-    }
-    for kv in m.ports.iter() {
-        let (_, v) = kv.map_err(err(MAP_PORTS))?;
-        rules([v.to_cc, v.from_cc]);
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The hit-counter array, mapped into the agent's memory.
 //!
-//! Layout (`u64` elements): element 0 holds S, the slots per CPU; the
-//! counter of slot `s` on CPU `c` is element `1 + c * S + s`. Each CPU's
+//! Layout (`u64` elements, c2wall_common::table): element 0 holds S, the
+//! slots per CPU; then the entry id of each slot (two per element: a drop
+//! event names its entry from here, and a restarted agent reads its slot
+//! table back from here); then S counters per CPU. Each CPU's
 //! counters are contiguous, so CPUs counting one entry do not share a cache
 //! line, and only the CPU that owns a counter increments it. The kernel
 //! cannot resize a per-CPU array behind an array of maps (it allows
@@ -16,12 +18,10 @@ use aya::util::nr_cpus;
 use c2wall_common::*;
 
 use super::create::BPF_MAP_TYPE_ARRAY;
-use super::sets::{install_inner, new_inner, read_inner, Outer, BPF_F_INNER_MAP};
+use super::sets::{install_inner, new_inner, read_inner, Outer, BPF_F_INNER_MAP, BPF_F_MMAPABLE};
 use crate::error::AgentError;
 
 pub type HitArray = Array<MapData, u64>;
-
-const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 fn io_err(source: std::io::Error) -> AgentError {
     AgentError::MapWrite {
@@ -33,7 +33,7 @@ fn io_err(source: std::io::Error) -> AgentError {
 /// Elements of an array of `slots` slots per CPU.
 pub fn elements(slots: u32) -> Result<u32, AgentError> {
     let cpus = nr_cpus().map_err(|(_, e)| io_err(e))? as u64;
-    u32::try_from(1 + cpus * slots as u64)
+    u32::try_from(hit_elements(slots as u64, cpus))
         .map_err(|_| io_err(std::io::Error::from_raw_os_error(libc::E2BIG)))
 }
 
@@ -78,7 +78,10 @@ impl Counters {
         }
         // SAFETY: as above.
         let slots = unsafe { base.read_volatile() };
-        let cpus = (elements as u64 - 1).checked_div(slots).unwrap_or(0);
+        let cpus = (elements as u64)
+            .saturating_sub(hit_elements(slots, 0))
+            .checked_div(slots)
+            .unwrap_or(0);
         Ok(Counters {
             map,
             base,
@@ -100,9 +103,44 @@ impl Counters {
         if (slot as u64) >= self.slots || cpu >= self.cpus {
             return None;
         }
-        let i = 1 + cpu * self.slots + slot as u64;
+        let i = hit_counter_index(self.slots, cpu, slot);
         // SAFETY: i < elements, inside the mapping; u64 cells are aligned.
         Some(unsafe { AtomicU64::from_ptr(self.base.add(i as usize)) })
+    }
+
+    fn id_cell(&self, slot: u32) -> Option<(&AtomicU64, u32)> {
+        if (slot as u64) >= self.slots {
+            return None;
+        }
+        let (i, shift) = hit_id_index(slot);
+        // SAFETY: as in cell.
+        Some((
+            unsafe { AtomicU64::from_ptr(self.base.add(i as usize)) },
+            shift,
+        ))
+    }
+
+    /// The entry id slot `slot` counts for (0: none).
+    pub fn id(&self, slot: u32) -> u32 {
+        self.id_cell(slot)
+            .map_or(0, |(a, shift)| (a.load(Ordering::Relaxed) >> shift) as u32)
+    }
+
+    /// Records that slot `slot` counts for entry `id` (0: for none).
+    pub fn set_id(&self, slot: u32, id: u32) {
+        if let Some((a, shift)) = self.id_cell(slot) {
+            let keep = !(0xffff_ffffu64 << shift);
+            let mut cur = a.load(Ordering::Relaxed);
+            // Only the agent writes ids; the loop just keeps the other half.
+            while let Err(now) = a.compare_exchange(
+                cur,
+                (cur & keep) | ((id as u64) << shift),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                cur = now;
+            }
+        }
     }
 
     /// Per-CPU counts of `slot`.

@@ -7,7 +7,8 @@
 //! the list, not as the history of ids. A slot freed with its entry is
 //! zeroed and kept out of use for [`QUARANTINE`], longer than any packet
 //! or sampled event still naming it can be in flight. The slot table is
-//! not stored anywhere: it is read back from the rules in the kernel.
+//! the array's own id block (hit_array.rs): written as slots are given out,
+//! read back by a restarted agent.
 //!
 //! The array grows by doubling: a new one, the counts copied, swapped into
 //! the outer map; what the old array gained in the instant of the swap is
@@ -18,6 +19,8 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use c2wall_common::SIDE_COUNTER_LIMIT;
 
 use super::hit_array::{create_hit_array, Counters};
 use super::sets::Outer;
@@ -47,20 +50,20 @@ pub struct HitSlots {
     ready: BTreeSet<u32>,
     /// Slots below this have been given out at some time (slot 0 never is).
     next: u32,
-    /// Most slots (`capacity.hits`); entries beyond it are enforced but not
-    /// counted (slot 0, never read).
+    /// Most slots (`capacity.hits`, at most what a slot table's meta word
+    /// can name); a list with more entries is refused.
     limit: u32,
     retired: Option<Retired>,
 }
 
 impl HitSlots {
-    /// Takes over `counters` with the slots the kernel's rules already carry
-    /// (`(entry id, slot)` pairs read from the rule maps).
-    pub fn adopt(
-        counters: Counters,
-        in_use: impl IntoIterator<Item = (u32, u32)>,
-        limit: u32,
-    ) -> HitSlots {
+    /// Takes over `counters` with the slots its id block names.
+    pub fn adopt(counters: Counters, limit: u32) -> HitSlots {
+        let in_use: Vec<(u32, u32)> = (1..counters.slots())
+            .map(|slot| (counters.id(slot), slot))
+            .filter(|(id, _)| *id != 0)
+            .collect();
+        let limit = limit.min(SIDE_COUNTER_LIMIT - 1);
         let mut s = HitSlots {
             counters,
             slot_of: FastMap::default(),
@@ -126,11 +129,12 @@ impl HitSlots {
         let slot = match self.ready.pop_first() {
             Some(s) => s,
             None if self.next >= self.limit => {
-                tracing::warn!(
-                    limit = self.limit,
-                    "hit-counter slots exhausted (capacity.hits): new entries are enforced but not counted"
-                );
-                return Ok(0);
+                return Err(AgentError::Capacity {
+                    what: "hit-counter",
+                    needed: self.slot_of.len() + 1,
+                    capacity: self.limit as usize,
+                    setting: "capacity.hits",
+                });
             }
             None => {
                 self.next += 1;
@@ -146,7 +150,13 @@ impl HitSlots {
         }
         self.slot_of.insert(id, slot);
         self.id_of.insert(slot, id);
+        self.counters.set_id(slot, id);
         Ok(slot)
+    }
+
+    /// The entry counter slot `slot` counts for (0: none).
+    pub fn entry(&self, slot: u32) -> u32 {
+        self.id_of.get(&slot).copied().unwrap_or(0)
     }
 
     /// Entry `id` is gone: its count is dropped and its slot freed.
@@ -157,6 +167,7 @@ impl HitSlots {
         };
         self.id_of.remove(&slot);
         self.counters.zero(slot);
+        self.counters.set_id(slot, 0);
         self.free.push_back((slot, Instant::now()));
         Ok(())
     }
@@ -209,7 +220,8 @@ impl HitSlots {
         let (new, copied) = create_hit_array(outer, slots, |new| {
             // Copied before the swap, so a reader never sees a count drop.
             let mut copied = HashMap::new();
-            for slot in ids.keys() {
+            for (slot, id) in ids {
+                new.set_id(*slot, *id);
                 let v = old.read(*slot);
                 if v.iter().any(|n| *n != 0) {
                     new.add(*slot, &v);

@@ -12,7 +12,9 @@ mod dump;
 mod hit_array;
 mod hits;
 pub mod memory;
+mod nodes;
 mod sets;
+mod table;
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -91,6 +93,16 @@ pub(crate) fn del_ok(map: &'static str, r: Result<(), MapError>) -> Result<(), A
     }
 }
 
+/// A slot's meta word from its two rules (counter slots given) and flags.
+fn node_meta(level_idx: u32, [to, from]: [Rule; 2], flags: u32) -> u64 {
+    meta(
+        level_idx,
+        side(to.action, to.counter),
+        side(from.action, from.counter),
+        flags & NODE_HAS_PORTS != 0,
+    )
+}
+
 impl KernelMaps {
     /// Takes the maps out of a loaded object (via `take`). Rule sets already
     /// in the outer maps (pinned by an earlier agent under `pins`) are read;
@@ -135,6 +147,8 @@ impl KernelMaps {
         let mut outer = Outer {
             nodes_v4: raw(&mut take, MAP_NODES_V4)?,
             nodes_v6: raw(&mut take, MAP_NODES_V6)?,
+            stash_v4: raw(&mut take, MAP_STASH_V4)?,
+            stash_v6: raw(&mut take, MAP_STASH_V6)?,
             ports: raw(&mut take, MAP_PORTS)?,
             filter: raw(&mut take, MAP_FILTER)?,
             hits: raw(&mut take, MAP_HITS)?,
@@ -143,7 +157,7 @@ impl KernelMaps {
         let active = cfg.active_set & 1;
         let mut sets = [None, None];
         for set in 0..RULE_SETS {
-            let mut m = SetMaps::read(&mut outer, set, cfg.filter_bits[set as usize]);
+            let mut m = SetMaps::read(&mut outer, set, &cfg);
             // A set packets do not read can always be replaced; the active
             // one only when nothing is in it yet (fresh maps).
             let fresh = cfg.v4_levels[set as usize] == 0 && cfg.v6_levels[set as usize] == 0;
@@ -187,10 +201,6 @@ impl KernelMaps {
         let mut outer = self.outer.borrow_mut();
         let mut hits = self.hits.borrow_mut();
         if hits.is_none() {
-            let mut in_use = Vec::new();
-            for m in self.sets.iter().flatten() {
-                dump::counter_slots(m, &mut in_use)?;
-            }
             let array = match (hit_array::read_hit_array(&mut outer)?, self.access) {
                 (Some(a), _) => a,
                 (None, Access::Own) => {
@@ -198,9 +208,41 @@ impl KernelMaps {
                 }
                 (None, Access::Read) => return Err(AgentError::MissingMap(MAP_HITS)),
             };
-            *hits = Some(HitSlots::adopt(array, in_use, self.limits.hits));
+            *hits = Some(HitSlots::adopt(array, self.limits.hits));
         }
         f(hits.as_mut().expect("built above"), &mut outer)
+    }
+
+    /// `cfg` with each readable set's table geometry and stash levels,
+    /// which this layer owns (a set it cannot read keeps what `cfg` says).
+    fn described(&self, cfg: &Config) -> Config {
+        let mut c = *cfg;
+        for (set, m) in self.sets.iter().enumerate() {
+            if let Some(m) = m {
+                m.describe(&mut c, set);
+            }
+        }
+        c
+    }
+
+    /// Writes the kernel's config again with this layer's part brought up
+    /// to date (after the stash's levels changed).
+    fn redescribe(&mut self) -> Result<(), AgentError> {
+        let cur = self.config.get(&0, 0).map_err(|source| AgentError::Map {
+            map: MAP_CONFIG,
+            source,
+        })?;
+        let c = self.described(&cur);
+        if c != cur {
+            self.config.set(0, c, 0).map_err(put_err(MAP_CONFIG))?;
+        }
+        Ok(())
+    }
+
+    /// The meta word of slot value `v`, counter slots given to its rules.
+    fn meta_of(&self, level_idx: u32, v: &NodeValue) -> Result<u64, AgentError> {
+        let [to, from] = self.counted([v.to_cc, v.from_cc])?;
+        Ok(node_meta(level_idx, [to, from], v.flags))
     }
 
     /// `rules` with their counter slots filled in.

@@ -16,14 +16,21 @@ use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, IterableMap, Map, Map
 use c2wall_common::*;
 
 use super::create::{self, BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH};
+use super::table::Mapping;
 use crate::dataplane::SetSize;
 use crate::error::AgentError;
 
 const NO_PREALLOC: u32 = 1;
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// Slots each family's stash holds: room for in-place changes that find no
+/// place in the table, until the next reload.
+pub const STASH_SLOTS: u32 = 4096;
 
-pub type NodesV4 = BpfHashMap<MapData, V4Key, NodeValue>;
-pub type NodesV6 = BpfHashMap<MapData, V6Key, NodeValue>;
+pub type NodesV4 = Array<MapData, V4Bucket>;
+pub type NodesV6 = Array<MapData, V6Bucket>;
+pub type StashV4 = BpfHashMap<MapData, V4Key, u64>;
+pub type StashV6 = BpfHashMap<MapData, V6Key, u64>;
 pub type Ports = BpfHashMap<MapData, PortKey, PortValue>;
 pub type Filter = Array<MapData, FilterBlock>;
 
@@ -33,6 +40,8 @@ pub type Filter = Array<MapData, FilterBlock>;
 pub struct Outer {
     pub nodes_v4: Map,
     pub nodes_v6: Map,
+    pub stash_v4: Map,
+    pub stash_v6: Map,
     pub ports: Map,
     pub filter: Map,
     pub hits: Map,
@@ -43,9 +52,19 @@ pub struct Outer {
 pub struct SetMaps {
     pub nodes_v4: NodesV4,
     pub nodes_v6: NodesV6,
+    pub stash_v4: StashV4,
+    pub stash_v6: StashV6,
+    /// The tables mapped into our memory for the set's lifetime: mapping a
+    /// BPF array maps all its pages at once, too slow for every delta.
+    pub map_v4: Mapping<V4Bucket>,
+    pub map_v6: Mapping<V6Bucket>,
     pub ports: Ports,
     pub filter: Filter,
     pub size: SetSize,
+    /// The tables' hash seed (`Config::table_seed`).
+    pub seed: u64,
+    /// Slots in the stash per family (0: IPv4) and level index.
+    pub stashed: [[u32; V6_LEVELS as usize]; 2],
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
@@ -54,6 +73,11 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
 
 fn capacity<K: aya::Pod, V>(m: &impl IterableMap<K, V>) -> u32 {
     m.map().info().map(|i| i.max_entries()).unwrap_or(0)
+}
+
+/// Buckets of a table holding `slots` slots at most.
+pub fn buckets_for(slots: u32) -> u32 {
+    slots.div_ceil(BUCKET_ENTRIES as u32).max(1)
 }
 
 /// The id of the inner map in slot `index` of `outer` (None: empty slot).
@@ -213,6 +237,27 @@ impl<V: aya::Pod> IterableMapData for Array<MapData, V> {
     }
 }
 
+/// `table` mapped into our memory.
+pub fn mapping<B: aya::Pod>(
+    map: &'static str,
+    table: &Array<MapData, B>,
+) -> Result<Mapping<B>, AgentError> {
+    Mapping::new(table.map(), table.len()).map_err(|source| AgentError::MapWrite { map, source })
+}
+
+/// A new slot table of `buckets` buckets for outer map `map`.
+pub fn new_table<B: aya::Pod>(
+    map: &'static str,
+    buckets: u32,
+) -> Result<Array<MapData, B>, AgentError> {
+    let name = if map == MAP_NODES_V4 {
+        "c2w_nodes_v4"
+    } else {
+        "c2w_nodes_v6"
+    };
+    new_inner(map, ARRAY, name, buckets, BPF_F_INNER_MAP | BPF_F_MMAPABLE)
+}
+
 impl SetMaps {
     pub fn create(size: SetSize) -> Result<SetMaps, AgentError> {
         let blocks = if size.filter_bits == 0 {
@@ -220,39 +265,45 @@ impl SetMaps {
         } else {
             1u32 << size.filter_bits
         };
+        let nodes_v4 = new_table(MAP_NODES_V4, buckets_for(size.nodes_v4))?;
+        let nodes_v6 = new_table(MAP_NODES_V6, buckets_for(size.nodes_v6))?;
         Ok(SetMaps {
-            nodes_v4: new_inner(
-                MAP_NODES_V4,
-                HASH,
-                "c2w_nodes_v4",
-                size.nodes_v4,
-                NO_PREALLOC,
-            )?,
-            nodes_v6: new_inner(
-                MAP_NODES_V6,
-                HASH,
-                "c2w_nodes_v6",
-                size.nodes_v6,
-                NO_PREALLOC,
-            )?,
+            map_v4: mapping(MAP_NODES_V4, &nodes_v4)?,
+            map_v6: mapping(MAP_NODES_V6, &nodes_v6)?,
+            nodes_v4,
+            nodes_v6,
+            stash_v4: new_inner(MAP_STASH_V4, HASH, "c2w_stash_v4", STASH_SLOTS, NO_PREALLOC)?,
+            stash_v6: new_inner(MAP_STASH_V6, HASH, "c2w_stash_v6", STASH_SLOTS, NO_PREALLOC)?,
             ports: new_inner(MAP_PORTS, HASH, "c2w_ports", size.ports, NO_PREALLOC)?,
             filter: new_inner(MAP_FILTER, ARRAY, "c2w_filter", blocks, BPF_F_INNER_MAP)?,
             size,
+            seed: super::table::new_seed(),
+            stashed: Default::default(),
         })
     }
 
     /// The maps in rule set `set`'s outer slots, or None when any of them
     /// is missing or cannot be trusted.
-    pub fn read(outer: &mut Outer, set: u32, filter_bits: u8) -> Option<SetMaps> {
+    pub fn read(outer: &mut Outer, set: u32, cfg: &Config) -> Option<SetMaps> {
         let pins = outer.pins.clone();
         let pins = pins.as_deref();
+        let filter_bits = cfg.filter_bits[set as usize];
         let nodes_v4: NodesV4 = read_inner(&mut outer.nodes_v4, MAP_NODES_V4, pins, set)?;
         let nodes_v6: NodesV6 = read_inner(&mut outer.nodes_v6, MAP_NODES_V6, pins, set)?;
+        let stash_v4: StashV4 = read_inner(&mut outer.stash_v4, MAP_STASH_V4, pins, set)?;
+        let stash_v6: StashV6 = read_inner(&mut outer.stash_v6, MAP_STASH_V6, pins, set)?;
         let ports: Ports = read_inner(&mut outer.ports, MAP_PORTS, pins, set)?;
         let filter: Filter = read_inner(&mut outer.filter, MAP_FILTER, pins, set)?;
+        let mut stashed = [[0u32; V6_LEVELS as usize]; 2];
+        for k in stash_v4.keys() {
+            stashed[0][(k.ok()?.level as u32 / V4_STRIDE) as usize] += 1;
+        }
+        for k in stash_v6.keys() {
+            stashed[1][(k.ok()?.level as u32 / V6_STRIDE) as usize] += 1;
+        }
         let size = SetSize {
-            nodes_v4: capacity(&nodes_v4),
-            nodes_v6: capacity(&nodes_v6),
+            nodes_v4: nodes_v4.len() * BUCKET_ENTRIES as u32,
+            nodes_v6: nodes_v6.len() * BUCKET_ENTRIES as u32,
             ports: capacity(&ports),
             filter_bits: if filter_bits > 0 && capacity(&filter) >= 1 << filter_bits {
                 filter_bits
@@ -261,11 +312,17 @@ impl SetMaps {
             },
         };
         Some(SetMaps {
+            map_v4: mapping(MAP_NODES_V4, &nodes_v4).ok()?,
+            map_v6: mapping(MAP_NODES_V6, &nodes_v6).ok()?,
             nodes_v4,
             nodes_v6,
+            stash_v4,
+            stash_v6,
             ports,
             filter,
             size,
+            seed: cfg.table_seed[set as usize],
+            stashed,
         })
     }
 
@@ -276,6 +333,8 @@ impl SetMaps {
         let pins = pins.as_deref();
         install_inner(&mut outer.filter, MAP_FILTER, pins, set, &self.filter)?;
         install_inner(&mut outer.ports, MAP_PORTS, pins, set, &self.ports)?;
+        install_inner(&mut outer.stash_v4, MAP_STASH_V4, pins, set, &self.stash_v4)?;
+        install_inner(&mut outer.stash_v6, MAP_STASH_V6, pins, set, &self.stash_v6)?;
         install_inner(&mut outer.nodes_v4, MAP_NODES_V4, pins, set, &self.nodes_v4)?;
         install_inner(&mut outer.nodes_v6, MAP_NODES_V6, pins, set, &self.nodes_v6)
     }
