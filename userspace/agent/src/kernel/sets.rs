@@ -23,9 +23,12 @@ use crate::error::AgentError;
 const NO_PREALLOC: u32 = 1;
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
-/// Slots each family's stash holds: room for in-place changes that find no
-/// place in the table, until the next reload.
-pub const STASH_SLOTS: u32 = 4096;
+/// Slots a family's stash holds beside a table of `table_slots`: room for
+/// in-place changes that find no place in the table, until the next reload
+/// (which a full stash brings forward).
+pub fn stash_slots(table_slots: u32) -> u32 {
+    (table_slots / 64).clamp(64, 65_536)
+}
 
 pub type NodesV4 = Array<MapData, V4Bucket>;
 pub type NodesV6 = Array<MapData, V6Bucket>;
@@ -272,8 +275,20 @@ impl SetMaps {
             map_v6: mapping(MAP_NODES_V6, &nodes_v6)?,
             nodes_v4,
             nodes_v6,
-            stash_v4: new_inner(MAP_STASH_V4, HASH, "c2w_stash_v4", STASH_SLOTS, NO_PREALLOC)?,
-            stash_v6: new_inner(MAP_STASH_V6, HASH, "c2w_stash_v6", STASH_SLOTS, NO_PREALLOC)?,
+            stash_v4: new_inner(
+                MAP_STASH_V4,
+                HASH,
+                "c2w_stash_v4",
+                stash_slots(size.nodes_v4),
+                NO_PREALLOC,
+            )?,
+            stash_v6: new_inner(
+                MAP_STASH_V6,
+                HASH,
+                "c2w_stash_v6",
+                stash_slots(size.nodes_v6),
+                NO_PREALLOC,
+            )?,
             ports: new_inner(MAP_PORTS, HASH, "c2w_ports", size.ports, NO_PREALLOC)?,
             filter: new_inner(MAP_FILTER, ARRAY, "c2w_filter", blocks, BPF_F_INNER_MAP)?,
             size,
