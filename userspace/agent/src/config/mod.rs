@@ -180,6 +180,13 @@ impl Settings {
             endpoints: Vec::new(),
             source,
         };
+        if s.capacity.hits >= c2wall_common::SIDE_COUNTER_LIMIT {
+            return Err(AgentError::Setting(format!(
+                "capacity.hits = {} is above {}, the most counter slots a slot table's entry can name",
+                s.capacity.hits,
+                c2wall_common::SIDE_COUNTER_LIMIT - 1
+            )));
+        }
         if s.interfaces.is_empty() {
             return Err(AgentError::Setting(
                 "no interface given: use --interface IFACE (repeatable) or `interfaces` in the config file".into(),
