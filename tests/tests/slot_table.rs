@@ -38,7 +38,10 @@ fn adds_past_the_tables_room_go_to_the_stash_until_a_reload_places_them() {
     let mut rig = Rig::new(&list(&hosts), "", MODE_ENFORCE);
     let first = config(&rig);
     let set = (first.active_set & 1) as usize;
-    assert_eq!(first.stash_v4_levels[set], 0, "a reload places every slot in the table");
+    assert_eq!(
+        first.stash_v4_levels[set], 0,
+        "a reload places every slot in the table"
+    );
     let buckets = first.v4_buckets[set];
     assert!(buckets > 0);
 
@@ -62,7 +65,11 @@ fn adds_past_the_tables_room_go_to_the_stash_until_a_reload_places_them() {
         1 << (32 / V4_STRIDE),
         "the /32 level is stashed"
     );
-    assert_eq!(verdict(&rig, "10.200.0.1"), XDP_PASS, "an unlisted host passes");
+    assert_eq!(
+        verdict(&rig, "10.200.0.1"),
+        XDP_PASS,
+        "an unlisted host passes"
+    );
 
     // Withdrawn from the stash: it stops matching and the level empties.
     hosts.retain(|h| *h != stashed);
@@ -87,9 +94,20 @@ fn adds_past_the_tables_room_go_to_the_stash_until_a_reload_places_them() {
     let c = config(&rig);
     let now = (c.active_set & 1) as usize;
     assert_eq!(c.stash_v4_levels[now], 0, "the reload empties the stash");
-    assert!(c.v4_buckets[now] > buckets, "and sizes the table for the list");
+    assert!(
+        c.v4_buckets[now] > buckets,
+        "and sizes the table for the list"
+    );
     for h in &hosts {
-        assert_eq!(verdict(&rig, h), XDP_DROP, "listed host {h} after the reload");
+        assert_eq!(
+            verdict(&rig, h),
+            XDP_DROP,
+            "listed host {h} after the reload"
+        );
     }
-    assert_eq!(verdict(&rig, &stashed), XDP_PASS, "the withdrawn host stays out");
+    assert_eq!(
+        verdict(&rig, &stashed),
+        XDP_PASS,
+        "the withdrawn host stays out"
+    );
 }

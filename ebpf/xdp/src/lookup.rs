@@ -25,10 +25,43 @@ pub fn find(addr: &[u8; 16], family: u8, set: u32) -> u64 {
 }
 
 /// The rule that decides for one side: the destination (`to_cc`) or the
-/// source, given the slot [`find`] found for it (`meta`). Not inlined: a
-/// BPF-to-BPF call gives the port key its own frame.
-#[inline(never)]
+/// source, given the slot [`find`] found for it (`meta`). The port map is
+/// read (in a call of its own) only under a slot that has port rules.
+#[inline(always)]
 pub fn side_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> Rule {
+    let (action, counter) = if to_cc {
+        meta_to(meta)
+    } else {
+        meta_from(meta)
+    };
+    // The entry id is looked up from the counter slot only for a sampled
+    // event (verdict.rs).
+    let rule = Rule {
+        entry_id: 0,
+        counter,
+        action,
+        _pad: [0; 3],
+    };
+    if meta & META_PORTS != 0 && pkt.has_ports {
+        let p = port_rule(pkt, set, meta, to_cc);
+        if p != 0 {
+            return Rule {
+                entry_id: 0,
+                counter: p as u32,
+                action: (p >> 32) as u8,
+                _pad: [0; 3],
+            };
+        }
+    }
+    rule
+}
+
+/// The port rule under the slot of `meta` for the packet's protocol and
+/// C&C-side port, as `counter | action << 32` (0: none). Not inlined: the
+/// port key gets a frame of its own; a number, not a Rule, comes back so the
+/// call needs no pointer to the caller's stack.
+#[inline(never)]
+fn port_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> u64 {
     let (addr, port) = if to_cc {
         (&pkt.dst, pkt.dport)
     } else {
@@ -40,43 +73,33 @@ pub fn side_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> Rule {
         V6_STRIDE
     };
     let Some(idx) = meta_level(meta) else {
-        return Rule::default();
+        return 0;
     };
     let level = (idx * stride) as u8;
-    let (action, counter) = if to_cc {
-        meta_to(meta)
-    } else {
-        meta_from(meta)
+    let Some(ports) = PORTS.get(set) else {
+        return 0;
     };
-    // The entry id is looked up from the counter slot only for a sampled
-    // event (verdict.rs).
-    let mut rule = Rule {
-        entry_id: 0,
-        counter,
-        action,
-        _pad: [0; 3],
+    let key = PortKey {
+        addr: slot_addr(addr, pkt.family, level),
+        level,
+        family: pkt.family,
+        proto: pkt.proto,
+        _pad0: 0,
+        port,
+        _pad: [0; 2],
     };
-    if meta & META_PORTS != 0 && pkt.has_ports {
-        if let Some(ports) = PORTS.get(set) {
-            let key = PortKey {
-                addr: slot_addr(addr, pkt.family, level),
-                level,
-                family: pkt.family,
-                proto: pkt.proto,
-                _pad0: 0,
-                port,
-                _pad: [0; 2],
-            };
-            // SAFETY: NO_PREALLOC map, value copied out immediately.
-            if let Some(pv) = unsafe { ports.get(key) } {
-                let r = if to_cc { pv.to_cc } else { pv.from_cc };
-                if r.action != ACTION_NONE {
-                    rule = r;
-                }
+    // SAFETY: NO_PREALLOC map, value copied out immediately.
+    match unsafe { ports.get(key) } {
+        Some(pv) => {
+            let r = if to_cc { pv.to_cc } else { pv.from_cc };
+            if r.action != ACTION_NONE {
+                r.counter as u64 | ((r.action as u64) << 32)
+            } else {
+                0
             }
         }
+        None => 0,
     }
-    rule
 }
 
 /// True when the slot filter rules out every level in use for `addr` in

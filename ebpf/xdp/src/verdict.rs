@@ -97,7 +97,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     }
     // Checked only once something matched: the allowlist is small, but the miss
     // path is the hot one and must not pay for it.
-    if allowlisted(&pkt, cfg.allow) {
+    if cfg.allow != 0 && allowlisted(&pkt, cfg.allow) {
         count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
         return follow;
     }
@@ -108,7 +108,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
         VERDICT_WOULD_DROP
     };
     count_verdict(base, verdict, dir, fam, len);
-    if cfg.sample_budget != 0 {
+    if cfg.sample_budget != 0 && take_sample(cfg, base) {
         sample(&pkt, base, rule.counter, verdict | (dir << 8), ifindex);
     }
     if verdict == VERDICT_DROP {
@@ -118,21 +118,13 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     }
 }
 
-/// Writes a drop event if this CPU's budget for the current second allows;
-/// counts what it could not write. Never waits. Not inlined: the event is
-/// built on its own stack frame, which keeps the program's deepest call
-/// chain within the 512 bytes every kernel allows. Five arguments at most
-/// (a BPF call's limit), none through the caller's stack: the verdict and
-/// direction share one, the budget and window are read from the config.
-#[inline(never)]
-fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32) {
-    let Some(cfg) = CONFIG.get(0) else {
-        return;
-    };
-    let (budget, window) = (cfg.sample_budget, cfg.sample_window);
-    let (verdict, dir) = (verdict_dir & 0xff, verdict_dir >> 8);
+/// Whether this CPU's budget for the current second allows one more drop
+/// event (and spends it); counts a suppressed one. Inline: after a flood
+/// spends the budget, a hit pays for no call.
+#[inline(always)]
+fn take_sample(cfg: &Config, base: u32) -> bool {
     let Some(st) = SAMPLER.get_ptr_mut(0) else {
-        return;
+        return false;
     };
     // SAFETY: per-CPU value, only this CPU touches it while we run.
     let st = unsafe { &mut *st };
@@ -140,20 +132,32 @@ fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32)
     // 20 ns per sampled hit (c2wall-bench); a tick's resolution is plenty
     // for a one-second budget window.
     let now = unsafe { bpf_jiffies64() };
-    let window = if window == 0 {
+    let window = if cfg.sample_window == 0 {
         DEFAULT_SAMPLE_WINDOW
     } else {
-        window
+        cfg.sample_window
     };
     if now.wrapping_sub(st.window_start) >= window as u64 {
         st.window_start = now;
         st.used = 0;
     }
-    if st.used >= budget {
+    if st.used >= cfg.sample_budget {
         count(base + CNT_SAMPLE_SUPPRESSED, 1);
-        return;
+        return false;
     }
     st.used += 1;
+    true
+}
+
+/// Writes a drop event (its budget taken by [`take_sample`]); counts one
+/// the ring had no room for. Never waits. Not inlined: the event is
+/// built on its own stack frame, which keeps the program's deepest call
+/// chain within the 512 bytes every kernel allows. Five arguments at most
+/// (a BPF call's limit), none through the caller's stack: the verdict and
+/// direction share one.
+#[inline(never)]
+fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32) {
+    let (verdict, dir) = (verdict_dir & 0xff, verdict_dir >> 8);
     let to = dir == DIR_TO_CC;
     let (subscriber, cc, subscriber_port, cc_port) = if to {
         (pkt.src, pkt.dst, pkt.sport, pkt.dport)
