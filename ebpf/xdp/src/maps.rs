@@ -32,8 +32,9 @@ pub type NodesV6 = btf_maps::Array<V6Bucket, 1, { INNER | MMAPABLE }>;
 pub type StashV4 = btf_maps::HashMap<V4Key, u64, 1, NO_PREALLOC>;
 pub type StashV6 = btf_maps::HashMap<V6Key, u64, 1, NO_PREALLOC>;
 pub type Ports = btf_maps::HashMap<PortKey, PortValue, 1, NO_PREALLOC>;
-// INNER_MAP: inner arrays of different sizes may share one outer map.
-pub type Filter = btf_maps::Array<FilterBlock, 1, INNER>;
+// INNER_MAP: inner arrays of different sizes may share one outer map;
+// MMAPABLE: a reload writes the whole filter as memory.
+pub type Filter = btf_maps::Array<FilterBlock, 1, { INNER | MMAPABLE }>;
 // Element 0: slots per CPU (S), then entry ids and per-CPU counters
 // (c2wall_common::hit_counter_index). A plain
 // array because only plain arrays may differ in size behind one outer map;

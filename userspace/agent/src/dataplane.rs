@@ -94,6 +94,18 @@ pub trait Dataplane {
     }
     /// Writes one block of rule set `set`'s slot filter.
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
+    /// Writes many blocks of a set packets do not read yet (a reload's
+    /// filter); returns how many. The kernel writes them as memory.
+    fn put_filters(
+        &mut self,
+        set: u8,
+        blocks: &FastMap<u32, FilterBlock>,
+    ) -> Result<usize, AgentError> {
+        for (idx, b) in blocks {
+            self.put_filter(set, *idx, b)?;
+        }
+        Ok(blocks.len())
+    }
     /// Replaces rule set `set`'s maps with new, empty ones of `size`: what it
     /// held is gone. Only for the set packets do not read.
     fn reset_set(&mut self, set: u8, size: SetSize) -> Result<(), AgentError>;

@@ -6,8 +6,9 @@ use c2wall_common::*;
 use c2wall_model::Family;
 
 use crate::compile::{stride, Compiled, NodeSlot, PortSlot};
+use crate::fastmap::FastMap;
 
-pub(crate) type Filter = HashMap<u32, FilterBlock>;
+pub(crate) type Filter = FastMap<u32, FilterBlock>;
 
 /// Slot writes (Some) and deletes (None) for the active set.
 #[derive(Default)]
@@ -42,9 +43,18 @@ impl Ops {
 pub(crate) type LevelCounts = HashMap<(Family, u8), usize>;
 
 pub(crate) fn level_counts(c: &Compiled) -> LevelCounts {
-    let mut out = LevelCounts::new();
+    // Counted in an array (a million slots, few levels), then keyed.
+    let mut counts = [[0usize; 129]; 2];
     for k in c.nodes.keys() {
-        *out.entry((k.family, k.level)).or_default() += 1;
+        counts[(k.family == Family::V6) as usize][k.level as usize] += 1;
+    }
+    let mut out = LevelCounts::new();
+    for (f, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+        for (level, n) in counts[f].iter().enumerate() {
+            if *n > 0 {
+                out.insert((family, level as u8), *n);
+            }
+        }
     }
     out
 }

@@ -12,7 +12,7 @@ use c2wall_model::{matcher::PacketView, Family, Prefix};
 use crate::compile::{filter_blocks, halves, slot_of, stride, Compiled, PortSlot};
 
 /// A set's filter blocks and its size (`1 << bits` blocks).
-type SimFilter = (std::collections::HashMap<u32, FilterBlock>, u32);
+type SimFilter = (crate::fastmap::FastMap<u32, FilterBlock>, u32);
 
 /// A compiled set with its filter, ready to answer lookups.
 pub struct Sim<'a> {

@@ -185,14 +185,18 @@ impl<D: Dataplane> Applier<D> {
         if self.stale {
             return self.reload(new);
         }
-        let ops = self.diff(&new);
+        // A change larger than an in-place one is a reload: the diff stops
+        // there instead of listing a million slots.
+        let Some(ops) = self.diff(&new, IN_PLACE_LIMIT) else {
+            return self.reload(new);
+        };
         if ops.is_empty() && self.levels_match(&new) {
             return Ok(ApplyStats {
                 elapsed: start.elapsed(),
                 ..Default::default()
             });
         }
-        if ops.len() > IN_PLACE_LIMIT || !self.fits_in_place(&ops)? {
+        if !self.fits_in_place(&ops)? {
             return self.reload(new);
         }
         let (writes, deletes) =
@@ -273,31 +277,51 @@ impl<D: Dataplane> Applier<D> {
         new.v4_levels == self.shadow.v4_levels && new.v6_levels == self.shadow.v6_levels
     }
 
-    /// The slot writes and deletes that take the active set to `new`.
-    fn diff(&self, new: &Compiled) -> Ops {
+    /// The slot writes and deletes that take the active set to `new`, or
+    /// None when there are more than `limit`.
+    fn diff(&self, new: &Compiled, limit: usize) -> Option<Ops> {
         let old = &self.shadow;
+        // Sizes alone can show the change is too large.
+        if new.nodes.len().abs_diff(old.nodes.len()) + new.ports.len().abs_diff(old.ports.len())
+            > limit
+        {
+            return None;
+        }
         let mut ops = Ops::default();
+        let over = |ops: &Ops| ops.len() > limit;
         for (k, v) in &new.nodes {
             if old.nodes.get(k) != Some(v) {
                 ops.nodes.push((*k, Some(*v)));
+                if over(&ops) {
+                    return None;
+                }
             }
         }
         for k in old.nodes.keys() {
             if !new.nodes.contains_key(k) {
                 ops.nodes.push((*k, None));
+                if over(&ops) {
+                    return None;
+                }
             }
         }
         for (k, v) in &new.ports {
             if old.ports.get(k) != Some(v) {
                 ops.ports.push((*k, Some(*v)));
+                if over(&ops) {
+                    return None;
+                }
             }
         }
         for k in old.ports.keys() {
             if !new.ports.contains_key(k) {
                 ops.ports.push((*k, None));
+                if over(&ops) {
+                    return None;
+                }
             }
         }
-        ops
+        Some(ops)
     }
 }
 

@@ -21,10 +21,7 @@ impl<D: Dataplane> Applier<D> {
         let filter = filter_blocks(&new, size.filter_bits);
         let written = (|| -> Result<(), AgentError> {
             self.dp.reset_set(next, size)?;
-            for (idx, b) in &filter {
-                self.dp.put_filter(next, *idx, b)?;
-                writes += 1;
-            }
+            writes += self.dp.put_filters(next, &filter)?;
             writes += self.dp.fill(next, &new.nodes, &new.ports)?;
             Ok(())
         })();

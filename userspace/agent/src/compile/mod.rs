@@ -13,7 +13,7 @@
 //! the set when writing.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use c2wall_common::*;
 use c2wall_model::{Action, Entry, Family, Identity, Prefix};
@@ -246,38 +246,56 @@ impl Compiler {
             resolved.push((*prefix, r));
         }
 
-        // Expansion: later (more specific) nodes overwrite earlier ones' slots.
-        let mut owner: FastMap<NodeSlot, usize> =
-            FastMap::with_capacity_and_hasher(resolved.len(), Default::default());
-        for (i, (p, _)) in resolved.iter().enumerate() {
-            let level = level_of(p.family(), p.len());
-            for k in 0..expansion(p.family(), p.len()) {
-                owner.insert(slot_of(&p.subprefix(level, k as u128)), i);
-            }
-        }
-
+        // Expansion: later (more specific) nodes overwrite earlier ones'
+        // slots, written straight into the table (one hash insert a slot).
+        // A node with port rules is remembered per slot, so that a more
+        // specific node taking the slot over also takes its port slots away.
         let mut out = Compiled::default();
-        out.nodes.reserve(owner.len());
-        for (slot, i) in owner {
-            let r = &resolved[i].1;
-            let bit = 1u32 << (slot.level / stride(slot.family));
-            match slot.family {
+        let slots: u64 = resolved
+            .iter()
+            .map(|(p, _)| expansion(p.family(), p.len()))
+            .sum();
+        out.nodes.reserve(slots as usize);
+        let mut port_owner: FastMap<NodeSlot, usize> = FastMap::default();
+        for (i, (p, r)) in resolved.iter().enumerate() {
+            let level = level_of(p.family(), p.len());
+            let bit = 1u32 << (level / stride(p.family()));
+            match p.family() {
                 Family::V4 => out.v4_levels |= bit,
                 Family::V6 => out.v6_levels |= bit,
             }
-            out.nodes.insert(slot, node_value(r));
-            for (&(proto, port), pair) in &r.ports {
-                out.ports.insert(
-                    PortSlot {
-                        node: slot,
-                        proto,
-                        port,
-                    },
-                    PortValue {
-                        to_cc: pair[0],
-                        from_cc: pair[1],
-                    },
-                );
+            let value = node_value(r);
+            for k in 0..expansion(p.family(), p.len()) {
+                let slot = slot_of(&p.subprefix(level, k as u128));
+                let old = out.nodes.insert(slot, value);
+                if old.is_some_and(|v| v.flags & NODE_HAS_PORTS != 0) {
+                    if let Some(j) = port_owner.remove(&slot) {
+                        for &(proto, port) in resolved[j].1.ports.keys() {
+                            out.ports.remove(&PortSlot {
+                                node: slot,
+                                proto,
+                                port,
+                            });
+                        }
+                    }
+                }
+                if r.ports.is_empty() {
+                    continue;
+                }
+                port_owner.insert(slot, i);
+                for (&(proto, port), pair) in &r.ports {
+                    out.ports.insert(
+                        PortSlot {
+                            node: slot,
+                            proto,
+                            port,
+                        },
+                        PortValue {
+                            to_cc: pair[0],
+                            from_cc: pair[1],
+                        },
+                    );
+                }
             }
         }
         out
@@ -312,8 +330,8 @@ pub fn filter_bit(slot: &NodeSlot, bits: u8) -> Option<(u32, u32)> {
 
 /// The filter blocks (see c2wall_common::filter) that `c` needs in a filter
 /// of `1 << bits` blocks: every filtered slot's bit set, nothing else.
-pub fn filter_blocks(c: &Compiled, bits: u8) -> HashMap<u32, FilterBlock> {
-    let mut out: HashMap<u32, FilterBlock> = HashMap::new();
+pub fn filter_blocks(c: &Compiled, bits: u8) -> FastMap<u32, FilterBlock> {
+    let mut out: FastMap<u32, FilterBlock> = FastMap::default();
     for slot in c.nodes.keys() {
         if let Some((idx, bit)) = filter_bit(slot, bits) {
             out.entry(idx).or_default().set(bit);

@@ -9,7 +9,7 @@ use c2wall_common::*;
 use c2wall_model::{Family, Prefix};
 
 use super::nodes::TableKey;
-use super::sets::SetMaps;
+use super::sets::{mapping, SetMaps};
 use super::{batch, del_ok, dump, node_meta, put_err, KernelMaps};
 use crate::compile::{NodeSlot, PortSlot};
 use crate::dataplane::{Dataplane, Dump, SetSize};
@@ -227,6 +227,23 @@ impl Dataplane for KernelMaps {
             .filter
             .set(index, block, 0)
             .map_err(put_err(MAP_FILTER))
+    }
+    fn put_filters(
+        &mut self,
+        set: u8,
+        blocks: &FastMap<u32, FilterBlock>,
+    ) -> Result<usize, AgentError> {
+        let m = self.set_mut(set)?;
+        let mut mapped = mapping(MAP_FILTER, &m.filter)?;
+        let t = mapped.buckets();
+        for (idx, b) in blocks {
+            let slot = t.get_mut(*idx as usize).ok_or(AgentError::MapWrite {
+                map: MAP_FILTER,
+                source: std::io::Error::from_raw_os_error(libc::E2BIG),
+            })?;
+            *slot = *b;
+        }
+        Ok(blocks.len())
     }
     fn reset_set(&mut self, set: u8, size: SetSize) -> Result<(), AgentError> {
         let fresh = SetMaps::create(size)?;

@@ -104,6 +104,8 @@ impl HitSlots {
                 new.insert(id);
             }
         }
+        self.slot_of.reserve(new.len());
+        self.id_of.reserve(new.len());
         // A power of two, as growing by doubling would reach: room for the
         // entries added after the load without growing again at once.
         let want = (self.next as usize + new.len()).next_power_of_two();
