@@ -87,6 +87,12 @@ pub trait Dataplane {
     /// Per-entry hits summed over CPUs.
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError>;
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError>;
+    /// Gives the entries `ids` the per-entry state they will need before
+    /// their rules are written (the kernel: counter slots), so a full sync
+    /// can do it while it compiles.
+    fn prepare_counters(&mut self, _ids: &[u32]) -> Result<(), AgentError> {
+        Ok(())
+    }
     /// After an apply (and the hits of entries that went away forgotten):
     /// finish deferred work and give memory back.
     fn tidy(&mut self) -> Result<(), AgentError> {

@@ -132,8 +132,21 @@ impl<D: Dataplane> Engine<D> {
         // Ids change only if the apply succeeds, so a failed apply forgets nothing.
         let mut ids = self.ids.clone();
         let (with_ids, gone) = ids.assign(&snap.entries);
-        let compiler = Compiler::new(&with_ids);
-        let stats = self.applier.apply(compiler.compile())?;
+        // The compile runs on a second core while the dataplane gives the
+        // entries their counter slots (which need only their ids).
+        let listed: Vec<u32> = with_ids.iter().map(|(_, id)| *id).collect();
+        let (compiler, compiled, prepared) = std::thread::scope(|s| {
+            let compiling = s.spawn(|| {
+                let c = Compiler::new(&with_ids);
+                let out = c.compile();
+                (c, out)
+            });
+            let prepared = self.applier.dataplane_mut().prepare_counters(&listed);
+            let (c, out) = compiling.join().expect("the compile thread does not panic");
+            (c, out, prepared)
+        });
+        prepared?;
+        let stats = self.applier.apply(compiled)?;
         self.ids = ids;
         self.compiler = Some(compiler);
         let dp = self.applier.dataplane_mut();

@@ -27,7 +27,7 @@ impl<D: Dataplane> Applier<D> {
         })();
         if let Err(e) = written {
             // The active set was never touched; drop what we wrote.
-            self.release(next);
+            self.release(next, None);
             return Err(e);
         }
         self.filters[next as usize] = filter;
@@ -39,11 +39,11 @@ impl<D: Dataplane> Applier<D> {
         c.active_set = next as u32;
         self.dp.write_config(&c)?;
         self.cfg = c;
-        std::thread::sleep(GRACE);
+        let flipped = Instant::now();
         self.level_counts = level_counts(&new);
         let old = std::mem::replace(&mut self.shadow, new);
         self.stale = false;
-        self.release(active);
+        self.release(active, Some(flipped));
         Ok(ApplyStats {
             reload: true,
             writes,
@@ -53,9 +53,18 @@ impl<D: Dataplane> Applier<D> {
     }
 
     /// Gives a set packets do not read empty minimal maps (its memory goes
-    /// back to the kernel).
-    fn release(&mut self, set: u8) {
+    /// back to the kernel); `inactive_since`: when packets stopped reading
+    /// it, to wait out the [`GRACE`] of those still inside the program.
+    fn release(&mut self, set: u8, inactive_since: Option<Instant>) {
         self.filters[set as usize] = Filter::default();
+        // Already the empty minimal maps (a first load): swapping in new
+        // ones would only wait out a grace period per map.
+        if self.dp.set_size(set) == SetSize::EMPTY {
+            return;
+        }
+        if let Some(t) = inactive_since {
+            std::thread::sleep(GRACE.saturating_sub(t.elapsed()));
+        }
         if let Err(e) = self.dp.reset_set(set, SetSize::EMPTY) {
             tracing::warn!(error = %e, set, "releasing the inactive rule set's maps");
         }

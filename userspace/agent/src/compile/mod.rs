@@ -117,9 +117,13 @@ fn lengths_at(f: Family, level: u8) -> std::ops::RangeInclusive<u8> {
 }
 
 pub fn slot_of(p: &Prefix) -> NodeSlot {
+    // From the address itself: `Prefix::octets` allocates, and this runs
+    // once per slot of a million-entry list.
     let mut addr = [0u8; 16];
-    let o = p.octets();
-    addr[..o.len()].copy_from_slice(&o);
+    match p.addr() {
+        std::net::IpAddr::V4(a) => addr[..4].copy_from_slice(&a.octets()),
+        std::net::IpAddr::V6(a) => addr = a.octets(),
+    }
     NodeSlot {
         family: p.family(),
         level: p.len(),

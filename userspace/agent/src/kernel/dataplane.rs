@@ -219,6 +219,15 @@ impl Dataplane for KernelMaps {
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
         self.with_hits(|h, _| h.forget(id))
     }
+    fn prepare_counters(&mut self, ids: &[u32]) -> Result<(), AgentError> {
+        self.with_hits(|h, outer| {
+            h.reserve(outer, ids.iter().copied())?;
+            for id in ids {
+                h.assign(outer, *id)?;
+            }
+            Ok(())
+        })
+    }
     fn tidy(&mut self) -> Result<(), AgentError> {
         self.with_hits(|h, outer| h.tidy(outer))
     }

@@ -42,8 +42,9 @@ struct Retired {
 
 pub struct HitSlots {
     counters: Counters,
+    /// Entry id -> slot. The other way is the array's own id block
+    /// ([`Counters::id`]), not a second table.
     slot_of: FastMap<u32, u32>,
-    id_of: FastMap<u32, u32>,
     /// Freed slots in quarantine, oldest first.
     free: VecDeque<(u32, Instant)>,
     /// Freed slots out of quarantine, reused lowest first.
@@ -67,7 +68,6 @@ impl HitSlots {
         let mut s = HitSlots {
             counters,
             slot_of: FastMap::default(),
-            id_of: FastMap::default(),
             free: VecDeque::new(),
             ready: BTreeSet::new(),
             next: 1,
@@ -77,13 +77,12 @@ impl HitSlots {
         for (id, slot) in in_use {
             if slot != 0 {
                 s.slot_of.insert(id, slot);
-                s.id_of.insert(slot, id);
                 s.next = s.next.max(slot + 1);
             }
         }
         let now = Instant::now();
         for slot in 1..s.next {
-            if !s.id_of.contains_key(&slot) {
+            if s.counters.id(slot) == 0 {
                 s.free.push_back((slot, now));
             }
         }
@@ -105,7 +104,6 @@ impl HitSlots {
             }
         }
         self.slot_of.reserve(new.len());
-        self.id_of.reserve(new.len());
         // A power of two, as growing by doubling would reach: room for the
         // entries added after the load without growing again at once.
         let want = (self.next as usize + new.len()).next_power_of_two();
@@ -151,14 +149,13 @@ impl HitSlots {
             self.resize(outer, cap)?;
         }
         self.slot_of.insert(id, slot);
-        self.id_of.insert(slot, id);
         self.counters.set_id(slot, id);
         Ok(slot)
     }
 
     /// The entry counter slot `slot` counts for (0: none).
     pub fn entry(&self, slot: u32) -> u32 {
-        self.id_of.get(&slot).copied().unwrap_or(0)
+        self.counters.id(slot)
     }
 
     /// Entry `id` is gone: its count is dropped and its slot freed.
@@ -167,7 +164,6 @@ impl HitSlots {
         let Some(slot) = self.slot_of.remove(&id) else {
             return Ok(());
         };
-        self.id_of.remove(&slot);
         self.counters.zero(slot);
         self.counters.set_id(slot, 0);
         self.free.push_back((slot, Instant::now()));
@@ -177,9 +173,9 @@ impl HitSlots {
     /// Counts by entry id, summed over CPUs; entries never hit are left out.
     pub fn hits(&mut self) -> HashMap<u32, u64> {
         self.fold_retired(false);
-        self.id_of
+        self.slot_of
             .iter()
-            .filter_map(|(slot, id)| {
+            .filter_map(|(id, slot)| {
                 let n: u64 = self.counters.read(*slot).iter().sum();
                 (n > 0).then_some((*id, n))
             })
@@ -197,11 +193,11 @@ impl HitSlots {
     /// this one and all fit the smaller one.
     fn shrink_if_sparse(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
         let cap = self.counters.slots();
-        let live = self.id_of.len() as u32;
+        let live = self.slot_of.len() as u32;
         if cap <= MIN_SLOTS || live.saturating_mul(4) >= cap {
             return Ok(());
         }
-        let top = self.id_of.keys().max().copied().unwrap_or(0);
+        let top = self.slot_of.values().max().copied().unwrap_or(0);
         let want = (live.max(top + 1) * 2).next_power_of_two().max(MIN_SLOTS);
         if want >= cap || top >= want {
             return Ok(());
@@ -218,11 +214,11 @@ impl HitSlots {
     fn resize(&mut self, outer: &mut Outer, slots: u32) -> Result<(), AgentError> {
         self.fold_retired(true);
         let old = &self.counters;
-        let ids = &self.id_of;
+        let ids = &self.slot_of;
         let (new, copied) = create_hit_array(outer, slots, |new| {
             // Copied before the swap, so a reader never sees a count drop.
             let mut copied = HashMap::new();
-            for (slot, id) in ids {
+            for (id, slot) in ids {
                 new.set_id(*slot, *id);
                 let v = old.read(*slot);
                 if v.iter().any(|n| *n != 0) {
@@ -261,7 +257,7 @@ impl HitSlots {
         for cpu in 0..r.counters.cpus() {
             for slot in 1..r.counters.slots() {
                 let now = r.counters.get(cpu, slot);
-                if now == 0 || !self.id_of.contains_key(&slot) {
+                if now == 0 || self.counters.id(slot) == 0 {
                     continue;
                 }
                 let before = r

@@ -262,8 +262,14 @@ impl KernelMaps {
         let mut acting: Vec<&mut Rule> = rules.filter(|r| r.action != ACTION_NONE).collect();
         self.with_hits(|h, outer| {
             h.reserve(outer, acting.iter().map(|r| r.entry_id))?;
+            // A slot's two sides usually name one entry: the last answer is
+            // kept rather than looked up again.
+            let mut last = (0, 0);
             for r in &mut acting {
-                r.counter = h.assign(outer, r.entry_id)?;
+                if r.entry_id != last.0 {
+                    last = (r.entry_id, h.assign(outer, r.entry_id)?);
+                }
+                r.counter = last.1;
             }
             Ok(())
         })
