@@ -3,7 +3,7 @@
 //! agent restarts: the table is persisted in the state dir. Ids are never reused,
 //! so a new entry never inherits an old entry's hits.
 
-use std::{collections::HashMap, fs, net::IpAddr, path::Path};
+use std::{collections::HashMap, fs, net::IpAddr, path::Path, sync::OnceLock};
 
 use c2wall_model::{Entry, Identity, PortScope, Prefix, Target};
 
@@ -13,8 +13,10 @@ use crate::fastmap::FastMap;
 #[derive(Debug, Default, Clone)]
 pub struct Ids {
     by_identity: FastMap<Key, u32>,
-    /// The reverse, for naming the entry of a sampled drop event.
-    by_id: FastMap<u32, Key>,
+    /// The reverse, for naming the entry of a sampled drop event: derived
+    /// from `by_identity` on first use after a full assignment (building it
+    /// for a million entries is not worth a load's time when nothing asks).
+    by_id: OnceLock<FastMap<u32, Key>>,
     next: u32,
     /// Lines appended to the file since it was last written whole.
     journal_lines: usize,
@@ -33,7 +35,7 @@ impl Ids {
     pub fn new() -> Self {
         Ids {
             by_identity: FastMap::default(),
-            by_id: FastMap::default(),
+            by_id: OnceLock::new(),
             next: 1,
             journal_lines: 0,
         }
@@ -66,7 +68,7 @@ impl Ids {
             .filter(|(k, _)| !keep.contains_key(k))
             .map(|(_, v)| *v)
             .collect();
-        self.by_id = keep.iter().map(|(k, v)| (*v, *k)).collect();
+        self.by_id = OnceLock::new();
         self.by_identity = keep;
         (out, gone)
     }
@@ -109,14 +111,18 @@ impl Ids {
         for (ident, id) in &plan.added {
             if let Some(key) = Key::of(ident) {
                 self.by_identity.insert(key, *id);
-                self.by_id.insert(*id, key);
+                if let Some(by_id) = self.by_id.get_mut() {
+                    by_id.insert(*id, key);
+                }
             }
         }
         for (ident, id) in &plan.removed {
             if let Some(key) = Key::of(ident) {
                 self.by_identity.remove(&key);
             }
-            self.by_id.remove(id);
+            if let Some(by_id) = self.by_id.get_mut() {
+                by_id.remove(id);
+            }
         }
         self.next = self.next.max(plan.next);
         let Some(path) = journal else {
@@ -151,7 +157,10 @@ impl Ids {
 
     /// The entry an id names, if it is listed.
     pub fn identity(&self, id: u32) -> Option<Identity> {
-        self.by_id.get(&id).map(Key::identity)
+        self.by_id
+            .get_or_init(|| self.by_identity.iter().map(|(k, v)| (*v, *k)).collect())
+            .get(&id)
+            .map(Key::identity)
     }
 
     /// Loads the table; a missing file is an empty table.
@@ -190,7 +199,6 @@ impl Ids {
                 }
             }
         }
-        ids.by_id = ids.by_identity.iter().map(|(k, v)| (*v, *k)).collect();
         // Lines beyond one per listed entry are journal to compact.
         ids.journal_lines = ids.journal_lines.saturating_sub(ids.by_identity.len());
         Ok(ids)
