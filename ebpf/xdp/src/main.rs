@@ -8,8 +8,10 @@
 
 mod counters;
 mod dns;
+mod keys;
 mod lookup;
 mod maps;
+mod tables;
 mod verdict;
 
 use aya_ebpf::{
