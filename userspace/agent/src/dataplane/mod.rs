@@ -57,7 +57,8 @@ pub trait Dataplane {
     fn del_port(&mut self, set: u8, slot: &PortSlot) -> Result<(), AgentError>;
     /// Writes a whole table into `set` (a reload's fill), port rules first;
     /// returns the number of writes. The same as one `put_port`/`put_node`
-    /// each; the kernel implementation batches them.
+    /// each; the kernel writes the slot tables as memory and batches the
+    /// port map.
     fn fill(
         &mut self,
         set: u8,

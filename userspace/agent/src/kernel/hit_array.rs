@@ -10,7 +10,6 @@
 //! differing sizes only for plain arrays), hence a plain array laid out
 //! per CPU. It is mmapped, so reading a million counters is a memory scan.
 
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aya::maps::{Array, IterableMap, MapData};
@@ -19,6 +18,7 @@ use c2wall_common::*;
 
 use super::create::BPF_MAP_TYPE_ARRAY;
 use super::sets::{install_inner, new_inner, read_inner, Outer, BPF_F_INNER_MAP, BPF_F_MMAPABLE};
+use super::table::Mapping;
 use crate::error::AgentError;
 
 pub type HitArray = Array<MapData, u64>;
@@ -40,38 +40,18 @@ pub fn elements(slots: u32) -> Result<u32, AgentError> {
 /// A hit array mapped into our memory.
 pub struct Counters {
     map: HitArray,
-    base: *mut u64,
-    len: usize,
+    mem: Mapping<u64>,
     slots: u64,
     cpus: u64,
 }
-
-// SAFETY: the mapping is owned by this value and only reached through it.
-unsafe impl Send for Counters {}
 
 impl Counters {
     /// Maps `map` (created with BPF_F_MMAPABLE); when `slots` is Some, the
     /// array is new and its slots-per-CPU element is written.
     pub fn map(map: HitArray, slots: Option<u32>) -> Result<Counters, AgentError> {
         let elements = map.len() as usize;
-        let page = 4096;
-        let len = (elements * 8).div_ceil(page) * page;
-        let fd = map.map().fd().as_fd().as_raw_fd();
-        // SAFETY: a shared mapping of the map's value area, unmapped on drop.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io_err(std::io::Error::last_os_error()));
-        }
-        let base = ptr as *mut u64;
+        let mem = Mapping::<u64>::new(map.map(), map.len()).map_err(io_err)?;
+        let base = mem.as_ptr();
         if let Some(s) = slots {
             // SAFETY: element 0 is inside the mapping.
             unsafe { base.write_volatile(s as u64) };
@@ -84,8 +64,7 @@ impl Counters {
             .unwrap_or(0);
         Ok(Counters {
             map,
-            base,
-            len,
+            mem,
             slots,
             cpus,
         })
@@ -105,7 +84,7 @@ impl Counters {
         }
         let i = hit_counter_index(self.slots, cpu, slot);
         // SAFETY: i < elements, inside the mapping; u64 cells are aligned.
-        Some(unsafe { AtomicU64::from_ptr(self.base.add(i as usize)) })
+        Some(unsafe { AtomicU64::from_ptr(self.mem.as_ptr().add(i as usize)) })
     }
 
     fn id_cell(&self, slot: u32) -> Option<(&AtomicU64, u32)> {
@@ -115,7 +94,7 @@ impl Counters {
         let (i, shift) = hit_id_index(slot);
         // SAFETY: as in cell.
         Some((
-            unsafe { AtomicU64::from_ptr(self.base.add(i as usize)) },
+            unsafe { AtomicU64::from_ptr(self.mem.as_ptr().add(i as usize)) },
             shift,
         ))
     }
@@ -180,13 +159,6 @@ impl Counters {
                 a.store(0, Ordering::Relaxed);
             }
         }
-    }
-}
-
-impl Drop for Counters {
-    fn drop(&mut self) {
-        // SAFETY: base/len are the mapping made in `map`.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
     }
 }
 

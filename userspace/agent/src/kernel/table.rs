@@ -112,6 +112,11 @@ impl<B: aya::Pod> Mapping<B> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.n) }
     }
 
+    /// The first element, for atomic access to single words.
+    pub fn as_ptr(&self) -> *mut B {
+        self.ptr
+    }
+
     pub fn view(&self) -> &[B] {
         // SAFETY: as in buckets.
         unsafe { std::slice::from_raw_parts(self.ptr, self.n) }
