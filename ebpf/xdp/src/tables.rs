@@ -76,9 +76,9 @@ fn pack(set: u32, n: u32, idx: u32) -> u64 {
 }
 
 /// One level's probe of the IPv4 table: the meta word of slot (`masked`,
-/// level index) if live in its first bucket, then its second, else 0. Global for the same
-/// reason as [`c2w_find_v4`]: checked once, not once per path through the
-/// level loop.
+/// level index) if live in its first bucket, then its second, else 0.
+/// Global for the same reason as [`c2w_find_v4`]: checked once, not once
+/// per path through the level loop.
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn c2w_probe_v4(packed: u64, seed: u64, masked: u64) -> u64 {

@@ -16,14 +16,6 @@ use crate::dataplane::{Dataplane, Dump, SetSize};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
 
-/// A slot's level as an index (level / stride).
-fn level_index(s: &NodeSlot) -> u32 {
-    match s.family {
-        Family::V4 => s.level as u32 / V4_STRIDE,
-        Family::V6 => s.level as u32 / V6_STRIDE,
-    }
-}
-
 fn port_key(s: &PortSlot) -> PortKey {
     PortKey {
         addr: s.node.addr,
@@ -86,7 +78,7 @@ impl Dataplane for KernelMaps {
         self.config.set(0, c, 0).map_err(put_err(MAP_CONFIG))
     }
     fn put_node(&mut self, set: u8, s: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
-        let meta = self.meta_of(level_index(s), v)?;
+        let meta = self.meta_of(TableKey::of(s).idx(), v)?;
         if self.set_mut(set)?.put_node(s, meta)? {
             self.redescribe()?;
         }
@@ -122,8 +114,9 @@ impl Dataplane for KernelMaps {
         self.count_in_place(port_rules.chain(rules.iter_mut().flatten()))?;
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for ((s, v), r) in nodes.iter().zip(rules) {
-            let m = node_meta(level_index(s), r, v.flags);
-            match TableKey::of(s) {
+            let key = TableKey::of(s);
+            let m = node_meta(key.idx(), r, v.flags);
+            match key {
                 TableKey::V4(a, idx) => v4.push((a, idx, m)),
                 TableKey::V6(a, idx) => v6.push((a, idx, m)),
             }

@@ -108,17 +108,10 @@ impl Counters {
     /// Records that slot `slot` counts for entry `id` (0: for none).
     pub fn set_id(&self, slot: u32, id: u32) {
         if let Some((a, shift)) = self.id_cell(slot) {
-            let keep = !(0xffff_ffffu64 << shift);
-            let mut cur = a.load(Ordering::Relaxed);
-            // Only the agent writes ids; the loop just keeps the other half.
-            while let Err(now) = a.compare_exchange(
-                cur,
-                (cur & keep) | ((id as u64) << shift),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                cur = now;
-            }
+            // Only the agent writes ids (the program reads them): a read and
+            // a write keep the other half.
+            let keep = a.load(Ordering::Relaxed) & !(0xffff_ffffu64 << shift);
+            a.store(keep | ((id as u64) << shift), Ordering::Relaxed);
         }
     }
 

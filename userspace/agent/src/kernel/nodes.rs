@@ -1,11 +1,12 @@
 //! A rule set's node slots: where each lives (its slot table, or the stash
 //! when an in-place change found no room there), written as meta words.
 
+use aya::maps::{Array, MapData};
 use c2wall_common::*;
 use c2wall_model::Family;
 
 use super::sets::{mapping, new_table, SetMaps};
-use super::table::{self, Layout, V4, V6};
+use super::table::{self, Layout, Mapping, V4, V6};
 use crate::compile::NodeSlot;
 use crate::error::AgentError;
 
@@ -29,6 +30,13 @@ impl TableKey {
                 let lo = u64::from_be_bytes(a[8..].try_into().expect("8 bytes"));
                 TableKey::V6([hi, lo], s.level as u32 / V6_STRIDE)
             }
+        }
+    }
+
+    /// The level index (level / stride).
+    pub fn idx(&self) -> u32 {
+        match self {
+            TableKey::V4(_, idx) | TableKey::V6(_, idx) => *idx,
         }
     }
 }
@@ -98,6 +106,34 @@ const GROWTH: u32 = 8;
 /// Sizes tried before a reload gives up.
 const TRIES: usize = 6;
 
+/// Places `items` in one family's empty table, replacing it (and its
+/// mapping) with a larger one while they find no place; true if replaced.
+fn place_in<L: Layout>(
+    table: &mut Array<MapData, L::Bucket>,
+    mem: &mut Mapping<L::Bucket>,
+    map: &'static str,
+    seed: u64,
+    items: &[(L::Addr, u32, u64)],
+) -> Result<bool, AgentError> {
+    let mut replaced = false;
+    for attempt in 0..=TRIES {
+        if table::build::<L>(mem.buckets(), seed, items.iter().copied()) {
+            return Ok(replaced);
+        }
+        if attempt == TRIES {
+            break;
+        }
+        let n = table.len();
+        *table = new_table(map, n + n / GROWTH + 1)?;
+        *mem = mapping(map, table)?;
+        replaced = true;
+    }
+    Err(AgentError::Placement {
+        what: L::WHAT,
+        slots: items.len(),
+    })
+}
+
 impl SetMaps {
     /// Makes slot `s` hold `meta`, in place. True when the stash's levels
     /// changed (the config must say so).
@@ -106,7 +142,9 @@ impl SetMaps {
         match TableKey::of(s) {
             TableKey::V4(a, idx) => {
                 let key = stash_v4(s);
-                let stashed = self.stash_v4.get(&key, 0).is_ok();
+                // The stash is asked only at a level it holds slots of.
+                let stashed =
+                    self.stashed[0][idx as usize] > 0 && self.stash_v4.get(&key, 0).is_ok();
                 if !stashed && table::put::<V4>(self.map_v4.buckets(), seed, a, idx, meta) {
                     return Ok(false);
                 }
@@ -116,7 +154,8 @@ impl SetMaps {
             }
             TableKey::V6(a, idx) => {
                 let key = stash_v6(s);
-                let stashed = self.stash_v6.get(&key, 0).is_ok();
+                let stashed =
+                    self.stashed[1][idx as usize] > 0 && self.stash_v6.get(&key, 0).is_ok();
                 if !stashed && table::put::<V6>(self.map_v6.buckets(), seed, a, idx, meta) {
                     return Ok(false);
                 }
@@ -139,30 +178,37 @@ impl SetMaps {
     /// changed.
     pub fn del_node(&mut self, s: &NodeSlot) -> Result<bool, AgentError> {
         let seed = self.seed;
-        let (family, idx, gone) = match TableKey::of(s) {
+        let (family, idx) = match TableKey::of(s) {
             TableKey::V4(a, idx) => {
                 if table::remove::<V4>(self.map_v4.buckets(), seed, a, idx) {
                     return Ok(false);
                 }
-                let r = self.stash_v4.remove(&stash_v4(s));
-                (0, idx, r)
+                (0, idx)
             }
             TableKey::V6(a, idx) => {
                 if table::remove::<V6>(self.map_v6.buckets(), seed, a, idx) {
                     return Ok(false);
                 }
-                let r = self.stash_v6.remove(&stash_v6(s));
-                (1, idx, r)
+                (1, idx)
             }
         };
-        let map = [MAP_STASH_V4, MAP_STASH_V6][family];
-        match gone {
+        // Not in the table, and its level has nothing stashed: already gone
+        // (deletes are idempotent), no syscall.
+        if self.stashed[family][idx as usize] == 0 {
+            return Ok(false);
+        }
+        let r = if family == 0 {
+            self.stash_v4.remove(&stash_v4(s))
+        } else {
+            self.stash_v6.remove(&stash_v6(s))
+        };
+        match r {
             Ok(()) => {
                 let n = &mut self.stashed[family][idx as usize];
-                *n = n.saturating_sub(1);
+                *n -= 1;
                 Ok(*n == 0)
             }
-            Err(e) => super::del_ok(map, Err(e)).map(|()| false),
+            Err(e) => super::del_ok([MAP_STASH_V4, MAP_STASH_V6][family], Err(e)).map(|()| false),
         }
     }
 
@@ -203,40 +249,11 @@ impl SetMaps {
         v6: &[([u64; 2], u32, u64)],
     ) -> Result<bool, AgentError> {
         let seed = self.seed;
-        let mut replaced = false;
-        for attempt in 0..=TRIES {
-            if table::build::<V4>(self.map_v4.buckets(), seed, v4.iter().copied()) {
-                break;
-            }
-            if attempt == TRIES {
-                return Err(AgentError::Placement {
-                    what: V4::WHAT,
-                    slots: v4.len(),
-                });
-            }
-            let n = self.nodes_v4.len();
-            self.nodes_v4 = new_table(MAP_NODES_V4, n + n / GROWTH + 1)?;
-            self.map_v4 = mapping(MAP_NODES_V4, &self.nodes_v4)?;
-            replaced = true;
-        }
-        for attempt in 0..=TRIES {
-            if table::build::<V6>(self.map_v6.buckets(), seed, v6.iter().copied()) {
-                break;
-            }
-            if attempt == TRIES {
-                return Err(AgentError::Placement {
-                    what: V6::WHAT,
-                    slots: v6.len(),
-                });
-            }
-            let n = self.nodes_v6.len();
-            self.nodes_v6 = new_table(MAP_NODES_V6, n + n / GROWTH + 1)?;
-            self.map_v6 = mapping(MAP_NODES_V6, &self.nodes_v6)?;
-            replaced = true;
-        }
+        let grew4 = place_in::<V4>(&mut self.nodes_v4, &mut self.map_v4, MAP_NODES_V4, seed, v4)?;
+        let grew6 = place_in::<V6>(&mut self.nodes_v6, &mut self.map_v6, MAP_NODES_V6, seed, v6)?;
         self.size.nodes_v4 = self.nodes_v4.len() * BUCKET_ENTRIES as u32;
         self.size.nodes_v6 = self.nodes_v6.len() * BUCKET_ENTRIES as u32;
-        Ok(replaced)
+        Ok(grew4 || grew6)
     }
 
     /// Writes this set's table geometry and stash levels into `cfg`'s
