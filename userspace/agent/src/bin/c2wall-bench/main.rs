@@ -6,9 +6,12 @@
 
 mod dns;
 mod list;
+mod report;
+mod wire;
 mod xdpfilt;
 
 use list::{make_list, probes, Probes};
+use report::Load;
 
 use std::time::Instant;
 
@@ -43,7 +46,7 @@ use clap::Parser;
         cold = a different address on every run (repeat 1, includes the test-run timer overhead, \
         identical for both programs)."
 )]
-struct Args {
+pub struct Args {
     /// List sizes to measure.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1_000, 100_000, 1_000_000])]
     sizes: Vec<usize>,
@@ -60,6 +63,13 @@ struct Args {
     /// prefix list).
     #[arg(long, value_delimiter = ',', default_values_t = vec![1_000, 100_000])]
     names: Vec<usize>,
+    /// Milliseconds of live frames per receive-path cell (0: skip the
+    /// receive-path table).
+    #[arg(long, default_value_t = 2000)]
+    wire_ms: u64,
+    /// The CPU the live-frame sender (and so the receive path) runs on.
+    #[arg(long, default_value_t = 1)]
+    wire_cpu: usize,
     /// Small sizes and few packets: a CI smoke run that checks the command works.
     #[arg(long)]
     quick: bool,
@@ -118,12 +128,31 @@ fn print_ratio(n: usize, peer: &str, c2: &[f64; 6], other: &[f64; 6]) {
     );
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
 fn program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
     ebpf.program(name).unwrap().try_into().unwrap()
+}
+
+/// The receive-path row of one loaded program: its IPv4 and IPv6 hit
+/// frames (all of them, round robin) sent over the wire.
+fn live(
+    w: &wire::Wire,
+    ebpf: &mut Ebpf,
+    name: &str,
+    label: &'static str,
+    n: usize,
+    p: &Probes,
+    args: &Args,
+) -> Result<report::WireRow> {
+    let prog: &mut Xdp = ebpf.program_mut(name).context("program")?.try_into()?;
+    let run = std::time::Duration::from_millis(args.wire_ms);
+    Ok(report::WireRow {
+        n,
+        program: label,
+        cost: [
+            w.cost(prog, &p.hit4, args.wire_cpu, run)?,
+            w.cost(prog, &p.hit6, args.wire_cpu, run)?,
+        ],
+    })
 }
 
 fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
@@ -154,23 +183,6 @@ fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
     std::mem::forget(v4);
     std::mem::forget(v6);
     Ok((ebpf, start.elapsed().as_secs_f64()))
-}
-
-/// One list size's loading and memory figures.
-struct Load {
-    n: usize,
-    compile_s: f64,
-    load_s: f64,
-    slots: usize,
-    c2_mem: u64,
-    /// xdp-filter: load seconds, host entries it holds, kernel memory.
-    filt: Option<(f64, usize, u64)>,
-    naive_load: f64,
-    naive_mem: u64,
-    /// One entry added to and withdrawn from the loaded list, in ms.
-    delta_ms: (f64, f64),
-    /// Resident memory the agent's engine took to load the list.
-    engine_rss: u64,
 }
 
 /// This process's resident memory, in bytes.
@@ -213,6 +225,7 @@ fn main() -> Result<()> {
         args.repeat = 200;
         args.cold_packets = 500;
         args.names = vec![1_000, 10_000];
+        args.wire_ms = 200;
     }
     anyhow::ensure!(
         unsafe { libc::geteuid() } == 0,
@@ -237,6 +250,8 @@ fn main() -> Result<()> {
         "miss6 cold"
     );
     let mut loads = Vec::new();
+    let mut wires = Vec::new();
+    let wire = (args.wire_ms > 0).then(wire::Wire::new).transpose()?;
     let mut miss_hot = Vec::new();
     for &n in &args.sizes {
         let list = make_list(n, 42);
@@ -274,6 +289,9 @@ fn main() -> Result<()> {
         print_row(n, "c2wall", &c2);
         miss_hot.push((n, c2[0], c2[1]));
         let c2_mem = maps_memlock(program(&ebpf, PROGRAM_NAME))?;
+        if let Some(w) = &wire {
+            wires.push(live(w, &mut ebpf, PROGRAM_NAME, "c2wall", n, &p, &args)?);
+        }
         drop(engine);
         drop(ebpf);
 
@@ -285,11 +303,22 @@ fn main() -> Result<()> {
             ));
             let loaded = xdpfilt::load(&list, &pins);
             let _ = std::fs::remove_dir_all(&pins);
-            let (f, f_load, f_entries) = loaded?;
+            let (mut f, f_load, f_entries) = loaded?;
             let row = measure(program(&f, xdpfilt::PROGRAM), &p, &args)?;
             print_row(n, "xdp-filter", &row);
             print_ratio(n, "xdp-filter", &c2, &row);
             let mem = maps_memlock(program(&f, xdpfilt::PROGRAM))?;
+            if let Some(w) = &wire {
+                wires.push(live(
+                    w,
+                    &mut f,
+                    xdpfilt::PROGRAM,
+                    "xdp-filter",
+                    n,
+                    &p,
+                    &args,
+                )?);
+            }
             filt = Some((f_load, f_entries, mem));
         }
 
@@ -314,50 +343,8 @@ fn main() -> Result<()> {
     if xdpfilt::object().is_none() {
         println!("(xdp-filter's program is not installed: apt-get install xdp-tools to compare)");
     }
-    println!();
-    println!(
-        "{:>9} {:>10} {:>10} {:>10} {:>11} {:>12} {:>10} {:>10} {:>11} {:>10}",
-        "entries",
-        "compile s",
-        "c2 load s",
-        "slots",
-        "c2 MiB",
-        "filt load s",
-        "filt hosts",
-        "filt MiB",
-        "naive load s",
-        "naive MiB"
-    );
-    for l in &loads {
-        let (fl, fe, fm) = match l.filt {
-            Some((a, b, c)) => (format!("{a:.2}"), b.to_string(), format!("{:.1}", mib(c))),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        println!(
-            "{:>9} {:>10.2} {:>10.2} {:>10} {:>11.1} {fl:>12} {fe:>10} {fm:>10} {:>11.2} {:>10.1}",
-            l.n,
-            l.compile_s,
-            l.load_s,
-            l.slots,
-            mib(l.c2_mem),
-            l.naive_load,
-            mib(l.naive_mem)
-        );
-    }
-    println!();
-    println!(
-        "{:>9} {:>14} {:>19} {:>16}",
-        "entries", "delta add ms", "delta withdraw ms", "engine RSS MiB"
-    );
-    for l in &loads {
-        println!(
-            "{:>9} {:>14.3} {:>19.3} {:>16.1}",
-            l.n,
-            l.delta_ms.0,
-            l.delta_ms.1,
-            mib(l.engine_rss)
-        );
-    }
+    report::loads(&loads);
+    report::wire(&wires, &args);
     dns::run(
         &args.names,
         &make_list(10_000, 42),
