@@ -78,8 +78,7 @@ pub fn record(
                     .set(*n as i64);
             }
             metrics.allowlist_prefixes.set(r.allow as i64);
-            let active = engine.applier.active();
-            let (v4, v6, ports) = active.slot_counts();
+            let (v4, v6, ports) = engine.applier.slot_counts();
             let (c4, c6, cp) = engine.applier.dataplane().capacity();
             for (name, used, cap) in [
                 (MAP_NODES_V4, v4, c4),

@@ -152,7 +152,8 @@ fn adoption_keeps_the_active_set_and_clears_leftovers() {
         dp.put_node(inactive, &k, v).unwrap();
     }
     let adopted = Applier::adopt(dp).unwrap();
-    assert_eq!(adopted.active(), &active);
+    assert_eq!(adopted.enforced().unwrap(), active);
+    assert_eq!(adopted.slot_counts(), active.slot_counts());
     assert_eq!(adopted.mode(), MODE_ENFORCE);
     assert!(adopted
         .dataplane()

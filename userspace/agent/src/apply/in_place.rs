@@ -23,24 +23,33 @@ impl<D: Dataplane> Applier<D> {
         ops: &Ops,
         levels: (u32, u32),
     ) -> Result<InPlace, AgentError> {
+        // What the slots the change touches hold now, to undo it with.
+        let set = (self.cfg.active_set & 1) as u8;
+        let mut undo = Ops::default();
+        for (k, _) in &ops.nodes {
+            undo.nodes.push((*k, self.dp.node(set, k)?));
+        }
         match self.in_place(ops, levels) {
             Ok((writes, deletes)) => Ok(InPlace::Done(writes, deletes)),
             Err(AgentError::SetFull(what)) => {
                 // Part of the change may be in the active set; the reload
                 // (into the other set) enforces all of it at once.
                 tracing::info!(what, "no room in place; reloading into new tables");
-                let mut new = self.shadow.clone();
+                let mut new = self.enforced()?;
                 ops.apply_to(&mut new);
                 (new.v4_levels, new.v6_levels) = levels;
                 self.reload(new).map(InPlace::Reloaded)
             }
             Err(e) => {
                 // Part of the change is in the active set. A reload of the
-                // previous table (into the other set) restores exactly what
-                // was enforced.
+                // previous table (what it holds, the change undone) into the
+                // other set restores exactly what was enforced.
                 tracing::error!(error = %e, "in-place update failed; restoring the previous list");
-                let previous = self.shadow.clone();
-                if let Err(e) = self.reload(previous) {
+                let restored = self.enforced().and_then(|mut previous| {
+                    undo.apply_to(&mut previous);
+                    self.reload(previous)
+                });
+                if let Err(e) = restored {
                     tracing::error!(error = %e, "restoring the previous list failed");
                 }
                 Err(e)
@@ -121,9 +130,10 @@ impl<D: Dataplane> Applier<D> {
     /// means a reload, which sizes new maps; beyond the configured limits is
     /// an error.
     pub(super) fn fits_in_place(&self, ops: &Ops) -> Result<bool, AgentError> {
+        let set = (self.cfg.active_set & 1) as u8;
         let (mut add4, mut add6, mut addp) = (0, 0, 0);
         for (k, v) in &ops.nodes {
-            if v.is_some() && !self.shadow.nodes.contains_key(k) {
+            if v.is_some() && self.dp.node(set, k)?.is_none() {
                 match k.family {
                     Family::V4 => add4 += 1,
                     Family::V6 => add6 += 1,
@@ -131,27 +141,15 @@ impl<D: Dataplane> Applier<D> {
             }
         }
         for (k, v) in &ops.ports {
-            if v.is_some() && !self.shadow.ports.contains_key(k) {
+            if v.is_some() && !self.ports.contains_key(k) {
                 addp += 1;
             }
         }
         // From the per-level counts, not a walk of the table: a delta's cost
         // must follow the delta, not the list.
-        let count = |f: Family| -> usize {
-            self.level_counts
-                .iter()
-                .filter(|((fam, _), _)| *fam == f)
-                .map(|(_, n)| *n)
-                .sum()
-        };
-        let (old4, old6, oldp) = (
-            count(Family::V4),
-            count(Family::V6),
-            self.shadow.ports.len(),
-        );
+        let (old4, old6, oldp) = self.slot_counts();
         let peak = (old4 + add4, old6 + add6, oldp + addp);
         check_limits(peak, self.dp.capacity())?;
-        let set = (self.cfg.active_set & 1) as u8;
         let size = self.dp.set_size(set);
         // Empty minimal maps (a fresh agent's) are never filled in place:
         // the first list takes a reload, which sizes the maps for it.

@@ -24,9 +24,12 @@ use std::time::{Duration, Instant};
 
 use c2wall_common::*;
 
-use crate::compile::{filter_blocks, Compiled, Patch};
+use c2wall_model::Family;
+
+use crate::compile::{filter_blocks, Compiled, Patch, PortSlot};
 use crate::dataplane::{Dataplane, SetSize};
 use crate::error::AgentError;
+use crate::fastmap::FastMap;
 use crate::ops::{level_counts, levels_of, Filter, LevelCounts, Ops};
 
 /// Changes up to this many slot writes go in place; more use a full reload.
@@ -51,39 +54,45 @@ pub fn lineage16(l: &[u8]) -> [u8; 16] {
 pub struct Applier<D: Dataplane> {
     dp: D,
     cfg: Config,
-    /// What the active set holds.
-    shadow: Compiled,
+    /// The active set's port rules. Its node slots are not copied here: a
+    /// million of them cost over 100 MiB as a hash map, and the dataplane
+    /// already holds them compactly ([`Dataplane::node`] reads one back).
+    ports: FastMap<PortSlot, PortValue>,
+    /// The active set's level bitmaps (IPv4, IPv6).
+    levels: (u32, u32),
     /// Per set: the filter blocks in the kernel (non-empty ones).
     filters: [Filter; 2],
     /// Slots per (family, level) in the active set, to keep the level bitmaps
     /// right when a patch empties or fills a level.
     level_counts: LevelCounts,
-    /// The active set's maps could not be read at adoption: the shadow is
+    /// The active set's maps could not be read at adoption: what it holds is
     /// unknown, so the next change must be a full reload.
     stale: bool,
 }
 
 impl<D: Dataplane> Applier<D> {
     /// Takes over maps that may already hold state (pinned by an earlier agent):
-    /// reads the active set as the shadow and drops leftovers of an interrupted
+    /// reads the active set back and drops leftovers of an interrupted
     /// reload by giving the inactive set empty maps.
     pub fn adopt(mut dp: D) -> Result<Self, AgentError> {
         let cfg = dp.read_config()?;
         let active = (cfg.active_set & 1) as u8;
         let dump = dp.dump()?;
-        let mut shadow = Compiled {
+        // Read whole once, for the filter and the level counts; only the
+        // port rules are kept.
+        let mut enforced = Compiled {
             v4_levels: cfg.v4_levels[active as usize],
             v6_levels: cfg.v6_levels[active as usize],
             ..Default::default()
         };
         for (set, slot, v) in dump.nodes {
             if set == active {
-                shadow.nodes.insert(slot, v);
+                enforced.nodes.insert(slot, v);
             }
         }
         for (set, slot, v) in dump.ports {
             if set == active {
-                shadow.ports.insert(slot, v);
+                enforced.ports.insert(slot, v);
             }
         }
         dp.reset_set(1 - active, SetSize::EMPTY)?;
@@ -96,7 +105,7 @@ impl<D: Dataplane> Applier<D> {
         }
         // Make sure the active set's filter covers every active slot; extra bits
         // left by an earlier agent only cost a probe.
-        let filter = filter_blocks(&shadow, cfg.filter_bits[active as usize]);
+        let filter = filter_blocks(&enforced, cfg.filter_bits[active as usize]);
         if !stale {
             for (idx, b) in &filter {
                 dp.put_filter(active, *idx, b)?;
@@ -107,8 +116,9 @@ impl<D: Dataplane> Applier<D> {
         Ok(Applier {
             dp,
             cfg,
-            level_counts: level_counts(&shadow),
-            shadow,
+            level_counts: level_counts(&enforced),
+            levels: (enforced.v4_levels, enforced.v6_levels),
+            ports: enforced.ports,
             filters,
             stale,
         })
@@ -120,8 +130,38 @@ impl<D: Dataplane> Applier<D> {
     pub fn dataplane_mut(&mut self) -> &mut D {
         &mut self.dp
     }
-    pub fn active(&self) -> &Compiled {
-        &self.shadow
+    /// Slots in the active set: IPv4 nodes, IPv6 nodes, port rules.
+    pub fn slot_counts(&self) -> (usize, usize, usize) {
+        (
+            self.nodes_of(Family::V4),
+            self.nodes_of(Family::V6),
+            self.ports.len(),
+        )
+    }
+
+    /// Node slots of family `f` in the active set, from the level counts.
+    fn nodes_of(&self, f: Family) -> usize {
+        self.level_counts
+            .iter()
+            .filter(|((fam, _), _)| *fam == f)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    fn active_set(&self) -> u8 {
+        (self.cfg.active_set & 1) as u8
+    }
+
+    /// The active set as a whole table, read back from the dataplane: for
+    /// the rare change that turns into a reload of what is enforced plus
+    /// the change.
+    pub fn enforced(&self) -> Result<Compiled, AgentError> {
+        Ok(Compiled {
+            nodes: self.dp.set_nodes(self.active_set())?,
+            ports: self.ports.clone(),
+            v4_levels: self.levels.0,
+            v6_levels: self.levels.1,
+        })
     }
     pub fn mode(&self) -> u32 {
         self.cfg.mode
@@ -187,7 +227,7 @@ impl<D: Dataplane> Applier<D> {
         }
         // A change larger than an in-place one is a reload: the diff stops
         // there instead of listing a million slots.
-        let Some(ops) = self.diff(&new, IN_PLACE_LIMIT) else {
+        let Some(ops) = self.diff(&new, IN_PLACE_LIMIT)? else {
             return self.reload(new);
         };
         if ops.is_empty() && self.levels_match(&new) {
@@ -205,7 +245,8 @@ impl<D: Dataplane> Applier<D> {
                 InPlace::Reloaded(stats) => return Ok(stats),
             };
         self.level_counts = level_counts(&new);
-        self.shadow = new;
+        self.levels = (new.v4_levels, new.v6_levels);
+        self.ports = new.ports;
         Ok(ApplyStats {
             reload: false,
             writes,
@@ -219,19 +260,28 @@ impl<D: Dataplane> Applier<D> {
     /// table is reloaded). Cost follows the size of the patch, not of the list.
     pub fn apply_patch(&mut self, patch: &Patch) -> Result<ApplyStats, AgentError> {
         if self.stale {
-            // The shadow is not what the kernel holds: a patch has nothing
-            // to apply to.
+            // What the active set holds is unknown: a patch has nothing to
+            // apply to.
             return Err(AgentError::DeltaBeforeFullSync);
         }
         let start = Instant::now();
+        let set = self.active_set();
         let mut ops = Ops::default();
+        let mut counts = self.level_counts.clone();
         for (k, v) in &patch.nodes {
-            if self.shadow.nodes.get(k) != v.as_ref() {
+            let old = self.dp.node(set, k)?;
+            if old != *v {
                 ops.nodes.push((*k, *v));
+                let key = (k.family, k.level);
+                match (old.is_some(), v.is_some()) {
+                    (false, true) => *counts.entry(key).or_default() += 1,
+                    (true, false) => *counts.entry(key).or_default() -= 1,
+                    _ => {}
+                }
             }
         }
         for (k, v) in &patch.ports {
-            if self.shadow.ports.get(k) != v.as_ref() {
+            if self.ports.get(k) != v.as_ref() {
                 ops.ports.push((*k, *v));
             }
         }
@@ -241,18 +291,9 @@ impl<D: Dataplane> Applier<D> {
                 ..Default::default()
             });
         }
-        let mut counts = self.level_counts.clone();
-        for (k, v) in &ops.nodes {
-            let key = (k.family, k.level);
-            match (self.shadow.nodes.contains_key(k), v.is_some()) {
-                (false, true) => *counts.entry(key).or_default() += 1,
-                (true, false) => *counts.entry(key).or_default() -= 1,
-                _ => {}
-            }
-        }
         let levels = levels_of(&counts);
         if ops.len() > IN_PLACE_LIMIT || !self.fits_in_place(&ops)? {
-            let mut new = self.shadow.clone();
+            let mut new = self.enforced()?;
             ops.apply_to(&mut new);
             (new.v4_levels, new.v6_levels) = levels;
             return self.reload(new);
@@ -261,8 +302,13 @@ impl<D: Dataplane> Applier<D> {
             InPlace::Done(w, d) => (w, d),
             InPlace::Reloaded(stats) => return Ok(stats),
         };
-        ops.apply_to(&mut self.shadow);
-        (self.shadow.v4_levels, self.shadow.v6_levels) = levels;
+        for (k, v) in &ops.ports {
+            match v {
+                Some(v) => self.ports.insert(*k, *v),
+                None => self.ports.remove(k),
+            };
+        }
+        self.levels = levels;
         counts.retain(|_, n| *n > 0);
         self.level_counts = counts;
         Ok(ApplyStats {
@@ -274,54 +320,60 @@ impl<D: Dataplane> Applier<D> {
     }
 
     fn levels_match(&self, new: &Compiled) -> bool {
-        new.v4_levels == self.shadow.v4_levels && new.v6_levels == self.shadow.v6_levels
+        (new.v4_levels, new.v6_levels) == self.levels
     }
 
     /// The slot writes and deletes that take the active set to `new`, or
     /// None when there are more than `limit`.
-    fn diff(&self, new: &Compiled, limit: usize) -> Option<Ops> {
-        let old = &self.shadow;
+    fn diff(&self, new: &Compiled, limit: usize) -> Result<Option<Ops>, AgentError> {
+        let set = self.active_set();
+        let old_nodes = self.nodes_of(Family::V4) + self.nodes_of(Family::V6);
+        let old_ports = &self.ports;
         // Sizes alone can show the change is too large.
-        if new.nodes.len().abs_diff(old.nodes.len()) + new.ports.len().abs_diff(old.ports.len())
-            > limit
-        {
-            return None;
+        if new.nodes.len().abs_diff(old_nodes) + new.ports.len().abs_diff(old_ports.len()) > limit {
+            return Ok(None);
         }
         let mut ops = Ops::default();
         let over = |ops: &Ops| ops.len() > limit;
+        // Old slots that `new` also has; if that is all of them, none goes.
+        let mut kept = 0;
         for (k, v) in &new.nodes {
-            if old.nodes.get(k) != Some(v) {
+            let old = self.dp.node(set, k)?;
+            kept += old.is_some() as usize;
+            if old.as_ref() != Some(v) {
                 ops.nodes.push((*k, Some(*v)));
                 if over(&ops) {
-                    return None;
+                    return Ok(None);
                 }
             }
         }
-        for k in old.nodes.keys() {
-            if !new.nodes.contains_key(k) {
-                ops.nodes.push((*k, None));
-                if over(&ops) {
-                    return None;
+        if kept < old_nodes {
+            for k in self.dp.set_nodes(set)?.keys() {
+                if !new.nodes.contains_key(k) {
+                    ops.nodes.push((*k, None));
+                    if over(&ops) {
+                        return Ok(None);
+                    }
                 }
             }
         }
         for (k, v) in &new.ports {
-            if old.ports.get(k) != Some(v) {
+            if old_ports.get(k) != Some(v) {
                 ops.ports.push((*k, Some(*v)));
                 if over(&ops) {
-                    return None;
+                    return Ok(None);
                 }
             }
         }
-        for k in old.ports.keys() {
+        for k in old_ports.keys() {
             if !new.ports.contains_key(k) {
                 ops.ports.push((*k, None));
                 if over(&ops) {
-                    return None;
+                    return Ok(None);
                 }
             }
         }
-        Some(ops)
+        Ok(Some(ops))
     }
 }
 

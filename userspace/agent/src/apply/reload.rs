@@ -40,14 +40,17 @@ impl<D: Dataplane> Applier<D> {
         self.dp.write_config(&c)?;
         self.cfg = c;
         let flipped = Instant::now();
+        let (old4, old6, oldp) = self.slot_counts();
         self.level_counts = level_counts(&new);
-        let old = std::mem::replace(&mut self.shadow, new);
+        self.levels = (new.v4_levels, new.v6_levels);
+        // The node slots are in the set now; this copy goes (see `ports`).
+        self.ports = new.ports;
         self.stale = false;
         self.release(active, Some(flipped));
         Ok(ApplyStats {
             reload: true,
             writes,
-            deletes: old.nodes.len() + old.ports.len(),
+            deletes: old4 + old6 + oldp,
             elapsed: start.elapsed(),
         })
     }

@@ -143,6 +143,9 @@ impl Dataplane for MemDataplane {
         self.nodes.remove(&(set, *slot));
         Ok(())
     }
+    fn node(&self, set: u8, slot: &NodeSlot) -> Result<Option<NodeValue>, AgentError> {
+        Ok(self.nodes.get(&(set, *slot)).copied())
+    }
     fn put_port(&mut self, set: u8, slot: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
         self.write()?;
         let used = self.ports.keys().filter(|(s, _)| *s == set).count();

@@ -53,6 +53,21 @@ pub trait Dataplane {
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError>;
     fn put_node(&mut self, set: u8, slot: &NodeSlot, v: &NodeValue) -> Result<(), AgentError>;
     fn del_node(&mut self, set: u8, slot: &NodeSlot) -> Result<(), AgentError>;
+    /// Node slot `slot` of rule set `set` as it was written (rules without
+    /// their counter slots, as [`Dataplane::dump`] reads them); None if the
+    /// set does not hold it. The applier keeps no copy of the node slots:
+    /// it asks here.
+    fn node(&self, set: u8, slot: &NodeSlot) -> Result<Option<NodeValue>, AgentError>;
+    /// Every node slot of rule set `set`, as [`Dataplane::node`] reads them.
+    fn set_nodes(&self, set: u8) -> Result<FastMap<NodeSlot, NodeValue>, AgentError> {
+        Ok(self
+            .dump()?
+            .nodes
+            .into_iter()
+            .filter(|(s, _, _)| *s == set)
+            .map(|(_, k, v)| (k, v))
+            .collect())
+    }
     fn put_port(&mut self, set: u8, slot: &PortSlot, v: &PortValue) -> Result<(), AgentError>;
     fn del_port(&mut self, set: u8, slot: &PortSlot) -> Result<(), AgentError>;
     /// Writes a whole table into `set` (a reload's fill), port rules first;

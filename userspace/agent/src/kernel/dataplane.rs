@@ -90,6 +90,27 @@ impl Dataplane for KernelMaps {
         }
         Ok(())
     }
+    fn node(&self, set: u8, s: &NodeSlot) -> Result<Option<NodeValue>, AgentError> {
+        let Some(m) = self.sets[set as usize & 1].as_ref() else {
+            return Ok(None);
+        };
+        let Some(meta) = m.get_node(s)? else {
+            return Ok(None);
+        };
+        self.with_hits(|h, _| Ok(Some(dump::node_value(meta, &|slot| h.entry(slot)))))
+    }
+    fn set_nodes(&self, set: u8) -> Result<FastMap<NodeSlot, NodeValue>, AgentError> {
+        let Some(m) = self.sets[set as usize & 1].as_ref() else {
+            return Ok(FastMap::default());
+        };
+        let live = m.live_nodes()?;
+        self.with_hits(|h, _| {
+            Ok(live
+                .into_iter()
+                .map(|(slot, meta)| (slot, dump::node_value(meta, &|c| h.entry(c))))
+                .collect())
+        })
+    }
     fn put_port(&mut self, set: u8, s: &PortSlot, v: &PortValue) -> Result<(), AgentError> {
         let [to_cc, from_cc] = self.counted([v.to_cc, v.from_cc])?;
         self.set_mut(set)?

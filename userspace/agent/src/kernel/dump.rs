@@ -42,7 +42,7 @@ fn side_rule((action, counter): (u8, u32), id_of: &impl Fn(u32) -> u32) -> Rule 
 }
 
 /// The slot value a meta word stands for.
-fn node_value(m: u64, id_of: &impl Fn(u32) -> u32) -> NodeValue {
+pub(super) fn node_value(m: u64, id_of: &impl Fn(u32) -> u32) -> NodeValue {
     NodeValue {
         to_cc: side_rule(meta_to(m), id_of),
         from_cc: side_rule(meta_from(m), id_of),

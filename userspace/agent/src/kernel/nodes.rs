@@ -166,6 +166,36 @@ impl SetMaps {
         }
     }
 
+    /// The live meta word of slot `s`, from its table or, at a level the
+    /// stash holds slots of, the stash (one syscall).
+    pub fn get_node(&self, s: &NodeSlot) -> Result<Option<u64>, AgentError> {
+        let (found, family, idx) = match TableKey::of(s) {
+            TableKey::V4(a, idx) => (
+                table::get::<V4>(self.map_v4.view(), self.seed, a, idx),
+                0,
+                idx,
+            ),
+            TableKey::V6(a, idx) => (
+                table::get::<V6>(self.map_v6.view(), self.seed, a, idx),
+                1,
+                idx,
+            ),
+        };
+        if found.is_some() || self.stashed[family][idx as usize] == 0 {
+            return Ok(found);
+        }
+        let r = if family == 0 {
+            self.stash_v4.get(&stash_v4(s), 0)
+        } else {
+            self.stash_v6.get(&stash_v6(s), 0)
+        };
+        match r {
+            Ok(m) => Ok(Some(m)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err([MAP_STASH_V4, MAP_STASH_V6][family])(e)),
+        }
+    }
+
     /// Counts a slot that went into the stash; true when its level is new
     /// to the stash.
     fn stashed_one(&mut self, family: usize, idx: u32) -> bool {

@@ -162,10 +162,9 @@ fn find<L: Layout>(t: &[L::Bucket], seed: u64, addr: L::Addr, idx: u32) -> Optio
 }
 
 /// The live meta word of slot (addr, idx), if `t` holds it.
-#[cfg(test)]
-pub fn get<L: Layout>(t: &mut [L::Bucket], seed: u64, addr: L::Addr, idx: u32) -> Option<u64> {
+pub fn get<L: Layout>(t: &[L::Bucket], seed: u64, addr: L::Addr, idx: u32) -> Option<u64> {
     let (b, e) = find::<L>(t, seed, addr, idx)?;
-    let m = L::metas(&mut t[b])[e];
+    let m = L::meta(&t[b], e);
     (m & META_DEAD == 0).then_some(m)
 }
 
@@ -288,10 +287,10 @@ mod tests {
         let mut t = table(2_000);
         assert!(build::<V4>(&mut t, 42, items.iter().copied()));
         for (a, idx, m) in &items {
-            assert_eq!(get::<V4>(&mut t, 42, *a, *idx), Some(*m));
+            assert_eq!(get::<V4>(&t, 42, *a, *idx), Some(*m));
         }
         assert_eq!(live::<V4>(&t).len(), items.len());
-        assert_eq!(get::<V4>(&mut t, 42, 12345, 7), None);
+        assert_eq!(get::<V4>(&t, 42, 12345, 7), None);
     }
 
     #[test]
@@ -301,13 +300,13 @@ mod tests {
         assert!(put::<V4>(&mut t, 1, 0x0a00_0001, 8, m1));
         assert!(remove::<V4>(&mut t, 1, 0x0a00_0001, 8));
         assert!(!remove::<V4>(&mut t, 1, 0x0a00_0001, 8), "already dead");
-        assert_eq!(get::<V4>(&mut t, 1, 0x0a00_0001, 8), None);
+        assert_eq!(get::<V4>(&t, 1, 0x0a00_0001, 8), None);
         // The same address at another level is another slot.
-        assert_eq!(get::<V4>(&mut t, 1, 0x0a00_0001, 7), None);
+        assert_eq!(get::<V4>(&t, 1, 0x0a00_0001, 7), None);
         // Revived in its own entry: no second entry is taken.
         let m2 = meta(8, side(1, 3), 0, false);
         assert!(put::<V4>(&mut t, 1, 0x0a00_0001, 8, m2));
-        assert_eq!(get::<V4>(&mut t, 1, 0x0a00_0001, 8), Some(m2));
+        assert_eq!(get::<V4>(&t, 1, 0x0a00_0001, 8), Some(m2));
         let used: usize = t
             .iter()
             .map(|b| b.meta.iter().filter(|m| **m != 0).count())
@@ -323,7 +322,7 @@ mod tests {
             }
         }
         assert_eq!(placed, 4 * BUCKET_ENTRIES - 1);
-        assert_eq!(get::<V4>(&mut t, 1, 0x0a00_0001, 8), None);
+        assert_eq!(get::<V4>(&t, 1, 0x0a00_0001, 8), None);
     }
 
     #[test]
@@ -331,8 +330,8 @@ mod tests {
         let mut t = vec![V6Bucket::default(); 8];
         let m = meta(16, side(2, 9), 0, true);
         assert!(put::<V6>(&mut t, 5, [1, 2], 16, m));
-        assert_eq!(get::<V6>(&mut t, 5, [1, 2], 16), Some(m));
-        assert_eq!(get::<V6>(&mut t, 5, [1, 3], 16), None);
-        assert_eq!(get::<V6>(&mut t, 5, [0, 2], 16), None);
+        assert_eq!(get::<V6>(&t, 5, [1, 2], 16), Some(m));
+        assert_eq!(get::<V6>(&t, 5, [1, 3], 16), None);
+        assert_eq!(get::<V6>(&t, 5, [0, 2], 16), None);
     }
 }

@@ -100,10 +100,10 @@ pub fn wire(rows: &[WireRow], args: &Args) {
     let rx = |r: &WireRow, i: usize| r.cost[i].total_ns - sender[i];
     println!();
     println!(
-        "receive path, live frames over veth (program attached natively, sender pinned to CPU {}, {} ms per cell): \
+        "receive path, live frames over veth to {} listed addresses per family (program attached natively, sender pinned to CPU {}, {} ms per cell): \
          ns of CPU per dropped frame; total = the CPU's time per frame, sender = its non-softirq share pooled over \
          all cells ({:.1} ns IPv4, {:.1} ns IPv6), rx = total - sender (veth's NAPI poll, the program, the drop)",
-        args.wire_cpu, args.wire_ms, sender[0], sender[1]
+        args.wire_flows, args.wire_cpu, args.wire_ms, sender[0], sender[1]
     );
     println!(
         "{:>9} {:<17} {:>10} {:>10} {:>10} {:>10} {:>14}",
