@@ -69,16 +69,67 @@ struct Resolved {
 }
 
 /// The rules of the entries listed at exactly one prefix. One identity
-/// (prefix, port scope) owns one pair.
+/// (prefix, port scope) owns one pair. Kept for every listed prefix
+/// between applies, so it is small: the address pair in two words, port
+/// rules (few prefixes have any) behind a pointer that is null without.
 #[derive(Clone, Default, PartialEq)]
 struct Own {
-    addr: [Option<Rule>; 2],
-    ports: BTreeMap<(u8, u16), [Option<Rule>; 2]>,
+    addr: [Slim; 2],
+    ports: Option<Box<BTreeMap<(u8, u16), [Option<Rule>; 2]>>>,
+}
+
+/// One direction's rule as the compiler holds it: entry id, action and a
+/// present bit in one word; 0 is none. The counter slot is the kernel
+/// layer's, so there is nothing else to keep.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Slim(u64);
+
+const SLIM_PRESENT: u64 = 1 << 40;
+
+impl Slim {
+    fn of(r: Option<Rule>) -> Slim {
+        r.map_or(Slim(0), |r| {
+            Slim(r.entry_id as u64 | (r.action as u64) << 32 | SLIM_PRESENT)
+        })
+    }
+    fn rule(self) -> Option<Rule> {
+        (self.0 & SLIM_PRESENT != 0).then_some(Rule {
+            entry_id: self.0 as u32,
+            counter: 0,
+            action: (self.0 >> 32) as u8,
+            _pad: [0; 3],
+        })
+    }
 }
 
 impl Own {
     fn is_empty(&self) -> bool {
-        self.addr == [None, None] && self.ports.is_empty()
+        self.addr == [Slim(0); 2] && self.ports.is_none()
+    }
+    fn addr(&self) -> [Option<Rule>; 2] {
+        self.addr.map(Slim::rule)
+    }
+    fn set_addr(&mut self, rules: [Option<Rule>; 2]) {
+        self.addr = rules.map(Slim::of);
+    }
+    fn port(&self, k: &(u8, u16)) -> Option<[Option<Rule>; 2]> {
+        self.ports.as_ref()?.get(k).copied()
+    }
+    /// Sets the pair of port scope `k`; none on both sides removes it.
+    fn set_port(&mut self, k: (u8, u16), rules: [Option<Rule>; 2]) {
+        if rules == [None, None] {
+            if let Some(p) = self.ports.as_mut() {
+                p.remove(&k);
+                if p.is_empty() {
+                    self.ports = None;
+                }
+            }
+        } else {
+            self.ports.get_or_insert_default().insert(k, rules);
+        }
+    }
+    fn ports(&self) -> impl Iterator<Item = (&(u8, u16), &[Option<Rule>; 2])> {
+        self.ports.iter().flat_map(|p| p.iter())
     }
 }
 
@@ -133,8 +184,9 @@ pub fn slot_of(p: &Prefix) -> NodeSlot {
 
 /// `r` (a parent's resolved state) with `o` (the child's own rules) on top.
 fn fold(r: &mut Resolved, o: &Own) {
+    let addr = o.addr();
     for d in 0..2 {
-        if let Some(rule) = o.addr[d] {
+        if let Some(rule) = addr[d] {
             r.addr[d] = rule;
             // This address entry is longer than any inherited port entry.
             for pair in r.ports.values_mut() {
@@ -142,7 +194,7 @@ fn fold(r: &mut Resolved, o: &Own) {
             }
         }
     }
-    for (k, rules) in &o.ports {
+    for (k, rules) in o.ports() {
         let pair = r.ports.entry(*k).or_default();
         for d in 0..2 {
             if let Some(rule) = rules[d] {
@@ -206,10 +258,8 @@ impl Compiler {
             let node = &mut grouped.last_mut().expect("pushed above").1;
             let rules = rule_of(e, id);
             match e.scope {
-                None => node.addr = rules,
-                Some(s) => {
-                    node.ports.insert((s.protocol.number(), s.port), rules);
-                }
+                None => node.set_addr(rules),
+                Some(s) => node.set_port((s.protocol.number(), s.port), rules),
             }
         }
         Compiler {
@@ -221,8 +271,8 @@ impl Compiler {
     pub fn rules_of(&self, ident: &Identity) -> Option<[Option<Rule>; 2]> {
         let o = self.own.get(&ident.prefix()?)?;
         let pair = match ident.scope {
-            None => o.addr,
-            Some(s) => *o.ports.get(&(s.protocol.number(), s.port))?,
+            None => o.addr(),
+            Some(s) => o.port(&(s.protocol.number(), s.port))?,
         };
         (pair != [None, None]).then_some(pair)
     }

@@ -54,15 +54,8 @@ impl Compiler {
             };
             let node = self.own.entry(p).or_default();
             match ident.scope {
-                None => node.addr = rules,
-                Some(s) => {
-                    let k = (s.protocol.number(), s.port);
-                    if rules == [None, None] {
-                        node.ports.remove(&k);
-                    } else {
-                        node.ports.insert(k, rules);
-                    }
-                }
+                None => node.set_addr(rules),
+                Some(s) => node.set_port((s.protocol.number(), s.port), rules),
             }
             if node.is_empty() {
                 self.own.remove(&p);
