@@ -6,9 +6,6 @@ use c2wall_common::*;
 use c2wall_model::Family;
 
 use crate::compile::{stride, Compiled, NodeSlot, PortSlot};
-use crate::fastmap::FastMap;
-
-pub(crate) type Filter = FastMap<u32, FilterBlock>;
 
 /// Slot writes (Some) and deletes (None) for the active set.
 #[derive(Default)]

@@ -1,5 +1,8 @@
 //! Small changes written straight into the active set.
 
+use std::collections::{btree_map::Entry, BTreeMap};
+
+use c2wall_common::FilterBlock;
 use c2wall_model::Family;
 
 use super::{Applier, ApplyStats};
@@ -64,21 +67,23 @@ impl<D: Dataplane> Applier<D> {
         let bits = self.cfg.filter_bits[set as usize];
         let (mut writes, mut deletes) = (0, 0);
         // Filter bits before the slots they admit (never cleared in place).
-        let filter = &mut self.filters[set as usize];
-        let mut grown = Vec::new();
+        // The blocks are read from the set (no copy of a filter of a quarter
+        // million blocks is kept), changed, written back.
+        let mut blocks: BTreeMap<u32, (FilterBlock, bool)> = BTreeMap::new();
         for (slot, _) in ops.nodes.iter().filter(|(_, v)| v.is_some()) {
             if let Some((idx, bit)) = filter_bit(slot, bits) {
-                let cur = filter.entry(idx).or_default();
+                let (cur, grown) = match blocks.entry(idx) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert((self.dp.filter_block(set, idx)?, false)),
+                };
                 if !cur.has(bit) {
                     cur.set(bit);
-                    grown.push(idx);
+                    *grown = true;
                 }
             }
         }
-        grown.sort_unstable();
-        grown.dedup();
-        for idx in &grown {
-            self.dp.put_filter(set, *idx, &filter[idx])?;
+        for (idx, (b, _)) in blocks.iter().filter(|(_, (_, grown))| *grown) {
+            self.dp.put_filter(set, *idx, b)?;
             writes += 1;
         }
         // Port rules before the nodes that point at them.

@@ -30,7 +30,7 @@ use crate::compile::{filter_blocks, Compiled, Patch, PortSlot};
 use crate::dataplane::{Dataplane, SetSize};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
-use crate::ops::{level_counts, levels_of, Filter, LevelCounts, Ops};
+use crate::ops::{level_counts, levels_of, LevelCounts, Ops};
 
 /// Changes up to this many slot writes go in place; more use a full reload.
 pub const IN_PLACE_LIMIT: usize = 4096;
@@ -60,8 +60,6 @@ pub struct Applier<D: Dataplane> {
     ports: FastMap<PortSlot, PortValue>,
     /// The active set's level bitmaps (IPv4, IPv6).
     levels: (u32, u32),
-    /// Per set: the filter blocks in the kernel (non-empty ones).
-    filters: [Filter; 2],
     /// Slots per (family, level) in the active set, to keep the level bitmaps
     /// right when a patch empties or fills a level.
     level_counts: LevelCounts,
@@ -111,15 +109,12 @@ impl<D: Dataplane> Applier<D> {
                 dp.put_filter(active, *idx, b)?;
             }
         }
-        let mut filters = [Filter::default(), Filter::default()];
-        filters[active as usize] = filter;
         Ok(Applier {
             dp,
             cfg,
             level_counts: level_counts(&enforced),
             levels: (enforced.v4_levels, enforced.v6_levels),
             ports: enforced.ports,
-            filters,
             stale,
         })
     }

@@ -7,7 +7,7 @@ use super::{Applier, ApplyStats};
 use crate::compile::{filter_blocks, Compiled};
 use crate::dataplane::{Dataplane, SetSize, GRACE};
 use crate::error::AgentError;
-use crate::ops::{level_counts, Filter};
+use crate::ops::level_counts;
 use crate::sizing::set_size;
 
 impl<D: Dataplane> Applier<D> {
@@ -30,7 +30,6 @@ impl<D: Dataplane> Applier<D> {
             self.release(next, None);
             return Err(e);
         }
-        self.filters[next as usize] = filter;
         let mut c = self.cfg;
         c.v4_levels[next as usize] = new.v4_levels;
         c.v6_levels[next as usize] = new.v6_levels;
@@ -59,7 +58,6 @@ impl<D: Dataplane> Applier<D> {
     /// back to the kernel); `inactive_since`: when packets stopped reading
     /// it, to wait out the [`GRACE`] of those still inside the program.
     fn release(&mut self, set: u8, inactive_since: Option<Instant>) {
-        self.filters[set as usize] = Filter::default();
         // Already the empty minimal maps (a first load): swapping in new
         // ones would only wait out a grace period per map.
         if self.dp.set_size(set) == SetSize::EMPTY {

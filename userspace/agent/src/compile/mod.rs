@@ -75,8 +75,11 @@ struct Resolved {
 #[derive(Clone, Default, PartialEq)]
 struct Own {
     addr: [Slim; 2],
-    ports: Option<Box<BTreeMap<(u8, u16), [Option<Rule>; 2]>>>,
+    ports: Option<Box<PortRules>>,
 }
+
+/// An entry's port-scoped rules by (protocol number, port).
+type PortRules = BTreeMap<(u8, u16), [Option<Rule>; 2]>;
 
 /// One direction's rule as the compiler holds it: entry id, action and a
 /// present bit in one word; 0 is none. The counter slot is the kernel

@@ -213,6 +213,12 @@ impl Dataplane for MemDataplane {
         self.hits.remove(&id);
         Ok(())
     }
+    fn filter_block(&self, set: u8, index: u32) -> Result<FilterBlock, AgentError> {
+        Ok(self.filter[set as usize & 1]
+            .get(&index)
+            .copied()
+            .unwrap_or_default())
+    }
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
         self.write()?;
         let s = set as usize & 1;

@@ -117,6 +117,9 @@ pub trait Dataplane {
     fn tidy(&mut self) -> Result<(), AgentError> {
         Ok(())
     }
+    /// Block `index` of rule set `set`'s slot filter (all zeros if the set
+    /// has no such block).
+    fn filter_block(&self, set: u8, index: u32) -> Result<FilterBlock, AgentError>;
     /// Writes one block of rule set `set`'s slot filter.
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError>;
     /// Writes many blocks of a set packets do not read yet (a reload's

@@ -245,6 +245,15 @@ impl Dataplane for KernelMaps {
     fn tidy(&mut self) -> Result<(), AgentError> {
         self.with_hits(|h, outer| h.tidy(outer))
     }
+    fn filter_block(&self, set: u8, index: u32) -> Result<FilterBlock, AgentError> {
+        let Some(m) = self.sets[set as usize & 1].as_ref() else {
+            return Ok(FilterBlock::default());
+        };
+        m.filter.get(&index, 0).map_err(|source| AgentError::Map {
+            map: MAP_FILTER,
+            source,
+        })
+    }
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
         self.set_mut(set)?
             .filter
