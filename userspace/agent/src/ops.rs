@@ -10,8 +10,17 @@ use crate::compile::{stride, Compiled, NodeSlot, PortSlot};
 /// Slot writes (Some) and deletes (None) for the active set.
 #[derive(Default)]
 pub(crate) struct Ops {
-    pub nodes: Vec<(NodeSlot, Option<NodeValue>)>,
+    pub nodes: Vec<NodeOp>,
     pub ports: Vec<(PortSlot, Option<PortValue>)>,
+}
+
+/// One node slot's change, with what the set held there before: read once
+/// by whoever found the change, so fitting and undoing it read nothing more.
+#[derive(Clone, Copy)]
+pub(crate) struct NodeOp {
+    pub slot: NodeSlot,
+    pub new: Option<NodeValue>,
+    pub was: Option<NodeValue>,
 }
 
 impl Ops {
@@ -21,11 +30,29 @@ impl Ops {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The node changes reversed (last first): applied after them, they
+    /// restore the slots. Port rules are not covered: the applier keeps
+    /// their old values itself.
+    pub fn undo_nodes(&self) -> Ops {
+        Ops {
+            nodes: self
+                .nodes
+                .iter()
+                .rev()
+                .map(|o| NodeOp {
+                    slot: o.slot,
+                    new: o.was,
+                    was: o.new,
+                })
+                .collect(),
+            ports: Vec::new(),
+        }
+    }
     pub fn apply_to(&self, c: &mut Compiled) {
-        for (k, v) in &self.nodes {
-            match v {
-                Some(v) => c.nodes.insert(*k, *v),
-                None => c.nodes.remove(k),
+        for o in &self.nodes {
+            match o.new {
+                Some(v) => c.nodes.insert(o.slot, v),
+                None => c.nodes.remove(&o.slot),
             };
         }
         for (k, v) in &self.ports {

@@ -26,12 +26,6 @@ impl<D: Dataplane> Applier<D> {
         ops: &Ops,
         levels: (u32, u32),
     ) -> Result<InPlace, AgentError> {
-        // What the slots the change touches hold now, to undo it with.
-        let set = (self.cfg.active_set & 1) as u8;
-        let mut undo = Ops::default();
-        for (k, _) in &ops.nodes {
-            undo.nodes.push((*k, self.dp.node(set, k)?));
-        }
         match self.in_place(ops, levels) {
             Ok((writes, deletes)) => Ok(InPlace::Done(writes, deletes)),
             Err(AgentError::SetFull(what)) => {
@@ -49,7 +43,7 @@ impl<D: Dataplane> Applier<D> {
                 // other set restores exactly what was enforced.
                 tracing::error!(error = %e, "in-place update failed; restoring the previous list");
                 let restored = self.enforced().and_then(|mut previous| {
-                    undo.apply_to(&mut previous);
+                    ops.undo_nodes().apply_to(&mut previous);
                     self.reload(previous)
                 });
                 if let Err(e) = restored {
@@ -70,8 +64,8 @@ impl<D: Dataplane> Applier<D> {
         // The blocks are read from the set (no copy of a filter of a quarter
         // million blocks is kept), changed, written back.
         let mut blocks: BTreeMap<u32, (FilterBlock, bool)> = BTreeMap::new();
-        for (slot, _) in ops.nodes.iter().filter(|(_, v)| v.is_some()) {
-            if let Some((idx, bit)) = filter_bit(slot, bits) {
+        for o in ops.nodes.iter().filter(|o| o.new.is_some()) {
+            if let Some((idx, bit)) = filter_bit(&o.slot, bits) {
                 let (cur, grown) = match blocks.entry(idx) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => e.insert((self.dp.filter_block(set, idx)?, false)),
@@ -93,9 +87,9 @@ impl<D: Dataplane> Applier<D> {
                 writes += 1;
             }
         }
-        for (k, v) in &ops.nodes {
-            if let Some(v) = v {
-                self.dp.put_node(set, k, v)?;
+        for o in &ops.nodes {
+            if let Some(v) = &o.new {
+                self.dp.put_node(set, &o.slot, v)?;
                 writes += 1;
             }
         }
@@ -109,9 +103,9 @@ impl<D: Dataplane> Applier<D> {
             self.dp.write_config(&c)?;
             self.cfg = c;
         }
-        for (k, v) in &ops.nodes {
-            if v.is_none() {
-                self.dp.del_node(set, k)?;
+        for o in &ops.nodes {
+            if o.new.is_none() {
+                self.dp.del_node(set, &o.slot)?;
                 deletes += 1;
             }
         }
@@ -135,11 +129,10 @@ impl<D: Dataplane> Applier<D> {
     /// means a reload, which sizes new maps; beyond the configured limits is
     /// an error.
     pub(super) fn fits_in_place(&self, ops: &Ops) -> Result<bool, AgentError> {
-        let set = (self.cfg.active_set & 1) as u8;
         let (mut add4, mut add6, mut addp) = (0, 0, 0);
-        for (k, v) in &ops.nodes {
-            if v.is_some() && self.dp.node(set, k)?.is_none() {
-                match k.family {
+        for o in &ops.nodes {
+            if o.new.is_some() && o.was.is_none() {
+                match o.slot.family {
                     Family::V4 => add4 += 1,
                     Family::V6 => add6 += 1,
                 }
@@ -155,7 +148,7 @@ impl<D: Dataplane> Applier<D> {
         let (old4, old6, oldp) = self.slot_counts();
         let peak = (old4 + add4, old6 + add6, oldp + addp);
         check_limits(peak, self.dp.capacity())?;
-        let size = self.dp.set_size(set);
+        let size = self.dp.set_size(self.active_set());
         // Empty minimal maps (a fresh agent's) are never filled in place:
         // the first list takes a reload, which sizes the maps for it.
         let grows = add4 + add6 + addp > 0;

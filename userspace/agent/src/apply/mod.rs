@@ -30,7 +30,7 @@ use crate::compile::{filter_blocks, Compiled, Patch, PortSlot};
 use crate::dataplane::{Dataplane, SetSize};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
-use crate::ops::{level_counts, levels_of, LevelCounts, Ops};
+use crate::ops::{level_counts, levels_of, LevelCounts, NodeOp, Ops};
 
 /// Changes up to this many slot writes go in place; more use a full reload.
 pub const IN_PLACE_LIMIT: usize = 4096;
@@ -266,7 +266,11 @@ impl<D: Dataplane> Applier<D> {
         for (k, v) in &patch.nodes {
             let old = self.dp.node(set, k)?;
             if old != *v {
-                ops.nodes.push((*k, *v));
+                ops.nodes.push(NodeOp {
+                    slot: *k,
+                    new: *v,
+                    was: old,
+                });
                 let key = (k.family, k.level);
                 match (old.is_some(), v.is_some()) {
                     (false, true) => *counts.entry(key).or_default() += 1,
@@ -336,16 +340,24 @@ impl<D: Dataplane> Applier<D> {
             let old = self.dp.node(set, k)?;
             kept += old.is_some() as usize;
             if old.as_ref() != Some(v) {
-                ops.nodes.push((*k, Some(*v)));
+                ops.nodes.push(NodeOp {
+                    slot: *k,
+                    new: Some(*v),
+                    was: old,
+                });
                 if over(&ops) {
                     return Ok(None);
                 }
             }
         }
         if kept < old_nodes {
-            for k in self.dp.set_nodes(set)?.keys() {
-                if !new.nodes.contains_key(k) {
-                    ops.nodes.push((*k, None));
+            for (k, v) in self.dp.set_nodes(set)? {
+                if !new.nodes.contains_key(&k) {
+                    ops.nodes.push(NodeOp {
+                        slot: k,
+                        new: None,
+                        was: Some(v),
+                    });
                     if over(&ops) {
                         return Ok(None);
                     }
