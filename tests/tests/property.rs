@@ -5,7 +5,11 @@
 
 use std::net::IpAddr;
 
-use c2wall_agent::{compile::compile, ids::Ids, sim};
+use c2wall_agent::{
+    compile::compile,
+    ids::{self, Ids},
+    sim,
+};
 use c2wall_common::*;
 use c2wall_e2e::{
     gen,
@@ -28,8 +32,7 @@ proptest! {
     #[test]
     fn compiled_lookup_matches_reference(seed in any::<u64>(), n in 1usize..60) {
         let (entries, _) = gen::list(seed, n);
-        let mut ids = Ids::new();
-        let (with_ids, _) = ids.assign(&entries);
+        let with_ids = ids::fresh(&entries);
         let table = compile(&with_ids);
         let by_id: std::collections::HashMap<u32, &Entry> =
             with_ids.iter().map(|(e, id)| (*id, *e)).collect();
@@ -102,7 +105,7 @@ fn incremental(seeds: [u64; 3], n: usize) -> Result<(), TestCaseError> {
         cur = next.clone();
         let with_ids: Vec<(Entry, u32)> = cur
             .iter()
-            .map(|(k, e)| (e.clone(), eng.ids().get(k).expect("id")))
+            .map(|(k, e)| (e.clone(), eng.id_of(k).expect("id")))
             .collect();
         let want = compile(&with_ids);
         let got = eng.applier.dataplane().active();

@@ -156,11 +156,13 @@ pub fn status(pin_dir: PathBuf, state_dir: PathBuf) -> Result<std::process::Exit
     let mut top: Vec<_> = hits.into_iter().collect();
     top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     if !top.is_empty() {
+        top.truncate(10);
         let ids = Ids::load(&paths.ids_file()).unwrap_or_default();
+        let names = ids.identities(top.iter().map(|(id, _)| *id));
         println!("top entries by hits:");
-        for (id, n) in top.into_iter().take(10) {
-            let name = ids
-                .identity(id)
+        for (id, n) in top {
+            let name = names
+                .get(&id)
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| format!("entry #{id}"));
             println!("  {n:>12}  {name}");

@@ -295,7 +295,10 @@ async fn serve(
         };
         let identity = {
             let sh = shared.clone();
-            Arc::new(move |id: u32| sh.lock().expect("lock").engine.ids().identity(id))
+            Arc::new(move |ids: &[u32]| {
+                let s = sh.lock().expect("lock");
+                s.engine.identities(ids.iter().copied())
+            })
         };
         let endpoints = s.settings.endpoints.clone();
         let m = metrics.clone();

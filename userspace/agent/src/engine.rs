@@ -18,9 +18,10 @@ use crate::apply::{Applier, ApplyStats};
 use crate::compile::{Change, Compiler};
 use crate::dataplane::Dataplane;
 use crate::error::AgentError;
+use crate::fastmap::FastMap;
 use crate::follow::kernel::NameMaps;
 use crate::follow::names::Listed;
-use crate::ids::Ids;
+use crate::ids::{name, Ids};
 use crate::source::Snapshot;
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +43,8 @@ pub struct Engine<D: Dataplane> {
     /// The entries the kernel enforces, by prefix; None until the first full
     /// sync (maps adopted from an earlier agent are not known entry by entry).
     compiler: Option<Compiler>,
+    /// Prefix entries listed (each identity once).
+    entries: usize,
     kinds: Kinds,
     allow: usize,
     rejected: usize,
@@ -57,6 +60,7 @@ impl<D: Dataplane> Engine<D> {
     pub fn new(applier: Applier<D>, ids: Ids, ids_path: Option<PathBuf>) -> Self {
         Engine {
             applier,
+            entries: ids.loaded().count(),
             ids,
             ids_path,
             compiler: None,
@@ -129,15 +133,18 @@ impl<D: Dataplane> Engine<D> {
                 dp.put_allow(p)?;
             }
         }
-        // Ids change only if the apply succeeds, so a failed apply forgets nothing.
-        let mut ids = self.ids.clone();
-        let (with_ids, gone) = ids.assign(&snap.entries);
+        // Ids change only if the apply succeeds, so a failed apply forgets
+        // nothing. Until a full sync has run, the ids in force are the file's.
+        let assigned = match &self.compiler {
+            Some(c) => self.ids.assign(&snap.entries, c.ids()),
+            None => self.ids.assign(&snap.entries, self.ids.loaded()),
+        };
         // The compile runs on a second core while the dataplane gives the
         // entries their counter slots (which need only their ids).
-        let listed: Vec<u32> = with_ids.iter().map(|(_, id)| *id).collect();
+        let listed: Vec<u32> = assigned.entries.iter().map(|(_, id)| *id).collect();
         let (compiler, compiled, prepared) = std::thread::scope(|s| {
             let compiling = s.spawn(|| {
-                let c = Compiler::new(&with_ids);
+                let c = Compiler::new(&assigned.entries);
                 let out = c.compile();
                 (c, out)
             });
@@ -147,7 +154,9 @@ impl<D: Dataplane> Engine<D> {
         });
         prepared?;
         let stats = self.applier.apply(compiled)?;
-        self.ids = ids;
+        self.ids.settle(&assigned);
+        self.entries = listed.len();
+        let gone = assigned.gone;
         self.compiler = Some(compiler);
         let dp = self.applier.dataplane_mut();
         for p in &current {
@@ -161,8 +170,8 @@ impl<D: Dataplane> Engine<D> {
             dp.forget_hits(id)?;
         }
         dp.tidy()?;
-        if let Some(path) = &self.ids_path {
-            self.ids.save(path)?;
+        if let (Some(path), Some(c)) = (&self.ids_path, &self.compiler) {
+            self.ids.save(path, c.ids())?;
         }
         self.kinds.clear();
         for k in snap.entries.iter().filter_map(kind) {
@@ -206,7 +215,7 @@ impl<D: Dataplane> Engine<D> {
             .collect();
         let listed = changes.iter().filter(|(_, e)| e.is_some()).map(|(i, _)| i);
         let withdrawn = changes.iter().filter(|(_, e)| e.is_none()).map(|(i, _)| i);
-        let plan = self.ids.plan(listed, withdrawn);
+        let plan = self.ids.plan(listed, withdrawn, |i| compiler.id_of(i));
         let fresh: HashMap<Identity, u32> = plan.added.iter().cloned().collect();
         let mut kinds = self.kinds.clone();
         let mut with_ids: Vec<Change> = Vec::with_capacity(changes.len());
@@ -225,7 +234,7 @@ impl<D: Dataplane> Engine<D> {
                 if let Some(k) = kind(&e) {
                     *kinds.entry(k).or_insert(0) += 1;
                 }
-                let id = self.ids.get(ident).or(fresh.get(ident).copied());
+                let id = compiler.id_of(ident).or(fresh.get(ident).copied());
                 (e, id.expect("planned"))
             });
             with_ids.push((ident.clone(), with_id));
@@ -244,7 +253,10 @@ impl<D: Dataplane> Engine<D> {
             }
         };
         self.kinds = kinds;
-        self.ids.commit(&plan, self.ids_path.as_deref())?;
+        self.entries = (self.entries + plan.added.len()).saturating_sub(plan.removed.len());
+        let c: &Compiler = compiler;
+        self.ids
+            .commit(&plan, self.ids_path.as_deref(), self.entries, || c.ids())?;
         let dp = self.applier.dataplane_mut();
         for (_, id) in &plan.removed {
             dp.forget_hits(*id)?;
@@ -258,15 +270,33 @@ impl<D: Dataplane> Engine<D> {
     fn report(&self, stats: ApplyStats) -> SyncReport {
         SyncReport {
             stats,
-            entries: self.ids.len(),
+            entries: self.entries,
             by_kind: self.kinds.iter().map(|(k, n)| (*k, *n)).collect(),
             allow: self.allow,
             rejected: self.rejected,
         }
     }
 
-    pub fn ids(&self) -> &Ids {
-        &self.ids
+    /// Prefix entries listed (each identity once).
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// The id of the listed entry `ident`.
+    pub fn id_of(&self, ident: &Identity) -> Option<u32> {
+        match &self.compiler {
+            Some(c) => c.id_of(ident),
+            None => self.ids.loaded_id(ident),
+        }
+    }
+
+    /// The identities of the listed entries among `wanted` ids, by one pass
+    /// over the ids in force (see [`name`]).
+    pub fn identities(&self, wanted: impl IntoIterator<Item = u32>) -> FastMap<u32, Identity> {
+        match &self.compiler {
+            Some(c) => name(c.ids(), wanted),
+            None => self.ids.identities(wanted),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use aya::maps::{MapData, RingBuf};
 use c2wall_model::{wire::identity_to_wire, Identity};
 use c2wall_proto::v1::{self as pb, agent_sync_client::AgentSyncClient};
 
+use crate::fastmap::FastMap;
 use crate::sightings::{event_from_bytes, Sightings};
 
 fn unix_now() -> i64 {
@@ -45,8 +46,9 @@ pub async fn read_events(ring: RingBuf<MapData>, sightings: Arc<Mutex<Sightings>
     .await
 }
 
-/// Names an entry id (None once the entry is gone).
-pub type IdentityFn = Arc<dyn Fn(u32) -> Option<Identity> + Send + Sync>;
+/// Names entry ids, those still listed (one pass over the list per call,
+/// so a report names its sightings in one call).
+pub type IdentityFn = Arc<dyn Fn(&[u32]) -> FastMap<u32, Identity> + Send + Sync>;
 
 /// Every `every`: expire old sightings, send the unreported ones. A failed
 /// send keeps them for the next round.
@@ -78,13 +80,15 @@ pub async fn report_sightings(
         if batch.is_empty() {
             continue;
         }
+        let ids: Vec<u32> = batch.iter().map(|(k, _)| k.entry_id).collect();
+        let names = identity(&ids);
         let wire: Vec<pb::Sighting> = batch
             .iter()
             .filter_map(|(k, d)| {
-                let entry = identity(k.entry_id)?;
+                let entry = names.get(&k.entry_id)?;
                 Some(pb::Sighting {
                     subscriber: k.subscriber.clone(),
-                    entry: Some(identity_to_wire(&entry)),
+                    entry: Some(identity_to_wire(entry)),
                     ip_protocol: k.protocol as u32,
                     cc_port: k.cc_port as u32,
                     direction: if k.direction as u32 == c2wall_common::DIR_TO_CC {

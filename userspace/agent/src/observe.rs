@@ -116,6 +116,10 @@ pub fn link_pinned(paths: &Paths, iface: &str) -> bool {
     c2wall_agent::attach::is_held(paths, iface) && loader::interface_index(iface).is_ok()
 }
 
+/// The most hit ids named for the top 20: a few more, as one whose entry
+/// was withdrawn since the count was read has no name.
+const HIT_CANDIDATES: usize = 40;
+
 /// `c2wall-agent top`: entries by hits and the latest sampled drops, as JSON.
 /// Entries followed from DNS answers carry `via: "dns:NAME"`.
 pub(crate) fn top_json(
@@ -124,30 +128,40 @@ pub(crate) fn top_json(
     sightings: &Mutex<Sightings>,
 ) -> String {
     let via = |id: &c2wall_model::Identity| followed.source_of(id).map(|n| format!("dns:{n}"));
-    let mut hits: Vec<(u64, String, Option<String>)> = engine
+    // The most hit listed entries: counts first, then one naming pass for
+    // these and the recent sightings.
+    let mut counts: Vec<(u64, u32)> = engine
         .applier
         .dataplane()
         .hits()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(id, n)| {
-            let ident = engine.ids().identity(id)?;
-            Some((n, ident.to_string(), via(&ident)))
+        .map(|(id, n)| (n, id))
+        .collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let sightings = sightings.lock().expect("lock");
+    let wanted = counts.iter().take(HIT_CANDIDATES).map(|(_, id)| *id);
+    let wanted = wanted.chain(sightings.recent().map(|r| r.key.entry_id));
+    let names = engine.identities(wanted.collect::<Vec<_>>());
+    let mut hits: Vec<(u64, String, Option<String>)> = counts
+        .iter()
+        .take(HIT_CANDIDATES)
+        .filter_map(|(n, id)| {
+            let ident = names.get(id)?;
+            Some((*n, ident.to_string(), via(ident)))
         })
         .collect();
     hits.sort_by(|a, b| b.cmp(a));
     hits.truncate(20);
-    let ids = engine.ids();
     let recent: Vec<serde_json::Value> = sightings
-        .lock()
-        .expect("lock")
         .recent()
         .map(|r| {
+            let ident = names.get(&r.key.entry_id);
             serde_json::json!({
                 "at": r.at,
                 "subscriber": r.key.subscriber,
-                "entry": ids.identity(r.key.entry_id).map(|i| i.to_string()),
-                "via": ids.identity(r.key.entry_id).and_then(|i| via(&i)),
+                "entry": ident.map(|i| i.to_string()),
+                "via": ident.and_then(via),
                 "cc": r.cc.to_string(),
                 "protocol": r.key.protocol,
                 "cc_port": r.key.cc_port,

@@ -159,7 +159,7 @@ impl Shared {
             agent_id: self.settings.agent_id.clone(),
             interfaces: self.settings.interfaces.clone(),
             mode: self.mode().name().into(),
-            entries: self.engine.ids().len() as u64,
+            entries: self.engine.entries() as u64,
             dropped_packets: sum(VERDICT_DROP),
             would_drop_packets: sum(VERDICT_WOULD_DROP),
             seconds_since_contact: if contact == 0 {

@@ -5,7 +5,7 @@ use c2wall_agent::{
     compile::compile,
     dataplane::{Dataplane, MemDataplane},
     engine::Engine,
-    ids::Ids,
+    ids::{self, Ids},
     source::{file::parse_blocklist, Snapshot},
     AgentError,
 };
@@ -61,9 +61,8 @@ fn small_changes_go_in_place_large_ones_reload_and_both_converge() {
     assert!(!r.stats.reload, "one more entry is in place");
     assert_eq!(r.stats.writes, 1);
     // Converged: the active set equals a fresh compile of the same list.
-    let mut ids = Ids::new();
     let list = entries(&hosts(IN_PLACE_LIMIT + 11, 0));
-    let (with_ids, _) = ids.assign(&list);
+    let with_ids = ids::fresh(&list);
     let want = compile(&with_ids);
     let got = eng.applier.dataplane().active();
     assert_eq!(
@@ -216,7 +215,7 @@ fn a_failed_delta_changes_nothing() {
     );
     eng.sync(&snap("203.0.113.0/24\n198.51.100.7\n")).unwrap();
     let before = eng.applier.dataplane().active();
-    let ids_before = eng.ids().len();
+    let ids_before = eng.entries();
     eng.applier.dataplane_mut().fail_after = Some(1);
     let delta = [
         change("203.0.113.64/26 monitor"),
@@ -225,14 +224,14 @@ fn a_failed_delta_changes_nothing() {
     ];
     assert!(eng.sync_changes(&delta).is_err());
     assert_eq!(eng.applier.dataplane().active(), before, "restored");
-    assert_eq!(eng.ids().len(), ids_before, "ids unchanged");
+    assert_eq!(eng.entries(), ids_before, "ids unchanged");
     // The same delta applies cleanly afterwards and equals a full compile.
     eng.applier.dataplane_mut().fail_after = None;
     eng.sync_changes(&delta).unwrap();
     let list = entries("203.0.113.0/24\n203.0.113.64/26 monitor\n192.0.2.1\n");
     let with_ids: Vec<(Entry, u32)> = list
         .iter()
-        .map(|e| (e.clone(), eng.ids().get(&e.identity()).unwrap()))
+        .map(|e| (e.clone(), eng.id_of(&e.identity()).unwrap()))
         .collect();
     let want = compile(&with_ids);
     let got = eng.applier.dataplane().active();
@@ -267,4 +266,68 @@ fn in_place_keeps_the_filter_bits_a_reload_wrote() {
         let (idx, bit) = filter_bit(&slot, bits).unwrap();
         assert!(dp.filter[set as usize][&idx].has(bit), "{a}");
     }
+}
+
+/// The ids of `list`'s entries as the engine holds them.
+fn ids_of(eng: &Engine<MemDataplane>, list: &str) -> Vec<u32> {
+    entries(list)
+        .iter()
+        .map(|e| eng.id_of(&e.identity()).expect("listed"))
+        .collect()
+}
+
+#[test]
+fn entry_ids_hold_through_resyncs_deltas_and_a_restart_and_are_never_reused() {
+    let dir = std::env::temp_dir().join(format!("c2wall-engine-ids-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ids");
+    let adopt = || Applier::adopt(MemDataplane::new()).unwrap();
+    let mut eng = Engine::new(adopt(), Ids::new(), Some(path.clone()));
+    let list = "192.0.2.1\n192.0.2.1 udp 53\n192.0.2.1 tcp 443\n198.51.100.0/24\n2001:db8::1\n";
+    eng.sync(&snap(list)).unwrap();
+    let first = ids_of(&eng, list);
+    let mut sorted = first.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "one id per identity: {first:?}");
+
+    // The same list reordered, one entry more: every id holds.
+    let again = "2001:db8::1\n192.0.2.1 tcp 443\n203.0.113.5\n198.51.100.0/24\n192.0.2.1 udp 53\n192.0.2.1\n";
+    eng.sync(&snap(again)).unwrap();
+    assert_eq!(ids_of(&eng, list), first);
+    let added = eng.id_of(&entries("203.0.113.5")[0].identity()).unwrap();
+    assert!(
+        added > *sorted.last().unwrap(),
+        "a new entry takes a fresh id"
+    );
+    assert_eq!(eng.entries(), 6);
+
+    // A delta: one listed, one withdrawn (journaled to the file).
+    let gone = entries("198.51.100.0/24")[0].identity();
+    let new = entries("203.0.113.6")[0].clone();
+    eng.sync_changes(&[(gone.clone(), None), (new.identity(), Some(new.clone()))])
+        .unwrap();
+    assert_eq!(eng.id_of(&gone), None);
+    let new_id = eng.id_of(&new.identity()).unwrap();
+    assert!(new_id > added);
+    assert_eq!(eng.entries(), 6);
+
+    // A restart: the file names the entries before any sync, and the
+    // first full sync gives each listed entry the id it had.
+    let kept =
+        "192.0.2.1\n192.0.2.1 udp 53\n192.0.2.1 tcp 443\n2001:db8::1\n203.0.113.5\n203.0.113.6\n";
+    let want = ids_of(&eng, kept);
+    let mut eng = Engine::new(adopt(), Ids::load(&path).unwrap(), Some(path.clone()));
+    assert_eq!(ids_of(&eng, kept), want);
+    assert_eq!(eng.entries(), 6);
+    let named = eng.identities(want.iter().copied());
+    let names: Vec<String> = want.iter().map(|id| named[id].to_string()).collect();
+    assert_eq!(names[1], "192.0.2.1/32 udp 53");
+    assert_eq!(names[4], "203.0.113.5/32");
+    // The withdrawn prefix listed again is a new entry: a fresh id.
+    eng.sync(&snap(&format!("{kept}198.51.100.0/24\n")))
+        .unwrap();
+    assert_eq!(ids_of(&eng, kept), want);
+    assert!(eng.id_of(&gone).unwrap() > new_id, "ids are never reused");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -88,6 +88,14 @@ impl Protocol {
             Protocol::Udp => 17,
         }
     }
+    /// The protocol of an IANA number, if c2wall knows it.
+    pub const fn from_number(n: u8) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
 }
 
 impl FromStr for Protocol {

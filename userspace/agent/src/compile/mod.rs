@@ -19,6 +19,7 @@ use c2wall_common::*;
 use c2wall_model::{Action, Entry, Family, Identity, Prefix};
 
 use crate::fastmap::FastMap;
+use crate::ids::IdKey;
 
 mod own;
 mod patch;
@@ -212,6 +213,26 @@ impl Compiler {
             Some(s) => o.port(&(s.protocol.number(), s.port))?,
         };
         (pair != [None, None]).then_some(pair)
+    }
+
+    /// The id of the entry `ident`, if it is listed.
+    pub fn id_of(&self, ident: &Identity) -> Option<u32> {
+        let rules = self.rules_of(ident)?;
+        rules.into_iter().flatten().next().map(|r| r.entry_id)
+    }
+
+    /// Every listed entry's id, in [`IdKey`] order: the one place the ids
+    /// in force are kept once a full sync has run.
+    pub fn ids(&self) -> impl Iterator<Item = (IdKey, u32)> + '_ {
+        self.own.iter().flat_map(|(prefix, o)| {
+            o.ids().map(|(scope, id)| {
+                let key = IdKey {
+                    prefix: *prefix,
+                    scope,
+                };
+                (key, id)
+            })
+        })
     }
 
     /// The complete table.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use c2wall_common::Rule;
+use c2wall_model::{PortScope, Protocol};
 
 /// The rules of the entries listed at exactly one prefix. One identity
 /// (prefix, port scope) owns one pair. Kept for every listed prefix
@@ -67,6 +68,17 @@ impl Own {
         } else {
             self.ports.get_or_insert_default().insert(k, rules);
         }
+    }
+    /// The ids of the entries listed here, address entry first, then port
+    /// scopes in (protocol, port) order.
+    pub(super) fn ids(&self) -> impl Iterator<Item = (Option<PortScope>, u32)> + '_ {
+        let pair_id = |pair: [Option<Rule>; 2]| pair.iter().flatten().next().map(|r| r.entry_id);
+        let addr = pair_id(self.addr()).map(|id| (None, id));
+        let ports = self.ports().filter_map(move |(&(proto, port), pair)| {
+            let protocol = Protocol::from_number(proto)?;
+            Some((Some(PortScope { protocol, port }), pair_id(*pair)?))
+        });
+        addr.into_iter().chain(ports)
     }
     pub(super) fn ports(&self) -> impl Iterator<Item = (&(u8, u16), &[Option<Rule>; 2])> {
         self.ports.iter().flat_map(|p| p.iter())

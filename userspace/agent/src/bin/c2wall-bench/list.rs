@@ -5,7 +5,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use c2wall_agent::{compile::compile, ids::Ids, sim};
+use c2wall_agent::{compile::compile, ids, sim};
 use c2wall_model::{matcher::PacketView, Action, Direction, Entry, PortScope, Prefix, Protocol};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -112,8 +112,7 @@ pub struct Probes {
 
 pub fn probes(list: &[Entry], n: usize, seed: u64) -> Probes {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut ids = Ids::new();
-    let (with_ids, _) = ids.assign(list);
+    let with_ids = ids::fresh(list);
     let table = compile(&with_ids);
     let sim = sim::Sim::new(&table);
     let misses = |rng: &mut StdRng, v6: bool| -> Vec<Vec<u8>> {

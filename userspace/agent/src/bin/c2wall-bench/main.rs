@@ -22,8 +22,14 @@ use aya::{
     Ebpf,
 };
 use c2wall_agent::{
-    apply::Applier, compile::compile, config::Capacity, engine::Engine, ids::Ids, kernel::memory,
-    loader, source::Snapshot,
+    apply::Applier,
+    compile::compile,
+    config::Capacity,
+    engine::Engine,
+    ids::{self, Ids},
+    kernel::memory,
+    loader,
+    source::Snapshot,
 };
 use c2wall_common::*;
 use c2wall_model::Entry;
@@ -273,8 +279,7 @@ fn main() -> Result<()> {
         applier.set_sample_budget(DEFAULT_SAMPLE_BUDGET)?;
         let mut engine = Engine::new(applier, Ids::new(), None);
         let t = Instant::now();
-        let mut ids = Ids::new();
-        let (with_ids, _) = ids.assign(&list);
+        let with_ids = ids::fresh(&list);
         let compiled = compile(&with_ids);
         let compile_s = t.elapsed().as_secs_f64();
         let slots = compiled.nodes.len() + compiled.ports.len();
