@@ -49,12 +49,7 @@ impl Ops {
         }
     }
     pub fn apply_to(&self, c: &mut Compiled) {
-        for o in &self.nodes {
-            match o.new {
-                Some(v) => c.nodes.insert(o.slot, v),
-                None => c.nodes.remove(&o.slot),
-            };
-        }
+        c.nodes = c.nodes.patched(self.nodes.iter().map(|o| (o.slot, o.new)));
         for (k, v) in &self.ports {
             match v {
                 Some(v) => c.ports.insert(*k, *v),

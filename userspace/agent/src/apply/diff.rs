@@ -43,12 +43,12 @@ impl<D: Dataplane> Applier<D> {
             }
         }
         if kept < old_nodes {
-            for (k, v) in self.dp.set_nodes(set)? {
-                if !new.nodes.contains_key(&k) {
+            for (k, v) in &self.dp.set_nodes(set)? {
+                if !new.nodes.contains_key(k) {
                     ops.nodes.push(NodeOp {
-                        slot: k,
+                        slot: *k,
                         new: None,
-                        was: Some(v),
+                        was: Some(*v),
                     });
                     if over(&ops) {
                         return Ok(None);

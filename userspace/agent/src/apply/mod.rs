@@ -84,11 +84,12 @@ impl<D: Dataplane> Applier<D> {
             v6_levels: cfg.v6_levels[active as usize],
             ..Default::default()
         };
-        for (set, slot, v) in dump.nodes {
-            if set == active {
-                enforced.nodes.insert(slot, v);
-            }
-        }
+        enforced.nodes = dump
+            .nodes
+            .into_iter()
+            .filter(|(set, _, _)| *set == active)
+            .map(|(_, slot, v)| (slot, v))
+            .collect();
         for (set, slot, v) in dump.ports {
             if set == active {
                 enforced.ports.insert(slot, v);

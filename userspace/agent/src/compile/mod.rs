@@ -21,8 +21,12 @@ use c2wall_model::{Action, Entry, Family, Identity, Prefix};
 use crate::fastmap::FastMap;
 use crate::ids::IdKey;
 
+mod levels;
+mod nodes;
 mod own;
 mod patch;
+use levels::Levels;
+pub use nodes::Nodes;
 use own::Own;
 pub use patch::{Change, Patch, Undo, PATCH_SLOT_LIMIT};
 
@@ -46,7 +50,7 @@ pub struct PortSlot {
 /// The complete content of one rule set.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Compiled {
-    pub nodes: FastMap<NodeSlot, NodeValue>,
+    pub nodes: Nodes,
     pub ports: FastMap<PortSlot, PortValue>,
     /// Bit i: IPv4 level i*V4_STRIDE has slots.
     pub v4_levels: u32,
@@ -240,49 +244,36 @@ impl Compiler {
         // Walk prefixes in (family, address, length) order: an ancestor comes
         // right before its descendants, so a stack of open ancestors gives each
         // node its parent's resolved state.
-        let mut resolved: Vec<(Prefix, Resolved)> = Vec::with_capacity(self.own.len());
-        let mut stack: Vec<usize> = Vec::new();
-        for (prefix, o) in &self.own {
-            while let Some(&top) = stack.last() {
-                if resolved[top].0.contains(prefix) {
-                    break;
-                }
-                stack.pop();
-            }
-            let mut r = stack
-                .last()
-                .map(|&i| resolved[i].1.clone())
-                .unwrap_or_default();
-            fold(&mut r, o);
-            stack.push(resolved.len());
-            resolved.push((*prefix, r));
-        }
-
-        // Expansion: later (more specific) nodes overwrite earlier ones'
-        // slots, written straight into the table (one hash insert a slot).
+        let mut out = Compiled::default();
+        let mut levels = Levels::sized_for(self.own.keys());
+        let mut stack: Vec<(Prefix, Resolved)> = Vec::new();
         // A node with port rules is remembered per slot, so that a more
         // specific node taking the slot over also takes its port slots away.
-        let mut out = Compiled::default();
-        let slots: u64 = resolved
-            .iter()
-            .map(|(p, _)| expansion(p.family(), p.len()))
-            .sum();
-        out.nodes.reserve(slots as usize);
         let mut port_owner: FastMap<NodeSlot, usize> = FastMap::default();
-        for (i, (p, r)) in resolved.iter().enumerate() {
-            let level = level_of(p.family(), p.len());
-            let bit = 1u32 << (level / stride(p.family()));
-            match p.family() {
+        let mut port_keys: Vec<Vec<(u8, u16)>> = Vec::new();
+        for (prefix, o) in &self.own {
+            while stack.last().is_some_and(|(top, _)| !top.contains(prefix)) {
+                stack.pop();
+            }
+            let mut r = stack.last().map(|(_, r)| r.clone()).unwrap_or_default();
+            fold(&mut r, o);
+            let (family, level) = (prefix.family(), level_of(prefix.family(), prefix.len()));
+            let bit = 1u32 << (level / stride(family));
+            match family {
                 Family::V4 => out.v4_levels |= bit,
                 Family::V6 => out.v6_levels |= bit,
             }
-            let value = node_value(r);
-            for k in 0..expansion(p.family(), p.len()) {
-                let slot = slot_of(&p.subprefix(level, k as u128));
-                let old = out.nodes.insert(slot, value);
+            let value = node_value(&r);
+            let owner = (!r.ports.is_empty()).then(|| {
+                port_keys.push(r.ports.keys().copied().collect());
+                port_keys.len() - 1
+            });
+            let slots = (0..expansion(family, prefix.len()))
+                .map(|k| slot_of(&prefix.subprefix(level, k as u128)));
+            levels.write(slots, value, |slot, old| {
                 if old.is_some_and(|v| v.flags & NODE_HAS_PORTS != 0) {
                     if let Some(j) = port_owner.remove(&slot) {
-                        for &(proto, port) in resolved[j].1.ports.keys() {
+                        for &(proto, port) in &port_keys[j] {
                             out.ports.remove(&PortSlot {
                                 node: slot,
                                 proto,
@@ -291,25 +282,26 @@ impl Compiler {
                         }
                     }
                 }
-                if r.ports.is_empty() {
-                    continue;
-                }
-                port_owner.insert(slot, i);
+                let Some(owner) = owner else {
+                    return;
+                };
+                port_owner.insert(slot, owner);
                 for (&(proto, port), pair) in &r.ports {
-                    out.ports.insert(
-                        PortSlot {
-                            node: slot,
-                            proto,
-                            port,
-                        },
-                        PortValue {
-                            to_cc: pair[0],
-                            from_cc: pair[1],
-                        },
-                    );
+                    let port_slot = PortSlot {
+                        node: slot,
+                        proto,
+                        port,
+                    };
+                    let value = PortValue {
+                        to_cc: pair[0],
+                        from_cc: pair[1],
+                    };
+                    out.ports.insert(port_slot, value);
                 }
-            }
+            });
+            stack.push((*prefix, r));
         }
+        out.nodes = levels.into_nodes();
         out
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use c2wall_common::*;
 use c2wall_model::Prefix;
 
-use crate::compile::{NodeSlot, PortSlot};
+use crate::compile::{NodeSlot, Nodes, PortSlot};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
 
@@ -59,7 +59,7 @@ pub trait Dataplane {
     /// it asks here.
     fn node(&self, set: u8, slot: &NodeSlot) -> Result<Option<NodeValue>, AgentError>;
     /// Every node slot of rule set `set`, as [`Dataplane::node`] reads them.
-    fn set_nodes(&self, set: u8) -> Result<FastMap<NodeSlot, NodeValue>, AgentError> {
+    fn set_nodes(&self, set: u8) -> Result<Nodes, AgentError> {
         Ok(self
             .dump()?
             .nodes
@@ -77,7 +77,7 @@ pub trait Dataplane {
     fn fill(
         &mut self,
         set: u8,
-        nodes: &FastMap<NodeSlot, NodeValue>,
+        nodes: &Nodes,
         ports: &FastMap<PortSlot, PortValue>,
     ) -> Result<usize, AgentError> {
         for (slot, v) in ports {

@@ -11,7 +11,7 @@ use c2wall_model::{Family, Prefix};
 use super::nodes::TableKey;
 use super::sets::{mapping, SetMaps};
 use super::{batch, del_ok, dump, node_meta, put_err, KernelMaps};
-use crate::compile::{NodeSlot, PortSlot};
+use crate::compile::{NodeSlot, Nodes, PortSlot};
 use crate::dataplane::{Dataplane, Dump, SetSize};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
@@ -99,9 +99,9 @@ impl Dataplane for KernelMaps {
         };
         self.with_hits(|h, _| Ok(Some(dump::node_value(meta, &|slot| h.entry(slot)))))
     }
-    fn set_nodes(&self, set: u8) -> Result<FastMap<NodeSlot, NodeValue>, AgentError> {
+    fn set_nodes(&self, set: u8) -> Result<Nodes, AgentError> {
         let Some(m) = self.sets[set as usize & 1].as_ref() else {
-            return Ok(FastMap::default());
+            return Ok(Nodes::default());
         };
         let live = m.live_nodes()?;
         self.with_hits(|h, _| {
@@ -124,7 +124,7 @@ impl Dataplane for KernelMaps {
     fn fill(
         &mut self,
         set: u8,
-        nodes: &FastMap<NodeSlot, NodeValue>,
+        nodes: &Nodes,
         ports: &FastMap<PortSlot, PortValue>,
     ) -> Result<usize, AgentError> {
         let pk: Vec<PortKey> = ports.keys().map(port_key).collect();
