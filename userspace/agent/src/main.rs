@@ -85,6 +85,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    c2wall_agent::engine::map_large_allocations();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -137,7 +137,7 @@ fn fold(r: &mut Resolved, o: &Own) {
         }
     }
     for (k, rules) in o.ports() {
-        let pair = r.ports.entry(*k).or_default();
+        let pair = r.ports.entry(k).or_default();
         for d in 0..2 {
             if let Some(rule) = rules[d] {
                 pair[d] = rule;

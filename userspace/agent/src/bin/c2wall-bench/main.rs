@@ -232,6 +232,8 @@ const XDP_PASS: u32 = 2;
 
 fn main() -> Result<()> {
     let mut args = Args::parse();
+    // As the agent runs.
+    c2wall_agent::engine::map_large_allocations();
     if args.quick {
         args.sizes = vec![1_000, 10_000];
         args.hot_packets = 16;
