@@ -12,9 +12,12 @@ use c2wall_model::{PortScope, Protocol};
 #[derive(Clone, Default, PartialEq)]
 pub(super) struct Own {
     addr: Slim,
-    /// Sorted by (protocol number, port); never empty.
-    ports: Option<Box<Vec<((u8, u16), Slim)>>>,
+    ports: Option<Box<PortRules>>,
 }
+
+/// Port scopes (protocol number, port) with their rules, sorted; never
+/// empty. Boxed, so the pointer in [`Own`] is one word.
+type PortRules = Vec<((u8, u16), Slim)>;
 
 /// One entry's rule as the compiler holds it: entry id, action and the
 /// directions it covers in one word; 0 is none. The counter slot is the
