@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use c2wall_common::SIDE_COUNTER_LIMIT;
 
 use super::hit_array::{create_hit_array, Counters};
+use super::id_slots::IdSlots;
 use super::sets::Outer;
 use crate::dataplane::GRACE;
 use crate::error::AgentError;
-use crate::fastmap::{FastMap, FastSet};
+use crate::fastmap::FastSet;
 
 /// How long a freed slot stays unused.
 pub const QUARANTINE: Duration = Duration::from_secs(2);
@@ -44,7 +45,7 @@ pub struct HitSlots {
     counters: Counters,
     /// Entry id -> slot. The other way is the array's own id block
     /// ([`Counters::id`]), not a second table.
-    slot_of: FastMap<u32, u32>,
+    slot_of: IdSlots,
     /// Freed slots in quarantine, oldest first.
     free: VecDeque<(u32, Instant)>,
     /// Freed slots out of quarantine, reused lowest first.
@@ -65,21 +66,16 @@ impl HitSlots {
             .filter(|(id, _)| *id != 0)
             .collect();
         let limit = limit.min(SIDE_COUNTER_LIMIT - 1);
+        let next = in_use.iter().map(|(_, slot)| slot + 1).max().unwrap_or(1);
         let mut s = HitSlots {
             counters,
-            slot_of: FastMap::default(),
+            slot_of: IdSlots::of(in_use),
             free: VecDeque::new(),
             ready: BTreeSet::new(),
-            next: 1,
+            next,
             limit,
             retired: None,
         };
-        for (id, slot) in in_use {
-            if slot != 0 {
-                s.slot_of.insert(id, slot);
-                s.next = s.next.max(slot + 1);
-            }
-        }
         let now = Instant::now();
         for slot in 1..s.next {
             if s.counters.id(slot) == 0 {
@@ -99,11 +95,12 @@ impl HitSlots {
     ) -> Result<(), AgentError> {
         let mut new = FastSet::default();
         for id in ids {
-            if !self.slot_of.contains_key(&id) {
+            if self.slot_of.get(id).is_none() {
                 new.insert(id);
             }
         }
-        self.slot_of.reserve(new.len());
+        let highest = new.iter().max().copied().unwrap_or(0);
+        self.slot_of.reserve(new.len(), highest);
         // A power of two, as growing by doubling would reach: room for the
         // entries added after the load without growing again at once.
         let want = (self.next as usize + new.len()).next_power_of_two();
@@ -116,8 +113,8 @@ impl HitSlots {
 
     /// The slot of entry `id`, given one if it has none.
     pub fn assign(&mut self, outer: &mut Outer, id: u32) -> Result<u32, AgentError> {
-        if let Some(s) = self.slot_of.get(&id) {
-            return Ok(*s);
+        if let Some(s) = self.slot_of.get(id) {
+            return Ok(s);
         }
         while let Some((s, at)) = self.free.front() {
             if at.elapsed() < QUARANTINE {
@@ -161,7 +158,7 @@ impl HitSlots {
     /// Entry `id` is gone: its count is dropped and its slot freed.
     pub fn forget(&mut self, id: u32) -> Result<(), AgentError> {
         self.fold_retired(false);
-        let Some(slot) = self.slot_of.remove(&id) else {
+        let Some(slot) = self.slot_of.remove(id) else {
             return Ok(());
         };
         self.counters.zero(slot);
@@ -176,8 +173,8 @@ impl HitSlots {
         self.slot_of
             .iter()
             .filter_map(|(id, slot)| {
-                let n: u64 = self.counters.read(*slot).iter().sum();
-                (n > 0).then_some((*id, n))
+                let n: u64 = self.counters.read(slot).iter().sum();
+                (n > 0).then_some((id, n))
             })
             .collect()
     }
@@ -197,7 +194,7 @@ impl HitSlots {
         if cap <= MIN_SLOTS || live.saturating_mul(4) >= cap {
             return Ok(());
         }
-        let top = self.slot_of.values().max().copied().unwrap_or(0);
+        let top = self.slot_of.iter().map(|(_, s)| s).max().unwrap_or(0);
         let want = (live.max(top + 1) * 2).next_power_of_two().max(MIN_SLOTS);
         if want >= cap || top >= want {
             return Ok(());
@@ -218,12 +215,12 @@ impl HitSlots {
         let (new, copied) = create_hit_array(outer, slots, |new| {
             // Copied before the swap, so a reader never sees a count drop.
             let mut copied = HashMap::new();
-            for (id, slot) in ids {
-                new.set_id(*slot, *id);
-                let v = old.read(*slot);
+            for (id, slot) in ids.iter() {
+                new.set_id(slot, id);
+                let v = old.read(slot);
                 if v.iter().any(|n| *n != 0) {
-                    new.add(*slot, &v);
-                    copied.insert(*slot, v);
+                    new.add(slot, &v);
+                    copied.insert(slot, v);
                 }
             }
             Ok(copied)

@@ -11,6 +11,7 @@ mod dataplane;
 mod dump;
 mod hit_array;
 mod hits;
+mod id_slots;
 pub mod memory;
 mod nodes;
 mod sets;
