@@ -122,6 +122,14 @@ impl<D: Dataplane> Engine<D> {
     /// changes and shrinks after it, so no moment is less protected than either
     /// end state.
     pub fn sync(&mut self, snap: &Snapshot) -> Result<SyncReport, AgentError> {
+        let report = self.sync_full(snap);
+        // After the sync's temporaries are dropped, not before: freed last,
+        // they would stay resident.
+        release_freed_memory();
+        report
+    }
+
+    fn sync_full(&mut self, snap: &Snapshot) -> Result<SyncReport, AgentError> {
         let current: Vec<Prefix> = self.applier.dataplane().allowlist()?;
         // The program consults a family's allowlist from before its first
         // prefix goes in until after its last one is gone.
@@ -180,7 +188,6 @@ impl<D: Dataplane> Engine<D> {
         self.allow = snap.allow.len();
         self.rejected = snap.rejected.len();
         self.sync_names(Listed::from_entries(&snap.entries))?;
-        release_freed_memory();
         Ok(self.report(stats))
     }
 

@@ -25,7 +25,7 @@ fn index(family: Family, level: u8) -> usize {
 impl Levels {
     /// Room for every slot the prefixes expand into (fewer are written when
     /// prefixes nest), so no level grows by copying.
-    pub(super) fn sized_for<'a>(prefixes: impl Iterator<Item = &'a Prefix>) -> Levels {
+    pub(super) fn sized_for(prefixes: impl Iterator<Item = Prefix>) -> Levels {
         let mut room = vec![0usize; 2 * PER_FAMILY];
         for p in prefixes {
             let (f, len) = (p.family(), p.len());

@@ -25,10 +25,12 @@ mod levels;
 mod nodes;
 mod own;
 mod patch;
+mod table;
 use levels::Levels;
 pub use nodes::Nodes;
 use own::Own;
 pub use patch::{Change, Patch, Undo, PATCH_SLOT_LIMIT};
+use table::Table;
 
 /// One node slot, without the rule-set index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -177,7 +179,7 @@ fn rule_of(e: &Entry, id: u32) -> [Option<Rule>; 2] {
 /// instead of a full table.
 #[derive(Default)]
 pub struct Compiler {
-    own: BTreeMap<Prefix, Own>,
+    own: Table,
 }
 
 impl Compiler {
@@ -205,7 +207,7 @@ impl Compiler {
             }
         }
         Compiler {
-            own: grouped.into_iter().collect(),
+            own: Table::from_sorted(grouped.into_iter()),
         }
     }
 
@@ -229,11 +231,8 @@ impl Compiler {
     /// in force are kept once a full sync has run.
     pub fn ids(&self) -> impl Iterator<Item = (IdKey, u32)> + '_ {
         self.own.iter().flat_map(|(prefix, o)| {
-            o.ids().map(|(scope, id)| {
-                let key = IdKey {
-                    prefix: *prefix,
-                    scope,
-                };
+            o.ids().map(move |(scope, id)| {
+                let key = IdKey { prefix, scope };
                 (key, id)
             })
         })
@@ -251,7 +250,8 @@ impl Compiler {
         // specific node taking the slot over also takes its port slots away.
         let mut port_owner: FastMap<NodeSlot, usize> = FastMap::default();
         let mut port_keys: Vec<Vec<(u8, u16)>> = Vec::new();
-        for (prefix, o) in &self.own {
+        for (prefix, o) in self.own.iter() {
+            let prefix = &prefix;
             while stack.last().is_some_and(|(top, _)| !top.contains(prefix)) {
                 stack.pop();
             }

@@ -52,7 +52,7 @@ impl Compiler {
                 Some((e, id)) => rule_of(e, *id),
                 None => [None, None],
             };
-            let node = self.own.entry(p).or_default();
+            let node = self.own.entry(p);
             match ident.scope {
                 None => node.set_addr(rules),
                 Some(s) => node.set_port((s.protocol.number(), s.port), rules),
@@ -92,7 +92,7 @@ impl Compiler {
             match o {
                 Some(o) => self.own.insert(p, o),
                 None => self.own.remove(&p),
-            };
+            }
         }
     }
 
@@ -105,8 +105,7 @@ impl Compiler {
         for root in roots {
             let inside = self
                 .own
-                .range(root..=root.last_host())
-                .map(|(p, _)| *p)
+                .range(root, root.last_host())
                 .filter(|p| *p != root);
             for p in std::iter::once(root).chain(inside) {
                 let n = expansion(p.family(), p.len());

@@ -127,7 +127,12 @@ impl IdSlots {
         match self {
             IdSlots::Dense { base, slots, .. } => {
                 let want = highest.saturating_sub(*base) as usize + 1;
-                slots.reserve(want.saturating_sub(slots.len()));
+                if want > slots.capacity() {
+                    // With an eighth more, the deltas that follow a load
+                    // append without moving a table of megabytes.
+                    let room = want + want / 8 + SLACK;
+                    slots.reserve_exact(room - slots.len());
+                }
             }
             IdSlots::Sparse(m) => {
                 let lo = m.keys().min().copied().unwrap_or(highest);
