@@ -35,7 +35,7 @@ proptest! {
         let with_ids = ids::fresh(&entries);
         let table = compile(&with_ids);
         let by_id: std::collections::HashMap<u32, &Entry> =
-            with_ids.iter().map(|(e, id)| (*id, *e)).collect();
+            with_ids.iter().map(|(e, id)| (*id, e)).collect();
         let sim = sim::Sim::new(&table);
         for p in gen::probes(seed, &entries, 40) {
             let want = decide(&entries, &p);

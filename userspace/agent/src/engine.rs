@@ -149,10 +149,10 @@ impl<D: Dataplane> Engine<D> {
         };
         // The compile runs on a second core while the dataplane gives the
         // entries their counter slots (which need only their ids).
-        let listed: Vec<u32> = assigned.entries.iter().map(|(_, id)| *id).collect();
+        let listed: Vec<u32> = assigned.rows.iter().map(|r| r.id).collect();
         let (compiler, compiled, prepared) = std::thread::scope(|s| {
             let compiling = s.spawn(|| {
-                let c = Compiler::new(&assigned.entries);
+                let c = Compiler::from_numbered(&assigned.rows);
                 let out = c.compile();
                 (c, out)
             });

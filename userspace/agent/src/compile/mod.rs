@@ -16,10 +16,10 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use c2wall_common::*;
-use c2wall_model::{Action, Entry, Family, Identity, Prefix};
+use c2wall_model::{Action, Direction, Entry, Family, Identity, Prefix};
 
 use crate::fastmap::FastMap;
-use crate::ids::IdKey;
+use crate::ids::{IdKey, Numbered};
 
 mod levels;
 mod nodes;
@@ -164,14 +164,18 @@ fn node_value(r: &Resolved) -> NodeValue {
 }
 
 fn rule_of(e: &Entry, id: u32) -> [Option<Rule>; 2] {
+    rules(e.action, e.direction, id)
+}
+
+fn rules(action: Action, direction: Direction, id: u32) -> [Option<Rule>; 2] {
     // The counter slot is the kernel layer's to give (kernel/hits.rs).
     let rule = Rule {
         entry_id: id,
         counter: 0,
-        action: action_code(e.action),
+        action: action_code(action),
         _pad: [0; 3],
     };
-    [e.direction.includes_to(), e.direction.includes_from()].map(|on| on.then_some(rule))
+    [direction.includes_to(), direction.includes_from()].map(|on| on.then_some(rule))
 }
 
 /// The entries by prefix, kept between applies so that a small change is
@@ -202,6 +206,27 @@ impl Compiler {
             let node = &mut grouped.last_mut().expect("pushed above").1;
             let rules = rule_of(e, id);
             match e.scope {
+                None => node.set_addr(rules),
+                Some(s) => node.set_port((s.protocol.number(), s.port), rules),
+            }
+        }
+        Compiler {
+            own: Table::from_sorted(grouped.into_iter()),
+        }
+    }
+
+    /// From the rows of a full sync's ids (in key order, each identity
+    /// once): read in order, no sort.
+    pub fn from_numbered(rows: &[Numbered]) -> Self {
+        let mut grouped: Vec<(Prefix, Own)> = Vec::new();
+        for r in rows {
+            let prefix = r.key.prefix;
+            if grouped.last().is_none_or(|(p, _)| *p != prefix) {
+                grouped.push((prefix, Own::default()));
+            }
+            let node = &mut grouped.last_mut().expect("pushed above").1;
+            let rules = rules(r.action, r.direction, r.id);
+            match r.key.scope {
                 None => node.set_addr(rules),
                 Some(s) => node.set_port((s.protocol.number(), s.port), rules),
             }

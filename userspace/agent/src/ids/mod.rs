@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use c2wall_model::{Entry, Identity, PortScope, Prefix, Target};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use c2wall_model::{Action, Direction, Entry, Identity, PortScope, Prefix, Protocol, Target};
 
 mod file;
 pub use file::{append_synced, write_atomic};
@@ -30,11 +32,41 @@ impl IdKey {
         })
     }
 
-    fn of_entry(e: &Entry) -> Option<IdKey> {
+    pub(crate) fn of_entry(e: &Entry) -> Option<IdKey> {
         Some(IdKey {
             prefix: e.listed_prefix()?,
             scope: e.scope,
         })
+    }
+
+    /// The key as two integers that sort as the keys do: the address bits,
+    /// and family, length and port scope in one word. Sorting a million of
+    /// these is several times faster than comparing the keys field by field.
+    pub fn packed(&self) -> (u128, u32) {
+        let scope = self
+            .scope
+            .map_or(0, |s| (1 + s.protocol as u32) << 16 | s.port as u32);
+        let (family, len) = (self.prefix.family() as u32, self.prefix.len() as u32);
+        (self.prefix.bits(), family << 31 | len << 23 | scope)
+    }
+
+    /// The key [`IdKey::packed`] made.
+    pub fn unpack(bits: u128, tail: u32) -> IdKey {
+        let addr = match tail >> 31 {
+            0 => IpAddr::V4(Ipv4Addr::from((bits >> 96) as u32)),
+            _ => IpAddr::V6(Ipv6Addr::from(bits)),
+        };
+        let scope = match (tail >> 16) & 0x7f {
+            0 => None,
+            code => Some(PortScope {
+                protocol: [Protocol::Tcp, Protocol::Udp][(code - 1) as usize & 1],
+                port: tail as u16,
+            }),
+        };
+        IdKey {
+            prefix: Prefix::host(addr).truncate((tail >> 23) as u8),
+            scope,
+        }
     }
 
     pub fn identity(&self) -> Identity {
@@ -59,11 +91,34 @@ pub struct Ids {
     journal_lines: usize,
 }
 
+/// A listed prefix entry with its id, as [`Ids::assign`] hands it to the
+/// compiler: everything the compiler reads, gathered in one pass over the
+/// list, so the compiler walks these in order instead of reaching back
+/// into the list (a cache miss an entry at a million).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Numbered {
+    pub key: IdKey,
+    pub action: Action,
+    pub direction: Direction,
+    pub id: u32,
+}
+
+impl Numbered {
+    pub fn entry(&self) -> Entry {
+        Entry {
+            target: Target::Prefix(self.key.prefix),
+            scope: self.key.scope,
+            action: self.action,
+            direction: self.direction,
+        }
+    }
+}
+
 /// The ids of a full list: see [`Ids::assign`].
-pub struct Assigned<'e> {
+pub struct Assigned {
     /// Each listed prefix entry with its id, in key order; an identity
     /// listed twice appears once, with its later entry.
-    pub entries: Vec<(&'e Entry, u32)>,
+    pub rows: Vec<Numbered>,
     /// The ids of identities the previous table had and the list does not.
     pub gone: Vec<u32>,
     next: u32,
@@ -103,24 +158,30 @@ impl Ids {
     /// order): a listed identity keeps its id, a new one takes a fresh one.
     /// Sorting the entries by key makes this one merge of two sorted lists,
     /// not a hash lookup per entry. Changes nothing until [`Ids::settle`].
-    pub fn assign<'e>(
+    pub fn assign(
         &self,
-        entries: &'e [Entry],
+        entries: &[Entry],
         previous: impl Iterator<Item = (IdKey, u32)>,
-    ) -> Assigned<'e> {
-        let mut rows: Vec<(IdKey, &Entry)> = entries
+    ) -> Assigned {
+        // Sorted by packed key, family first; the entry's index breaks ties,
+        // so of an identity listed twice the later entry stays last.
+        let mut order: Vec<(u128, u32, u32, Action, Direction)> = entries
             .iter()
-            .filter_map(|e| Some((IdKey::of_entry(e)?, e)))
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let (bits, tail) = IdKey::of_entry(e)?.packed();
+                Some((bits, tail, i as u32, e.action, e.direction))
+            })
             .collect();
-        // Stable: of an identity listed twice, the later entry stays last.
-        rows.sort_by_key(|(k, _)| *k);
-        let mut out = Vec::with_capacity(rows.len());
+        order.sort_unstable_by_key(|&(bits, tail, i, _, _)| (tail >> 31, bits, tail, i));
+        let mut out: Vec<Numbered> = Vec::with_capacity(order.len());
         let (mut gone, mut next) = (Vec::new(), self.next);
         let mut previous = previous.peekable();
-        for (i, (key, e)) in rows.iter().enumerate() {
-            if rows.get(i + 1).is_some_and(|(k, _)| k == key) {
+        for (i, &(bits, tail, _, action, direction)) in order.iter().enumerate() {
+            if order.get(i + 1).is_some_and(|o| (o.0, o.1) == (bits, tail)) {
                 continue;
             }
+            let key = &IdKey::unpack(bits, tail);
             while let Some((_, id)) = previous.next_if(|(k, _)| k < key) {
                 gone.push(id);
             }
@@ -131,11 +192,16 @@ impl Ids {
                     next - 1
                 }
             };
-            out.push((*e, id));
+            out.push(Numbered {
+                key: *key,
+                action,
+                direction,
+                id,
+            });
         }
         gone.extend(previous.map(|(_, id)| id));
         Assigned {
-            entries: out,
+            rows: out,
             gone,
             next,
         }
@@ -185,8 +251,9 @@ impl Ids {
 
 /// The ids a first full sync gives `entries` (none in force before): for
 /// tests and benchmarks that compile a list the way the engine does.
-pub fn fresh(entries: &[Entry]) -> Vec<(&Entry, u32)> {
-    Ids::new().assign(entries, std::iter::empty()).entries
+pub fn fresh(entries: &[Entry]) -> Vec<(Entry, u32)> {
+    let rows = Ids::new().assign(entries, std::iter::empty()).rows;
+    rows.iter().map(|r| (r.entry(), r.id)).collect()
 }
 
 /// The identities of the ids in `wanted`, by one pass over `table`: naming
@@ -222,10 +289,7 @@ mod tests {
     }
 
     fn keyed(a: &Assigned) -> Vec<(IdKey, u32)> {
-        a.entries
-            .iter()
-            .map(|(e, id)| (IdKey::of(&e.identity()).unwrap(), *id))
-            .collect()
+        a.rows.iter().map(|r| (r.key, r.id)).collect()
     }
 
     #[test]
@@ -242,21 +306,57 @@ mod tests {
         ids.settle(&a);
         let b = ids.assign(&second, keyed(&a).into_iter());
         ids.settle(&b);
-        assert_eq!(a.entries[1].1, b.entries[0].1, "a kept entry keeps its id");
-        assert_eq!(b.gone, vec![a.entries[0].1]);
-        assert!(
-            b.entries[1].1 > a.entries[1].1,
-            "a new entry gets a fresh id"
-        );
+        assert_eq!(a.rows[1].id, b.rows[0].id, "a kept entry keeps its id");
+        assert_eq!(b.gone, vec![a.rows[0].id]);
+        assert!(b.rows[1].id > a.rows[1].id, "a new entry gets a fresh id");
         ids.save(&path, keyed(&b).into_iter()).unwrap();
         let again = Ids::load(&path).unwrap();
         assert_eq!(again.loaded().collect::<Vec<_>>(), keyed(&b));
         let third = [entry("192.0.2.4"), entry("192.0.2.3")];
         let c = again.assign(&third, again.loaded());
-        assert_eq!(c.entries[0].1, b.entries[1].1);
-        assert!(c.entries[1].1 > b.entries[1].1);
-        assert_eq!(c.gone, vec![b.entries[0].1]);
+        assert_eq!(c.rows[0].id, b.rows[1].id);
+        assert!(c.rows[1].id > b.rows[1].id);
+        assert_eq!(c.gone, vec![b.rows[0].id]);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn packed_keys_sort_as_the_keys_do() {
+        let scoped = |p: &str, proto: &str, port: &str| {
+            IdKey::of(
+                &Entry {
+                    scope: Some(PortScope::parse(proto, port).unwrap()),
+                    ..entry(p)
+                }
+                .identity(),
+            )
+            .unwrap()
+        };
+        let plain = |p: &str| IdKey::of(&entry(p).identity()).unwrap();
+        let mut keys = vec![
+            plain("2001:db8::/32"),
+            plain("255.255.255.255"),
+            plain("10.0.0.0/8"),
+            scoped("10.0.0.0/8", "udp", "53"),
+            scoped("10.0.0.0/8", "tcp", "443"),
+            scoped("10.0.0.0/8", "tcp", "80"),
+            plain("10.0.0.0/9"),
+            plain("::/0"),
+            plain("0.0.0.0/0"),
+            scoped("2001:db8::1", "tcp", "65535"),
+            plain("2001:db8::1"),
+        ];
+        let mut by_packed = keys.clone();
+        keys.sort();
+        by_packed.sort_by_key(|k| {
+            let (bits, tail) = k.packed();
+            (tail >> 31, bits, tail)
+        });
+        assert_eq!(by_packed, keys);
+        for k in keys {
+            let (bits, tail) = k.packed();
+            assert_eq!(IdKey::unpack(bits, tail), k);
+        }
     }
 
     #[test]
@@ -265,9 +365,9 @@ mod tests {
         later.action = Action::Monitor;
         let list = [entry("192.0.2.1"), entry("192.0.2.0/24"), later.clone()];
         let a = Ids::new().assign(&list, std::iter::empty());
-        assert_eq!(a.entries.len(), 2);
-        assert_eq!(a.entries[1].0, &later);
-        assert_ne!(a.entries[0].1, a.entries[1].1);
+        assert_eq!(a.rows.len(), 2);
+        assert_eq!(a.rows[1].entry(), later);
+        assert_ne!(a.rows[0].id, a.rows[1].id);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use c2wall_agent::{
     ids::{self, Ids},
     kernel::memory,
     loader,
-    source::Snapshot,
+    source::{file::FileSource, BlocklistSource},
 };
 use c2wall_common::*;
 use c2wall_model::Entry;
@@ -198,6 +198,29 @@ fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
     Ok((ebpf, start.elapsed().as_secs_f64()))
 }
 
+/// A blocklist file holding a list, removed on drop.
+struct ListFile(std::path::PathBuf);
+
+impl ListFile {
+    fn write(list: &[Entry]) -> Result<ListFile> {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("c2wall-bench-{}.list", std::process::id()));
+        let f = ListFile(path);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&f.0)?);
+        for e in list {
+            writeln!(w, "{e}")?;
+        }
+        w.flush()?;
+        Ok(f)
+    }
+}
+
+impl Drop for ListFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// This process's resident memory, in bytes.
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -289,14 +312,25 @@ fn main() -> Result<()> {
         // Free heap memory (the list's generation, the probes' reference
         // table) goes back first, or the engine would reuse it unseen.
         c2wall_agent::engine::release_freed_memory();
+        // As the agent loads a list: the file read and parsed, then enforced.
+        let file = ListFile::write(&list)?;
         let rss_before = rss();
         let t = Instant::now();
-        let snap = Snapshot {
-            entries: list.clone(),
-            ..Default::default()
-        };
+        let snap = FileSource {
+            blocklists: vec![file.0.clone()],
+            allowlist: None,
+        }
+        .snapshot()?;
+        let parse_s = t.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            snap.entries.len() == list.len() && snap.rejected.is_empty(),
+            "the list file reads back as {} entries, {} rejected",
+            snap.entries.len(),
+            snap.rejected.len()
+        );
         engine.sync(&snap)?;
         let load_s = t.elapsed().as_secs_f64();
+        drop(file);
         let engine_rss = rss().saturating_sub(rss_before);
         let delta_ms = single_entry_delta(&mut engine)?;
         let c2 = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
@@ -346,6 +380,7 @@ fn main() -> Result<()> {
             engine_rss,
             n,
             compile_s,
+            parse_s,
             load_s,
             slots,
             c2_mem,

@@ -12,6 +12,9 @@ fn mib(bytes: u64) -> f64 {
 pub struct Load {
     pub n: usize,
     pub compile_s: f64,
+    /// The list file read and parsed (part of `load_s`).
+    pub parse_s: f64,
+    /// File to enforced.
     pub load_s: f64,
     pub slots: usize,
     pub c2_mem: u64,
@@ -35,9 +38,10 @@ pub struct WireRow {
 pub fn loads(loads: &[Load]) {
     println!();
     println!(
-        "{:>9} {:>10} {:>10} {:>10} {:>11} {:>12} {:>10} {:>10} {:>11} {:>10}",
+        "{:>9} {:>10} {:>10} {:>10} {:>10} {:>11} {:>12} {:>10} {:>10} {:>11} {:>10}",
         "entries",
         "compile s",
+        "parse s",
         "c2 load s",
         "slots",
         "c2 MiB",
@@ -53,9 +57,10 @@ pub fn loads(loads: &[Load]) {
             None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:>9} {:>10.2} {:>10.2} {:>10} {:>11.1} {fl:>12} {fe:>10} {fm:>10} {:>11.2} {:>10.1}",
+            "{:>9} {:>10.2} {:>10.2} {:>10.2} {:>10} {:>11.1} {fl:>12} {fe:>10} {fm:>10} {:>11.2} {:>10.1}",
             l.n,
             l.compile_s,
+            l.parse_s,
             l.load_s,
             l.slots,
             mib(l.c2_mem),
