@@ -2,7 +2,6 @@
 //! (unpinned) kernel maps, with TLS from the run's CA (made by [`make_pki`]).
 
 use std::{
-    collections::HashSet,
     sync::{atomic::Ordering, Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -75,7 +74,7 @@ pub async fn agent(
         Engine::new(applier, Ids::new(), Some(ids_file)),
         ebpf,
     )));
-    let none = HashSet::new();
+    let none = Default::default();
     let apply: ApplyFn = Arc::new(move |set, changes| {
         let mut g = engine.lock().expect("lock");
         enforce(

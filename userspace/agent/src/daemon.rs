@@ -101,6 +101,8 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             "enforcing the persisted coordinator set"
         );
     }
+    // The files' identities, made once for the first sync and kept.
+    let mut local = None;
     let files = match source.snapshot() {
         Ok(snap) if kernel_ahead => {
             report_rejected(&snap.rejected);
@@ -108,8 +110,10 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         }
         Ok(snap) => {
             report_rejected(&snap.rejected);
-            let merged = merge(&snap, &synced, &Default::default());
+            let ids = local.insert(identities(&snap));
+            let merged = merge(&snap, ids, &synced, &Default::default());
             let r = engine.sync(&merged);
+            drop(merged);
             record(&engine, r, &metrics, "full")
                 .context("applying the blocklist (the previous list stays enforced)")?;
             engine.applier.set_synced(synced.version, &synced.lineage)?;
@@ -137,7 +141,7 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         args,
         attached,
         mode_override,
-        local: identities(&files),
+        local: local.unwrap_or_else(|| identities(&files)),
         files,
         kernel_ahead,
         // A kernel ahead of the saved list means the saved one is stale.

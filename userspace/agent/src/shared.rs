@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     pub(crate) attached: Vec<(String, &'static str)>,
     /// The last good read of the local files, and the identities they list.
     pub(crate) files: Snapshot,
-    pub(crate) local: std::collections::HashSet<c2wall_model::Identity>,
+    pub(crate) local: c2wall_agent::source::Identities,
     /// The kernel holds a newer coordinator version than the saved list
     /// (saving had failed): nothing is applied over it until the
     /// coordinator's snapshot arrives.
@@ -99,7 +99,7 @@ impl Shared {
             );
             return Ok(());
         }
-        let snap = merge(&self.files, set, &self.followed);
+        let snap = merge(&self.files, &self.local, set, &self.followed);
         let r = self.engine.sync(&snap);
         record(&self.engine, r, metrics, "full")
     }

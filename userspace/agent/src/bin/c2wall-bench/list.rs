@@ -162,3 +162,26 @@ pub fn probes(list: &[Entry], n: usize, seed: u64) -> Probes {
         hit6: hits(&mut rng, true),
     }
 }
+
+/// A blocklist file holding a list, removed on drop.
+pub struct ListFile(pub std::path::PathBuf);
+
+impl ListFile {
+    pub fn write(list: &[Entry]) -> anyhow::Result<ListFile> {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("c2wall-bench-{}.list", std::process::id()));
+        let f = ListFile(path);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&f.0)?);
+        for e in list {
+            writeln!(w, "{e}")?;
+        }
+        w.flush()?;
+        Ok(f)
+    }
+}
+
+impl Drop for ListFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

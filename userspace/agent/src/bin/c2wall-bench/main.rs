@@ -4,13 +4,14 @@
 //! two-LPM-trie design; the time to load the list and the kernel memory of
 //! each. Needs root. Not a test: it prints figures.
 
+mod agent;
 mod dns;
 mod list;
 mod report;
 mod wire;
 mod xdpfilt;
 
-use list::{make_list, probes, Probes};
+use list::{make_list, probes, ListFile, Probes};
 use report::Load;
 
 use std::time::Instant;
@@ -198,29 +199,6 @@ fn load_naive(list: &[Entry]) -> Result<(Ebpf, f64)> {
     Ok((ebpf, start.elapsed().as_secs_f64()))
 }
 
-/// A blocklist file holding a list, removed on drop.
-struct ListFile(std::path::PathBuf);
-
-impl ListFile {
-    fn write(list: &[Entry]) -> Result<ListFile> {
-        use std::io::Write;
-        let path = std::env::temp_dir().join(format!("c2wall-bench-{}.list", std::process::id()));
-        let f = ListFile(path);
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&f.0)?);
-        for e in list {
-            writeln!(w, "{e}")?;
-        }
-        w.flush()?;
-        Ok(f)
-    }
-}
-
-impl Drop for ListFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// This process's resident memory, in bytes.
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -393,6 +371,16 @@ fn main() -> Result<()> {
         println!("(xdp-filter's program is not installed: apt-get install xdp-tools to compare)");
     }
     report::loads(&loads);
+    // The agent process itself, started as deployed, on the largest list.
+    if let Some(&n) = args.sizes.iter().max() {
+        let file = ListFile::write(&make_list(n, 42))?;
+        match agent::run(&file.0, n)? {
+            Some(run) => report::agent(&run),
+            None => {
+                println!("\n(c2wall-agent is not built beside c2wall-bench: no agent-process row)")
+            }
+        }
+    }
     report::wire(&wires, &args);
     dns::run(
         &args.names,

@@ -1,6 +1,7 @@
 //! The benchmark's tables after the per-packet ones: loading, memory and
 //! deltas per list size, and the live-frame receive path.
 
+use crate::agent::AgentRun;
 use crate::wire::Cost;
 use crate::Args;
 
@@ -157,4 +158,21 @@ pub fn wire(rows: &[WireRow], args: &Args) {
             rx(c, 1) / rx(f, 1)
         );
     }
+}
+
+pub fn agent(a: &AgentRun) {
+    println!();
+    println!(
+        "agent process (c2wall-agent -i VETH --blocklist FILE), {} entries: ready in {:.2} s \
+         (start, program loaded and attached, the file enforced: /readyz)",
+        a.entries, a.ready_s
+    );
+    println!(
+        "  resident {:.1} MiB: its own {:.1} MiB, the BPF tables it maps {:.1} MiB (kernel \
+         memory, counted above too); peak {:.1} MiB",
+        mib(a.rss),
+        mib(a.anon),
+        mib(a.mapped),
+        mib(a.peak)
+    );
 }

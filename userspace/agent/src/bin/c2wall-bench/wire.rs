@@ -98,7 +98,7 @@ impl Drop for Wire {
     }
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+pub fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -113,7 +113,7 @@ fn ip(args: &[&str]) -> Result<()> {
 }
 
 /// Moves this thread (only) into the namespace at `path`.
-fn enter(path: &str) -> Result<()> {
+pub fn enter(path: &str) -> Result<()> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
     // SAFETY: a valid namespace fd; setns changes only this thread.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
