@@ -14,7 +14,6 @@ use c2wall_agent::{
     engine::Engine,
     ids::Ids,
     loader,
-    source::Snapshot,
     sync::{ApplyFn, SyncClient, SyncStatus, Synced, SyncedSet},
 };
 use c2wall_common::{MODE_ENFORCE, PROGRAM_NAME};
@@ -77,14 +76,7 @@ pub async fn agent(
     let none = Default::default();
     let apply: ApplyFn = Arc::new(move |set, changes| {
         let mut g = engine.lock().expect("lock");
-        enforce(
-            &mut g.0,
-            &Snapshot::default(),
-            &none,
-            set,
-            changes,
-            &Default::default(),
-        )?;
+        enforce(&mut g.0, &none, set, changes, &Default::default())?;
         Ok(pb::AgentStatus::default())
     });
     let synced = Synced::new(

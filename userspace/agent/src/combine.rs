@@ -10,18 +10,19 @@ use crate::dataplane::Dataplane;
 use crate::engine::{Engine, SyncReport};
 use crate::error::AgentError;
 use crate::follow::table::Followed;
-use crate::source::{Identities, Snapshot};
+use crate::source::{Files, Snapshot};
 use crate::sync::{EntryChange, SyncedSet};
 
 /// The local files' snapshot with the coordinator's entries and the
 /// followed addresses added, each only where no earlier layer has its
 /// identity.
 pub fn merge<'f>(
-    files: &'f Snapshot,
-    local: &Identities,
+    files: &'f Files,
     coordinator: &SyncedSet,
     followed: &Followed,
 ) -> Cow<'f, Snapshot> {
+    let local = files;
+    let files = files.snapshot();
     // The files alone (no coordinator, nothing followed) are not copied:
     // a million-entry file would be 40 MiB more.
     if coordinator.entries.is_empty() && followed.entries().next().is_none() {
@@ -51,14 +52,13 @@ pub fn merge<'f>(
 
 /// Enforces the coordinator's set on top of the local files: the changed
 /// entries alone when `changes` is given and the engine has a full state,
-/// otherwise a full merge. `local` holds the identities the files list (they
-/// override the coordinator's). A change to an identity also followed from
+/// otherwise a full merge. The identities the files list override the
+/// coordinator's. A change to an identity also followed from
 /// DNS takes the full merge, so the followed entry stays when the
 /// coordinator's goes.
 pub fn enforce<D: Dataplane>(
     engine: &mut Engine<D>,
-    files: &Snapshot,
-    local: &Identities,
+    files: &Files,
     set: &SyncedSet,
     changes: Option<&[EntryChange]>,
     followed: &Followed,
@@ -69,12 +69,12 @@ pub fn enforce<D: Dataplane>(
         {
             let ours: Vec<_> = changes
                 .iter()
-                .filter(|(id, _)| !local.contains(id))
+                .filter(|(id, _)| !files.contains(id))
                 .cloned()
                 .collect();
             engine.sync_changes(&ours)
         }
-        _ => engine.sync(&merge(files, local, set, followed)),
+        _ => engine.sync(&merge(files, set, followed)),
     }
 }
 
@@ -82,7 +82,7 @@ pub fn enforce<D: Dataplane>(
 /// same identity (there the file's or the coordinator's entry stays).
 pub fn enforce_followed<D: Dataplane>(
     engine: &mut Engine<D>,
-    local: &Identities,
+    local: &Files,
     set: &SyncedSet,
     changes: Vec<EntryChange>,
 ) -> Result<Option<SyncReport>, AgentError> {

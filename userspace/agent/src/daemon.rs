@@ -20,7 +20,7 @@ use c2wall_agent::{
     metrics::Metrics,
     ring::open_pinned,
     sightings::{load_or_create_key, Sightings},
-    source::{file::FileSource, identities, BlocklistSource, Snapshot},
+    source::{file::FileSource, BlocklistSource, Files},
     sync::{ApplyFn, ModeFn, StatusFn, SyncClient, SyncStatus, Synced, SyncedHandle, SyncedSet},
 };
 use c2wall_common::{MAP_DNS_ANSWERS, MAP_EVENTS};
@@ -101,29 +101,27 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
             "enforcing the persisted coordinator set"
         );
     }
-    // The files' identities, made once for the first sync and kept.
-    let mut local = None;
     let files = match source.snapshot() {
         Ok(snap) if kernel_ahead => {
             report_rejected(&snap.rejected);
-            snap
+            Files::new(snap)
         }
         Ok(snap) => {
             report_rejected(&snap.rejected);
-            let ids = local.insert(identities(&snap));
-            let merged = merge(&snap, ids, &synced, &Default::default());
+            let files = Files::new(snap);
+            let merged = merge(&files, &synced, &Default::default());
             let r = engine.sync(&merged);
             drop(merged);
             record(&engine, r, &metrics, "full")
                 .context("applying the blocklist (the previous list stays enforced)")?;
             engine.applier.set_synced(synced.version, &synced.lineage)?;
-            snap
+            files
         }
         Err(e) => {
             metrics.source_errors.inc();
             // Nothing readable: keep whatever the pinned maps enforce.
             tracing::error!(error = %e, "cannot read the blocklist; keeping the list already in the kernel");
-            Snapshot::default()
+            Files::default()
         }
     };
 
@@ -141,7 +139,6 @@ pub fn run(args: RunArgs) -> Result<std::process::ExitCode> {
         args,
         attached,
         mode_override,
-        local: local.unwrap_or_else(|| identities(&files)),
         files,
         kernel_ahead,
         // A kernel ahead of the saved list means the saved one is stale.

@@ -134,7 +134,7 @@ impl Shared {
             m.answers.with_label_values(&["unlisted"]).inc();
             return;
         };
-        let allow = &self.files.allow;
+        let allow = &self.files.snapshot().allow;
         let added = self
             .followed
             .add(&ans.name, action, &ans.addrs, Instant::now(), |addr| {
@@ -181,7 +181,7 @@ impl Shared {
         if changes.is_empty() || self.kernel_ahead {
             return;
         }
-        match enforce_followed(&mut self.engine, &self.local, set, changes) {
+        match enforce_followed(&mut self.engine, &self.files, set, changes) {
             Ok(None) => {}
             Ok(Some(r)) => {
                 let _ = record(&self.engine, Ok(r), metrics, "follow");

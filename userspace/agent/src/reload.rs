@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use c2wall_agent::{
     config::Settings,
     metrics::Metrics,
-    source::{file::FileSource, identities, BlocklistSource},
+    source::{file::FileSource, BlocklistSource, Files},
     sync::{SyncedHandle, SyncedSet},
 };
 
@@ -58,8 +58,7 @@ pub(crate) fn reload(
         }
     };
     report_rejected(&snap.rejected);
-    s.local = identities(&snap);
-    s.files = snap;
+    s.files = Files::new(snap);
     s.apply(set, metrics)
         .context("applying the blocklist (the previous list stays enforced)")
 }

@@ -13,7 +13,6 @@ use c2wall_agent::{
     follow::table::Followed,
     kernel::KernelMaps,
     metrics::Metrics,
-    source::Snapshot,
     sync::{EntryChange, SyncStatus, SyncedSet},
     AgentError,
 };
@@ -34,8 +33,7 @@ pub(crate) struct Shared {
     /// Interfaces attached at start, with their XDP mode.
     pub(crate) attached: Vec<(String, &'static str)>,
     /// The last good read of the local files, and the identities they list.
-    pub(crate) files: Snapshot,
-    pub(crate) local: c2wall_agent::source::Identities,
+    pub(crate) files: c2wall_agent::source::Files,
     /// The kernel holds a newer coordinator version than the saved list
     /// (saving had failed): nothing is applied over it until the
     /// coordinator's snapshot arrives.
@@ -99,7 +97,7 @@ impl Shared {
             );
             return Ok(());
         }
-        let snap = merge(&self.files, &self.local, set, &self.followed);
+        let snap = merge(&self.files, set, &self.followed);
         let r = self.engine.sync(&snap);
         record(&self.engine, r, metrics, "full")
     }
@@ -117,14 +115,7 @@ impl Shared {
         } else {
             "full"
         };
-        let r = enforce(
-            &mut self.engine,
-            &self.files,
-            &self.local,
-            set,
-            changes,
-            &self.followed,
-        );
+        let r = enforce(&mut self.engine, &self.files, set, changes, &self.followed);
         record(&self.engine, r, metrics, kind)?;
         self.kernel_ahead = false;
         // The kernel's record of what it holds, read back at the next start.
