@@ -37,7 +37,7 @@ if grep -qE '^test result: FAILED|^error: ' target/test-output.txt; then
 fi
 
 step "benchmark and fuzz smoke runs (full runs, as root: target/release/c2wall-bench, target/release/c2wall-sync-bench, target/release/c2wall-tiers-bench, target/release/c2wall-bgp-bench, target/release/c2wall-fuzz --seconds 1800)"
-cargo build --release --bin c2wall-bench --bin c2wall-sync-bench --bin c2wall-tiers-bench --bin c2wall-bgp-bench --bin c2wall-bgp --bin c2wall --bin c2wall-coordinator --bin c2wall-fuzz
+cargo build --release --bin c2wall-bench --bin c2wall-agent --bin c2wall-sync-bench --bin c2wall-tiers-bench --bin c2wall-bgp-bench --bin c2wall-bgp --bin c2wall --bin c2wall-coordinator --bin c2wall-fuzz
 target/release/c2wall-bench --quick
 target/release/c2wall-sync-bench --quick
 target/release/c2wall-sync-bench --quick --store postgres --replicas 2

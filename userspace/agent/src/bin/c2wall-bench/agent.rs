@@ -19,15 +19,45 @@ use crate::wire::{enter, ip};
 
 /// How long the agent may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(60);
+/// When its memory is read again: the load's leftovers (the previous
+/// rule set's maps, a swapped-out hit array) are gone after a grace period.
+const SETTLED_AFTER: Duration = Duration::from_secs(5);
 
 pub struct AgentRun {
     pub entries: usize,
     pub ready_s: f64,
-    /// VmRSS, RssAnon, RssFile (the mapped BPF tables), VmHWM; bytes.
+    /// At ready, and [`SETTLED_AFTER`] later.
+    pub at_ready: Memory,
+    pub settled: Memory,
+}
+
+/// VmRSS, RssAnon, RssFile (the mapped BPF tables), VmHWM; bytes.
+pub struct Memory {
     pub rss: u64,
     pub anon: u64,
     pub mapped: u64,
     pub peak: u64,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib = |field: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Ok(Memory {
+            rss: kib("VmRSS:"),
+            anon: kib("RssAnon:"),
+            mapped: kib("RssFile:"),
+            peak: kib("VmHWM:"),
+        })
+    }
 }
 
 /// The namespace, pin and state directories and the process; all removed
@@ -129,23 +159,13 @@ pub fn run(list: &Path, entries: usize) -> Result<Option<AgentRun>> {
             bail!("{e}; its log:\n{log}");
         }
     };
-    let status = std::fs::read_to_string(format!("/proc/{agent}/status"))?;
-    let kib = |field: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-            * 1024
-    };
+    let at_ready = Memory::of(agent)?;
+    std::thread::sleep(SETTLED_AFTER);
     Ok(Some(AgentRun {
         entries,
         ready_s,
-        rss: kib("VmRSS:"),
-        anon: kib("RssAnon:"),
-        mapped: kib("RssFile:"),
-        peak: kib("VmHWM:"),
+        at_ready,
+        settled: Memory::of(agent)?,
     }))
 }
 

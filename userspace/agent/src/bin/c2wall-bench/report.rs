@@ -167,12 +167,14 @@ pub fn agent(a: &AgentRun) {
          (start, program loaded and attached, the file enforced: /readyz)",
         a.entries, a.ready_s
     );
-    println!(
-        "  resident {:.1} MiB: its own {:.1} MiB, the BPF tables it maps {:.1} MiB (kernel \
-         memory, counted above too); peak {:.1} MiB",
-        mib(a.rss),
-        mib(a.anon),
-        mib(a.mapped),
-        mib(a.peak)
-    );
+    for (when, m) in [("at ready", &a.at_ready), ("5 s later", &a.settled)] {
+        println!(
+            "  {when}: resident {:.1} MiB: its own {:.1} MiB, the BPF tables it maps {:.1} MiB \
+             (kernel memory, counted above too); peak so far {:.1} MiB",
+            mib(m.rss),
+            mib(m.anon),
+            mib(m.mapped),
+            mib(m.peak)
+        );
+    }
 }
