@@ -13,9 +13,11 @@ pub const MAX_NAME_BYTES: usize = 253;
 pub const MAX_LABEL_BYTES: usize = 63;
 
 /// A normalised DNS name: A-label form, lower case, no trailing dot, at
-/// least one label. Cheap to clone (shared).
+/// least one label. Cheap to clone (shared). One word: behind a thin
+/// pointer, a name makes an entry's target no larger than a prefix does
+/// (an entry takes 32 bytes instead of 40, and lists hold a million).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DomainName(Arc<str>);
+pub struct DomainName(Arc<String>);
 
 /// A domain entry's key: the name alone, or the name and its subtree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,7 +29,7 @@ pub struct Domain {
 
 impl DomainName {
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
     pub fn label_count(&self) -> usize {
         self.0.split('.').count()
@@ -41,7 +43,9 @@ impl DomainName {
     /// The parent name (`evil.example` for `www.evil.example`); `None` for a
     /// single label.
     pub fn parent(&self) -> Option<DomainName> {
-        self.0.split_once('.').map(|(_, p)| DomainName(p.into()))
+        self.0
+            .split_once('.')
+            .map(|(_, p)| DomainName(Arc::new(p.to_string())))
     }
 }
 
@@ -64,7 +68,7 @@ impl Domain {
 
 impl fmt::Display for DomainName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -128,7 +132,7 @@ impl FromStr for DomainName {
                 "a top-level label is never all digits (an address is not a name)",
             ));
         }
-        Ok(DomainName(out.into()))
+        Ok(DomainName(Arc::new(out)))
     }
 }
 

@@ -253,8 +253,9 @@ mod tests {
     }
 
     #[test]
-    fn a_prefix_takes_20_bytes() {
+    fn a_prefix_takes_20_bytes_and_an_entry_32() {
         assert_eq!(std::mem::size_of::<Prefix>(), 20);
+        assert_eq!(std::mem::size_of::<crate::Entry>(), 32);
     }
 
     #[test]
