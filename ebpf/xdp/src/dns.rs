@@ -51,8 +51,8 @@ pub fn note(frame: &Frame, pkt: &Packet, base: u32) -> bool {
         (*s).l4 = pkt.l4 as u32;
         (*s).base = base;
         (*s).family = pkt.family;
-        (*s).resolver = pkt.src;
-        (*s).subscriber = pkt.dst;
+        (*s).resolver = pkt.src.bytes();
+        (*s).subscriber = pkt.dst.bytes();
     }
     true
 }

@@ -2,19 +2,7 @@
 //! filter check, the slot tables and the port map.
 
 use c2wall_common::*;
-use c2wall_xdp::parse::v4_in_16;
-
-/// An address as its high and low 64 bits, native order.
-#[inline(always)]
-pub fn halves(addr: &[u8; 16]) -> (u64, u64) {
-    let hi = u64::from_be_bytes([
-        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
-    ]);
-    let lo = u64::from_be_bytes([
-        addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
-    ]);
-    (hi, lo)
-}
+use c2wall_xdp::parse::{v4_in_16, Addr};
 
 /// An IPv6 address as two halves masked to `level` bits (BPF has no
 /// 128-bit shifts).
@@ -34,17 +22,13 @@ pub fn mask_v6(hi: u64, lo: u64, level: u32) -> (u64, u64) {
 
 /// The address of the slot at `level` that holds `addr` (port keys name it).
 #[inline(always)]
-pub fn slot_addr(addr: &[u8; 16], family: u8, level: u8) -> [u8; 16] {
+pub fn slot_addr(addr: &Addr, family: u8, level: u8) -> [u8; 16] {
     if family == FAMILY_V4 {
-        let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-        v4_in_16(mask_v4(a, level as u32).to_be_bytes())
+        v4_in_16(mask_v4(addr.v4(), level as u32).to_be_bytes())
     } else {
-        let (hi, lo) = halves(addr);
+        let (hi, lo) = addr.halves();
         let (h, l) = mask_v6(hi, lo, level as u32);
-        let mut a = [0u8; 16];
-        a[..8].copy_from_slice(&h.to_be_bytes());
-        a[8..].copy_from_slice(&l.to_be_bytes());
-        a
+        Addr([h.to_be(), l.to_be()]).bytes()
     }
 }
 

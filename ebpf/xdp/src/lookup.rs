@@ -2,24 +2,24 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use c2wall_common::*;
-use c2wall_xdp::parse::Packet;
+use c2wall_xdp::parse::{Addr, Packet};
 
-use crate::keys::{halves, mask_v6, slot_addr};
+use crate::keys::{mask_v6, slot_addr};
 use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, PORTS};
 use crate::tables::{c2w_find_v4, c2w_find_v6};
 
 /// The meta word of the most specific slot that holds `addr` in rule set
-/// `set` (0: none), through the global lookups (see [`c2w_find_v4`]).
+/// `set` (0: none), probing only the levels in `possible` (from
+/// [`possible`]) through the global lookups (see [`c2w_find_v4`]).
 /// Called from the program's main frame, not from [`side_rule`], so the
 /// deepest call chain stays within the 512-byte stack.
 #[inline(always)]
-pub fn find(addr: &[u8; 16], family: u8, set: u32) -> u64 {
+pub fn find(addr: &Addr, family: u8, set: u32, possible: u32) -> u64 {
     if family == FAMILY_V4 {
-        let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-        c2w_find_v4(set as u64, a as u64)
+        c2w_find_v4(set as u64, addr.v4() as u64, possible as u64)
     } else {
-        let (hi, lo) = halves(addr);
-        c2w_find_v6(set as u64, hi, lo)
+        let (hi, lo) = addr.halves();
+        c2w_find_v6(set as u64, hi, lo, possible as u64)
     }
 }
 
@@ -101,59 +101,58 @@ fn port_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> u64 {
     }
 }
 
-/// True when the slot filter rules out every level in use for `addr` in
-/// rule set `set`: a sure miss, decided without the node maps or a call.
-/// Levels the filter does not cover count as possible.
+/// The levels of rule set `set` that may hold a slot for `addr` (bit i:
+/// level index i of its family; 0: a sure miss, decided without the node
+/// maps or a call). The address's filter block names the levels its slots
+/// are at; of those, only levels whose Bloom bits are set remain. Levels the
+/// filter does not cover, and every level when there is no filter, remain.
 #[inline(always)]
-pub fn sure_miss(addr: &[u8; 16], family: u8, set: u32, cfg: &Config) -> bool {
+pub fn possible(addr: &Addr, family: u8, set: u32, cfg: &Config) -> u32 {
     let s = (set & 1) as usize;
     let bits = cfg.filter_bits[s] as u32;
-    let Some(filter) = FILTER.get(set) else {
-        return false;
-    };
     if family == FAMILY_V4 {
         let levels = cfg.v4_levels[s];
         let first = V4_FILTER_MIN_LEVEL / V4_STRIDE;
-        if levels & ((1 << first) - 1) != 0 {
-            return false;
-        }
-        let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-        let Some(b) = filter.get(filter_block_v4(bits, a)) else {
-            return false;
+        let Some(filter) = FILTER.get(set) else {
+            return levels;
         };
+        let a = addr.v4();
+        let Some(b) = filter.get(filter_block_v4(bits, a)) else {
+            return levels;
+        };
+        let listed = b.levels() & levels;
+        let mut out = levels & ((1 << first) - 1);
         let mut i = first;
         while i < V4_LEVELS {
-            if levels & (1 << i) != 0 {
+            if listed & (1 << i) != 0 {
                 let level = i * V4_STRIDE;
-                if b.has(filter_bit_v4(level, a & (u32::MAX << (32 - level)))) {
-                    return false;
-                }
+                out |= b.bloom_bit(filter_bit_v4(level, a & (u32::MAX << (32 - level)))) << i;
             }
             i += 1;
         }
-        true
+        out
     } else {
         let levels = cfg.v6_levels[s];
         let first = V6_FILTER_MIN_LEVEL / V6_STRIDE;
-        if levels & ((1 << first) - 1) != 0 {
-            return false;
-        }
-        let (hi, lo) = halves(addr);
-        let Some(b) = filter.get(filter_block_v6(bits, hi)) else {
-            return false;
+        let Some(filter) = FILTER.get(set) else {
+            return levels;
         };
+        let (hi, lo) = addr.halves();
+        let Some(b) = filter.get(filter_block_v6(bits, hi)) else {
+            return levels;
+        };
+        let listed = (b.levels() >> V6_LEVEL_BIT) & levels;
+        let mut out = levels & ((1 << first) - 1);
         let mut i = first;
         while i < V6_LEVELS {
-            if levels & (1 << i) != 0 {
+            if listed & (1 << i) != 0 {
                 let level = i * V6_STRIDE;
                 let (h, l) = mask_v6(hi, lo, level);
-                if b.has(filter_bit_v6(level, h, l)) {
-                    return false;
-                }
+                out |= b.bloom_bit(filter_bit_v6(level, h, l)) << i;
             }
             i += 1;
         }
-        true
+        out
     }
 }
 
@@ -166,14 +165,13 @@ pub fn allowlisted(pkt: &Packet, allow: u8) -> bool {
         if allow & ALLOW_HAS_V4 == 0 {
             return false;
         }
-        let s = [pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]];
-        let d = [pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]];
-        ALLOW_V4.get(Key::new(32, d)).is_some() || ALLOW_V4.get(Key::new(32, s)).is_some()
+        ALLOW_V4.get(Key::new(32, pkt.dst.v4_bytes())).is_some()
+            || ALLOW_V4.get(Key::new(32, pkt.src.v4_bytes())).is_some()
     } else {
         if allow & ALLOW_HAS_V6 == 0 {
             return false;
         }
-        ALLOW_V6.get(Key::new(128, pkt.dst)).is_some()
-            || ALLOW_V6.get(Key::new(128, pkt.src)).is_some()
+        ALLOW_V6.get(Key::new(128, pkt.dst.bytes())).is_some()
+            || ALLOW_V6.get(Key::new(128, pkt.src.bytes())).is_some()
     }
 }

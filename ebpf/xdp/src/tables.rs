@@ -5,7 +5,7 @@
 use c2wall_common::*;
 
 use crate::keys::{mask_v4, mask_v6, v4_key, v6_key};
-use crate::maps::{NodesV4, NodesV6, CONFIG, FILTER, NODES_V4, NODES_V6, STASH_V4, STASH_V6};
+use crate::maps::{NodesV4, NodesV6, CONFIG, NODES_V4, NODES_V6, STASH_V4, STASH_V6};
 
 /// All ones when `d` is zero, else zero: a compare without a branch (BPF
 /// has no conditional move), which keeps the verifier's paths per level
@@ -49,7 +49,8 @@ fn scan_v6(table: &NodesV6, b: u32, h: u64, l: u64, want: u64) -> u64 {
 }
 
 /// The meta word of the most specific live slot that holds IPv4 address
-/// `a` (native order) in rule set `set`, or 0: longest used level first.
+/// `a` (native order) in rule set `set`, or 0: longest level first, of the
+/// levels in `possible` (see lookup::possible).
 ///
 /// A global function: the verifier checks it once, on its own, with its
 /// arguments and result as unknown numbers. Inlined (or a static call), it
@@ -57,15 +58,15 @@ fn scan_v6(table: &NodesV6, b: u32, h: u64, l: u64, want: u64) -> u64 {
 /// went past the verifier's budget of a million instructions.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn c2w_find_v4(set: u64, a: u64) -> u64 {
-    find_v4(a as u32, set as u32).unwrap_or(0)
+pub extern "C" fn c2w_find_v4(set: u64, a: u64, possible: u64) -> u64 {
+    find_v4(a as u32, set as u32, possible as u32).unwrap_or(0)
 }
 
 /// [`c2w_find_v4`] for IPv6 address (hi, lo).
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn c2w_find_v6(set: u64, hi: u64, lo: u64) -> u64 {
-    find_v6(hi, lo, set as u32).unwrap_or(0)
+pub extern "C" fn c2w_find_v6(set: u64, hi: u64, lo: u64, possible: u64) -> u64 {
+    find_v6(hi, lo, set as u32, possible as u32).unwrap_or(0)
 }
 
 /// Set, bucket count and level index in one argument: a BPF call takes at
@@ -113,30 +114,18 @@ pub extern "C" fn c2w_probe_v6(packed: u64, seed: u64, h: u64, l: u64) -> u64 {
 }
 
 #[inline(always)]
-fn find_v4(a: u32, set: u32) -> Option<u64> {
+fn find_v4(a: u32, set: u32, possible: u32) -> Option<u64> {
     let cfg = CONFIG.get(0)?;
     let s = (set & 1) as usize;
     let (n, seed, stashed) = (cfg.v4_buckets[s], cfg.table_seed[s], cfg.stash_v4_levels[s]);
-    let levels = cfg.v4_levels[s];
-    let bits = cfg.filter_bits[s] as u32;
-    let block = FILTER
-        .get(set)
-        .and_then(|f| f.get(filter_block_v4(bits, a)));
     let mut i = V4_LEVELS;
     while i > 0 {
         i -= 1;
-        if levels & (1 << i) == 0 {
+        if possible & (1 << i) == 0 {
             continue;
         }
         let level = i * V4_STRIDE;
         let masked = mask_v4(a, level);
-        if level >= V4_FILTER_MIN_LEVEL {
-            if let Some(b) = block {
-                if !b.has(filter_bit_v4(level, masked)) {
-                    continue;
-                }
-            }
-        }
         if n != 0 {
             let m = c2w_probe_v4(pack(set, n, i), seed, masked as u64);
             if m != 0 {
@@ -155,30 +144,18 @@ fn find_v4(a: u32, set: u32) -> Option<u64> {
 }
 
 #[inline(always)]
-fn find_v6(hi: u64, lo: u64, set: u32) -> Option<u64> {
+fn find_v6(hi: u64, lo: u64, set: u32, possible: u32) -> Option<u64> {
     let cfg = CONFIG.get(0)?;
     let s = (set & 1) as usize;
     let (n, seed, stashed) = (cfg.v6_buckets[s], cfg.table_seed[s], cfg.stash_v6_levels[s]);
-    let levels = cfg.v6_levels[s];
-    let bits = cfg.filter_bits[s] as u32;
-    let block = FILTER
-        .get(set)
-        .and_then(|f| f.get(filter_block_v6(bits, hi)));
     let mut i = V6_LEVELS;
     while i > 0 {
         i -= 1;
-        if levels & (1 << i) == 0 {
+        if possible & (1 << i) == 0 {
             continue;
         }
         let level = i * V6_STRIDE;
         let (h, l) = mask_v6(hi, lo, level);
-        if level >= V6_FILTER_MIN_LEVEL {
-            if let Some(b) = block {
-                if !b.has(filter_bit_v6(level, h, l)) {
-                    continue;
-                }
-            }
-        }
         if n != 0 {
             let m = c2w_probe_v6(pack(set, n, i), seed, h, l);
             if m != 0 {

@@ -11,7 +11,7 @@ use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
 use crate::counters::count;
 use crate::dns;
-use crate::lookup::{allowlisted, find, side_rule, sure_miss};
+use crate::lookup::{allowlisted, find, possible, side_rule};
 use crate::maps::{CONFIG, EVENTS, HITS, IFSLOT, SAMPLER};
 
 /// [`drop_frame`]'s answer: drop the frame.
@@ -68,22 +68,28 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     };
     let set = cfg.active_set & 1;
     // Most packets match nothing, and the filter says so for both sides
-    // before any node map is read; a side it rules out is not looked up.
-    let dst_miss = sure_miss(&pkt.dst, pkt.family, set, cfg);
-    let src_miss = sure_miss(&pkt.src, pkt.family, set, cfg);
-    if dst_miss && src_miss {
+    // before any node map is read; a side it rules out is not looked up, and
+    // a side it does not is looked up at the levels it left.
+    let dst_levels = possible(&pkt.dst, pkt.family, set, cfg);
+    let src_levels = possible(&pkt.src, pkt.family, set, cfg);
+    if dst_levels == 0 && src_levels == 0 {
         count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
         return follow;
     }
-    let to = if dst_miss {
+    let to = if dst_levels == 0 {
         Rule::default()
     } else {
-        side_rule(&pkt, set, find(&pkt.dst, pkt.family, set), true)
+        side_rule(&pkt, set, find(&pkt.dst, pkt.family, set, dst_levels), true)
     };
-    let from = if src_miss {
+    let from = if src_levels == 0 {
         Rule::default()
     } else {
-        side_rule(&pkt, set, find(&pkt.src, pkt.family, set), false)
+        side_rule(
+            &pkt,
+            set,
+            find(&pkt.src, pkt.family, set, src_levels),
+            false,
+        )
     };
     // The stronger action decides; on a tie the destination side is reported.
     let (rule, dir) = if to.action >= from.action {
@@ -178,8 +184,8 @@ fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32)
             [0; 2]
         },
         cc_port: if pkt.has_ports { cc_port } else { [0; 2] },
-        subscriber,
-        cc,
+        subscriber: subscriber.bytes(),
+        cc: cc.bytes(),
     };
     if EVENTS.output::<DropEvent>(&ev, 0).is_ok() {
         count(base + CNT_SAMPLED, 1);

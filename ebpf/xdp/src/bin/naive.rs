@@ -33,16 +33,14 @@ pub fn c2wall_naive(ctx: XdpContext) -> u32 {
     };
     let action = |r: Option<&Rule>| r.map(|r| r.action).unwrap_or(ACTION_NONE);
     let (to, from) = if pkt.family == FAMILY_V4 {
-        let d = [pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]];
-        let s = [pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]];
         (
-            action(NAIVE_V4.get(Key::new(32, d))),
-            action(NAIVE_V4.get(Key::new(32, s))),
+            action(NAIVE_V4.get(Key::new(32, pkt.dst.v4_bytes()))),
+            action(NAIVE_V4.get(Key::new(32, pkt.src.v4_bytes()))),
         )
     } else {
         (
-            action(NAIVE_V6.get(Key::new(128, pkt.dst))),
-            action(NAIVE_V6.get(Key::new(128, pkt.src))),
+            action(NAIVE_V6.get(Key::new(128, pkt.dst.bytes()))),
+            action(NAIVE_V6.get(Key::new(128, pkt.src.bytes()))),
         )
     };
     let fam = if pkt.family == FAMILY_V4 { 0 } else { 1 };
