@@ -118,7 +118,17 @@ pub struct SetDigest(pub [u64; 4]);
 
 impl SetDigest {
     fn entry_hash(e: &Entry) -> [u64; 4] {
-        let h = Sha256::digest(e.to_string().as_bytes());
+        use std::fmt::Write as _;
+        // The canonical form written into one buffer per thread, not a new
+        // string per entry: a million-entry snapshot hashes a million.
+        thread_local! {
+            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let h = TEXT.with_borrow_mut(|t| {
+            t.clear();
+            write!(t, "{e}").expect("writing to a String");
+            Sha256::digest(t.as_bytes())
+        });
         let mut out = [0u64; 4];
         for (i, lane) in out.iter_mut().enumerate() {
             let mut b = [0u8; 8];
@@ -156,6 +166,12 @@ impl SetDigest {
     pub fn remove(&mut self, e: &Entry) {
         for (l, h) in self.0.iter_mut().zip(Self::entry_hash(e)) {
             *l = l.wrapping_sub(h);
+        }
+    }
+    /// The digest of two disjoint sets together.
+    pub fn merge(&mut self, other: SetDigest) {
+        for (l, h) in self.0.iter_mut().zip(other.0) {
+            *l = l.wrapping_add(h);
         }
     }
     pub fn of<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {

@@ -109,15 +109,24 @@ impl<V: SetValue> Synced<V> {
         }
         let report = if let Some(set) = fresh {
             self.set.rollback(pending);
-            let report = (self.apply)(&set, None).map_err(SyncError::Apply)?;
+            // The file is encoded on another core while the kernel is
+            // written: it is saved only once enforced (the saved list never
+            // runs ahead of the kernel's), but its encoding need not wait.
+            let apply = &mut self.apply;
+            let (applied, encoded) = std::thread::scope(|s| {
+                let encoding = s.spawn(|| set.encode());
+                let applied = apply(&set, None);
+                (applied, encoding.join().expect("the encoding thread panicked"))
+            });
+            let report = applied.map_err(SyncError::Apply)?;
             self.set = set;
-            self.persist(None);
+            self.persist(None, Some(encoded));
             report
         } else if !pending.is_empty() {
             let changes = self.set.changes(&pending);
             match (self.apply)(&self.set, Some(&changes)) {
                 Ok(r) => {
-                    self.persist(Some(&pending));
+                    self.persist(Some(&pending), None);
                     r
                 }
                 Err(e) => {
@@ -224,8 +233,9 @@ impl<V: SetValue> Synced<V> {
     /// list stays enforced, the saved one is marked stale (metric, alert),
     /// and the next change retries with a full save (a journal with a gap
     /// would be useless). A restart never re-applies the stale list over
-    /// the kernel's newer one (see the daemon's adoption).
-    fn persist(&mut self, pending: Option<&Pending<V>>) {
+    /// the kernel's newer one (see the daemon's adoption). `encoded`: the
+    /// whole set's file content, when it was made already.
+    fn persist(&mut self, pending: Option<&Pending<V>>, encoded: Option<Vec<u8>>) {
         let stale = self.status.disk_stale.load(Ordering::Relaxed);
         let limit = (self.set.entries.len() * JOURNAL_PER_ENTRY).max(JOURNAL_MIN);
         let saved = match pending {
@@ -237,10 +247,11 @@ impl<V: SetValue> Synced<V> {
                 }
                 Ok(())
             }),
-            _ => self
-                .set
-                .save(&self.state_file)
-                .map(|()| self.journal_bytes = 0),
+            _ => match encoded {
+                Some(bytes) => self.set.save_encoded(&self.state_file, &bytes),
+                None => self.set.save(&self.state_file),
+            }
+            .map(|()| self.journal_bytes = 0),
         };
         match saved {
             Ok(()) => {

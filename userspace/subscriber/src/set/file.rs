@@ -131,6 +131,11 @@ impl<V: SetValue> SyncedSet<V> {
     /// empties the journal. The file it replaces is kept as the previous
     /// generation, the fallback should this one ever read back damaged.
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        self.save_encoded(path, &self.encode())
+    }
+
+    /// The snapshot file's content for this set (see [`SyncedSet::save`]).
+    pub fn encode(&self) -> Vec<u8> {
         let msg = pb::SnapshotChunk {
             version: self.version,
             digest: self.digest.to_bytes(),
@@ -141,7 +146,11 @@ impl<V: SetValue> SyncedSet<V> {
             lineage: self.lineage.clone(),
             moved: None,
         };
-        let bytes = msg.encode_to_vec();
+        msg.encode_to_vec()
+    }
+
+    /// [`SyncedSet::save`] with the content [`SyncedSet::encode`] gave.
+    pub fn save_encoded(&self, path: &Path, bytes: &[u8]) -> Result<(), FileError> {
         if path.exists() {
             // A hard link, so the current file stays in place until the new
             // one replaces it atomically.
@@ -152,7 +161,7 @@ impl<V: SetValue> SyncedSet<V> {
                 source,
             })?;
         }
-        write_atomic(path, &bytes)?;
+        write_atomic(path, bytes)?;
         match std::fs::remove_file(journal_path(path)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FileError::Write {
                 path: journal_path(path),

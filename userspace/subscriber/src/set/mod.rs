@@ -165,12 +165,7 @@ impl<V: SetValue> SyncedSet<V> {
         signature: &[u8],
         trust: &Trust,
     ) -> Result<Self, SetError> {
-        let mut map = BTreeMap::new();
-        for e in entries {
-            let v: V = value_of(e)?;
-            map.insert(v.entry().identity(), v);
-        }
-        let ours = SetDigest::of(map.values().map(V::entry));
+        let (map, ours) = build::decode(entries)?;
         check_digest(version, ours, digest)?;
         check_signature(trust, lineage, version, &ours, signature)?;
         Ok(SyncedSet {
@@ -340,6 +335,7 @@ impl<V: SetValue> SyncedSet<V> {
     }
 }
 
+mod build;
 mod file;
 
 pub use file::{journal_len, journal_path, prev_path};

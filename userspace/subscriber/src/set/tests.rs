@@ -268,3 +268,47 @@ fn never_backwards_never_another_lineage_unless_moved_by_a_signed_act() {
     ));
     assert_eq!(set, have);
 }
+
+#[test]
+fn a_large_snapshot_decoded_in_parts_is_the_set_one_insert_after_another_builds() {
+    // Past two parts' worth, out of order, with a repeat that differs (the
+    // later one is kept) and a bad entry in the second part.
+    let n = 2 * build_part_min() + 7;
+    let prefix = |i: usize| format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
+    let mut wire: Vec<pb::Entry> = (0..n).rev().map(|i| e(&prefix(i))).collect();
+    let mut repeat = e(&prefix(5));
+    repeat.action = pb::Action::Monitor as i32;
+    wire.push(repeat);
+    let mut serial = BTreeMap::new();
+    for w in &wire {
+        let v: Entry = value_of(w).unwrap();
+        serial.insert(v.identity(), v);
+    }
+    let digest = SetDigest::of(serial.values());
+    let set = SyncedSet::from_snapshot(&[], 9, &digest.to_bytes(), &wire, &[], &Trust::default())
+        .unwrap();
+    assert_eq!(set.entries, serial);
+    assert_eq!(set.digest, digest);
+    assert_eq!(set.entries.len(), n);
+    // Without the repeat, the digest of the parts summed is the whole's.
+    wire.pop();
+    let whole = SetDigest::of(
+        wire.iter()
+            .map(|w| value_of::<Entry>(w).unwrap())
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    assert!(
+        SyncedSet::from_snapshot(&[], 9, &whole.to_bytes(), &wire, &[], &Trust::default()).is_ok()
+    );
+    // A bad entry anywhere fails the whole snapshot.
+    wire[n - 3].key = None;
+    assert!(matches!(
+        SyncedSet::from_snapshot(&[], 9, &whole.to_bytes(), &wire, &[], &Trust::default()),
+        Err(SetError::Invalid(_))
+    ));
+}
+
+fn build_part_min() -> usize {
+    super::build::PART_MIN
+}
