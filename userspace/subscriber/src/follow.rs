@@ -116,7 +116,10 @@ impl<V: SetValue> Synced<V> {
             let (applied, encoded) = std::thread::scope(|s| {
                 let encoding = s.spawn(|| set.encode());
                 let applied = apply(&set, None);
-                (applied, encoding.join().expect("the encoding thread panicked"))
+                (
+                    applied,
+                    encoding.join().expect("the encoding thread panicked"),
+                )
             });
             let report = applied.map_err(SyncError::Apply)?;
             self.set = set;

@@ -15,6 +15,9 @@ use crate::value::SetValue;
 /// than it saves).
 pub(super) const PART_MIN: usize = 50_000;
 
+/// One part's values, in its order, and their digest.
+type Part<V> = Result<(Vec<(Identity, V)>, SetDigest), SetError>;
+
 /// The entries of `entries` by identity (a later repeat of an identity
 /// replaces an earlier one) and their digest; the first entry that does not
 /// decode, in list order, is the error.
@@ -24,7 +27,7 @@ pub(super) fn decode<V: SetValue>(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let parts = cores.min(entries.len() / PART_MIN).max(1);
     let size = entries.len().div_ceil(parts).max(1);
-    let done: Vec<Result<(Vec<(Identity, V)>, SetDigest), SetError>> = if parts == 1 {
+    let done: Vec<Part<V>> = if parts == 1 {
         vec![decode_part(entries)]
     } else {
         std::thread::scope(|s| {
@@ -56,9 +59,7 @@ pub(super) fn decode<V: SetValue>(
     Ok((map, digest))
 }
 
-fn decode_part<V: SetValue>(
-    part: &[pb::Entry],
-) -> Result<(Vec<(Identity, V)>, SetDigest), SetError> {
+fn decode_part<V: SetValue>(part: &[pb::Entry]) -> Part<V> {
     let mut digest = SetDigest::default();
     let mut out = Vec::with_capacity(part.len());
     for e in part {
