@@ -184,9 +184,10 @@ impl State {
             .map(|e| self.materialise(ident, e))
     }
 
-    /// Every effective record, in identity order.
-    pub fn effective_records(&self) -> impl Iterator<Item = Record> + '_ {
-        self.effective.iter().map(|(i, e)| self.materialise(i, e))
+    /// The effective records after the first `skip`, in identity order.
+    pub fn effective_records(&self, skip: usize) -> impl Iterator<Item = Record> + '_ {
+        let rest = self.effective.iter().skip(skip);
+        rest.map(|(i, e)| self.materialise(i, e))
     }
 
     fn materialise(&self, ident: &Identity, e: &Effective) -> Record {

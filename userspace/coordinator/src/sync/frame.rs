@@ -9,6 +9,8 @@ use c2wall_proto::v1 as pb;
 use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 
+use c2wall_model::Record;
+
 use crate::state::State;
 
 /// Field numbers of `SyncMessage.kind`.
@@ -134,35 +136,88 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
             .unwrap_or_default();
         m
     });
-    let chunk = |seq: usize, entries: Vec<pb::Entry>, last: bool| {
-        let c = pb::SnapshotChunk {
-            version: state.version,
-            digest: digest.clone(),
-            seq: seq as u32,
-            last,
-            entries,
-            signature: if last { signature.clone() } else { Vec::new() },
-            lineage: lineage.clone(),
-            moved: if last { moved.clone() } else { None },
-        };
-        frame(SNAPSHOT, &c.encode_to_vec())
-    };
-    // Entries are converted one run at a time: a million-entry set never
-    // exists as wire messages all at once, only as the framed bytes.
+    // The entries are encoded one part per core, each part into runs of
+    // wire bytes under the frame budget; each chunk is then its other fields
+    // followed by one run (a repeated field may follow the others: it
+    // decodes the same). A million-entry set never exists as wire messages
+    // all at once, only as the encoded bytes.
     let budget = FRAME_BYTES - 512;
-    let (mut out, mut run, mut bytes) = (Vec::new(), Vec::new(), 0);
-    for r in state.effective_records() {
+    let n = state.listed();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let parts = cores.min(n / PART_MIN).max(1);
+    let size = n.div_ceil(parts).max(1);
+    let mut runs: Vec<Vec<u8>> = if parts == 1 {
+        encode_runs(state.effective_records(0), budget)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..parts)
+                .map(|p| {
+                    s.spawn(move || {
+                        encode_runs(state.effective_records(p * size).take(size), budget)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a snapshot encoding thread panicked"))
+                .collect()
+        })
+    };
+    if runs.is_empty() {
+        // An empty set is one chunk with no entries.
+        runs.push(Vec::new());
+    }
+    let last = runs.len() - 1;
+    runs.into_iter()
+        .enumerate()
+        .map(|(seq, entries)| {
+            let c = pb::SnapshotChunk {
+                version: state.version,
+                digest: digest.clone(),
+                seq: seq as u32,
+                last: seq == last,
+                entries: Vec::new(),
+                signature: if seq == last {
+                    signature.clone()
+                } else {
+                    Vec::new()
+                },
+                lineage: lineage.clone(),
+                moved: if seq == last { moved.clone() } else { None },
+            };
+            let mut b = c.encode_to_vec();
+            b.extend_from_slice(&entries);
+            frame(SNAPSHOT, &b)
+        })
+        .collect()
+}
+
+/// Field number of `SnapshotChunk.entries`.
+const CHUNK_ENTRIES: u32 = 5;
+
+/// Effective entries below which one thread encodes a whole snapshot (a
+/// thread costs more than it saves).
+const PART_MIN: usize = 50_000;
+
+/// `records` as `SnapshotChunk.entries` fields, cut into runs of at most
+/// `budget` bytes (each run holds at least one entry).
+fn encode_runs(records: impl Iterator<Item = Record>, budget: usize) -> Vec<Vec<u8>> {
+    let (mut runs, mut run) = (Vec::new(), Vec::new());
+    for r in records {
         let e = pb::Entry::from(&r);
         let n = e.encoded_len();
         // Key, length varint and the entry itself.
         let size = n + 1 + prost::length_delimiter_len(n);
-        if !run.is_empty() && bytes + size > budget {
-            out.push(chunk(out.len(), std::mem::take(&mut run), false));
-            bytes = 0;
+        if !run.is_empty() && run.len() + size > budget {
+            runs.push(std::mem::take(&mut run));
         }
-        bytes += size;
-        run.push(e);
+        prost::encoding::message::encode(CHUNK_ENTRIES, &e, &mut run);
     }
-    out.push(chunk(out.len(), run, true));
-    out
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
 }
+
+#[cfg(test)]
+mod tests;
