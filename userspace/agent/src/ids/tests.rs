@@ -121,3 +121,43 @@ fn port_scoped_keys_follow_their_prefix_in_protocol_and_port_order() {
     assert_eq!(named.len(), 1);
     assert_eq!(named[&keys[2].1], list[1].identity());
 }
+
+#[test]
+fn the_id_file_writes_each_line_as_the_identity_displays() {
+    let dir = std::env::temp_dir().join(format!("c2wall-ids-lines-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ids");
+    let keys: Vec<IdKey> = [
+        "0.0.0.0/0",
+        "255.255.255.255",
+        "10.1.2.0/24",
+        "2001:db8::/32",
+    ]
+    .into_iter()
+    .map(|p| IdKey::of_entry(&entry(p)).unwrap())
+    .chain([IdKey {
+        prefix: "192.0.2.9".parse().unwrap(),
+        scope: Some(PortScope::parse("tcp", "443").unwrap()),
+    }])
+    .collect();
+    let table: Vec<(IdKey, u32)> = keys
+        .iter()
+        .zip([0, 1_234_567_890, 7, 10, 4_000_000_000])
+        .map(|(k, i)| (*k, i))
+        .collect();
+    let mut table = table;
+    table.sort();
+    Ids::new().save(&path, table.iter().copied()).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let want: Vec<String> = table
+        .iter()
+        .map(|(k, id)| format!("{id} {}", k.identity()))
+        .collect();
+    assert_eq!(lines, want);
+    assert_eq!(
+        Ids::load(&path).unwrap().loaded().collect::<Vec<_>>(),
+        table
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}

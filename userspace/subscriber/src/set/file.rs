@@ -12,6 +12,9 @@ use crate::error::FileError;
 use crate::fsio::{append_synced, write_atomic};
 use crate::value::SetValue;
 
+/// Field number of `SnapshotChunk.entries`.
+const CHUNK_ENTRIES: u32 = 5;
+
 /// The journal next to a snapshot file.
 pub fn journal_path(snapshot: &Path) -> PathBuf {
     let mut p = snapshot.as_os_str().to_owned();
@@ -135,18 +138,26 @@ impl<V: SetValue> SyncedSet<V> {
     }
 
     /// The snapshot file's content for this set (see [`SyncedSet::save`]).
+    /// One `SnapshotChunk`: its other fields, then each entry encoded
+    /// straight into the buffer (a repeated field may follow the others: it
+    /// decodes the same), so a million entries are never wire messages all
+    /// at once.
     pub fn encode(&self) -> Vec<u8> {
-        let msg = pb::SnapshotChunk {
+        let head = pb::SnapshotChunk {
             version: self.version,
             digest: self.digest.to_bytes(),
             seq: 0,
             last: true,
-            entries: self.entries.values().map(V::to_wire).collect(),
+            entries: Vec::new(),
             signature: Vec::new(),
             lineage: self.lineage.clone(),
             moved: None,
         };
-        msg.encode_to_vec()
+        let mut buf = head.encode_to_vec();
+        for v in self.entries.values() {
+            prost::encoding::message::encode(CHUNK_ENTRIES, &v.to_wire(), &mut buf);
+        }
+        buf
     }
 
     /// [`SyncedSet::save`] with the content [`SyncedSet::encode`] gave.

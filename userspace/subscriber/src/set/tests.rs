@@ -290,6 +290,10 @@ fn a_large_snapshot_decoded_in_parts_is_the_set_one_insert_after_another_builds(
     assert_eq!(set.entries, serial);
     assert_eq!(set.digest, digest);
     assert_eq!(set.entries.len(), n);
+    // The saved file's content is the whole set as one chunk.
+    let file = pb::SnapshotChunk::decode(set.encode().as_slice()).unwrap();
+    let want: Vec<pb::Entry> = set.entries.values().map(|v| v.to_wire()).collect();
+    assert!(file.entries == want && file.version == 9 && file.last);
     // Without the repeat, the digest of the parts summed is the whole's.
     wire.pop();
     let whole = SetDigest::of(
