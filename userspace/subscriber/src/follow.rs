@@ -12,7 +12,8 @@ use std::{
 use c2wall_model::{sign::Trust, Entry, Mode};
 use c2wall_proto::v1::{self as pb, sync_message::Kind};
 
-use super::error::{ApplyError, SyncError};
+use super::error::{ApplyError, FileError, SyncError};
+use super::fsio::{stage, Staged};
 use super::set::{journal_len, EntryChange, Pending, SyncedSet};
 use super::status::SyncStatus;
 use super::value::SetValue;
@@ -109,21 +110,19 @@ impl<V: SetValue> Synced<V> {
         }
         let report = if let Some(set) = fresh {
             self.set.rollback(pending);
-            // The file is encoded on another core while the kernel is
-            // written: it is saved only once enforced (the saved list never
-            // runs ahead of the kernel's), but its encoding need not wait.
-            let apply = &mut self.apply;
-            let (applied, encoded) = std::thread::scope(|s| {
-                let encoding = s.spawn(|| set.encode());
+            // The file is encoded and written (fsynced, beside the saved
+            // one) on another core while the kernel is written; it takes the
+            // saved one's place only once enforced (the saved list never
+            // runs ahead of the kernel's), and is removed if enforcing fails.
+            let (apply, path) = (&mut self.apply, &self.state_file);
+            let (applied, staged) = std::thread::scope(|s| {
+                let staging = s.spawn(|| stage(path, &set.encode()));
                 let applied = apply(&set, None);
-                (
-                    applied,
-                    encoding.join().expect("the encoding thread panicked"),
-                )
+                (applied, staging.join().expect("the saving thread panicked"))
             });
             let report = applied.map_err(SyncError::Apply)?;
             self.set = set;
-            self.persist(None, Some(encoded));
+            self.persist(None, Some(staged));
             report
         } else if !pending.is_empty() {
             let changes = self.set.changes(&pending);
@@ -236,9 +235,9 @@ impl<V: SetValue> Synced<V> {
     /// list stays enforced, the saved one is marked stale (metric, alert),
     /// and the next change retries with a full save (a journal with a gap
     /// would be useless). A restart never re-applies the stale list over
-    /// the kernel's newer one (see the daemon's adoption). `encoded`: the
-    /// whole set's file content, when it was made already.
-    fn persist(&mut self, pending: Option<&Pending<V>>, encoded: Option<Vec<u8>>) {
+    /// the kernel's newer one (see the daemon's adoption). `staged`: the
+    /// whole set's file, when it was written already.
+    fn persist(&mut self, pending: Option<&Pending<V>>, staged: Option<Result<Staged, FileError>>) {
         let stale = self.status.disk_stale.load(Ordering::Relaxed);
         let limit = (self.set.entries.len() * JOURNAL_PER_ENTRY).max(JOURNAL_MIN);
         let saved = match pending {
@@ -250,8 +249,10 @@ impl<V: SetValue> Synced<V> {
                 }
                 Ok(())
             }),
-            _ => match encoded {
-                Some(bytes) => self.set.save_encoded(&self.state_file, &bytes),
+            _ => match staged {
+                Some(staged) => {
+                    staged.and_then(|st| SyncedSet::<V>::save_staged(&self.state_file, st))
+                }
                 None => self.set.save(&self.state_file),
             }
             .map(|()| self.journal_bytes = 0),
@@ -274,5 +275,82 @@ impl<V: SetValue> Synced<V> {
                      stale until a save succeeds (retried at the next change)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c2wall_model::SetDigest;
+
+    fn snapshot(version: u64, prefixes: &[&str]) -> pb::SyncMessage {
+        let entries: Vec<pb::Entry> = prefixes
+            .iter()
+            .map(|p| pb::Entry {
+                key: Some(pb::EntryKey {
+                    prefix: (*p).into(),
+                    ..Default::default()
+                }),
+                action: pb::Action::Drop as i32,
+                direction: pb::Direction::Both as i32,
+                ..Default::default()
+            })
+            .collect();
+        let values: Vec<Entry> = entries
+            .iter()
+            .map(|e| Entry::from_wire(e).unwrap())
+            .collect();
+        pb::SyncMessage {
+            kind: Some(Kind::Snapshot(pb::SnapshotChunk {
+                version,
+                digest: SetDigest::of(&values).to_bytes(),
+                last: true,
+                entries,
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_saved_only_once_enforced_and_nothing_is_left_when_enforcing_fails() {
+        let dir = std::env::temp_dir().join(format!("c2wall-follow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("set.pb");
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = fail.clone();
+        let apply: ApplyFn = Arc::new(move |_, _| match f.load(Ordering::Relaxed) {
+            true => Err("the kernel said no".into()),
+            false => Ok(pb::AgentStatus::default()),
+        });
+        let synced = Synced::new(
+            SyncedSet::default(),
+            path.clone(),
+            Trust::default(),
+            Arc::new(SyncStatus::default()),
+            apply,
+            Arc::new(|_| {}),
+        );
+        let mut s = synced.lock().unwrap();
+        s.take_batch(vec![snapshot(3, &["192.0.2.1"])]).unwrap();
+        let saved = std::fs::read(&path).unwrap();
+        fail.store(true, Ordering::Relaxed);
+        assert!(s.take_batch(vec![snapshot(4, &["192.0.2.2"])]).is_err());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            saved,
+            "the saved set is the enforced one"
+        );
+        assert!(
+            !path.with_extension("tmp").exists(),
+            "the unused file is removed"
+        );
+        assert_eq!(s.set().version, 3);
+        fail.store(false, Ordering::Relaxed);
+        s.take_batch(vec![snapshot(5, &["192.0.2.3"])]).unwrap();
+        let loaded = SyncedSet::<Entry>::load(&path).unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.entries.len()), (5, 1));
+        assert!(!path.with_extension("tmp").exists());
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,10 @@
 //! Durable writes for the saved set.
 
-use std::{fs, io::Write, path::Path};
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 use crate::error::FileError;
 
@@ -21,21 +25,60 @@ pub fn append_synced(path: &Path, data: &[u8]) -> Result<(), FileError> {
 
 /// Replaces `path` atomically (temp file, fsync, rename, fsync the folder).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FileError> {
+    stage(path, data)?.commit()
+}
+
+/// New content for `path`, written and fsynced beside it but not yet in
+/// its place: the slow half of [`write_atomic`], which can run while
+/// something else decides whether the content is to be kept. Dropped
+/// without [`Staged::commit`], the temp file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    done: bool,
+}
+
+/// Writes `data` to `path`'s temp file and fsyncs it.
+pub fn stage(path: &Path, data: &[u8]) -> Result<Staged, FileError> {
     let err = |source| FileError::Write {
         path: path.into(),
         source,
     };
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(err)?;
+    let staged = Staged {
+        tmp: path.with_extension("tmp"),
+        path: path.into(),
+        done: false,
+    };
+    let mut f = fs::File::create(&staged.tmp).map_err(err)?;
     f.write_all(data).map_err(err)?;
     f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
+    Ok(staged)
+}
+
+impl Staged {
+    /// Puts the content in place (rename, fsync the folder).
+    pub fn commit(mut self) -> Result<(), FileError> {
+        fs::rename(&self.tmp, &self.path).map_err(|source| FileError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.done = true;
+        if let Some(dir) = self.path.parent() {
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
         }
     }
-    Ok(())
 }
 
 /// The pseudonymisation key: read from `path`, or created (32 random bytes,

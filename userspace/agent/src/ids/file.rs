@@ -134,7 +134,7 @@ fn push_decimal(out: &mut String, mut n: u32) {
             break;
         }
     }
-    out.extend(digits[i..].iter().map(|&d| d as char));
+    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
 }
 
 fn parse_identity(f: &[&str]) -> Option<Identity> {

@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::{Pending, SyncedSet};
 use crate::error::FileError;
-use crate::fsio::{append_synced, write_atomic};
+use crate::fsio::{append_synced, stage, Staged};
 use crate::value::SetValue;
 
 /// Field number of `SnapshotChunk.entries`.
@@ -134,7 +134,7 @@ impl<V: SetValue> SyncedSet<V> {
     /// empties the journal. The file it replaces is kept as the previous
     /// generation, the fallback should this one ever read back damaged.
     pub fn save(&self, path: &Path) -> Result<(), FileError> {
-        self.save_encoded(path, &self.encode())
+        Self::save_staged(path, stage(path, &self.encode())?)
     }
 
     /// The snapshot file's content for this set (see [`SyncedSet::save`]).
@@ -160,8 +160,10 @@ impl<V: SetValue> SyncedSet<V> {
         buf
     }
 
-    /// [`SyncedSet::save`] with the content [`SyncedSet::encode`] gave.
-    pub fn save_encoded(&self, path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    /// [`SyncedSet::save`] with the content written and fsynced already
+    /// (see [`crate::fsio::Staged`]): the current file becomes the previous
+    /// generation, the staged one takes its place, the journal goes.
+    pub fn save_staged(path: &Path, staged: Staged) -> Result<(), FileError> {
         if path.exists() {
             // A hard link, so the current file stays in place until the new
             // one replaces it atomically.
@@ -172,7 +174,7 @@ impl<V: SetValue> SyncedSet<V> {
                 source,
             })?;
         }
-        write_atomic(path, bytes)?;
+        staged.commit()?;
         match std::fs::remove_file(journal_path(path)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FileError::Write {
                 path: journal_path(path),
