@@ -10,6 +10,7 @@ pub mod labels;
 pub mod limits;
 pub mod matcher;
 mod mode;
+pub mod parts;
 mod prefix;
 mod record;
 pub mod sign;

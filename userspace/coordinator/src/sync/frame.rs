@@ -9,7 +9,7 @@ use c2wall_proto::v1 as pb;
 use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 
-use c2wall_model::Record;
+use c2wall_model::{parts::in_parts, Record};
 
 use crate::state::State;
 
@@ -142,27 +142,12 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
     // decodes the same). A million-entry set never exists as wire messages
     // all at once, only as the encoded bytes.
     let budget = FRAME_BYTES - 512;
-    let n = state.listed();
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let parts = cores.min(n / PART_MIN).max(1);
-    let size = n.div_ceil(parts).max(1);
-    let mut runs: Vec<Vec<u8>> = if parts == 1 {
-        encode_runs(state.effective_records(0), budget)
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..parts)
-                .map(|p| {
-                    s.spawn(move || {
-                        encode_runs(state.effective_records(p * size).take(size), budget)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a snapshot encoding thread panicked"))
-                .collect()
-        })
-    };
+    let mut runs: Vec<Vec<u8>> = in_parts(state.listed(), PART_MIN, |r| {
+        encode_runs(state.effective_records(r.start).take(r.len()), budget)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     if runs.is_empty() {
         // An empty set is one chunk with no entries.
         runs.push(Vec::new());
@@ -192,9 +177,6 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
         .collect()
 }
 
-/// Field number of `SnapshotChunk.entries`.
-const CHUNK_ENTRIES: u32 = 5;
-
 /// Effective entries below which one thread encodes a whole snapshot (a
 /// thread costs more than it saves).
 const PART_MIN: usize = 50_000;
@@ -211,7 +193,7 @@ fn encode_runs(records: impl Iterator<Item = Record>, budget: usize) -> Vec<Vec<
         if !run.is_empty() && run.len() + size > budget {
             runs.push(std::mem::take(&mut run));
         }
-        prost::encoding::message::encode(CHUNK_ENTRIES, &e, &mut run);
+        prost::encoding::message::encode(c2wall_proto::SNAPSHOT_CHUNK_ENTRIES, &e, &mut run);
     }
     if !run.is_empty() {
         runs.push(run);

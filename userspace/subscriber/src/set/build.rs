@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use c2wall_model::{Identity, SetDigest};
+use c2wall_model::{parts::in_parts, Identity, SetDigest};
 use c2wall_proto::v1 as pb;
 
 use super::{value_of, SetError};
@@ -24,23 +24,7 @@ type Part<V> = Result<(Vec<(Identity, V)>, SetDigest), SetError>;
 pub(super) fn decode<V: SetValue>(
     entries: &[pb::Entry],
 ) -> Result<(BTreeMap<Identity, V>, SetDigest), SetError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = cores.min(entries.len() / PART_MIN).max(1);
-    let size = entries.len().div_ceil(parts).max(1);
-    let done: Vec<Part<V>> = if parts == 1 {
-        vec![decode_part(entries)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = entries
-                .chunks(size)
-                .map(|part| s.spawn(move || decode_part::<V>(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a decoding thread panicked"))
-                .collect()
-        })
-    };
+    let done = in_parts(entries.len(), PART_MIN, |r| decode_part::<V>(&entries[r]));
     let mut all = Vec::with_capacity(entries.len());
     let mut digest = SetDigest::default();
     for part in done {

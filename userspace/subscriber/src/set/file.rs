@@ -12,9 +12,6 @@ use crate::error::FileError;
 use crate::fsio::{append_synced, stage, Staged};
 use crate::value::SetValue;
 
-/// Field number of `SnapshotChunk.entries`.
-const CHUNK_ENTRIES: u32 = 5;
-
 /// The journal next to a snapshot file.
 pub fn journal_path(snapshot: &Path) -> PathBuf {
     let mut p = snapshot.as_os_str().to_owned();
@@ -155,7 +152,11 @@ impl<V: SetValue> SyncedSet<V> {
         };
         let mut buf = head.encode_to_vec();
         for v in self.entries.values() {
-            prost::encoding::message::encode(CHUNK_ENTRIES, &v.to_wire(), &mut buf);
+            prost::encoding::message::encode(
+                c2wall_proto::SNAPSHOT_CHUNK_ENTRIES,
+                &v.to_wire(),
+                &mut buf,
+            );
         }
         buf
     }
