@@ -138,6 +138,12 @@ pub struct SubscribeRequest {
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
+    /// The subscriber keeps only what it enforces (an edge agent): snapshot
+    /// entries come with key, direction and action only, without provenance
+    /// (source, category, reference, times, chain). The digest covers the same
+    /// either way. A coordinator that follows another leaves it unset.
+    #[prost(bool, tag = "7")]
+    pub entries_only: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SyncMessage {

@@ -109,12 +109,19 @@ impl FromStr for Protocol {
     }
 }
 
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Protocol {
+    /// Its word in the blocklist syntax (what `Display` writes).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -158,12 +165,19 @@ impl FromStr for Action {
     }
 }
 
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Action {
+    /// Its word in the blocklist syntax (what `Display` writes).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Action::Drop => "drop",
             Action::Monitor => "monitor",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -202,13 +216,20 @@ impl FromStr for Direction {
     }
 }
 
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Direction {
+    /// Its word in the blocklist syntax (what `Display` writes).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Direction::Both => "both",
             Direction::To => "to",
             Direction::From => "from",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

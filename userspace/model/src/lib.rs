@@ -16,6 +16,7 @@ mod record;
 pub mod sign;
 pub mod special;
 mod subscriber;
+pub mod text;
 pub mod wire;
 
 pub use domain::{Domain, DomainName};

@@ -118,15 +118,15 @@ pub struct SetDigest(pub [u64; 4]);
 
 impl SetDigest {
     fn entry_hash(e: &Entry) -> [u64; 4] {
-        use std::fmt::Write as _;
-        // The canonical form written into one buffer per thread, not a new
-        // string per entry: a million-entry snapshot hashes a million.
+        // The canonical form (`Display`'s) written into one buffer per
+        // thread, not a new string per entry: a million-entry snapshot
+        // hashes a million.
         thread_local! {
             static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
         let h = TEXT.with_borrow_mut(|t| {
             t.clear();
-            write!(t, "{e}").expect("writing to a String");
+            e.write_text(t);
             Sha256::digest(t.as_bytes())
         });
         let mut out = [0u64; 4];

@@ -21,6 +21,10 @@ use super::value::SetValue;
 /// Status is reported after every apply, and at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
+/// Messages read ahead of the set's owner (a snapshot chunk is at most
+/// 1 MiB on the wire).
+const READ_AHEAD: usize = 16;
+
 /// The subscriber's current status, for periodic reports.
 pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
 
@@ -139,6 +143,7 @@ impl<V: SetValue> SyncClient<V> {
                 snapshot: *want_snapshot,
                 lineage,
                 labels: self.labels.clone().into_iter().collect(),
+                entries_only: V::ENTRIES_ONLY,
             })
             .await?;
         if let Some(v) = reply
@@ -151,9 +156,32 @@ impl<V: SetValue> SyncClient<V> {
         }
         let mut stream = reply.into_inner();
         tracing::info!(%url, version, "subscribed to the coordinator");
+        // Messages are read and decoded by a task of their own while the
+        // set's owner takes the ones before: a snapshot's next chunks are
+        // decoded on one core while the entries of those before are decoded
+        // and hashed on another. Dropped with the session (the JoinSet
+        // aborts it).
+        let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let mut reader = tokio::task::JoinSet::new();
+        reader.spawn(async move {
+            loop {
+                let m = stream.message().await;
+                let end = !matches!(m, Ok(Some(_)));
+                if tx.send(m).await.is_err() || end {
+                    return;
+                }
+            }
+        });
         let mut last_report = std::time::Instant::now();
+        // The stream's end or error, met while gathering a batch: taken
+        // once the batch before it is applied.
+        let mut ended = None;
         loop {
-            let Some(first) = stream.message().await? else {
+            let next = match ended.take() {
+                Some(end) => end,
+                None => rx.recv().await.unwrap_or(Ok(None)),
+            };
+            let Some(first) = next? else {
                 return Ok(());
             };
             self.status
@@ -161,12 +189,14 @@ impl<V: SetValue> SyncClient<V> {
                 .store(unix_now(), Ordering::Relaxed);
             // Batch: take every message already waiting, apply once.
             let mut batch = vec![first];
-            while let Ok(Ok(Some(m))) =
-                tokio::time::timeout(Duration::from_millis(0), stream.message()).await
-            {
-                batch.push(m);
-                if batch.len() >= 256 {
-                    break;
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(Ok(Some(m))) => batch.push(m),
+                    Ok(end) => {
+                        ended = Some(end);
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
             let report = match self.with_synced(move |s| s.take_batch(batch)).await? {

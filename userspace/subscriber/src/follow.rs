@@ -14,7 +14,7 @@ use c2wall_proto::v1::{self as pb, sync_message::Kind};
 
 use super::error::{ApplyError, FileError, SyncError};
 use super::fsio::{stage, Staged};
-use super::set::{journal_len, EntryChange, Pending, SyncedSet};
+use super::set::{journal_len, EntryChange, Gathered, Pending, SyncedSet};
 use super::status::SyncStatus;
 use super::value::SetValue;
 
@@ -38,17 +38,27 @@ pub type SyncedHandle<V = Entry> = Arc<Mutex<Synced<V>>>;
 const JOURNAL_PER_ENTRY: usize = 64;
 const JOURNAL_MIN: usize = 1 << 20;
 
-/// Snapshot chunks and delta parts received so far, until their last one.
-#[derive(Default)]
-struct Parts {
-    chunks: Vec<pb::Entry>,
+/// Snapshot chunks (decoded as they arrive) and delta parts received so
+/// far, until their last one.
+struct Parts<V> {
+    chunks: Gathered<V>,
     chunk_version: Option<u64>,
     delta: Option<pb::Delta>,
 }
 
+impl<V> Default for Parts<V> {
+    fn default() -> Self {
+        Parts {
+            chunks: Gathered::default(),
+            chunk_version: None,
+            delta: None,
+        }
+    }
+}
+
 pub struct Synced<V = Entry> {
     set: SyncedSet<V>,
-    parts: Parts,
+    parts: Parts<V>,
     state_file: PathBuf,
     /// Bytes in the persisted journal (see [`SyncedSet::journal`]).
     journal_bytes: usize,
@@ -180,20 +190,19 @@ impl<V: SetValue> Synced<V> {
                     });
                 }
                 parts.chunk_version = Some(c.version);
-                parts.chunks.extend(c.entries);
+                parts.chunks.push(&c.entries)?;
                 if c.last {
-                    let next = SyncedSet::from_snapshot(
+                    let next = SyncedSet::from_gathered(
                         &c.lineage,
                         c.version,
                         &c.digest,
-                        &parts.chunks,
+                        std::mem::take(&mut parts.chunks),
                         &c.signature,
                         &self.trust,
                     )?;
                     // Never backwards, never to another lineage unasked.
                     self.set.may_follow(&next, c.moved.as_ref(), &self.trust)?;
                     *fresh = Some(next);
-                    self.parts.chunks = Vec::new();
                     self.parts.chunk_version = None;
                     self.status.snapshots.fetch_add(1, Ordering::Relaxed);
                 }
@@ -309,6 +318,77 @@ mod tests {
                 ..Default::default()
             })),
         }
+    }
+
+    /// `snapshot(version, prefixes)` cut into chunks of `per` entries.
+    fn chunks(version: u64, prefixes: &[&str], per: usize) -> Vec<pb::SyncMessage> {
+        let Some(Kind::Snapshot(whole)) = snapshot(version, prefixes).kind else {
+            unreachable!()
+        };
+        let n = whole.entries.chunks(per).len();
+        whole
+            .entries
+            .chunks(per)
+            .enumerate()
+            .map(|(seq, es)| pb::SyncMessage {
+                kind: Some(Kind::Snapshot(pb::SnapshotChunk {
+                    seq: seq as u32,
+                    last: seq + 1 == n,
+                    entries: es.to_vec(),
+                    ..whole.clone()
+                })),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_decoded_as_they_arrive_make_the_set_and_a_bad_one_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("c2wall-chunks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let applied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let a = applied.clone();
+        let apply: ApplyFn = Arc::new(move |set, _| {
+            a.store(set.entries.len(), Ordering::Relaxed);
+            Ok(pb::AgentStatus::default())
+        });
+        let synced = Synced::new(
+            SyncedSet::default(),
+            dir.join("set.pb"),
+            Trust::default(),
+            Arc::new(SyncStatus::default()),
+            apply,
+            Arc::new(|_| {}),
+        );
+        let mut s = synced.lock().unwrap();
+        let prefixes = [
+            "192.0.2.1",
+            "192.0.2.2",
+            "192.0.2.3",
+            "2001:db8::/48",
+            "10.0.0.0/8",
+        ];
+        // One batch per chunk, as they come off the wire one at a time.
+        for m in chunks(7, &prefixes, 2) {
+            s.take_batch(vec![m]).unwrap();
+        }
+        assert_eq!((s.set().version, applied.load(Ordering::Relaxed)), (7, 5));
+        // A bad entry in the middle chunk fails that batch; the set stays.
+        let mut bad = chunks(8, &["192.0.2.9", "198.51.100.0/24", "203.0.113.0/24"], 1);
+        if let Some(Kind::Snapshot(c)) = &mut bad[1].kind {
+            c.entries[0].key.as_mut().unwrap().prefix = "198.51.100.1/24".into();
+        }
+        s.take_batch(vec![bad[0].clone()]).unwrap();
+        let e = s.take_batch(vec![bad[1].clone()]).unwrap_err();
+        assert!(e.to_string().contains("198.51.100.1/24"), "{e}");
+        assert_eq!((s.set().version, s.set().entries.len()), (7, 5));
+        // The stream is resubscribed: what was gathered is dropped, and a
+        // snapshot must start again from its first chunk.
+        s.forget_parts();
+        assert!(s.take_batch(vec![bad[2].clone()]).is_err());
+        s.take_batch(chunks(9, &prefixes[..2], 1)).unwrap();
+        assert_eq!((s.set().version, applied.load(Ordering::Relaxed)), (9, 2));
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,6 +10,10 @@ use c2wall_proto::v1 as pb;
 /// [`SetValue::entry`]; anything else a value keeps (provenance) travels
 /// beside it.
 pub trait SetValue: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// Keeps nothing beyond the entry: the subscription asks for snapshots
+    /// without provenance (`SubscribeRequest.entries_only`), a fraction of
+    /// the bytes to build, send and decode.
+    const ENTRIES_ONLY: bool;
     fn from_wire(e: &pb::Entry) -> Result<Self, WireError>;
     fn to_wire(&self) -> pb::Entry;
     fn entry(&self) -> &Entry;
@@ -18,6 +22,7 @@ pub trait SetValue: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static 
 /// The edge agent keeps what it enforces, nothing more (memory at a million
 /// entries).
 impl SetValue for Entry {
+    const ENTRIES_ONLY: bool = true;
     fn from_wire(e: &pb::Entry) -> Result<Self, WireError> {
         Ok(Record::try_from(e)?.entry)
     }
@@ -31,6 +36,7 @@ impl SetValue for Entry {
 
 /// A downstream coordinator keeps each entry's provenance too.
 impl SetValue for Record {
+    const ENTRIES_ONLY: bool = false;
     fn from_wire(e: &pb::Entry) -> Result<Self, WireError> {
         Record::try_from(e)
     }

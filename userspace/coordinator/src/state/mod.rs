@@ -11,6 +11,7 @@ use c2wall_proto::v1 as pb;
 use crate::store::RecordChange;
 
 mod domains;
+mod effective;
 mod stored;
 
 pub use stored::RecordRef;
@@ -169,50 +170,6 @@ impl State {
 
     pub fn is_listed(&self, ident: &Identity) -> bool {
         self.effective.contains_key(ident)
-    }
-
-    /// Identities agents enforce, in order.
-    pub fn listed_identities(&self) -> impl Iterator<Item = &Identity> {
-        self.effective.keys()
-    }
-
-    /// The effective record of `ident`: the record that supplies its action,
-    /// with the union of directions.
-    pub fn effective(&self, ident: &Identity) -> Option<Record> {
-        self.effective
-            .get(ident)
-            .map(|e| self.materialise(ident, e))
-    }
-
-    /// The effective records after the first `skip`, in identity order.
-    pub fn effective_records(&self, skip: usize) -> impl Iterator<Item = Record> + '_ {
-        let rest = self.effective.iter().skip(skip);
-        rest.map(|(i, e)| self.materialise(i, e))
-    }
-
-    fn materialise(&self, ident: &Identity, e: &Effective) -> Record {
-        let supplier = self.records.get(&(ident.clone(), e.source.clone()));
-        let mut r = match supplier {
-            Some(s) => s.record(ident, &e.source),
-            // Applied records and effective entries move together (records
-            // first), so the supplier is always stored; were it not, the
-            // entry itself is still what agents must enforce.
-            None => Record {
-                entry: e.entry(ident),
-                source: e.source.to_string(),
-                category: String::new(),
-                reference: String::new(),
-                confidence: 0,
-                valid_from: 0,
-                valid_until: None,
-                created_by: String::new(),
-                created_at: 0,
-                promote_at: None,
-                chain: Vec::new(),
-            },
-        };
-        r.entry = e.entry(ident);
-        r
     }
 
     /// Records by (source, category, action).

@@ -7,7 +7,7 @@ use std::sync::{atomic::Ordering, Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use super::frame::{delta_frames, snapshot_chunks, SnapshotSeal};
+use super::frame::{delta_frames, snapshot_chunks, Detail, SnapshotSeal};
 use crate::core::{Coordinator, Inner, OnCommit};
 use crate::state::State;
 
@@ -20,8 +20,10 @@ type Cached = ((u64, u64), Arc<Vec<Bytes>>);
 
 pub struct Fanout {
     live: broadcast::Sender<Live>,
-    /// Snapshot chunks of one (version, snapshot epoch), built on first demand.
-    snapshot: Mutex<Option<Cached>>,
+    /// Snapshot chunks of one (version, snapshot epoch), built on first
+    /// demand, one per [`Detail`] (agents and downstream coordinators may
+    /// subscribe at the same version).
+    snapshot: Mutex<[Option<Cached>; 2]>,
 }
 
 impl OnCommit for Fanout {
@@ -37,7 +39,7 @@ impl Fanout {
         let (live, _) = broadcast::channel(coord.live_buffer.max(1));
         let f = Arc::new(Fanout {
             live,
-            snapshot: Mutex::new(None),
+            snapshot: Mutex::new([None, None]),
         });
         coord.on_commit(f.clone());
         f
@@ -49,15 +51,18 @@ impl Fanout {
         self.live.subscribe()
     }
 
-    /// The snapshot of `state`, shared by every subscriber of its version.
+    /// The snapshot of `state` with `detail`, shared by every subscriber of
+    /// its version that asks for the same detail.
     pub(super) fn snapshot(
         &self,
         coord: &Coordinator,
         inner: &Inner,
         state: &State,
+        detail: Detail,
     ) -> Arc<Vec<Bytes>> {
         let key = (state.version, coord.snapshot_epoch.load(Ordering::Relaxed));
-        let mut cache = self.snapshot.lock().expect("lock");
+        let mut caches = self.snapshot.lock().expect("lock");
+        let cache = &mut caches[detail as usize];
         match cache.as_ref() {
             Some((k, chunks)) if *k == key => chunks.clone(),
             _ => {
@@ -66,7 +71,7 @@ impl Fanout {
                     lineage: &inner.lineage,
                     moved: inner.moved.as_ref(),
                 };
-                let chunks = Arc::new(snapshot_chunks(&seal, state));
+                let chunks = Arc::new(snapshot_chunks(&seal, state, detail));
                 *cache = Some((key, chunks.clone()));
                 chunks
             }

@@ -9,7 +9,7 @@ use c2wall_proto::v1 as pb;
 use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 
-use c2wall_model::{parts::in_parts, Record};
+use c2wall_model::{parts::in_parts, wire::entry_to_wire};
 
 use crate::state::State;
 
@@ -113,6 +113,28 @@ pub fn delta_frames(encoded: &[u8]) -> Vec<Bytes> {
         .collect()
 }
 
+/// What each entry of a snapshot carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// The effective record with its provenance: a downstream coordinator
+    /// keeps and shows it.
+    Records = 0,
+    /// Key, direction and action alone: an edge agent keeps nothing else,
+    /// and a million-entry snapshot is then a fraction of the bytes to
+    /// build, send and decode. The digest covers the same either way.
+    EntriesOnly = 1,
+}
+
+impl Detail {
+    /// What a subscription asked for (`SubscribeRequest.entries_only`).
+    pub fn asked(entries_only: bool) -> Detail {
+        match entries_only {
+            true => Detail::EntriesOnly,
+            false => Detail::Records,
+        }
+    }
+}
+
 /// What a snapshot is signed and framed with.
 pub struct SnapshotSeal<'a> {
     pub signer: Option<&'a Signer32>,
@@ -121,10 +143,10 @@ pub struct SnapshotSeal<'a> {
     pub moved: Option<&'a pb::LineageMove>,
 }
 
-/// The snapshot of the current set, in chunks of at most [`FRAME_BYTES`];
-/// the last carries the signature and the lineage move in force, signed with
-/// the signer in use.
-pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
+/// The snapshot of the current set, its entries with `detail`, in chunks of
+/// at most [`FRAME_BYTES`]; the last carries the signature and the lineage
+/// move in force, signed with the signer in use.
+pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State, detail: Detail) -> Vec<Bytes> {
     let (signer, lineage) = (seal.signer, seal.lineage.to_vec());
     let digest = state.digest.to_bytes();
     let signature = signer
@@ -142,8 +164,15 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
     // decodes the same). A million-entry set never exists as wire messages
     // all at once, only as the encoded bytes.
     let budget = FRAME_BYTES - 512;
-    let mut runs: Vec<Vec<u8>> = in_parts(state.listed(), PART_MIN, |r| {
-        encode_runs(state.effective_records(r.start).take(r.len()), budget)
+    let mut runs: Vec<Vec<u8>> = in_parts(state.listed(), PART_MIN, |r| match detail {
+        Detail::Records => {
+            let records = state.effective_records(r.start).take(r.len());
+            encode_runs(records.map(|r| pb::Entry::from(&r)), budget)
+        }
+        Detail::EntriesOnly => {
+            let entries = state.effective_entries(r.start).take(r.len());
+            encode_runs(entries.map(|e| entry_to_wire(&e)), budget)
+        }
     })
     .into_iter()
     .flatten()
@@ -181,12 +210,11 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State) -> Vec<Bytes> {
 /// thread costs more than it saves).
 const PART_MIN: usize = 50_000;
 
-/// `records` as `SnapshotChunk.entries` fields, cut into runs of at most
+/// `entries` as `SnapshotChunk.entries` fields, cut into runs of at most
 /// `budget` bytes (each run holds at least one entry).
-fn encode_runs(records: impl Iterator<Item = Record>, budget: usize) -> Vec<Vec<u8>> {
+fn encode_runs(entries: impl Iterator<Item = pb::Entry>, budget: usize) -> Vec<Vec<u8>> {
     let (mut runs, mut run) = (Vec::new(), Vec::new());
-    for r in records {
-        let e = pb::Entry::from(&r);
+    for e in entries {
         let n = e.encoded_len();
         // Key, length varint and the entry itself.
         let size = n + 1 + prost::length_delimiter_len(n);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::fanout::{Fanout, Live};
-use super::frame::delta_frames;
+use super::frame::{delta_frames, Detail};
 use super::squash::catch_up_frames;
 use crate::core::Coordinator;
 use crate::error::CoordError;
@@ -26,6 +26,8 @@ pub struct Position<'a> {
     pub version: u64,
     pub digest: &'a [u8],
     pub force_snapshot: bool,
+    /// What a snapshot's entries carry, if one is sent.
+    pub detail: Detail,
 }
 
 /// The plan for a subscriber, the version it brings it to, and the live
@@ -68,6 +70,6 @@ pub fn plan(
             });
         }
     }
-    let chunks = fanout.snapshot(coord, &inner, &state);
+    let chunks = fanout.snapshot(coord, &inner, &state, from.detail);
     Ok((Plan::Snapshot(chunks), current, rx))
 }

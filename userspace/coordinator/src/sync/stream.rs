@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::fanout::Fanout;
-use super::frame;
+use super::frame::{self, Detail};
 use super::plan::{plan, Plan, Position};
 use super::reports::check_agent_id;
 use super::squash::catch_up_frames;
@@ -64,6 +64,7 @@ pub async fn subscribe(
                 version: r.version,
                 digest: &r.digest,
                 force_snapshot: r.snapshot,
+                detail: Detail::asked(r.entries_only),
             };
             plan(&c, &fanout, &from, stage.map(|_| first_cap))
         })

@@ -200,6 +200,7 @@ impl Rig {
                 digest,
                 snapshot,
                 lineage: Vec::new(),
+                entries_only: false,
             })
             .await
             .unwrap()

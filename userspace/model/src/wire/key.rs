@@ -86,7 +86,7 @@ pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
     };
     match &i.target {
         Target::Prefix(p) => pb::EntryKey {
-            prefix: p.to_string(),
+            prefix: p.text(),
             protocol: protocol as i32,
             port: port as u32,
             domain: String::new(),

@@ -1,7 +1,10 @@
-//! A set from a snapshot's entries: decoded and hashed one part per core,
-//! then gathered in key order in one bulk build. A million-entry snapshot
-//! was decoded, inserted one by one into the map and hashed on one core, the
-//! largest share of the time from the coordinator's stream to enforcement.
+//! A set from a snapshot's entries, decoded and hashed as its chunks arrive
+//! (while the next ones are still on the wire), one part per core for a
+//! large chunk, then gathered in key order in one bulk build at the last
+//! chunk. A million-entry snapshot was held as wire messages until its last
+//! chunk, then decoded, inserted one by one into the map and hashed on one
+//! core: the largest share of the time from the coordinator's stream to
+//! enforcement.
 
 use std::collections::BTreeMap;
 
@@ -16,34 +19,58 @@ use crate::value::SetValue;
 pub(super) const PART_MIN: usize = 50_000;
 
 /// One part's values, in its order, and their digest.
-type Part<V> = Result<(Vec<(Identity, V)>, SetDigest), SetError>;
+type Part<V> = (Vec<(Identity, V)>, SetDigest);
 
-/// The entries of `entries` by identity (a later repeat of an identity
-/// replaces an earlier one) and their digest; the first entry that does not
-/// decode, in list order, is the error.
-pub(super) fn decode<V: SetValue>(
-    entries: &[pb::Entry],
-) -> Result<(BTreeMap<Identity, V>, SetDigest), SetError> {
-    let done = in_parts(entries.len(), PART_MIN, |r| decode_part::<V>(&entries[r]));
-    let mut all = Vec::with_capacity(entries.len());
-    let mut digest = SetDigest::default();
-    for part in done {
-        let (values, d) = part?;
-        all.extend(values);
-        digest.merge(d);
-    }
-    // Sorted and deduplicated in one pass (a stable sort: the later of two
-    // equal identities is the one kept, as one insert after another keeps).
-    let map: BTreeMap<Identity, V> = all.into_iter().collect();
-    if map.len() < entries.len() {
-        // A repeated identity: the digest is of what is kept, as the
-        // coordinator's is of its set.
-        digest = SetDigest::of(map.values().map(V::entry));
-    }
-    Ok((map, digest))
+/// A snapshot's entries decoded so far, in list order.
+pub struct Gathered<V> {
+    parts: Vec<Part<V>>,
+    entries: usize,
 }
 
-fn decode_part<V: SetValue>(part: &[pb::Entry]) -> Part<V> {
+impl<V> Default for Gathered<V> {
+    fn default() -> Self {
+        Gathered {
+            parts: Vec::new(),
+            entries: 0,
+        }
+    }
+}
+
+impl<V: SetValue> Gathered<V> {
+    /// Decodes and hashes the next entries of the snapshot; the first that
+    /// does not decode, in list order, is the error.
+    pub fn push(&mut self, entries: &[pb::Entry]) -> Result<(), SetError> {
+        for part in in_parts(entries.len(), PART_MIN, |r| decode_part::<V>(&entries[r])) {
+            let part = part?;
+            self.entries += part.0.len();
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    /// The entries by identity (a later repeat of an identity replaces an
+    /// earlier one) and their digest.
+    pub(super) fn finish(self) -> (BTreeMap<Identity, V>, SetDigest) {
+        let mut all = Vec::with_capacity(self.entries);
+        let mut digest = SetDigest::default();
+        for (values, d) in self.parts {
+            all.extend(values);
+            digest.merge(d);
+        }
+        // Sorted and deduplicated in one pass (a stable sort: the later of
+        // two equal identities is the one kept, as one insert after another
+        // keeps).
+        let map: BTreeMap<Identity, V> = all.into_iter().collect();
+        if map.len() < self.entries {
+            // A repeated identity: the digest is of what is kept, as the
+            // coordinator's is of its set.
+            digest = SetDigest::of(map.values().map(V::entry));
+        }
+        (map, digest)
+    }
+}
+
+fn decode_part<V: SetValue>(part: &[pb::Entry]) -> Result<Part<V>, SetError> {
     let mut digest = SetDigest::default();
     let mut out = Vec::with_capacity(part.len());
     for e in part {

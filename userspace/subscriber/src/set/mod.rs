@@ -165,7 +165,22 @@ impl<V: SetValue> SyncedSet<V> {
         signature: &[u8],
         trust: &Trust,
     ) -> Result<Self, SetError> {
-        let (map, ours) = build::decode(entries)?;
+        let mut gathered = Gathered::default();
+        gathered.push(entries)?;
+        Self::from_gathered(lineage, version, digest, gathered, signature, trust)
+    }
+
+    /// A complete snapshot whose entries were decoded as they arrived,
+    /// verified as [`SyncedSet::from_snapshot`] verifies.
+    pub fn from_gathered(
+        lineage: &[u8],
+        version: u64,
+        digest: &[u8],
+        gathered: Gathered<V>,
+        signature: &[u8],
+        trust: &Trust,
+    ) -> Result<Self, SetError> {
+        let (map, ours) = gathered.finish();
         check_digest(version, ours, digest)?;
         check_signature(trust, lineage, version, &ours, signature)?;
         Ok(SyncedSet {
@@ -338,6 +353,7 @@ impl<V: SetValue> SyncedSet<V> {
 mod build;
 mod file;
 
+pub use build::Gathered;
 pub use file::{journal_len, journal_path, prev_path};
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Snapshot chunks: what a subscriber decodes is the set, in order, whether
 //! one thread encoded it or several.
 
-use c2wall_model::{Action, Direction, Entry};
+use c2wall_model::{Action, Direction, Entry, Record, SetDigest};
 
 use super::*;
 
@@ -61,15 +61,33 @@ fn chunks_carry_every_entry_in_order_with_one_last_signed_chunk() {
         moved: None,
     };
     // One part, several parts (past PART_MIN per core), and an empty set.
-    for n in [0, 1_000, 2 * PART_MIN + 17] {
+    for (n, detail) in [0, 1_000, 2 * PART_MIN + 17]
+        .into_iter()
+        .flat_map(|n| [(n, Detail::Records), (n, Detail::EntriesOnly)])
+    {
         let s = state(n);
-        let (heads, entries) = decoded(&snapshot_chunks(&seal, &s));
-        let want: Vec<pb::Entry> = s
-            .effective_records(0)
-            .map(|r| pb::Entry::from(&r))
-            .collect();
+        let (heads, entries) = decoded(&snapshot_chunks(&seal, &s, detail));
+        let want: Vec<pb::Entry> = match detail {
+            Detail::Records => s
+                .effective_records(0)
+                .map(|r| pb::Entry::from(&r))
+                .collect(),
+            Detail::EntriesOnly => s.effective_entries(0).map(|e| entry_to_wire(&e)).collect(),
+        };
         assert_eq!(entries.len(), n);
-        assert!(entries == want, "{n} entries: not the set in order");
+        assert!(
+            entries == want,
+            "{n} entries, {detail:?}: not the set in order"
+        );
+        let with_provenance = entries.iter().filter(|e| !e.reference.is_empty()).count();
+        let want_provenance = if detail == Detail::Records { n } else { 0 };
+        assert_eq!(with_provenance, want_provenance, "{detail:?}");
+        // Either way the entries are the set the digest covers.
+        let of = |e: &pb::Entry| Record::try_from(e).unwrap().entry;
+        assert_eq!(
+            SetDigest::of(entries.iter().map(of).collect::<Vec<_>>().iter()),
+            s.digest
+        );
         let count = heads.len() as u32;
         for (i, (seq, last, signed)) in heads.into_iter().enumerate() {
             let is_last = i as u32 == count - 1;
