@@ -161,7 +161,17 @@ impl<D: Dataplane> Engine<D> {
             (c, out, prepared)
         });
         prepared?;
-        let stats = self.applier.apply(compiled)?;
+        // The id file is written and fsynced on another core while the
+        // kernel is written, and put in place once the ids are in force.
+        let (stats, staged_ids) = std::thread::scope(|s| {
+            let (ids, assigned) = (&self.ids, &assigned);
+            let staging = (self.ids_path.as_deref())
+                .map(|path| s.spawn(move || ids.stage_assigned(path, assigned)));
+            let stats = self.applier.apply(compiled);
+            let staged = staging.map(|h| h.join().expect("the id file thread does not panic"));
+            (stats, staged)
+        });
+        let stats = stats?;
         self.ids.settle(&assigned);
         self.entries = listed.len();
         let gone = assigned.gone;
@@ -178,8 +188,8 @@ impl<D: Dataplane> Engine<D> {
             dp.forget_hits(id)?;
         }
         dp.tidy()?;
-        if let (Some(path), Some(c)) = (&self.ids_path, &self.compiler) {
-            self.ids.save(path, c.ids())?;
+        if let Some(staged) = staged_ids {
+            self.ids.saved(staged?)?;
         }
         self.kinds.clear();
         for k in snap.entries.iter().filter_map(kind) {

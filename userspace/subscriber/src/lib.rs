@@ -17,7 +17,7 @@ mod client;
 mod error;
 mod follow;
 mod fsio;
-pub use fsio::{append_synced, load_or_create_key, write_atomic};
+pub use fsio::{append_synced, load_or_create_key, stage, write_atomic, Staged};
 pub mod set;
 mod status;
 mod value;

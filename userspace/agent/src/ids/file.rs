@@ -4,8 +4,9 @@
 use std::{fmt::Write as _, fs, path::Path};
 
 use c2wall_model::{text::push_decimal, Identity, PortScope};
+use c2wall_subscriber::Staged;
 
-use super::{IdKey, IdPlan, Ids};
+use super::{Assigned, IdKey, IdPlan, Ids};
 use crate::error::AgentError;
 use crate::fastmap::FastMap;
 
@@ -95,7 +96,18 @@ impl Ids {
         table: impl Iterator<Item = (IdKey, u32)>,
     ) -> Result<(), AgentError> {
         self.journal_lines = 0;
-        let mut text = format!("next {}\n", self.next);
+        Ok(Ids::stage(path, self.next, table)?.commit()?)
+    }
+
+    /// The whole file for `table` with the counter at `next`, written and
+    /// fsynced beside `path`: put in place ([`Ids::saved`]) once the ids it
+    /// records are the ones in force, removed if dropped before.
+    pub fn stage(
+        path: &Path,
+        next: u32,
+        table: impl Iterator<Item = (IdKey, u32)>,
+    ) -> Result<Staged, AgentError> {
+        let mut text = format!("next {next}\n");
         for (key, id) in table {
             push_decimal(&mut text, id);
             text.push(' ');
@@ -104,7 +116,20 @@ impl Ids {
             key.identity().write_text(&mut text);
             text.push('\n');
         }
-        write_atomic(path, text.as_bytes())
+        Ok(c2wall_subscriber::stage(path, text.as_bytes())?)
+    }
+
+    /// [`Ids::stage`] of the table a full sync assigned.
+    pub fn stage_assigned(&self, path: &Path, a: &Assigned) -> Result<Staged, AgentError> {
+        let table = a.rows.iter().map(|r| (r.key, r.id));
+        Ids::stage(path, self.next.max(a.next), table)
+    }
+
+    /// Puts a file [`Ids::stage`]d with the table in force in place.
+    pub fn saved(&mut self, staged: Staged) -> Result<(), AgentError> {
+        staged.commit()?;
+        self.journal_lines = 0;
+        Ok(())
     }
 }
 

@@ -161,3 +161,41 @@ fn the_id_file_writes_each_line_as_the_identity_displays() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_staged_id_file_takes_the_saved_ones_place_only_when_saved() {
+    let dir = std::env::temp_dir().join(format!("c2wall-ids-staged-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ids");
+    let mut ids = Ids::new();
+    let a = ids.assign(
+        &[entry("192.0.2.1"), entry("2001:db8::/48")],
+        std::iter::empty(),
+    );
+    // Staged before the ids are settled (while the kernel is written).
+    let staged = ids.stage_assigned(&path, &a).unwrap();
+    assert!(!path.exists(), "nothing in place before it is saved");
+    ids.settle(&a);
+    ids.saved(staged).unwrap();
+    let loaded = Ids::load(&path).unwrap();
+    assert_eq!(loaded.loaded().collect::<Vec<_>>(), keyed(&a));
+    let b = ids.assign(&[entry("198.51.100.0/24")], keyed(&a).into_iter());
+    assert!(b.rows[0].id > a.rows[1].id);
+    // The counter is written as the settled one would be: a restart never
+    // hands out an id twice.
+    assert_eq!(
+        loaded
+            .assign(&[entry("198.51.100.0/24")], loaded.loaded())
+            .rows[0]
+            .id,
+        b.rows[0].id
+    );
+    // Dropped unsaved (the kernel refused): the saved file stays, no temp.
+    drop(ids.stage_assigned(&path, &b).unwrap());
+    assert_eq!(
+        Ids::load(&path).unwrap().loaded().collect::<Vec<_>>(),
+        keyed(&a)
+    );
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only the id file");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -20,10 +20,18 @@ pub const DELTA: u32 = 2;
 /// Frames an encoded message as a `SyncMessage` with it in field `field`:
 /// byte-identical to encoding the SyncMessage itself.
 pub fn frame(field: u32, encoded: &[u8]) -> Bytes {
-    let mut b = Vec::with_capacity(encoded.len() + 6);
+    frame_of(field, &[encoded])
+}
+
+/// [`frame`] of the concatenation of `parts`, copied once.
+fn frame_of(field: u32, parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut b = Vec::with_capacity(len + 16);
     encode_key(field, WireType::LengthDelimited, &mut b);
-    encode_varint(encoded.len() as u64, &mut b);
-    b.extend_from_slice(encoded);
+    encode_varint(len as u64, &mut b);
+    for p in parts {
+        b.extend_from_slice(p);
+    }
     Bytes::from(b)
 }
 
@@ -199,9 +207,7 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State, detail: Detail) -
                 lineage: lineage.clone(),
                 moved: if seq == last { moved.clone() } else { None },
             };
-            let mut b = c.encode_to_vec();
-            b.extend_from_slice(&entries);
-            frame(SNAPSHOT, &b)
+            frame_of(SNAPSHOT, &[&c.encode_to_vec(), &entries])
         })
         .collect()
 }
@@ -219,7 +225,9 @@ fn encode_runs(entries: impl Iterator<Item = pb::Entry>, budget: usize) -> Vec<V
         // Key, length varint and the entry itself.
         let size = n + 1 + prost::length_delimiter_len(n);
         if !run.is_empty() && run.len() + size > budget {
-            runs.push(std::mem::take(&mut run));
+            // The next run's room taken at once (a large set's runs are
+            // full ones): grown step by step, each was copied over and over.
+            runs.push(std::mem::replace(&mut run, Vec::with_capacity(budget)));
         }
         prost::encoding::message::encode(c2wall_proto::SNAPSHOT_CHUNK_ENTRIES, &e, &mut run);
     }
