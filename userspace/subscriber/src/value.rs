@@ -1,7 +1,7 @@
 //! What a subscriber keeps of each entry it receives.
 
 use c2wall_model::{
-    wire::{entry_to_wire, WireError},
+    wire::{encode_entry_field, entry_to_wire, WireError},
     Entry, Record,
 };
 use c2wall_proto::v1 as pb;
@@ -17,6 +17,11 @@ pub trait SetValue: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static 
     fn from_wire(e: &pb::Entry) -> Result<Self, WireError>;
     fn to_wire(&self) -> pb::Entry;
     fn entry(&self) -> &Entry;
+    /// Appends [`SetValue::to_wire`] as field `field` of the message being
+    /// encoded in `out` (the saved set's entries).
+    fn encode_field(&self, field: u32, out: &mut Vec<u8>) {
+        prost::encoding::message::encode(field, &self.to_wire(), out);
+    }
 }
 
 /// The edge agent keeps what it enforces, nothing more (memory at a million
@@ -31,6 +36,9 @@ impl SetValue for Entry {
     }
     fn entry(&self) -> &Entry {
         self
+    }
+    fn encode_field(&self, field: u32, out: &mut Vec<u8>) {
+        encode_entry_field(field, self, out);
     }
 }
 

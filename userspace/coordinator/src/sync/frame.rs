@@ -9,7 +9,8 @@ use c2wall_proto::v1 as pb;
 use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 
-use c2wall_model::{parts::in_parts, wire::entry_to_wire};
+use c2wall_model::{parts::in_parts, wire::encode_entry_field};
+use c2wall_proto::SNAPSHOT_CHUNK_ENTRIES as ENTRIES;
 
 use crate::state::State;
 
@@ -175,11 +176,15 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State, detail: Detail) -
     let mut runs: Vec<Vec<u8>> = in_parts(state.listed(), PART_MIN, |r| match detail {
         Detail::Records => {
             let records = state.effective_records(r.start).take(r.len());
-            encode_runs(records.map(|r| pb::Entry::from(&r)), budget)
+            encode_runs(records, budget, |r, out| {
+                prost::encoding::message::encode(ENTRIES, &pb::Entry::from(r), out)
+            })
         }
         Detail::EntriesOnly => {
             let entries = state.effective_entries(r.start).take(r.len());
-            encode_runs(entries.map(|e| entry_to_wire(&e)), budget)
+            encode_runs(entries, budget, |e, out| {
+                encode_entry_field(ENTRIES, e, out)
+            })
         }
     })
     .into_iter()
@@ -216,20 +221,24 @@ pub fn snapshot_chunks(seal: &SnapshotSeal<'_>, state: &State, detail: Detail) -
 /// thread costs more than it saves).
 const PART_MIN: usize = 50_000;
 
-/// `entries` as `SnapshotChunk.entries` fields, cut into runs of at most
-/// `budget` bytes (each run holds at least one entry).
-fn encode_runs(entries: impl Iterator<Item = pb::Entry>, budget: usize) -> Vec<Vec<u8>> {
-    let (mut runs, mut run) = (Vec::new(), Vec::new());
-    for e in entries {
-        let n = e.encoded_len();
-        // Key, length varint and the entry itself.
-        let size = n + 1 + prost::length_delimiter_len(n);
-        if !run.is_empty() && run.len() + size > budget {
+/// `items` as `SnapshotChunk.entries` fields (each appended by `encode`),
+/// cut into runs of at most `budget` bytes (each run holds at least one
+/// entry).
+fn encode_runs<T>(
+    items: impl Iterator<Item = T>,
+    budget: usize,
+    encode: impl Fn(&T, &mut Vec<u8>),
+) -> Vec<Vec<u8>> {
+    let (mut runs, mut run, mut one) = (Vec::new(), Vec::new(), Vec::new());
+    for item in items {
+        one.clear();
+        encode(&item, &mut one);
+        if !run.is_empty() && run.len() + one.len() > budget {
             // The next run's room taken at once (a large set's runs are
             // full ones): grown step by step, each was copied over and over.
             runs.push(std::mem::replace(&mut run, Vec::with_capacity(budget)));
         }
-        prost::encoding::message::encode(c2wall_proto::SNAPSHOT_CHUNK_ENTRIES, &e, &mut run);
+        run.extend_from_slice(&one);
     }
     if !run.is_empty() {
         runs.push(run);

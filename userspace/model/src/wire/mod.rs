@@ -14,8 +14,10 @@ impl From<WireError> for tonic::Status {
     }
 }
 
+mod direct;
 mod key;
 
+pub use direct::encode_entry_field;
 pub use key::{identity_from_wire, identity_to_wire};
 
 impl TryFrom<&pb::Entry> for Record {

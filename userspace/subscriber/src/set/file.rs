@@ -152,11 +152,7 @@ impl<V: SetValue> SyncedSet<V> {
         };
         let mut buf = head.encode_to_vec();
         for v in self.entries.values() {
-            prost::encoding::message::encode(
-                c2wall_proto::SNAPSHOT_CHUNK_ENTRIES,
-                &v.to_wire(),
-                &mut buf,
-            );
+            v.encode_field(c2wall_proto::SNAPSHOT_CHUNK_ENTRIES, &mut buf);
         }
         buf
     }

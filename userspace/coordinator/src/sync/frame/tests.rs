@@ -1,7 +1,7 @@
 //! Snapshot chunks: what a subscriber decodes is the set, in order, whether
 //! one thread encoded it or several.
 
-use c2wall_model::{Action, Direction, Entry, Record, SetDigest};
+use c2wall_model::{wire::entry_to_wire, Action, Direction, Entry, Record, SetDigest};
 
 use super::*;
 
