@@ -21,9 +21,10 @@ use super::value::SetValue;
 /// Status is reported after every apply, and at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
-/// Messages read ahead of the set's owner (a snapshot chunk is at most
-/// 1 MiB on the wire).
-const READ_AHEAD: usize = 16;
+/// Messages read ahead of the set's owner: enough to keep the decoding
+/// busy, few enough to bound what waits (a snapshot chunk is at most 1 MiB
+/// on the wire, about 4 MiB decoded).
+const READ_AHEAD: usize = 4;
 
 /// The subscriber's current status, for periodic reports.
 pub type StatusFn = Arc<dyn Fn() -> pb::AgentStatus + Send + Sync>;
