@@ -87,10 +87,47 @@ impl Entry {
     }
 }
 
+/// Test entries of every shape over `targets`: each with no scope, TCP and
+/// UDP (not for a domain), each action and each direction.
+#[cfg(test)]
+pub(crate) fn every_shape(targets: &[&str]) -> Vec<Entry> {
+    use crate::{Action, Direction, PortScope, Protocol};
+    let scopes = [
+        None,
+        Some(PortScope {
+            protocol: Protocol::Tcp,
+            port: 1,
+        }),
+        Some(PortScope {
+            protocol: Protocol::Udp,
+            port: 65535,
+        }),
+    ];
+    let mut out = Vec::new();
+    for t in targets {
+        let target: Target = t.parse().expect("a test target");
+        for scope in scopes {
+            if matches!(target, Target::Domain(_)) && scope.is_some() {
+                continue;
+            }
+            for action in [Action::Drop, Action::Monitor] {
+                for direction in [Direction::Both, Direction::To, Direction::From] {
+                    out.push(Entry {
+                        target: target.clone(),
+                        scope,
+                        action,
+                        direction,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Action, Direction, PortScope, Protocol};
 
     #[test]
     fn the_text_is_what_display_writes() {
@@ -107,50 +144,18 @@ mod tests {
             "evil.example",
             "*.evil.example",
         ];
-        let mut n = 0;
-        for t in targets {
-            let target: Target = t.parse().unwrap();
-            for scope in [
-                None,
-                Some(PortScope {
-                    protocol: Protocol::Tcp,
-                    port: 1,
-                }),
-                Some(PortScope {
-                    protocol: Protocol::Udp,
-                    port: 65535,
-                }),
-            ] {
-                if matches!(target, Target::Domain(_)) && scope.is_some() {
-                    continue;
-                }
-                let id = Identity {
-                    target: target.clone(),
-                    scope,
-                };
-                let mut s = String::from("x");
-                id.write_text(&mut s);
-                assert_eq!(s, format!("x{id}"));
-                for action in [Action::Drop, Action::Monitor] {
-                    for direction in [Direction::Both, Direction::To, Direction::From] {
-                        let e = Entry {
-                            target: target.clone(),
-                            scope,
-                            action,
-                            direction,
-                        };
-                        let mut s = String::new();
-                        e.write_text(&mut s);
-                        assert_eq!(s, e.to_string());
-                        n += 1;
-                    }
-                }
-            }
-            if let Target::Prefix(p) = target {
+        let entries = every_shape(&targets);
+        assert_eq!(entries.len(), (9 * 3 + 2) * 6);
+        for e in &entries {
+            let (mut s, mut id) = (String::new(), String::from("x"));
+            e.write_text(&mut s);
+            assert_eq!(s, e.to_string());
+            e.identity().write_text(&mut id);
+            assert_eq!(id, format!("x{}", e.identity()));
+            if let Target::Prefix(p) = e.target {
                 assert_eq!(p.text(), p.to_string());
             }
         }
-        assert_eq!(n, (9 * 3 + 2) * 6);
         // Every IPv4 octet and length, against std's formatting.
         for i in 0..=255u32 {
             let a = std::net::Ipv4Addr::from(i << 24 | i << 8 | (255 - i));
