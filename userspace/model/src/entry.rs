@@ -247,16 +247,6 @@ impl Identity {
     }
 }
 
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.target)?;
-        if let Some(s) = self.scope {
-            write!(f, " {} {}", s.protocol, s.port)?;
-        }
-        Ok(())
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Entry {
     pub target: Target,
@@ -292,17 +282,6 @@ impl Entry {
                     what: "a direction",
                 });
             }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Entry {
-    /// The blocklist file syntax, so a printed entry can be pasted back.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.identity(), self.action)?;
-        if self.direction != Direction::Both {
-            write!(f, " {}", self.direction)?;
         }
         Ok(())
     }

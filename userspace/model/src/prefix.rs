@@ -1,7 +1,6 @@
 //! IP prefixes in canonical form (no host bits set).
 
 use std::{
-    fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     str::FromStr,
 };
@@ -196,12 +195,6 @@ fn join(family: Family, bits: u128) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::from((bits >> 96) as u32)),
         Family::V6 => IpAddr::V6(Ipv6Addr::from(bits)),
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr(), self.len)
     }
 }
 

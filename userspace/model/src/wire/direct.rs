@@ -6,7 +6,8 @@
 
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
-use crate::{Action, Direction, Entry, Protocol, Target};
+use super::{action_to_wire, direction_to_wire, key::scope_to_wire};
+use crate::{Entry, Target};
 
 /// Appends `entry_to_wire(e)` as field `field` (length-delimited) of the
 /// message being encoded in `out`.
@@ -21,11 +22,8 @@ pub fn encode_entry_field(field: u32, e: &Entry, out: &mut Vec<u8>) {
         let (text_field, protocol, port) = match &e.target {
             Target::Prefix(p) => {
                 p.write_text(text);
-                let (protocol, port) = match e.scope {
-                    None => (0, 0),
-                    Some(s) => (protocol_number(s.protocol), s.port as u64),
-                };
-                (1, protocol, port)
+                let (protocol, port) = scope_to_wire(e.scope);
+                (1, protocol as u64, port as u64)
             }
             Target::Domain(d) => {
                 use std::fmt::Write as _;
@@ -34,7 +32,10 @@ pub fn encode_entry_field(field: u32, e: &Entry, out: &mut Vec<u8>) {
             }
         };
         let key_len = bytes_len(text.len()) + varint_len(protocol) + varint_len(port);
-        let (direction, action) = (direction_number(e.direction), action_number(e.action));
+        let (direction, action) = (
+            direction_to_wire(e.direction) as u64,
+            action_to_wire(e.action) as u64,
+        );
         let entry_len = bytes_len(key_len) + varint_len(direction) + varint_len(action);
         encode_key(field, WireType::LengthDelimited, out);
         encode_varint(entry_len as u64, out);
@@ -83,31 +84,6 @@ fn put_varint(field: u32, v: u64, out: &mut Vec<u8>) {
         encode_key(field, WireType::Varint, out);
         encode_varint(v, out);
     }
-}
-
-fn protocol_number(p: Protocol) -> u64 {
-    use c2wall_proto::v1::Protocol as W;
-    (match p {
-        Protocol::Tcp => W::Tcp,
-        Protocol::Udp => W::Udp,
-    }) as u64
-}
-
-fn direction_number(d: Direction) -> u64 {
-    use c2wall_proto::v1::Direction as W;
-    (match d {
-        Direction::Both => W::Both,
-        Direction::To => W::To,
-        Direction::From => W::From,
-    }) as u64
-}
-
-fn action_number(a: Action) -> u64 {
-    use c2wall_proto::v1::Action as W;
-    (match a {
-        Action::Drop => W::Drop,
-        Action::Monitor => W::Monitor,
-    }) as u64
 }
 
 #[cfg(test)]

@@ -72,8 +72,9 @@ pub fn identity_from_wire(k: &pb::EntryKey) -> Result<Identity, WireError> {
     })
 }
 
-pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
-    let (protocol, port) = match i.scope {
+/// A port scope as the key's protocol and port (none: unspecified, 0).
+pub(super) fn scope_to_wire(scope: Option<PortScope>) -> (pb::Protocol, u16) {
+    match scope {
         None => (pb::Protocol::Unspecified, 0),
         Some(PortScope {
             protocol: Protocol::Tcp,
@@ -83,7 +84,11 @@ pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
             protocol: Protocol::Udp,
             port,
         }) => (pb::Protocol::Udp, port),
-    };
+    }
+}
+
+pub fn identity_to_wire(i: &Identity) -> pb::EntryKey {
+    let (protocol, port) = scope_to_wire(i.scope);
     match &i.target {
         Target::Prefix(p) => pb::EntryKey {
             prefix: p.text(),

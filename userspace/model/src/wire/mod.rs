@@ -154,16 +154,24 @@ impl From<&crate::Hop> for pb::Hop {
 pub fn entry_to_wire(e: &Entry) -> pb::Entry {
     pb::Entry {
         key: Some(identity_to_wire(&e.identity())),
-        direction: match e.direction {
-            Direction::Both => pb::Direction::Both,
-            Direction::To => pb::Direction::To,
-            Direction::From => pb::Direction::From,
-        } as i32,
-        action: match e.action {
-            Action::Drop => pb::Action::Drop,
-            Action::Monitor => pb::Action::Monitor,
-        } as i32,
+        direction: direction_to_wire(e.direction) as i32,
+        action: action_to_wire(e.action) as i32,
         ..Default::default()
+    }
+}
+
+pub(super) fn direction_to_wire(d: Direction) -> pb::Direction {
+    match d {
+        Direction::Both => pb::Direction::Both,
+        Direction::To => pb::Direction::To,
+        Direction::From => pb::Direction::From,
+    }
+}
+
+pub(super) fn action_to_wire(a: Action) -> pb::Action {
+    match a {
+        Action::Drop => pb::Action::Drop,
+        Action::Monitor => pb::Action::Monitor,
     }
 }
 

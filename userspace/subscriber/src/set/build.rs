@@ -26,15 +26,11 @@ type Part<V> = (Vec<(Identity, V)>, SetDigest);
 /// A snapshot's entries decoded so far, in list order.
 pub struct Gathered<V> {
     parts: Vec<Part<V>>,
-    entries: usize,
 }
 
 impl<V> Default for Gathered<V> {
     fn default() -> Self {
-        Gathered {
-            parts: Vec::new(),
-            entries: 0,
-        }
+        Gathered { parts: Vec::new() }
     }
 }
 
@@ -43,9 +39,7 @@ impl<V: SetValue> Gathered<V> {
     /// does not decode, in list order, is the error.
     pub fn push(&mut self, entries: &[pb::Entry]) -> Result<(), SetError> {
         for part in in_parts(entries.len(), PART_MIN, |r| decode_part::<V>(&entries[r])) {
-            let part = part?;
-            self.entries += part.0.len();
-            self.parts.push(part);
+            self.parts.push(part?);
         }
         Ok(())
     }
@@ -53,7 +47,8 @@ impl<V: SetValue> Gathered<V> {
     /// The entries by identity (a later repeat of an identity replaces an
     /// earlier one) and their digest.
     pub(super) fn finish(self) -> (BTreeMap<Identity, V>, SetDigest) {
-        let mut all = Vec::with_capacity(self.entries);
+        let entries = self.parts.iter().map(|(values, _)| values.len()).sum();
+        let mut all = Vec::with_capacity(entries);
         let mut digest = SetDigest::default();
         for (values, d) in self.parts {
             all.extend(values);
@@ -63,7 +58,7 @@ impl<V: SetValue> Gathered<V> {
         // two equal identities is the one kept, as one insert after another
         // keeps).
         let map: BTreeMap<Identity, V> = all.into_iter().collect();
-        if map.len() < self.entries {
+        if map.len() < entries {
             // A repeated identity: the digest is of what is kept, as the
             // coordinator's is of its set.
             digest = SetDigest::of(map.values().map(V::entry));
