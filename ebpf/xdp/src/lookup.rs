@@ -4,7 +4,7 @@ use aya_ebpf::maps::lpm_trie::Key;
 use c2wall_common::*;
 use c2wall_xdp::parse::{Addr, Packet};
 
-use crate::keys::{mask_v6, slot_addr};
+use crate::keys::slot_addr;
 use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, PORTS};
 use crate::tables::{c2w_find_v4, c2w_find_v6};
 
@@ -103,16 +103,15 @@ fn port_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> u64 {
 
 /// The levels of rule set `set` that may hold a slot for `addr` (bit i:
 /// level index i of its family; 0: a sure miss, decided without the node
-/// maps or a call). The address's filter block names the levels its slots
-/// are at; of those, only levels whose Bloom bits are set remain. Levels the
-/// filter does not cover, and every level when there is no filter, remain.
+/// maps or a call). Of the levels the filter covers, only those the
+/// address's filter block names remain (c2wall_common::filter); levels it
+/// does not cover, and every level when there is no filter, remain.
 #[inline(always)]
 pub fn possible(addr: &Addr, family: u8, set: u32, cfg: &Config) -> u32 {
     let s = (set & 1) as usize;
     let bits = cfg.filter_bits[s] as u32;
     if family == FAMILY_V4 {
         let levels = cfg.v4_levels[s];
-        let first = V4_FILTER_MIN_LEVEL / V4_STRIDE;
         let Some(filter) = FILTER.get(set) else {
             return levels;
         };
@@ -120,20 +119,10 @@ pub fn possible(addr: &Addr, family: u8, set: u32, cfg: &Config) -> u32 {
         let Some(b) = filter.get(filter_block_v4(bits, a)) else {
             return levels;
         };
-        let listed = b.levels() & levels;
-        let mut out = levels & ((1 << first) - 1);
-        let mut i = first;
-        while i < V4_LEVELS {
-            if listed & (1 << i) != 0 {
-                let level = i * V4_STRIDE;
-                out |= b.bloom_bit(filter_bit_v4(level, a & (u32::MAX << (32 - level)))) << i;
-            }
-            i += 1;
-        }
-        out
+        let unfiltered = (1 << (V4_FILTER_MIN_LEVEL / V4_STRIDE)) - 1;
+        levels & (unfiltered | b.candidates_v4(a))
     } else {
         let levels = cfg.v6_levels[s];
-        let first = V6_FILTER_MIN_LEVEL / V6_STRIDE;
         let Some(filter) = FILTER.get(set) else {
             return levels;
         };
@@ -141,18 +130,8 @@ pub fn possible(addr: &Addr, family: u8, set: u32, cfg: &Config) -> u32 {
         let Some(b) = filter.get(filter_block_v6(bits, hi)) else {
             return levels;
         };
-        let listed = (b.levels() >> V6_LEVEL_BIT) & levels;
-        let mut out = levels & ((1 << first) - 1);
-        let mut i = first;
-        while i < V6_LEVELS {
-            if listed & (1 << i) != 0 {
-                let level = i * V6_STRIDE;
-                let (h, l) = mask_v6(hi, lo, level);
-                out |= b.bloom_bit(filter_bit_v6(level, h, l)) << i;
-            }
-            i += 1;
-        }
-        out
+        let unfiltered = (1 << (V6_FILTER_MIN_LEVEL / V6_STRIDE)) - 1;
+        levels & (unfiltered | b.candidates_v6(hi, lo))
     }
 }
 

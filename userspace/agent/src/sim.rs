@@ -61,39 +61,36 @@ fn side(set: &Compiled, filter: &SimFilter, pkt: &PacketView, to_cc: bool) -> Ru
         Family::V4 => set.v4_levels,
         Family::V6 => set.v6_levels,
     };
+    // The filter is consulted from the packet's address once, as in the
+    // kernel: the levels it leaves are the ones probed.
     let s = stride(family);
+    let candidates = match family {
+        Family::V4 => {
+            let a = (host.bits() >> 96) as u32;
+            let below = (1 << (V4_FILTER_MIN_LEVEL / V4_STRIDE)) - 1;
+            let b = filter
+                .get(&filter_block_v4(bits, a))
+                .copied()
+                .unwrap_or_default();
+            below | b.candidates_v4(a)
+        }
+        Family::V6 => {
+            let (hi, lo) = halves(&(host.bits().to_be_bytes()));
+            let below = (1 << (V6_FILTER_MIN_LEVEL / V6_STRIDE)) - 1;
+            let b = filter
+                .get(&filter_block_v6(bits, hi))
+                .copied()
+                .unwrap_or_default();
+            below | b.candidates_v6(hi, lo)
+        }
+    };
     for i in (0..=(family.max_len() / s)).rev() {
-        if levels & (1 << i) == 0 {
+        if levels & candidates & (1 << i) == 0 {
             continue;
         }
         let level = i * s;
         let masked = Prefix::new(truncate(addr, level), level).expect("masked");
         let slot = slot_of(&masked);
-        // The filter is consulted from the packet's address, as in the kernel.
-        let pass_filter = match family {
-            Family::V4 if level as u32 >= V4_FILTER_MIN_LEVEL => {
-                let a = (host.bits() >> 96) as u32;
-                let m = (masked.bits() >> 96) as u32;
-                let b = filter
-                    .get(&filter_block_v4(bits, a))
-                    .copied()
-                    .unwrap_or_default();
-                b.has(filter_bit_v4(level as u32, m))
-            }
-            Family::V6 if level as u32 >= V6_FILTER_MIN_LEVEL => {
-                let (hi, _) = halves(&(host.bits().to_be_bytes()));
-                let (mh, ml) = halves(&slot.addr);
-                let b = filter
-                    .get(&filter_block_v6(bits, hi))
-                    .copied()
-                    .unwrap_or_default();
-                b.has(filter_bit_v6(level as u32, mh, ml))
-            }
-            _ => true,
-        };
-        if !pass_filter {
-            continue;
-        }
         let Some(node) = set.nodes.get(&slot) else {
             continue;
         };

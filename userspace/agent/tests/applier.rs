@@ -240,7 +240,7 @@ fn a_failed_delta_changes_nothing() {
 
 #[test]
 fn in_place_keeps_the_filter_bits_a_reload_wrote() {
-    use c2wall_agent::compile::{filter_bit, NodeSlot};
+    use c2wall_agent::compile::{filter_mark, NodeSlot};
     let mut eng = Engine::new(
         Applier::adopt(MemDataplane::new()).unwrap(),
         Ids::new(),
@@ -263,8 +263,8 @@ fn in_place_keeps_the_filter_bits_a_reload_wrote() {
             level: 32,
             addr,
         };
-        let (idx, bit) = filter_bit(&slot, bits).unwrap();
-        assert!(dp.filter[set as usize][&idx].has(bit), "{a}");
+        let (idx, mark) = filter_mark(&slot, bits).unwrap();
+        assert!(dp.filter[set as usize][&idx].has(mark), "{a}");
     }
 }
 

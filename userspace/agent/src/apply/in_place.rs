@@ -6,7 +6,7 @@ use c2wall_common::FilterBlock;
 use c2wall_model::Family;
 
 use super::{Applier, ApplyStats};
-use crate::compile::filter_bit;
+use crate::compile::filter_mark;
 use crate::dataplane::{Dataplane, SetSize};
 use crate::error::AgentError;
 use crate::ops::Ops;
@@ -65,13 +65,13 @@ impl<D: Dataplane> Applier<D> {
         // million blocks is kept), changed, written back.
         let mut blocks: BTreeMap<u32, (FilterBlock, bool)> = BTreeMap::new();
         for o in ops.nodes.iter().filter(|o| o.new.is_some()) {
-            if let Some((idx, bit)) = filter_bit(&o.slot, bits) {
+            if let Some((idx, mark)) = filter_mark(&o.slot, bits) {
                 let (cur, grown) = match blocks.entry(idx) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => e.insert((self.dp.filter_block(set, idx)?, false)),
                 };
-                if !cur.has(bit) {
-                    cur.set(bit);
+                if !cur.has(mark) {
+                    cur.set(mark);
                     *grown = true;
                 }
             }

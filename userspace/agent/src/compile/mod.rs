@@ -336,9 +336,9 @@ pub fn compile<E: Borrow<Entry>>(entries: &[(E, u32)]) -> Compiled {
     Compiler::new(entries).compile()
 }
 
-/// The filter block index and bit of a node slot in a filter of `1 << bits`
+/// The filter block index and mark of a node slot in a filter of `1 << bits`
 /// blocks, or None for levels the filter does not cover (or no filter).
-pub fn filter_bit(slot: &NodeSlot, bits: u8) -> Option<(u32, u32)> {
+pub fn filter_mark(slot: &NodeSlot, bits: u8) -> Option<(u32, u32)> {
     let level = slot.level as u32;
     let bits = bits as u32;
     if bits == 0 {
@@ -347,23 +347,23 @@ pub fn filter_bit(slot: &NodeSlot, bits: u8) -> Option<(u32, u32)> {
     match slot.family {
         Family::V4 if level >= V4_FILTER_MIN_LEVEL => {
             let a = u32::from_be_bytes([slot.addr[0], slot.addr[1], slot.addr[2], slot.addr[3]]);
-            Some((filter_block_v4(bits, a), filter_bit_v4(level, a)))
+            Some((filter_block_v4(bits, a), filter_mark_v4(level, a)))
         }
         Family::V6 if level >= V6_FILTER_MIN_LEVEL => {
             let (hi, lo) = halves(&slot.addr);
-            Some((filter_block_v6(bits, hi), filter_bit_v6(level, hi, lo)))
+            Some((filter_block_v6(bits, hi), filter_mark_v6(level, hi, lo)))
         }
         _ => None,
     }
 }
 
 /// The filter blocks (see c2wall_common::filter) that `c` needs in a filter
-/// of `1 << bits` blocks: every filtered slot's bit set, nothing else.
+/// of `1 << bits` blocks: every filtered slot's mark set, nothing else.
 pub fn filter_blocks(c: &Compiled, bits: u8) -> FastMap<u32, FilterBlock> {
     let mut out: FastMap<u32, FilterBlock> = FastMap::default();
     for slot in c.nodes.keys() {
-        if let Some((idx, bit)) = filter_bit(slot, bits) {
-            out.entry(idx).or_default().set(bit);
+        if let Some((idx, mark)) = filter_mark(slot, bits) {
+            out.entry(idx).or_default().set(mark);
         }
     }
     out
