@@ -33,6 +33,21 @@ fn wait_slots(topo: &Topo, want: u64) {
     }
 }
 
+/// Inner maps in the filter's outer maps (every size), by the outer maps'
+/// pins: one per rule set when no old filter is left behind.
+fn filters_held(maps: &std::path::Path) -> usize {
+    use aya::maps::{ArrayOfMaps, Map, MapData};
+    c2wall_common::MAP_FILTERS
+        .iter()
+        .map(|name| {
+            let data = MapData::from_pin(maps.join(name)).expect("the outer map's pin");
+            let outer: ArrayOfMaps<MapData, MapData> =
+                ArrayOfMaps::try_from(Map::from_map_data(data).unwrap()).unwrap();
+            (0..outer.len()).filter(|i| outer.get(i, 0).is_ok()).count()
+        })
+        .sum()
+}
+
 #[test]
 fn kernel_memory_grows_and_shrinks_with_the_list_without_a_gap() {
     if !require_root("kernel_memory_grows_and_shrinks_with_the_list_without_a_gap") {
@@ -62,6 +77,13 @@ fn kernel_memory_grows_and_shrinks_with_the_list_without_a_gap() {
     agent.signal(libc::SIGHUP);
     wait_slots(&topo, 1);
     let again = pinned_memlock(&maps).unwrap();
+    // Each set's filter sits in the outer map of its size alone: the one
+    // it had at 100,001 entries was taken out of the larger size's map.
+    assert_eq!(
+        filters_held(&maps),
+        c2wall_common::RULE_SETS as usize,
+        "inner filters held over all sizes' outer maps"
+    );
     std::thread::sleep(Duration::from_millis(300));
     flow.finish_without_gap("while the maps grew and shrank", 300);
 

@@ -44,7 +44,43 @@ pub const MAP_ALLOW_V4: &str = "C2W_ALLOW_V4";
 pub const MAP_ALLOW_V6: &str = "C2W_ALLOW_V6";
 pub const MAP_COUNTERS: &str = "C2W_COUNTERS";
 pub const MAP_HITS: &str = "C2W_HITS";
-pub const MAP_FILTER: &str = "C2W_FILTER";
+/// The slot filter's outer maps, one per size (index: bits -
+/// [`FILTER_MIN_BITS`]): an inner array of a fixed size, unlike one shared by
+/// arrays of every size (BPF_F_INNER_MAP), has its lookups inlined by the
+/// verifier, and the filter is read twice for every packet. A set's filter
+/// sits in the map of its `Config::filter_bits`.
+pub const MAP_FILTERS: [&str; 12] = [
+    "C2W_FILTER_6",
+    "C2W_FILTER_7",
+    "C2W_FILTER_8",
+    "C2W_FILTER_9",
+    "C2W_FILTER_10",
+    "C2W_FILTER_11",
+    "C2W_FILTER_12",
+    "C2W_FILTER_13",
+    "C2W_FILTER_14",
+    "C2W_FILTER_15",
+    "C2W_FILTER_16",
+    "C2W_FILTER_17",
+];
+const _: () = assert!(MAP_FILTERS.len() == (FILTER_MAX_BITS - FILTER_MIN_BITS + 1) as usize);
+
+/// The size a filter of `bits` index bits is created at: the smallest
+/// size for a set without one (`bits` 0), which the program does not read.
+pub const fn filter_class(bits: u8) -> u8 {
+    if bits < FILTER_MIN_BITS {
+        FILTER_MIN_BITS
+    } else if bits > FILTER_MAX_BITS {
+        FILTER_MAX_BITS
+    } else {
+        bits
+    }
+}
+
+/// The outer map of the filters of `bits` index bits (see [`filter_class`]).
+pub const fn filter_map(bits: u8) -> &'static str {
+    MAP_FILTERS[(filter_class(bits) - FILTER_MIN_BITS) as usize]
+}
 pub const MAP_EVENTS: &str = "C2W_EVENTS";
 pub const MAP_SAMPLER: &str = "C2W_SAMPLER";
 pub const MAP_IFSLOT: &str = "C2W_IFSLOT";
@@ -58,7 +94,7 @@ pub const MAP_DNS_SCRATCH: &str = "C2W_DNS_SCRATCH";
 /// One bit per listed name key, checked before [`MAP_DNS_NAMES`].
 pub const MAP_DNS_FILTER: &str = "C2W_DNS_FILTER";
 /// Every map the program uses, in the order userspace pins them.
-pub const ALL_MAPS: [&str; 18] = [
+pub const ALL_MAPS: [&str; 29] = [
     MAP_CONFIG,
     MAP_NODES_V4,
     MAP_NODES_V6,
@@ -69,7 +105,18 @@ pub const ALL_MAPS: [&str; 18] = [
     MAP_ALLOW_V6,
     MAP_COUNTERS,
     MAP_HITS,
-    MAP_FILTER,
+    MAP_FILTERS[0],
+    MAP_FILTERS[1],
+    MAP_FILTERS[2],
+    MAP_FILTERS[3],
+    MAP_FILTERS[4],
+    MAP_FILTERS[5],
+    MAP_FILTERS[6],
+    MAP_FILTERS[7],
+    MAP_FILTERS[8],
+    MAP_FILTERS[9],
+    MAP_FILTERS[10],
+    MAP_FILTERS[11],
     MAP_EVENTS,
     MAP_SAMPLER,
     MAP_IFSLOT,
@@ -141,7 +188,9 @@ pub struct Config {
     pub v6_levels: [u32; 2],
     /// Sampled drop events per CPU per second (0: none).
     pub sample_budget: u32,
-    /// Per set: its filter map has `1 << filter_bits[set]` blocks.
+    /// Per set: its filter map has `1 << filter_bits[set]` blocks and sits
+    /// in [`filter_map`]`(filter_bits[set])`; 0: no filter (every level is
+    /// probed).
     pub filter_bits: [u8; 2],
     /// [`ALLOW_HAS_V4`] | [`ALLOW_HAS_V6`]: which allowlists to consult; an
     /// empty one is skipped (the hit path is not charged for it).

@@ -5,7 +5,7 @@ use c2wall_common::*;
 use c2wall_xdp::parse::{Addr, Packet};
 
 use crate::keys::slot_addr;
-use crate::maps::{ALLOW_V4, ALLOW_V6, FILTER, PORTS};
+use crate::maps::{ALLOW_V4, ALLOW_V6, PORTS};
 use crate::tables::{c2w_find_v4, c2w_find_v6};
 
 /// The meta word of the most specific slot that holds `addr` in rule set
@@ -98,40 +98,6 @@ fn port_rule(pkt: &Packet, set: u32, meta: u64, to_cc: bool) -> u64 {
             }
         }
         None => 0,
-    }
-}
-
-/// The levels of rule set `set` that may hold a slot for `addr` (bit i:
-/// level index i of its family; 0: a sure miss, decided without the node
-/// maps or a call). Of the levels the filter covers, only those the
-/// address's filter block names remain (c2wall_common::filter); levels it
-/// does not cover, and every level when there is no filter, remain.
-#[inline(always)]
-pub fn possible(addr: &Addr, family: u8, set: u32, cfg: &Config) -> u32 {
-    let s = (set & 1) as usize;
-    let bits = cfg.filter_bits[s] as u32;
-    if family == FAMILY_V4 {
-        let levels = cfg.v4_levels[s];
-        let Some(filter) = FILTER.get(set) else {
-            return levels;
-        };
-        let a = addr.v4();
-        let Some(b) = filter.get(filter_block_v4(bits, a)) else {
-            return levels;
-        };
-        let unfiltered = (1 << (V4_FILTER_MIN_LEVEL / V4_STRIDE)) - 1;
-        levels & (unfiltered | b.candidates_v4(a))
-    } else {
-        let levels = cfg.v6_levels[s];
-        let Some(filter) = FILTER.get(set) else {
-            return levels;
-        };
-        let (hi, lo) = addr.halves();
-        let Some(b) = filter.get(filter_block_v6(bits, hi)) else {
-            return levels;
-        };
-        let unfiltered = (1 << (V6_FILTER_MIN_LEVEL / V6_STRIDE)) - 1;
-        levels & (unfiltered | b.candidates_v6(hi, lo))
     }
 }
 

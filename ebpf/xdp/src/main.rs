@@ -8,6 +8,7 @@
 
 mod counters;
 mod dns;
+mod filter;
 mod keys;
 mod lookup;
 mod maps;

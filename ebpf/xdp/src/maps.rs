@@ -32,9 +32,9 @@ pub type NodesV6 = btf_maps::Array<V6Bucket, 1, { INNER | MMAPABLE }>;
 pub type StashV4 = btf_maps::HashMap<V4Key, u64, 1, NO_PREALLOC>;
 pub type StashV6 = btf_maps::HashMap<V6Key, u64, 1, NO_PREALLOC>;
 pub type Ports = btf_maps::HashMap<PortKey, PortValue, 1, NO_PREALLOC>;
-// INNER_MAP: inner arrays of different sizes may share one outer map;
-// MMAPABLE: a reload writes the whole filter as memory.
-pub type Filter = btf_maps::Array<FilterBlock, 1, { INNER | MMAPABLE }>;
+// One size per outer map (c2wall_common::MAP_FILTERS), so the verifier
+// inlines the lookup; MMAPABLE: a reload writes the whole filter as memory.
+pub type Filter<const N: usize> = btf_maps::Array<FilterBlock, N, MMAPABLE>;
 // Element 0: slots per CPU (S), then entry ids and per-CPU counters
 // (c2wall_common::hit_counter_index). A plain
 // array because only plain arrays may differ in size behind one outer map;
@@ -87,10 +87,33 @@ pub static SAMPLER: PerCpuArray<SamplerState> = PerCpuArray::with_max_entries(1,
 #[btf_map(name = "C2W_HITS")]
 pub static HITS: ArrayOfMaps<Hits, 1> = ArrayOfMaps::new();
 
-// Per set, `1 << Config::filter_bits[set]` 64-byte blocks (an array lookup is
-// a bounds check and an add, cheaper than any hash probe).
-#[btf_map(name = "C2W_FILTER")]
-pub static FILTER: ArrayOfMaps<Filter, 2> = ArrayOfMaps::new();
+// Per set, `1 << Config::filter_bits[set]` 64-byte blocks in the outer map
+// of that size (an array lookup is a bounds check and an add, cheaper than
+// any hash probe). Names: c2wall_common::MAP_FILTERS.
+#[btf_map(name = "C2W_FILTER_6")]
+pub static FILTER_6: ArrayOfMaps<Filter<{ 1 << 6 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_7")]
+pub static FILTER_7: ArrayOfMaps<Filter<{ 1 << 7 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_8")]
+pub static FILTER_8: ArrayOfMaps<Filter<{ 1 << 8 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_9")]
+pub static FILTER_9: ArrayOfMaps<Filter<{ 1 << 9 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_10")]
+pub static FILTER_10: ArrayOfMaps<Filter<{ 1 << 10 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_11")]
+pub static FILTER_11: ArrayOfMaps<Filter<{ 1 << 11 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_12")]
+pub static FILTER_12: ArrayOfMaps<Filter<{ 1 << 12 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_13")]
+pub static FILTER_13: ArrayOfMaps<Filter<{ 1 << 13 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_14")]
+pub static FILTER_14: ArrayOfMaps<Filter<{ 1 << 14 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_15")]
+pub static FILTER_15: ArrayOfMaps<Filter<{ 1 << 15 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_16")]
+pub static FILTER_16: ArrayOfMaps<Filter<{ 1 << 16 }>, 2> = ArrayOfMaps::new();
+#[btf_map(name = "C2W_FILTER_17")]
+pub static FILTER_17: ArrayOfMaps<Filter<{ 1 << 17 }>, 2> = ArrayOfMaps::new();
 
 // Listed DNS names (see c2wall_common::dns). A plain hash without
 // prealloc: names are added and removed one by one, memory follows them.

@@ -11,7 +11,8 @@ use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
 use crate::counters::count;
 use crate::dns;
-use crate::lookup::{allowlisted, find, possible, side_rule};
+use crate::filter::possible;
+use crate::lookup::{allowlisted, find, side_rule};
 use crate::maps::{CONFIG, EVENTS, HITS, IFSLOT, SAMPLER};
 
 /// [`drop_frame`]'s answer: drop the frame.
@@ -70,8 +71,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     // Most packets match nothing, and the filter says so for both sides
     // before any node map is read; a side it rules out is not looked up, and
     // a side it does not is looked up at the levels it left.
-    let dst_levels = possible(&pkt.dst, pkt.family, set, cfg);
-    let src_levels = possible(&pkt.src, pkt.family, set, cfg);
+    let (dst_levels, src_levels) = possible(&pkt, set);
     if dst_levels == 0 && src_levels == 0 {
         count_verdict(base, VERDICT_PASS, DIR_TO_CC, fam, len);
         return follow;

@@ -250,15 +250,14 @@ impl Dataplane for KernelMaps {
             return Ok(FilterBlock::default());
         };
         m.filter.get(&index, 0).map_err(|source| AgentError::Map {
-            map: MAP_FILTER,
+            map: filter_map(m.size.filter_bits),
             source,
         })
     }
     fn put_filter(&mut self, set: u8, index: u32, block: &FilterBlock) -> Result<(), AgentError> {
-        self.set_mut(set)?
-            .filter
-            .set(index, block, 0)
-            .map_err(put_err(MAP_FILTER))
+        let m = self.set_mut(set)?;
+        let map = filter_map(m.size.filter_bits);
+        m.filter.set(index, block, 0).map_err(put_err(map))
     }
     fn put_filters(
         &mut self,
@@ -266,11 +265,12 @@ impl Dataplane for KernelMaps {
         blocks: &FastMap<u32, FilterBlock>,
     ) -> Result<usize, AgentError> {
         let m = self.set_mut(set)?;
-        let mut mapped = mapping(MAP_FILTER, &m.filter)?;
+        let map = filter_map(m.size.filter_bits);
+        let mut mapped = mapping(map, &m.filter)?;
         let t = mapped.buckets();
         for (idx, b) in blocks {
             let slot = t.get_mut(*idx as usize).ok_or(AgentError::MapWrite {
-                map: MAP_FILTER,
+                map,
                 source: std::io::Error::from_raw_os_error(libc::E2BIG),
             })?;
             *slot = *b;

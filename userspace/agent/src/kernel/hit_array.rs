@@ -17,7 +17,8 @@ use aya::util::nr_cpus;
 use c2wall_common::*;
 
 use super::create::BPF_MAP_TYPE_ARRAY;
-use super::sets::{install_inner, new_inner, read_inner, Outer, BPF_F_INNER_MAP, BPF_F_MMAPABLE};
+use super::inner::{install_inner, new_inner, read_inner};
+use super::sets::{Outer, BPF_F_INNER_MAP, BPF_F_MMAPABLE};
 use super::table::Mapping;
 use crate::error::AgentError;
 

@@ -12,6 +12,7 @@ mod dump;
 mod hit_array;
 mod hits;
 mod id_slots;
+mod inner;
 pub mod memory;
 mod nodes;
 mod sets;
@@ -151,7 +152,10 @@ impl KernelMaps {
             stash_v4: raw(&mut take, MAP_STASH_V4)?,
             stash_v6: raw(&mut take, MAP_STASH_V6)?,
             ports: raw(&mut take, MAP_PORTS)?,
-            filter: raw(&mut take, MAP_FILTER)?,
+            filters: MAP_FILTERS
+                .iter()
+                .map(|name| raw(&mut take, name))
+                .collect::<Result<_, _>>()?,
             hits: raw(&mut take, MAP_HITS)?,
             pins: pins.map(Path::to_path_buf),
         };

@@ -2,20 +2,19 @@
 //! hit counters. Each is created at the size asked for and swapped into its
 //! outer slot whole, so packets see the old map or the new one.
 //!
-//! Inner maps are pinned beside their outer map (`C2W_NODES_V4-0` is set 0's)
-//! because a restarted agent cannot open them by id: that takes
-//! CAP_SYS_ADMIN, which the agent's unit does not grant. A pin is trusted
-//! only if it names the map the outer slot holds (ids compared), since a
-//! crash can fall between the swap and the pin.
+//! Inner maps are pinned beside their outer map (`C2W_NODES_V4-0` is set
+//! 0's; inner.rs) because a restarted agent cannot open them by id: that
+//! takes CAP_SYS_ADMIN, which the agent's unit does not grant. A pin is
+//! trusted only if it names the map the outer slot holds (ids compared),
+//! since a crash can fall between the swap and the pin.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, IterableMap, Map, MapData, MapError};
+use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, Map, MapData};
 use c2wall_common::*;
 
-use super::create::{self, BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH};
+use super::create::{BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH};
+use super::inner::{clear_slot, inner_pin, install_inner, new_inner, read_inner};
 use super::table::Mapping;
 use crate::dataplane::SetSize;
 use crate::error::AgentError;
@@ -46,7 +45,8 @@ pub struct Outer {
     pub stash_v4: Map,
     pub stash_v6: Map,
     pub ports: Map,
-    pub filter: Map,
+    /// One per filter size (c2wall_common::MAP_FILTERS).
+    pub filters: Vec<Map>,
     pub hits: Map,
     pub pins: Option<PathBuf>,
 }
@@ -70,10 +70,6 @@ pub struct SetMaps {
     pub stashed: [[u32; V6_LEVELS as usize]; 2],
 }
 
-fn map_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
-    move |source| AgentError::Map { map, source }
-}
-
 fn capacity<K: aya::Pod, V>(m: &impl IterableMap<K, V>) -> u32 {
     m.map().info().map(|i| i.max_entries()).unwrap_or(0)
 }
@@ -83,161 +79,27 @@ pub fn buckets_for(slots: u32) -> u32 {
     slots.div_ceil(BUCKET_ENTRIES as u32).max(1)
 }
 
-/// The id of the inner map in slot `index` of `outer` (None: empty slot).
-/// A lookup from userspace returns the id; it needs no privilege.
-fn slot_id(outer: &Map, index: u32) -> io::Result<Option<u32>> {
-    let Map::ArrayOfMaps(data) = outer else {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    };
-    #[repr(C)]
-    struct LookupAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    let mut id: u32 = 0;
-    let attr = LookupAttr {
-        map_fd: data.fd().as_fd().as_raw_fd() as u32,
-        _pad: 0,
-        key: &index as *const u32 as u64,
-        value: &mut id as *mut u32 as u64,
-        flags: 0,
-    };
-    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-    // SAFETY: attr points at valid key and value buffers for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_ELEM,
-            &attr as *const LookupAttr,
-            std::mem::size_of::<LookupAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(Some(id))
-    } else {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENOENT) => Ok(None),
-            _ => Err(e),
-        }
-    }
-}
-
-/// Pin path of the inner map of `outer_name` in slot `index`.
-fn inner_pin(dir: &Path, outer_name: &str, index: u32) -> PathBuf {
-    dir.join(format!("{outer_name}-{index}"))
-}
-
-/// The inner map in slot `index` of an outer map, typed, if it can be
-/// trusted: from its pin when the maps are pinned (and the pin names the
-/// map in the slot), else by id.
-pub(super) fn read_inner<V>(
-    outer: &mut Map,
-    name: &'static str,
+/// Puts `filter` (of `bits` index bits) in slot `set` of its size's outer
+/// map, and empties that slot in the others: a set's filter changes size
+/// only while packets do not read the set (a reload), and its old filter's
+/// memory goes back once no outer map holds it.
+fn install_filter(
+    filters: &mut [Map],
     pins: Option<&Path>,
-    index: u32,
-) -> Option<V>
-where
-    V: TryFrom<Map, Error = MapError> + aya::maps::InnerMap,
-    V: aya::maps::FromMapData,
-{
-    let in_slot = slot_id(outer, index).ok()??;
-    match pins {
-        Some(dir) => {
-            let data = MapData::from_pin(inner_pin(dir, name, index)).ok()?;
-            (data.info().ok()?.id() == in_slot).then_some(())?;
-            V::try_from(Map::from_map_data(data).ok()?).ok()
+    set: u32,
+    bits: u8,
+    filter: &Filter,
+) -> Result<(), AgentError> {
+    let class = (filter_class(bits) - FILTER_MIN_BITS) as usize;
+    install_inner(&mut filters[class], filter_map(bits), pins, set, filter)?;
+    for (i, outer) in filters.iter_mut().enumerate().filter(|(i, _)| *i != class) {
+        let map = MAP_FILTERS[i];
+        clear_slot(outer, set).map_err(|source| AgentError::MapWrite { map, source })?;
+        if let Some(dir) = pins {
+            let _ = std::fs::remove_file(inner_pin(dir, map, set));
         }
-        None => {
-            let view = ArrayOfMaps::<&mut MapData, V>::try_from(&mut *outer).ok()?;
-            view.get(&index, 0).ok()
-        }
-    }
-}
-
-/// Puts `inner` in slot `index` of `outer` and, for pinned maps, pins it
-/// (staged, then renamed over the old pin once the slot holds it).
-pub(super) fn install_inner<V>(
-    outer: &mut Map,
-    name: &'static str,
-    pins: Option<&Path>,
-    index: u32,
-    inner: &V,
-) -> Result<(), AgentError>
-where
-    V: aya::maps::InnerMap + IterableMapData,
-{
-    let staged = pins.map(|dir| dir.join(format!("{name}-{index}-staged")));
-    if let Some(path) = &staged {
-        let _ = std::fs::remove_file(path);
-        inner.data().pin(path).map_err(|source| AgentError::Pin {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    let mut view = ArrayOfMaps::<&mut MapData, V>::try_from(&mut *outer).map_err(map_err(name))?;
-    view.set(index, inner, 0).map_err(map_err(name))?;
-    if let (Some(dir), Some(path)) = (pins, staged) {
-        let final_path = inner_pin(dir, name, index);
-        std::fs::rename(&path, &final_path).map_err(|source| AgentError::WriteFile {
-            path: final_path,
-            source,
-        })?;
     }
     Ok(())
-}
-
-/// A new inner map for outer map `map`, typed (key and value sizes from
-/// the type), with BTF (see create.rs).
-pub(super) fn new_inner<T>(
-    map: &'static str,
-    map_type: u32,
-    name: &str,
-    max_entries: u32,
-    flags: u32,
-) -> Result<T, AgentError>
-where
-    T: TryFrom<Map, Error = MapError> + InnerKv,
-{
-    let m = create::create(map_type, name, T::KEY, T::VALUE, max_entries, flags)
-        .map_err(|source| AgentError::MapWrite { map, source })?;
-    T::try_from(m).map_err(map_err(map))
-}
-
-/// Key and value sizes of a typed inner map.
-pub(super) trait InnerKv {
-    const KEY: u32;
-    const VALUE: u32;
-}
-
-impl<K: aya::Pod, V: aya::Pod> InnerKv for BpfHashMap<MapData, K, V> {
-    const KEY: u32 = std::mem::size_of::<K>() as u32;
-    const VALUE: u32 = std::mem::size_of::<V>() as u32;
-}
-
-impl<V: aya::Pod> InnerKv for Array<MapData, V> {
-    const KEY: u32 = 4;
-    const VALUE: u32 = std::mem::size_of::<V>() as u32;
-}
-
-/// The MapData of a typed map, for pinning.
-pub trait IterableMapData {
-    fn data(&self) -> &MapData;
-}
-
-impl<K: aya::Pod, V: aya::Pod> IterableMapData for BpfHashMap<MapData, K, V> {
-    fn data(&self) -> &MapData {
-        self.map()
-    }
-}
-
-impl<V: aya::Pod> IterableMapData for Array<MapData, V> {
-    fn data(&self) -> &MapData {
-        self.map()
-    }
 }
 
 /// `table` mapped into our memory.
@@ -263,11 +125,7 @@ pub fn new_table<B: aya::Pod>(
 
 impl SetMaps {
     pub fn create(size: SetSize) -> Result<SetMaps, AgentError> {
-        let blocks = if size.filter_bits == 0 {
-            1
-        } else {
-            1u32 << size.filter_bits
-        };
+        let blocks = 1u32 << filter_class(size.filter_bits);
         let nodes_v4 = new_table(MAP_NODES_V4, buckets_for(size.nodes_v4))?;
         let nodes_v6 = new_table(MAP_NODES_V6, buckets_for(size.nodes_v6))?;
         Ok(SetMaps {
@@ -290,12 +148,14 @@ impl SetMaps {
                 NO_PREALLOC,
             )?,
             ports: new_inner(MAP_PORTS, HASH, "c2w_ports", size.ports, NO_PREALLOC)?,
+            // Exactly its outer map's size, without BPF_F_INNER_MAP: the
+            // program's lookups in it are inlined.
             filter: new_inner(
-                MAP_FILTER,
+                filter_map(size.filter_bits),
                 ARRAY,
                 "c2w_filter",
                 blocks,
-                BPF_F_INNER_MAP | BPF_F_MMAPABLE,
+                BPF_F_MMAPABLE,
             )?,
             size,
             seed: super::table::new_seed(),
@@ -314,7 +174,13 @@ impl SetMaps {
         let stash_v4: StashV4 = read_inner(&mut outer.stash_v4, MAP_STASH_V4, pins, set)?;
         let stash_v6: StashV6 = read_inner(&mut outer.stash_v6, MAP_STASH_V6, pins, set)?;
         let ports: Ports = read_inner(&mut outer.ports, MAP_PORTS, pins, set)?;
-        let filter: Filter = read_inner(&mut outer.filter, MAP_FILTER, pins, set)?;
+        let class = (filter_class(filter_bits) - FILTER_MIN_BITS) as usize;
+        let filter: Filter = read_inner(
+            &mut outer.filters[class],
+            filter_map(filter_bits),
+            pins,
+            set,
+        )?;
         let mut stashed = [[0u32; V6_LEVELS as usize]; 2];
         for k in stash_v4.keys() {
             stashed[0][(k.ok()?.level as u32 / V4_STRIDE) as usize] += 1;
@@ -356,7 +222,7 @@ impl SetMaps {
         // period after every update of a map-in-map, six in a row took
         // 50-80 ms; side by side the waits overlap.
         let Outer {
-            filter,
+            filters,
             ports,
             stash_v4,
             stash_v6,
@@ -373,9 +239,10 @@ impl SetMaps {
             nodes_v6: n6,
             ..
         } = self;
+        let bits = self.size.filter_bits;
         std::thread::scope(|s| {
             let installs = [
-                s.spawn(|| install_inner(filter, MAP_FILTER, pins, set, f)),
+                s.spawn(|| install_filter(filters, pins, set, bits, f)),
                 s.spawn(|| install_inner(ports, MAP_PORTS, pins, set, p)),
                 s.spawn(|| install_inner(stash_v4, MAP_STASH_V4, pins, set, s4)),
                 s.spawn(|| install_inner(stash_v6, MAP_STASH_V6, pins, set, s6)),

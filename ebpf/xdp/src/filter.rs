@@ -1,0 +1,119 @@
+//! The slot filter's reading: which levels each side of a packet may be
+//! at (layout: c2wall_common::filter), before any node map is read.
+
+use c2wall_common::*;
+use c2wall_xdp::parse::Packet;
+
+use crate::maps::{
+    CONFIG, FILTER_10, FILTER_11, FILTER_12, FILTER_13, FILTER_14, FILTER_15, FILTER_16, FILTER_17,
+    FILTER_6, FILTER_7, FILTER_8, FILTER_9,
+};
+
+/// `$body` with `$f` the filter of rule set `$set` in the outer map of size
+/// `$bits`, or `$none` when there is none. One arm per size: each arm's
+/// lookups are inlined (the inner map's size is known), and each arm ends in
+/// plain numbers, so the verifier's paths through the arms join again.
+macro_rules! with_filter {
+    ($bits:expr, $set:expr, $none:expr, |$f:ident| $body:expr) => {
+        match $bits {
+            6 => with_filter!(@ FILTER_6, $set, $none, $f, $body),
+            7 => with_filter!(@ FILTER_7, $set, $none, $f, $body),
+            8 => with_filter!(@ FILTER_8, $set, $none, $f, $body),
+            9 => with_filter!(@ FILTER_9, $set, $none, $f, $body),
+            10 => with_filter!(@ FILTER_10, $set, $none, $f, $body),
+            11 => with_filter!(@ FILTER_11, $set, $none, $f, $body),
+            12 => with_filter!(@ FILTER_12, $set, $none, $f, $body),
+            13 => with_filter!(@ FILTER_13, $set, $none, $f, $body),
+            14 => with_filter!(@ FILTER_14, $set, $none, $f, $body),
+            15 => with_filter!(@ FILTER_15, $set, $none, $f, $body),
+            16 => with_filter!(@ FILTER_16, $set, $none, $f, $body),
+            17 => with_filter!(@ FILTER_17, $set, $none, $f, $body),
+            _ => $none,
+        }
+    };
+    (@ $map:ident, $set:expr, $none:expr, $f:ident, $body:expr) => {
+        match $map.get($set) {
+            Some($f) => $body,
+            None => $none,
+        }
+    };
+}
+
+/// The levels of rule set `set` that may hold a slot for the packet's
+/// destination and for its source (bit i: level index i of its family; 0: a
+/// sure miss, decided without the node maps). Of the levels the filter
+/// covers, only those the address's filter block names remain
+/// (c2wall_common::filter); levels it does not cover, and every level when
+/// there is no filter, remain.
+#[inline(always)]
+pub fn possible(pkt: &Packet, set: u32) -> (u32, u32) {
+    let both = if pkt.family == FAMILY_V4 {
+        c2w_possible_v4(set as u64, pkt.dst.v4() as u64, pkt.src.v4() as u64)
+    } else {
+        let ((dh, dl), (ah, al)) = (pkt.dst.halves(), pkt.src.halves());
+        c2w_possible_v6(set as u64, dh, dl, ah, al)
+    };
+    (both as u32, (both >> 32) as u32)
+}
+
+/// [`possible`] for IPv4, both sides packed (destination in the low half).
+/// A global function, checked by the verifier once on its own: its arms
+/// (one per filter size) would otherwise be walked on every path through
+/// the rest of the program, and their registers would crowd the main
+/// frame's stack.
+#[inline(always)]
+pub extern "C" fn c2w_possible_v4(set: u64, dst: u64, src: u64) -> u64 {
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    let s = (set & 1) as usize;
+    let (bits, levels) = (cfg.filter_bits[s], cfg.v4_levels[s]);
+    let (d, a) = (dst as u32, src as u32);
+    let (di, ai) = (
+        filter_block_v4(bits as u32, d),
+        filter_block_v4(bits as u32, a),
+    );
+    let (to, from) = with_filter!(bits, set as u32, (levels, levels), |f| (
+        side_v4(f.get(di), d, levels),
+        side_v4(f.get(ai), a, levels)
+    ));
+    to as u64 | (from as u64) << 32
+}
+
+/// [`c2w_possible_v4`] for IPv6 addresses (high, low halves).
+#[inline(always)]
+pub extern "C" fn c2w_possible_v6(set: u64, dh: u64, dl: u64, ah: u64, al: u64) -> u64 {
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    let s = (set & 1) as usize;
+    let (bits, levels) = (cfg.filter_bits[s], cfg.v6_levels[s]);
+    let (di, ai) = (
+        filter_block_v6(bits as u32, dh),
+        filter_block_v6(bits as u32, ah),
+    );
+    let (to, from) = with_filter!(bits, set as u32, (levels, levels), |f| (
+        side_v6(f.get(di), dh, dl, levels),
+        side_v6(f.get(ai), ah, al, levels)
+    ));
+    to as u64 | (from as u64) << 32
+}
+
+/// One side's levels from its IPv4 filter block (see [`possible`]).
+#[inline(always)]
+fn side_v4(block: Option<&FilterBlock>, a: u32, levels: u32) -> u32 {
+    const UNFILTERED: u32 = (1 << (V4_FILTER_MIN_LEVEL / V4_STRIDE)) - 1;
+    match block {
+        Some(b) => levels & (UNFILTERED | b.candidates_v4(a)),
+        None => levels,
+    }
+}
+
+#[inline(always)]
+fn side_v6(block: Option<&FilterBlock>, hi: u64, lo: u64, levels: u32) -> u32 {
+    const UNFILTERED: u32 = (1 << (V6_FILTER_MIN_LEVEL / V6_STRIDE)) - 1;
+    match block {
+        Some(b) => levels & (UNFILTERED | b.candidates_v6(hi, lo)),
+        None => levels,
+    }
+}
