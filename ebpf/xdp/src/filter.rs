@@ -47,44 +47,39 @@ macro_rules! with_filter {
 /// there is no filter, remain.
 #[inline(always)]
 pub fn possible(pkt: &Packet, set: u32) -> (u32, u32) {
-    let both = if pkt.family == FAMILY_V4 {
-        c2w_possible_v4(set as u64, pkt.dst.v4() as u64, pkt.src.v4() as u64)
+    if pkt.family == FAMILY_V4 {
+        possible_v4(set, pkt.dst.v4(), pkt.src.v4())
     } else {
-        let ((dh, dl), (ah, al)) = (pkt.dst.halves(), pkt.src.halves());
-        c2w_possible_v6(set as u64, dh, dl, ah, al)
-    };
-    (both as u32, (both >> 32) as u32)
+        possible_v6(set, pkt.dst.halves(), pkt.src.halves())
+    }
 }
 
-/// [`possible`] for IPv4, both sides packed (destination in the low half).
-/// A global function, checked by the verifier once on its own: its arms
-/// (one per filter size) would otherwise be walked on every path through
-/// the rest of the program, and their registers would crowd the main
-/// frame's stack.
+/// [`possible`] for IPv4 addresses `d` and `a` (host order). It reads the
+/// config itself: with the caller's reference held across the size arms,
+/// the main frame grew past what the 512-byte stack of the deepest call
+/// chain allows.
 #[inline(always)]
-pub extern "C" fn c2w_possible_v4(set: u64, dst: u64, src: u64) -> u64 {
+fn possible_v4(set: u32, d: u32, a: u32) -> (u32, u32) {
     let Some(cfg) = CONFIG.get(0) else {
-        return 0;
+        return (0, 0);
     };
     let s = (set & 1) as usize;
     let (bits, levels) = (cfg.filter_bits[s], cfg.v4_levels[s]);
-    let (d, a) = (dst as u32, src as u32);
     let (di, ai) = (
         filter_block_v4(bits as u32, d),
         filter_block_v4(bits as u32, a),
     );
-    let (to, from) = with_filter!(bits, set as u32, (levels, levels), |f| (
+    with_filter!(bits, set, (levels, levels), |f| (
         side_v4(f.get(di), d, levels),
         side_v4(f.get(ai), a, levels)
-    ));
-    to as u64 | (from as u64) << 32
+    ))
 }
 
-/// [`c2w_possible_v4`] for IPv6 addresses (high, low halves).
+/// [`possible_v4`] for IPv6 addresses (high, low halves, host order).
 #[inline(always)]
-pub extern "C" fn c2w_possible_v6(set: u64, dh: u64, dl: u64, ah: u64, al: u64) -> u64 {
+fn possible_v6(set: u32, (dh, dl): (u64, u64), (ah, al): (u64, u64)) -> (u32, u32) {
     let Some(cfg) = CONFIG.get(0) else {
-        return 0;
+        return (0, 0);
     };
     let s = (set & 1) as usize;
     let (bits, levels) = (cfg.filter_bits[s], cfg.v6_levels[s]);
@@ -92,11 +87,10 @@ pub extern "C" fn c2w_possible_v6(set: u64, dh: u64, dl: u64, ah: u64, al: u64) 
         filter_block_v6(bits as u32, dh),
         filter_block_v6(bits as u32, ah),
     );
-    let (to, from) = with_filter!(bits, set as u32, (levels, levels), |f| (
+    with_filter!(bits, set, (levels, levels), |f| (
         side_v6(f.get(di), dh, dl, levels),
         side_v6(f.get(ai), ah, al, levels)
-    ));
-    to as u64 | (from as u64) << 32
+    ))
 }
 
 /// One side's levels from its IPv4 filter block (see [`possible`]).
