@@ -14,7 +14,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, Map, MapData};
 use c2wall_common::*;
 
 use super::create::{BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH};
-use super::inner::{clear_slot, inner_pin, install_inner, new_inner, read_inner};
+use super::inner::{clear_slot, inner_pin, install_inner, new_inner, read_inner, slot_id};
 use super::table::Mapping;
 use crate::dataplane::SetSize;
 use crate::error::AgentError;
@@ -94,7 +94,12 @@ fn install_filter(
     install_inner(&mut filters[class], filter_map(bits), pins, set, filter)?;
     for (i, outer) in filters.iter_mut().enumerate().filter(|(i, _)| *i != class) {
         let map = MAP_FILTERS[i];
-        clear_slot(outer, set).map_err(|source| AgentError::MapWrite { map, source })?;
+        let write = |source| AgentError::MapWrite { map, source };
+        // Looked at first: a lookup from user space is free, an update or
+        // delete of a map-in-map waits out an RCU grace period.
+        if slot_id(outer, set).map_err(write)?.is_some() {
+            clear_slot(outer, set).map_err(write)?;
+        }
         if let Some(dir) = pins {
             let _ = std::fs::remove_file(inner_pin(dir, map, set));
         }
