@@ -54,17 +54,28 @@ pub fn possible(pkt: &Packet, set: u32) -> (u32, u32) {
     }
 }
 
-/// [`possible`] for IPv4 addresses `d` and `a` (host order). It reads the
-/// config itself: with the caller's reference held across the size arms,
-/// the main frame grew past what the 512-byte stack of the deepest call
-/// chain allows.
+/// Rule set `set`'s filter size and its levels of `family`. The config is
+/// read here, not passed: with the caller's reference held across the size
+/// arms, the main frame grew past what the 512-byte stack of the deepest
+/// call chain allows.
 #[inline(always)]
-fn possible_v4(set: u32, d: u32, a: u32) -> (u32, u32) {
+fn size_and_levels(set: u32, family: u8) -> (u8, u32) {
     let Some(cfg) = CONFIG.get(0) else {
         return (0, 0);
     };
     let s = (set & 1) as usize;
-    let (bits, levels) = (cfg.filter_bits[s], cfg.v4_levels[s]);
+    let levels = if family == FAMILY_V4 {
+        cfg.v4_levels[s]
+    } else {
+        cfg.v6_levels[s]
+    };
+    (cfg.filter_bits[s], levels)
+}
+
+/// [`possible`] for IPv4 addresses `d` and `a` (host order).
+#[inline(always)]
+fn possible_v4(set: u32, d: u32, a: u32) -> (u32, u32) {
+    let (bits, levels) = size_and_levels(set, FAMILY_V4);
     let (di, ai) = (
         filter_block_v4(bits as u32, d),
         filter_block_v4(bits as u32, a),
@@ -78,11 +89,7 @@ fn possible_v4(set: u32, d: u32, a: u32) -> (u32, u32) {
 /// [`possible_v4`] for IPv6 addresses (high, low halves, host order).
 #[inline(always)]
 fn possible_v6(set: u32, (dh, dl): (u64, u64), (ah, al): (u64, u64)) -> (u32, u32) {
-    let Some(cfg) = CONFIG.get(0) else {
-        return (0, 0);
-    };
-    let s = (set & 1) as usize;
-    let (bits, levels) = (cfg.filter_bits[s], cfg.v6_levels[s]);
+    let (bits, levels) = size_and_levels(set, FAMILY_V6);
     let (di, ai) = (
         filter_block_v6(bits as u32, dh),
         filter_block_v6(bits as u32, ah),

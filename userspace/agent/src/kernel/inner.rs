@@ -19,79 +19,63 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> AgentError {
 /// The id of the inner map in slot `index` of `outer` (None: empty slot).
 /// A lookup from userspace returns the id; it needs no privilege.
 pub(super) fn slot_id(outer: &Map, index: u32) -> io::Result<Option<u32>> {
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    let mut id: u32 = 0;
+    let found = slot_call(outer, BPF_MAP_LOOKUP_ELEM, index, Some(&mut id))?;
+    Ok(found.then_some(id))
+}
+
+/// Empties slot `index` of an outer map, if it holds a map (which is freed
+/// once nothing else holds it).
+pub(super) fn clear_slot(outer: &Map, index: u32) -> io::Result<()> {
+    const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+    slot_call(outer, BPF_MAP_DELETE_ELEM, index, None).map(drop)
+}
+
+/// The element command `cmd` on slot `index` of an array of maps, the
+/// slot's inner map id read into `value` (a lookup; None for a delete, whose
+/// call must leave the field zero); false for an empty slot. Raw, because
+/// aya's array of maps opens the inner map by id, which takes
+/// CAP_SYS_ADMIN.
+fn slot_call(
+    outer: &Map,
+    cmd: libc::c_long,
+    index: u32,
+    value: Option<&mut u32>,
+) -> io::Result<bool> {
     let Map::ArrayOfMaps(data) = outer else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
     #[repr(C)]
-    struct LookupAttr {
+    struct ElemAttr {
         map_fd: u32,
         _pad: u32,
         key: u64,
         value: u64,
         flags: u64,
     }
-    let mut id: u32 = 0;
-    let attr = LookupAttr {
+    let attr = ElemAttr {
         map_fd: data.fd().as_fd().as_raw_fd() as u32,
         _pad: 0,
         key: &index as *const u32 as u64,
-        value: &mut id as *mut u32 as u64,
+        value: value.map_or(0, |v| v as *mut u32 as u64),
         flags: 0,
     };
-    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
     // SAFETY: attr points at valid key and value buffers for the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            BPF_MAP_LOOKUP_ELEM,
-            &attr as *const LookupAttr,
-            std::mem::size_of::<LookupAttr>(),
+            cmd,
+            &attr as *const ElemAttr,
+            std::mem::size_of::<ElemAttr>(),
         )
     };
     if rc == 0 {
-        Ok(Some(id))
-    } else {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENOENT) => Ok(None),
-            _ => Err(e),
-        }
-    }
-}
-
-/// Empties slot `index` of an outer map, if it holds a map (which is freed
-/// once nothing else holds it).
-pub(super) fn clear_slot(outer: &Map, index: u32) -> io::Result<()> {
-    let Map::ArrayOfMaps(data) = outer else {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    };
-    #[repr(C)]
-    struct DeleteAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-    }
-    let attr = DeleteAttr {
-        map_fd: data.fd().as_fd().as_raw_fd() as u32,
-        _pad: 0,
-        key: &index as *const u32 as u64,
-    };
-    const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-    // SAFETY: attr points at a valid key for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_DELETE_ELEM,
-            &attr as *const DeleteAttr,
-            std::mem::size_of::<DeleteAttr>(),
-        )
-    };
-    if rc == 0 {
-        return Ok(());
+        return Ok(true);
     }
     let e = io::Error::last_os_error();
     match e.raw_os_error() {
-        Some(libc::ENOENT) => Ok(()),
+        Some(libc::ENOENT) => Ok(false),
         _ => Err(e),
     }
 }
