@@ -137,8 +137,9 @@ impl FilterBlock {
 }
 
 /// The two Bloom bit positions (0..256) of a full-length slot's hash: its
-/// top two bytes. A block holds about eight such slots, so both bits are set
-/// for an address that is not one of them about once in 300 lookups.
+/// top two bytes. A block holds about eight slots (the agent's
+/// `sizing::filter_bits`), so about 16 of its 256 bits are set, and both
+/// bits of an address that is none of them about once in 256 lookups.
 #[inline(always)]
 fn bloom_bits(h: u64) -> (usize, usize) {
     ((h >> 56) as usize, (h >> 48) as usize & 255)
@@ -171,9 +172,9 @@ pub fn filter_block_v6(bits: u32, hi: u64) -> u32 {
     block_index(bits, (hi >> 32) | (6u64 << 32))
 }
 
-/// A prefix slot's mark: `level_bit` in the mask, and the granules from
-/// `first` that its `level` covers, the boundary `min` and granule bits
-/// below it.
+/// A prefix slot's mark: its level's bit `level_bit` in the mask, and the
+/// granules it covers from `first` (its own): one if `level` is at least the
+/// boundary `min` plus the granule bits, else 2^(that sum - `level`).
 fn prefix_mark(level: u32, min: u32, first: u32, level_bit: u32) -> u32 {
     let span_log = (min + GRANULE_BITS).saturating_sub(level);
     PREFIX_MARK | first | (span_log << SPAN_SHIFT) | (level_bit << LEVEL_BIT_SHIFT)

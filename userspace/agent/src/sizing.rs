@@ -57,8 +57,9 @@ pub fn set_size(c: &Compiled, limits: (usize, usize, usize)) -> Result<SetSize, 
     })
 }
 
-/// About eight slots per 512-bit block: a level's bit is then set in few
-/// blocks, so most levels of most lookups skip their probe.
+/// About eight slots per 64-byte block: few enough that an address's
+/// Bloom bits are rarely all set by others (c2wall_common::filter), so most
+/// lookups skip every probe.
 pub fn filter_bits(slots: usize) -> u8 {
     let blocks = (slots / 8).max(1).next_power_of_two();
     (blocks.trailing_zeros() as u8).clamp(FILTER_MIN_BITS, FILTER_MAX_BITS)
