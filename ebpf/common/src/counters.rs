@@ -1,4 +1,5 @@
-//! Layout of the per-CPU counter array [`crate::MAP_COUNTERS`].
+//! Layout of the per-CPU counter array [`crate::MAP_COUNTERS`] (in pairs:
+//! [`COUNTER_PAIRS`]).
 //!
 //! Verdict counters are indexed by (verdict, direction, family, unit); userspace
 //! sums each index over CPUs at scrape time.
@@ -54,8 +55,15 @@ pub const CNT_DNS_LOST: u32 = VERDICT_COUNTERS + 9;
 /// Responses whose question could not be walked (truncated, compressed,
 /// over-long): passed, not followed.
 pub const CNT_DNS_UNPARSED: u32 = VERDICT_COUNTERS + 10;
-/// Counters of one interface slot.
-pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 11;
+/// Counters of one interface slot (even, so every slot's verdict counters
+/// start a pair; the last one is unused).
+pub const COUNTER_SLOTS: u32 = VERDICT_COUNTERS + 12;
 /// The whole counter array: [`COUNTER_SLOTS`] per interface slot
 /// ([`crate::IFACE_SLOTS`]; slot 0 = interfaces without a slot).
 pub const COUNTER_ARRAY: u32 = COUNTER_SLOTS * crate::IFACE_SLOTS;
+/// The map holds the counters two to an element (`[u64; 2]`, counter `i` at
+/// element `i / 2`, place `i % 2`): a verdict's packets and bytes, adjacent
+/// with the packets even, are counted with one lookup, and every packet
+/// counts one verdict.
+pub const COUNTER_PAIRS: u32 = COUNTER_ARRAY / 2;
+const _: () = assert!(COUNTER_SLOTS % 2 == 0 && VERDICT_COUNTERS % 2 == 0 && UNIT_PACKETS == 0);

@@ -23,7 +23,7 @@ pub use keys::*;
 pub use table::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 // Map names: must match the statics in ebpf/xdp/src/maps.rs.
 //

@@ -63,9 +63,10 @@ pub static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(ALLOW_CAP
 #[map(name = "C2W_ALLOW_V6")]
 pub static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
 
-// COUNTER_SLOTS per interface slot; see C2W_IFSLOT.
+// COUNTER_SLOTS per interface slot, two to an element (COUNTER_PAIRS); see
+// C2W_IFSLOT.
 #[map(name = "C2W_COUNTERS")]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ARRAY, 0);
+pub static COUNTERS: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(COUNTER_PAIRS, 0);
 
 // ifindex % IFINDEX_BUCKETS -> interface slot (1..IFACE_SLOTS), written by the
 // agent when it attaches; 0 (never written) counts under slot 0. An array,

@@ -9,7 +9,7 @@ use aya_ebpf::helpers::{
 use c2wall_common::*;
 use c2wall_xdp::parse::{parse, Frame, Packet, Parsed};
 
-use crate::counters::count;
+use crate::counters::{count, count_packet};
 use crate::dns;
 use crate::filter::possible;
 use crate::lookup::{allowlisted, find, side_rule};
@@ -196,8 +196,7 @@ fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32)
 
 #[inline(always)]
 fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
-    count(base + verdict_counter(verdict, dir, fam, UNIT_PACKETS), 1);
-    count(base + verdict_counter(verdict, dir, fam, UNIT_BYTES), len);
+    count_packet(base + verdict_counter(verdict, dir, fam, UNIT_PACKETS), len);
 }
 
 /// Counts a hit of the entry whose counter slot is `counter`, in this CPU's

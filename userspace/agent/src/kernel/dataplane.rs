@@ -188,17 +188,15 @@ impl Dataplane for KernelMaps {
             .collect())
     }
     fn counters_by_slot(&self) -> Result<Vec<Vec<u64>>, AgentError> {
-        let all: Vec<u64> = (0..COUNTER_ARRAY)
-            .map(|i| {
-                self.counters
-                    .get(&i, 0)
-                    .map(|per_cpu| per_cpu.iter().sum())
-                    .map_err(|source| AgentError::Map {
-                        map: MAP_COUNTERS,
-                        source,
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let mut all = Vec::with_capacity(COUNTER_ARRAY as usize);
+        for i in 0..COUNTER_PAIRS {
+            let per_cpu = self.counters.get(&i, 0).map_err(|source| AgentError::Map {
+                map: MAP_COUNTERS,
+                source,
+            })?;
+            let sum = |k: usize| per_cpu.iter().map(|pair| pair[k]).sum::<u64>();
+            all.extend([sum(0), sum(1)]);
+        }
         Ok(all
             .chunks(COUNTER_SLOTS as usize)
             .map(<[u64]>::to_vec)

@@ -48,7 +48,8 @@ pub struct KernelMaps {
     /// behind: the next reload replaces it).
     sets: [Option<SetMaps>; 2],
     allow: Allow,
-    counters: PerCpuArray<MapData, u64>,
+    /// Two counters to an element (c2wall_common::COUNTER_PAIRS).
+    counters: PerCpuArray<MapData, [u64; 2]>,
     ifslot: Array<MapData, u32>,
     /// Listed DNS names (key -> DNS_NAME_* bits).
     names: aya::maps::HashMap<MapData, u64, u32>,
