@@ -66,4 +66,6 @@ pub const COUNTER_ARRAY: u32 = COUNTER_SLOTS * crate::IFACE_SLOTS;
 /// with the packets even, are counted with one lookup, and every packet
 /// counts one verdict.
 pub const COUNTER_PAIRS: u32 = COUNTER_ARRAY / 2;
-const _: () = assert!(COUNTER_SLOTS % 2 == 0 && VERDICT_COUNTERS % 2 == 0 && UNIT_PACKETS == 0);
+const _: () = assert!(
+    COUNTER_SLOTS.is_multiple_of(2) && VERDICT_COUNTERS.is_multiple_of(2) && UNIT_PACKETS == 0
+);
