@@ -26,6 +26,7 @@ c2wall_e2e::both_hooks!(
     allowlist_wins_over_blocklist,
     global_modes,
     per_entry_hits_and_updates_without_reload,
+    hit_counts_survive_the_hit_array_growing_and_shrinking,
 );
 
 fn both_directions_and_prefix_edges_ipv4(hook: Hook) {
@@ -232,4 +233,67 @@ fn per_entry_hits_and_updates_without_reload(hook: Hook) {
     rig.load("203.0.113.7\n", "");
     assert_eq!(rig.run(&p5), XDP_PASS, "withdrawn entry stops matching");
     assert_eq!(rig.engine.applier.dataplane().hits().unwrap().len(), 1);
+}
+
+/// The hit array is resized into the other slot of its outer map and the
+/// config flipped to it (Config::hit_index): no count is lost either way,
+/// and the old array is released once packets are past it.
+fn hit_counts_survive_the_hit_array_growing_and_shrinking(hook: Hook) {
+    use c2wall_agent::dataplane::Dataplane;
+    let mut rig = Rig::with_hook(hook, "203.0.113.5\n", "", MODE_ENFORCE);
+    let p5 = Frame::new(SUB4, "203.0.113.5", L4::Udp(1, 2)).build();
+    let config = |rig: &Rig| rig.engine.applier.dataplane().read_config().unwrap();
+    let total = |rig: &Rig| -> u64 {
+        rig.engine
+            .applier
+            .dataplane()
+            .hits()
+            .unwrap()
+            .values()
+            .sum()
+    };
+    let first = config(&rig);
+    let small = first.hit_slots[(first.hit_index & 1) as usize];
+    assert!(
+        small > 0,
+        "the array packets count in has a size: {first:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(rig.run(&p5), XDP_DROP);
+    }
+    // Twice as many entries as the array has slots.
+    let many: String = (0..2 * small)
+        .map(|i| format!("10.{}.{}.1\n", (i >> 8) & 255, i & 255))
+        .collect();
+    rig.load(&format!("203.0.113.5\n{many}"), "");
+    let grown = config(&rig);
+    let big = grown.hit_slots[(grown.hit_index & 1) as usize];
+    assert_ne!(
+        grown.hit_index, first.hit_index,
+        "a grown array goes into the other slot"
+    );
+    assert!(big > 2 * small, "{big} slots for {} entries", 2 * small + 1);
+    assert_eq!(rig.run(&p5), XDP_DROP);
+    assert_eq!(
+        total(&rig),
+        4,
+        "3 hits counted in the old array and 1 in the new"
+    );
+    rig.load("203.0.113.5\n", "");
+    let shrunk = config(&rig);
+    assert_ne!(
+        shrunk.hit_index, grown.hit_index,
+        "a shrunk array goes into the other slot"
+    );
+    assert_eq!(shrunk.hit_slots[(shrunk.hit_index & 1) as usize], small);
+    assert_eq!(rig.run(&p5), XDP_DROP);
+    // Past the grace period, a read folds in and releases the old array.
+    std::thread::sleep(c2wall_agent::dataplane::GRACE * 2);
+    assert_eq!(total(&rig), 5, "and 1 more after shrinking");
+    let after = config(&rig);
+    assert_eq!(
+        after.hit_slots[(1 - (after.hit_index & 1)) as usize],
+        0,
+        "the old array is released: {after:?}"
+    );
 }

@@ -40,7 +40,9 @@ pub const CNT_NON_IP: u32 = VERDICT_COUNTERS + 1;
 pub const CNT_MODE_OFF: u32 = VERDICT_COUNTERS + 2;
 /// Non-first fragments (only address entries can match them).
 pub const CNT_FRAGMENT: u32 = VERDICT_COUNTERS + 3;
-/// Drop events written to the ring buffer.
+/// Drop events written to the ring buffer. This and the next two are
+/// counted per CPU in [`crate::SamplerState`], not in this array: userspace
+/// reports them at these indices of interface slot 0.
 pub const CNT_SAMPLED: u32 = VERDICT_COUNTERS + 4;
 /// Drop events not written: the CPU's budget for this second was used up.
 pub const CNT_SAMPLE_SUPPRESSED: u32 = VERDICT_COUNTERS + 5;

@@ -30,7 +30,12 @@ pub struct DropEvent {
     pub cc: [u8; 16],
 }
 
-/// Per-CPU sampling window: when it started and how many events it used.
+/// Per-CPU sampling window: when it started and how many events it used;
+/// and the CPU's sampling results, counted here rather than in
+/// [`crate::MAP_COUNTERS`] so that a hit past the budget (every hit of a
+/// flood) touches one value, not two. Userspace reports them as the
+/// counters [`crate::CNT_SAMPLED`], [`crate::CNT_SAMPLE_SUPPRESSED`] and
+/// [`crate::CNT_SAMPLE_LOST`] (not per interface).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SamplerState {
@@ -38,6 +43,12 @@ pub struct SamplerState {
     pub window_start: u64,
     pub used: u32,
     pub _pad: u32,
+    /// Events written to the ring buffer.
+    pub written: u64,
+    /// Events not written: the budget for the window was used up.
+    pub suppressed: u64,
+    /// Events not written: the ring buffer was full.
+    pub lost: u64,
 }
 
 /// Sampling window in jiffies when `Config::sample_window` is 0: one second

@@ -23,7 +23,7 @@ pub use keys::*;
 pub use table::*;
 
 /// Layout version of every map below. Part of the pinned-maps directory name.
-pub const ABI_VERSION: u32 = 9;
+pub const ABI_VERSION: u32 = 10;
 
 // Map names: must match the statics in ebpf/xdp/src/maps.rs.
 //
@@ -203,7 +203,12 @@ pub struct Config {
     /// on every sampled hit. Userspace sets it (`clock_getres` of the coarse
     /// clock gives the tick); 0 counts as [`DEFAULT_SAMPLE_WINDOW`].
     pub sample_window: u32,
-    pub _pad: u32,
+    /// The slot of [`MAP_HITS`] packets count in (0 or 1); `hit_slots` of
+    /// it is its array's slots per CPU. A grown or shrunk array goes into
+    /// the other slot, its `hit_slots` is written, then this flips: the
+    /// program reads the size from here, not from the array (a lookup
+    /// fewer on every hit), and never pairs one array with another's size.
+    pub hit_index: u32,
     /// The coordinator version whose list the maps hold (0: none), native
     /// byte order. Written by userspace after each apply, never read by the
     /// program: the kernel is the truth a restarted agent must not go below.
@@ -218,6 +223,9 @@ pub struct Config {
     pub stash_v6_levels: [u32; 2],
     /// Per set: the seed of its tables' hash, chosen at each reload.
     pub table_seed: [u64; 2],
+    /// Per slot of [`MAP_HITS`]: the slots per CPU of the array in it (0:
+    /// none); see `hit_index`.
+    pub hit_slots: [u32; 2],
 }
 
 #[cfg(feature = "user")]

@@ -35,7 +35,8 @@ pub type Ports = btf_maps::HashMap<PortKey, PortValue, 1, NO_PREALLOC>;
 // One size per outer map (c2wall_common::MAP_FILTERS), so the verifier
 // inlines the lookup; MMAPABLE: a reload writes the whole filter as memory.
 pub type Filter<const N: usize> = btf_maps::Array<FilterBlock, N, MMAPABLE>;
-// Element 0: slots per CPU (S), then entry ids and per-CPU counters
+// Element 0: slots per CPU (S, for userspace: the program reads it from
+// Config::hit_slots), then entry ids and per-CPU counters
 // (c2wall_common::hit_counter_index). A plain
 // array because only plain arrays may differ in size behind one outer map;
 // MMAPABLE so userspace reads the counters as memory.
@@ -82,11 +83,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 pub static SAMPLER: PerCpuArray<SamplerState> = PerCpuArray::with_max_entries(1, 0);
 
 // Per-entry hit counts, indexed by the counter slot userspace gives each
-// entry (`Rule::counter`), in the one inner map at index 0. One counter per
+// entry (`Rule::counter`), in the inner map at `Config::hit_index` (the
+// other slot takes a resized array before the flip). One counter per
 // CPU, each CPU's contiguous, so a flood never contends on one cache line;
 // an array, not a hash keyed by entry id, so counting costs no hash probe.
 #[btf_map(name = "C2W_HITS")]
-pub static HITS: ArrayOfMaps<Hits, 1> = ArrayOfMaps::new();
+pub static HITS: ArrayOfMaps<Hits, 2> = ArrayOfMaps::new();
 
 // Per set, `1 << Config::filter_bits[set]` 64-byte blocks in the outer map
 // of that size (an array lookup is a bounds check and an add, cheaper than

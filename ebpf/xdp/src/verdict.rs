@@ -107,15 +107,15 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
         count_verdict(base, VERDICT_ALLOWLISTED, dir, fam, len);
         return follow;
     }
-    hit(rule.counter);
+    hit(cfg, rule.counter);
     let verdict = if rule.action == ACTION_DROP && mode == MODE_ENFORCE {
         VERDICT_DROP
     } else {
         VERDICT_WOULD_DROP
     };
     count_verdict(base, verdict, dir, fam, len);
-    if cfg.sample_budget != 0 && take_sample(cfg, base) {
-        sample(&pkt, base, rule.counter, verdict | (dir << 8), ifindex);
+    if cfg.sample_budget != 0 && take_sample(cfg) {
+        sample(&pkt, rule.counter, verdict | (dir << 8), ifindex);
     }
     if verdict == VERDICT_DROP {
         follow | DROP
@@ -125,10 +125,11 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
 }
 
 /// Whether this CPU's budget for the current second allows one more drop
-/// event (and spends it); counts a suppressed one. Inline: after a flood
-/// spends the budget, a hit pays for no call.
+/// event (and spends it); counts a suppressed one in the same per-CPU
+/// value. Inline: after a flood spends the budget, a hit pays for no call
+/// and touches no counter beyond this value.
 #[inline(always)]
-fn take_sample(cfg: &Config, base: u32) -> bool {
+fn take_sample(cfg: &Config) -> bool {
     let Some(st) = SAMPLER.get_ptr_mut(0) else {
         return false;
     };
@@ -148,21 +149,21 @@ fn take_sample(cfg: &Config, base: u32) -> bool {
         st.used = 0;
     }
     if st.used >= cfg.sample_budget {
-        count(base + CNT_SAMPLE_SUPPRESSED, 1);
+        st.suppressed += 1;
         return false;
     }
     st.used += 1;
     true
 }
 
-/// Writes a drop event (its budget taken by [`take_sample`]); counts one
-/// the ring had no room for. Never waits. Not inlined: the event is
+/// Writes a drop event (its budget taken by [`take_sample`]) and counts it
+/// written, or lost when the ring had no room. Never waits. Not inlined: the event is
 /// built on its own stack frame, which keeps the program's deepest call
 /// chain within the 512 bytes every kernel allows. Five arguments at most
 /// (a BPF call's limit), none through the caller's stack: the verdict and
 /// direction share one.
 #[inline(never)]
-fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32) {
+fn sample(pkt: &Packet, counter: u32, verdict_dir: u32, ifindex: u32) {
     let (verdict, dir) = (verdict_dir & 0xff, verdict_dir >> 8);
     let to = dir == DIR_TO_CC;
     let (subscriber, cc, subscriber_port, cc_port) = if to {
@@ -187,10 +188,15 @@ fn sample(pkt: &Packet, base: u32, counter: u32, verdict_dir: u32, ifindex: u32)
         subscriber: subscriber.bytes(),
         cc: cc.bytes(),
     };
-    if EVENTS.output::<DropEvent>(&ev, 0).is_ok() {
-        count(base + CNT_SAMPLED, 1);
-    } else {
-        count(base + CNT_SAMPLE_LOST, 1);
+    let written = EVENTS.output::<DropEvent>(&ev, 0).is_ok();
+    if let Some(st) = SAMPLER.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, as in take_sample.
+        let st = unsafe { &mut *st };
+        if written {
+            st.written += 1;
+        } else {
+            st.lost += 1;
+        }
     }
 }
 
@@ -200,18 +206,18 @@ fn count_verdict(base: u32, verdict: u32, dir: u32, fam: u32, len: u64) {
 }
 
 /// Counts a hit of the entry whose counter slot is `counter`, in this CPU's
-/// part of the hit array (layout: c2wall_common::table).
+/// part of the hit array (layout: c2wall_common::table) that `cfg` names,
+/// sized as `cfg` says (see `Config::hit_index`).
 #[inline(always)]
-fn hit(counter: u32) {
-    let Some(hits) = HITS.get(0) else {
-        return;
-    };
-    let Some(&slots) = hits.get(0) else {
-        return;
-    };
+fn hit(cfg: &Config, counter: u32) {
+    let i = cfg.hit_index & 1;
+    let slots = cfg.hit_slots[i as usize] as u64;
     if counter as u64 >= slots {
         return;
     }
+    let Some(hits) = HITS.get(i) else {
+        return;
+    };
     let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
     let idx = hit_counter_index(slots, cpu, counter);
     if idx > u32::MAX as u64 {
@@ -228,15 +234,16 @@ fn hit(counter: u32) {
 /// event names it, so the hit path does not carry it.
 #[inline(always)]
 fn entry_of(counter: u32) -> u32 {
-    let Some(hits) = HITS.get(0) else {
+    let Some(cfg) = CONFIG.get(0) else {
         return 0;
     };
-    let Some(&slots) = hits.get(0) else {
-        return 0;
-    };
-    if counter as u64 >= slots {
+    let i = cfg.hit_index & 1;
+    if counter >= cfg.hit_slots[i as usize] {
         return 0;
     }
+    let Some(hits) = HITS.get(i) else {
+        return 0;
+    };
     let (idx, shift) = hit_id_index(counter);
     match hits.get(idx as u32) {
         Some(&w) => (w >> shift) as u32,

@@ -68,14 +68,11 @@ impl Dataplane for KernelMaps {
             .map_err(put_err(MAP_DNS_FILTER))
     }
     fn read_config(&self) -> Result<Config, AgentError> {
-        self.config.get(&0, 0).map_err(|source| AgentError::Map {
-            map: MAP_CONFIG,
-            source,
-        })
+        self.config.read()
     }
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {
-        let c = self.described(cfg);
-        self.config.set(0, c, 0).map_err(put_err(MAP_CONFIG))
+        let c = self.described(cfg)?;
+        self.config.write(&c)
     }
     fn put_node(&mut self, set: u8, s: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {
         let meta = self.meta_of(TableKey::of(s).idx(), v)?;
@@ -197,6 +194,22 @@ impl Dataplane for KernelMaps {
             let sum = |k: usize| per_cpu.iter().map(|pair| pair[k]).sum::<u64>();
             all.extend([sum(0), sum(1)]);
         }
+        // Sampling results are counted per CPU only (SamplerState): they
+        // go under interface slot 0.
+        let sampler = self.sampler.get(&0, 0).map_err(|source| AgentError::Map {
+            map: MAP_SAMPLER,
+            source,
+        })?;
+        for (i, n) in [
+            (CNT_SAMPLED, sampler.iter().map(|s| s.written).sum::<u64>()),
+            (
+                CNT_SAMPLE_SUPPRESSED,
+                sampler.iter().map(|s| s.suppressed).sum(),
+            ),
+            (CNT_SAMPLE_LOST, sampler.iter().map(|s| s.lost).sum()),
+        ] {
+            all[i as usize] = n;
+        }
         Ok(all
             .chunks(COUNTER_SLOTS as usize)
             .map(<[u64]>::to_vec)
@@ -226,22 +239,22 @@ impl Dataplane for KernelMaps {
             .map_err(put_err(MAP_IFSLOT))
     }
     fn hits(&self) -> Result<HashMap<u32, u64>, AgentError> {
-        self.with_hits(|h, _| Ok(h.hits()))
+        self.with_hits(|h, maps| h.hits(maps))
     }
     fn forget_hits(&mut self, id: u32) -> Result<(), AgentError> {
-        self.with_hits(|h, _| h.forget(id))
+        self.with_hits(|h, maps| h.forget(maps, id))
     }
     fn prepare_counters(&mut self, ids: &[u32]) -> Result<(), AgentError> {
-        self.with_hits(|h, outer| {
-            h.reserve(outer, ids.iter().copied())?;
+        self.with_hits(|h, maps| {
+            h.reserve(maps, ids.iter().copied())?;
             for id in ids {
-                h.assign(outer, *id)?;
+                h.assign(maps, *id)?;
             }
             Ok(())
         })
     }
     fn tidy(&mut self) -> Result<(), AgentError> {
-        self.with_hits(|h, outer| h.tidy(outer))
+        self.with_hits(|h, maps| h.tidy(maps))
     }
     fn filter_block(&self, set: u8, index: u32) -> Result<FilterBlock, AgentError> {
         let Some(m) = self.sets[set as usize & 1].as_ref() else {

@@ -9,6 +9,12 @@
 //! cannot resize a per-CPU array behind an array of maps (it allows
 //! differing sizes only for plain arrays), hence a plain array laid out
 //! per CPU. It is mmapped, so reading a million counters is a memory scan.
+//!
+//! The outer map has two slots: packets count in the one
+//! `Config::hit_index` names, sized by `Config::hit_slots` (read with the
+//! config, so a hit costs one lookup in the array). A new array goes into
+//! the other slot, its size into the config, then the index flips; the old
+//! array is released once no packet can still be counting in it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,8 +22,9 @@ use aya::maps::{Array, IterableMap, MapData};
 use aya::util::nr_cpus;
 use c2wall_common::*;
 
+use super::config_map::ConfigMap;
 use super::create::BPF_MAP_TYPE_ARRAY;
-use super::inner::{install_inner, new_inner, read_inner};
+use super::inner::{clear_slot, inner_pin, install_inner, new_inner, read_inner};
 use super::sets::{Outer, BPF_F_INNER_MAP, BPF_F_MMAPABLE};
 use super::table::Mapping;
 use crate::error::AgentError;
@@ -38,18 +45,28 @@ pub fn elements(slots: u32) -> Result<u32, AgentError> {
         .map_err(|_| io_err(std::io::Error::from_raw_os_error(libc::E2BIG)))
 }
 
+/// What a swap of the hit array writes: the outer map's slots and the
+/// config fields that name the array packets count in.
+pub struct HitMaps<'a> {
+    pub outer: &'a mut Outer,
+    pub config: &'a ConfigMap,
+}
+
 /// A hit array mapped into our memory.
 pub struct Counters {
     map: HitArray,
     mem: Mapping<u64>,
     slots: u64,
     cpus: u64,
+    /// Its slot in the outer map.
+    index: u32,
 }
 
 impl Counters {
-    /// Maps `map` (created with BPF_F_MMAPABLE); when `slots` is Some, the
-    /// array is new and its slots-per-CPU element is written.
-    pub fn map(map: HitArray, slots: Option<u32>) -> Result<Counters, AgentError> {
+    /// Maps `map` (created with BPF_F_MMAPABLE), in outer slot `index`;
+    /// when `slots` is Some, the array is new and its slots-per-CPU
+    /// element is written.
+    fn map(map: HitArray, index: u32, slots: Option<u32>) -> Result<Counters, AgentError> {
         let elements = map.len() as usize;
         let mem = Mapping::<u64>::new(map.map(), map.len()).map_err(io_err)?;
         let base = mem.as_ptr();
@@ -68,11 +85,17 @@ impl Counters {
             mem,
             slots,
             cpus,
+            index,
         })
     }
 
     pub fn slots(&self) -> u32 {
         self.slots as u32
+    }
+
+    /// Its slot in the outer map.
+    pub fn index(&self) -> u32 {
+        self.index
     }
 
     pub fn array(&self) -> &HitArray {
@@ -156,22 +179,24 @@ impl Counters {
     }
 }
 
-/// The hit-counter array in the outer slot, if it can be trusted, mapped.
-pub fn read_hit_array(outer: &mut Outer) -> Result<Option<Counters>, AgentError> {
-    let pins = outer.pins.clone();
-    match read_inner::<HitArray>(&mut outer.hits, MAP_HITS, pins.as_deref(), 0) {
-        Some(a) => Counters::map(a, None).map(Some),
+/// The hit-counter array packets count in, if it can be trusted, mapped.
+pub fn read_hit_array(maps: &mut HitMaps) -> Result<Option<Counters>, AgentError> {
+    let index = maps.config.read()?.hit_index & 1;
+    let pins = maps.outer.pins.clone();
+    match read_inner::<HitArray>(&mut maps.outer.hits, MAP_HITS, pins.as_deref(), index) {
+        Some(a) => Counters::map(a, index, None).map(Some),
         None => Ok(None),
     }
 }
 
-/// A new hit-counter array of `slots` slots per CPU, filled by `fill`
-/// before it is swapped into the outer map.
+/// A new hit-counter array of `slots` slots per CPU, filled by `fill`, put
+/// in the outer slot packets do not count in, then made the one they do.
 pub fn create_hit_array<T>(
-    outer: &mut Outer,
+    maps: &mut HitMaps,
     slots: u32,
     fill: impl FnOnce(&Counters) -> Result<T, AgentError>,
 ) -> Result<(Counters, T), AgentError> {
+    let index = 1 - (maps.config.read()?.hit_index & 1);
     let a: HitArray = new_inner(
         MAP_HITS,
         BPF_MAP_TYPE_ARRAY,
@@ -179,15 +204,44 @@ pub fn create_hit_array<T>(
         elements(slots)?,
         BPF_F_INNER_MAP | BPF_F_MMAPABLE,
     )?;
-    let counters = Counters::map(a, Some(slots))?;
+    let counters = Counters::map(a, index, Some(slots))?;
     let t = fill(&counters)?;
-    let pins = outer.pins.clone();
+    let pins = maps.outer.pins.clone();
     install_inner(
-        &mut outer.hits,
+        &mut maps.outer.hits,
         MAP_HITS,
         pins.as_deref(),
-        0,
+        index,
         counters.array(),
     )?;
+    // Its size first, while packets still read the other slot's; then the
+    // flip (one field per write: see ConfigMap).
+    maps.config
+        .update(|c| c.hit_slots[index as usize] = slots)?;
+    maps.config.update(|c| c.hit_index = index)?;
+    // Nothing opens the old array by its pin any more (a restart reads the
+    // slot the config names); the array itself stays in its slot until
+    // release_hit_slot, as packets may still be counting in it.
+    remove_pin(maps, 1 - index)?;
     Ok((counters, t))
+}
+
+/// Empties outer slot `index` (an array packets no longer count in) and
+/// removes its pin, so its memory goes back to the kernel.
+pub fn release_hit_slot(maps: &mut HitMaps, index: u32) -> Result<(), AgentError> {
+    clear_slot(&maps.outer.hits, index).map_err(io_err)?;
+    remove_pin(maps, index)?;
+    maps.config.update(|c| c.hit_slots[index as usize] = 0)
+}
+
+fn remove_pin(maps: &HitMaps, index: u32) -> Result<(), AgentError> {
+    let Some(dir) = &maps.outer.pins else {
+        return Ok(());
+    };
+    let pin = inner_pin(dir, MAP_HITS, index);
+    match std::fs::remove_file(&pin) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(AgentError::WriteFile { path: pin, source }),
+    }
 }

@@ -12,7 +12,8 @@
 //!
 //! The array grows by doubling: a new one, the counts copied, swapped into
 //! the outer map; what the old array gained in the instant of the swap is
-//! added once no packet can be counting into it any more. Freed slots are
+//! added once no packet can be counting into it any more, and then the old
+//! array is released (hit_array.rs). Freed slots are
 //! reused lowest first, and when the list shrinks to a quarter of the array
 //! (and the slots in use allow it) the array is swapped for a smaller one
 //! the same way.
@@ -22,9 +23,8 @@ use std::time::{Duration, Instant};
 
 use c2wall_common::SIDE_COUNTER_LIMIT;
 
-use super::hit_array::{create_hit_array, Counters};
+use super::hit_array::{create_hit_array, release_hit_slot, Counters, HitMaps};
 use super::id_slots::IdSlots;
-use super::sets::Outer;
 use crate::dataplane::GRACE;
 use crate::error::AgentError;
 use crate::fastmap::FastSet;
@@ -90,7 +90,7 @@ impl HitSlots {
     /// the counts and waits out a grace period).
     pub fn reserve(
         &mut self,
-        outer: &mut Outer,
+        maps: &mut HitMaps,
         ids: impl Iterator<Item = u32>,
     ) -> Result<(), AgentError> {
         let mut new = FastSet::default();
@@ -106,13 +106,13 @@ impl HitSlots {
         let want = (self.next as usize + new.len()).next_power_of_two();
         let want = want.min(self.limit.max(MIN_SLOTS) as usize) as u32;
         if want > self.counters.slots() {
-            self.resize(outer, want.max(MIN_SLOTS))?;
+            self.resize(maps, want.max(MIN_SLOTS))?;
         }
         Ok(())
     }
 
     /// The slot of entry `id`, given one if it has none.
-    pub fn assign(&mut self, outer: &mut Outer, id: u32) -> Result<u32, AgentError> {
+    pub fn assign(&mut self, maps: &mut HitMaps, id: u32) -> Result<u32, AgentError> {
         if let Some(s) = self.slot_of.get(id) {
             return Ok(s);
         }
@@ -143,7 +143,7 @@ impl HitSlots {
                 .max(slot + 1)
                 .max(MIN_SLOTS)
                 .min(self.limit.max(MIN_SLOTS));
-            self.resize(outer, cap)?;
+            self.resize(maps, cap)?;
         }
         self.slot_of.insert(id, slot);
         self.counters.set_id(slot, id);
@@ -156,8 +156,8 @@ impl HitSlots {
     }
 
     /// Entry `id` is gone: its count is dropped and its slot freed.
-    pub fn forget(&mut self, id: u32) -> Result<(), AgentError> {
-        self.fold_retired(false);
+    pub fn forget(&mut self, maps: &mut HitMaps, id: u32) -> Result<(), AgentError> {
+        self.fold_retired(maps, false)?;
         let Some(slot) = self.slot_of.remove(id) else {
             return Ok(());
         };
@@ -168,27 +168,28 @@ impl HitSlots {
     }
 
     /// Counts by entry id, summed over CPUs; entries never hit are left out.
-    pub fn hits(&mut self) -> HashMap<u32, u64> {
-        self.fold_retired(false);
-        self.slot_of
+    pub fn hits(&mut self, maps: &mut HitMaps) -> Result<HashMap<u32, u64>, AgentError> {
+        self.fold_retired(maps, false)?;
+        Ok(self
+            .slot_of
             .iter()
             .filter_map(|(id, slot)| {
                 let n: u64 = self.counters.read(slot).iter().sum();
                 (n > 0).then_some((id, n))
             })
-            .collect()
+            .collect())
     }
 
     /// After an apply: folds in what a swapped-out array still holds (so
     /// later deltas do not pay for it), then shrinks the array if sparse.
-    pub fn tidy(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
-        self.fold_retired(true);
-        self.shrink_if_sparse(outer)
+    pub fn tidy(&mut self, maps: &mut HitMaps) -> Result<(), AgentError> {
+        self.fold_retired(maps, true)?;
+        self.shrink_if_sparse(maps)
     }
 
     /// A smaller array when the slots in use fill less than a quarter of
     /// this one and all fit the smaller one.
-    fn shrink_if_sparse(&mut self, outer: &mut Outer) -> Result<(), AgentError> {
+    fn shrink_if_sparse(&mut self, maps: &mut HitMaps) -> Result<(), AgentError> {
         let cap = self.counters.slots();
         let live = self.slot_of.len() as u32;
         if cap <= MIN_SLOTS || live.saturating_mul(4) >= cap {
@@ -199,7 +200,7 @@ impl HitSlots {
         if want >= cap || top >= want {
             return Ok(());
         }
-        self.resize(outer, want)?;
+        self.resize(maps, want)?;
         // Slots beyond the new end are gone; the next new one follows the
         // highest in use.
         self.next = top + 1;
@@ -208,11 +209,11 @@ impl HitSlots {
         Ok(())
     }
 
-    fn resize(&mut self, outer: &mut Outer, slots: u32) -> Result<(), AgentError> {
-        self.fold_retired(true);
+    fn resize(&mut self, maps: &mut HitMaps, slots: u32) -> Result<(), AgentError> {
+        self.fold_retired(maps, true)?;
         let old = &self.counters;
         let ids = &self.slot_of;
-        let (new, copied) = create_hit_array(outer, slots, |new| {
+        let (new, copied) = create_hit_array(maps, slots, |new| {
             // Copied before the swap, so a reader never sees a count drop.
             let mut copied = HashMap::new();
             for (id, slot) in ids.iter() {
@@ -236,15 +237,15 @@ impl HitSlots {
 
     /// Adds what the swapped-out array gained after its counts were copied,
     /// once no packet can still be counting into it (waiting for that when
-    /// `wait`).
-    fn fold_retired(&mut self, wait: bool) {
+    /// `wait`), then releases it.
+    fn fold_retired(&mut self, maps: &mut HitMaps, wait: bool) -> Result<(), AgentError> {
         let Some(r) = &self.retired else {
-            return;
+            return Ok(());
         };
         let age = r.at.elapsed();
         if age < GRACE {
             if !wait {
-                return;
+                return Ok(());
             }
             std::thread::sleep(GRACE - age);
         }
@@ -268,5 +269,6 @@ impl HitSlots {
                 }
             }
         }
+        release_hit_slot(maps, r.counters.index())
     }
 }

@@ -6,6 +6,7 @@
 
 mod allow;
 mod batch;
+mod config_map;
 mod create;
 mod dataplane;
 mod dump;
@@ -28,6 +29,8 @@ use crate::config::Capacity;
 use crate::dataplane::SetSize;
 use crate::error::AgentError;
 use allow::Allow;
+use config_map::ConfigMap;
+use hit_array::HitMaps;
 use hits::HitSlots;
 use sets::{Outer, SetMaps};
 
@@ -41,7 +44,7 @@ enum Access {
 }
 
 pub struct KernelMaps {
-    config: Array<MapData, Config>,
+    config: ConfigMap,
     outer: RefCell<Outer>,
     /// Per rule set: its inner maps, None when they cannot be read (only
     /// for a reader, or for a set the program reads whose pins a crash left
@@ -50,6 +53,8 @@ pub struct KernelMaps {
     allow: Allow,
     /// Two counters to an element (c2wall_common::COUNTER_PAIRS).
     counters: PerCpuArray<MapData, [u64; 2]>,
+    /// Each CPU's sampling window and results.
+    sampler: PerCpuArray<MapData, SamplerState>,
     ifslot: Array<MapData, u32>,
     /// Listed DNS names (key -> DNS_NAME_* bits).
     names: aya::maps::HashMap<MapData, u64, u32>,
@@ -142,11 +147,8 @@ impl KernelMaps {
         pins: Option<&Path>,
         access: Access,
     ) -> Result<Self, AgentError> {
-        let config: Array<MapData, Config> = typed(&mut take, MAP_CONFIG)?;
-        let cfg = config.get(&0, 0).map_err(|source| AgentError::Map {
-            map: MAP_CONFIG,
-            source,
-        })?;
+        let config = ConfigMap::new(typed(&mut take, MAP_CONFIG)?);
+        let cfg = config.read()?;
         let mut outer = Outer {
             nodes_v4: raw(&mut take, MAP_NODES_V4)?,
             nodes_v6: raw(&mut take, MAP_NODES_V6)?,
@@ -183,6 +185,7 @@ impl KernelMaps {
                 v6: typed(&mut take, MAP_ALLOW_V6)?,
             },
             counters: typed(&mut take, MAP_COUNTERS)?,
+            sampler: typed(&mut take, MAP_SAMPLER)?,
             ifslot: typed(&mut take, MAP_IFSLOT)?,
             names: typed(&mut take, MAP_DNS_NAMES)?,
             name_filter: typed(&mut take, MAP_DNS_FILTER)?,
@@ -202,45 +205,57 @@ impl KernelMaps {
     /// the rules in the kernel) and the outer maps.
     fn with_hits<T>(
         &self,
-        f: impl FnOnce(&mut HitSlots, &mut Outer) -> Result<T, AgentError>,
+        f: impl FnOnce(&mut HitSlots, &mut HitMaps) -> Result<T, AgentError>,
     ) -> Result<T, AgentError> {
         let mut outer = self.outer.borrow_mut();
+        let mut maps = HitMaps {
+            outer: &mut outer,
+            config: &self.config,
+        };
         let mut hits = self.hits.borrow_mut();
         if hits.is_none() {
-            let array = match (hit_array::read_hit_array(&mut outer)?, self.access) {
-                (Some(a), _) => a,
+            let array = match (hit_array::read_hit_array(&mut maps)?, self.access) {
+                (Some(a), Access::Own) => {
+                    // A crash between a swap and the old array's release
+                    // leaves it in the other slot: release it now.
+                    hit_array::release_hit_slot(&mut maps, 1 - a.index())?;
+                    a
+                }
+                (Some(a), Access::Read) => a,
                 (None, Access::Own) => {
-                    hit_array::create_hit_array(&mut outer, hits::MIN_SLOTS, |_| Ok(()))?.0
+                    hit_array::create_hit_array(&mut maps, hits::MIN_SLOTS, |_| Ok(()))?.0
                 }
                 (None, Access::Read) => return Err(AgentError::MissingMap(MAP_HITS)),
             };
             *hits = Some(HitSlots::adopt(array, self.limits.hits));
         }
-        f(hits.as_mut().expect("built above"), &mut outer)
+        f(hits.as_mut().expect("built above"), &mut maps)
     }
 
     /// `cfg` with each readable set's table geometry and stash levels,
-    /// which this layer owns (a set it cannot read keeps what `cfg` says).
-    fn described(&self, cfg: &Config) -> Config {
+    /// which this layer owns (a set it cannot read keeps what `cfg` says),
+    /// and the hit array's fields as the kernel holds them (the hit layer
+    /// changes them in the kernel alone; a caller's copy may be older).
+    fn described(&self, cfg: &Config) -> Result<Config, AgentError> {
         let mut c = *cfg;
         for (set, m) in self.sets.iter().enumerate() {
             if let Some(m) = m {
                 m.describe(&mut c, set);
             }
         }
-        c
+        let cur = self.config.read()?;
+        c.hit_index = cur.hit_index;
+        c.hit_slots = cur.hit_slots;
+        Ok(c)
     }
 
     /// Writes the kernel's config again with this layer's part brought up
     /// to date (after the stash's levels changed).
     fn redescribe(&mut self) -> Result<(), AgentError> {
-        let cur = self.config.get(&0, 0).map_err(|source| AgentError::Map {
-            map: MAP_CONFIG,
-            source,
-        })?;
-        let c = self.described(&cur);
+        let cur = self.config.read()?;
+        let c = self.described(&cur)?;
         if c != cur {
-            self.config.set(0, c, 0).map_err(put_err(MAP_CONFIG))?;
+            self.config.write(&c)?;
         }
         Ok(())
     }
@@ -266,14 +281,14 @@ impl KernelMaps {
         rules: impl Iterator<Item = &'r mut Rule>,
     ) -> Result<(), AgentError> {
         let mut acting: Vec<&mut Rule> = rules.filter(|r| r.action != ACTION_NONE).collect();
-        self.with_hits(|h, outer| {
-            h.reserve(outer, acting.iter().map(|r| r.entry_id))?;
+        self.with_hits(|h, maps| {
+            h.reserve(maps, acting.iter().map(|r| r.entry_id))?;
             // A slot's two sides usually name one entry: the last answer is
             // kept rather than looked up again.
             let mut last = (0, 0);
             for r in &mut acting {
                 if r.entry_id != last.0 {
-                    last = (r.entry_id, h.assign(outer, r.entry_id)?);
+                    last = (r.entry_id, h.assign(maps, r.entry_id)?);
                 }
                 r.counter = last.1;
             }

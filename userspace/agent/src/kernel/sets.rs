@@ -36,7 +36,7 @@ pub type StashV6 = BpfHashMap<MapData, V6Key, u64>;
 pub type Ports = BpfHashMap<MapData, PortKey, PortValue>;
 pub type Filter = Array<MapData, FilterBlock>;
 
-/// The outer maps (index = rule set; hits: index 0), and where inner maps
+/// The outer maps (index = rule set; hits: see hit_array.rs), and where inner maps
 /// are pinned (None: unpinned maps of a test or the benchmark, which are
 /// opened by id).
 pub struct Outer {
