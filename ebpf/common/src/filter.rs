@@ -107,6 +107,20 @@ impl FilterBlock {
         let g = (addr >> (32 - V4_FILTER_MIN_LEVEL - GRANULE_BITS)) & ((1 << GRANULE_BITS) - 1);
         (prefixes & self.covered(g)) | (self.bloom(host_hash_v4(addr)) << V4_HOST_IDX)
     }
+    /// The IPv4 levels that may hold a slot for `addr`: the ones the
+    /// filter does not cover (below [`V4_FILTER_MIN_LEVEL`]) and its
+    /// [`Self::candidates_v4`]. What the kernel and the agent's replay probe.
+    #[inline(always)]
+    pub fn possible_v4(&self, addr: u32) -> u32 {
+        const UNFILTERED: u32 = (1 << (V4_FILTER_MIN_LEVEL / crate::V4_STRIDE)) - 1;
+        UNFILTERED | self.candidates_v4(addr)
+    }
+    /// [`Self::possible_v4`] for IPv6 address (hi, lo).
+    #[inline(always)]
+    pub fn possible_v6(&self, hi: u64, lo: u64) -> u32 {
+        const UNFILTERED: u32 = (1 << (V6_FILTER_MIN_LEVEL / crate::V6_STRIDE)) - 1;
+        UNFILTERED | self.candidates_v6(hi, lo)
+    }
     /// [`Self::candidates_v4`] for IPv6 address (hi, lo), as IPv6 level-index
     /// bits.
     #[inline(always)]

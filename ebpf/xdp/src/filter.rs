@@ -103,18 +103,16 @@ fn possible_v6(set: u32, (dh, dl): (u64, u64), (ah, al): (u64, u64)) -> (u32, u3
 /// One side's levels from its IPv4 filter block (see [`possible`]).
 #[inline(always)]
 fn side_v4(block: Option<&FilterBlock>, a: u32, levels: u32) -> u32 {
-    const UNFILTERED: u32 = (1 << (V4_FILTER_MIN_LEVEL / V4_STRIDE)) - 1;
     match block {
-        Some(b) => levels & (UNFILTERED | b.candidates_v4(a)),
+        Some(b) => levels & b.possible_v4(a),
         None => levels,
     }
 }
 
 #[inline(always)]
 fn side_v6(block: Option<&FilterBlock>, hi: u64, lo: u64, levels: u32) -> u32 {
-    const UNFILTERED: u32 = (1 << (V6_FILTER_MIN_LEVEL / V6_STRIDE)) - 1;
     match block {
-        Some(b) => levels & (UNFILTERED | b.candidates_v6(hi, lo)),
+        Some(b) => levels & b.possible_v6(hi, lo),
         None => levels,
     }
 }

@@ -67,21 +67,19 @@ fn side(set: &Compiled, filter: &SimFilter, pkt: &PacketView, to_cc: bool) -> Ru
     let candidates = match family {
         Family::V4 => {
             let a = (host.bits() >> 96) as u32;
-            let below = (1 << (V4_FILTER_MIN_LEVEL / V4_STRIDE)) - 1;
             let b = filter
                 .get(&filter_block_v4(bits, a))
                 .copied()
                 .unwrap_or_default();
-            below | b.candidates_v4(a)
+            b.possible_v4(a)
         }
         Family::V6 => {
             let (hi, lo) = halves(&(host.bits().to_be_bytes()));
-            let below = (1 << (V6_FILTER_MIN_LEVEL / V6_STRIDE)) - 1;
             let b = filter
                 .get(&filter_block_v6(bits, hi))
                 .copied()
                 .unwrap_or_default();
-            below | b.candidates_v6(hi, lo)
+            b.possible_v6(hi, lo)
         }
     };
     for i in (0..=(family.max_len() / s)).rev() {
