@@ -118,3 +118,26 @@ pub async fn wait_applied(
     }
     Ok(start.elapsed())
 }
+
+/// Times `n` fresh agents, one after another, each taking the snapshot of
+/// `version` from nothing into kernel maps of its own (its own state files
+/// under `dir`, the client certificates of [`make_pki`]).
+pub async fn fresh_snapshots(
+    urls: &[String],
+    dir: &std::path::Path,
+    version: u64,
+    n: usize,
+) -> Result<Vec<Duration>> {
+    let mut took = Vec::new();
+    for k in 0..n {
+        let sub = dir.join(format!("again-{k}"));
+        std::fs::create_dir_all(&sub)?;
+        let status = Arc::new(SyncStatus::default());
+        let task = agent(urls, dir, status.clone(), sub.join("agent-set.pb")).await?;
+        let r = wait_applied(&status, version, Duration::from_secs(600)).await;
+        task.abort();
+        let _ = task.await;
+        took.push(r?);
+    }
+    Ok(took)
+}

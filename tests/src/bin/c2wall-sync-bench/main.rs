@@ -9,7 +9,8 @@
 //! - publish -> applied in the kernel maps, one entry at a time (p50, p99);
 //!   with PostgreSQL, the same with one SQLite coordinator first, in the same
 //!   run, and the ratio;
-//! - a snapshot of M entries from the coordinator into the kernel maps;
+//! - a snapshot of M entries from the coordinator into the kernel maps, then
+//!   into fresh agents again (the coordinator's copy then built already);
 //! - each replica's resident memory;
 //! - with replicas, `kill -9` of the agent's replica to a version published
 //!   through another one applied.
@@ -33,6 +34,8 @@ use c2wall_proto::v1::{
 use clap::Parser;
 use tonic::transport::Channel;
 
+mod snapshot;
+
 #[derive(Parser)]
 #[command(
     about = "Publish-to-enforced latency with many subscribers, and the time of a large snapshot into the kernel."
@@ -50,6 +53,12 @@ struct Args {
     /// Single-entry changes measured once the large list is in place.
     #[arg(long, default_value_t = 100)]
     big_publishes: usize,
+    /// Fresh agents that take the same snapshot again after the first one
+    /// (which waits for the coordinator to build it), one after another:
+    /// the spread of the figure, and the time once the coordinator has the
+    /// snapshot at hand, as after a fleet restart.
+    #[arg(long, default_value_t = 2)]
+    snapshot_repeats: usize,
     /// Small run for CI: 100 subscribers, 20 publishes, 20,000 entries.
     #[arg(long)]
     quick: bool,
@@ -265,125 +274,6 @@ async fn run(
         return Ok(figures);
     }
 
-    // Snapshot: fill the coordinator, then a fresh agent subscribes from nothing.
-    let t = Instant::now();
-    let batch = 50_000;
-    let mut latest = 0;
-    let mut i = a.publishes + 1;
-    while i < a.snapshot_entries {
-        let n = batch.min(a.snapshot_entries - i);
-        latest = publisher
-            .publish(pb::PublishRequest {
-                upserts: (i..i + n).map(entry).collect(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .version;
-        i += n;
-    }
-    let fill = t.elapsed();
-    let status = Arc::new(SyncStatus::default());
-    let t = Instant::now();
-    let task = agent(&agent_urls, dir, status.clone(), dir.join("agent-set-2.pb")).await?;
-    let setup = t.elapsed();
-    let took = wait_applied(&status, latest, Duration::from_secs(600)).await?;
-    // Single-entry changes on top of the large list, alternating a new entry
-    // and a withdrawal of a listed one: the agent patches only the slots under
-    // the changed entry, so this should not grow with the list.
-    let mut big = Vec::new();
-    for k in 0..a.big_publishes {
-        let req = if k % 2 == 0 {
-            pb::PublishRequest {
-                upserts: vec![entry(a.snapshot_entries + k)],
-                ..Default::default()
-            }
-        } else {
-            pb::PublishRequest {
-                withdrawals: vec![pb::Withdrawal {
-                    key: entry(a.publishes + 1 + k).key,
-                    source: String::new(),
-                }],
-                ..Default::default()
-            }
-        };
-        let t = Instant::now();
-        let v = publisher.publish(req).await?.into_inner().version;
-        wait_applied(&status, v, Duration::from_secs(60)).await?;
-        big.push(t.elapsed());
-    }
-    big.sort();
-    for i in 0..n {
-        if let Some(m) = c.rss_mib(i) {
-            println!("replica {i} resident memory: {m:.0} MiB");
-        }
-    }
-    if n > 1 {
-        // The agent's replica dies; a version published through another one
-        // must reach the kernel maps through the next replica on its list.
-        let t = Instant::now();
-        c.kill(n - 1);
-        let v = publisher
-            .publish(pb::PublishRequest {
-                upserts: vec![entry(a.snapshot_entries + a.big_publishes + 1)],
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .version;
-        let took = wait_applied(&status, v, Duration::from_secs(30)).await?;
-        println!(
-            "kill -9 of the agent's replica -> a version published through another applied: {:.2} s ({} failover, {} snapshot(s) in all)",
-            t.elapsed().as_secs_f64().max(took.as_secs_f64()),
-            status.failovers.load(Ordering::Relaxed),
-            status.snapshots.load(Ordering::Relaxed)
-        );
-        anyhow::ensure!(
-            t.elapsed() < Duration::from_secs(5),
-            "failover took over 5 s"
-        );
-        // The killed replica comes back: it reads the whole set from the
-        // database before it listens, its memory then the cold-start figure.
-        let t = Instant::now();
-        c.restart(n - 1)?;
-        println!(
-            "replica {} restarted on the {}-entry set: listening after {:.2} s, resident memory {:.0} MiB",
-            n - 1,
-            a.snapshot_entries,
-            t.elapsed().as_secs_f64(),
-            c.rss_mib(n - 1).unwrap_or(f64::NAN)
-        );
-    }
-    for i in 0..n {
-        if let Some(m) = c.rss_mib(i) {
-            anyhow::ensure!(m <= 1024.0, "replica {i} holds {m:.0} MiB, over 1 GiB");
-        }
-    }
-    task.abort();
-    println!(
-        "snapshot of {} entries, coordinator -> verified -> compiled -> kernel maps -> persisted: {:.2} s",
-        a.snapshot_entries,
-        took.as_secs_f64()
-    );
-    println!(
-        "  (agent program load {:.2} s not included; coordinator fill {:.1} s in batches of {batch}; idle subscribers disconnected before the fill)",
-        setup.as_secs_f64(),
-        fill.as_secs_f64()
-    );
-    println!(
-        "publish -> applied with {} entries listed ({} single-entry publishes and withdrawals):",
-        a.snapshot_entries, a.big_publishes,
-    );
-    println!(
-        "  p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
-        ms(pct(&big, 0.5)),
-        ms(pct(&big, 0.99)),
-        ms(*big.last().unwrap())
-    );
-    // The target: every agent enforces a change within a second.
-    anyhow::ensure!(
-        pct(&big, 0.99) < Duration::from_secs(1),
-        "p99 publish -> applied is over 1 s"
-    );
+    snapshot::measure(a, c, dir, &mut publisher, &agent_urls).await?;
     Ok(figures)
 }
