@@ -57,8 +57,9 @@ const _: () = assert!(crate::V4_LEVELS + crate::V6_LEVELS <= 32);
 const COVER_WORD: usize = 4;
 const GRANULE_BITS: u32 = 7;
 /// The full-length level's index in each family's level bits.
-const V4_HOST_IDX: u32 = 32 / crate::V4_STRIDE;
-const V6_HOST_IDX: u32 = 128 / crate::V6_STRIDE;
+/// Level index of a full-length slot (IPv4 /32, IPv6 /128).
+pub const V4_HOST_IDX: u32 = 32 / crate::V4_STRIDE;
+pub const V6_HOST_IDX: u32 = 128 / crate::V6_STRIDE;
 
 /// What one slot sets in its block (from [`filter_mark_v4`] or
 /// [`filter_mark_v6`]), packed in a word: for a full-length slot its two

@@ -6,19 +6,34 @@ use c2wall_xdp::parse::{Addr, Packet};
 
 use crate::keys::slot_addr;
 use crate::maps::{ALLOW_V4, ALLOW_V6, PORTS};
-use crate::tables::{c2w_find_v4, c2w_find_v6};
+use crate::tables::{c2w_find_v4, c2w_find_v6, c2w_probe_v4, c2w_probe_v6, pack};
 
 /// The meta word of the most specific slot that holds `addr` in rule set
 /// `set` (0: none), probing only the levels in `possible` (from
 /// [`possible`]) through the global lookups (see [`c2w_find_v4`]).
 /// Called from the program's main frame, not from [`side_rule`], so the
 /// deepest call chain stays within the 512-byte stack.
+///
+/// When the filter left the full-length level alone (a listed host, most
+/// of a list) and the stash holds none of that level, its one probe is
+/// called straight away: the level walk's call is the hit path's to spare.
 #[inline(always)]
-pub fn find(addr: &Addr, family: u8, set: u32, possible: u32) -> u64 {
+pub fn find(cfg: &Config, addr: &Addr, family: u8, set: u32, possible: u32) -> u64 {
+    let s = (set & 1) as usize;
     if family == FAMILY_V4 {
+        let (n, host) = (cfg.v4_buckets[s], 1 << V4_HOST_IDX);
+        if possible == host && n != 0 && cfg.stash_v4_levels[s] & host == 0 {
+            let packed = pack(set, n, V4_HOST_IDX);
+            return c2w_probe_v4(packed, cfg.table_seed[s], addr.v4() as u64);
+        }
         c2w_find_v4(set as u64, addr.v4() as u64, possible as u64)
     } else {
         let (hi, lo) = addr.halves();
+        let (n, host) = (cfg.v6_buckets[s], 1 << V6_HOST_IDX);
+        if possible == host && n != 0 && cfg.stash_v6_levels[s] & host == 0 {
+            let packed = pack(set, n, V6_HOST_IDX);
+            return c2w_probe_v6(packed, cfg.table_seed[s], hi, lo);
+        }
         c2w_find_v6(set as u64, hi, lo, possible as u64)
     }
 }

@@ -72,7 +72,7 @@ pub extern "C" fn c2w_find_v6(set: u64, hi: u64, lo: u64, possible: u64) -> u64 
 /// Set, bucket count and level index in one argument: a BPF call takes at
 /// most five.
 #[inline(always)]
-fn pack(set: u32, n: u32, idx: u32) -> u64 {
+pub fn pack(set: u32, n: u32, idx: u32) -> u64 {
     (set & 1) as u64 | ((idx as u64) << 8) | ((n as u64) << 32)
 }
 

@@ -79,7 +79,12 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
     let to = if dst_levels == 0 {
         Rule::default()
     } else {
-        side_rule(&pkt, set, find(&pkt.dst, pkt.family, set, dst_levels), true)
+        side_rule(
+            &pkt,
+            set,
+            find(cfg, &pkt.dst, pkt.family, set, dst_levels),
+            true,
+        )
     };
     let from = if src_levels == 0 {
         Rule::default()
@@ -87,7 +92,7 @@ pub fn drop_frame(frame: Frame, ifindex: u32) -> u32 {
         side_rule(
             &pkt,
             set,
-            find(&pkt.src, pkt.family, set, src_levels),
+            find(cfg, &pkt.src, pkt.family, set, src_levels),
             false,
         )
     };
