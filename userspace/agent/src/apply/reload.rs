@@ -18,13 +18,20 @@ impl<D: Dataplane> Applier<D> {
         let active = (self.cfg.active_set & 1) as u8;
         let next = 1 - active;
         let mut writes = 0;
-        let filter = filter_blocks(&new, size.filter_bits);
-        let written = (|| -> Result<(), AgentError> {
-            self.dp.reset_set(next, size)?;
-            writes += self.dp.put_filters(next, &filter)?;
-            writes += self.dp.fill(next, &new.nodes, &new.ports)?;
-            Ok(())
-        })();
+        let written = std::thread::scope(|s| {
+            // The filter is built on another core while the set's maps are
+            // made and its tables filled; it goes in last, which is as good:
+            // no packet reads the set before the flip.
+            let building = s.spawn(|| filter_blocks(&new, size.filter_bits));
+            let write = || -> Result<(), AgentError> {
+                self.dp.reset_set(next, size)?;
+                writes += self.dp.fill(next, &new.nodes, &new.ports)?;
+                let filter = building.join().expect("the filter thread does not panic");
+                writes += self.dp.put_filters(next, &filter)?;
+                Ok(())
+            };
+            write()
+        });
         if let Err(e) = written {
             // The active set was never touched; drop what we wrote.
             self.release(next, None);
