@@ -56,8 +56,8 @@ const _: () = assert!(crate::V4_LEVELS + crate::V6_LEVELS <= 32);
 /// First word of the coverage map, and the address bits a granule takes.
 const COVER_WORD: usize = 4;
 const GRANULE_BITS: u32 = 7;
-/// The full-length level's index in each family's level bits.
-/// Level index of a full-length slot (IPv4 /32, IPv6 /128).
+/// The full-length level's (IPv4 /32, IPv6 /128) index in each family's
+/// level bits.
 pub const V4_HOST_IDX: u32 = 32 / crate::V4_STRIDE;
 pub const V6_HOST_IDX: u32 = 128 / crate::V6_STRIDE;
 

@@ -14,9 +14,10 @@ use crate::tables::{c2w_find_v4, c2w_find_v6, c2w_probe_v4, c2w_probe_v6, pack};
 /// Called from the program's main frame, not from [`side_rule`], so the
 /// deepest call chain stays within the 512-byte stack.
 ///
-/// When the filter left the full-length level alone (a listed host, most
-/// of a list) and the stash holds none of that level, its one probe is
-/// called straight away: the level walk's call is the hit path's to spare.
+/// When the filter left only the full-length level (a listed host: most
+/// of a list) and the stash holds nothing at that level, the level's one
+/// probe is called directly, which spares the hit path the level walk's
+/// call.
 #[inline(always)]
 pub fn find(cfg: &Config, addr: &Addr, family: u8, set: u32, possible: u32) -> u64 {
     let s = (set & 1) as usize;
