@@ -71,7 +71,7 @@ impl Dataplane for KernelMaps {
         self.config.read()
     }
     fn write_config(&mut self, cfg: &Config) -> Result<(), AgentError> {
-        let c = self.described(cfg)?;
+        let c = self.described(cfg, &self.config.read()?);
         self.config.write(&c)
     }
     fn put_node(&mut self, set: u8, s: &NodeSlot, v: &NodeValue) -> Result<(), AgentError> {

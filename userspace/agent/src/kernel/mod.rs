@@ -234,26 +234,26 @@ impl KernelMaps {
 
     /// `cfg` with each readable set's table geometry and stash levels,
     /// which this layer owns (a set it cannot read keeps what `cfg` says),
-    /// and the hit array's fields as the kernel holds them (the hit layer
-    /// changes them in the kernel alone; a caller's copy may be older).
-    fn described(&self, cfg: &Config) -> Result<Config, AgentError> {
+    /// and the hit array's fields as `kernel` (the config the kernel holds
+    /// now) has them: the hit layer changes them in the kernel alone, and a
+    /// caller's copy may be older.
+    fn described(&self, cfg: &Config, kernel: &Config) -> Config {
         let mut c = *cfg;
         for (set, m) in self.sets.iter().enumerate() {
             if let Some(m) = m {
                 m.describe(&mut c, set);
             }
         }
-        let cur = self.config.read()?;
-        c.hit_index = cur.hit_index;
-        c.hit_slots = cur.hit_slots;
-        Ok(c)
+        c.hit_index = kernel.hit_index;
+        c.hit_slots = kernel.hit_slots;
+        c
     }
 
     /// Writes the kernel's config again with this layer's part brought up
     /// to date (after the stash's levels changed).
     fn redescribe(&mut self) -> Result<(), AgentError> {
         let cur = self.config.read()?;
-        let c = self.described(&cur)?;
+        let c = self.described(&cur, &cur);
         if c != cur {
             self.config.write(&c)?;
         }
