@@ -14,7 +14,7 @@ use c2wall_agent::{dataplane::Dataplane, source::Snapshot};
 use c2wall_common::*;
 use c2wall_model::{Action, Direction, Entry, Target};
 
-use crate::{ns_per_packet, XDP_PASS};
+use crate::cells::{median, ns_per_packet, XDP_PASS};
 
 const RESOLVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 /// In the subscriber /24 the list generator leaves out.
@@ -117,11 +117,6 @@ fn listed_cost(prog: &Xdp, ring: &mut RingBuf<MapData>, f: &[Vec<u8>], repeat: u
 
 /// Rounds of alternating off/on measurements.
 const ROUNDS: usize = 7;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Prints the DNS table for each names count, on a list of `prefixes`.
 pub fn run(sizes: &[usize], prefixes: &[Entry], hot: usize, repeat: u32) -> Result<()> {

@@ -5,6 +5,7 @@
 //! each. Needs root. Not a test: it prints figures.
 
 mod agent;
+mod cells;
 mod dns;
 mod list;
 mod naive;
@@ -20,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use aya::{
     maps::{ArrayOfMaps, Map, MapData},
-    programs::{TestRun, TestRunOptions, Xdp},
+    programs::Xdp,
     Ebpf,
 };
 use c2wall_agent::{
@@ -84,90 +85,69 @@ pub struct Args {
     /// The CPU the live-frame sender (and so the receive path) runs on.
     #[arg(long, default_value_t = 1)]
     wire_cpu: usize,
+    /// Rounds per cell: every program is measured once in each round, the
+    /// order rotating; the table shows medians (see cells.rs). Live frames
+    /// split `--wire-ms` into as many slices per program.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Small sizes and few packets: a CI smoke run that checks the command works.
     #[arg(long)]
     quick: bool,
-}
-
-fn ns_per_packet(prog: &Xdp, frames: &[Vec<u8>], repeat: u32, expect: u32) -> Result<f64> {
-    let mut total = 0f64;
-    for f in frames {
-        let r = prog.test_run(TestRunOptions {
-            data_in: Some(f),
-            repeat,
-            ..Default::default()
-        })?;
-        anyhow::ensure!(
-            r.return_value == expect,
-            "unexpected verdict {} (want {expect})",
-            r.return_value
-        );
-        total += r.duration.as_nanos() as f64;
-    }
-    Ok(total / frames.len() as f64)
-}
-
-/// One table row: hot miss/hit for both families, then cold misses.
-fn measure(prog: &Xdp, p: &Probes, args: &Args) -> Result<[f64; 6]> {
-    let (h, c, r) = (args.hot_packets, args.cold_packets, args.repeat);
-    Ok([
-        ns_per_packet(prog, &p.miss4[..h], r, XDP_PASS)?,
-        ns_per_packet(prog, &p.miss6[..h], r, XDP_PASS)?,
-        ns_per_packet(prog, &p.hit4[..h], r, XDP_DROP)?,
-        ns_per_packet(prog, &p.hit6[..h], r, XDP_DROP)?,
-        ns_per_packet(prog, &p.miss4[..c], 1, XDP_PASS)?,
-        ns_per_packet(prog, &p.miss6[..c], 1, XDP_PASS)?,
-    ])
-}
-
-fn print_row(n: usize, name: &str, r: &[f64; 6]) {
-    println!(
-        "{n:>9} {name:<17} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
-        r[0], r[1], r[2], r[3], r[4], r[5]
-    );
-}
-
-/// c2wall's cost as a multiple of a peer's, per column.
-fn print_ratio(n: usize, peer: &str, c2: &[f64; 6], other: &[f64; 6]) {
-    let r: Vec<f64> = c2.iter().zip(other).map(|(a, b)| a / b).collect();
-    println!(
-        "{n:>9} {:<17} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
-        format!("c2wall/{peer}"),
-        r[0],
-        r[1],
-        r[2],
-        r[3],
-        r[4],
-        r[5]
-    );
 }
 
 fn program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
     ebpf.program(name).unwrap().try_into().unwrap()
 }
 
-/// The receive-path row of one loaded program: `--wire-flows` of its IPv4
-/// and IPv6 hit frames, round robin, sent over the wire.
-fn live(
-    w: &wire::Wire,
-    ebpf: &mut Ebpf,
-    name: &str,
+fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    Ok(ebpf.program_mut(name).context("program")?.try_into()?)
+}
+
+/// One program under live frames: its label, the list size it holds,
+/// the program.
+struct Contender<'a> {
     label: &'static str,
     n: usize,
+    prog: &'a mut Xdp,
+}
+
+/// The receive-path rows of `contenders`, measured beside c2wall at list
+/// size `beside`: `--wire-flows` of the IPv4 and IPv6 hit frames, round
+/// robin, sent over the wire in `--rounds` interleaved slices of
+/// `--wire-ms` (the order rotating), each program's slices pooled.
+fn live(
+    w: &wire::Wire,
+    contenders: &mut [Contender],
+    beside: usize,
     p: &Probes,
     args: &Args,
-) -> Result<report::WireRow> {
-    let prog: &mut Xdp = ebpf.program_mut(name).context("program")?.try_into()?;
-    let run = std::time::Duration::from_millis(args.wire_ms);
+) -> Result<Vec<report::WireRow>> {
+    let rounds = args.rounds.max(1);
+    let slice = std::time::Duration::from_millis(args.wire_ms) / rounds as u32;
     let flows = args.wire_flows.clamp(1, p.hit4.len());
-    Ok(report::WireRow {
-        n,
-        program: label,
-        cost: [
-            w.cost(prog, &p.hit4[..flows], args.wire_cpu, run)?,
-            w.cost(prog, &p.hit6[..flows], args.wire_cpu, run)?,
-        ],
-    })
+    let mut costs: Vec<[Vec<wire::Cost>; 2]> = contenders
+        .iter()
+        .map(|_| [Vec::new(), Vec::new()])
+        .collect();
+    for (fam, frames) in [&p.hit4[..flows], &p.hit6[..flows]].into_iter().enumerate() {
+        for round in 0..rounds {
+            for k in 0..contenders.len() {
+                let i = (round + k) % contenders.len();
+                let c = w.cost(contenders[i].prog, frames, args.wire_cpu, slice)?;
+                costs[i][fam].push(c);
+            }
+        }
+    }
+    Ok(contenders
+        .iter()
+        .zip(costs)
+        .map(|(c, [v4, v6])| report::WireRow {
+            n: c.n,
+            beside,
+            program: c.label,
+            cost: [wire::Cost::pool(&v4), wire::Cost::pool(&v6)],
+        })
+        .collect())
 }
 
 /// This process's resident memory, in bytes.
@@ -199,9 +179,6 @@ fn single_entry_delta(engine: &mut Engine<c2wall_agent::kernel::KernelMaps>) -> 
     Ok((add, t.elapsed().as_secs_f64() * 1e3))
 }
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-
 fn main() -> Result<()> {
     let mut args = Args::parse();
     // As the agent runs.
@@ -219,27 +196,21 @@ fn main() -> Result<()> {
         "c2wall-bench needs root (BPF_PROG_TEST_RUN)"
     );
     println!(
-        "c2wall-bench: ns per packet via BPF_PROG_TEST_RUN ({} CPUs); hot = {} packets x {} repeats, cold = {} distinct packets x 1",
+        "c2wall-bench: ns per packet via BPF_PROG_TEST_RUN ({} CPUs); hot = {} packets x {} repeats, cold = {} distinct packets x 1; \
+         medians of {} rounds, the programs interleaved in each (ratios: the median of the rounds' ratios)",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         args.hot_packets,
         args.repeat,
-        args.cold_packets
+        args.cold_packets,
+        args.rounds
     );
-    println!(
-        "{:>9} {:<17} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "entries",
-        "program",
-        "miss4 hot",
-        "miss6 hot",
-        "hit4 hot",
-        "hit6 hot",
-        "miss4 cold",
-        "miss6 cold"
-    );
+    cells::header();
     let mut loads = Vec::new();
     let mut wires = Vec::new();
     let wire = (args.wire_ms > 0).then(wire::Wire::new).transpose()?;
     let mut miss_hot = Vec::new();
+    // xdp-filter at the first size, kept for the receive path's target.
+    let mut small_filt: Option<(usize, Ebpf)> = None;
     for &n in &args.sizes {
         let list = make_list(n, 42);
         let p = probes(&list, args.hot_packets.max(args.cold_packets), 7);
@@ -282,17 +253,12 @@ fn main() -> Result<()> {
         drop(file);
         let engine_rss = rss().saturating_sub(rss_before);
         let delta_ms = single_entry_delta(&mut engine)?;
-        let c2 = measure(program(&ebpf, PROGRAM_NAME), &p, &args)?;
-        print_row(n, "c2wall", &c2);
-        miss_hot.push((n, c2[0], c2[1]));
         let c2_mem = maps_memlock(program(&ebpf, PROGRAM_NAME))?;
-        if let Some(w) = &wire {
-            wires.push(live(w, &mut ebpf, PROGRAM_NAME, "c2wall", n, &p, &args)?);
-        }
-        drop(engine);
-        drop(ebpf);
 
+        // The peers, loaded beside it: every program is measured in each
+        // round (cells.rs).
         let mut filt = None;
+        let mut filt_ebpf = None;
         if xdpfilt::object().is_some() {
             let pins = std::path::PathBuf::from(format!(
                 "/sys/fs/bpf/c2wall-bench-{}",
@@ -300,30 +266,59 @@ fn main() -> Result<()> {
             ));
             let loaded = xdpfilt::load(&list, &pins);
             let _ = std::fs::remove_dir_all(&pins);
-            let (mut f, f_load, f_entries) = loaded?;
-            let row = measure(program(&f, xdpfilt::PROGRAM), &p, &args)?;
-            print_row(n, "xdp-filter", &row);
-            print_ratio(n, "xdp-filter", &c2, &row);
+            let (f, f_load, f_entries) = loaded?;
             let mem = maps_memlock(program(&f, xdpfilt::PROGRAM))?;
-            if let Some(w) = &wire {
-                wires.push(live(
-                    w,
-                    &mut f,
-                    xdpfilt::PROGRAM,
-                    "xdp-filter",
-                    n,
-                    &p,
-                    &args,
-                )?);
-            }
             filt = Some((f_load, f_entries, mem));
+            filt_ebpf = Some(f);
+        }
+        let (naive, naive_load) = naive::load(&list)?;
+        let naive_mem = maps_memlock(program(&naive, NAIVE_PROGRAM_NAME))?;
+
+        let mut progs = vec![("c2wall", program(&ebpf, PROGRAM_NAME))];
+        if let Some(f) = &filt_ebpf {
+            progs.push(("xdp-filter", program(f, xdpfilt::PROGRAM)));
+        }
+        progs.push(("naive", program(&naive, NAIVE_PROGRAM_NAME)));
+        let measured = cells::measure(&progs.iter().map(|p| p.1).collect::<Vec<_>>(), &p, &args)?;
+        cells::print_row(n, "c2wall", &measured.rows[0]);
+        for (i, (name, _)) in progs.iter().enumerate().skip(1) {
+            cells::print_row(n, name, &measured.rows[i]);
+            cells::print_ratio(n, name, &measured.ratios[i - 1]);
+        }
+        let c2 = measured.rows[0];
+        miss_hot.push((n, c2[0], c2[1]));
+
+        if let Some(w) = &wire {
+            let mut contenders = vec![Contender {
+                label: "c2wall",
+                n,
+                prog: program_mut(&mut ebpf, PROGRAM_NAME)?,
+            }];
+            if let Some(f) = &mut filt_ebpf {
+                contenders.push(Contender {
+                    label: "xdp-filter",
+                    n,
+                    prog: program_mut(f, xdpfilt::PROGRAM)?,
+                });
+            }
+            // xdp-filter at the smallest size as well, for the target's
+            // ratio (its own tool holds no more than a few thousand).
+            if let Some((small, f)) = &mut small_filt {
+                contenders.push(Contender {
+                    label: "xdp-filter",
+                    n: *small,
+                    prog: program_mut(f, xdpfilt::PROGRAM)?,
+                });
+            }
+            wires.extend(live(w, &mut contenders, n, &p, &args)?);
+        }
+        drop(naive);
+        drop(engine);
+        drop(ebpf);
+        if small_filt.is_none() {
+            small_filt = filt_ebpf.map(|f| (n, f));
         }
 
-        let (naive, naive_load) = naive::load(&list)?;
-        let row = measure(program(&naive, NAIVE_PROGRAM_NAME), &p, &args)?;
-        print_row(n, "naive", &row);
-        print_ratio(n, "naive", &c2, &row);
-        let naive_mem = maps_memlock(program(&naive, NAIVE_PROGRAM_NAME))?;
         loads.push(Load {
             delta_ms,
             engine_rss,

@@ -32,6 +32,8 @@ pub struct Load {
 /// One program's live-frame figures at one list size: IPv4 and IPv6 hits.
 pub struct WireRow {
     pub n: usize,
+    /// The c2wall list size it was measured beside (interleaved with).
+    pub beside: usize,
     pub program: &'static str,
     pub cost: [Cost; 2],
 }
@@ -106,16 +108,21 @@ pub fn wire(rows: &[WireRow], args: &Args) {
     let rx = |r: &WireRow, i: usize| r.cost[i].total_ns - sender[i];
     println!();
     println!(
-        "receive path, live frames over veth to {} listed addresses per family (program attached natively, sender pinned to CPU {}, {} ms per cell): \
+        "receive path, live frames over veth to {} listed addresses per family (program attached natively, sender pinned to CPU {}, {} ms per cell in {} slices interleaved with the other programs): \
          ns of CPU per dropped frame; total = the CPU's time per frame, sender = its non-softirq share pooled over \
          all cells ({:.1} ns IPv4, {:.1} ns IPv6), rx = total - sender (veth's NAPI poll, the program, the drop)",
-        args.wire_flows, args.wire_cpu, args.wire_ms, sender[0], sender[1]
+        args.wire_flows,
+        args.wire_cpu,
+        args.wire_ms,
+        args.rounds.max(1),
+        sender[0],
+        sender[1]
     );
     println!(
         "{:>9} {:<17} {:>10} {:>10} {:>10} {:>10} {:>14}",
         "entries", "program", "rx4", "total4", "rx6", "total6", "frames/ticks"
     );
-    for r in rows {
+    for r in rows.iter().filter(|r| r.beside == r.n) {
         let [a, b] = &r.cost;
         println!(
             "{:>9} {:<17} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>14}",
@@ -128,7 +135,10 @@ pub fn wire(rows: &[WireRow], args: &Args) {
             format!("{}k/{}", (a.frames + b.frames) / 1000, a.ticks + b.ticks)
         );
         if r.program == "xdp-filter" {
-            if let Some(c) = rows.iter().find(|c| c.n == r.n && c.program == "c2wall") {
+            if let Some(c) = rows
+                .iter()
+                .find(|c| c.n == r.n && c.beside == r.n && c.program == "c2wall")
+            {
                 println!(
                     "{:>9} {:<17} {:>9.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
                     r.n,
@@ -145,15 +155,19 @@ pub fn wire(rows: &[WireRow], args: &Args) {
         .iter()
         .filter(|r| r.program == "c2wall")
         .max_by_key(|r| r.n);
-    let filt = rows
-        .iter()
-        .filter(|r| r.program == "xdp-filter")
-        .min_by_key(|r| r.n);
+    // xdp-filter at the smallest size, from the rounds it shared with
+    // c2wall at the largest when it was measured there.
+    let filt = c2.and_then(|c| {
+        rows.iter()
+            .filter(|r| r.program == "xdp-filter")
+            .min_by_key(|r| (r.n, r.beside != c.n))
+    });
     if let (Some(c), Some(f)) = (c2, filt) {
         println!(
-            "receive path, c2wall at {} vs xdp-filter at {}: IPv4 {:.2}x, IPv6 {:.2}x (target <= 1.2x)",
+            "receive path, c2wall at {} vs xdp-filter at {} (measured in the same rounds: {}): IPv4 {:.2}x, IPv6 {:.2}x (target <= 1.2x)",
             c.n,
             f.n,
+            if f.beside == c.n { "yes" } else { "no" },
             rx(c, 0) / rx(f, 0),
             rx(c, 1) / rx(f, 1)
         );

@@ -44,6 +44,23 @@ pub struct Cost {
     pub ticks: u64,
 }
 
+impl Cost {
+    /// Slices of one cell as one: their frames and ticks summed, the
+    /// per-frame figures weighted by frames.
+    pub fn pool(slices: &[Cost]) -> Cost {
+        let frames: u64 = slices.iter().map(|c| c.frames).sum();
+        let per_frame = |f: fn(&Cost) -> f64| {
+            slices.iter().map(|c| f(c) * c.frames as f64).sum::<f64>() / frames.max(1) as f64
+        };
+        Cost {
+            total_ns: per_frame(|c| c.total_ns),
+            sender_ns: per_frame(|c| c.sender_ns),
+            frames,
+            ticks: slices.iter().map(|c| c.ticks).sum(),
+        }
+    }
+}
+
 /// The namespace and its veth pair; removed on drop, even after an error.
 pub struct Wire {
     ns: String,
