@@ -65,22 +65,21 @@ pub fn measure(progs: &[&Xdp], p: &Probes, args: &Args) -> Result<Cells> {
     let mut rows = vec![[0.0; 6]; progs.len()];
     let mut ratios = vec![[0.0; 6]; progs.len().saturating_sub(1)];
     for (ci, &(frames, repeat, expect)) in cells.iter().enumerate() {
-        // samples[program][round]
-        let mut samples = vec![vec![0.0; rounds]; progs.len()];
+        // One row of samples per round, one sample per program.
+        let mut samples = Vec::with_capacity(rounds);
         for round in 0..rounds {
+            let mut row = vec![0.0; progs.len()];
             for k in 0..progs.len() {
                 let i = (round + k) % progs.len();
-                samples[i][round] = ns_per_packet(progs[i], frames, repeat, expect)?;
+                row[i] = ns_per_packet(progs[i], frames, repeat, expect)?;
             }
+            samples.push(row);
         }
-        for (i, s) in samples.iter().enumerate() {
-            rows[i][ci] = median(s.clone());
+        for (i, r) in rows.iter_mut().enumerate() {
+            r[ci] = median(samples.iter().map(|s| s[i]).collect());
         }
         for (peer, ratio) in ratios.iter_mut().enumerate() {
-            let per_round = (0..rounds)
-                .map(|round| samples[0][round] / samples[peer + 1][round])
-                .collect();
-            ratio[ci] = median(per_round);
+            ratio[ci] = median(samples.iter().map(|s| s[0] / s[peer + 1]).collect());
         }
     }
     Ok(Cells { rows, ratios })
