@@ -104,37 +104,43 @@ fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
 }
 
 /// One program under live frames: its label, the list size it holds,
-/// the program.
+/// the program, and probes of that list (every frame must hit).
 struct Contender<'a> {
     label: &'static str,
     n: usize,
     prog: &'a mut Xdp,
+    probes: &'a Probes,
 }
 
 /// The receive-path rows of `contenders`, measured beside c2wall at list
-/// size `beside`: `--wire-flows` of the IPv4 and IPv6 hit frames, round
-/// robin, sent over the wire in `--rounds` interleaved slices of
+/// size `beside`: `--wire-flows` of each one's IPv4 and IPv6 hit frames,
+/// round robin, sent over the wire in `--rounds` interleaved slices of
 /// `--wire-ms` (the order rotating), each program's slices pooled.
 fn live(
     w: &wire::Wire,
     contenders: &mut [Contender],
     beside: usize,
-    p: &Probes,
     args: &Args,
 ) -> Result<Vec<report::WireRow>> {
     let rounds = args.rounds.max(1);
     let slice = std::time::Duration::from_millis(args.wire_ms) / rounds as u32;
-    let flows = args.wire_flows.clamp(1, p.hit4.len());
     let mut costs: Vec<[Vec<wire::Cost>; 2]> = contenders
         .iter()
         .map(|_| [Vec::new(), Vec::new()])
         .collect();
-    for (fam, frames) in [&p.hit4[..flows], &p.hit6[..flows]].into_iter().enumerate() {
+    for fam in 0..2 {
         for round in 0..rounds {
             for k in 0..contenders.len() {
                 let i = (round + k) % contenders.len();
-                let c = w.cost(contenders[i].prog, frames, args.wire_cpu, slice)?;
-                costs[i][fam].push(c);
+                let c = &mut contenders[i];
+                let hits = if fam == 0 {
+                    &c.probes.hit4
+                } else {
+                    &c.probes.hit6
+                };
+                let flows = args.wire_flows.clamp(1, hits.len());
+                let cost = w.cost(c.prog, &hits[..flows], args.wire_cpu, slice)?;
+                costs[i][fam].push(cost);
             }
         }
     }
@@ -210,7 +216,7 @@ fn main() -> Result<()> {
     let wire = (args.wire_ms > 0).then(wire::Wire::new).transpose()?;
     let mut miss_hot = Vec::new();
     // xdp-filter at the first size, kept for the receive path's target.
-    let mut small_filt: Option<(usize, Ebpf)> = None;
+    let mut small_filt: Option<(usize, Ebpf, Probes)> = None;
     for &n in &args.sizes {
         let list = make_list(n, 42);
         let p = probes(&list, args.hot_packets.max(args.cold_packets), 7);
@@ -293,30 +299,33 @@ fn main() -> Result<()> {
                 label: "c2wall",
                 n,
                 prog: program_mut(&mut ebpf, PROGRAM_NAME)?,
+                probes: &p,
             }];
             if let Some(f) = &mut filt_ebpf {
                 contenders.push(Contender {
                     label: "xdp-filter",
                     n,
                     prog: program_mut(f, xdpfilt::PROGRAM)?,
+                    probes: &p,
                 });
             }
             // xdp-filter at the smallest size as well, for the target's
             // ratio (its own tool holds no more than a few thousand).
-            if let Some((small, f)) = &mut small_filt {
+            if let Some((small, f, small_probes)) = &mut small_filt {
                 contenders.push(Contender {
                     label: "xdp-filter",
                     n: *small,
                     prog: program_mut(f, xdpfilt::PROGRAM)?,
+                    probes: small_probes,
                 });
             }
-            wires.extend(live(w, &mut contenders, n, &p, &args)?);
+            wires.extend(live(w, &mut contenders, n, &args)?);
         }
         drop(naive);
         drop(engine);
         drop(ebpf);
         if small_filt.is_none() {
-            small_filt = filt_ebpf.map(|f| (n, f));
+            small_filt = filt_ebpf.map(|f| (n, f, p));
         }
 
         loads.push(Load {

@@ -122,19 +122,24 @@ pub fn wire(rows: &[WireRow], args: &Args) {
         "{:>9} {:<17} {:>10} {:>10} {:>10} {:>10} {:>14}",
         "entries", "program", "rx4", "total4", "rx6", "total6", "frames/ticks"
     );
-    for r in rows.iter().filter(|r| r.beside == r.n) {
+    for r in rows {
         let [a, b] = &r.cost;
+        let label = if r.beside == r.n {
+            r.program.to_string()
+        } else {
+            format!("{} (in {}'s rounds)", r.program, r.beside)
+        };
         println!(
             "{:>9} {:<17} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>14}",
             r.n,
-            r.program,
+            label,
             rx(r, 0),
             a.total_ns,
             rx(r, 1),
             b.total_ns,
             format!("{}k/{}", (a.frames + b.frames) / 1000, a.ticks + b.ticks)
         );
-        if r.program == "xdp-filter" {
+        if r.program == "xdp-filter" && r.beside == r.n {
             if let Some(c) = rows
                 .iter()
                 .find(|c| c.n == r.n && c.beside == r.n && c.program == "c2wall")
