@@ -7,45 +7,50 @@ use c2wall_common::*;
 use crate::keys::{mask_v4, mask_v6, v4_key, v6_key};
 use crate::maps::{NodesV4, NodesV6, CONFIG, NODES_V4, NODES_V6, STASH_V4, STASH_V6};
 
-/// All ones when `d` is zero, else zero: a compare without a branch (BPF
-/// has no conditional move), which keeps the verifier's paths per level
-/// few and the CPU's branch predictor out of the probe.
-#[inline(always)]
-fn all_if_zero(d: u64) -> u64 {
-    (((d | d.wrapping_neg()) >> 63) ^ 1).wrapping_neg()
-}
-
 /// The live meta word of IPv4 slot (`masked`, `want`) in bucket `b`, or 0.
+///
+/// Entry by entry, stopping at the match: the meta word first, the address
+/// only under a meta word of the wanted level. Each entry keeps two values
+/// live, so the scan needs no spills to the stack; reading all the bucket's
+/// words up front and combining them without branches took about twice the
+/// instructions (c2wall-bench, hit cells).
 #[inline(always)]
 fn scan_v4(table: &NodesV4, b: u32, masked: u32, want: u64) -> u64 {
     let Some(bucket) = table.get(b) else {
         return 0;
     };
-    let mut found = 0;
     for e in 0..BUCKET_ENTRIES {
         // Meta word first, then the address (see table.rs).
         // SAFETY: in-bounds reads of the bucket the map returned.
         let m = unsafe { core::ptr::read_volatile(&bucket.meta[e]) };
-        let a = unsafe { core::ptr::read_volatile(&bucket.addr[e]) };
-        found |= m & all_if_zero(((m & META_KEY_MASK) ^ want) | (a ^ masked) as u64);
+        if m & META_KEY_MASK == want {
+            let a = unsafe { core::ptr::read_volatile(&bucket.addr[e]) };
+            if a == masked {
+                return m;
+            }
+        }
     }
-    found
+    0
 }
 
+/// [`scan_v4`] for an IPv6 bucket.
 #[inline(always)]
 fn scan_v6(table: &NodesV6, b: u32, h: u64, l: u64, want: u64) -> u64 {
     let Some(bucket) = table.get(b) else {
         return 0;
     };
-    let mut found = 0;
     for e in 0..BUCKET_ENTRIES {
         // SAFETY: as in scan_v4.
         let m = unsafe { core::ptr::read_volatile(&bucket.meta[e]) };
-        let ah = unsafe { core::ptr::read_volatile(&bucket.addr[e][0]) };
-        let al = unsafe { core::ptr::read_volatile(&bucket.addr[e][1]) };
-        found |= m & all_if_zero(((m & META_KEY_MASK) ^ want) | (ah ^ h) | (al ^ l));
+        if m & META_KEY_MASK == want {
+            let ah = unsafe { core::ptr::read_volatile(&bucket.addr[e][0]) };
+            let al = unsafe { core::ptr::read_volatile(&bucket.addr[e][1]) };
+            if ah == h && al == l {
+                return m;
+            }
+        }
     }
-    found
+    0
 }
 
 /// The meta word of the most specific live slot that holds IPv4 address
