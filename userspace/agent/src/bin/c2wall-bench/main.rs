@@ -50,7 +50,9 @@ use clap::Parser;
         that hit, IPv4 and IPv6; then the load time, the kernel memory of each program's \
         maps (the memlock the kernel reports) and c2wall's ratio to each peer; for c2wall \
         also the time to apply a single-entry delta to the loaded list and the resident \
-        memory its engine took to load it.\n\
+        memory its engine took to load it. The programs are loaded side by side and \
+        measured in interleaved rounds (--rounds): each cell shows each program's median, \
+        each ratio the median of the rounds' ratios.\n\
         hot  = the same packet repeated (caches warm), averaged over distinct packets;\n\
         cold = a different address on every run (repeat 1, includes the test-run timer overhead, \
         identical for both programs)."
