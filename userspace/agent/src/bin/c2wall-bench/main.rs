@@ -130,19 +130,15 @@ fn live(
         .iter()
         .map(|_| [Vec::new(), Vec::new()])
         .collect();
-    for fam in 0..2 {
+    for v6 in [false, true] {
         for round in 0..rounds {
             for k in 0..contenders.len() {
                 let i = (round + k) % contenders.len();
                 let c = &mut contenders[i];
-                let hits = if fam == 0 {
-                    &c.probes.hit4
-                } else {
-                    &c.probes.hit6
-                };
+                let hits = if v6 { &c.probes.hit6 } else { &c.probes.hit4 };
                 let flows = args.wire_flows.clamp(1, hits.len());
                 let cost = w.cost(c.prog, &hits[..flows], args.wire_cpu, slice)?;
-                costs[i][fam].push(cost);
+                costs[i][v6 as usize].push(cost);
             }
         }
     }
